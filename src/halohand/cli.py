@@ -1,0 +1,60 @@
+"""Command-line interface: ``halohand --help``.
+
+Each command group lives next to the code it drives and is registered here. Bad input
+(``ValueError`` and friends) ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="halohand",
+    help="Skeleton-driven neural hand models: keypoints -> occupancy -> watertight mesh.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from halohand.data.cli import data_app
+    from halohand.demo import demo
+
+    app.add_typer(data_app, name="data")
+    app.command("demo")(demo)
+
+
+_register()
+
+EXIT_BAD_INPUT = 2
+
+
+def main() -> None:
+    """Entry point of ``halohand``; maps bad input to one line on stderr and exit 2."""
+    try:
+        app(standalone_mode=False)
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - click's own usage errors arrive here
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(EXIT_BAD_INPUT)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

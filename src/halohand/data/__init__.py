@@ -1,0 +1,1 @@
+"""The occupancy data engine: posed hands -> labelled point sets in shards."""

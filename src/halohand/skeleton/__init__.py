@@ -1,0 +1,35 @@
+"""Skeleton conventions: joint orders, bones, bone lengths and mirroring."""
+
+from halohand.skeleton.bones import (
+    BONE_PART,
+    BONES,
+    NUM_PARTS,
+    PARENTS,
+    PART_BONES,
+    PART_NAMES,
+    bone_lengths,
+    bone_vectors,
+    hand_length,
+    mirror,
+    part_bone_lengths,
+)
+from halohand.skeleton.orders import (
+    FINGERS,
+    FORMATS,
+    JOINT_NAMES,
+    MANO_JOINT_NAMES,
+    NUM_JOINTS,
+    OPENXR_JOINT_NAMES,
+    WEBXR_JOINT_NAMES,
+    from_openpose,
+    num_joints,
+    split_interhand,
+    to_openpose,
+)
+
+__all__ = [
+    "BONES", "BONE_PART", "FINGERS", "FORMATS", "JOINT_NAMES", "MANO_JOINT_NAMES",
+    "NUM_JOINTS", "NUM_PARTS", "OPENXR_JOINT_NAMES", "PARENTS", "PART_BONES", "PART_NAMES",
+    "WEBXR_JOINT_NAMES", "bone_lengths", "bone_vectors", "from_openpose", "hand_length",
+    "mirror", "num_joints", "part_bone_lengths", "split_interhand", "to_openpose",
+]  # fmt: skip
