@@ -67,9 +67,7 @@ def test_webxr_and_openxr_drop_metacarpals() -> None:
 def test_index_maps_are_inverse_permutations() -> None:
     ident = np.arange(21)
     np.testing.assert_array_equal(orders.OPENPOSE_FROM_MANO[orders.MANO_FROM_OPENPOSE], ident)
-    np.testing.assert_array_equal(
-        orders.OPENPOSE_FROM_BIOMECH[orders.BIOMECH_FROM_OPENPOSE], ident
-    )
+    np.testing.assert_array_equal(orders.OPENPOSE_FROM_BIOMECH[orders.BIOMECH_FROM_OPENPOSE], ident)
     np.testing.assert_array_equal(
         orders.OPENPOSE_FROM_INTERHAND[orders.INTERHAND_FROM_OPENPOSE], ident
     )

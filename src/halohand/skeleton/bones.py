@@ -13,9 +13,7 @@ import numpy as np
 Array = TypeVar("Array")
 
 #: Parent of each joint in the project's order (-1 for the wrist).
-PARENTS: Final = np.array(
-    [-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19]
-)
+PARENTS: Final = np.array([-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19])
 
 #: The 20 bones as (parent joint, child joint), child = 1..20 in order.
 BONES: Final = np.stack([PARENTS[1:], np.arange(1, 21)], axis=1)
@@ -46,9 +44,7 @@ PART_BONES: Final = np.array(
 
 #: Part owning each of the 20 bones (indexed by child joint - 1); root bones of the four
 #: long fingers belong to the palm.
-BONE_PART: Final = np.array(
-    [0, 13, 14, 15, 0, 1, 2, 3, 0, 4, 5, 6, 0, 10, 11, 12, 0, 7, 8, 9]
-)
+BONE_PART: Final = np.array([0, 13, 14, 15, 0, 1, 2, 3, 0, 4, 5, 6, 0, 10, 11, 12, 0, 7, 8, 9])
 
 
 def _norm(x: Array) -> Array:

@@ -44,12 +44,14 @@ MANO_JOINT_NAMES: Final[tuple[str, ...]] = (
 )  # fmt: skip
 
 #: WebXR Hand Input joints (25).
-WEBXR_JOINT_NAMES: Final[tuple[str, ...]] = ("wrist",) + tuple(
-    f"thumb-{p}" for p in ("metacarpal", "phalanx-proximal", "phalanx-distal", "tip")
-) + tuple(
-    f"{f}-finger-{p}"
-    for f in ("index", "middle", "ring", "pinky")
-    for p in ("metacarpal", "phalanx-proximal", "phalanx-intermediate", "phalanx-distal", "tip")
+WEBXR_JOINT_NAMES: Final[tuple[str, ...]] = (
+    ("wrist",)
+    + tuple(f"thumb-{p}" for p in ("metacarpal", "phalanx-proximal", "phalanx-distal", "tip"))
+    + tuple(
+        f"{f}-finger-{p}"
+        for f in ("index", "middle", "ring", "pinky")
+        for p in ("metacarpal", "phalanx-proximal", "phalanx-intermediate", "phalanx-distal", "tip")
+    )
 )
 
 #: OpenXR XR_EXT_hand_tracking joints (26): PALM first, then the WebXR joints.
@@ -121,9 +123,7 @@ def _check_format(fmt: str) -> str:
 def _gather(keypoints: Array, index: np.ndarray, expected: int, fmt: str) -> Array:
     shape = tuple(keypoints.shape)  # type: ignore[attr-defined]
     if len(shape) < 2 or shape[-2] != expected or shape[-1] != 3:
-        raise ValueError(
-            f"{fmt} keypoints must have shape [..., {expected}, 3], got {list(shape)}"
-        )
+        raise ValueError(f"{fmt} keypoints must have shape [..., {expected}, 3], got {list(shape)}")
     try:
         import torch
 
