@@ -26,6 +26,8 @@ class PosedHand:
         skin_weights: ``[V, 16]`` float64 per-part skinning weights (rows sum to 1).
         part_labels: ``[V]`` int64 dominant part of each vertex.
         side: ``"right"`` or ``"left"`` (left hands are mirrored right hands).
+        rest_keypoints: ``[21, 3]`` float64 keypoints of the same identity in the rest
+            (canonical) pose, project order; ``None`` if the source does not provide them.
     """
 
     vertices: np.ndarray
@@ -37,3 +39,4 @@ class PosedHand:
     skin_weights: np.ndarray
     part_labels: np.ndarray
     side: str = "right"
+    rest_keypoints: np.ndarray | None = None
