@@ -90,6 +90,12 @@ def generate_cmd(
         f"{out}: wrote {report.shards_written} shards ({report.hands_generated} hands, "
         f"{report.hands_per_second:.2f} hands/s), skipped {report.shards_skipped} finished shards"
     )
+    if report.hands_outside_box:
+        typer.echo(
+            f"warning: {report.hands_outside_box} of {report.hands_generated} hands reach beyond "
+            f"the +-{C.BOX_HALF_SIDE_M} m uniform box (up to {report.max_reach_m:.3f} m)",
+            err=True,
+        )
 
 
 @data_app.command("verify")

@@ -117,10 +117,12 @@ def validate_hand(hand: PosedHand, where: str = "hand") -> None:
     volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0
     if volume <= 0:
         raise HalohandInputError(f"{where}: mesh faces point inward (volume {volume:.3g} m^3)")
-    if np.abs(v).max() > C.BOX_HALF_SIDE_M:
+    # Beyond the uniform box is allowed (counted and reported: the box then misses a
+    # fingertip), beyond the int16 storage range is not.
+    if np.abs(v).max() > C.COORD_LIMIT_M - 6 * C.NEAR_SURFACE_SIGMA_M:
         raise HalohandInputError(
-            f"{where}: hand reaches {np.abs(v).max():.3f} m from the wrist, outside the "
-            f"+-{C.BOX_HALF_SIDE_M} m sampling box"
+            f"{where}: hand reaches {np.abs(v).max():.3f} m from the wrist; the data format "
+            f"stores coordinates up to +-{C.COORD_LIMIT_M:.3f} m"
         )
 
 
@@ -166,7 +168,9 @@ def sample_hand(
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """All stored arrays of one hand (shapes: :func:`halohand.data.shards.hand_schema`).
 
-    Returns the arrays and the seconds spent sampling and in the inside test.
+    Returns the arrays and statistics: seconds spent sampling and in the inside test, and
+    ``reach_m``, the largest |coordinate| of the mesh (beyond ``BOX_HALF_SIDE_M`` the
+    uniform points do not cover the whole hand).
     """
     t0 = time.perf_counter()
     v = np.ascontiguousarray(hand.vertices, dtype=np.float64)
@@ -198,11 +202,16 @@ def sample_hand(
         "keypoints": np.asarray(hand.keypoints, dtype=np.float64),
         "part_transforms": np.asarray(hand.part_transforms, dtype=np.float64),
         "bone_lengths": np.asarray(hand.bone_lengths, dtype=np.float64),
+        "rest_keypoints": (
+            np.full((21, 3), np.nan)
+            if getattr(hand, "rest_keypoints", None) is None
+            else np.asarray(hand.rest_keypoints, dtype=np.float64)
+        ),
         "side": np.uint8(SIDES.index(hand.side)),
         "mesh_vertices": v,
         "mesh_faces": f.astype(np.int32),
     }
-    return arrays, {"sampling_s": t1 - t0, "inside_s": t2 - t1}
+    return arrays, {"sampling_s": t1 - t0, "inside_s": t2 - t1, "reach_m": float(np.abs(v).max())}
 
 
 def make_hand(
@@ -271,6 +280,8 @@ class GenerateReport:
     shards_skipped: int = 0
     shards_regenerated: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    hands_outside_box: int = 0
+    max_reach_m: float = 0.0
     timings: dict[str, float] = field(
         default_factory=lambda: {"posing_s": 0.0, "sampling_s": 0.0, "inside_s": 0.0}
     )
@@ -534,6 +545,9 @@ def _run(
     def accept(split: str, index: int, arrays: dict[str, np.ndarray], timings: dict) -> None:
         plan = by_hand[(split, index)]
         buffers[plan][index] = arrays
+        reach = timings.pop("reach_m")
+        report.max_reach_m = max(report.max_reach_m, reach)
+        report.hands_outside_box += int(reach > C.BOX_HALF_SIDE_M)
         for key, value in timings.items():
             report.timings[key] = report.timings.get(key, 0.0) + value
         report.hands_generated += 1

@@ -60,6 +60,7 @@ def hand_schema(consts: Mapping[str, Any]) -> dict[str, tuple[np.dtype, tuple[in
         "keypoints": (np.dtype(np.float64), (21, 3)),
         "part_transforms": (np.dtype(np.float64), (16, 4, 4)),
         "bone_lengths": (np.dtype(np.float64), (16,)),
+        "rest_keypoints": (np.dtype(np.float64), (21, 3)),
         "side": (np.dtype(np.uint8), ()),
         "hand_index": (np.dtype(np.int64), ()),
     }
@@ -149,11 +150,11 @@ def shard_arrays(hands: list[dict[str, np.ndarray]], meta: Mapping[str, Any]) ->
     """Stack per-hand arrays (from :func:`halohand.data.engine.sample_hand`) into shard order."""
     schema = hand_schema(meta["constants"])
     out: dict[str, Any] = {"meta": np.array(json.dumps(dict(meta), sort_keys=True))}
-    for key in schema:
-        out[key] = np.stack([h[key] for h in hands])
-    for key, (_, _, offsets_key) in RAGGED.items():
+    for key, (dtype, _) in schema.items():
+        out[key] = np.stack([h[key] for h in hands]).astype(dtype, copy=False)
+    for key, (dtype, _, offsets_key) in RAGGED.items():
         parts = [h[key] for h in hands]
-        out[key] = np.concatenate(parts)
+        out[key] = np.concatenate(parts).astype(dtype, copy=False)
         out[offsets_key] = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(
             np.int64
         )
@@ -205,6 +206,7 @@ class Shard:
             "keypoints": np.array(a["keypoints"][k]),
             "part_transforms": np.array(a["part_transforms"][k]),
             "bone_lengths": np.array(a["bone_lengths"][k]),
+            "rest_keypoints": np.array(a["rest_keypoints"][k]),
             "side": SIDES[int(a["side"][k])],
             "hand_index": int(a["hand_index"][k]),
             "mesh_vertices": v,
