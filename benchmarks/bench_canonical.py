@@ -57,6 +57,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    load_before = os.getloadavg()[0]
     results = {}
     for dtype in (torch.float32, torch.float64):
         kp = make_batch(args.batch, dtype)
@@ -93,6 +94,7 @@ def main() -> None:
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "device": "cpu",
+            "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
     }
     print(json.dumps(report, indent=2))

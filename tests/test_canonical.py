@@ -173,6 +173,7 @@ def test_swing_direction_formula() -> None:
     z = swing(t, p)[..., :, 2]
     expected = torch.stack([t.sin() * p.cos(), -p.sin(), t.cos() * p.cos()], -1)
     close(z, expected, 1e-15)
+    close(swing(t, p), rot_y(t) @ rot_x(p), 1e-15)
 
 
 def test_angles_are_accurate_and_signed() -> None:

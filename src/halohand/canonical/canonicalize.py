@@ -186,7 +186,7 @@ def canonical_frames(dtype: torch.dtype = torch.float64, device=None) -> Tensor:
     return _F1_64.to(dtype=dtype, device=device)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensor fields: identity equality
 class Canonicalization:
     """Result of :func:`canonicalize`. ``...`` is the input's leading (batch) shape.
 

@@ -98,7 +98,15 @@ def swing(flexion: Tensor, abduction: Tensor) -> Tensor:
     ``Rf @ z = (sin t cos p, -sin p, cos t cos p)``: flexion ``t`` turns +z toward +x (the
     palmar side), abduction ``p`` lifts it toward -y. Shapes ``[...], [...] -> [..., 3, 3]``.
     """
-    return rot_y(flexion) @ rot_x(abduction)
+    ct, st = torch.cos(flexion), torch.sin(flexion)
+    cp, sp = torch.cos(abduction), torch.sin(abduction)
+    # Closed form of R_y(t) @ R_x(p): one stack instead of two matrices and a product.
+    rows = (
+        (ct, st * sp, st * cp),
+        (torch.zeros_like(ct), cp, -sp),
+        (-st, ct * sp, ct * cp),
+    )
+    return torch.stack([torch.stack(row, -1) for row in rows], -2)
 
 
 def angle_between(a: Tensor, b: Tensor) -> Tensor:
