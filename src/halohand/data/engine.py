@@ -14,9 +14,10 @@ Per hand (spec ``halo-model-training-eval.md`` section 5; units and sizes in
   original's per-face majority vote, so boundaries are not stair-stepped along triangles.
 * ``pointcloud`` / ``pointcloud_normals``: 100k area-uniform surface samples with unit face
   normals (float16), the ground truth of Chamfer and normal consistency.
-* ``keypoints`` [21, 3], ``part_transforms`` [16, 4, 4] (posed -> canonical, metres),
-  ``bone_lengths`` [16], ``side`` (0 right, 1 left), ``hand_index``, and the ground-truth
-  mesh (ragged ``mesh_vertices`` / ``mesh_faces``).
+* ``keypoints`` [21, 3], ``rest_keypoints`` [21, 3] (NaN if the source has none),
+  ``part_transforms`` [16, 4, 4] (posed -> canonical, metres), ``bone_lengths`` [16],
+  ``side`` (0 right, 1 left), ``hand_index``, and the ground-truth mesh (ragged
+  ``mesh_vertices`` / ``mesh_faces``).
 
 Inside test: the generalized winding number (libigl's fast winding number, the same
 function evaluation uses: :func:`halohand.meshing.inside.winding_number`) >= 0.5. Unlike ray
