@@ -1,0 +1,350 @@
+"""Occupancy network: architecture, batching, variants, part skipping, save/load, glue."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from halohand.errors import CorruptFileError, HalohandInputError
+from halohand.model import (
+    DEFAULT_SKIP_RADII_M,
+    VARIANTS,
+    OccupancyConfig,
+    OccupancyNetwork,
+    count_parameters,
+    fit_skip_radii,
+    hand_conditioning,
+    load_model,
+    occupancy_from_keypoints,
+    part_distances,
+    part_inputs,
+    save_model,
+    skip_mask,
+    variant_config,
+)
+from halohand.model.skipping import PART_SEGMENTS, SEGMENT_PART
+
+K = 16
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The CI box is shared: with busy cores, OpenMP worker threads mostly wait on each other.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _inputs(b: int = 2, n: int = 50, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, n, K, 3, generator=g) * 0.3
+    pose = torch.randn(b, K, 3, generator=g) * 0.2
+    lengths = 0.02 + 0.06 * torch.rand(b, K, generator=g)
+    return x, pose, lengths
+
+
+def _loop_reference(model: OccupancyNetwork, x, pose, lengths) -> torch.Tensor:
+    """Spec 1.4 literally: one MLP per part, input [x, l, E(l), P(theta)], residual before act."""
+    cfg = model.config
+    layers = model.mlp.layers
+    b, n = x.shape[:2]
+    theta = pose.reshape(b, -1)
+    code = model.bone_encoder(lengths) if model.bone_encoder is not None else None
+    out = []
+    for k in range(K):
+        cols = [x[:, :, k]]
+        if cfg.use_bone_length:
+            cols.append(lengths[:, k, None, None].expand(b, n, 1))
+            if code is not None:
+                cols.append(code[:, None].expand(b, n, -1))
+        if cfg.use_pose_code:
+            pw = model.pose_projection
+            proj = theta if pw is None else F.linear(theta, pw.weight[k].T, pw.bias[k])
+            cols.append(proj[:, None].expand(b, n, -1))
+        h = torch.cat(cols, -1)
+        h = F.leaky_relu(F.linear(h, layers[0].weight[k].T, layers[0].bias[k]), 0.1)
+        for layer in layers[1:-1]:
+            h = F.leaky_relu(F.linear(h, layer.weight[k].T, layer.bias[k]) + h, 0.1)
+        out.append(F.linear(h, layers[-1].weight[k].T, layers[-1].bias[k])[..., 0])
+    return torch.stack(out, -1)
+
+
+def test_default_parameter_count_matches_original() -> None:
+    model = OccupancyNetwork()
+    assert count_parameters(model) == 238_024
+    expected = (
+        16 * (28 * 64 + 64 + 3 * (64 * 64 + 64) + 65)
+        + 16 * (48 * 8 + 8)
+        + (16 * 40 + 40 + 40 * 16 + 16)
+    )
+    assert expected == 238_024
+    assert model.config.in_features == 28
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_batched_equals_per_part_loop(name: str) -> None:
+    torch.manual_seed(1)
+    model = OccupancyNetwork(VARIANTS[name])
+    x, pose, lengths = _inputs()
+    occ, parts = model(x, pose, lengths, return_parts=True)
+    logits = _loop_reference(model, x, pose, lengths)
+    torch.testing.assert_close(parts, torch.sigmoid(logits), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(occ, torch.sigmoid(logits).max(-1).values, atol=1e-6, rtol=1e-5)
+
+
+def test_variant_inputs_and_sizes() -> None:
+    counts = {name: count_parameters(OccupancyNetwork(cfg)) for name, cfg in VARIANTS.items()}
+    assert counts["halo"] == counts["halo_gt"] == 238_024
+    # NASA: no bone inputs -> 3 + 8 inputs per part, no encoder.
+    assert counts["nasa"] == counts["nasa_resampled"] == 238_024 - 1_336 - 16 * 17 * 64
+    assert counts["nasa_bone_length"] == counts["nasa"] + 16 * 64
+    assert VARIANTS["halo"].transforms == "keypoints"
+    assert {VARIANTS[n].transforms for n in ("nasa", "nasa_resampled", "halo_gt")} == {"mano"}
+    # A NASA model ignores bone lengths entirely.
+    model = OccupancyNetwork(VARIANTS["nasa"])
+    x, pose, lengths = _inputs()
+    torch.testing.assert_close(model(x, pose, lengths), model(x, pose, None))
+    with pytest.raises(ValueError, match="unknown variant"):
+        variant_config("nope")
+    wide = variant_config("halo", hidden=(32, 32, 32), pose_projection_size=0)
+    assert OccupancyNetwork(wide)(x, pose, lengths).shape == (2, 50)
+    assert wide.in_features == 3 + 17 + 48
+
+
+def test_residual_placement_and_relu_variant() -> None:
+    # "after": h = act(L h) + h (NASA rigid decoder); differs from "before" for the same weights.
+    torch.manual_seed(2)
+    before = OccupancyNetwork(OccupancyConfig(residual="before"))
+    after = OccupancyNetwork(OccupancyConfig(residual="after"))
+    after.load_state_dict(before.state_dict())
+    x, pose, lengths = _inputs()
+    assert not torch.allclose(before(x, pose, lengths), after(x, pose, lengths))
+    none = OccupancyNetwork(OccupancyConfig(residual="none", negative_slope=0.0))
+    assert none(x, pose, lengths).shape == (2, 50)
+    with pytest.raises(ValueError):
+        OccupancyConfig(residual="sideways")  # type: ignore[arg-type]
+
+
+def test_smooth_max() -> None:
+    torch.manual_seed(3)
+    hard = OccupancyNetwork()
+    smooth = OccupancyNetwork(OccupancyConfig(smooth_max=True))
+    smooth.load_state_dict(hard.state_dict())
+    x, pose, lengths = _inputs()
+    occ, parts = smooth(x, pose, lengths, return_parts=True)
+    w = torch.softmax(5.0 * parts, -1)
+    torch.testing.assert_close(occ, (w * parts).sum(-1))
+    assert torch.all(occ <= hard(x, pose, lengths) + 1e-6)
+
+
+def test_part_mask_matches_dense_and_is_differentiable() -> None:
+    torch.manual_seed(4)
+    model = OccupancyNetwork()
+    x, pose, lengths = _inputs(b=3, n=300)
+    _, parts = model(x, pose, lengths, return_parts=True)
+    for frac in (0.0, 0.05, 0.4, 1.0):
+        mask = torch.rand(3, 300, K) < frac
+        occ_m, parts_m = model(x, pose, lengths, return_parts=True, part_mask=mask)
+        torch.testing.assert_close(parts_m, torch.where(mask, parts, 0.0), atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(occ_m, parts_m.max(-1).values)
+    mask = torch.rand(3, 300, K) < 0.3
+    model(x, pose, lengths, part_mask=mask).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    with pytest.raises(HalohandInputError):
+        model(x, pose, lengths, part_mask=mask[:, :10])
+
+
+def test_gradients_reach_inputs_and_training_step_reduces_loss() -> None:
+    torch.manual_seed(5)
+    model = OccupancyNetwork()
+    x, pose, lengths = _inputs(n=64)
+    x.requires_grad_(True)
+    target = (x[..., 0, :].norm(dim=-1) < 0.3).float()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = F.mse_loss(model(x, pose, lengths), target)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert losses[-1] < losses[0]
+
+
+def test_input_validation() -> None:
+    model = OccupancyNetwork()
+    x, pose, lengths = _inputs()
+    with pytest.raises(HalohandInputError, match="points"):
+        model(x[..., :2], pose, lengths)
+    with pytest.raises(HalohandInputError, match="bone_lengths"):
+        model(x, pose, None)
+    with pytest.raises(HalohandInputError, match="pose"):
+        model(x, None, lengths)
+    with pytest.raises(HalohandInputError):
+        model(x, pose[:, :5], lengths)
+    with pytest.raises(HalohandInputError):
+        model(x, pose[:1], lengths[:1])
+    assert isinstance(HalohandInputError("x"), ValueError)
+
+
+def test_part_inputs_and_query() -> None:
+    torch.manual_seed(6)
+    b, n = 2, 20
+    rot = torch.linalg.qr(torch.randn(b, K, 3, 3)).Q
+    mats = torch.eye(4).repeat(b, K, 1, 1)
+    mats[..., :3, :3] = rot
+    mats[..., :3, 3] = torch.randn(b, K, 3)
+    p = torch.randn(b, n, 3)
+    canon, code = part_inputs(p, mats)
+    torch.testing.assert_close(canon[1, 3, 7], rot[1, 7] @ p[1, 3] + mats[1, 7, :3, 3])
+    torch.testing.assert_close(code, mats[..., :3, 3])
+    model = OccupancyNetwork()
+    lengths = torch.full((b, K), 0.03)
+    torch.testing.assert_close(model.query(p, mats, lengths), model(canon, code, lengths))
+
+
+def test_config_roundtrip() -> None:
+    cfg = variant_config("nasa_bone_length", hidden=(32, 48))
+    assert OccupancyConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown config keys"):
+        OccupancyConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    assert dataclasses.replace(cfg, hidden=[8, 8]).hidden == (8, 8)  # type: ignore[arg-type]
+
+
+# --- save / load ---------------------------------------------------------------------------
+
+
+def test_save_load_roundtrip(tmp_path) -> None:
+    torch.manual_seed(7)
+    model = OccupancyNetwork(variant_config("nasa_bone_length", hidden=(16, 16, 16)))
+    path = save_model(tmp_path / "m.safetensors", model, {"iteration": "12"})
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp left behind
+    loaded = load_model(path)
+    assert loaded.config == model.config and not loaded.training
+    x, pose, lengths = _inputs()
+    torch.testing.assert_close(loaded(x, pose, lengths), model(x, pose, lengths))
+
+
+def test_corrupt_and_foreign_files_raise(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    good = save_model(tmp_path / "good.safetensors", OccupancyNetwork())
+    data = good.read_bytes()
+    cases = {
+        "garbage.safetensors": b"not a model at all",
+        "truncated.safetensors": data[: len(data) // 2],
+        "empty.safetensors": b"",
+    }
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "foreign.safetensors"))
+    # Right tag, wrong weights for the config.
+    bad = OccupancyNetwork(OccupancyConfig(hidden=(8, 8)))
+    save_model(tmp_path / "mismatch.safetensors", bad)
+    blob = (tmp_path / "mismatch.safetensors").read_bytes()
+    assert blob.count(b"[8, 8]") == 1
+    blob = blob.replace(b"[8, 8]", b"[9, 8]")
+    (tmp_path / "mismatch.safetensors").write_bytes(blob)
+    for name in [*cases, "foreign.safetensors", "mismatch.safetensors", "missing.safetensors"]:
+        with pytest.raises(CorruptFileError, match=name):
+            load_model(tmp_path / name)
+
+
+# --- keypoint glue and part skipping -----------------------------------------------------------
+
+
+def _hand(seed: int = 0) -> torch.Tensor:
+    """A plausible right hand (metres, project order) from forward kinematics."""
+    from halohand.canonical import skeleton_from_angles
+
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor(
+        [0.035, 0.035, 0.03, 0.025, 0.09, 0.045, 0.025, 0.02, 0.09, 0.05, 0.03, 0.022,
+         0.085, 0.045, 0.028, 0.022, 0.08, 0.035, 0.02, 0.02], dtype=torch.float64,
+    )  # fmt: skip
+    flex = 0.2 + 0.6 * torch.rand(15, generator=g, dtype=torch.float64)
+    abd = 0.1 * torch.randn(15, generator=g, dtype=torch.float64)
+    return skeleton_from_angles(flex, abd, lengths)
+
+
+def _rigid(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    q = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64)).Q
+    q = q * torch.sign(torch.linalg.det(q))
+    return q, torch.randn(3, generator=g, dtype=torch.float64) * 0.3
+
+
+def test_keypoint_glue_units_and_invariance() -> None:
+    torch.manual_seed(8)
+    model = OccupancyNetwork().double()
+    kp = torch.stack([_hand(0), _hand(1)])
+    pts = kp[:, :1] + 0.1 * torch.randn(2, 200, 3, dtype=torch.float64)
+    hands = hand_conditioning(kp)
+    manual = model.query(hands.to_halo_frame(pts), hands.part_matrices, hands.bone_lengths)
+    occ = occupancy_from_keypoints(model, kp, pts, chunk_size=37)
+    torch.testing.assert_close(occ, manual)
+    assert hands.bone_lengths[0, 0].item() == pytest.approx(
+        (kp[0, 9] - kp[0, 0]).norm().item()
+    )  # metres, palm = wrist -> middle MCP
+    # Moving hand and points rigidly does not change anything.
+    r, t = _rigid(3)
+    moved = occupancy_from_keypoints(model, kp @ r.T + t, pts @ r.T + t)
+    torch.testing.assert_close(moved, occ, atol=1e-9, rtol=0)
+    # A left hand (mirror image) gives the mirrored occupancy.
+    flip = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    left = occupancy_from_keypoints(model, kp * flip, pts * flip, side="left")
+    torch.testing.assert_close(left, occ, atol=1e-9, rtol=0)
+
+
+def test_part_distances_brute_force() -> None:
+    kp = _hand(2)[None]
+    pts = kp[:, :1] + 0.08 * torch.randn(1, 64, 3, dtype=torch.float64)
+    d = part_distances(pts, kp)
+    ts = torch.linspace(0, 1, 2001, dtype=torch.float64)
+    for part in (0, 1, 7, 13):
+        segs = PART_SEGMENTS[SEGMENT_PART == part]
+        samples = torch.cat([kp[0, a] + ts[:, None] * (kp[0, b] - kp[0, a]) for a, b in segs])
+        brute = torch.cdist(pts[0], samples).min(-1).values
+        torch.testing.assert_close(d[0, :, part], brute, atol=1e-4, rtol=0)
+
+
+def test_skipping_with_large_radii_is_exact_and_default_radii_are_sane() -> None:
+    torch.manual_seed(9)
+    model = OccupancyNetwork().double()
+    kp = _hand(4)[None]
+    pts = kp[:, :1] + 0.15 * torch.randn(1, 500, 3, dtype=torch.float64)
+    full = occupancy_from_keypoints(model, kp, pts)
+    everything = occupancy_from_keypoints(model, kp, pts, skip_radii=[1.0] * K)
+    torch.testing.assert_close(everything, full)
+    mask = skip_mask(pts, kp)
+    assert 0 < mask.float().mean() < 1
+    assert len(DEFAULT_SKIP_RADII_M) == K and all(0.02 < r < 0.08 for r in DEFAULT_SKIP_RADII_M)
+    d = torch.tensor([[0.01, 0.05], [0.03, 0.2]])
+    q = torch.tensor([[0.9, 0.001], [0.02, 0.5]])
+    torch.testing.assert_close(fit_skip_radii(d, q, 0.01, 0.0), torch.tensor([0.03, 0.2]))
+    assert math.isfinite(skip_mask(pts, kp, DEFAULT_SKIP_RADII_M).sum().item())
+
+
+def test_gradcheck_small_network() -> None:
+    # The in-place activations / fused residual must give exact gradients.
+    torch.manual_seed(10)
+    for residual in ("before", "after"):
+        cfg = OccupancyConfig(hidden=(4, 4, 4), residual=residual, pose_projection_size=2,
+                              bone_latent_size=2, bone_hidden_size=3)  # fmt: skip
+        model = OccupancyNetwork(cfg).double()
+        x, pose, lengths = (t.double() for t in _inputs(b=2, n=3))
+        x.requires_grad_(True)
+        pose.requires_grad_(True)
+        mask = torch.rand(2, 3, K) < 0.5
+        for m in (None, mask):
+
+            def fn(a, p, model=model, lengths=lengths, m=m):
+                return model(a, p, lengths, part_mask=m)
+
+            assert torch.autograd.gradcheck(fn, (x, pose), fast_mode=True)
