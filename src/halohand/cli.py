@@ -31,6 +31,11 @@ _register()
 
 EXIT_BAD_INPUT = 2
 
+try:  # recent typer bundles its own click
+    from typer._click.exceptions import ClickException as _ClickException
+except ImportError:  # pragma: no cover - typer on a separate click
+    from click.exceptions import ClickException as _ClickException
+
 
 def main() -> None:
     """Entry point of ``halohand``; maps bad input to one line on stderr and exit 2."""
@@ -45,15 +50,9 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # noqa: BLE001 - click's own usage errors arrive here
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_BAD_INPUT)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except _ClickException as exc:  # usage errors: missing option, bad type
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

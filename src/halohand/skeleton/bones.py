@@ -6,11 +6,21 @@ of shape ``[..., 21, 3]``; lengths are in the units of the input.
 
 from __future__ import annotations
 
+import sys
 from typing import Final, TypeVar
 
 import numpy as np
 
 Array = TypeVar("Array")
+
+
+def _torch():
+    """The torch module if it is already imported (a tensor can only come from it), else None.
+
+    Avoids importing torch (seconds) in numpy-only processes such as data workers.
+    """
+    return sys.modules.get("torch")
+
 
 #: Parent of each joint in the project's order (-1 for the wrist).
 PARENTS: Final = np.array([-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19])
@@ -48,13 +58,9 @@ BONE_PART: Final = np.array([0, 13, 14, 15, 0, 1, 2, 3, 0, 4, 5, 6, 0, 10, 11, 1
 
 
 def _norm(x: Array) -> Array:
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            return torch.linalg.vector_norm(x, dim=-1)
-    except ImportError:  # pragma: no cover
-        pass
+    torch = _torch()
+    if torch is not None and isinstance(x, torch.Tensor):
+        return torch.linalg.vector_norm(x, dim=-1)
     return np.linalg.norm(x, axis=-1)  # type: ignore[call-overload]
 
 
@@ -99,11 +105,7 @@ def mirror(keypoints: Array, axis: int = 0) -> Array:
     """
     sign = np.ones(3)
     sign[axis] = -1.0
-    try:
-        import torch
-
-        if isinstance(keypoints, torch.Tensor):
-            return keypoints * torch.as_tensor(sign, dtype=keypoints.dtype, device=keypoints.device)
-    except ImportError:  # pragma: no cover
-        pass
+    torch = _torch()
+    if torch is not None and isinstance(keypoints, torch.Tensor):
+        return keypoints * torch.as_tensor(sign, dtype=keypoints.dtype, device=keypoints.device)
     return keypoints * sign.astype(np.asarray(keypoints).dtype, copy=False)  # type: ignore[operator]

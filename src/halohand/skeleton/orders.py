@@ -12,11 +12,21 @@ from the tables of the ecosystem notes (section 3) and are tested against them.
 
 from __future__ import annotations
 
+import sys
 from typing import Final, TypeVar
 
 import numpy as np
 
 Array = TypeVar("Array")
+
+
+def _torch():
+    """The torch module if it is already imported (a tensor can only come from it), else None.
+
+    Avoids importing torch (seconds) in numpy-only processes such as data workers.
+    """
+    return sys.modules.get("torch")
+
 
 NUM_JOINTS: Final = 21
 
@@ -124,13 +134,9 @@ def _gather(keypoints: Array, index: np.ndarray, expected: int, fmt: str) -> Arr
     shape = tuple(keypoints.shape)  # type: ignore[attr-defined]
     if len(shape) < 2 or shape[-2] != expected or shape[-1] != 3:
         raise ValueError(f"{fmt} keypoints must have shape [..., {expected}, 3], got {list(shape)}")
-    try:
-        import torch
-
-        if isinstance(keypoints, torch.Tensor):
-            return keypoints[..., torch.as_tensor(index, device=keypoints.device), :]
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
+    torch = _torch()
+    if torch is not None and isinstance(keypoints, torch.Tensor):
+        return keypoints[..., torch.as_tensor(index, device=keypoints.device), :]
     return keypoints[..., index, :]  # type: ignore[index]
 
 
