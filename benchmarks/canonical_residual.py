@@ -11,6 +11,7 @@ posed -> rest part transforms (``PosedHand.part_transforms``), which carry the t
 Prints JSON with the per-part mean residual in millimetres (HALO part order).
 
     .venv/bin/python benchmarks/canonical_residual.py [--hands 50] [--seed 0] [--side right]
+        [--zero-twist]
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def main() -> None:
     parser.add_argument("--hands", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--side", choices=("right", "left"), default="right")
+    parser.add_argument(
+        "--zero-twist",
+        action="store_true",
+        help="zero the sampled twist of every joint (HALO's frames are twist-free)",
+    )
     args = parser.parse_args()
 
     from halohand.handmodel.webxr import WebXRHandSource
@@ -42,7 +48,18 @@ def main() -> None:
     source = WebXRHandSource()
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    hands = [source.sample(rng, side=args.side) for _ in range(args.hands)]
+    if args.zero_twist:
+        from halohand.handmodel.pose import HandPose
+
+        def draw():
+            identity = source.identity_prior.sample(rng)
+            angles = source.pose_prior.sample(rng, identity, source.model).as_array().copy()
+            angles[:, 2] = 0.0  # twist column
+            return source.model.pose(HandPose.from_array(angles), identity, args.side)
+
+        hands = [draw() for _ in range(args.hands)]
+    else:
+        hands = [source.sample(rng, side=args.side) for _ in range(args.hands)]
     sample_s = time.perf_counter() - t0
     if any(h.rest_keypoints is None for h in hands):
         raise SystemExit("the hand source does not provide rest_keypoints")
@@ -84,6 +101,7 @@ def main() -> None:
         "hands": args.hands,
         "seed": args.seed,
         "side": args.side,
+        "zero_twist": args.zero_twist,
         "vertices_per_part": {
             n: int(np.mean([(h.part_labels == k).sum() for h in hands]))
             for k, n in enumerate(PART_NAMES)
