@@ -15,8 +15,9 @@ What it does (facts checked in ``tests/test_handmodel.py``):
 - re-expresses everything in the hand model's frame: origin at the rest wrist joint, +Y from
   the wrist toward the fingers, +Z out of the back of the hand, +X toward the little finger
   (right hand), an exact axis permutation of the glTF mesh frame;
-- stores the 25 rest joint frames (rotation re-orthonormalised from the unit quaternion) and
-  at most 4 skin influences per vertex.
+- stores the 25 rest joint frames (rotation re-orthonormalised from the unit quaternion;
+  the long-finger frames rolled about their bone axes so each finger flexes in one plane,
+  see :func:`untwist_finger_frames`) and at most 4 skin influences per vertex.
 """
 
 from __future__ import annotations
@@ -85,6 +86,47 @@ def webxr_parents() -> np.ndarray:
     return parents
 
 
+#: First WebXR joint (phalanx-proximal) of the index, middle, ring and pinky chains.
+_FINGER_BASES = (6, 11, 16, 21)
+
+
+def _twist_about(rotation: np.ndarray, target_x: np.ndarray) -> np.ndarray:
+    """Rotate a joint frame about its own bone axis (local Z) so that local X points as
+    close as possible to ``target_x``."""
+    z = rotation[:, 2]
+    target = target_x - z * (target_x @ z)
+    target /= np.linalg.norm(target)
+    x = rotation[:, 0]
+    angle = np.arctan2(np.cross(x, target) @ z, x @ target)
+    c, s = np.cos(angle), np.sin(angle)
+    return rotation @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def untwist_finger_frames(frames: np.ndarray) -> np.ndarray:
+    """Remove the rig's twist of the long-finger joint frames about their bone axes.
+
+    In the asset the ring and little finger frames are rolled about the bone by up to 17
+    degrees, so flexing about their local X sweeps the fingers across their neighbours.
+    Each MCP frame (phalanx-proximal) is rolled so its X axis lies in the palm plane (model
+    z = 0), and the PIP, DIP and tip frames so their X axes are as parallel as possible to
+    the previous joint's: each finger then flexes in one plane. Positions, bone directions
+    and the skinning of the rest pose are unchanged (frames only roll about their own Z).
+
+    Args:
+        frames: ``[25, 4, 4]`` rest joint frames in the model frame.
+
+    Returns:
+        ``[25, 4, 4]`` frames with the long-finger rotations rolled.
+    """
+    out = frames.copy()
+    for base in _FINGER_BASES:
+        ref = np.array([out[base, 0, 0], out[base, 1, 0], 0.0])
+        for j in range(base, base + 4):
+            out[j, :3, :3] = _twist_about(out[j, :3, :3], ref)
+            ref = out[j, :3, 0].copy()
+    return out
+
+
 def build(glb_path: Path) -> dict[str, np.ndarray]:
     """Read ``right.glb`` and return the arrays of the template file (see module docstring)."""
     import pygltflib
@@ -137,7 +179,7 @@ def build(glb_path: Path) -> dict[str, np.ndarray]:
     to_model = np.eye(4)
     to_model[:3, :3] = GLTF_TO_MODEL
     to_model[:3, 3] = -GLTF_TO_MODEL @ wrist
-    frames = to_model @ frames
+    frames = untwist_finger_frames(to_model @ frames)
     vertices = (positions[keep] - wrist) @ GLTF_TO_MODEL.T
 
     # Four influences per vertex, largest first; renormalised after the float32 cast below.

@@ -58,7 +58,7 @@ POSE_PART: Final = np.array(
 #: Sign turning "positive = away from the middle finger" into a rotation about local +Y.
 #: In the rig's finger frames +Y rotation moves the tip toward the thumb; the thumb's own
 #: frame needs -1 for "away from the index finger".
-ABDUCTION_SIGN: Final = np.array([-1, -1, -1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1], float)
+ABDUCTION_SIGN: Final = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1], float)
 
 #: Joint limits in degrees: name -> ((flex lo, hi), (abduction lo, hi), (twist lo, hi)).
 #: Ranges relative to the template's rest pose, from the usual clinical ranges of motion
@@ -66,7 +66,7 @@ ABDUCTION_SIGN: Final = np.array([-1, -1, -1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, 
 #: blend skinning folds the skin badly (deep flexion) and where fingers would have to pass
 #: through each other (adduction of neighbours).
 JOINT_LIMITS_DEG: Final[dict[str, tuple[tuple[float, float], ...]]] = {
-    "thumb_cmc": ((-20.0, 50.0), (-15.0, 50.0), (-10.0, 35.0)),
+    "thumb_cmc": ((-20.0, 50.0), (-15.0, 60.0), (-30.0, 10.0)),
     "thumb_mcp": ((-10.0, 60.0), (-10.0, 10.0), (-10.0, 10.0)),
     "thumb_ip": ((-15.0, 80.0), (-5.0, 5.0), (-5.0, 5.0)),
     "index_mcp": ((-20.0, 90.0), (-15.0, 25.0), (-10.0, 10.0)),

@@ -33,89 +33,94 @@ from halohand.handmodel.pose import (
 )
 from halohand.skeleton import NUM_PARTS, PART_NAMES
 
-# Shorthands for the gesture table: (MCP, PIP, DIP) flexion of a long finger.
-_FIST = (85.0, 100.0, 60.0)
+# Shorthands for the gesture table: (MCP, PIP, DIP) flexion of a long finger. The fist is
+# loose enough that the fingertips stop at the palm instead of sinking into it (the template
+# is rigid: no soft-tissue compression).
+_FIST = (78.0, 90.0, 40.0)
+# In a fist the flexed middle, ring and little fingers roll apart slightly (MCP twist), so
+# their proximal phalanges lie side by side instead of converging into each other.
+_FIST_M, _FIST_R, _FIST_P = (_FIST, 0, 5), (_FIST, 0, -10), (_FIST, 0, -5)
 _STRAIGHT = (0.0, 0.0, 0.0)
-
-
-def _finger(name: str, flex: tuple[float, float, float], abd: float = 0.0) -> dict:
-    return {
-        f"{name}_mcp": (flex[0], abd),
-        f"{name}_pip": flex[1],
-        f"{name}_dip": flex[2],
-    }
+# The thumb resting along the side of the curled index finger.
+_THUMB_FIST = {"thumb_cmc": (0, 5, -10), "thumb_mcp": 45, "thumb_ip": 30}
 
 
 def _hand(thumb: dict, **fingers: tuple) -> dict:
+    """Gesture table from thumb joints and ``finger=(mcp, pip, dip)`` or
+    ``finger=((mcp, pip, dip), mcp abduction[, mcp twist])`` in degrees."""
     table = dict(thumb)
     for name, spec in fingers.items():
-        flex, abd = (spec[0], spec[1]) if isinstance(spec[0], tuple) else (spec, 0.0)
-        table.update(_finger(name, flex, abd))
+        flex, *rest = spec if isinstance(spec[0], tuple) else (spec,)
+        abd, twist = (list(rest) + [0.0, 0.0])[:2]
+        table[f"{name}_mcp"] = (flex[0], abd, twist)
+        table[f"{name}_pip"] = flex[1]
+        table[f"{name}_dip"] = flex[2]
     return table
 
 
 #: The gesture and grasp library in degrees: name -> {joint: flexion | (flexion, abduction
-#: [, twist])}. Joints not named stay at rest (a flat open hand).
+#: [, twist])}. Joints not named stay at rest (a flat open hand). Contact poses (pinch, ok,
+#: tripod) were solved for pad-to-pad contact on the template, then rounded.
 GESTURE_DEGREES: Final[dict[str, dict]] = {
     "flat": {},
     "relaxed": _hand(
-        {"thumb_cmc": (10, 10, 5), "thumb_mcp": 10, "thumb_ip": 10},
+        {"thumb_cmc": (10, 15, -5), "thumb_mcp": 10, "thumb_ip": 10},
         index=(15, 20, 10),
         middle=(20, 25, 12),
         ring=(25, 30, 15),
         pinky=(30, 35, 15),
     ),
     "spread": _hand(
-        {"thumb_cmc": (-15, 15), "thumb_mcp": 0, "thumb_ip": 0},
-        index=((0, 0, 0), 20),
-        middle=((0, 0, 0), 5),
-        ring=((0, 0, 0), 15),
-        pinky=((0, 0, 0), 25),
+        {"thumb_cmc": (-15, 5, 0)},
+        index=(_STRAIGHT, 20),
+        middle=(_STRAIGHT, 5),
+        ring=(_STRAIGHT, 15),
+        pinky=(_STRAIGHT, 25),
     ),
     "fist": _hand(
-        {"thumb_cmc": (30, 20, 10), "thumb_mcp": 45, "thumb_ip": 30},
+        _THUMB_FIST,
         index=_FIST,
-        middle=_FIST,
-        ring=_FIST,
-        pinky=_FIST,
+        middle=_FIST_M,
+        ring=_FIST_R,
+        pinky=_FIST_P,
     ),
     "point": _hand(
-        {"thumb_cmc": (30, 20, 10), "thumb_mcp": 45, "thumb_ip": 30},
+        _THUMB_FIST,
         index=(5, 5, 0),
-        middle=_FIST,
-        ring=_FIST,
-        pinky=_FIST,
+        middle=_FIST_M,
+        ring=_FIST_R,
+        pinky=_FIST_P,
     ),
     "pinch": _hand(
-        {"thumb_cmc": (15, 35, 20), "thumb_mcp": 20, "thumb_ip": 15},
-        index=(35, 45, 25),
+        {"thumb_cmc": (30, 26, -24), "thumb_mcp": 5, "thumb_ip": 5},
+        index=(58, 45, 15),
         middle=(30, 40, 20),
         ring=(35, 45, 20),
         pinky=(40, 50, 25),
     ),
     "ok": _hand(
-        {"thumb_cmc": (15, 35, 20), "thumb_mcp": 20, "thumb_ip": 20},
-        index=(45, 60, 40),
+        {"thumb_cmc": (18, 23, -22), "thumb_mcp": 15, "thumb_ip": 20},
+        index=(55, 60, 35),
         middle=((10, 10, 5), -5),
-        ring=((10, 10, 5), 5),
-        pinky=((10, 10, 5), 15),
+        ring=((12, 12, 5), 5),
+        pinky=((15, 15, 8), 15),
     ),
     "tripod": _hand(
-        {"thumb_cmc": (20, 40, 20), "thumb_mcp": 20, "thumb_ip": 15},
-        index=(40, 45, 25),
-        middle=(45, 50, 25),
-        ring=(60, 70, 40),
-        pinky=(65, 75, 40),
+        {"thumb_cmc": (28, 48, -25), "thumb_mcp": 12, "thumb_ip": 23},
+        index=(80, 15, 15),
+        middle=((78, 22, 20), 0, 8),
+        ring=((55, 65, 35), 0, -10),
+        pinky=((60, 65, 35), 0, -5),
     ),
     "cylinder": _hand(
-        {"thumb_cmc": (20, 40, 20), "thumb_mcp": 20, "thumb_ip": 20},
+        {"thumb_cmc": (30, 45, -20), "thumb_mcp": 15, "thumb_ip": 15},
         index=(50, 65, 35),
         middle=(55, 70, 35),
         ring=(60, 70, 35),
         pinky=(65, 70, 35),
     ),
     "sphere": _hand(
-        {"thumb_cmc": (10, 45, 20), "thumb_mcp": 15, "thumb_ip": 15},
+        {"thumb_cmc": (15, 50, -25), "thumb_mcp": 10, "thumb_ip": 10},
         index=((35, 40, 25), 15),
         middle=((35, 40, 25), 0),
         ring=((40, 40, 25), 10),
@@ -124,23 +129,23 @@ GESTURE_DEGREES: Final[dict[str, dict]] = {
     "lateral_pinch": _hand(
         {"thumb_cmc": (15, 0, 0), "thumb_mcp": 20, "thumb_ip": 10},
         index=(60, 80, 40),
-        middle=(70, 85, 45),
-        ring=(75, 90, 50),
-        pinky=(80, 90, 50),
+        middle=(70, 85, 40),
+        ring=(75, 85, 40),
+        pinky=(78, 85, 40),
     ),
     "victory": _hand(
-        {"thumb_cmc": (30, 20, 10), "thumb_mcp": 45, "thumb_ip": 30},
-        index=((0, 0, 0), 15),
-        middle=((0, 0, 0), -10),
-        ring=_FIST,
-        pinky=_FIST,
+        {"thumb_cmc": (30, 30, -20), "thumb_mcp": 40, "thumb_ip": 30},
+        index=(_STRAIGHT, 12),
+        middle=(_STRAIGHT, -8),
+        ring=_FIST_R,
+        pinky=_FIST_P,
     ),
     "thumbs_up": _hand(
-        {"thumb_cmc": (-10, 10, 0), "thumb_mcp": 0, "thumb_ip": 0},
+        {"thumb_cmc": (-10, 10, 0)},
         index=_FIST,
-        middle=_FIST,
-        ring=_FIST,
-        pinky=_FIST,
+        middle=_FIST_M,
+        ring=_FIST_R,
+        pinky=_FIST_P,
     ),
     "hook": _hand(
         {"thumb_cmc": (5, 10, 0), "thumb_mcp": 10, "thumb_ip": 10},
@@ -150,31 +155,31 @@ GESTURE_DEGREES: Final[dict[str, dict]] = {
         pinky=(5, 90, 60),
     ),
     "claw": _hand(
-        {"thumb_cmc": (10, 30, 10), "thumb_mcp": 20, "thumb_ip": 30},
+        {"thumb_cmc": (10, 30, -10), "thumb_mcp": 20, "thumb_ip": 30},
         index=((-10, 70, 60), 10),
         middle=((-10, 70, 60), 0),
         ring=((-10, 70, 60), 5),
         pinky=((-10, 70, 60), 15),
     ),
     "horns": _hand(
-        {"thumb_cmc": (30, 20, 10), "thumb_mcp": 45, "thumb_ip": 30},
-        index=((0, 0, 0), 10),
-        middle=_FIST,
-        ring=_FIST,
-        pinky=((0, 0, 0), 15),
+        _THUMB_FIST,
+        index=(_STRAIGHT, 10),
+        middle=_FIST_M,
+        ring=_FIST_R,
+        pinky=(_STRAIGHT, 15),
     ),
     "call": _hand(
-        {"thumb_cmc": (-15, 15, 0), "thumb_mcp": 0, "thumb_ip": 0},
+        {"thumb_cmc": (-15, 15, 0)},
         index=_FIST,
-        middle=_FIST,
-        ring=_FIST,
-        pinky=((0, 0, 0), 20),
+        middle=_FIST_M,
+        ring=_FIST_R,
+        pinky=(_STRAIGHT, 20),
     ),
     "table_top": _hand(
         {"thumb_cmc": (0, 10, 0), "thumb_mcp": 5, "thumb_ip": 5},
         index=(70, 5, 0),
         middle=(70, 5, 0),
-        ring=(70, 5, 0),
+        ring=((70, 5, 0), 0, -5),
         pinky=(70, 5, 0),
     ),
 }
@@ -206,7 +211,7 @@ class PosePrior:
         curl_noise_deg: std of the per-finger curl added to its three flexions.
         flexion_noise_deg / abduction_noise_deg / twist_noise_deg: per-joint noise std.
         max_penetration: sphere-proxy overlap (metres) above which a pose is rejected.
-        max_tries: draws before giving up and returning the least-penetrating one.
+        max_tries: noise draws per base pose before falling back (see :meth:`sample`).
     """
 
     gestures: tuple[str, ...] = tuple(GESTURES)
@@ -216,8 +221,8 @@ class PosePrior:
     flexion_noise_deg: float = 5.0
     abduction_noise_deg: float = 3.0
     twist_noise_deg: float = 2.0
-    max_penetration: float = 0.0015
-    max_tries: int = 30
+    max_penetration: float = 0.0005
+    max_tries: int = 10
 
     def __post_init__(self) -> None:
         unknown = [g for g in self.gestures if g not in GESTURES]
@@ -240,24 +245,39 @@ class PosePrior:
             )
         return HandPose.from_array(GESTURES[name])
 
-    def sample_angles(self, rng: np.random.Generator) -> np.ndarray:
-        """One unchecked draw: ``[15, 3]`` radians within the joint limits."""
+    def sample_gesture(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """The noiseless part of a draw: a gesture or a blend of two, ``([15, 3], label)``."""
         names = self.gestures
-        angles = GESTURES[names[rng.integers(len(names))]].copy()
+        first = names[rng.integers(len(names))]
+        angles = GESTURES[first].copy()
+        label = first
         if rng.random() < self.blend_probability:
-            other = GESTURES[names[rng.integers(len(names))]]
+            second = names[rng.integers(len(names))]
             w = rng.uniform(0.0, self.max_blend)
-            angles = (1.0 - w) * angles + w * other
+            angles = (1.0 - w) * angles + w * GESTURES[second]
+            label = f"{first}+{w:.2f}*{second}"
+        return angles, label
+
+    def perturb(
+        self, angles: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+    ) -> np.ndarray:
+        """Add the curl and joint noise (times ``scale``), couple MCP abduction to flexion
+        and clip to the joint limits: ``[15, 3] -> [15, 3]`` radians."""
+        out = angles.copy()
         curl = np.deg2rad(self.curl_noise_deg) * rng.standard_normal(len(_CHAINS))
-        angles[_CHAINS, 0] += curl[:, None] * np.array([1.0, 1.0, 0.7])
+        out[_CHAINS, 0] += scale * curl[:, None] * np.array([1.0, 1.0, 0.7])
         noise_std = np.deg2rad(
             [self.flexion_noise_deg, self.abduction_noise_deg, self.twist_noise_deg]
         )
-        angles += noise_std * rng.standard_normal((NUM_POSE_JOINTS, 3))
+        out += scale * noise_std * rng.standard_normal((NUM_POSE_JOINTS, 3))
         # A flexed MCP cannot spread: abduction fades to 40 % at 90 degrees of flexion.
-        fade = 1.0 - 0.6 * np.clip(angles[_MCP, 0] / np.deg2rad(90.0), 0.0, 1.0)
-        angles[_MCP, 1] *= fade
-        return np.clip(angles, JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1])
+        fade = 1.0 - 0.6 * np.clip(out[_MCP, 0] / np.deg2rad(90.0), 0.0, 1.0)
+        out[_MCP, 1] *= fade
+        return np.clip(out, JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1])
+
+    def sample_angles(self, rng: np.random.Generator) -> np.ndarray:
+        """One unchecked draw: ``[15, 3]`` radians within the joint limits."""
+        return self.perturb(self.sample_gesture(rng)[0], rng)
 
     def sample(
         self,
@@ -267,8 +287,12 @@ class PosePrior:
     ) -> HandPose:
         """Draw a natural pose; deterministic for the generator state.
 
-        The collision check uses ``model`` (default: the shipped WebXR model) at ``identity``
-        (default: the template's shape).
+        The gesture (or blend) is drawn once, so rejections do not change the mix of
+        gestures; the noise is redrawn on a collision, shrinking linearly to zero over
+        ``max_tries`` draws; if even the noiseless blend collides, the blend is dropped and
+        the first gesture is used (every library gesture is collision-free). The collision
+        check uses ``model`` (default: the shipped WebXR model) at ``identity`` (default: the
+        template's shape).
         """
         from halohand.handmodel.webxr import WebXRHandModel, default_model
 
@@ -276,9 +300,17 @@ class PosePrior:
         if not isinstance(checker, WebXRHandModel):
             raise HalohandInputError("the pose prior's collision check needs a WebXRHandModel")
         identity = HandIdentity() if identity is None else identity
+        names = self.gestures
+        base, _ = self.sample_gesture(rng)
         best, best_pen = None, np.inf
-        for _ in range(self.max_tries):
-            pose = HandPose.from_array(self.sample_angles(rng))
+        for attempt in range(2 * self.max_tries):
+            if attempt == self.max_tries:
+                # The blend itself collides: fall back to the nearest library gesture.
+                base = min(
+                    (GESTURES[n] for n in names), key=lambda g: float(np.abs(g - base).sum())
+                )
+            scale = 1.0 - (attempt % self.max_tries) / self.max_tries
+            pose = HandPose.from_array(self.perturb(base, rng, scale))
             pen = checker.self_penetration(pose, identity)
             if pen <= self.max_penetration:
                 return pose
