@@ -1,10 +1,15 @@
 """Inscribed-sphere proxies of the template, for fast self-collision checks of a pose.
 
 Each sphere is rigidly attached to one WebXR joint and lies inside the rest mesh, so two
-overlapping spheres of different bones mean the posed mesh interpenetrates there (the
-converse does not hold: the proxies do not cover the skin folds at a flexed joint, which the
-joint limits keep in check). Sphere pairs that already overlap in the rest pose (same bone,
-neighbouring bones, the webs between fingers) are never tested.
+overlapping spheres of different bones mean the posed mesh interpenetrates there. The
+converse does not hold: spheres only sit where the skin moves with one part (at least 75 %
+of the skin weight around them), so the blended skin at the knuckles and the skin folds of a
+flexed joint are not covered; the joint limits keep those small. Sphere pairs of the same
+or neighbouring bones, and pairs closer than 1 mm in the rest pose (the webs between
+fingers), are never tested.
+
+:func:`self_intersection_volume` is the exact (sampled) measure used to report and tune
+the prior: the volume the posed surface covers twice.
 """
 
 from __future__ import annotations
@@ -117,8 +122,13 @@ def build_sphere_proxy(template: HandTemplate) -> SphereProxy:
 
     Candidates are grid points inside the mesh; each gets the radius of the largest sphere
     around it that stays inside (distance to the surface) and the part that dominates the
-    skin weights of the vertices around it (the sphere follows that part's joint). Greedy selection by radius keeps a sphere when its centre
-    is not inside a kept (larger) sphere of the same joint.
+    skin weights of the vertices around it (the sphere follows that part's joint). Greedy
+    selection by decreasing radius keeps a finger sphere when its centre is not within
+    0.6 radii of a kept sphere of the same bone, and a palm sphere when it reaches out of
+    the kept palm spheres by more than 3 mm.
+
+    Returns:
+        The proxy, with the tested pairs sorted by bone pair.
     """
     import igl
 
