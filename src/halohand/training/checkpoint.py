@@ -1,0 +1,103 @@
+"""Training checkpoints (``checkpoint.pt``): atomic writes, validated reads.
+
+A checkpoint is a ``torch.save`` archive of plain tensors, numbers, strings and dicts (read
+back with ``weights_only=True``: no arbitrary pickle code runs on load):
+
+* ``format`` / ``version``: ``"halohand.train-checkpoint"`` / 1;
+* ``step``: optimizer steps done; ``elapsed_s``: training wall time over all sessions;
+* ``model``: the network's ``state_dict``; ``model_config``: its ``OccupancyConfig`` dict;
+* ``optimizer``: Adam's ``state_dict``;
+* ``rng``: torch CPU (and CUDA) generator states;
+* ``skinning``: the skinning-loss schedule (:class:`~halohand.training.trainer.SkinningSchedule`);
+* ``best``: best validation metric and its step; ``last_val``: latest validation result;
+* ``config``: the :class:`~halohand.training.config.TrainConfig` as a dict.
+
+Writes go to a temporary file in the same folder, are fsynced and renamed over the old
+checkpoint with ``os.replace``: a crash leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from halohand.errors import CorruptFileError
+
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_FORMAT = "halohand.train-checkpoint"
+CHECKPOINT_VERSION = 1
+_REQUIRED = ("step", "elapsed_s", "model", "model_config", "optimizer", "config", "skinning")
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write ``state`` (plus the format tag) to ``path`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(doc, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        CorruptFileError: naming the file, when it is missing, truncated, corrupt, foreign or
+            incomplete.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CorruptFileError(f"{path}: checkpoint not found")
+    try:
+        doc = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - zip, pickle and tensor errors all mean "corrupt"
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CorruptFileError(
+            f"{path}: corrupt or unreadable training checkpoint ({msg})"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptFileError(f"{path}: not a halohand training checkpoint")
+    if doc.get("version") != CHECKPOINT_VERSION:
+        raise CorruptFileError(f"{path}: unsupported checkpoint version {doc.get('version')}")
+    missing = [k for k in _REQUIRED if k not in doc]
+    if missing:
+        raise CorruptFileError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
+    return doc
+
+
+def model_from_checkpoint(path: str | os.PathLike[str], map_location: str = "cpu"):
+    """The :class:`~halohand.model.OccupancyNetwork` stored in a ``checkpoint.pt`` (eval mode).
+
+    Raises:
+        CorruptFileError: as :func:`load_checkpoint`, or when the weights do not fit the
+            stored model config.
+    """
+    from halohand.model import OccupancyConfig, OccupancyNetwork
+
+    doc = load_checkpoint(path, map_location)
+    try:
+        config = OccupancyConfig.from_dict(dict(doc["model_config"]))
+        net = OccupancyNetwork(config)
+        net.load_state_dict(doc["model"], strict=True)
+    except (ValueError, TypeError, RuntimeError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0]
+        raise CorruptFileError(
+            f"{path}: model weights do not match the stored config ({msg})"
+        ) from None
+    return net.to(map_location).eval()

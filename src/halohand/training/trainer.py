@@ -1,0 +1,758 @@
+"""The training loop of ``halohand train`` (spec ``halo-model-training-eval.md`` section 2).
+
+Per step, for a batch of ``batch_size`` hands (split over the processes of a ``torchrun``
+launch):
+
+* conditioning (:func:`~halohand.training.conditioning.network_inputs`): canonicalization of
+  the keypoints under ``no_grad`` (float64), or the ground-truth transforms for the
+  ``transforms="mano"`` variants;
+* occupancy loss: MSE between the max-combined probability and the {0, 1} labels, mean over
+  hands x ``points_per_hand`` (a Brier loss, as the original; not BCE);
+* skinning loss (while on): MSE between the 16 per-part probabilities at labelled surface
+  samples and the target 0.5 for the owning part, 0 for the others, mean over
+  hands x ``surface_per_hand`` x 16; weight ``skinning_weight`` (0.5). It is switched off for
+  good the first time the validation IoU reaches ``skinning_off_iou`` (0.8), the paper's
+  schedule (:class:`SkinningSchedule`);
+* Adam (lr 1e-4, betas 0.9/0.999, eps 1e-8), no schedule, no clipping.
+
+Determinism: the model init, the hand order and every point subsample derive from
+``seed``; step ``s`` always sees the same hands and points (:class:`StreamBatchSampler`), so a
+run resumed from a checkpoint ends with the same weights as an uninterrupted one.
+
+Outputs in ``out``: ``checkpoint.pt`` (atomic, every ``checkpoint_minutes``, at the end, and
+on SIGINT/SIGTERM), ``log.csv`` (append-only rows, trimmed back to the checkpoint's step on
+resume), ``best.safetensors`` (best validation ``val_metric``), ``last.safetensors`` and
+``config.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from halohand.errors import HalohandInputError
+from halohand.training.checkpoint import load_checkpoint, save_checkpoint
+from halohand.training.conditioning import network_inputs
+from halohand.training.config import RUN_CONTROL_KEYS, TrainConfig
+
+__all__ = [
+    "LOG_COLUMNS", "SkinningSchedule", "StreamBatchSampler", "TrainResult", "Trainer",
+    "select_device", "train",
+]  # fmt: skip
+
+#: Columns of ``log.csv``. Losses are means over the steps since the previous row; val
+#: columns are filled on validation steps only; wall_s is training wall time (all sessions).
+LOG_COLUMNS = (
+    "step", "epoch", "wall_s", "loss", "loss_occ", "loss_skin", "skin_weight", "lr",
+    "steps_per_s", "val_iou_mixed", "val_iou_uniform", "best_val",
+)  # fmt: skip
+
+_SKIN_TARGET = 0.5  # per-part probability target at the owning part (the iso-level)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+class SkinningSchedule:
+    """Skinning-loss weight: ``weight`` until the validation metric first reaches
+    ``off_at``, then 0 for good (the paper's schedule; the original switched it by hand).
+
+    Args:
+        weight: weight while on (0 = never on).
+        off_at: validation IoU at which it switches off (> 1: never).
+    """
+
+    def __init__(self, weight: float, off_at: float) -> None:
+        self.initial = float(weight)
+        self.off_at = float(off_at)
+        self.off_step: int | None = None if weight > 0 else 0
+
+    @property
+    def weight(self) -> float:
+        """Current weight."""
+        return 0.0 if self.off_step is not None else self.initial
+
+    def update(self, metric: float, step: int) -> bool:
+        """Feed a validation result; returns True when this call switches the loss off."""
+        if self.off_step is None and math.isfinite(metric) and metric >= self.off_at:
+            self.off_step = int(step)
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial": self.initial, "off_at": self.off_at, "off_step": self.off_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.initial = float(state["initial"])
+        self.off_at = float(state["off_at"])
+        off = state["off_step"]
+        self.off_step = None if off is None else int(off)
+
+
+# --------------------------------------------------------------------------- data order
+
+
+class StreamBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Deterministic, resumable, distributed batches of ``(epoch, hand index)`` keys.
+
+    The training hands form an endless stream: epoch ``e`` is a permutation of all hands
+    drawn from ``SeedSequence(seed, spawn_key=(7, e))``. The global batch of step ``s`` is
+    stream positions ``[s B, (s + 1) B)``; process ``rank`` of ``world`` takes the
+    ``rank``-th contiguous slice of ``B / world`` of them. Like ``DistributedSampler`` every
+    process sees disjoint hands of one shared permutation per epoch, but batches are indexed
+    by step, so a resumed run continues mid-epoch exactly where it stopped (and the
+    trajectory does not depend on the number of processes). The epoch travels with the key
+    so the dataset draws the points of that epoch (``OccupancyDataset.set_epoch``).
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        global_batch: int,
+        seed: int,
+        start_step: int,
+        end_step: int,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        if num_items < 1:
+            raise HalohandInputError("the training split holds no hands")
+        if global_batch % world:
+            raise HalohandInputError(
+                f"batch_size {global_batch} is not divisible by the {world} processes"
+            )
+        self.num_items = num_items
+        self.global_batch = global_batch
+        self.local_batch = global_batch // world
+        self.seed = seed
+        self.start_step = start_step
+        self.end_step = end_step
+        self.rank = rank
+        self._perm_epoch = -1
+        self._perm = np.arange(0)
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        """The hand order of ``epoch``."""
+        if epoch != self._perm_epoch:
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(7, epoch)))
+            self._perm = rng.permutation(self.num_items)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        """Keys of this process's part of the batch of ``step``."""
+        first = step * self.global_batch + self.rank * self.local_batch
+        keys = []
+        for pos in range(first, first + self.local_batch):
+            epoch, k = divmod(pos, self.num_items)
+            keys.append((epoch, int(self.permutation(epoch)[k])))
+        return keys
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start_step, self.end_step):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return max(0, self.end_step - self.start_step)
+
+
+class _EpochItems(Dataset):
+    """Map ``(epoch, index)`` keys to items of an ``OccupancyDataset`` drawn for that epoch."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor]:
+        epoch, index = key
+        self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Query(nn.Module):
+    """``net.query`` as a module ``forward`` (what DistributedDataParallel wraps)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, points: Tensor, part_matrices: Tensor, bone_lengths: Tensor):
+        return self.net.query(points, part_matrices, bone_lengths, return_parts=True)
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """``"auto"`` -> ``cuda`` (device ``local_rank``) if available, else ``cpu``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HalohandInputError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    local_world: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> _Dist:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(
+            rank=int(os.environ["RANK"]),
+            world=world,
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            local_world=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))),
+        )
+
+
+@dataclass
+class TrainResult:
+    """Summary of a :func:`train` session."""
+
+    step: int
+    finished: bool
+    elapsed_s: float
+    session_steps: int
+    session_train_s: float
+    best_metric: float
+    best_step: int
+    skinning_off_step: int | None
+    out: Path
+
+    @property
+    def steps_per_s(self) -> float:
+        """Training steps per second of this session (validation excluded)."""
+        return self.session_steps / self.session_train_s if self.session_train_s > 0 else 0.0
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return f"{x:.6g}"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _trim_log(path: Path, max_step: int) -> None:
+    """Rewrite ``log.csv`` (atomically) keeping complete rows up to ``max_step``."""
+    rows: list[list[str]] = []
+    if path.is_file():
+        with open(path, encoding="utf-8", newline="") as fh:
+            lines = fh.read().split("\n")
+        if lines and lines[-1] != "":
+            lines = lines[:-1]  # a partial last line from a crash
+        for row in csv.reader(lines[1:]):
+            if len(row) == len(LOG_COLUMNS):
+                try:
+                    if int(row[0]) <= max_step:
+                        rows.append(row)
+                except ValueError:
+                    continue
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(LOG_COLUMNS)
+    writer.writerows(rows)
+    _write_text_atomic(path, buf.getvalue())
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM -> stop after the current step (with a checkpoint)."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised:  # second signal: give up immediately
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """One training session (fresh or resumed). Use :func:`train`.
+
+    Args:
+        config: the run's configuration.
+        resume: continue from ``out/checkpoint.pt``.
+        stop_after: stop (with a checkpoint, resumable) once this many steps are done in
+            total, without the end-of-training validation/export; for smoke tests and to
+            split a run into sessions.
+    """
+
+    def __init__(
+        self, config: TrainConfig, resume: bool = False, stop_after: int | None = None
+    ) -> None:
+        self.cfg = cfg = config
+        self.dist = dist = _Dist.from_env()
+        self.out = Path(cfg.out)
+        self.ckpt_path = self.out / "checkpoint.pt"
+        self.log_path = self.out / "log.csv"
+        self.stop_after = stop_after
+        self.device = select_device(cfg.device, dist.local_rank)
+        self._threads_before: int | None = None
+        self._owns_group = False
+        try:
+            self._setup(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, resume: bool) -> None:
+        from halohand.data.dataset import OccupancyDataset
+        from halohand.model import OccupancyNetwork
+
+        cfg, dist = self.cfg, self.dist
+        if self.device.type == "cpu":
+            threads = cfg.threads or max(1, (os.cpu_count() or 1) // dist.local_world)
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        if dist.enabled and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            torch.distributed.init_process_group(backend)
+            self._owns_group = True
+        # nccl reduces CUDA tensors only; gloo CPU ones.
+        self._reduce_device = self.device if self.device.type == "cuda" else torch.device("cpu")
+
+        doc = None
+        if resume:
+            doc = load_checkpoint(self.ckpt_path)
+            self._check_resume_config(doc["config"])
+        elif self.ckpt_path.exists():
+            raise HalohandInputError(
+                f"{self.ckpt_path} exists: pass --resume to continue that run, or another --out"
+            )
+
+        self.model_config = cfg.model_config()
+        torch.manual_seed(cfg.seed)
+        self.net = OccupancyNetwork(self.model_config).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8
+        )
+        self.schedule = SkinningSchedule(cfg.skinning_weight, cfg.skinning_off_iou)
+        self.step = 0
+        self.elapsed_prev = 0.0
+        self.best_metric = -math.inf
+        self.best_step = -1
+        self.last_val: dict[str, float] = {}
+        if doc is not None:
+            self.net.load_state_dict(doc["model"])
+            self.optimizer.load_state_dict(doc["optimizer"])
+            self.schedule.load_state_dict(doc["skinning"])
+            self.step = int(doc["step"])
+            self.elapsed_prev = float(doc["elapsed_s"])
+            best = doc.get("best") or {}
+            self.best_metric = float(best.get("metric", -math.inf))
+            self.best_step = int(best.get("step", -1))
+            self.last_val = dict(doc.get("last_val") or {})
+            rng = doc.get("rng") or {}
+            if "torch" in rng:
+                torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+        self.query: nn.Module = _Query(self.net)
+        if dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.query = nn.parallel.DistributedDataParallel(self.query, device_ids=ids)
+
+        root = Path(cfg.data)
+        self.train_set = OccupancyDataset(
+            root, "train", n_points=cfg.points_per_hand,
+            n_surface=max(1, cfg.surface_per_hand), seed=cfg.seed,
+        )  # fmt: skip
+        self.val_set = OccupancyDataset(
+            root, "val", n_points=cfg.val_points or None, n_surface=1, seed=cfg.seed
+        )  # epoch 0 forever: the same validation points every time
+        self.val_indices = list(range(min(cfg.val_hands, len(self.val_set))))
+        if cfg.batch_size % dist.world:
+            raise HalohandInputError(
+                f"batch_size {cfg.batch_size} is not divisible by the {dist.world} processes"
+            )
+        self.local_batch = cfg.batch_size // dist.world
+        if cfg.micro_batch:
+            self.micro_batch = min(cfg.micro_batch, self.local_batch)
+        else:
+            self.micro_batch = 1 if self.device.type == "cpu" else self.local_batch
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _check_resume_config(self, saved: dict[str, Any]) -> None:
+        current = self.cfg.to_dict()
+        diff = sorted(
+            k for k in set(saved) | set(current)
+            if k not in RUN_CONTROL_KEYS and saved.get(k) != current.get(k)
+        )  # fmt: skip
+        if diff:
+            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
+            raise HalohandInputError(
+                f"{self.ckpt_path}: the config differs from the checkpoint's ({detail}); only "
+                f"{', '.join(sorted(RUN_CONTROL_KEYS))} may change on --resume"
+            )
+
+    def _state(self, elapsed: float) -> dict[str, Any]:
+        rng: dict[str, Tensor] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "step": self.step,
+            "elapsed_s": elapsed,
+            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "model_config": self.model_config.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+            "skinning": self.schedule.state_dict(),
+            "best": {"metric": self.best_metric, "step": self.best_step},
+            "last_val": dict(self.last_val),
+            "config": self.cfg.to_dict(),
+        }
+
+    def _save_checkpoint(self, elapsed: float) -> None:
+        if self.dist.main:
+            save_checkpoint(self.ckpt_path, self._state(elapsed))
+
+    def _export(self, name: str, extra: dict[str, Any]) -> None:
+        from halohand.model import save_model
+
+        meta = {"step": str(self.step), "train_config": json.dumps(self.cfg.to_dict())}
+        meta.update({k: str(v) for k, v in extra.items()})
+        save_model(self.out / name, self.net, extra_metadata=meta)
+
+    def _log_row(self, values: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        row = [values.get(c) for c in LOG_COLUMNS]
+        text = ",".join(str(v) if isinstance(v, int) else _fmt(v) for v in row)
+        with open(self.log_path, "a", encoding="utf-8", newline="") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+
+    # ------------------------------------------------------------------ the step
+
+    def _batch_to_device(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        nb = self.device.type == "cuda"
+        return {k: v.to(self.device, non_blocking=nb) for k, v in batch.items()}
+
+    def train_step(self, batch: dict[str, Tensor]) -> tuple[float, float]:
+        """One optimizer step on this process's part of a batch.
+
+        Args:
+            batch: collated items of :class:`~halohand.data.dataset.OccupancyDataset`
+                (``[b, ...]``), on the training device.
+
+        Returns:
+            ``(loss_occ, loss_skin)`` of this process's hands (floats; skin 0 when off).
+        """
+        w_skin = self.schedule.weight
+        inputs = network_inputs(
+            self.model_config, batch["keypoints"], batch["side"],
+            batch["part_transforms"], batch["bone_lengths"],
+        )  # fmt: skip
+        points = inputs.points(batch["points"])  # [b, N, 3] network frame
+        occ_gt = batch["occupancies"]
+        b, n = occ_gt.shape
+        if w_skin > 0:
+            surface = inputs.points(batch["surface_points"])  # [b, S, 3]
+            labels = batch["surface_labels"]
+            s = labels.shape[1]
+            k = self.model_config.num_parts
+            points = torch.cat([points, surface], dim=1)
+        self.optimizer.zero_grad(set_to_none=True)
+        total_occ = torch.zeros((), device=self.device)
+        total_skin = torch.zeros((), device=self.device)
+        mb = self.micro_batch
+        starts = list(range(0, b, mb))
+        for i, start in enumerate(starts):
+            sl = slice(start, start + mb)
+            sync = i == len(starts) - 1
+            ctx = (
+                self.query.no_sync() if self.dist.enabled and not sync else contextlib.nullcontext()
+            )
+            with ctx:
+                occ, parts = self.query(
+                    points[sl], inputs.part_matrices[sl], inputs.bone_lengths[sl]
+                )
+                loss_occ = (occ[:, :n] - occ_gt[sl]).square().sum() / (b * n)
+                loss = loss_occ
+                if w_skin > 0:
+                    target = torch.zeros_like(parts[:, n:])
+                    target.scatter_(2, labels[sl, :, None], _SKIN_TARGET)
+                    loss_skin = (parts[:, n:] - target).square().sum() / (b * s * k)
+                    loss = loss + w_skin * loss_skin
+                    total_skin += loss_skin.detach()
+                loss.backward()
+            total_occ += loss_occ.detach()
+        self.optimizer.step()
+        return float(total_occ), float(total_skin)
+
+    # ------------------------------------------------------------------ validation
+
+    @torch.no_grad()
+    def validate(self, chunk: int | None = None) -> dict[str, float]:
+        """Per-hand IoU on the validation hands (mean over hands, all processes).
+
+        Returns:
+            ``{"iou_mixed": ..., "iou_uniform": ..., "hands": n}``: IoU of (p >= 0.5) vs the
+            labels on the hand's uniform + near-surface points (all 100k + 100k unless
+            ``val_points``), and on the uniform ones only.
+        """
+        from halohand.evaluation import iou
+
+        sums = torch.zeros(3, dtype=torch.float64, device=self._reduce_device)
+        for idx in self.val_indices[self.dist.rank :: self.dist.world]:
+            item = self.val_set[idx]
+            occ = predict_points(
+                self.net, self.model_config, item, item["points"], self.device, chunk
+            )
+            pred = (occ >= 0.5).cpu().numpy()
+            gt = item["occupancies"].numpy() >= 0.5
+            uni = item["point_is_uniform"].numpy()
+            sums += torch.tensor(
+                [iou(pred, gt), iou(pred[uni], gt[uni]), 1.0],
+                dtype=torch.float64,
+                device=sums.device,
+            )
+        if self.dist.enabled:
+            torch.distributed.all_reduce(sums)
+        count = float(sums[2])
+        if count == 0:
+            return {"iou_mixed": math.nan, "iou_uniform": math.nan, "hands": 0.0}
+        return {
+            "iou_mixed": float(sums[0]) / count,
+            "iou_uniform": float(sums[1]) / count,
+            "hands": count,
+        }
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loader(self, end_step: int) -> DataLoader:
+        sampler = StreamBatchSampler(
+            len(self.train_set), self.cfg.batch_size, self.cfg.seed, self.step, end_step,
+            self.dist.rank, self.dist.world,
+        )  # fmt: skip
+        return DataLoader(
+            _EpochItems(self.train_set),
+            batch_sampler=sampler,
+            num_workers=self.cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def _agree(self, values: list[float], op: str = "max") -> list[float]:
+        """Reduce small per-process values (stop flags, timers) so every process agrees."""
+        if not self.dist.enabled:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self._reduce_device)
+        torch.distributed.all_reduce(
+            t, op=torch.distributed.ReduceOp.MAX if op == "max" else torch.distributed.ReduceOp.SUM
+        )
+        return t.tolist()
+
+    def run(self) -> TrainResult:
+        """Train until ``max_steps`` / ``max_hours`` (finished) or ``stop_after`` / a signal."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            _write_text_atomic(self.out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+            _trim_log(self.log_path, self.step)
+        if self.dist.enabled:
+            torch.distributed.barrier()
+        budget_s = cfg.max_hours * 3600.0 if cfg.max_hours > 0 else math.inf
+        end_step = cfg.max_steps
+        if self.stop_after is not None:
+            end_step = min(end_step, max(self.step, self.stop_after))
+        session_start = time.monotonic()
+        last_ckpt = session_start
+        train_s = 0.0
+        session_steps = 0
+        acc = np.zeros(3)  # loss_occ, loss_skin, steps since the last log row
+        window = [0.0, 0]  # train seconds, steps since the last log row
+        finished = self.step >= cfg.max_steps or self.elapsed_prev >= budget_s
+        bar = tqdm(
+            total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.dist.main),
+            dynamic_ncols=True, desc="train", file=sys.stderr,
+        )  # fmt: skip
+
+        def elapsed() -> float:
+            return self.elapsed_prev + (time.monotonic() - session_start)
+
+        with _StopFlag() as stop, bar:
+            loader_iter = iter(self._loader(end_step)) if not finished else iter(())
+            while not finished and self.step < end_step:
+                t0 = time.monotonic()
+                batch = self._batch_to_device(next(loader_iter))
+                w_skin = self.schedule.weight
+                l_occ, l_skin = self.train_step(batch)
+                self.step += 1
+                dt = time.monotonic() - t0
+                train_s += dt
+                session_steps += 1
+                acc += (l_occ, l_skin, 1)
+                window[0] += dt
+                window[1] += 1
+                bar.update(1)
+                done_budget = elapsed() >= budget_s
+                flags = self._agree([float(stop.raised), float(done_budget)])
+                interrupted, done_budget = flags[0] > 0, flags[1] > 0
+                finished = self.step >= cfg.max_steps or done_budget
+                row: dict[str, Any] = {}
+                if self.step % cfg.log_every == 0 or finished or interrupted:
+                    occ_m, skin_m, k = self._agree([acc[0], acc[1], acc[2]], "sum")
+                    k = max(k, 1.0)
+                    row.update(
+                        loss=(occ_m + w_skin * skin_m) / k, loss_occ=occ_m / k,
+                        loss_skin=skin_m / k if w_skin > 0 else None,
+                        steps_per_s=window[1] / window[0] if window[0] > 0 else None,
+                    )  # fmt: skip
+                    acc[:] = 0
+                    window[:] = [0.0, 0]
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+                if self.val_indices and (self.step % cfg.validate_every == 0 or finished):
+                    val = self.validate()
+                    metric = val[cfg.val_metric]
+                    self.last_val = {**val, "step": float(self.step)}
+                    row.update(val_iou_mixed=val["iou_mixed"], val_iou_uniform=val["iou_uniform"])
+                    if metric > self.best_metric:
+                        self.best_metric, self.best_step = metric, self.step
+                        if self.dist.main:
+                            self._export(
+                                "best.safetensors", {f"val_{k}": v for k, v in val.items()}
+                            )
+                    if self.schedule.update(metric, self.step) and self.dist.main:
+                        tqdm.write(
+                            f"step {self.step}: validation {cfg.val_metric} {metric:.4f} >= "
+                            f"{self.schedule.off_at}: skinning loss switched off",
+                            file=sys.stderr,
+                        )
+                    bar.set_postfix(iou=f"{metric:.4f}", refresh=False)
+                if row:
+                    row.update(
+                        step=self.step, epoch=self.step * cfg.batch_size / len(self.train_set),
+                        wall_s=elapsed(), skin_weight=w_skin, lr=cfg.lr,
+                        best_val=self.best_metric if self.best_step >= 0 else None,
+                    )  # fmt: skip
+                    self._log_row(row)
+                now = time.monotonic()
+                if (now - last_ckpt) / 60.0 >= cfg.checkpoint_minutes:
+                    self._save_checkpoint(elapsed())
+                    last_ckpt = time.monotonic()
+                if interrupted:
+                    break
+        total = elapsed()
+        self._save_checkpoint(total)
+        if finished and self.dist.main:
+            self._export("last.safetensors", {"val": json.dumps(self.last_val)})
+            if self.best_step < 0:  # no validation hands: the last model is the best we know
+                self._export("best.safetensors", {"val": "none"})
+        if self.dist.enabled:
+            torch.distributed.barrier()
+        return TrainResult(
+            step=self.step, finished=finished, elapsed_s=total, session_steps=session_steps,
+            session_train_s=train_s, best_metric=self.best_metric, best_step=self.best_step,
+            skinning_off_step=self.schedule.off_step, out=self.out,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Tear down the process group this trainer created; restore the thread count."""
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
+        if self._owns_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+            self._owns_group = False
+
+
+@torch.no_grad()
+def predict_points(
+    net: nn.Module,
+    model_config: Any,
+    item: dict[str, Tensor],
+    points_m: Tensor,
+    device: torch.device,
+    chunk: int | None = None,
+) -> Tensor:
+    """Occupancy probability ``[N]`` of one data hand at ``points_m`` ``[N, 3]`` (metres).
+
+    ``item`` is a dataset item (``keypoints``, ``side``, ``part_transforms``,
+    ``bone_lengths``); works for both transform sources. ``chunk``: points per network
+    call (default 4096 on CPU, where small chunks stay in cache; 131072 on CUDA).
+    """
+    if chunk is None:
+        chunk = 131_072 if device.type == "cuda" else 4096
+    inputs = network_inputs(
+        model_config, item["keypoints"][None].to(device), item["side"].reshape(1).to(device),
+        item["part_transforms"][None].to(device), item["bone_lengths"][None].to(device),
+    )  # fmt: skip
+    out = []
+    for s in range(0, points_m.shape[0], chunk):
+        p = inputs.points(points_m[None, s : s + chunk].to(device))
+        out.append(net.query(p, inputs.part_matrices, inputs.bone_lengths))
+    return torch.cat(out, dim=1)[0] if out else torch.zeros(0, device=device)
+
+
+def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None) -> TrainResult:
+    """Run (or resume) a training session; see :class:`Trainer` and the module docstring."""
+    trainer = Trainer(config, resume=resume, stop_after=stop_after)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()

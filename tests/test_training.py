@@ -1,0 +1,402 @@
+"""Training and evaluation: config, skinning schedule, data order, steps, resume, DDP, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from halohand.data.engine import generate
+from halohand.data.toy import ToyHandSource
+from halohand.errors import CorruptFileError, HalohandInputError
+from halohand.model import OccupancyNetwork, save_model, variant_config
+from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig, load_config
+from halohand.training.checkpoint import load_checkpoint
+from halohand.training.conditioning import network_inputs
+from halohand.training.evaluate import CSV_COLUMNS, evaluate, hand_box
+from halohand.training.trainer import LOG_COLUMNS, Trainer, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six toy hands (3 train, 1 val, 2 test), alternating right / left."""
+    out = tmp_path_factory.mktemp("train_data") / "hands"
+    generate(
+        out, {"train": 3, "val": 1, "test": 2}, seed=5, source=ToyHandSource(), side="both",
+        workers=1, progress=False,
+    )  # fmt: skip
+    return out
+
+
+def _config(data: Path, out: Path, **changes: object) -> TrainConfig:
+    base = dict(
+        data=str(data), out=str(out), batch_size=2, points_per_hand=256, surface_per_hand=128,
+        lr=3e-3, max_steps=6, validate_every=3, val_hands=1, val_points=2000, log_every=1,
+        checkpoint_minutes=60.0, threads=1, progress=False,
+    )  # fmt: skip
+    base.update(changes)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def _read_log(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_shipped_configs_load() -> None:
+    names = sorted(p.stem for p in (REPO / "configs").glob("*.toml"))
+    assert names == ["halo_default", "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled"]
+    for name in names:
+        cfg = load_config(REPO / "configs" / f"{name}.toml")
+        expected = "halo" if name == "halo_default" else name
+        assert cfg.variant == expected
+        assert (cfg.lr, cfg.skinning_weight, cfg.skinning_off_iou) == (1e-4, 0.5, 0.8)
+        assert (cfg.points_per_hand, cfg.surface_per_hand) == (2048, 2000)
+        transforms = cfg.model_config().transforms
+        assert transforms == ("keypoints" if expected == "halo" else "mano")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("batch_sise = 4\n", "unknown key.*batch_sise"),
+        ("batch_size = 'four'\n", "batch_size must be int"),
+        ("batch_size = 0\n", "batch_size must be >= 1"),
+        ("lr = -1.0\n", "lr must be > 0"),
+        ("variant = 'nope'\n", "unknown variant"),
+        ("val_metric = 'loss'\n", "val_metric"),
+        ("[model]\nwidth = 3\n", r"unknown \[model\] key.*width"),
+        ("batch_size = \n", "invalid TOML"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(HalohandInputError, match=match) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_config_overrides_and_model_table(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "variant = 'halo'\nmax_hours = 2\n[model]\nsmooth_max = true\nhidden = [32, 32]\n"
+    )
+    cfg = load_config(path, data="elsewhere", max_steps=7)
+    assert (cfg.data, cfg.max_steps, cfg.max_hours) == ("elsewhere", 7, 2.0)
+    mc = cfg.model_config()
+    assert mc.smooth_max and mc.hidden == (32, 32)
+    with pytest.raises(HalohandInputError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+# ---------------------------------------------------------------- schedule and data order
+
+
+def test_skinning_schedule_switches_off_once_and_for_good() -> None:
+    s = SkinningSchedule(0.5, 0.8)
+    assert s.weight == 0.5
+    assert not s.update(0.79, 100)
+    assert not s.update(float("nan"), 150)
+    assert s.weight == 0.5
+    assert s.update(0.8, 200)  # reaching the threshold counts
+    assert s.weight == 0.0 and s.off_step == 200
+    assert not s.update(0.5, 300) and not s.update(0.95, 400)
+    assert s.weight == 0.0 and s.off_step == 200
+    restored = SkinningSchedule(0.5, 0.8)
+    restored.load_state_dict(s.state_dict())
+    assert restored.weight == 0.0 and restored.off_step == 200
+    never = SkinningSchedule(0.0, 0.8)
+    assert never.weight == 0.0 and not never.update(0.99, 1)
+    assert SkinningSchedule(0.5, 1.5).update(1.0, 1) is False
+
+
+def test_stream_sampler_is_deterministic_resumable_and_splits_over_ranks() -> None:
+    full = StreamBatchSampler(7, 4, seed=3, start_step=0, end_step=10)
+    batches = list(full)
+    assert len(batches) == 10 and all(len(b) == 4 for b in batches)
+    # Each epoch is a permutation of the 7 hands, and epochs differ.
+    stream = [k for b in batches for k in b]
+    for epoch in range(5):
+        idx = sorted(i for e, i in stream if e == epoch)
+        assert idx == list(range(7))
+    assert list(full.permutation(0)) != list(full.permutation(1))
+    # Resuming at step 6 gives the same batches.
+    assert list(StreamBatchSampler(7, 4, 3, 6, 10)) == batches[6:]
+    # Two ranks take the two halves of each global batch.
+    r0 = list(StreamBatchSampler(7, 4, 3, 0, 10, rank=0, world=2))
+    r1 = list(StreamBatchSampler(7, 4, 3, 0, 10, rank=1, world=2))
+    assert [a + b for a, b in zip(r0, r1, strict=True)] == batches
+    with pytest.raises(HalohandInputError, match="divisible"):
+        StreamBatchSampler(7, 3, 0, 0, 1, rank=0, world=2)
+
+
+def test_ground_truth_conditioning_mirrors_left_hands() -> None:
+    """A left hand (mirror image of a right one) lands in the same canonical space."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(16, 3, 3)))
+    t = np.tile(np.eye(4), (16, 1, 1))
+    t[:, :3, :3] = q * np.sign(np.linalg.det(q))[:, None, None]
+    t[:, :3, 3] = rng.normal(scale=0.05, size=(16, 3))
+    f = np.diag([-1.0, 1, 1, 1])
+    t_left = f @ t @ f
+    cfg = variant_config("halo_gt")
+    transforms = torch.tensor(np.stack([t, t_left]))
+    kp = torch.zeros(2, 21, 3)
+    inputs = network_inputs(cfg, kp, torch.tensor([0, 1]), transforms, torch.full((2, 16), 0.03))
+    p = rng.normal(scale=0.05, size=(50, 3))
+    pts = torch.tensor(np.stack([p, p * [-1, 1, 1]]), dtype=torch.float32)
+    x = inputs.points(pts)  # network frame, HALO units
+    canon = torch.einsum("bkij,bnj->bnki", inputs.part_matrices[..., :3, :3], x)
+    canon = canon + inputs.part_matrices[:, None, :, :3, 3]
+    torch.testing.assert_close(canon[0], canon[1], atol=1e-5, rtol=0)
+    # And the right hand's canonical points are T p / 0.4 (HALO units).
+    expected = np.einsum("kij,nj->nki", t[:, :3, :3], p) + t[None, :, :3, 3]
+    torch.testing.assert_close(canon[0], torch.tensor(expected / 0.4, dtype=torch.float32),
+                               atol=1e-5, rtol=0)  # fmt: skip
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_training_reduces_the_loss(data: Path, tmp_path: Path) -> None:
+    cfg = _config(data, tmp_path / "run", max_steps=24, validate_every=100, skinning_weight=0.5)
+    result = train(cfg)
+    assert result.finished and result.step == 24
+    rows = _read_log(tmp_path / "run" / "log.csv")
+    assert list(rows[0]) == list(LOG_COLUMNS)
+    losses = [float(r["loss"]) for r in rows if r["loss"]]
+    assert len(losses) == 24
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses
+    assert all(float(r["loss_skin"]) > 0 for r in rows if r["loss"])
+    for name in ("checkpoint.pt", "best.safetensors", "last.safetensors", "config.json"):
+        assert (tmp_path / "run" / name).is_file()
+    # The last step validated (the end of training always does).
+    assert rows[-1]["val_iou_mixed"] != ""
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data: Path, tmp_path: Path) -> None:
+    # skinning_off_iou 0: the skinning loss switches off at the first validation (step 3),
+    # so the schedule's state must survive the checkpoint too.
+    cfg_a = _config(data, tmp_path / "a", skinning_off_iou=0.0)
+    ra = train(cfg_a)
+    cfg_b = _config(data, tmp_path / "b", skinning_off_iou=0.0)
+    rb1 = train(cfg_b, stop_after=3)
+    assert not rb1.finished and rb1.step == 3
+    assert not (tmp_path / "b" / "last.safetensors").exists()
+    with pytest.raises(HalohandInputError, match="--resume"):
+        train(cfg_b)  # a fresh run must not overwrite a checkpoint
+    with pytest.raises(HalohandInputError, match="lr"):
+        train(cfg_b.replace(lr=1e-3), resume=True)  # the trajectory's keys may not change
+    rb2 = train(cfg_b.replace(max_steps=6, log_every=1), resume=True)
+    assert rb2.finished and rb2.step == ra.step == 6
+    assert ra.skinning_off_step == rb2.skinning_off_step == 3
+    wa, wb = _weights(tmp_path / "a" / "checkpoint.pt"), _weights(tmp_path / "b" / "checkpoint.pt")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    oa = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["optimizer"]["state"]
+    ob = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["optimizer"]["state"]
+    for k in oa:
+        assert torch.equal(oa[k]["exp_avg_sq"], ob[k]["exp_avg_sq"])
+    keep = ("step", "loss", "loss_occ", "loss_skin", "skin_weight", "val_iou_mixed")
+    la = [{k: r[k] for k in keep} for r in _read_log(tmp_path / "a" / "log.csv")]
+    lb = [{k: r[k] for k in keep} for r in _read_log(tmp_path / "b" / "log.csv")]
+    assert la == lb
+    assert [r["skin_weight"] for r in la] == ["0.5"] * 3 + ["0"] * 3
+
+
+def test_corrupt_checkpoint_is_a_clear_error(data: Path, tmp_path: Path) -> None:
+    cfg = _config(data, tmp_path / "run", max_steps=1, val_hands=0)
+    train(cfg)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    blob = ckpt.read_bytes()
+    ckpt.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CorruptFileError, match="checkpoint") as info:
+        train(cfg.replace(max_steps=2), resume=True)
+    assert str(ckpt) in str(info.value)
+    ckpt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CorruptFileError, match=str(ckpt)):
+        load_checkpoint(ckpt)
+    ckpt.unlink()
+    with pytest.raises(CorruptFileError, match="not found"):
+        train(cfg, resume=True)
+
+
+def test_ground_truth_variant_trains_on_left_and_right_hands(data: Path, tmp_path: Path) -> None:
+    cfg = _config(data, tmp_path / "gt", variant="nasa", max_steps=2, validate_every=2)
+    trainer = Trainer(cfg)
+    try:
+        sides = {int(trainer.train_set[i]["side"]) for i in range(len(trainer.train_set))}
+        assert sides == {0, 1}
+        result = trainer.run()
+    finally:
+        trainer.close()
+    assert result.finished and np.isfinite(result.best_metric)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_matches_one(data: Path, tmp_path: Path) -> None:
+    """gloo DDP with 2 processes: same trajectory as the single process (batch split)."""
+    cfg_text = (
+        f'data = "{data}"\nbatch_size = 2\npoints_per_hand = 256\nsurface_per_hand = 128\n'
+        "lr = 3e-3\nmax_steps = 3\nvalidate_every = 3\nval_hands = 1\nval_points = 2000\n"
+        "progress = false\n"
+    )
+    path = tmp_path / "ddp.toml"
+    path.write_text(cfg_text)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "halohand.cli",
+           "train", "--config", str(path), "--out", str(tmp_path / "ddp")]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train(load_config(path, out=str(tmp_path / "one"), threads=1))
+    w2 = _weights(tmp_path / "ddp" / "checkpoint.pt")
+    w1 = _weights(tmp_path / "one" / "checkpoint.pt")
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], atol=1e-6, rtol=1e-5)
+    rows = _read_log(tmp_path / "ddp" / "log.csv")
+    assert [r["step"] for r in rows] == ["3"]  # only rank 0 logs
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def _octahedron_model(path: Path) -> Path:
+    """A hand-made network whose palm part is the ball |x - c|_1 < 0.15 HALO units (6 cm)
+    around c = (-0.1, 0, 0) of the HALO frame (the palm); every other part is empty."""
+    net = OccupancyNetwork(variant_config("halo"))
+    centre = (-0.1, 0.0, 0.0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        first, last = net.mlp.layers[0], net.mlp.layers[-1]
+        for axis in range(3):  # hidden units 2a, 2a+1 = leaky(+-(x_a - c_a)); their sum ~ |.|
+            for j, sign in enumerate((1.0, -1.0)):
+                first.weight[0, axis, 2 * axis + j] = sign
+                first.bias[0, 2 * axis + j] = -sign * centre[axis]
+                last.weight[0, 2 * axis + j, 0] = -40.0
+        last.bias[0, 0] = 40.0 * 0.15
+        last.bias[1:] = -30.0
+    return save_model(path, net)
+
+
+def test_evaluate_writes_json_and_csv(data: Path, tmp_path: Path) -> None:
+    model = _octahedron_model(tmp_path / "half.safetensors")
+    doc = evaluate(
+        model, data, "test", json_out=tmp_path / "eval.json", resolution=32,
+        coarse_resolution=16, n_samples=20_000, progress=False,
+    )  # fmt: skip
+    on_disk = json.loads((tmp_path / "eval.json").read_text())
+    assert on_disk == json.loads(json.dumps(doc))
+    assert doc["hands"] == 2 and doc["empty_meshes"] == 0
+    assert [r["side"] for r in doc["per_hand"]] == ["right", "left"]
+    for key in ("iou_uniform", "iou_mixed", "chamfer_l1_mm", "chamfer_l1_m", "chamfer_l1_halo",
+                "normal_consistency", "seconds"):  # fmt: skip
+        assert doc["mean"][key] is not None
+    for r in doc["per_hand"]:
+        assert 0.0 <= r["iou_uniform"] <= 1.0 and 0.0 < r["iou_mixed"] < 1.0
+        assert r["chamfer_l1_mm"] == pytest.approx(1000 * r["chamfer_l1_m"])
+        assert r["chamfer_l1_halo"] == pytest.approx(r["chamfer_l1_m"] / 0.4)
+        assert r["watertight"] and r["faces"] > 0
+    with open(tmp_path / "eval.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r[0] for r in rows[1:]] == ["0", "1", "mean"]
+    assert float(rows[-1][CSV_COLUMNS.index("iou_mixed")]) == pytest.approx(
+        doc["mean"]["iou_mixed"]
+    )
+
+
+def test_hand_box() -> None:
+    kp = np.array([[0.0, 0.0, 0.0], [0.1, 0.2, 0.05]])
+    lo, hi = hand_box(kp, "keypoints", 0.04)
+    np.testing.assert_allclose(hi - lo, [0.28] * 3)
+    np.testing.assert_allclose((hi + lo) / 2, [0.05, 0.1, 0.025])
+    lo, hi = hand_box(kp, "data")
+    np.testing.assert_allclose(hi, [0.22] * 3)
+    with pytest.raises(HalohandInputError):
+        hand_box(kp, "sphere")
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    from halohand.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["halohand", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_cli_help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    assert _cli(monkeypatch, "train", "--help") == 0
+    out = capsys.readouterr().out
+    for option in ("--config", "--resume", "--stop-after", "--data", "--out"):
+        assert option in out
+    assert _cli(monkeypatch, "evaluate", "--help") == 0
+    out = capsys.readouterr().out
+    for option in ("--checkpoint", "--data", "--split", "--json", "--csv", "--resolution",
+                   "--limit"):  # fmt: skip
+        assert option in out
+
+
+def test_cli_bad_config_and_checkpoint_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path, data: Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = 3\n")
+    assert _cli(monkeypatch, "train", "--config", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "epochs" in err, err
+    assert _cli(monkeypatch, "train", "--config", str(tmp_path / "none.toml")) == 2
+    capsys.readouterr()
+    good = tmp_path / "good.toml"
+    good.write_text(f'data = "{data}"\nout = "{tmp_path / "run"}"\n')
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"PK\x03\x04garbage")
+    assert _cli(monkeypatch, "train", "--config", str(good), "--resume") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "run" / "checkpoint.pt") in err, err
+    code = _cli(monkeypatch, "evaluate", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+                "--data", str(data), "--json", str(tmp_path / "e.json"))  # fmt: skip
+    assert code == 2
+    assert "checkpoint.pt" in capsys.readouterr().err
+
+
+def test_cli_evaluate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path, data: Path
+) -> None:
+    model = _octahedron_model(tmp_path / "half.safetensors")
+    out = tmp_path / "out" / "eval.json"
+    code = _cli(monkeypatch, "evaluate", "--checkpoint", str(model), "--data", str(data),
+                "--json", str(out), "--limit", "1", "--resolution", "32",
+                "--coarse-resolution", "16", "--surface-samples", "20000",
+                "--no-progress")  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert "IoU uniform" in capsys.readouterr().out
+    assert json.loads(out.read_text())["hands"] == 1
+    assert out.with_suffix(".csv").is_file()
+    shutil.rmtree(tmp_path / "out")
