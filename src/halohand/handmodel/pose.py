@@ -7,10 +7,12 @@ pose (a flat open hand whose joints are within about 11 degrees of straight):
   local +X by the negative angle); negative is hyperextension.
 - **abduction**: rotation about the joint's dorsal axis (local +Y). Positive spreads the
   finger away from the middle finger (index and middle move toward the thumb, ring and
-  pinky toward the little-finger side); for the thumb positive moves it away from the index
-  finger (opens the web space).
-- **twist**: rotation about the bone's own axis (right-hand rule about the distal direction
-  on the right hand), small.
+  pinky toward the little-finger side). Thumb CMC: positive is palmar abduction (the thumb
+  comes forward, out of the palm plane); thumb flexion carries it across the palm and
+  negative flexion is radial abduction (away from the index in the palm plane).
+- **twist**: rotation about the bone's own axis, right-hand rule about the distal direction
+  on the right hand. Small (+-5-10 degrees) except at the thumb CMC, where opposition needs
+  the metacarpal to roll (negative twist turns the thumb pad toward the finger pads).
 
 The palm is rigid (the four long-finger metacarpals follow the wrist), as HALO's palm part is.
 A left hand is the mirror image of the right hand with the same parameters, so the
@@ -55,16 +57,16 @@ POSE_PART: Final = np.array(
     )]
 )  # fmt: skip
 
-#: Sign turning "positive = away from the middle finger" into a rotation about local +Y.
-#: In the rig's finger frames +Y rotation moves the tip toward the thumb; the thumb's own
-#: frame needs -1 for "away from the index finger".
+#: Sign turning the documented abduction into a rotation about local +Y. In the rig's finger
+#: frames +Y rotation moves the tip toward the thumb (so ring and pinky need -1); in the
+#: thumb's frames it moves the thumb out in front of the palm.
 ABDUCTION_SIGN: Final = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1], float)
 
 #: Joint limits in degrees: name -> ((flex lo, hi), (abduction lo, hi), (twist lo, hi)).
 #: Ranges relative to the template's rest pose, from the usual clinical ranges of motion
-#: (MCP flexion ~90, PIP ~110, DIP ~80; thumb CMC/MCP/IP smaller), narrowed where linear
-#: blend skinning folds the skin badly (deep flexion) and where fingers would have to pass
-#: through each other (adduction of neighbours).
+#: (MCP flexion ~90 with ~20 hyperextension, PIP ~110, DIP ~80, MCP abduction ~20; thumb
+#: CMC about 70 flexion/extension and 75 palmar abduction). Hinge joints (PIP, DIP, IP)
+#: get +-5 degrees of abduction and twist for the play real joints have.
 JOINT_LIMITS_DEG: Final[dict[str, tuple[tuple[float, float], ...]]] = {
     "thumb_cmc": ((-20.0, 50.0), (-15.0, 60.0), (-30.0, 10.0)),
     "thumb_mcp": ((-10.0, 60.0), (-10.0, 10.0), (-10.0, 10.0)),
