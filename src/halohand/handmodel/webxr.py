@@ -106,9 +106,13 @@ class WebXRHandModel:
     # -- identity ---------------------------------------------------------------------------
 
     def _joint_scales(self, identity: HandIdentity) -> tuple[np.ndarray, np.ndarray]:
-        """Per-joint ``[25, 3]`` scales in the joint's local frame: (offsets of its children,
-        vertex map). Palm joints: (width, 1 | thickness, palm length); finger joints:
-        (1 | thickness, 1 | thickness, length)."""
+        """Per-joint ``[25, 3]`` scales along the joint's local (x, y, z) = (lateral, dorsal,
+        along the bone), for the offsets of its children and for its vertices.
+
+        Children's offsets: palm joints (palm width, 1, palm length), finger joints
+        (1, 1, length): keypoints never see thickness. Vertices: palm joints (palm width,
+        palm thickness, palm length), finger joints (thickness, thickness, length).
+        """
         lengths = identity.length_factors[JOINT_PART]
         thick = identity.thickness_factors()[JOINT_PART]
         width = np.where(self._is_palm_joint, identity.palm_width, 1.0)
@@ -188,18 +192,10 @@ class WebXRHandModel:
             A :class:`PosedHand` in metres, wrist keypoint at the origin.
         """
         check_side(side)
-        pose = HandPose() if pose is None else pose
-        identity = HandIdentity() if identity is None else identity
-        if not isinstance(pose, HandPose):
-            raise HalohandInputError(f"pose must be a HandPose, got {type(pose).__name__}")
-        if not isinstance(identity, HandIdentity):
-            raise HalohandInputError(
-                f"identity must be a HandIdentity, got {type(identity).__name__}"
-            )
-
+        pose, identity = _check_params(pose, identity)
         rest, vertex_scale, scale = self.identity_frames(identity)
         posed = self.posed_frames(rest, pose)
-        stretch = homogeneous(vertex_scale[..., None] * np.eye(3)) @ self._rest_inv
+        stretch = self._stretch(vertex_scale)
         tpl = self.template
         vertices = skin(tpl.vertices, tpl.joint_weights, posed @ stretch) * scale
         canonical = skin(tpl.vertices, tpl.joint_weights, rest @ stretch) * scale
