@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,12 @@ def train(
             "end-of-training validation/export is not done.",
         ),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", help="Override the config's torch CPU threads (1 on a busy shared box)."
+        ),
+    ] = None,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = None,
@@ -51,13 +58,12 @@ def train(
         data=None if data is None else str(data),
         out=None if out is None else str(out),
         max_steps=max_steps,
+        threads=threads,
         progress=progress,
     )
     if stop_after is not None and stop_after < 1:
         raise typer.BadParameter("--stop-after must be >= 1")
     result = run_training(cfg, resume=resume, stop_after=stop_after)
-    import os
-
     if int(os.environ.get("RANK", "0")) == 0:
         state = "finished" if result.finished else "stopped (resume with --resume)"
         best = (

@@ -616,6 +616,12 @@ class Trainer:
             _trim_log(self.log_path, self.step)
         if self.dist.enabled:
             torch.distributed.barrier()
+        if not self.val_indices and self.dist.main and self.schedule.off_step is None:
+            print(
+                "warning: no validation hands (val_hands = 0 or an empty val split): the "
+                "skinning loss never switches off and best.safetensors is the last model",
+                file=sys.stderr,
+            )
         budget_s = cfg.max_hours * 3600.0 if cfg.max_hours > 0 else math.inf
         end_step = cfg.max_steps
         if self.stop_after is not None:
