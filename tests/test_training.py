@@ -22,7 +22,7 @@ from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig,
 from halohand.training.checkpoint import load_checkpoint
 from halohand.training.conditioning import network_inputs
 from halohand.training.evaluate import CSV_COLUMNS, evaluate, hand_box
-from halohand.training.trainer import LOG_COLUMNS, Trainer, train
+from halohand.training.trainer import LOG_COLUMNS, Trainer, _trim_log, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -238,6 +238,23 @@ def test_corrupt_checkpoint_is_a_clear_error(data: Path, tmp_path: Path) -> None
     ckpt.unlink()
     with pytest.raises(CorruptFileError, match="not found"):
         train(cfg, resume=True)
+
+
+def test_wall_time_budget_ends_training(data: Path, tmp_path: Path) -> None:
+    result = train(_config(data, tmp_path / "run", max_steps=50, max_hours=1e-9))
+    assert result.finished and result.step == 1
+    assert (tmp_path / "run" / "last.safetensors").is_file()
+    assert _read_log(tmp_path / "run" / "log.csv")[-1]["val_iou_mixed"] != ""
+
+
+def test_log_is_trimmed_to_the_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    rows = [",".join([str(s)] + ["1"] * (len(LOG_COLUMNS) - 1)) for s in range(1, 6)]
+    path.write_text(",".join(LOG_COLUMNS) + "\n" + "\n".join(rows) + "\n6,1,1")  # torn line
+    _trim_log(path, 3)
+    assert [r["step"] for r in _read_log(path)] == ["1", "2", "3"]
+    _trim_log(tmp_path / "new.csv", 0)
+    assert (tmp_path / "new.csv").read_text() == ",".join(LOG_COLUMNS) + "\n"
 
 
 def test_ground_truth_variant_trains_on_left_and_right_hands(data: Path, tmp_path: Path) -> None:
