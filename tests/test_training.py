@@ -297,11 +297,13 @@ def test_torchrun_two_processes_matches_one(data: Path, tmp_path: Path) -> None:
 # ---------------------------------------------------------------- evaluation
 
 
-def _octahedron_model(path: Path) -> Path:
+def _octahedron_model(
+    path: Path, variant: str = "halo", centre: tuple[float, float, float] = (-0.1, 0.0, 0.0)
+) -> Path:
     """A hand-made network whose palm part is the ball |x - c|_1 < 0.15 HALO units (6 cm)
-    around c = (-0.1, 0, 0) of the HALO frame (the palm); every other part is empty."""
-    net = OccupancyNetwork(variant_config("halo"))
-    centre = (-0.1, 0.0, 0.0)
+    around ``c`` in the palm's canonical frame (for ``halo``: the HALO frame, where the palm
+    lies along -x); every other part is empty."""
+    net = OccupancyNetwork(variant_config(variant))
     with torch.no_grad():
         for p in net.parameters():
             p.zero_()
@@ -316,8 +318,14 @@ def _octahedron_model(path: Path) -> Path:
     return save_model(path, net)
 
 
-def test_evaluate_writes_json_and_csv(data: Path, tmp_path: Path) -> None:
-    model = _octahedron_model(tmp_path / "half.safetensors")
+@pytest.mark.parametrize(
+    ("variant", "centre"),
+    [("halo", (-0.1, 0.0, 0.0)), ("nasa", (0.0, 0.1, 0.0))],  # nasa: toy rest hand frame
+)
+def test_evaluate_writes_json_and_csv(
+    data: Path, tmp_path: Path, variant: str, centre: tuple[float, float, float]
+) -> None:
+    model = _octahedron_model(tmp_path / "oct.safetensors", variant, centre)
     doc = evaluate(
         model, data, "test", json_out=tmp_path / "eval.json", resolution=32,
         coarse_resolution=16, n_samples=20_000, progress=False,
@@ -325,6 +333,7 @@ def test_evaluate_writes_json_and_csv(data: Path, tmp_path: Path) -> None:
     on_disk = json.loads((tmp_path / "eval.json").read_text())
     assert on_disk == json.loads(json.dumps(doc))
     assert doc["hands"] == 2 and doc["empty_meshes"] == 0
+    assert doc["variant"] == variant
     assert [r["side"] for r in doc["per_hand"]] == ["right", "left"]
     for key in ("iou_uniform", "iou_mixed", "chamfer_l1_mm", "chamfer_l1_m", "chamfer_l1_halo",
                 "normal_consistency", "seconds"):  # fmt: skip
@@ -406,7 +415,7 @@ def test_cli_bad_config_and_checkpoint_exit_2(
 def test_cli_evaluate(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path, data: Path
 ) -> None:
-    model = _octahedron_model(tmp_path / "half.safetensors")
+    model = _octahedron_model(tmp_path / "oct.safetensors")
     out = tmp_path / "out" / "eval.json"
     code = _cli(monkeypatch, "evaluate", "--checkpoint", str(model), "--data", str(data),
                 "--json", str(out), "--limit", "1", "--resolution", "32",

@@ -23,6 +23,10 @@ def train(
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", help="Override the config's max_steps.")
     ] = None,
+    max_hours: Annotated[
+        float | None,
+        typer.Option("--max-hours", help="Override the config's training wall-time budget."),
+    ] = None,
     stop_after: Annotated[
         int | None,
         typer.Option(
@@ -58,6 +62,7 @@ def train(
         data=None if data is None else str(data),
         out=None if out is None else str(out),
         max_steps=max_steps,
+        max_hours=max_hours,
         threads=threads,
         progress=progress,
     )
