@@ -11,25 +11,13 @@ from the priors (identity and pose), and writes, atomically, into ``--out-dir``:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from halohand.atomic import atomic_path, write_bytes_atomic
 
 
 def _export_hand(hand, out: Path, name: str) -> np.ndarray:
@@ -45,14 +33,14 @@ def _export_hand(hand, out: Path, name: str) -> np.ndarray:
         vertex_colors=(np.c_[colors, np.ones(len(colors))] * 255).astype(np.uint8),
         process=False,
     )
-    _atomic_write_bytes(out / f"{name}.ply", mesh.export(file_type="ply"))
+    write_bytes_atomic(out / f"{name}.ply", mesh.export(file_type="ply"))
     doc = {
         "order": "openpose",
         "units": "m",
         "side": hand.side,
         "keypoints": np.round(hand.keypoints, 6).tolist(),
     }
-    _atomic_write_bytes(out / f"{name}_keypoints.json", json.dumps(doc, indent=1).encode())
+    write_bytes_atomic(out / f"{name}_keypoints.json", json.dumps(doc, indent=1).encode())
     return colors
 
 
@@ -90,8 +78,6 @@ def demo(
         images["gestures" if name.startswith("gesture") else "samples"].append(img)
     for key, imgs in images.items():
         if imgs:
-            path = out_dir / f"{key}.png"
-            tmp = out_dir / f".{key}.tmp.png"
-            save_png(str(tmp), image_grid(imgs, columns=min(6, len(imgs))))
-            os.replace(tmp, path)
+            with atomic_path(out_dir / f"{key}.png") as tmp:
+                save_png(str(tmp), image_grid(imgs, columns=min(6, len(imgs))))
     typer.echo(f"wrote {len(jobs)} hands to {hands_dir} and renderings to {out_dir}")

@@ -229,4 +229,4 @@ def save_png(path: str, image: np.ndarray) -> None:
     """Write a uint8 ``[H, W, 3]`` image as PNG (matplotlib's writer)."""
     import matplotlib.image
 
-    matplotlib.image.imsave(path, image)
+    matplotlib.image.imsave(path, image, format="png")

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from halohand.atomic import write_text_atomic as _write_text
 from halohand.data import constants as C
 from halohand.errors import CorruptFileError
 
@@ -118,17 +119,7 @@ def write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> Non
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a small text file atomically (temp file in the same folder + ``os.replace``)."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    _write_text(path, text)
     _fsync_dir(path.parent)
 
 

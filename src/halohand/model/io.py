@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from halohand.atomic import atomic_path
 from halohand.errors import CorruptFileError
 from halohand.model.occupancy import OccupancyConfig, OccupancyNetwork
 
@@ -43,15 +43,8 @@ def save_model(
     meta: dict[str, str] = dict(extra_metadata or {})
     meta.update({"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_json()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 

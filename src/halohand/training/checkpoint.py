@@ -19,12 +19,12 @@ checkpoint with ``os.replace``: a crash leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from halohand.atomic import atomic_open
 from halohand.errors import CorruptFileError
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
@@ -37,18 +37,9 @@ _REQUIRED = ("step", "elapsed_s", "model", "model_config", "optimizer", "config"
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` (plus the format tag) to ``path`` atomically; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(doc, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(doc, fh)
     return path
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from halohand.atomic import write_text_atomic
 from halohand.errors import HalohandInputError
 
 __all__ = ["CSV_COLUMNS", "evaluate", "hand_box", "load_any_model"]
@@ -97,16 +98,6 @@ def _nan_to_none(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def evaluate(
@@ -251,7 +242,7 @@ def evaluate(
         "per_hand": [{k: _nan_to_none(v) for k, v in r.items()} for r in rows],
     }
     if json_out is not None:
-        _write_atomic(Path(json_out), json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        write_text_atomic(Path(json_out), json.dumps(doc, indent=1, allow_nan=False) + "\n")
         if csv_out is None:
             csv_out = Path(json_out).with_suffix(".csv")
     if csv_out is not None:
@@ -266,5 +257,5 @@ def evaluate(
             + ["", "", mean["watertight_fraction"]]
             + [mean[c] for c in CSV_COLUMNS[13:]]
         )
-        _write_atomic(Path(csv_out), buf.getvalue())
+        write_text_atomic(Path(csv_out), buf.getvalue())
     return doc

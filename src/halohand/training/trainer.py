@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from halohand.atomic import write_text_atomic
 from halohand.errors import HalohandInputError
 from halohand.training.checkpoint import load_checkpoint, save_checkpoint
 from halohand.training.conditioning import network_inputs
@@ -267,15 +268,6 @@ def _fmt(x: float | None) -> str:
     return f"{x:.6g}"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _trim_log(path: Path, max_step: int) -> None:
     """Rewrite ``log.csv`` (atomically) keeping complete rows up to ``max_step``."""
     rows: list[list[str]] = []
@@ -295,7 +287,7 @@ def _trim_log(path: Path, max_step: int) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(LOG_COLUMNS)
     writer.writerows(rows)
-    _write_text_atomic(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 class _StopFlag:
@@ -612,7 +604,7 @@ class Trainer:
         cfg = self.cfg
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            _write_text_atomic(self.out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+            write_text_atomic(self.out / "config.json", json.dumps(cfg.to_dict(), indent=1))
             _trim_log(self.log_path, self.step)
         if self.dist.enabled:
             torch.distributed.barrier()
