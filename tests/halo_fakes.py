@@ -10,6 +10,8 @@ of a real network's cost and with a non-empty, predictable mesh.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -83,3 +85,33 @@ class CapsuleNet(nn.Module):
             probs = probs * part_mask
         occ = probs.amax(-1)
         return (occ, probs) if return_parts else occ
+
+
+def write_bad_files(tmp_path: Path, kp: np.ndarray) -> dict[str, tuple[str, str]]:
+    """Write broken keypoint files into ``tmp_path``: name -> (file, message pattern)."""
+    np.save(tmp_path / "shape.npy", np.zeros((20, 3)))
+    nan = kp.copy()
+    nan[7, 1] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.save(tmp_path / "full.npy", kp)
+    (tmp_path / "trunc.npy").write_bytes((tmp_path / "full.npy").read_bytes()[:200])
+    (tmp_path / "garbage.json").write_text('{"keypoints": [[0, 1, 2], ')
+    (tmp_path / "nokey.json").write_text('{"points": []}')
+    np.savetxt(tmp_path / "short.txt", kp[:20])
+    (tmp_path / "words.txt").write_text("wrist 0 0 0\n")
+    (tmp_path / "kp.csv.gz").write_bytes(b"xx")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return {
+        "shape": ("shape.npy", r"shape \[21, 3\] or \[N, 21, 3\].*got \[20, 3\]"),
+        "nan": ("nan.npy", r"NaN or inf \(first: joint 7\)"),
+        "empty": ("empty.npy", "empty file"),
+        "trunc": ("trunc.npy", "truncated"),
+        "garbage": ("garbage.json", "invalid JSON"),
+        "nokey": ("nokey.json", 'no "keypoints" key'),
+        "short": ("short.txt", "not a multiple of 21"),
+        "words": ("words.txt", "not numbers"),
+        "suffix": ("kp.csv.gz", "unsupported file type"),
+        "pickle": ("obj.npy", "pickled"),
+        "missing": ("nope.npy", "no such file"),
+    }

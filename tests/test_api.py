@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from halo_fakes import CapsuleNet, hand_keypoints
+from halo_fakes import CapsuleNet, hand_keypoints, write_bad_files
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
@@ -124,38 +124,8 @@ def test_load_keypoint_files(tmp_path, kp: np.ndarray) -> None:
     assert load_keypoints(tmp_path / "w.npy", fmt="webxr").keypoints.shape == (1, 25, 3)
 
 
-def _bad_files(tmp_path, kp: np.ndarray) -> dict[str, tuple[str, str]]:
-    """name -> (file, expected message pattern)."""
-    np.save(tmp_path / "shape.npy", np.zeros((20, 3)))
-    nan = kp.copy()
-    nan[7, 1] = np.nan
-    np.save(tmp_path / "nan.npy", nan)
-    (tmp_path / "empty.npy").write_bytes(b"")
-    np.save(tmp_path / "full.npy", kp)
-    (tmp_path / "trunc.npy").write_bytes((tmp_path / "full.npy").read_bytes()[:200])
-    (tmp_path / "garbage.json").write_text('{"keypoints": [[0, 1, 2], ')
-    (tmp_path / "nokey.json").write_text('{"points": []}')
-    np.savetxt(tmp_path / "short.txt", kp[:20])
-    (tmp_path / "words.txt").write_text("wrist 0 0 0\n")
-    (tmp_path / "kp.csv.gz").write_bytes(b"xx")
-    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    return {
-        "shape": ("shape.npy", r"shape \[21, 3\] or \[N, 21, 3\].*got \[20, 3\]"),
-        "nan": ("nan.npy", r"NaN or inf \(first: joint 7\)"),
-        "empty": ("empty.npy", "empty file"),
-        "trunc": ("trunc.npy", "truncated"),
-        "garbage": ("garbage.json", "invalid JSON"),
-        "nokey": ("nokey.json", 'no "keypoints" key'),
-        "short": ("short.txt", "not a multiple of 21"),
-        "words": ("words.txt", "not numbers"),
-        "suffix": ("kp.csv.gz", "unsupported file type"),
-        "pickle": ("obj.npy", "pickled"),
-        "missing": ("nope.npy", "no such file"),
-    }
-
-
 def test_bad_keypoint_files(tmp_path, kp: np.ndarray) -> None:
-    for name, (file, pattern) in _bad_files(tmp_path, kp).items():
+    for name, (file, pattern) in write_bad_files(tmp_path, kp).items():
         with pytest.raises(HalohandInputError, match=pattern) as info:
             load_keypoints(tmp_path / file)
         msg = str(info.value)

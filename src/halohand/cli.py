@@ -22,12 +22,15 @@ app = typer.Typer(
 def _register() -> None:
     from halohand.data.cli import data_app
     from halohand.demo import demo
+    from halohand.reconstruct_cli import occupancy, reconstruct
     from halohand.training.cli import evaluate, train
 
     app.add_typer(data_app, name="data")
     app.command("demo")(demo)
     app.command("train")(train)
     app.command("evaluate")(evaluate)
+    app.command("reconstruct")(reconstruct)
+    app.command("occupancy")(occupancy)
 
 
 _register()

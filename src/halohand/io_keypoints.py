@@ -228,7 +228,7 @@ def load_keypoints(path: str | os.PathLike[str], fmt: str | None = None) -> Keyp
         )
     try:
         if path.stat().st_size == 0:
-            raise HalohandInputError(f"{path}: empty file")
+            raise HalohandInputError(f"{path}: empty file; it should hold a [21, 3] array")
     except OSError as exc:
         raise CorruptFileError(f"{path}: cannot read ({exc.strerror})") from None
     meta: dict[str, Any] = {}
