@@ -28,8 +28,14 @@ def main(checkpoint: str, data: str, out: str, n: int = 4) -> None:
         top.append(render_mesh(gt_v, gt_f, size=(240, 240), center=center, extent=0.24))
         part = np.asarray(mesh.vertex_attributes["part"], dtype=int)
         bottom.append(
-            render_mesh(mesh.vertices, mesh.faces, PART_COLORS[part], size=(240, 240),
-                        center=center, extent=0.24)  # fmt: skip
+            render_mesh(
+                mesh.vertices,
+                mesh.faces,
+                PART_COLORS[part],
+                size=(240, 240),
+                center=center,
+                extent=0.24,
+            )  # fmt: skip
         )
     with atomic_path(out) as tmp:
         save_png(str(tmp), image_grid(top + bottom, columns=n))
