@@ -40,19 +40,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
     """Open a temp file beside ``path`` for writing; on success it replaces ``path``."""
     if not any(m in mode for m in "wax") or "r" in mode.replace("+", ""):
         raise ValueError(f"atomic_open is for writing, got mode {mode!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode.replace("x", "w").replace("a", "w"), **kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # The temp file already exists, so exclusive/append modes become plain writes.
+    write_mode = mode.replace("x", "w").replace("a", "w")
+    with atomic_path(path) as tmp, open(tmp, write_mode, **kwargs) as fh:
+        yield fh
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
