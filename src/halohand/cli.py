@@ -24,6 +24,7 @@ def _register() -> None:
     from halohand.demo import demo
     from halohand.reconstruct_cli import occupancy, reconstruct
     from halohand.training.cli import evaluate, train
+    from halohand.viewer.server import view
 
     app.add_typer(data_app, name="data")
     app.command("demo")(demo)
@@ -31,6 +32,7 @@ def _register() -> None:
     app.command("evaluate")(evaluate)
     app.command("reconstruct")(reconstruct)
     app.command("occupancy")(occupancy)
+    app.command("view")(view)
 
 
 _register()
