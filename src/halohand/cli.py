@@ -20,6 +20,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from halohand.check_cli import check
     from halohand.data.cli import data_app
     from halohand.demo import demo
     from halohand.reconstruct_cli import occupancy, reconstruct
@@ -32,6 +33,7 @@ def _register() -> None:
     app.command("evaluate")(evaluate)
     app.command("reconstruct")(reconstruct)
     app.command("occupancy")(occupancy)
+    app.command("check")(check)
     app.command("view")(view)
 
 

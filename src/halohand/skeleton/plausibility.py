@@ -157,6 +157,12 @@ _ROOT_BONES: Final = _ROOT_JOINTS - 1
 _FINGERS: Final = ("thumb", "index", "middle", "ring", "pinky")
 _SEVERITY_RANK: Final = {s: i for i, s in enumerate(SEVERITIES)}
 _UNIT_SCALE: Final = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+# Causes before their symptoms: a wrong side or unit makes many angles or bones look wrong.
+_KIND_RANK: Final = {"degenerate": 0, "units": 1, "mirrored": 2}
+
+
+def _worst_first(f: Finding) -> tuple[int, int]:
+    return (-_SEVERITY_RANK[f.severity], _KIND_RANK.get(f.kind, 3))
 
 
 @dataclass(frozen=True)
@@ -247,7 +253,7 @@ class PlausibilityReport:
     def for_hand(self, hand: tuple[int, ...]) -> list[Finding]:
         """Findings of one hand, worst first."""
         found = [f for f in self.findings if f.hand == tuple(hand)]
-        return sorted(found, key=lambda f: -_SEVERITY_RANK[f.severity])
+        return sorted(found, key=_worst_first)
 
     def count(self, severity: str = "error") -> int:
         """Number of findings of ``severity``."""
@@ -560,7 +566,7 @@ def check_skeleton(keypoints: Any, side: Any = "right", units: str = "auto") -> 
         )
 
     order = {h: i for i, h in enumerate(hands)}
-    findings.sort(key=lambda f: (order[f.hand], -_SEVERITY_RANK[f.severity]))
+    findings.sort(key=lambda f: (order[f.hand], *_worst_first(f)))
     return PlausibilityReport(
         batch_shape=batch_shape,
         is_left=is_left,
