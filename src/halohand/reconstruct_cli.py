@@ -79,6 +79,7 @@ def reconstruct(
     from tqdm import tqdm
 
     from halohand.api import UNIT_SCALE, _check_resolution, prepare_hands
+    from halohand.check_cli import skeleton_warning
     from halohand.export import check_extension, export_mesh
     from halohand.io_keypoints import check_format, load_keypoints, output_names
 
@@ -102,6 +103,11 @@ def reconstruct(
             )
         except HalohandInputError as exc:
             raise _with_path(exc, path, kf.is_sequence) from None
+        warning = skeleton_warning(
+            prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence
+        )
+        if warning:
+            print(f"warning: {path}: {warning}", file=sys.stderr)
         names = output_names(kf)
         for name in names:
             target = out_dir / f"{name}.{ext}"
