@@ -142,7 +142,9 @@ def load_frame(path: Path) -> Frame:
         loaded = trimesh.load(str(path), file_type=suffix[1:], process=False)
     except Exception as exc:  # trimesh raises many types for broken files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CorruptFileError(f"{path}: not a readable {suffix[1:].upper()} file ({detail})")
+        raise CorruptFileError(
+            f"{path}: not a readable {suffix[1:].upper()} file ({detail})"
+        ) from None
     meshes = _triangle_meshes(loaded)
     triangles = sum(len(m.faces) for m in meshes)
     if suffix == ".glb":

@@ -52,7 +52,7 @@ function fitCamera(bounds) {
   const box = new Box3(new Vector3(...bounds[0]), new Vector3(...bounds[1]));
   const center = box.getCenter(new Vector3());
   const radius = Math.max(box.getSize(new Vector3()).length() / 2, 1e-6);
-  const distance = (1.15 * radius) / Math.sin((camera.fov * Math.PI) / 360);
+  const distance = (1.05 * radius) / Math.sin((camera.fov * Math.PI) / 360);
   // meshes come in metres, centimetres or millimetres: clip planes follow the size
   camera.near = distance / 100;
   camera.far = distance * 100;
@@ -118,11 +118,20 @@ function applyToggles(root) {
   });
 }
 
+// A plain fetch + parse instead of loader.loadAsync: with loadAsync, headless Chromium
+// reported the first frame's request as aborted (net::ERR_ABORTED) although the frame
+// loaded, and progress events, the only thing FileLoader adds, are not used here.
+async function fetchGlb(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return loader.parseAsync(await response.arrayBuffer(), "");
+}
+
 function load(i) {
   if (!cache.has(i)) {
     const frame = manifest.frames[i];
     const promise = frame.url
-      ? loader.loadAsync(frame.url).then((gltf) => prepare(gltf.scene))
+      ? fetchGlb(frame.url).then((gltf) => prepare(gltf.scene))
       : Promise.resolve(null);
     cache.set(i, promise);
   }
@@ -196,12 +205,15 @@ async function main() {
       if (e.key === "ArrowLeft") show(index - 1);
     });
   }
+  // ?xray=1&skeleton=0&frame=N set the starting view, so a view can be shared as a link
+  const params = new URLSearchParams(location.search);
   for (const id of ["skeleton", "xray"]) {
+    if (params.has(id)) $(id).checked = params.get(id) === "1";
     $(id).addEventListener("change", () => current && applyToggles(current));
   }
   // the first frame that has a surface, so a sequence starting empty still frames a hand
   const first = Math.max(0, manifest.frames.findIndex((f) => f.triangles > 0));
-  await show(first);
+  await show(params.has("frame") ? Number(params.get("frame")) || 0 : first);
   animate();
   // two frames drawn: the canvas holds the hand before the test (or a user) looks
   requestAnimationFrame(() =>
