@@ -594,8 +594,8 @@ def summary_line(report: PlausibilityReport) -> str | None:
     mirrored = {f.hand for f in errors if f.kind == "mirrored"}
     if mirrored:
         side = "left" if report.is_left.reshape(-1)[0] else "right"
-        count = f"{len(mirrored)} of {report.num_hands} hands " if many else ""
-        parts.append(f"{count}looks mirrored (is --side {side} correct?)")
+        count = f"{len(mirrored)} of {report.num_hands} hands look" if many else "looks"
+        parts.append(f"{count} mirrored (is --side {side} correct?)")
     other = [f for f in errors if f.kind != "mirrored"]
     if other:
         count = f" in {len({f.hand for f in other})} of {report.num_hands} hands" if many else ""
