@@ -30,7 +30,7 @@ What is checked (``docs/check.md`` has the tables, sources and measured numbers)
   reference), against :data:`BONE_RATIO_RANGES`. Ranges span both radiographic adult
   proportions and the project's hand model (whose fingertip keypoints sit inside the finger
   pad, so its distal segments are shorter): ``warning`` beyond 0.75x the smaller / 1.33x the
-  larger reference, ``error`` beyond 0.5x / 2x.
+  larger reference, ``error`` beyond 0.5x / 1.6x.
 * **Units.** The hand length (wrist to middle tip along the finger) must fit m, cm or mm as in
   :func:`halohand.api.detect_units`; with explicit units the size must lie in 0.05-0.45 m
   (``error`` otherwise, with the unit it looks like) and in 0.10-0.30 m (``warning``).
@@ -137,7 +137,7 @@ _LO: Final = np.minimum(_RATIO_LITERATURE, _RATIO_MODEL)
 _HI: Final = np.maximum(_RATIO_LITERATURE, _RATIO_MODEL)
 #: ``[20, 2, 2]`` bone length / ``H``: (warning band, error band) per bone.
 BONE_RATIO_RANGES: Final = np.stack(
-    [np.stack([_LO * 0.75, _HI * 1.33], -1), np.stack([_LO * 0.5, _HI * 2.0], -1)], axis=1
+    [np.stack([_LO * 0.75, _HI * 1.33], -1), np.stack([_LO * 0.5, _HI * 1.6], -1)], axis=1
 )
 
 #: Hand lengths (m) of plausible humans (children to large adults); outside is a warning.
