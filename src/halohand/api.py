@@ -370,11 +370,9 @@ class HALO:
 
     def _query(self, hands: HandConditioning, points_m: Tensor) -> tuple[Tensor, Tensor]:
         """Occupancy and part probabilities ``[B, N]``, ``[B, N, 16]`` (grad mode as set)."""
-        from halohand.model.skipping import DEFAULT_SKIP_RADII_M, skip_mask
+        from halohand.model.skipping import effective_radii, skip_mask
 
-        radii = DEFAULT_SKIP_RADII_M if self.skip_radii is True else self.skip_radii
-        if radii is False:
-            radii = None
+        radii = effective_radii(self.network, self.skip_radii)
         chunk = self.chunk_size or (1024 if radii is None else 8192)
         p_halo = hands.to_halo_frame(points_m)
         occs, parts = [], []

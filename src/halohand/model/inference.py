@@ -20,7 +20,7 @@ from torch import Tensor
 
 from halohand.errors import HalohandInputError
 from halohand.model.occupancy import OccupancyNetwork
-from halohand.model.skipping import DEFAULT_SKIP_RADII_M, skip_mask
+from halohand.model.skipping import effective_radii, skip_mask
 
 #: HALO's length unit in metres: network coordinates are metres / 0.4.
 HALO_UNIT_M = 0.4
@@ -101,7 +101,8 @@ def occupancy_from_keypoints(
             GPU use much larger chunks.
         skip_radii: part skipping (see :mod:`halohand.model.skipping`): ``None``/``False``
             evaluates every part; ``True`` uses ``DEFAULT_SKIP_RADII_M``; or per-part radii
-            in metres. Skipped pairs count as probability 0.
+            in metres. Skipped pairs count as probability 0. A model trained with part
+            supports (``config.part_radii_m``) always uses them (see ``effective_radii``).
         return_parts: also return ``[B, N, 16]`` per-part probabilities.
 
     Returns:
@@ -113,13 +114,7 @@ def occupancy_from_keypoints(
         raise HalohandInputError(f"points must be [B, N, 3], got {list(points_m.shape)}")
     if points_m.shape[0] != hands.part_matrices.shape[0]:
         raise HalohandInputError("points and keypoints batch sizes differ")
-    radii: Sequence[float] | Tensor | None
-    if skip_radii is True:
-        radii = DEFAULT_SKIP_RADII_M
-    elif skip_radii is False or skip_radii is None:
-        radii = None
-    else:
-        radii = skip_radii
+    radii = effective_radii(model, skip_radii)
     if chunk_size is None:
         chunk_size = 1024 if radii is None else 8192
     p_halo = hands.to_halo_frame(points_m)

@@ -59,6 +59,12 @@ class OccupancyConfig:
             Not read by the network; the data and inference code dispatch on it.
         surface_sampling: training near-surface points from the ``"original"`` MANO mesh
             samples or ``"resampled"`` ones. Data-side metadata, like ``transforms``.
+        part_radii_m: support radius of each part in metres (``K`` values) or empty. When
+            set, part k exists only within ``part_radii_m[k]`` of its skeleton segments
+            (:func:`~halohand.model.skipping.skip_mask`) in training *and* inference;
+            elsewhere its probability is 0. This trains only the (point, part) pairs that
+            can matter (about 1/5 of them on the default data: ~4x faster steps on CPU)
+            and rules out far-away floaters. Empty: every part everywhere (the original).
     """
 
     variant: str = "halo"
@@ -75,9 +81,15 @@ class OccupancyConfig:
     smooth_max_temperature: float = 5.0
     transforms: TransformSource = "keypoints"
     surface_sampling: SurfaceSampling = "resampled"
+    part_radii_m: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "part_radii_m", tuple(float(r) for r in self.part_radii_m))
+        if self.part_radii_m and (
+            len(self.part_radii_m) != self.num_parts or not min(self.part_radii_m) > 0
+        ):
+            raise ValueError(f"part_radii_m must be empty or {self.num_parts} positive radii")
         if self.num_parts < 1 or not self.hidden or min(self.hidden) < 1:
             raise ValueError("num_parts and every hidden width must be >= 1")
         if self.pose_projection_size < 0 or self.bone_latent_size < 0:
@@ -109,6 +121,7 @@ class OccupancyConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        d["part_radii_m"] = list(self.part_radii_m)
         return d
 
     @classmethod

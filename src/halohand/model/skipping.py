@@ -127,3 +127,39 @@ def skip_agreement(occ_full: Tensor, occ_skip: Tensor, level: float = 0.5) -> di
         "max_abs_error": err.max().item() if err.numel() else 0.0,
         "max_abs_error_where_occ_ge_0.05": err[near].max().item() if near.any() else 0.0,
     }
+
+
+def effective_radii(
+    network: object, skip_radii: Sequence[float] | Tensor | bool | None = None
+) -> Tensor | None:
+    """Per-part radii (metres) to evaluate ``network`` with, or ``None`` for every part.
+
+    A network trained with part supports (``config.part_radii_m``) is only defined inside
+    them, so they always apply; optional skipping (``skip_radii``: ``True`` for
+    :data:`DEFAULT_SKIP_RADII_M`, or ``[16]`` radii) can only shrink them further.
+
+    Args:
+        network: an occupancy network (its ``config.part_radii_m`` is read if present).
+        skip_radii: ``None``/``False`` (no extra skipping), ``True`` or per-part radii.
+
+    Returns:
+        ``[16]`` float64 radii or ``None``.
+    """
+    own = tuple(getattr(getattr(network, "config", None), "part_radii_m", ()) or ())
+    extra: Sequence[float] | Tensor | None
+    if skip_radii is True:
+        extra = DEFAULT_SKIP_RADII_M
+    elif skip_radii is None or skip_radii is False:
+        extra = None
+    else:
+        extra = skip_radii
+    sources = (own or None, extra)
+    radii = [torch.as_tensor(r, dtype=torch.float64).cpu() for r in sources if r is not None]
+    if not radii:
+        return None
+    out = radii[0]
+    for r in radii[1:]:
+        out = torch.minimum(out, r)
+    if out.shape != (16,):
+        raise HalohandInputError(f"part radii must be 16 values, got shape {list(out.shape)}")
+    return out

@@ -58,7 +58,11 @@ class TrainConfig:
         points_per_hand: occupancy query points per hand and step (half uniform, half near
             the surface, drawn with replacement; original 2048).
         surface_per_hand: labelled surface samples per hand for the skinning loss (2000).
-        lr: Adam learning rate (1e-4; betas 0.9/0.999, eps 1e-8, no decay, no schedule).
+        lr: Adam learning rate (1e-4; betas 0.9/0.999, eps 1e-8, no weight decay).
+        lr_schedule: ``"constant"`` (the original) or ``"cosine"``: decay from ``lr`` to
+            ``lr_min`` over ``max_steps`` (then ``max_steps`` is part of the trajectory and
+            may not change on ``--resume``).
+        lr_min: final learning rate of the cosine schedule.
         skinning_weight: weight of the skinning loss while it is on (0.5; 0 disables it).
         skinning_off_iou: the skinning loss switches off for good once the validation IoU
             (``val_metric``) reaches this value (0.8, the paper's schedule); > 1 never.
@@ -89,6 +93,8 @@ class TrainConfig:
     points_per_hand: int = 2048
     surface_per_hand: int = 2000
     lr: float = 1e-4
+    lr_schedule: str = "constant"
+    lr_min: float = 0.0
     skinning_weight: float = 0.5
     skinning_off_iou: float = 0.8
     max_steps: int = 100_000
@@ -125,6 +131,12 @@ class TrainConfig:
         for name in ("skinning_weight", "skinning_off_iou", "max_hours"):
             if getattr(self, name) < 0:
                 raise HalohandInputError(f"config: {name} must be >= 0, got {getattr(self, name)}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise HalohandInputError(
+                f"config: lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
+            )
+        if not 0 <= self.lr_min <= self.lr:
+            raise HalohandInputError(f"config: lr_min must be in [0, lr], got {self.lr_min}")
         if self.val_metric not in ("iou_mixed", "iou_uniform"):
             raise HalohandInputError(
                 f"config: val_metric must be 'iou_mixed' or 'iou_uniform', got {self.val_metric!r}"

@@ -13,7 +13,12 @@ launch):
   hands x ``surface_per_hand`` x 16; weight ``skinning_weight`` (0.5). It is switched off for
   good the first time the validation IoU reaches ``skinning_off_iou`` (0.8), the paper's
   schedule (:class:`SkinningSchedule`);
-* Adam (lr 1e-4, betas 0.9/0.999, eps 1e-8), no schedule, no clipping.
+* Adam (lr 1e-4, betas 0.9/0.999, eps 1e-8), no clipping; by default a constant rate as
+  the original, optionally a cosine decay to ``lr_min`` over ``max_steps``
+  (:func:`learning_rate`);
+* part supports (``[model] part_radii_m``): only (point, part) pairs within the part's
+  radius are evaluated (:func:`~halohand.model.skipping.skip_mask`, measured on the
+  hand-frame points and keypoints), in training, validation and inference alike.
 
 Determinism: the model init, the hand order and every point subsample derive from
 ``seed``; step ``s`` always sees the same hands and points (:class:`StreamBatchSampler`), so a
@@ -199,8 +204,44 @@ class _Query(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, points: Tensor, part_matrices: Tensor, bone_lengths: Tensor):
-        return self.net.query(points, part_matrices, bone_lengths, return_parts=True)
+    def forward(
+        self,
+        points: Tensor,
+        part_matrices: Tensor,
+        bone_lengths: Tensor,
+        part_mask: Tensor | None = None,
+    ):
+        return self.net.query(
+            points, part_matrices, bone_lengths, return_parts=True, part_mask=part_mask
+        )
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Learning rate of optimizer step ``step`` (0-based).
+
+    ``constant``: ``lr``. ``cosine``: ``lr_min + (lr - lr_min) (1 + cos(pi s / max_steps)) / 2``
+    (a function of the step only, so resumed runs follow the same curve).
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    frac = min(max(step / max(cfg.max_steps, 1), 0.0), 1.0)
+    return cfg.lr_min + (cfg.lr - cfg.lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def support_mask(model_config: Any, points_m: Tensor, keypoints_m: Tensor) -> Tensor | None:
+    """``[B, N, K]`` pairs inside the parts' supports, or ``None`` for a model without them.
+
+    Args:
+        model_config: the network's :class:`~halohand.model.OccupancyConfig`.
+        points_m: ``[B, N, 3]`` hand frame, metres.
+        keypoints_m: ``[B, 21, 3]`` the same frame, metres.
+    """
+    radii = tuple(getattr(model_config, "part_radii_m", ()) or ())
+    if not radii:
+        return None
+    from halohand.model.skipping import skip_mask
+
+    return skip_mask(points_m.float(), keypoints_m.float(), radii)
 
 
 def select_device(name: str, local_rank: int = 0) -> torch.device:
@@ -428,9 +469,14 @@ class Trainer:
 
     def _check_resume_config(self, saved: dict[str, Any]) -> None:
         current = self.cfg.to_dict()
+        # Keys added after a checkpoint was written take their defaults (same behaviour).
+        saved = {**TrainConfig().to_dict(), **saved}
+        free = set(RUN_CONTROL_KEYS)
+        if current.get("lr_schedule") != "constant":
+            free.discard("max_steps")  # the decay is spread over max_steps
         diff = sorted(
             k for k in set(saved) | set(current)
-            if k not in RUN_CONTROL_KEYS and saved.get(k) != current.get(k)
+            if k not in free and saved.get(k) != current.get(k)
         )  # fmt: skip
         if diff:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
@@ -497,15 +543,19 @@ class Trainer:
             self.model_config, batch["keypoints"], batch["side"],
             batch["part_transforms"], batch["bone_lengths"],
         )  # fmt: skip
-        points = inputs.points(batch["points"])  # [b, N, 3] network frame
+        points_m = batch["points"]  # [b, N, 3] hand frame
         occ_gt = batch["occupancies"]
         b, n = occ_gt.shape
         if w_skin > 0:
-            surface = inputs.points(batch["surface_points"])  # [b, S, 3]
             labels = batch["surface_labels"]
             s = labels.shape[1]
             k = self.model_config.num_parts
-            points = torch.cat([points, surface], dim=1)
+            points_m = torch.cat([points_m, batch["surface_points"]], dim=1)
+        points = inputs.points(points_m)  # network frame
+        mask = support_mask(self.model_config, points_m, batch["keypoints"])
+        lr = learning_rate(self.cfg, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         total_occ = torch.zeros((), device=self.device)
         total_skin = torch.zeros((), device=self.device)
@@ -519,7 +569,10 @@ class Trainer:
             )
             with ctx:
                 occ, parts = self.query(
-                    points[sl], inputs.part_matrices[sl], inputs.bone_lengths[sl]
+                    points[sl],
+                    inputs.part_matrices[sl],
+                    inputs.bone_lengths[sl],
+                    None if mask is None else mask[sl],
                 )
                 loss_occ = (occ[:, :n] - occ_gt[sl]).square().sum() / (b * n)
                 loss = loss_occ
@@ -685,7 +738,8 @@ class Trainer:
                 if row:
                     row.update(
                         step=self.step, epoch=self.step * cfg.batch_size / len(self.train_set),
-                        wall_s=elapsed(), skin_weight=w_skin, lr=cfg.lr,
+                        wall_s=elapsed(), skin_weight=w_skin,
+                        lr=learning_rate(cfg, self.step - 1),
                         best_val=self.best_metric if self.best_step >= 0 else None,
                     )  # fmt: skip
                     self._log_row(row)
@@ -741,9 +795,13 @@ def predict_points(
         item["part_transforms"][None].to(device), item["bone_lengths"][None].to(device),
     )  # fmt: skip
     out = []
+    kp = item["keypoints"][None].to(device)
     for s in range(0, points_m.shape[0], chunk):
-        p = inputs.points(points_m[None, s : s + chunk].to(device))
-        out.append(net.query(p, inputs.part_matrices, inputs.bone_lengths))
+        pm = points_m[None, s : s + chunk].to(device)
+        mask = support_mask(model_config, pm, kp)
+        out.append(
+            net.query(inputs.points(pm), inputs.part_matrices, inputs.bone_lengths, part_mask=mask)
+        )
     return torch.cat(out, dim=1)[0] if out else torch.zeros(0, device=device)
 
 
