@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean viewer-install viewer-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +23,20 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 
+# Headless-browser check of `halohand view` (not part of `make test`: it needs the npm
+# registry once and about 80 MB in .viewer-test/; no root). @sparticuz/chromium ships a
+# headless Chromium inside its npm package; HALOHAND_CHROMIUM=/path uses another one.
+# Both ask for node 22 (npm warns EBADENGINE) but run on node 20 here.
+VIEWER_DEPS := .viewer-test
+VIEWER_NPM := puppeteer-core@25.16.0 @sparticuz/chromium@153.0.0
+
+viewer-install:
+	mkdir -p $(VIEWER_DEPS)
+	test -f $(VIEWER_DEPS)/package.json || echo '{"private": true}' > $(VIEWER_DEPS)/package.json
+	npm install --prefix $(VIEWER_DEPS) --no-audit --no-fund --save-exact $(VIEWER_NPM)
+
+viewer-test: $(STAMP) viewer-install
+	$(VENV)/bin/python scripts/test_viewer_headless.py
+
 clean:
-	rm -rf $(VENV) output
+	rm -rf $(VENV) output $(VIEWER_DEPS)
