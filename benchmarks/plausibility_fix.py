@@ -9,7 +9,8 @@ identity, pose prior):
 - false alarms: hands with an error / a warning finding, checked as their own side;
 - side: hands flagged as mirrored when checked as their own side, their mirror images and
   the hands checked as the other side (flagged = ``error`` severity), and the score margins;
-- tracking noise: hands with an error / warning after i.i.d. Gaussian noise per coordinate;
+- tracking noise: hands with an error / a warning / a mirrored error after i.i.d. Gaussian
+  noise per coordinate;
 - perturbations of the right hands, one per hand: a long-finger joint 15-45 deg beyond its
   error band in flexion (hyperextension or overflexion), an MCP 10-20 deg beyond its error
   band in abduction, a phalanx (or thumb metacarpal) 2-3x and a fingertip segment 3-3.5x as
@@ -93,12 +94,13 @@ def main(argv: list[str] | None = None) -> dict:
     out["side"] = side_out
 
     noise = {}
-    for sigma_mm in (2.0, 5.0, 10.0):
+    for sigma_mm in (1.0, 2.0, 5.0):
         noisy = right + rng.normal(0.0, sigma_mm / 1000.0, right.shape)
         r = check_skeleton(noisy, "right")
         noise[f"{sigma_mm:g}mm"] = {
             "error": hands_with(r, "error"),
             "warning": hands_with(r, "warning"),
+            "mirrored": hands_with(r, "error", "mirrored"),
         }
     out["tracking_noise"] = noise
 

@@ -30,7 +30,7 @@ What is checked (``docs/check.md`` has the tables, sources and measured numbers)
   reference), against :data:`BONE_RATIO_RANGES`. Ranges span both radiographic adult
   proportions and the project's hand model (whose fingertip keypoints sit inside the finger
   pad, so its distal segments are shorter): ``warning`` beyond 0.75x the smaller / 1.33x the
-  larger reference, ``error`` beyond 0.5x / 1.6x.
+  larger reference, ``error`` beyond 0.4x / 1.6x.
 * **Units.** The hand length (wrist to middle tip along the finger) must fit m, cm or mm as in
   :func:`halohand.api.detect_units`; with explicit units the size must lie in 0.05-0.45 m
   (``error`` otherwise, with the unit it looks like) and in 0.10-0.30 m (``warning``).
@@ -38,11 +38,11 @@ What is checked (``docs/check.md`` has the tables, sources and measured numbers)
   neighbouring root bones (wrist to CMC / MCP) within 1 deg of parallel (a collinear palm).
   Angles and side are not measured on such hands.
 * **Mirrored hands** (``--side`` likely wrong). Handedness is a sign: a mirror image flips
-  (a) the side of the palm plane ``(middle MCP - wrist) x (index MCP - wrist)`` the thumb CMC
-  lies on (palmar in a right hand seen as right; the layer's thumb plane angle, about +30 deg
-  on the hand model) and (b) the sign of finger flexion (fingers curl toward the palm). The
-  score ``thumb plane angle / 20 deg + mean finger curl / 60 deg`` (curl = MCP + PIP + DIP
-  flexion) is >= 0.96 on the project's right and left hands of all natural poses and <= -0.97
+  (a) the side of the palm plane ``(index MCP - wrist) x (pinky MCP - wrist)`` the thumb CMC
+  lies on (palmar in a right hand checked as right: 20-24 deg of elevation on the hand model
+  in every pose) and (b) the sign of finger flexion (fingers curl toward the palm). The score
+  ``thumb elevation / 15 deg + mean curl / 60 deg`` (curl = MCP + PIP flexion of a long
+  finger) is >= 1.1 on the project's right and left hands of all natural poses and <= -1.1
   on their mirror images; below -0.5 is an ``error``, below 0 a ``warning``. A flat hand is
   its own mirror image except for the thumb, which is why the thumb cue carries the weight
   there.
@@ -137,7 +137,7 @@ _LO: Final = np.minimum(_RATIO_LITERATURE, _RATIO_MODEL)
 _HI: Final = np.maximum(_RATIO_LITERATURE, _RATIO_MODEL)
 #: ``[20, 2, 2]`` bone length / ``H``: (warning band, error band) per bone.
 BONE_RATIO_RANGES: Final = np.stack(
-    [np.stack([_LO * 0.75, _HI * 1.33], -1), np.stack([_LO * 0.5, _HI * 1.6], -1)], axis=1
+    [np.stack([_LO * 0.75, _HI * 1.33], -1), np.stack([_LO * 0.4, _HI * 1.6], -1)], axis=1
 )
 
 #: Hand lengths (m) of plausible humans (children to large adults); outside is a warning.
@@ -149,7 +149,7 @@ MIN_ROOT_ANGLE_DEG: Final = 1.0
 #: Mirror score thresholds (see the module docstring).
 MIRROR_ERROR: Final = -0.5
 MIRROR_WARNING: Final = 0.0
-_THUMB_SCALE_DEG: Final = 20.0
+_THUMB_SCALE_DEG: Final = 15.0
 _CURL_SCALE_DEG: Final = 60.0
 
 _ROOT_JOINTS: Final = np.array([1, 5, 9, 13, 17])  # thumb CMC, index .. pinky MCP
@@ -385,9 +385,25 @@ def _measure(kp: np.ndarray, is_left: np.ndarray):
     return canonicalize(torch.as_tensor(kp), torch.as_tensor(is_left), check=False)
 
 
-def _mirror_score(plane_thumb_deg: np.ndarray, flexion_deg: np.ndarray) -> np.ndarray:
-    curl = flexion_deg[:, 3:].reshape(-1, 4, 3).sum(-1).mean(-1)
-    return plane_thumb_deg / _THUMB_SCALE_DEG + curl / _CURL_SCALE_DEG
+def _thumb_elevation(kp: np.ndarray, is_left: np.ndarray) -> np.ndarray:
+    """``[B]`` degrees: wrist -> thumb CMC above the (index MCP, pinky MCP) palm plane,
+    positive on the side a right hand (or a mirrored left one) flexes toward."""
+    # The index-pinky pair spans the palm widely (about 40 deg), so this normal is far less
+    # noise-sensitive than one from the nearly parallel index and middle root bones.
+    flip = np.ones((len(kp), 1, 3))
+    flip[is_left, 0, 0] = -1.0
+    right = kp * flip
+    normal = np.cross(right[:, 5] - right[:, 0], right[:, 17] - right[:, 0])
+    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-300)
+    thumb = right[:, 1] - right[:, 0]
+    sine = (thumb * normal).sum(-1) / np.maximum(np.linalg.norm(thumb, axis=-1), 1e-300)
+    return np.rad2deg(np.arcsin(np.clip(sine, -1.0, 1.0)))
+
+
+def _mirror_score(thumb_deg: np.ndarray, flexion_deg: np.ndarray) -> np.ndarray:
+    # DIP flexion is left out of the curl: the short distal segments make it the noisiest.
+    curl = flexion_deg[:, 3:].reshape(-1, 4, 3)[..., :2].sum(-1).mean(-1)
+    return thumb_deg / _THUMB_SCALE_DEG + curl / _CURL_SCALE_DEG
 
 
 def check_skeleton(keypoints: Any, side: Any = "right", units: str = "auto") -> PlausibilityReport:
@@ -507,7 +523,7 @@ def check_skeleton(keypoints: Any, side: Any = "right", units: str = "auto") -> 
         canon = _measure(kp[ok], left[ok])
         flex[ok] = np.rad2deg(canon.flexion.numpy())
         abd[ok] = np.rad2deg(canon.abduction.numpy())
-        score[ok] = _mirror_score(np.rad2deg(canon.plane_angles[:, 0].numpy()), flex[ok])
+        score[ok] = _mirror_score(_thumb_elevation(kp[ok], left[ok]), flex[ok])
 
     bands = _angle_bands()
     for kind, values, k in (("flexion", flex, 0), ("abduction", abd, 1)):
