@@ -175,6 +175,7 @@ def test_skeleton_warning_for_reconstruct(hands) -> None:
     assert skeleton_warning(kp, left, "m", True) is None
     msg = skeleton_warning(mirror(kp), left, "m", True)
     assert msg is not None and msg.startswith("2 of 2 hands look mirrored") and "\n" not in msg
+    assert "flexion" not in msg  # the wrong side's symptoms are not repeated
     bad = _with_angle(kp[0], "ring_pip", "flexion", -50.0)[None]
     msg = skeleton_warning(bad, left[:1], "m", False)
     assert msg is not None and "ring_pip flexion -50.0" in msg and "hand [" not in msg

@@ -116,7 +116,9 @@ ANGLE_LIMITS_DEG: Final[dict[str, tuple[_Band, _Band, _Band, _Band]]] = {
 # Buryanov & Kotiuk 2010: index P1 ~40, P2 ~23, P3 ~17 mm; middle 45/27/19; ring 42/26/19;
 # little 33/18/17; thumb MC 46, P1 32, P2 23) turned into joint-centre keypoint segments
 # (carpus added to the wrist -> MCP bones, finger pad to the tip segment; hand 187 mm), and
-# the medians of the project's hand model (300 prior samples).
+# the medians of the project's hand model (300 prior samples). The literature values are
+# approximate and were recalled, not re-read; the bands are wide enough not to depend on them
+# to a few percent.
 _RATIO_LITERATURE: Final = np.array([
     0.19, 0.246, 0.171, 0.139,
     0.497, 0.214, 0.123, 0.107,
@@ -612,7 +614,12 @@ def summary_line(report: PlausibilityReport) -> str | None:
         side = "left" if report.is_left.reshape(-1)[0] else "right"
         count = f"{len(mirrored)} of {report.num_hands} hands look" if many else "looks"
         parts.append(f"{count} mirrored (is --side {side} correct?)")
-    other = [f for f in errors if f.kind != "mirrored"]
+    # A mirrored hand's angles are symptoms of the wrong side, not findings of their own.
+    other = [
+        f
+        for f in errors
+        if f.kind != "mirrored" and not (f.hand in mirrored and f.kind in ("flexion", "abduction"))
+    ]
     if other:
         count = f" in {len({f.hand for f in other})} of {report.num_hands} hands" if many else ""
         where = f"hand {list(other[0].hand)}: " if many else ""
