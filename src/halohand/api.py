@@ -99,6 +99,16 @@ def resolve_units(units: str, keypoints: Any, fmt: str = "openpose") -> str:
     return key
 
 
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda[:N]`` or ``auto`` as a device; an unknown name is a clear error."""
+    from halohand.training.trainer import select_device
+
+    try:
+        return select_device(str(name))
+    except RuntimeError:  # torch.device's "Expected one of cpu, cuda, ..."
+        raise HalohandInputError(f"unknown device {name!r}; use cpu, cuda[:N] or auto") from None
+
+
 def _side_arg(side: SideSpec, n: int) -> str | Tensor:
     """``"right"``/``"left"`` or a ``[n]`` bool tensor (True = left) for ``hand_conditioning``."""
     if isinstance(side, str):
@@ -121,6 +131,21 @@ def _side_arg(side: SideSpec, n: int) -> str | Tensor:
     return torch.as_tensor(np.broadcast_to(arr, (n,)).copy())
 
 
+def _real_tensor(x: Any, name: str) -> Tensor:
+    """``x`` as a tensor of real numbers (ints, floats); anything else is a clear error."""
+    if not isinstance(x, Tensor):
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError):
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "iuf":
+            raise HalohandInputError(f"{name} must be an array of real numbers, got {arr.dtype}")
+        x = torch.as_tensor(arr)
+    if x.is_complex() or x.dtype == torch.bool:
+        raise HalohandInputError(f"{name} must be an array of real numbers, got {x.dtype}")
+    return x
+
+
 def coarse_resolution_for(resolution: int) -> int:
     """First-level lattice size for the hierarchical extraction: ``resolution / 2^k``, the
     largest such divisor that is at most 32 (or ``resolution`` itself when it is odd)."""
@@ -131,8 +156,11 @@ def coarse_resolution_for(resolution: int) -> int:
 
 
 def _check_resolution(resolution: int) -> int:
-    r = int(resolution)
-    if r != resolution or not 8 <= r <= 1024:
+    try:
+        r = int(resolution)
+    except (TypeError, ValueError, OverflowError):
+        r = None
+    if r is None or isinstance(resolution, str) or r != resolution or not 8 <= r <= 1024:
         raise HalohandInputError(f"resolution must be an integer in 8..1024, got {resolution}")
     return r
 
@@ -283,9 +311,8 @@ class HALO:
             HalohandInputError / CorruptFileError: missing, corrupt or foreign file (naming it).
         """
         from halohand.training.evaluate import load_any_model
-        from halohand.training.trainer import select_device
 
-        return cls(load_any_model(path, select_device(device)), **kwargs)
+        return cls(load_any_model(path, resolve_device(device)), **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -335,8 +362,8 @@ class HALO:
 
         fmt = check_format(fmt)
         dev = self.device
-        pts = points if isinstance(points, Tensor) else torch.as_tensor(np.asarray(points))
-        kp = keypoints if isinstance(keypoints, Tensor) else torch.as_tensor(np.asarray(keypoints))
+        pts = _real_tensor(points, "points")
+        kp = _real_tensor(keypoints, "keypoints")
         if grad is None:
             grad = bool(pts.requires_grad or kp.requires_grad)
         if not pts.is_floating_point():
@@ -346,6 +373,8 @@ class HALO:
         single_kp = kp.ndim == 2
         if pts.ndim not in (2, 3) or pts.shape[-1] != 3:
             raise HalohandInputError(f"points must be [N, 3] or [B, N, 3], got {list(pts.shape)}")
+        if not torch.isfinite(pts.detach()).all():
+            raise HalohandInputError("points contain NaN or inf")
         check_keypoints(kp.detach(), fmt)  # shape and finiteness, with a clear message
         kp_b = (kp[None] if single_kp else kp).to(dev)
         unit = resolve_units(units, kp_b.detach().cpu().numpy(), fmt)

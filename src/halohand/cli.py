@@ -43,25 +43,38 @@ EXIT_BAD_INPUT = 2
 
 try:  # recent typer bundles its own click
     from typer._click.exceptions import ClickException as _ClickException
+    from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
 except ImportError:  # pragma: no cover - typer on a separate click
     from click.exceptions import ClickException as _ClickException
+    from click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
+
+
+def _first_line(text: str, default: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else default
 
 
 def main() -> None:
     """Entry point of ``halohand``; maps bad input to one line on stderr and exit 2."""
     try:
         app(standalone_mode=False)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
+    except (
+        ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+        PermissionError,
+    ) as exc:  # fmt: skip
+        print(f"error: {_first_line(str(exc), type(exc).__name__)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except SystemExit:
         raise
-    except _ClickException as exc:  # usage errors: missing option, bad type
+    except _NoArgsIsHelpError as exc:  # a command group alone: its help
         exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except _ClickException as exc:  # usage errors (missing option, bad type): one line too
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"error: {_first_line(exc.format_message(), 'usage error')}{hint}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
 
 

@@ -132,8 +132,16 @@ def check_keypoints(
 
 
 def _read_npy(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"PK"):
+        raise CorruptFileError(f"{path}: is a .npz archive; save one array with numpy.save")
+    if magic != b"\x93NUMPY":
+        raise CorruptFileError(f"{path}: not a .npy file (no NumPy header); save with numpy.save")
     try:
         return np.load(path, allow_pickle=False)
+    except MemoryError:  # a header announcing a huge array
+        raise CorruptFileError(f"{path}: corrupt .npy header (array larger than memory)") from None
     except ValueError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else "unreadable"
         if "pickle" in msg.lower():
@@ -148,6 +156,8 @@ def _read_json(path: Path) -> tuple[Any, dict[str, Any]]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise CorruptFileError(f"{path}: not a UTF-8 JSON file") from None
+    except RecursionError:
+        raise CorruptFileError(f"{path}: JSON nested too deeply to be keypoints") from None
     except json.JSONDecodeError as exc:
         raise CorruptFileError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
@@ -273,7 +283,7 @@ def load_points(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise HalohandInputError(f"{path}: no such file")
-    if path.suffix.lower() != ".npy":
+    if path.suffix.lower() != ".npy" or path.is_dir():
         raise HalohandInputError(f"{path}: query points must be a .npy file of shape [N, 3]")
     if path.stat().st_size == 0:
         raise HalohandInputError(f"{path}: empty file")

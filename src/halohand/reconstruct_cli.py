@@ -39,6 +39,15 @@ def _with_path(exc: HalohandInputError, path: Path, sequence: bool) -> HalohandI
     return type(exc)(msg if str(path) in msg else f"{path}: {msg}")
 
 
+def _check_parent(path: Path, option: str) -> None:
+    """Refuse an output path under a file before any work (its folders could not be made)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise HalohandInputError(f"{option} {path}: {parent} is a file, not a folder")
+            return
+
+
 def _load_model(checkpoint: Path | None, device: str):
     from halohand.api import HALO
 
@@ -91,8 +100,10 @@ def reconstruct(
     _check_resolution(resolution)
     if out_dir.exists() and not out_dir.is_dir():
         raise HalohandInputError(f"--out-dir {out_dir} is a file; pass a folder")
+    _check_parent(out_dir, "--out-dir")
 
     # 1. read and validate every input before anything runs or is written
+    warnings: list[str] = []  # printed once every input is valid: an error stays one line
     jobs = []
     targets: dict[Path, Path] = {}
     for path in inputs:
@@ -107,7 +118,7 @@ def reconstruct(
             prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence
         )
         if warning:
-            print(f"warning: {path}: {warning}", file=sys.stderr)
+            warnings.append(f"warning: {path}: {warning}")
         names = output_names(kf)
         for name in names:
             target = out_dir / f"{name}.{ext}"
@@ -117,6 +128,8 @@ def reconstruct(
                 )
             targets[target] = path
         jobs.append((kf, prepared, names))
+    for line in warnings:
+        print(line, file=sys.stderr)
 
     # 2. the model, then one mesh per hand
     model = _load_model(checkpoint, device)
@@ -177,6 +190,7 @@ def occupancy(
         fmt = check_format(fmt)
     if out.exists() and out.is_dir():
         raise HalohandInputError(f"--out {out} is a folder; pass a .npy file name")
+    _check_parent(out, "--out")
     kf = load_keypoints(keypoints, fmt)
     pts = load_points(points)
     use_side = side or kf.side or "right"

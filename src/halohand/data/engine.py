@@ -66,6 +66,8 @@ SourceLike = HandSource | Callable[[], HandSource]
 SIDE_MODES = ("right", "left", "both")
 MANIFEST = "manifest.json"
 LOCK_FILE = ".halohand-data.lock"
+#: Most hands per split (~1.6 TB of shards): larger counts are typos, refused up front.
+MAX_HANDS_PER_SPLIT = 10_000_000
 
 
 # --------------------------------------------------------------------------- per hand
@@ -450,6 +452,8 @@ def generate(
             raise HalohandInputError(f"unknown split {split!r}; expected {', '.join(C.SPLITS)}")
         if not isinstance(n, int) or n < 0:
             raise HalohandInputError(f"--n-{split} must be a non-negative integer, got {n!r}")
+        if n > MAX_HANDS_PER_SPLIT:
+            raise HalohandInputError(f"--n-{split} {n} is over the limit of {MAX_HANDS_PER_SPLIT}")
     if sum(counts.values()) == 0:
         raise HalohandInputError("nothing to generate: all of --n-train/--n-val/--n-test are 0")
     if side not in SIDE_MODES:

@@ -55,10 +55,18 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CorruptFileError(f"{path}: checkpoint not found")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise CorruptFileError(
+                f"{path}: not a halohand training checkpoint (not a torch.save archive; "
+                f"empty, damaged or from another program)"
+            )
     try:
         doc = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - zip, pickle and tensor errors all mean "corrupt"
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights only load failed" in msg.lower():  # torch's long, multi-part message
+            msg = "holds Python objects other than tensors: a file from another program?"
         raise CorruptFileError(
             f"{path}: corrupt or unreadable training checkpoint ({msg})"
         ) from None

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from halohand.errors import HalohandInputError
+
 
 def train(
     config: Annotated[Path, typer.Option("--config", help="TOML run config (see configs/).")],
@@ -68,6 +70,8 @@ def train(
     )
     if stop_after is not None and stop_after < 1:
         raise typer.BadParameter("--stop-after must be >= 1")
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise HalohandInputError(f"output folder {cfg.out} is a file; pass another --out")
     result = run_training(cfg, resume=resume, stop_after=stop_after)
     if int(os.environ.get("RANK", "0")) == 0:
         state = "finished" if result.finished else "stopped (resume with --resume)"
@@ -128,8 +132,14 @@ def evaluate(
     IoU on the 100k uniform points and on the mixed uniform + near-surface set (the
     original's kind of IoU); per-hand CSV plus means and settings in the JSON.
     """
+    from halohand.api import resolve_device
     from halohand.training.evaluate import evaluate as run_evaluation
 
+    if not padding >= 0 or padding == float("inf"):
+        raise HalohandInputError(f"--padding must be a finite length >= 0 (metres), got {padding}")
+    if samples < 1:
+        raise HalohandInputError(f"--surface-samples must be >= 1, got {samples}")
+    resolve_device(device)  # an unknown device name is bad input, before any work
     doc = run_evaluation(
         checkpoint, data, split=split, json_out=json_out, csv_out=csv_out,
         resolution=resolution, coarse_resolution=coarse_resolution, limit=limit, box=box,
