@@ -37,6 +37,18 @@ def test_extracted_mesh_is_watertight_with_the_right_volume() -> None:
     assert mesh.body_count == 2
 
 
+def test_mesh_stays_watertight_when_lattice_values_hit_the_level() -> None:
+    # Values exactly at the level put the vertices of several lattice edges on one corner;
+    # merging those coincident vertices (trimesh's processing) made edges shared by 4 faces.
+    x = np.linspace(-1.0, 1.0, 41)
+    r = np.linalg.norm(np.stack(np.meshgrid(x, x, x, indexing="ij")), axis=0)
+    values = np.clip(0.5 + 3.0 * (0.6 - r), 0.0, 1.0)
+    values[np.isclose(r, 0.6, atol=1e-9)] = 0.5
+    assert (values == 0.5).sum() > 0
+    mesh = mesh_from_grid(values.astype(np.float32), np.full(3, -1.0), np.full(3, 1.0))
+    assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
+
+
 def test_empty_and_bad_input() -> None:
     empty = extract_mesh(lambda p: np.zeros(len(p)), BMIN, BMAX, 32, 8)
     assert len(empty.faces) == 0

@@ -42,6 +42,8 @@ def _part_segments() -> tuple[np.ndarray, np.ndarray]:
 
 #: ``[S, 2]`` joint pairs (project order) and ``[S]`` owning part of each segment.
 PART_SEGMENTS, SEGMENT_PART = _part_segments()
+_N_PALM = len(_PALM_SEGMENTS)
+assert (SEGMENT_PART[:_N_PALM] == 0).all() and (SEGMENT_PART[_N_PALM:] == np.arange(1, 16)).all()
 
 #: Skip radii per part (metres), HALO part order; fitted on the released checkpoint.
 #: Fit: ``fit_skip_radii(threshold=0.01, margin=0.01)`` over 85 real poses x 12k points
@@ -93,8 +95,31 @@ def skip_mask(
         keypoints: ``[B, 21, 3]`` metres, project order.
         radii: per-part radii in metres (default ``DEFAULT_SKIP_RADII_M``).
     """
+    if points.ndim != 3 or keypoints.ndim != 3 or keypoints.shape[1:] != (21, 3):
+        raise HalohandInputError("expected points [B, N, 3] and keypoints [B, 21, 3]")
     r = torch.as_tensor(DEFAULT_SKIP_RADII_M if radii is None else radii, dtype=points.dtype)
-    return part_distances(points, keypoints) <= r.to(points.device)
+    r = r.to(points.device)
+    # Same test as part_distances(...) <= r, but with every [B, N, S] term from a matmul
+    # (|p - a - t ab|^2 expanded) instead of [B, N, S, 3] temporaries: ~3x faster, which
+    # matters because the mask is computed for every query point. Coordinates are taken
+    # relative to the wrist so float32 keeps ~1e-9 m^2 accuracy far from the origin.
+    kp = keypoints.to(points.dtype)
+    origin = kp[:, :1]
+    p = points - origin
+    kp = kp - origin
+    seg = torch.as_tensor(PART_SEGMENTS, device=points.device)
+    a = kp[:, seg[:, 0]]  # [B, S, 3]
+    ab = kp[:, seg[:, 1]] - a
+    ab2 = (ab * ab).sum(-1).clamp_min(1e-12)[:, None]  # [B, 1, S]
+    a_ab = (a * ab).sum(-1)[:, None]
+    p_a = torch.bmm(p, a.transpose(1, 2))  # [B, N, S]
+    p_ab = torch.bmm(p, ab.transpose(1, 2)) - a_ab  # (p - a) . ab
+    t = (p_ab / ab2).clamp_(0.0, 1.0)
+    pa2 = (p * p).sum(-1, keepdim=True) - 2.0 * p_a + (a * a).sum(-1)[:, None]  # |p - a|^2
+    d2 = pa2 - t * (2.0 * p_ab - t * ab2)
+    hit = d2 <= r[torch.as_tensor(SEGMENT_PART, device=points.device)].square()
+    # Segments are ordered palm first, then one per finger part (see _part_segments).
+    return torch.cat([hit[..., :_N_PALM].any(-1, keepdim=True), hit[..., _N_PALM:]], dim=-1)
 
 
 def fit_skip_radii(

@@ -1,0 +1,228 @@
+"""Keypoints -> mesh: dense grid vs hierarchical extraction, query throughput, peak memory.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_extraction.py [--checkpoint FILE] [--hands 5]
+        [--resolution 256] [--repeats 3] [--threads 2] [--json OUT]
+
+For the first ``--hands`` test hands of ``--data`` (default ``data/webxr_s0``; without it,
+hands sampled from the embedded hand model with ``--seed``), each configuration runs in its
+own subprocess (so peak memory is its own) on the same model and hands:
+
+* ``dense``: every lattice point of the ``(R+1)^3`` grid evaluated, then marching cubes;
+* ``hierarchical``: the library's default path (``HALO.reconstruct``): coarse 32^3 lattice,
+  refinement near the surface, part supports / skipping, marching cubes, part colours;
+* ``hierarchical_nocolor``: the same without the part-colour pass.
+
+Reported per configuration: median seconds per hand (keypoints -> watertight mesh, after
+one warm-up hand), occupancy queries per hand, query throughput (queries / seconds spent in
+the occupancy function), peak resident memory (``ru_maxrss``) and whether every mesh is
+watertight. The hierarchical grid is also compared with the dense one: the fraction of
+lattice points on a different side of the 0.5 level, and the symmetric Chamfer-L1 (mm)
+between the two meshes. Prints one JSON object (and writes it with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _hands(data: str | None, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
+    if data and Path(data).is_dir():
+        from halohand.data.dataset import OccupancyDataset
+
+        ds = OccupancyDataset(data, "test", n_points=16, n_surface=1, seed=0)
+        out = []
+        for i in range(min(n, len(ds))):
+            item = ds[i]
+            side = "left" if int(item["side"]) else "right"
+            out.append((item["keypoints"].numpy().astype(np.float64), side))
+        return out
+    from halohand.handmodel.webxr import WebXRHandSource
+
+    rng = np.random.default_rng(seed)
+    source = WebXRHandSource()
+    return [(source.sample(rng, side="right").keypoints, "right") for _ in range(n)]
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    import torch
+
+    from halohand.api import HALO, _hand_box, coarse_resolution_for
+    from halohand.meshing.extract import evaluate_grid, mesh_from_grid
+    from halohand.model.inference import occupancy_from_keypoints
+
+    torch.set_num_threads(args.threads)
+    model = HALO.pretrained(args.checkpoint) if args.checkpoint else HALO.pretrained()
+    hands = _hands(args.data, args.hands, args.seed)
+    res = args.resolution
+    times, queries, fn_time, watertight = [], [], [], []
+    grids: list[np.ndarray] = []
+    meshes = []
+    for i, (kp, side) in enumerate([hands[0], *hands]):  # the first run warms up
+        warm = i == 0
+        if args.config == "dense":
+            t0 = time.perf_counter()
+            prepared = model.prepare(kp, side=side, units="m")
+            hand = prepared.conditioning
+            bmin, bmax = _hand_box(prepared.keypoints[0] * prepared.scale, model.padding_m)
+            spent = [0.0, 0]
+
+            def fn(p: np.ndarray, hand=hand, spent=spent) -> np.ndarray:
+                t = time.perf_counter()
+                pt = torch.from_numpy(np.ascontiguousarray(p)).to(torch.float64)
+                occ = occupancy_from_keypoints(model.network, hand, pt[None])[0]
+                spent[0] += time.perf_counter() - t
+                spent[1] += len(p)
+                return occ.float().numpy()
+
+            values, stats = evaluate_grid(fn, bmin, bmax, res, hierarchical=False)
+            mesh = mesh_from_grid(values, bmin, bmax)
+            dt = time.perf_counter() - t0
+        else:
+            import halohand.meshing.extract as extract
+
+            spent = [0.0, 0]
+            captured: list[np.ndarray] = []
+            original = extract._evaluate
+
+            def timed(fn, points, batch, original=original, spent=spent):  # noqa: ANN001
+                t = time.perf_counter()
+                out = original(fn, points, batch)
+                spent[0] += time.perf_counter() - t
+                spent[1] += len(points)
+                return out
+
+            original_grid = extract.evaluate_grid
+
+            def grid(*a, original_grid=original_grid, captured=captured, **k):  # noqa: ANN002
+                values, st = original_grid(*a, **k)
+                captured.append(values)
+                return values, st
+
+            extract._evaluate = timed
+            extract.evaluate_grid = grid
+            try:
+                t0 = time.perf_counter()
+                mesh = model.reconstruct(
+                    kp, side=side, units="m", resolution=res,
+                    colors=args.config == "hierarchical",
+                )  # fmt: skip
+                dt = time.perf_counter() - t0
+            finally:
+                extract._evaluate = original
+                extract.evaluate_grid = original_grid
+            values = captured[0]
+        if warm:
+            continue
+        times.append(dt)
+        queries.append(spent[1])
+        fn_time.append(spent[0])
+        watertight.append(bool(mesh.is_watertight) and len(mesh.faces) > 0)
+        grids.append(values >= 0.5)
+        meshes.append(np.asarray(mesh.vertices, dtype=np.float64))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out_dir = Path(args.scratch)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out_dir / f"{args.config}.npz",
+        **{f"grid{i}": g for i, g in enumerate(grids)},
+        **{f"verts{i}": v for i, v in enumerate(meshes)},
+    )
+    return {
+        "config": args.config,
+        "coarse_resolution": coarse_resolution_for(res) if args.config != "dense" else res,
+        "s_per_hand_median": statistics.median(times),
+        "s_per_hand_all": times,
+        "queries_per_hand_mean": float(np.mean(queries)),
+        "queries_per_s": float(np.sum(queries) / max(np.sum(fn_time), 1e-9)),
+        "share_of_time_in_occupancy": float(np.sum(fn_time) / np.sum(times)),
+        "peak_rss_mb": peak_mb,
+        "all_watertight": all(watertight),
+    }
+
+
+def _compare(scratch: Path, hands: int) -> dict:
+    from scipy.spatial import cKDTree
+
+    dense = np.load(scratch / "dense.npz")
+    hier = np.load(scratch / "hierarchical.npz")
+    flips, chamfer = [], []
+    for i in range(hands):
+        a, b = dense[f"grid{i}"], hier[f"grid{i}"]
+        flips.append(float((a != b).mean()))
+        va, vb = dense[f"verts{i}"], hier[f"verts{i}"]
+        if len(va) and len(vb):
+            d_ab = cKDTree(vb).query(va)[0].mean()
+            d_ba = cKDTree(va).query(vb)[0].mean()
+            chamfer.append(float(0.5 * (d_ab + d_ba) * 1000.0))
+    return {
+        "lattice_points_on_other_side_mean": float(np.mean(flips)),
+        "lattice_points_on_other_side_max": float(np.max(flips)),
+        "chamfer_l1_dense_vs_hierarchical_mm_mean": float(np.mean(chamfer)) if chamfer else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
+    parser.add_argument("--data", default="data/webxr_s0", help="data folder (test split)")
+    parser.add_argument("--hands", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--configs", default="dense,hierarchical,hierarchical_nocolor")
+    parser.add_argument("--scratch", default="/tmp/halohand_bench_extraction")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--worker", dest="config", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.config:
+        print(json.dumps(_worker(args)))
+        return
+    results = {}
+    for config in args.configs.split(","):
+        cmd = [sys.executable, __file__, "--worker", config, "--hands", str(args.hands),
+               "--seed", str(args.seed), "--resolution", str(args.resolution),
+               "--threads", str(args.threads), "--scratch", args.scratch,
+               "--data", args.data]  # fmt: skip
+        if args.checkpoint:
+            cmd += ["--checkpoint", args.checkpoint]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            sys.exit(f"{config} failed:\n{proc.stderr}")
+        results[config] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{config}: {results[config]['s_per_hand_median']:.3f} s/hand", file=sys.stderr)
+    report = {
+        "benchmark": "bench_extraction",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "threads": args.threads},  # fmt: skip
+        "checkpoint": args.checkpoint or "shipped",
+        "hands": args.hands,
+        "resolution": args.resolution,
+        "configs": results,
+    }
+    if "dense" in results and "hierarchical" in results:
+        report["hierarchical_vs_dense"] = _compare(Path(args.scratch), args.hands)
+        report["speedup_hierarchical_over_dense"] = (
+            results["dense"]["s_per_hand_median"] / results["hierarchical"]["s_per_hand_median"]
+        )
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        from halohand.atomic import write_text_atomic
+
+        write_text_atomic(args.json, text + "\n")
+
+
+if __name__ == "__main__":
+    main()
