@@ -90,6 +90,8 @@ def test_shipped_configs_load() -> None:
         ("val_metric = 'loss'\n", "val_metric"),
         ("[model]\nwidth = 3\n", r"unknown \[model\] key.*width"),
         ("batch_size = \n", "invalid TOML"),
+        ("max_hours = nan\n", "max_hours must be finite"),
+        ("device = 'gpu'\n", "device must be auto"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, match: str) -> None:

@@ -22,6 +22,7 @@ Units: lengths in metres, learning rate per step, times in minutes / hours as na
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -128,6 +129,10 @@ class TrainConfig:
         for name in ("lr", "checkpoint_minutes"):
             if not getattr(self, name) > 0:
                 raise HalohandInputError(f"config: {name} must be > 0, got {getattr(self, name)}")
+        for name in ("lr", "lr_min", "skinning_weight", "skinning_off_iou", "max_hours"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise HalohandInputError(f"config: {name} must be finite, got {value}")
         for name in ("skinning_weight", "skinning_off_iou", "max_hours"):
             if getattr(self, name) < 0:
                 raise HalohandInputError(f"config: {name} must be >= 0, got {getattr(self, name)}")

@@ -252,7 +252,12 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
         name = f"cuda:{local_rank}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise HalohandInputError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise HalohandInputError(
+            f"unknown device {name!r}; use auto, cpu, cuda or cuda:N"
+        ) from None
 
 
 @dataclass
