@@ -245,7 +245,7 @@ class HALO:
             evaluate every part; ``True``: :data:`~halohand.model.DEFAULT_SKIP_RADII_M`,
             fitted to the released HALO model; or ``[16]`` radii in metres fitted to this
             network with :func:`~halohand.model.fit_skip_radii`).
-        chunk_size: query points per network call (default: 1024 dense / 8192 skipping on
+        chunk_size: query points per network call (default: 1024 dense / 4096 skipping on
             CPU, 131072 on CUDA).
         padding_m: margin of the extraction box around the keypoints' bounding box (metres).
     """
@@ -402,7 +402,7 @@ class HALO:
         from halohand.model.skipping import effective_radii, skip_mask
 
         radii = effective_radii(self.network, self.skip_radii)
-        chunk = self.chunk_size or (1024 if radii is None else 8192)
+        chunk = self.chunk_size or (1024 if radii is None else 4096)
         p_halo = hands.to_halo_frame(points_m)
         occs, parts = [], []
         for start in range(0, points_m.shape[1], chunk):
