@@ -348,11 +348,11 @@ def fit_templates(
         err = np.linalg.norm(fit_kp - kp[i], axis=-1) * 1e3
         mirror = np.diag(f)
         ang = np.clip(angles[r].detach().cpu().numpy(), JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1])
-        length = float(np.clip(scale[i] * unit_len[i], *HAND_LENGTH_RANGE))
+        length = float(np.clip(float(scale[i] * unit_len[i]), *HAND_LENGTH_RANGE))
         identity = HandIdentity(
             hand_length=length,
             length_factors=np.clip(factors[i].cpu().numpy(), *LENGTH_FACTOR_RANGE),
-            palm_width=float(np.clip(width[i], *PALM_WIDTH_RANGE)),
+            palm_width=float(np.clip(float(width[i]), *PALM_WIDTH_RANGE)),
         )
         results.append(
             FitResult(

@@ -97,17 +97,22 @@ class TorchHandModel:
         depth = [0] * len(self.parents)
         for j, p in enumerate(self.parents):
             depth[j] = 0 if p < 0 else depth[p] + 1
-        #: (joints, their parents) per tree level below the root, as index tensors.
+        levels = [[j for j, d in enumerate(depth) if d == lv] for lv in range(max(depth) + 1)]
+        #: Per tree level below the root: (its joints, their parents' positions within the
+        #: previous level), and the permutation from level-concatenated to joint order.
         self._levels = [
             (
-                torch.tensor([j for j, d in enumerate(depth) if d == level], device=self.device),
+                torch.tensor(levels[lv], device=self.device),
                 torch.tensor(
-                    [self.parents[j] for j, d in enumerate(depth) if d == level],
-                    device=self.device,
+                    [levels[lv - 1].index(self.parents[j]) for j in levels[lv]], device=self.device
                 ),
             )
-            for level in range(1, max(depth) + 1)
+            for lv in range(1, len(levels))
         ]
+        flat = [j for lv in levels for j in lv]
+        self._level_order = torch.tensor(
+            [flat.index(j) for j in range(len(self.parents))], device=self.device
+        )
         self.local_rot = torch.tensor(local[:, :3, :3], dtype=dt, device=self.device)
         self.local_offset = torch.tensor(local[:, :3, 3], dtype=dt, device=self.device)
         self.rest_inv_rot = torch.tensor(rest_inv[:, :3, :3], dtype=dt, device=self.device)
@@ -136,13 +141,15 @@ class TorchHandModel:
         Joints are composed one tree level at a time (6 levels instead of 25 joints) because
         the per-step Python and autograd overhead, not the arithmetic, dominates at this size.
         """
-        world_r = torch.empty_like(rot)
-        world_t = torch.empty_like(offset)
-        world_r[:, 0], world_t[:, 0] = rot[:, 0], offset[:, 0]
-        for joints, parents in self._levels:
-            pr = world_r[:, parents]
-            world_r[:, joints] = pr @ rot[:, joints]
-            world_t[:, joints] = (pr @ offset[:, joints, :, None])[..., 0] + world_t[:, parents]
+        # Out-of-place per level (in-place slice writes make the backward pass slow): the
+        # parents of level L all sit in level L - 1, at positions ``parent_pos``.
+        level_r, level_t = [rot[:, :1]], [offset[:, :1]]
+        for joints, parent_pos in self._levels:
+            pr, pt = level_r[-1][:, parent_pos], level_t[-1][:, parent_pos]
+            level_r.append(pr @ rot[:, joints])
+            level_t.append((pr @ offset[:, joints, :, None])[..., 0] + pt)
+        world_r = torch.cat(level_r, 1)[:, self._level_order]
+        world_t = torch.cat(level_t, 1)[:, self._level_order]
         return world_r, world_t
 
     def joint_rotations(self, angles: torch.Tensor) -> torch.Tensor:
