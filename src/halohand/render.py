@@ -1,9 +1,10 @@
 """A small pure-numpy mesh renderer (orthographic z-buffer, smooth shading) for figures.
 
 No OpenGL: every triangle's bounding-box pixels are rasterised at once with numpy, the
-nearest fragment wins, normals and colours are interpolated per pixel, and the image is
-supersampled for anti-aliasing. Fast enough for a few thousand triangles at a few hundred
-pixels (tens of milliseconds).
+nearest fragment wins, normals and colours are interpolated per pixel and shaded in linear
+light (key, fill and rim lights over a hemisphere ambient), and the image is supersampled
+and averaged for anti-aliasing. Fast enough for tens of thousands of triangles at a few
+hundred pixels (tens to a few hundred milliseconds). Text labels use Pillow.
 """
 
 from __future__ import annotations
@@ -80,25 +81,55 @@ def render_mesh(
     view: str | tuple[float, float] | np.ndarray = "palm34",
     center: np.ndarray | None = None,
     extent: float | None = None,
-    background: Sequence[float] = (1.0, 1.0, 1.0),
+    background: Sequence[float] | np.ndarray = (1.0, 1.0, 1.0),
     supersample: int = 2,
 ) -> np.ndarray:
-    """Render a triangle mesh to an RGB image.
+    """Render a triangle mesh to an RGB image (key, fill and rim light, anti-aliased).
 
     Args:
         vertices: ``[V, 3]`` positions (any unit).
         faces: ``[F, 3]`` triangle indices, outward orientation (used for the normals).
-        colors: ``[V, 3]`` per-vertex or ``[3]`` uniform RGB in 0..1 (default: skin tone).
+        colors: ``[V, 3]`` per-vertex or ``[3]`` uniform sRGB in 0..1 (default: skin tone).
         size: ``(width, height)`` of the image in pixels.
         view: camera direction, see :func:`view_rotation`.
         center: ``[3]`` model point at the image centre (default: bounding-box centre).
         extent: model-space length spanned by the shorter image side (default: fit the mesh
             with a margin); pass the same value for several meshes to keep their scale.
-        background: RGB in 0..1.
-        supersample: rendering scale per axis for anti-aliasing.
+        background: sRGB ``[3]`` in 0..1, or an image ``[height, width, 3]`` (uint8, or
+            float in 0..1) such as :func:`gradient_background`.
+        supersample: rendering scale per axis for anti-aliasing (the samples are averaged in
+            linear light, so edges blend into the background without dark fringes).
 
     Returns:
         ``[height, width, 3]`` uint8 image.
+    """
+    width, height = int(size[0]), int(size[1])
+    rgb, alpha = render_layer(vertices, faces, colors, size, view, center, extent, supersample)
+    bg = np.asarray(background)
+    if bg.ndim == 3:
+        if bg.shape != (height, width, 3):
+            raise ValueError(f"background image must be [{height}, {width}, 3], got {bg.shape}")
+        bg = bg / 255.0 if bg.dtype == np.uint8 else bg.astype(np.float64)
+    else:
+        bg = np.broadcast_to(np.asarray(bg, dtype=np.float64), (height, width, 3))
+    out = rgb + (1.0 - alpha[..., None]) * srgb_to_linear(bg)
+    return to_uint8(linear_to_srgb(out))
+
+
+def render_layer(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    colors: np.ndarray | Sequence[float] | None = None,
+    size: tuple[int, int] = (256, 256),
+    view: str | tuple[float, float] | np.ndarray = "palm34",
+    center: np.ndarray | None = None,
+    extent: float | None = None,
+    supersample: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shaded mesh as a premultiplied linear-light layer, for compositing.
+
+    Same arguments as :func:`render_mesh` (no background). Returns ``rgb [H, W, 3]`` (linear
+    light, premultiplied by coverage) and ``alpha [H, W]`` (pixel coverage in 0..1).
     """
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
@@ -115,54 +146,118 @@ def render_mesh(
         col = np.broadcast_to(col, v.shape) if col.shape == (3,) else col
         if col.shape != v.shape:
             raise ValueError(f"colors must be [3] or [V, 3], got {list(col.shape)}")
+    # Shading is done in linear light (colours are sRGB): lights then add up physically and
+    # the terminator falls off softly instead of the muddy mid-tones of sRGB arithmetic.
+    col = srgb_to_linear(col)
 
     rot = view_rotation(view)
     cam = v @ rot.T
-    normals = vertex_normals(v, f) @ rot.T
     if center is None:
-        center_cam = 0.5 * (cam.min(0) + cam.max(0))
+        center_cam = 0.5 * (cam.min(0) + cam.max(0)) if len(cam) else np.zeros(3)
     else:
         center_cam = np.asarray(center, dtype=np.float64) @ rot.T
     if extent is None:
-        span = (cam.max(0) - cam.min(0))[:2]
+        span = (cam.max(0) - cam.min(0))[:2] if len(cam) else np.ones(2)
         extent = float(max(span[0] * min(w_px, h_px) / w_px, span[1] * min(w_px, h_px) / h_px))
         extent *= 1.08
     px_per_unit = min(w_px, h_px) / max(extent, 1e-12)
-    # Pixel coordinates: x to the right, y down; depth = camera z (larger is nearer).
-    sx = (cam[:, 0] - center_cam[0]) * px_per_unit + 0.5 * w_px
-    sy = -(cam[:, 1] - center_cam[1]) * px_per_unit + 0.5 * h_px
-    depth = cam[:, 2]
 
-    image = np.empty((h_px * w_px, 3))
-    image[:] = np.asarray(background, dtype=np.float64)
-    frag = _rasterize(sx, sy, depth, f, w_px, h_px)
-    if frag is not None:
-        pix, tri, bary = frag
-        corners = f[tri]
-        n = np.einsum("fk,fkc->fc", bary, normals[corners])
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-        c = np.einsum("fk,fkc->fc", bary, col[corners])
-        image[pix] = _shade(n, c)
-    image = image.reshape(h_px, w_px, 3)
+    rgb = np.zeros((h_px * w_px, 3))
+    alpha = np.zeros(h_px * w_px)
+    if len(f) and len(v):
+        normals = vertex_normals(v, f) @ rot.T
+        # Pixel coordinates: x to the right, y down; depth = camera z (larger is nearer).
+        sx = (cam[:, 0] - center_cam[0]) * px_per_unit + 0.5 * w_px
+        sy = -(cam[:, 1] - center_cam[1]) * px_per_unit + 0.5 * h_px
+        frag = _rasterize(sx, sy, cam[:, 2], f, w_px, h_px)
+        if frag is not None:
+            pix, tri, bary = frag
+            corners = f[tri]
+            n = np.einsum("fk,fkc->fc", bary, normals[corners])
+            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
+            c = np.einsum("fk,fkc->fc", bary, col[corners])
+            rgb[pix] = _shade(n, c)
+            alpha[pix] = 1.0
+    rgb = rgb.reshape(h_px, w_px, 3)
+    alpha = alpha.reshape(h_px, w_px)
     if ss > 1:
-        image = image.reshape(height, ss, width, ss, 3).mean(axis=(1, 3))
-    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+        rgb = rgb.reshape(height, ss, width, ss, 3).mean(axis=(1, 3))
+        alpha = alpha.reshape(height, ss, width, ss).mean(axis=(1, 3))
+    return rgb, alpha
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """sRGB (0..1) to linear light."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    """Linear light to sRGB (0..1), clipped."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1.0 / 2.4) - 0.055)
+
+
+def to_uint8(c: np.ndarray) -> np.ndarray:
+    """0..1 floats to uint8."""
+    return np.clip(np.round(np.asarray(c) * 255.0), 0, 255).astype(np.uint8)
+
+
+def gradient_background(
+    size: tuple[int, int],
+    top: Sequence[float] = (0.93, 0.94, 0.95),
+    bottom: Sequence[float] = (0.78, 0.79, 0.81),
+) -> np.ndarray:
+    """A vertical studio-style gradient ``[height, width, 3]`` (sRGB floats in 0..1).
+
+    A neutral grey that darkens slightly downward reads as a floor and a backdrop without
+    competing with the part colours.
+    """
+    width, height = int(size[0]), int(size[1])
+    t = np.linspace(0.0, 1.0, height)[:, None, None]
+    # ease so that most of the frame stays light and only the lower part darkens
+    t = t * t
+    col = (1.0 - t) * np.asarray(top, dtype=np.float64) + t * np.asarray(bottom, dtype=np.float64)
+    return np.broadcast_to(col, (height, width, 3)).copy()
+
+
+#: Lights in camera space (viewer along +z, y up): direction toward the light, linear RGB
+#: intensity. A warm key from the upper left, a cool dim fill from the right, and a rim
+#: light from behind that outlines the silhouette against the background.
+KEY_LIGHT = (np.array([-0.45, 0.65, 0.62]), np.array([1.00, 0.96, 0.90]) * 0.95)
+FILL_LIGHT = (np.array([0.75, -0.05, 0.45]), np.array([0.80, 0.88, 1.00]) * 0.30)
+RIM_LIGHT = (np.array([0.35, 0.45, -0.80]), np.array([1.00, 1.00, 1.00]) * 0.55)
+#: Hemisphere ambient: sky (from +y) and ground (from -y) colours, linear RGB.
+SKY_AMBIENT = np.array([0.22, 0.24, 0.27])
+GROUND_AMBIENT = np.array([0.12, 0.11, 0.10])
 
 
 def _shade(normals: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """Two-light Blinn-Phong in camera space (viewer along +z)."""
-    lights = (
-        (np.array([-0.4, 0.6, 0.7]), 0.65),  # key light, upper left
-        (np.array([0.6, -0.2, 0.5]), 0.25),  # fill light, lower right
-    )
-    out = 0.28 * colors
+    """Key / fill / rim lighting with hemisphere ambient, in linear light (viewer along +z).
+
+    Diffuse terms use wrapped Lambert (light reaches a little past the terminator, as it
+    does through skin) and the key light adds a soft Blinn-Phong highlight.
+    """
+    n = normals
     view_dir = np.array([0.0, 0.0, 1.0])
-    for direction, strength in lights:
+    up = 0.5 + 0.5 * n[:, 1:2]
+    out = colors * (up * SKY_AMBIENT + (1.0 - up) * GROUND_AMBIENT)
+    wrap = 0.25
+    for direction, color in (KEY_LIGHT, FILL_LIGHT):
         d = direction / np.linalg.norm(direction)
-        lambert = np.clip(normals @ d, 0.0, None)
-        half = (d + view_dir) / np.linalg.norm(d + view_dir)
-        spec = np.clip(normals @ half, 0.0, None) ** 24
-        out = out + strength * lambert[:, None] * colors + 0.12 * strength * spec[:, None]
+        diffuse = np.clip((n @ d + wrap) / (1.0 + wrap), 0.0, None)
+        out = out + diffuse[:, None] * colors * color
+    d, color = KEY_LIGHT
+    d = d / np.linalg.norm(d)
+    half = (d + view_dir) / np.linalg.norm(d + view_dir)
+    spec = np.clip(n @ half, 0.0, None) ** 40 * (n @ d > 0)
+    out = out + 0.18 * spec[:, None] * color
+    # Rim: grazing normals (facing away from the viewer) that also face the back light.
+    d, color = RIM_LIGHT
+    d = d / np.linalg.norm(d)
+    grazing = np.clip(1.0 - n @ view_dir, 0.0, 1.0) ** 3
+    facing = np.clip(n[:, :2] @ d[:2] / np.linalg.norm(d[:2]) * 0.5 + 0.5, 0.0, 1.0)
+    out = out + (grazing * facing)[:, None] * color * (0.35 + 0.65 * colors)
     return out
 
 
@@ -226,7 +321,30 @@ def image_grid(images: Sequence[np.ndarray], columns: int, pad: int = 4,
 
 
 def save_png(path: str, image: np.ndarray) -> None:
-    """Write a uint8 ``[H, W, 3]`` image as PNG (matplotlib's writer)."""
-    import matplotlib.image
+    """Write a uint8 ``[H, W, 3]`` image as PNG (Pillow)."""
+    from PIL import Image
 
-    matplotlib.image.imsave(path, image, format="png")
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(path, format="PNG")
+
+
+def draw_text(
+    image: np.ndarray,
+    text: str,
+    xy: tuple[int, int],
+    size: int = 14,
+    color: Sequence[int] = (40, 40, 45),
+    anchor: str = "la",
+) -> np.ndarray:
+    """``image`` with ``text`` drawn at pixel ``xy`` (Pillow's default font at ``size``).
+
+    ``anchor`` is Pillow's text anchor (``"la"``: left / ascender, ``"ra"``: right...).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: a fixed-size bitmap font
+        font = ImageFont.load_default()
+    ImageDraw.Draw(img).text(xy, text, fill=tuple(int(c) for c in color), font=font, anchor=anchor)
+    return np.asarray(img)
