@@ -160,21 +160,21 @@ def compose_frame(
     caption: str,
     counter: str,
 ) -> np.ndarray:
-    """Two panels side by side with their titles, over a footer with the pose caption and
-    a frame counter (the footer keeps the text off the hands)."""
+    """Two panels side by side, their titles in a header band and the pose caption and a
+    frame counter in a footer band (text in bands never covers a finger)."""
     from halohand.render import draw_text
 
     h, w, _ = left.shape
     gap = max(2, w // 160)
     size = max(9, h // 22)
-    footer = int(size * 1.8)
-    frame = np.empty((h + footer, 2 * w + gap, 3), dtype=np.uint8)
+    band = int(size * 1.8)
+    frame = np.empty((h + 2 * band, 2 * w + gap, 3), dtype=np.uint8)
     frame[:] = 250
-    frame[:h, :w] = left
-    frame[:h, w + gap :] = right
-    frame = draw_text(frame, titles[0], (size // 2 + 2, size // 2), size, _INK)
-    frame = draw_text(frame, titles[1], (w + gap + size // 2 + 2, size // 2), size, _INK)
-    mid = h + footer // 2
+    frame[band : band + h, :w] = left
+    frame[band : band + h, w + gap :] = right
+    frame = draw_text(frame, titles[0], (w // 2, band // 2), size, _INK, "mm")
+    frame = draw_text(frame, titles[1], (w + gap + w // 2, band // 2), size, _INK, "mm")
+    mid = h + band + band // 2
     frame = draw_text(frame, caption, (frame.shape[1] // 2, mid), size, _INK, "mm")
     small = max(8, size - 3)
     return draw_text(frame, counter, (frame.shape[1] - size // 2, mid), small, _INK_LIGHT, "rm")
@@ -315,9 +315,7 @@ def demo(
         rec = render_mesh(
             mesh.vertices, mesh.faces, colors, panel, view, center, extent, background
         )
-        image = compose_frame(
-            gt, rec, titles, frame.label.replace("->", "\u2192"), f"{i + 1}/{frames}"
-        )
+        image = compose_frame(gt, rec, titles, frame.label.replace("_", " "), f"{i + 1}/{frames}")
         images.append(image)
         timer.add("render", time.perf_counter() - t0)
 
