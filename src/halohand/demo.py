@@ -53,12 +53,23 @@ _INK_LIGHT = (110, 114, 122)
 
 @dataclass
 class _Timer:
-    """Accumulated wall time per stage (seconds)."""
+    """Accumulated wall and CPU seconds per stage.
 
-    totals: dict[str, float] = field(default_factory=dict)
+    CPU time next to wall time: on a busy machine the wall time says little about what the
+    demo costs on an idle one (with one torch thread, CPU time ~ idle wall time).
+    """
 
-    def add(self, stage: str, seconds: float) -> None:
-        self.totals[stage] = self.totals.get(stage, 0.0) + seconds
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @staticmethod
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def add(self, stage: str, since: tuple[float, float]) -> None:
+        wall, cpu = self.now()
+        self.wall[stage] = self.wall.get(stage, 0.0) + wall - since[0]
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu - since[1]
 
 
 def camera_views(frames: int) -> list[tuple[float, float]]:
@@ -274,25 +285,22 @@ def demo(
         save_png,
     )
 
-    t_start = time.perf_counter()
-    # CPU time next to wall time: on a busy machine the wall time says little about what
-    # the demo costs on an idle one (with one torch thread, CPU time ~ idle wall time).
-    cpu_start = time.process_time()
     timer = _Timer()
+    t_start = timer.now()
     side = check_side(side.lower())
 
-    t0 = time.perf_counter()
+    t0 = timer.now()
     key_poses = load_key_poses()
     sequence = interpolate_sequence(key_poses, frames)
     template = default_model()
     hands = [template.pose(HandPose.from_array(f.angles), side=side) for f in sequence]
     views = camera_views(frames)
     center, extent = frame_framing([h.vertices for h in hands], views)
-    timer.add("pose", time.perf_counter() - t0)
+    timer.add("pose", t0)
 
-    t0 = time.perf_counter()
+    t0 = timer.now()
     model = HALO.pretrained(checkpoint)
-    timer.add("load model", time.perf_counter() - t0)
+    timer.add("load model", t0)
 
     panel = (size, size)
     background = gradient_background(panel)
@@ -302,11 +310,11 @@ def demo(
     for i, (frame, hand, view) in enumerate(
         tqdm(list(zip(sequence, hands, views, strict=True)), desc="demo", unit="frame")
     ):
-        t0 = time.perf_counter()
+        t0 = timer.now()
         mesh = model.reconstruct(hand.keypoints, side=side, units="m", resolution=resolution)
-        timer.add("reconstruct", time.perf_counter() - t0)
+        timer.add("reconstruct", t0)
 
-        t0 = time.perf_counter()
+        t0 = timer.now()
         gt = render_mesh(
             hand.vertices, hand.faces, PART_COLORS[hand.part_labels], panel, view, center,
             extent, background,
@@ -317,18 +325,18 @@ def demo(
         )
         image = compose_frame(gt, rec, titles, frame.label.replace("_", " "), f"{i + 1}/{frames}")
         images.append(image)
-        timer.add("render", time.perf_counter() - t0)
+        timer.add("render", t0)
 
-        t0 = time.perf_counter()
+        t0 = timer.now()
         with atomic_path(frames_dir / f"frame_{i:04d}.png") as tmp:
             save_png(str(tmp), image)
         if meshes:
             write_bytes_atomic(
                 out_dir / "meshes" / f"frame_{i:04d}.ply", mesh.export(file_type="ply")
             )
-        timer.add("write frames", time.perf_counter() - t0)
+        timer.add("write frames", t0)
 
-    t0 = time.perf_counter()
+    t0 = timer.now()
     picks = key_frame_indices(frames, len(key_poses))
     durations = [GIF_HOLD_MS if i in picks else GIF_FRAME_MS for i in range(frames)]
     save_gif(out_dir / "demo.gif", images, durations)
@@ -343,36 +351,36 @@ def demo(
         "keypoints": np.round(np.stack([h.keypoints for h in hands]), 6).tolist(),
     }
     write_text_atomic(out_dir / "keypoints.json", json.dumps(doc) + "\n")
-    timer.add("gif and sheet", time.perf_counter() - t0)
+    timer.add("gif and sheet", t0)
 
     n_gallery = 0
     if gallery:
-        t0 = time.perf_counter()
+        t0 = timer.now()
         n_gallery = _gallery(out_dir, samples, seed)
-        timer.add("gallery", time.perf_counter() - t0)
+        timer.add("gallery", t0)
 
-    total = time.perf_counter() - t_start
-    per_frame = {
-        k: round(timer.totals.get(k, 0.0) / frames, 3)
-        for k in ("reconstruct", "render", "write frames")
-    }
+    total, total_cpu = (b - a for a, b in zip(t_start, timer.now(), strict=True))
+    per_frame = ("reconstruct", "render", "write frames")
     report = {
         "frames": frames,
         "resolution": resolution,
         "panel_size": size,
         "total_s": round(total, 2),
-        "cpu_s": round(time.process_time() - cpu_start, 2),
-        "stages_s": {k: round(v, 2) for k, v in timer.totals.items()},
-        "per_frame_s": per_frame,
+        "cpu_s": round(total_cpu, 2),
+        "stages_s": {k: round(v, 2) for k, v in timer.wall.items()},
+        "stages_cpu_s": {k: round(v, 2) for k, v in timer.cpu.items()},
+        "per_frame_s": {k: round(timer.wall.get(k, 0.0) / frames, 3) for k in per_frame},
+        "per_frame_cpu_s": {k: round(timer.cpu.get(k, 0.0) / frames, 3) for k in per_frame},
     }
     write_text_atomic(out_dir / "timings.json", json.dumps(report, indent=1) + "\n")
-    stages = ", ".join(f"{k} {v:.1f} s" for k, v in timer.totals.items())
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in timer.wall.items())
+    pf, pc = report["per_frame_s"], report["per_frame_cpu_s"]
     typer.echo(
         f"wrote {frames} frames, demo.gif and contact_sheet.png to {out_dir}"
         + (f" (+ {n_gallery} gallery hands)" if gallery else "")
     )
+    typer.echo(f"total {total:.1f} s ({total_cpu:.1f} s CPU): {stages}")
     typer.echo(
-        f"total {total:.1f} s ({report['cpu_s']:.1f} s CPU): {stages}; per frame: "
-        f"reconstruct {per_frame['reconstruct']:.2f} s, render {per_frame['render']:.2f} s, "
-        f"write {per_frame['write frames']:.2f} s"
+        "per frame (wall / CPU): "
+        + ", ".join(f"{k} {pf[k]:.2f} / {pc[k]:.2f} s" for k in per_frame)
     )

@@ -333,7 +333,7 @@ def draw_text(
     xy: tuple[int, int],
     size: int = 14,
     color: Sequence[int] = (40, 40, 45),
-    anchor: str = "la",
+    anchor: str | None = "la",
 ) -> np.ndarray:
     """``image`` with ``text`` drawn at pixel ``xy`` (Pillow's default font at ``size``).
 
@@ -344,7 +344,8 @@ def draw_text(
     img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
     try:
         font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: a fixed-size bitmap font
+    except TypeError:  # Pillow < 10.1: a fixed-size bitmap font, which has no anchors
         font = ImageFont.load_default()
+        anchor = None
     ImageDraw.Draw(img).text(xy, text, fill=tuple(int(c) for c in color), font=font, anchor=anchor)
     return np.asarray(img)
