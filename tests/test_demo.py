@@ -91,6 +91,8 @@ def _non_trivial(path: Path) -> None:
 @pytest.mark.slow
 def test_demo_tiny_configuration(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    (out / "frames").mkdir(parents=True)
+    (out / "frames" / "frame_0007.png").write_bytes(b"stale, from a longer run")
     result = CliRunner().invoke(
         app,
         [

@@ -227,6 +227,17 @@ def contact_sheet(frames: list[np.ndarray], picks: list[int], columns: int = 4) 
     return image_grid(tiles, columns=min(columns, len(tiles)), pad=6)
 
 
+def _remove_stale(folder: Path, pattern: str, keep: int) -> None:
+    """Delete numbered outputs of an earlier, longer run (``frame_0040.png`` after a rerun
+    with 32 frames), so that the folder holds exactly this run's sequence."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob(pattern):
+        index = path.stem.rsplit("_", 1)[-1]
+        if index.isdigit() and int(index) >= keep:
+            path.unlink(missing_ok=True)
+
+
 def key_frame_indices(n_frames: int, n_keys: int) -> list[int]:
     """Per key pose, the frame closest to it in the loop (distinct, in order)."""
     picks = []
@@ -337,6 +348,8 @@ def demo(
         timer.add("write frames", t0)
 
     t0 = timer.now()
+    _remove_stale(frames_dir, "frame_*.png", frames)
+    _remove_stale(out_dir / "meshes", "frame_*.ply", frames if meshes else 0)
     picks = key_frame_indices(frames, len(key_poses))
     durations = [GIF_HOLD_MS if i in picks else GIF_FRAME_MS for i in range(frames)]
     save_gif(out_dir / "demo.gif", images, durations)
