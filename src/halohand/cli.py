@@ -23,11 +23,13 @@ def _register() -> None:
     from halohand.check_cli import check
     from halohand.data.cli import data_app
     from halohand.demo import demo
+    from halohand.grasp.cli import grasp_app
     from halohand.reconstruct_cli import occupancy, reconstruct
     from halohand.training.cli import evaluate, train
     from halohand.viewer.server import view
 
     app.add_typer(data_app, name="data")
+    app.add_typer(grasp_app, name="grasp")
     app.command("demo")(demo)
     app.command("train")(train)
     app.command("evaluate")(evaluate)

@@ -1,0 +1,673 @@
+"""Optimisation-based grasp synthesis with the differentiable hand model (grasp data engine).
+
+In the spirit of DexGraspNet's energy (the ideas, not its code): many random initial hands
+are placed around an object, palm toward it, and a weighted sum of energy terms is
+minimised by Adam over the joint angles (hard-clamped to the joint limits, as the template
+fitting does), a residual global rotation and the translation. The identity (size, bone
+lengths, palm width) is drawn from :class:`~halohand.handmodel.IdentityPrior` per start and
+kept fixed. Terms (per hand; lengths in cm so the weights are comparable):
+
+==================== ======================================================================
+``contact``          sum over the 5 fingertip pads (and the palm centre for the half of the
+                     starts that are "power" grasps) of the distance to the object surface
+``penetration``      sum over the 1159 hand vertices of their depth inside the object
+``object_in_hand``   sum over 600 object surface points of their depth inside the hand's
+                     sphere proxy (finger-bone and palm spheres)
+``self_penetration`` sum of overlaps of sphere proxies of different fingers (and of the thumb
+                     and the palm) that are apart in the rest pose
+``force_closure``    ``|sum n_i|^2 + |sum (c_i - c) x n_i|^2 / L^2`` for the unit inward
+                     normals at the fingertip contacts ``c_i`` (L = 5 cm): a net wrench of
+                     equal unit contact forces near zero, i.e. opposing contacts
+``prior``            mean squared standardised deviation from the pose prior's mean
+==================== ======================================================================
+
+The object's signed distance during the optimisation is a trilinear grid
+(:meth:`~halohand.grasp.objects.GraspObject.sdf_grid`); the acceptance filters use exact
+queries on the meshes: max penetration depth of the hand vertices, fingertip pads within
+``contact_mm`` of the surface, the proxy self-penetration and the voxel intersection volume
+of :func:`~halohand.grasp.metrics.intersection_volume`.
+
+Output (:func:`synthesize`): per object a folder of shards ``batch_00000.npz``, one per batch
+of starts, each written atomically and deterministic in (seed, object, batch index), so an
+interrupted run resumes by skipping the finished shards. See ``docs/grasp.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+
+from halohand.atomic import atomic_path, write_text_atomic
+from halohand.errors import CorruptFileError, HalohandInputError
+from halohand.fitting.template_fit import pose_prior_stats
+from halohand.fitting.torch_model import TorchHandModel, axis_angle_to_matrix
+from halohand.grasp.metrics import intersection_volume
+from halohand.grasp.objects import GraspObject, load_object
+from halohand.handmodel.collision import load_sphere_proxy
+from halohand.handmodel.pose import JOINT_LIMITS
+from halohand.handmodel.prior import GESTURES, IdentityPrior
+from halohand.skeleton import NUM_PARTS, PART_NAMES
+
+__all__ = [
+    "ENERGY_TERMS", "EnergyWeights", "SynthesisConfig", "synthesize", "synthesize_batch",
+]  # fmt: skip
+
+ENERGY_TERMS: Final[tuple[str, ...]] = (
+    "contact", "penetration", "object_in_hand", "self_penetration", "force_closure", "prior",
+)  # fmt: skip
+
+#: Fingers' (first, last) keypoint of their three bones in the project's order.
+_FINGER_KP: Final = ((1, 4), (5, 8), (9, 12), (13, 16), (17, 20))
+#: Tip keypoints (thumb..pinky) and the WebXR joint of each distal phalanx.
+_TIPS: Final = (4, 8, 12, 16, 20)
+_DISTAL_WEBXR: Final = (3, 8, 13, 18, 23)
+_DISTAL_PART: Final = tuple(PART_NAMES.index(f"{f}3") for f in ("thumb", "index", "middle",
+                                                                   "ring", "pinky"))  # fmt: skip
+#: Pre-grasp gestures the starts open up from.
+_PREGRASPS: Final = ("relaxed", "cylinder", "sphere", "tripod", "pinch")
+#: Positions along each finger bone of its proxy spheres.
+_SPHERE_T: Final = (0.2, 0.5, 0.8)
+_CM: Final = 100.0
+
+
+@dataclass(frozen=True)
+class EnergyWeights:
+    """Multipliers of the energy terms (see the module docstring)."""
+
+    contact: float = 1.0
+    penetration: float = 10.0
+    object_in_hand: float = 1.0
+    self_penetration: float = 5.0
+    force_closure: float = 1.0
+    prior: float = 0.02
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """Settings of :func:`synthesize` / :func:`synthesize_batch`.
+
+    Attributes:
+        batch_size: starts optimised together (one shard).
+        steps: Adam steps; lr: peak step (radians, and cm for the translation), cosine decay.
+        max_batches: batches per object at most (stops earlier at ``n_per_object``).
+        sides: ``"right"``, ``"left"`` or ``"both"`` (alternating per batch).
+        palm_gap_m: range of the initial distance of the palm from the object (metres).
+        max_penetration_mm / min_tip_contacts / contact_mm / max_intersection_cm3 /
+            max_self_penetration_mm: acceptance filters.
+        sdf_resolution: grid points per axis of the optimisation's signed distance.
+    """
+
+    batch_size: int = 32
+    steps: int = 250
+    lr: float = 0.02
+    max_batches: int = 50
+    sides: str = "both"
+    palm_gap_m: tuple[float, float] = (0.01, 0.04)
+    max_penetration_mm: float = 3.0
+    min_tip_contacts: int = 3
+    contact_mm: float = 5.0
+    max_intersection_cm3: float = 2.0
+    max_self_penetration_mm: float = 2.0
+    sdf_resolution: int = 64
+    weights: EnergyWeights = field(default_factory=EnergyWeights)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.steps < 1 or self.max_batches < 1:
+            raise HalohandInputError("batch_size, steps and max_batches must be >= 1")
+        if not self.lr > 0:
+            raise HalohandInputError(f"lr must be positive, got {self.lr}")
+        if self.sides not in ("right", "left", "both"):
+            raise HalohandInputError(f"sides must be right, left or both, got {self.sides!r}")
+        if not 1 <= self.min_tip_contacts <= 5:
+            raise HalohandInputError("min_tip_contacts must be in 1..5")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able settings (stored in every shard and in ``config.json``)."""
+        return asdict(self)
+
+
+# -- hand geometry ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _HandGeometry:
+    """Contact points and sphere proxies of the template at unit size (model metres).
+
+    Attributes:
+        tip_vertex: ``[5]`` vertex at the centre of each fingertip pad (thumb..pinky).
+        palm_vertex: vertex at the centre of the palmar surface.
+        bone_kp: ``[15, 2]`` keypoints (start, end) of the finger bones.
+        bone_radius: ``[15]`` inscribed radius of each finger bone (template metres).
+        palm_centres: ``[P, 3]`` palm sphere centres (rigid with the wrist), radii ``[P]``.
+        self_pairs: ``[Q, 2]`` pairs of spheres (indexing finger spheres then palm spheres)
+            tested for self-penetration.
+    """
+
+    tip_vertex: np.ndarray
+    palm_vertex: int
+    bone_kp: np.ndarray
+    bone_radius: np.ndarray
+    palm_centres: np.ndarray
+    palm_radii: np.ndarray
+    self_pairs: np.ndarray
+
+
+@lru_cache(maxsize=1)
+def _hand_geometry() -> _HandGeometry:
+    model = _model()
+    tpl = model.template
+    rest = model(
+        torch.zeros(1, 15, 3), torch.ones(1, NUM_PARTS), torch.ones(1), torch.ones(1),
+        with_vertices=True,
+    )  # fmt: skip
+    kp = rest.keypoints[0].numpy()
+    verts = rest.vertices[0].numpy()
+    labels = tpl.part_labels
+
+    # Fingertip pads: the distal-part vertex nearest to a point 2 cm out of the palmar side
+    # (-Y of the distal joint frame, WebXR) at 65 % of the distal bone.
+    tips = []
+    for (_, last), j, part in zip(_FINGER_KP, _DISTAL_WEBXR, _DISTAL_PART, strict=True):
+        palmar = -tpl.rest_frames[j, :3, 1]
+        q = kp[last - 1] + 0.65 * (kp[last] - kp[last - 1]) + 0.02 * palmar
+        cand = np.flatnonzero(labels == part)
+        tips.append(int(cand[np.argmin(np.linalg.norm(verts[cand] - q, axis=1))]))
+    # Palm centre: the palm vertex nearest to a point 5 cm in front of the palm (-Z).
+    centre = kp[[0, 5, 9, 13, 17]].mean(0) * 0.4 + kp[[5, 9, 13, 17]].mean(0) * 0.6
+    cand = np.flatnonzero(labels == 0)
+    palm = int(cand[np.argmin(np.linalg.norm(verts[cand] - (centre - [0, 0, 0.05]), axis=1))])
+
+    bones = np.array([(a + i, a + i + 1) for a, _ in _FINGER_KP for i in range(3)])
+    # Inscribed radius of a bone: a low percentile of its part's vertex distances to the
+    # bone segment (the minimum picks up the skin folds at the joints).
+    radii = []
+    for b, (i, j) in enumerate(bones):
+        # Bones run thumb..pinky; the parts are in MANO order, so look them up by name.
+        part = PART_NAMES.index(
+            ("thumb", "index", "middle", "ring", "pinky")[b // 3] + str(b % 3 + 1)
+        )
+        v = verts[labels == part]
+        radii.append(float(np.percentile(_segment_distance(v, kp[i], kp[j]), 10)) * 0.9)
+
+    # Palm spheres: the collision proxy's wrist spheres (rigid with the palm), largest first
+    # and thinned so no two centres are within 1.2 cm.
+    proxy = load_sphere_proxy()
+    sel = np.flatnonzero(proxy.joint == 0)
+    frame = tpl.rest_frames[0]
+    centres = proxy.local_centers[sel] @ frame[:3, :3].T + frame[:3, 3]
+    r = proxy.radii[sel]
+    keep: list[int] = []
+    for i in np.argsort(-r):
+        if r[i] < 0.006:
+            break
+        if all(np.linalg.norm(centres[i] - centres[k]) > 0.012 for k in keep):
+            keep.append(int(i))
+    palm_c, palm_r = centres[keep], r[keep]
+
+    # Self-penetration pairs: spheres of different fingers, and thumb spheres (beyond the
+    # metacarpal) against the palm, unless they already come within 1 mm in the rest pose.
+    fc, fr, finger = _finger_spheres(kp[None], bones, np.array(radii))
+    fc = fc[0]
+    allc = np.vstack([fc, palm_c])
+    allr = np.concatenate([fr, palm_r])
+    owner = np.concatenate([finger, np.full(len(palm_c), -1)])
+    bone_of = np.concatenate([np.repeat(np.arange(15), len(_SPHERE_T)), np.full(len(palm_c), -1)])
+    pairs = []
+    for a in range(len(allc)):
+        for b in range(a + 1, len(allc)):
+            if owner[a] == owner[b]:
+                continue
+            if -1 in (owner[a], owner[b]):
+                other = a if owner[b] == -1 else b
+                if owner[other] != 0 or bone_of[other] == 0:
+                    continue
+            if np.linalg.norm(allc[a] - allc[b]) - allr[a] - allr[b] < 0.001:
+                continue
+            pairs.append((a, b))
+    return _HandGeometry(
+        np.array(tips), palm, bones, np.array(radii), palm_c, palm_r, np.array(pairs)
+    )
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ab = b - a
+    t = np.clip((p - a) @ ab / (ab @ ab), 0.0, 1.0)
+    return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
+
+
+def _finger_spheres(
+    kp: Any, bones: np.ndarray, radii: np.ndarray
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Sphere centres ``[B, 45, 3]`` along the finger bones of keypoints ``[B, 21, 3]``
+    (numpy or torch), their radii ``[45]`` and finger index ``[45]``."""
+    t = np.array(_SPHERE_T)
+    a, b = kp[:, bones[:, 0]], kp[:, bones[:, 1]]  # [B, 15, 3]
+    if isinstance(kp, torch.Tensor):
+        tt = torch.tensor(t, dtype=kp.dtype)[None, None, :, None]
+    else:
+        tt = t[None, None, :, None]
+    centres = a[:, :, None] + tt * (b - a)[:, :, None]  # [B, 15, 3, 3]
+    return (
+        centres.reshape(len(kp), -1, 3),
+        np.repeat(radii, len(t)),
+        np.repeat(np.arange(15) // 3, len(t)),
+    )
+
+
+@lru_cache(maxsize=1)
+def _model() -> TorchHandModel:
+    return TorchHandModel()
+
+
+# -- one batch --------------------------------------------------------------------------------
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[3, 3]`` rotation taking unit vector ``a`` to unit vector ``b``."""
+    v, c = np.cross(a, b), float(a @ b)
+    if c < -1.0 + 1e-9:  # opposite: a half turn about any axis orthogonal to a
+        axis = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        axis /= np.linalg.norm(axis)
+        return 2.0 * np.outer(axis, axis) - np.eye(3)
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k / (1.0 + c)
+
+
+def _rodrigues(axis: np.ndarray, angle: float) -> np.ndarray:
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(angle) * k + (1.0 - math.cos(angle)) * k @ k
+
+
+def synthesize_batch(
+    obj: GraspObject, n: int, seed: int, side: str = "right", config: SynthesisConfig | None = None
+) -> dict[str, np.ndarray]:
+    """Optimise ``n`` starts around ``obj`` and evaluate them.
+
+    Returns:
+        Arrays over the ``n`` starts (accepted or not): ``keypoints`` ``[n, 21, 3]`` float32
+        metres in the object frame (project order); ``angles`` ``[n, 15, 3]`` radians;
+        ``global_rot`` ``[n, 3, 3]``; ``translation`` ``[n, 3]`` m; ``hand_length`` ``[n]`` m;
+        ``length_factors`` ``[n, 16]``; ``palm_width`` ``[n]``; ``power`` ``[n]`` bool (palm
+        contact asked); ``energy_<term>`` ``[n]`` (weighted, final step) and ``energy``;
+        ``penetration_mm``, ``tip_contacts``, ``self_penetration_mm``,
+        ``intersection_cm3`` (NaN where not computed: failed an earlier filter) and
+        ``accepted`` ``[n]``.
+    """
+    cfg = SynthesisConfig() if config is None else config
+    w = cfg.weights
+    model, geo = _model(), _hand_geometry()
+    dt = torch.float64
+    rng = np.random.default_rng(seed)
+    # All randomness comes from this one numpy generator, so a batch is reproducible.
+    mirror = np.array([-1.0 if side == "left" else 1.0, 1.0, 1.0])
+
+    # Identities.
+    ids = [IdentityPrior().sample(rng) for _ in range(n)]
+    factors = torch.tensor(np.stack([i.length_factors for i in ids]), dtype=dt)
+    width = torch.tensor([i.palm_width for i in ids], dtype=dt)
+    length = torch.tensor([i.hand_length for i in ids], dtype=dt)
+    scale = model.scale_for_hand_length(length, factors, width)
+
+    # Pre-grasp poses: a random gesture opened to 20-60 % plus 5 degrees of noise.
+    lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
+    hi = torch.tensor(JOINT_LIMITS[..., 1], dtype=dt)
+    g = np.stack([GESTURES[_PREGRASPS[k]] for k in rng.integers(len(_PREGRASPS), size=n)])
+    a0 = g * rng.uniform(0.2, 0.6, size=(n, 1, 1)) + rng.normal(0, np.deg2rad(5), g.shape)
+    angles = torch.minimum(torch.maximum(torch.tensor(a0, dtype=dt), lo), hi)
+
+    # Placement: the palm centre a gap away from the object's support point in a random
+    # direction u, palm normal toward -u within 20 degrees, random roll about it.
+    pts, _ = obj.surface_points(600, seed=int(rng.integers(2**31)))
+    with torch.no_grad():
+        local = model(angles, factors, width, scale, side=side, with_vertices=True).vertices
+    palm_local = local[:, geo.palm_vertex].numpy()  # [n, 3] after scale and mirror
+    rots, trans = [], []
+    for b in range(n):
+        u = rng.normal(size=3)
+        u /= np.linalg.norm(u)
+        support = pts[np.argmax(pts @ u)]
+        tilt = rng.normal(size=3)
+        tilt -= (tilt @ u) * u
+        tilt /= np.linalg.norm(tilt)
+        facing = _rodrigues(tilt, np.deg2rad(rng.uniform(0, 20))) @ -u
+        r = _rotation_between(np.array([0.0, 0.0, -1.0]), facing)
+        r = _rodrigues(facing, rng.uniform(0, 2 * np.pi)) @ r
+        target = support + u * rng.uniform(*cfg.palm_gap_m)
+        rots.append(r)
+        trans.append(target - r @ palm_local[b])
+    rot0 = torch.tensor(np.stack(rots), dtype=dt)
+    trans0 = torch.tensor(np.stack(trans), dtype=dt)
+    power = torch.tensor(rng.random(n) < 0.5)
+
+    sdf = obj.sdf_grid(cfg.sdf_resolution)
+    obj_pts = torch.tensor(pts, dtype=dt)
+    mean, std = pose_prior_stats()
+    mu, inv_std = torch.tensor(mean, dtype=dt), torch.tensor(1.0 / std, dtype=dt)
+    palm_c = torch.tensor(geo.palm_centres * mirror, dtype=dt)
+    palm_r = torch.tensor(geo.palm_radii, dtype=dt)
+    pair_a = torch.tensor(geo.self_pairs[:, 0])
+    pair_b = torch.tensor(geo.self_pairs[:, 1])
+    tip_idx = torch.tensor(geo.tip_vertex)
+
+    rvec = torch.zeros(n, 3, dtype=dt)
+    dtrans = torch.zeros(n, 3, dtype=dt)  # centimetres
+    params = [angles, rvec, dtrans]
+    for p in params:
+        p.requires_grad_(True)
+
+    def energies() -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Weighted terms ``{name: [n]}``, keypoints, vertices and sphere data."""
+        rot = rot0 @ axis_angle_to_matrix(rvec)
+        tr = trans0 + dtrans / _CM
+        out = model(
+            angles, factors, width, scale, side=side, global_rot=rot, translation=tr,
+            with_vertices=True,
+        )  # fmt: skip
+        kp, verts = out.keypoints, out.vertices
+        assert verts is not None
+        d_vert = sdf(verts)  # [n, V]
+        tips = verts[:, tip_idx]  # [n, 5, 3]
+        d_tip = d_vert[:, tip_idx]
+        d_palm = d_vert[:, geo.palm_vertex]
+        contact = d_tip.abs().sum(-1) + power * d_palm.abs()
+        pen = torch.relu(-d_vert).sum(-1)
+        # Spheres: finger spheres from the keypoints, palm spheres rigid with the hand.
+        fc, fr, _ = _finger_spheres(kp, geo.bone_kp, geo.bone_radius)
+        fr_t = torch.tensor(fr, dtype=dt)[None] * (scale[:, None] / 1.0)
+        pc = (palm_c[None] * scale[:, None, None]) @ rot.transpose(-1, -2) + tr[:, None]
+        pr = palm_r[None] * scale[:, None]
+        centres = torch.cat([fc, pc], 1)  # [n, S, 3]
+        radii = torch.cat([fr_t, pr], 1)  # [n, S]
+        dist = torch.cdist(obj_pts[None].expand(n, -1, -1), centres)  # [n, 600, S]
+        oih = torch.relu(radii[:, None] - dist).sum((-1, -2))
+        gap = torch.linalg.vector_norm(centres[:, pair_a] - centres[:, pair_b], dim=-1)
+        spen = torch.relu(radii[:, pair_a] + radii[:, pair_b] - gap).sum(-1)
+        normals = -sdf.normals(tips)  # inward
+        net_f = normals.sum(1)
+        arm = tips - tips.mean(1, keepdim=True)
+        net_t = torch.linalg.cross(arm, normals, dim=-1).sum(1) / 0.05
+        fc_e = net_f.square().sum(-1) + net_t.square().sum(-1)
+        prior = ((angles - mu) * inv_std).square().mean((-1, -2))
+        terms = {
+            "contact": w.contact * _CM * contact,
+            "penetration": w.penetration * _CM * pen,
+            "object_in_hand": w.object_in_hand * _CM * oih,
+            "self_penetration": w.self_penetration * _CM * spen,
+            "force_closure": w.force_closure * fc_e,
+            "prior": w.prior * prior,
+        }
+        return terms, kp, verts, rot
+
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    t0 = time.perf_counter()
+    for it in range(cfg.steps):
+        frac = it / max(cfg.steps - 1, 1)
+        for grp in opt.param_groups:
+            grp["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+        opt.zero_grad(set_to_none=True)
+        terms, *_ = energies()
+        sum(terms.values()).sum().backward()  # rows are independent
+        opt.step()
+        with torch.no_grad():
+            angles.copy_(torch.minimum(torch.maximum(angles, lo), hi))
+
+    with torch.no_grad():
+        terms, kp, verts, rot = energies()
+    result: dict[str, np.ndarray] = {
+        "keypoints": kp.numpy().astype(np.float32),
+        "angles": angles.detach().numpy().copy(),
+        "global_rot": rot.numpy(),
+        "translation": (trans0 + dtrans.detach() / _CM).numpy(),
+        "hand_length": length.numpy(),
+        "length_factors": factors.numpy(),
+        "palm_width": width.numpy(),
+        "power": power.numpy(),
+    }
+    for k, v in terms.items():
+        result[f"energy_{k}"] = v.numpy()
+    result["energy"] = sum(terms.values()).numpy()
+    result.update(_evaluate(obj, verts.numpy(), kp.numpy(), side, scale.numpy(), cfg))
+    result["optimise_seconds"] = np.array(time.perf_counter() - t0)
+    return result
+
+
+def _evaluate(
+    obj: GraspObject,
+    verts: np.ndarray,
+    kp: np.ndarray,
+    side: str,
+    scale: np.ndarray,
+    cfg: SynthesisConfig,
+) -> dict[str, np.ndarray]:
+    """Exact acceptance measures of posed hands ``[n, V, 3]`` / ``[n, 21, 3]``."""
+    geo = _hand_geometry()
+    faces = _model().mesh_faces(side)
+    n = len(verts)
+    d = obj.signed_distance(verts.reshape(-1, 3)).reshape(n, -1)
+    pen_mm = np.maximum(-d.min(1), 0.0) * 1e3
+    tips = (d[:, geo.tip_vertex] < cfg.contact_mm * 1e-3).sum(1)
+    fc, fr, _ = _finger_spheres(kp, geo.bone_kp, geo.bone_radius)
+    spen = np.zeros(n)
+    a, b = geo.self_pairs[:, 0], geo.self_pairs[:, 1]
+    nf = fc.shape[1]
+    for i in range(n):
+        # Finger spheres only (the palm spheres' overlap is dominated by the thumb base).
+        m = (a < nf) & (b < nf)
+        gap = np.linalg.norm(fc[i, a[m]] - fc[i, b[m]], axis=1)
+        spen[i] = max(0.0, float(np.max(scale[i] * (fr[a[m]] + fr[b[m]]) - gap))) * 1e3
+    vol = np.full(n, np.nan)
+    ok = (pen_mm <= cfg.max_penetration_mm) & (tips >= cfg.min_tip_contacts)
+    ok &= spen <= cfg.max_self_penetration_mm
+    for i in np.flatnonzero(ok):
+        vol[i] = intersection_volume(verts[i], faces, obj.vertices, obj.faces)
+    accepted = ok & (np.nan_to_num(vol, nan=np.inf) <= cfg.max_intersection_cm3)
+    return {
+        "penetration_mm": pen_mm,
+        "tip_contacts": tips,
+        "self_penetration_mm": spen,
+        "intersection_cm3": vol,
+        "accepted": accepted,
+    }
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+
+def _batch_seed(seed: int, object_id: str, index: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{object_id}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _read_accepted(path: Path) -> int:
+    try:
+        with np.load(path) as z:
+            return int(z["accepted"].sum())
+    except Exception as exc:  # a shard is written atomically, so this is outside damage
+        raise CorruptFileError(f"cannot read grasp shard {path}: {exc}") from exc
+
+
+def _synthesize_object(
+    object_id: str,
+    n_per_object: int,
+    out_dir: str,
+    seed: int,
+    config: SynthesisConfig,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run batches for one object until ``n_per_object`` grasps are accepted (or
+    ``max_batches``); finished shards are counted, not recomputed."""
+    torch.set_num_threads(1)
+    obj = load_object(object_id)
+    folder = Path(out_dir) / object_id
+    accepted = attempts = 0
+    seconds = 0.0
+    done_before = 0
+    for index in range(config.max_batches):
+        if accepted >= n_per_object:
+            break
+        path = folder / f"batch_{index:05d}.npz"
+        if path.exists():
+            got = _read_accepted(path)
+            with np.load(path) as z:
+                seconds += float(z["seconds"])
+                attempts += len(z["accepted"])
+            accepted += got
+            done_before += 1
+            if progress:
+                progress(got)
+            continue
+        side = config.sides if config.sides != "both" else ("right", "left")[index % 2]
+        t0 = time.perf_counter()
+        res = synthesize_batch(obj, config.batch_size, _batch_seed(seed, object_id, index),
+                               side, config)  # fmt: skip
+        dt = time.perf_counter() - t0
+        n = len(res["accepted"])
+        res.update(
+            side=np.array([side] * n),
+            object_id=np.array(object_id),
+            object_pose=np.repeat(np.eye(4)[None], n, axis=0),  # object -> grasp frame
+            seconds=np.array(dt),
+            seed=np.array(seed),
+            batch_index=np.array(index),
+            config=np.array(json.dumps(config.to_dict(), sort_keys=True)),
+        )
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **res)
+        got = int(res["accepted"].sum())
+        accepted += got
+        attempts += n
+        seconds += dt
+        if progress:
+            progress(got)
+    return {
+        "object_id": object_id,
+        "attempts": attempts,
+        "accepted": accepted,
+        "acceptance_rate": accepted / max(attempts, 1),
+        "seconds": seconds,
+        "seconds_per_attempt": seconds / max(attempts, 1),
+        "seconds_per_accepted": seconds / accepted if accepted else None,
+        "shards_reused": done_before,
+    }
+
+
+def synthesize(
+    objects: list[str],
+    n_per_object: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    config: SynthesisConfig | None = None,
+    workers: int = 1,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Synthesise ``n_per_object`` accepted grasps for each registry object.
+
+    Writes ``out_dir/<object_id>/batch_XXXXX.npz`` shards, ``config.json`` (a resumed run
+    must use the same settings and seed) and ``summary.json``; returns the summary.
+    """
+    cfg = SynthesisConfig() if config is None else config
+    if n_per_object < 1:
+        raise HalohandInputError(f"n_per_object must be >= 1, got {n_per_object}")
+    if workers < 1:
+        raise HalohandInputError(f"workers must be >= 1, got {workers}")
+    if not objects:
+        raise HalohandInputError("no objects to synthesise grasps for")
+    for oid in objects:
+        load_object(oid)  # validate names before any work
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"seed": seed, "config": cfg.to_dict()}
+    cfg_path = out / "config.json"
+    if cfg_path.exists():
+        try:
+            old = json.loads(cfg_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CorruptFileError(f"cannot read {cfg_path}: {exc}") from exc
+        if old != json.loads(json.dumps(settings)):
+            raise HalohandInputError(
+                f"{out} holds grasps made with other settings or seed; use a new --out"
+            )
+    else:
+        write_text_atomic(cfg_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=n_per_object * len(objects), unit="grasp", disable=not show_progress)
+
+    def advance(k: int) -> None:
+        bar.update(max(0, min(k, bar.total - bar.n)))
+
+    per_object: list[dict[str, Any]] = []
+    if workers == 1:
+        for oid in objects:
+            per_object.append(_synthesize_object(oid, n_per_object, str(out), seed, cfg, advance))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = [
+                pool.submit(_synthesize_object, oid, n_per_object, str(out), seed, cfg)
+                for oid in objects
+            ]
+            for f in as_completed(futs):
+                res = f.result()
+                advance(min(res["accepted"], n_per_object))
+                per_object.append(res)
+        per_object.sort(key=lambda r: objects.index(r["object_id"]))
+    bar.close()
+    attempts = sum(r["attempts"] for r in per_object)
+    accepted = sum(r["accepted"] for r in per_object)
+    compute = sum(r["seconds"] for r in per_object)
+    summary = {
+        "objects": per_object,
+        "attempts": attempts,
+        "accepted": accepted,
+        "acceptance_rate": accepted / max(attempts, 1),
+        "compute_seconds": compute,
+        "seconds_per_attempt": compute / max(attempts, 1),
+        "seconds_per_accepted": compute / accepted if accepted else None,
+        "wall_seconds": time.perf_counter() - t0,
+        "workers": workers,
+        "seed": seed,
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def load_grasps(out_dir: str | Path, accepted_only: bool = True) -> dict[str, np.ndarray]:
+    """Concatenate the shards under ``out_dir`` (sorted by object and batch).
+
+    Returns the per-grasp arrays of :func:`synthesize_batch` plus ``side`` and
+    ``object_id`` per grasp; only accepted grasps unless ``accepted_only`` is off.
+    """
+    paths = sorted(Path(out_dir).glob("*/batch_*.npz"))
+    if not paths:
+        raise FileNotFoundError(f"no grasp shards under {out_dir}")
+    parts: dict[str, list[np.ndarray]] = {}
+    for p in paths:
+        try:
+            z = dict(np.load(p))
+        except Exception as exc:
+            raise CorruptFileError(f"cannot read grasp shard {p}: {exc}") from exc
+        n = len(z["accepted"])
+        keep = z["accepted"] if accepted_only else np.ones(n, bool)
+        z["object_id"] = np.array([str(z["object_id"])] * n)
+        for k, v in z.items():
+            if np.ndim(v) >= 1 and len(v) == n:
+                parts.setdefault(k, []).append(v[keep])
+    return {k: np.concatenate(v) for k, v in parts.items()}
