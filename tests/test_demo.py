@@ -141,3 +141,11 @@ def test_demo_rejects_a_bad_side(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path), "--side", "middle"])
     assert result.exit_code != 0
     assert not (tmp_path / "demo.gif").exists()
+
+
+def test_camera_loops_and_mirrors_for_left_hands() -> None:
+    from halohand.demo import camera_views
+
+    right, left = camera_views(8), camera_views(8, "left")
+    assert len(right) == 8 and right[0] == pytest.approx(camera_views(1)[0])
+    assert [a for a, _ in left] == pytest.approx([-a for a, _ in right])

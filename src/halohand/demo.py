@@ -72,10 +72,16 @@ class _Timer:
         self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu - since[1]
 
 
-def camera_views(frames: int) -> list[tuple[float, float]]:
-    """``(azimuth, elevation)`` per frame: a slow sway that returns to the start."""
+def camera_views(frames: int, side: str = "right") -> list[tuple[float, float]]:
+    """``(azimuth, elevation)`` per frame: a slow sway that returns to the start.
+
+    A left hand is the mirror image (x -> -x) of the right one, so its camera is mirrored
+    too (azimuth negated): both sides are seen from the palm side, thumb toward the viewer.
+    """
     phase = 2.0 * np.pi * np.arange(frames) / max(frames, 1)
     az = CAMERA_AZIMUTH + CAMERA_SWAY_AZIMUTH * np.sin(phase)
+    if side == "left":
+        az = -az
     el = CAMERA_ELEVATION + CAMERA_SWAY_ELEVATION * np.sin(2.0 * phase)
     return [(float(a), float(e)) for a, e in zip(az, el, strict=True)]
 
@@ -305,7 +311,7 @@ def demo(
     sequence = interpolate_sequence(key_poses, frames)
     template = default_model()
     hands = [template.pose(HandPose.from_array(f.angles), side=side) for f in sequence]
-    views = camera_views(frames)
+    views = camera_views(frames, side)
     center, extent = frame_framing([h.vertices for h in hands], views)
     timer.add("pose", t0)
 
