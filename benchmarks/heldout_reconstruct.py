@@ -35,7 +35,7 @@ files of the group at once, default options except ``--resolution`` / ``--checkp
   :func:`halohand.data.engine.inside`, the same test) on ``--points`` uniform points in the
   GT mesh's bounding box padded by ``--box-padding-mm`` per side, widened to contain the
   output mesh's bounding box if it reaches beyond (a spurious blob is never cut off;
-  ``box_widened`` says when that happened);
+  ``box_widened`` says when that happened, ``beyond_gt_box_mm`` by how much);
 * Chamfer-L1 (mm) = 1/2 (completeness + accuracy), ``--surface-samples`` area-uniform
   samples on each surface; normal consistency, orientation ignored;
 * ``vs_A_mm``: symmetric Chamfer-L1 between this group's mesh (B in metres, C mirrored
@@ -160,10 +160,11 @@ def score(
 
     lo = gt["vertices"].min(0) - padding_m
     hi = gt["vertices"].max(0) + padding_m
-    widened = False
+    widened, beyond = False, 0.0
     if len(mesh.vertices):
         plo, phi = np.asarray(mesh.vertices).min(0), np.asarray(mesh.vertices).max(0)
         widened = bool((plo < lo).any() or (phi > hi).any())
+        beyond = float(max(0.0, (lo - plo).max(), (phi - hi).max()))
         lo, hi = np.minimum(lo, plo), np.maximum(hi, phi)
     pts = rng.uniform(lo, hi, (n_points, 3))
     occ_gt = inside(gt["vertices"], gt["faces"], pts)
@@ -175,6 +176,7 @@ def score(
         "normal_consistency": None if empty else float(m.normal_consistency),
         "gt_inside_fraction": float(occ_gt.mean()),
         "box_widened": widened,
+        "beyond_gt_box_mm": 1000.0 * beyond,
         "faces": len(mesh.faces),
         "watertight": bool(mesh.is_watertight) if not empty else False,
     }
