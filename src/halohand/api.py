@@ -34,6 +34,7 @@ from torch import Tensor
 from halohand.errors import HalohandInputError
 from halohand.io_keypoints import check_format, check_keypoints
 from halohand.model.inference import HandConditioning, hand_conditioning
+from halohand.skeleton.sides import parse_side
 
 #: Length of one unit in metres.
 UNIT_SCALE: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001}
@@ -111,19 +112,9 @@ def resolve_device(name: str) -> torch.device:
 
 def _side_arg(side: SideSpec, n: int) -> str | Tensor:
     """``"right"``/``"left"`` or a ``[n]`` bool tensor (True = left) for ``hand_conditioning``."""
-    if isinstance(side, str):
-        key = side.lower()
-        if key not in ("right", "left"):
-            raise HalohandInputError(f"side must be 'right' or 'left', got {side!r}")
-        return key
-    if isinstance(side, Tensor):
-        side = side.detach().cpu().numpy()
-    arr = np.asarray(side)
-    if arr.dtype.kind in "US":
-        bad = [s for s in arr.reshape(-1).tolist() if s not in ("right", "left")]
-        if bad:
-            raise HalohandInputError(f"side must be 'right' or 'left', got {bad[0]!r}")
-        arr = arr == "left"
+    arr = parse_side(side)
+    if isinstance(arr, str):
+        return arr
     if arr.dtype != bool or arr.shape not in ((n,), ()):
         raise HalohandInputError(
             f"side must be 'right', 'left', or one per hand ({n}): names or booleans (True = left)"

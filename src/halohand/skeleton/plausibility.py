@@ -65,6 +65,7 @@ from halohand.canonical.rotations import swing
 from halohand.errors import HalohandInputError
 from halohand.skeleton.bones import BONES
 from halohand.skeleton.orders import JOINT_NAMES
+from halohand.skeleton.sides import parse_side
 
 __all__ = [
     "ANGLE_JOINTS",
@@ -314,19 +315,9 @@ def _as_array(keypoints: Any) -> np.ndarray:
 
 
 def _left_mask(side: Any, batch_shape: tuple[int, ...]) -> np.ndarray:
-    if isinstance(side, str):
-        key = side.lower()
-        if key not in ("right", "left"):
-            raise HalohandInputError(f"side must be 'right' or 'left', got {side!r}")
-        return np.full(batch_shape, key == "left")
-    if isinstance(side, Tensor):
-        side = side.detach().cpu().numpy()
-    arr = np.asarray(side)
-    if arr.dtype.kind in "US":
-        bad = [s for s in arr.reshape(-1).tolist() if s not in ("right", "left")]
-        if bad:
-            raise HalohandInputError(f"side must be 'right' or 'left', got {bad[0]!r}")
-        arr = arr == "left"
+    arr = parse_side(side)
+    if isinstance(arr, str):
+        return np.full(batch_shape, arr == "left")
     if arr.dtype != bool:
         raise HalohandInputError("side must be 'right', 'left', names or booleans (True = left)")
     try:
