@@ -7,8 +7,51 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
-grasp_app = typer.Typer(help="Objects and grasp synthesis (HALO-VAE data).", no_args_is_help=True)
+from halohand.errors import HalohandInputError
+
+
+class _MeshFirstGroup(TyperGroup):
+    """``halohand grasp MESH ...`` is short for ``halohand grasp sample MESH ...``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:  # noqa: ANN001 - click's signature
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["sample", *args]
+        return super().parse_args(ctx, args)
+
+
+grasp_app = typer.Typer(
+    cls=_MeshFirstGroup,
+    help="Grasps: generate them for an object mesh (halohand grasp MESH), train HALO-VAE, "
+    "evaluate, synthesise training grasps, list objects.",
+    no_args_is_help=True,
+)
+
+DEFAULT_VAE = "halohand/weights/grasp_vae.safetensors"
+
+
+def _vae_path(model: Path | None) -> Path:
+    if model is not None:
+        return model
+    from halohand.api import pretrained_path
+
+    halo = pretrained_path()
+    path = None if halo is None else halo.parent / "grasp_vae.safetensors"
+    if path is None or not path.is_file():
+        raise HalohandInputError("no shipped grasp model in this install: pass --model FILE")
+    return path
+
+
+def _load_object(spec: str, units: str):  # -> GraspObject
+    """A registry id (``mug_4``) or a mesh file."""
+    from halohand.grasp import objects
+
+    if Path(spec).suffix == "" and not Path(spec).exists():
+        return objects.load_object(spec)
+    if not Path(spec).is_file():
+        raise HalohandInputError(f"no such object mesh: {spec}")
+    return objects.object_from_mesh(spec, units=units)
 
 
 @grasp_app.command("synthesize")
@@ -69,3 +112,154 @@ def objects_cmd(
         typer.echo(
             f"{oid:12s} {o.split:5s} {o.kind:8s} {ext:>20s} cm {o.mesh.volume * 1e6:7.1f} cm^3"
         )
+
+
+@grasp_app.command("sample")
+def sample_cmd(
+    object_mesh: Annotated[
+        str, typer.Argument(help="Object mesh file (obj/ply/stl/glb/off) or a registry id.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Output folder (created).")],
+    n: Annotated[int, typer.Option("--n", help="Number of grasps.")] = 20,
+    refine: Annotated[
+        bool, typer.Option("--refine/--no-refine", help="Refine the translation (10 steps).")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    units: Annotated[str, typer.Option("--units", help="Mesh units: auto, m, cm or mm.")] = "auto",
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Grasp VAE (default: the shipped one).")
+    ] = None,
+    resolution: Annotated[
+        int, typer.Option("--resolution", help="HALO mesh lattice cells per axis.")
+    ] = 128,
+    ext: Annotated[str, typer.Option("--ext", help="Hand mesh format: ply, obj or glb.")] = "ply",
+    sheet: Annotated[
+        bool, typer.Option("--sheet/--no-sheet", help="Render a contact sheet PNG.")
+    ] = True,
+) -> None:
+    """Generate N grasps of an object: hand meshes, keypoints and a contact sheet.
+
+    Writes OUT_DIR/grasp_XX.EXT (HALO hand meshes), keypoints.npy ([N, 21, 3], the
+    object file's frame and units), object.EXT, contact_sheet.png and grasps.json.
+    """
+    import time
+
+    import numpy as np
+    import torch
+
+    from halohand.api import HALO
+    from halohand.atomic import atomic_path, write_text_atomic
+    from halohand.grasp.generate import generate_grasps, render_grasps
+    from halohand.grasp.vae import load_vae
+
+    if n < 1:
+        raise HalohandInputError(f"--n must be >= 1, got {n}")
+    if ext not in ("ply", "obj", "glb"):
+        raise HalohandInputError(f"--ext must be ply, obj or glb, got {ext!r}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HalohandInputError(f"--out-dir {out_dir} is a file")
+    t0 = time.perf_counter()
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    vae, _ = load_vae(_vae_path(model))
+    obj = _load_object(object_mesh, units)
+    halo = HALO.pretrained()
+    gs = generate_grasps(vae, obj, n, seed, refine=refine, halo=halo, meshes=True,
+                         resolution=resolution)  # fmt: skip
+    # Back to the input file's frame and units.
+    offset = np.asarray(getattr(obj, "offset_m", np.zeros(3)))
+    scale = float(getattr(obj, "unit_scale", 1.0))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kp = (gs.keypoints + offset) / scale
+    with atomic_path(out_dir / "keypoints.npy") as tmp:
+        np.save(tmp, kp.astype(np.float32), allow_pickle=False)
+    for i, mesh in enumerate(gs.meshes):
+        m = mesh.copy()
+        m.vertices = (np.asarray(m.vertices) + offset) / scale
+        with atomic_path(out_dir / f"grasp_{i:02d}.{ext}") as tmp:
+            m.export(tmp, file_type=ext)
+    o = obj.mesh.copy()
+    o.vertices = (np.asarray(o.vertices) + offset) / scale
+    with atomic_path(out_dir / f"object.{ext}") as tmp:
+        o.export(tmp, file_type=ext)
+    if sheet:
+        t = time.perf_counter()
+        render_grasps([(m, obj) for m in gs.meshes], str(out_dir / "contact_sheet.png"),
+                      labels=[f"{i:02d}" for i in range(n)])  # fmt: skip
+        gs.seconds["sheet"] = time.perf_counter() - t
+    total = time.perf_counter() - t0
+    summary = {"object": object_mesh, "n": n, "seed": seed, "refine": refine,
+               "seconds": {k: round(v, 3) for k, v in gs.seconds.items()},
+               "total_s": round(total, 2)}  # fmt: skip
+    write_text_atomic(out_dir / "grasps.json", json.dumps(summary, indent=2))
+    typer.echo(f"{n} grasps of {object_mesh} -> {out_dir} in {total:.1f} s")
+
+
+@grasp_app.command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Option("--config", help="TOML config (configs/grasp_vae*).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from checkpoint.pt.")] = False,
+    out_dir: Annotated[str | None, typer.Option("--out-dir", help="Override out_dir.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Override steps.")] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 1,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Train HALO-VAE on engine grasps (docs/grasp.md); writes OUT/model.safetensors."""
+    import torch
+
+    from halohand.grasp.vae_train import load_vae_config, train_vae
+
+    if threads < 1:
+        raise HalohandInputError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    cfg = load_vae_config(config, out_dir=out_dir, steps=steps)
+    meta = train_vae(cfg, resume=resume, progress=progress)
+    typer.echo(json.dumps({k: meta[k] for k in ("steps", "wall_s", "grasps", "last")}, indent=2))
+
+
+@grasp_app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[Path | None, typer.Option("--model", help="Grasp VAE to sample.")] = None,
+    engine: Annotated[
+        Path | None, typer.Option("--engine", help="Or: engine grasps folder to score.")
+    ] = None,
+    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="Refine samples.")] = False,
+    objects: Annotated[str, typer.Option("--objects", help="test, real, or ids.")] = "test",
+    n: Annotated[int, typer.Option("--n", help="Grasps per object.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    resolution: Annotated[int, typer.Option("--resolution", help="HALO mesh lattice.")] = 128,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    sheet: Annotated[
+        Path | None, typer.Option("--sheet", help="Contact sheet PNG (2 grasps per object).")
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 1,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Table 3 metrics on held-out objects: intersection volume, contact ratio, diversity."""
+    import torch
+
+    from halohand.api import HALO
+    from halohand.atomic import write_text_atomic
+    from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
+    from halohand.grasp.generate import render_grasps
+    from halohand.grasp.objects import load_object, parse_object_list
+
+    if (model is None) == (engine is None):
+        raise HalohandInputError("pass exactly one of --model and --engine")
+    if n < 1:
+        raise HalohandInputError(f"--n must be >= 1, got {n}")
+    torch.set_num_threads(threads)
+    halo = HALO.pretrained()
+    source = engine_source(str(engine)) if engine else vae_source(str(model), refine, halo)
+    objs = [load_object(o) for o in parse_object_list(objects)]
+    res = evaluate_grasps(source, objs, halo, n, seed, resolution,
+                          keep_meshes=2 if sheet else 0, progress=progress)  # fmt: skip
+    doc = {"source": str(model or engine), "refine": refine, "n": n, "seed": seed,
+           "resolution": resolution, "mean": res["mean"], "objects": res["objects"]}  # fmt: skip
+    if json_out:
+        write_text_atomic(json_out, json.dumps(doc, indent=2))
+    if sheet:
+        render_grasps(res["scenes"], str(sheet), columns=4,
+                      labels=[s[1].object_id for s in res["scenes"]])  # fmt: skip
+    typer.echo(json.dumps(doc["mean"], indent=2))
