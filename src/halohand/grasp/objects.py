@@ -14,7 +14,10 @@ by one adult hand: a grasp aperture of 3-9 cm, lengths up to 18 cm.
 
 The registry (:func:`object_ids`, :func:`load_object`) holds :data:`PER_KIND` objects of
 each kind, named ``<kind>_<i>``, generated from :data:`REGISTRY_SEED`; the six objects of
-:data:`TEST_OBJECTS` are held out for evaluation.
+:data:`TEST_OBJECTS` are held out for evaluation. Next to them, split ``"real"``:
+household meshes (:data:`REAL_OBJECTS`, ``real_<name>``) vendored from robosuite 1.5.2
+(MIT; ``data/real_objects/NOTICE``), a check set of object meshes not in the training data.
+:func:`object_from_mesh` turns any closed mesh file into a :class:`GraspObject`.
 
 Queries: :meth:`GraspObject.surface_points` (area-uniform samples with normals),
 :meth:`GraspObject.signed_distance` (exact, negative inside), :meth:`GraspObject.contains`,
@@ -25,19 +28,21 @@ through (see :class:`SDFGrid`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Final
 
 import numpy as np
 import torch
 import trimesh
 
-from halohand.errors import HalohandInputError
+from halohand.errors import CorruptFileError, HalohandInputError
 
 __all__ = [
-    "KINDS", "PER_KIND", "REGISTRY_SEED", "TEST_OBJECTS", "GraspObject", "SDFGrid",
-    "load_object", "make_object", "object_ids", "parse_object_list",
+    "KINDS", "PER_KIND", "REAL_DIR", "REAL_OBJECTS", "REGISTRY_SEED", "SPLITS", "TEST_OBJECTS",
+    "GraspObject", "SDFGrid", "load_object", "make_object", "object_from_mesh", "object_ids",
+    "parse_object_list",
 ]  # fmt: skip
 
 KINDS: Final[tuple[str, ...]] = ("box", "cylinder", "sphere", "capsule", "bottle", "mug", "torus")
@@ -68,6 +73,33 @@ KIND_RANGES: Final[dict[str, dict[str, tuple[float, float]]]] = {
 }  # fmt: skip
 
 _MC_STEP = 0.002  # marching-cubes grid step of the mug (metres)
+
+#: Splits of :func:`object_ids`. ``"all"`` is the procedural registry (train + test); the
+#: real meshes are only in ``"real"``.
+SPLITS: Final[tuple[str, ...]] = ("all", "train", "test", "real")
+
+REAL_DIR: Final = Path(__file__).resolve().parent / "data" / "real_objects"
+#: Household meshes from robosuite 1.5.2 (``robosuite/models/assets/objects/meshes/<file>``):
+#: id -> (file in :data:`REAL_DIR`, the ``scale`` of the ``<mesh>`` element of the object's
+#: robosuite XML). Loaded by :func:`load_object`: scaled, repaired where needed (see
+#: ``GraspObject.repairs``), long axis turned to +z, centred.
+REAL_OBJECTS: Final[dict[str, tuple[str, tuple[float, float, float]]]] = {
+    "real_bottle": ("bottle.stl", (1.0, 1.0, 1.0)),
+    "real_bread": ("bread.stl", (0.8, 0.8, 0.8)),
+    "real_can": ("can.stl", (1.0, 1.0, 1.0)),
+    "real_cereal": ("cereal.stl", (1.0, 1.0, 1.0)),
+    "real_lemon": ("lemon.stl", (1.5, 1.0, 1.0)),
+    "real_milk": ("milk.stl", (0.9, 0.9, 0.9)),
+}
+
+#: Metres per unit of :func:`object_from_mesh`'s ``units``.
+UNIT_SCALES: Final[dict[str, float]] = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+#: ``units="auto"``: bounding-box diagonal ranges (in file units) read as m, cm, mm.
+AUTO_UNIT_RANGES: Final[dict[str, tuple[float, float]]] = {
+    "m": (0.02, 0.6), "cm": (2.0, 60.0), "mm": (20.0, 600.0),
+}  # fmt: skip
+_TYPICAL_DIAGONAL = 0.12  # metres; decides cm vs mm where both ranges fit (20-60)
+_DIAGONAL_LIMITS = (0.01, 1.0)  # metres; outside: not a hand-held object (wrong units?)
 
 
 @dataclass(frozen=True)
@@ -110,14 +142,23 @@ class SDFGrid:
 
 @dataclass(frozen=True, eq=False)
 class GraspObject:
-    """One object: a watertight mesh in metres, centred at the origin.
+    """One object: a watertight mesh in metres, centred at the origin (unless loaded by
+    :func:`object_from_mesh` with ``center=False``).
 
     Attributes:
-        object_id: registry name (``box_0``) or ``<kind>_seed<seed>`` for ad-hoc objects.
-        kind: one of :data:`KINDS`.
-        params: the drawn proportions (metres) of :data:`KIND_RANGES`.
+        object_id: registry name (``box_0``, ``real_can``), ``<kind>_seed<seed>`` for ad-hoc
+            procedural objects, the file stem for :func:`object_from_mesh`.
+        kind: one of :data:`KINDS`, or ``"mesh"`` for an object loaded from a mesh file.
+        params: the drawn proportions (metres) of :data:`KIND_RANGES` (empty for meshes).
         mesh: the ``trimesh.Trimesh`` (outward faces, ``is_watertight``).
-        split: ``"train"``, ``"test"`` or ``"adhoc"``.
+        split: ``"train"``, ``"test"``, ``"real"`` or ``"adhoc"``.
+        offset_m: ``[3]`` metres subtracted after the unit conversion to centre a mesh of
+            :func:`object_from_mesh`: a point ``p`` of this object is
+            ``(p + offset_m) / unit_scale`` in the input file's frame and units (zeros for
+            registry objects, procedural or real: their frame is the registry's).
+        unit_scale: metres per input unit (1 for metres, 0.001 for millimetres).
+        source: the mesh file it was loaded from (empty for procedural objects).
+        repairs: what was done to close a loaded mesh (empty: watertight as loaded).
     """
 
     object_id: str
@@ -125,6 +166,10 @@ class GraspObject:
     params: dict[str, float]
     mesh: trimesh.Trimesh
     split: str = "adhoc"
+    offset_m: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    unit_scale: float = 1.0
+    source: str = ""
+    repairs: tuple[str, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -287,9 +332,15 @@ def _registry_seed(kind: str, index: int) -> int:
 
 
 def object_ids(split: str = "all") -> list[str]:
-    """Registry names for ``split`` (``"all"``, ``"train"``, ``"test"``), kind-major."""
-    if split not in ("all", "train", "test"):
-        raise HalohandInputError(f"unknown split {split!r}; use all, train or test")
+    """Registry names for ``split`` (one of :data:`SPLITS`), kind-major.
+
+    ``"all"`` is the procedural registry (``"train"`` + ``"test"``); ``"real"`` the vendored
+    household meshes of :data:`REAL_OBJECTS`, which no split of ``"all"`` contains.
+    """
+    if split not in SPLITS:
+        raise HalohandInputError(f"unknown split {split!r}; use all, train, test or real")
+    if split == "real":
+        return list(REAL_OBJECTS)
     ids = [f"{k}_{i}" for k in KINDS for i in range(PER_KIND)]
     if split == "all":
         return ids
@@ -298,25 +349,248 @@ def object_ids(split: str = "all") -> list[str]:
 
 @lru_cache(maxsize=64)
 def load_object(object_id: str) -> GraspObject:
-    """The registry object ``object_id`` (``<kind>_<i>``); cached per process."""
+    """The registry object ``object_id`` (``<kind>_<i>`` or ``real_<name>``); cached per
+    process."""
+    if object_id in REAL_OBJECTS:
+        return _load_real(object_id)
     kind, _, idx = object_id.rpartition("_")
     if kind not in KINDS or not idx.isdigit() or not 0 <= int(idx) < PER_KIND:
         raise HalohandInputError(
             f"unknown object {object_id!r}; expected <kind>_<0..{PER_KIND - 1}> with kind in "
-            f"{', '.join(KINDS)}"
+            f"{', '.join(KINDS)}, or one of {', '.join(REAL_OBJECTS)}"
         )
     split = "test" if object_id in TEST_OBJECTS else "train"
     return make_object(kind, _registry_seed(kind, int(idx)), object_id, split)
 
 
 def parse_object_list(spec: str) -> list[str]:
-    """Object ids from a CLI spec: ``train``, ``test``, ``all`` or comma-separated ids."""
+    """Object ids from a CLI spec: ``train``, ``test``, ``all``, ``real`` or comma-separated
+    ids."""
     spec = spec.strip()
-    if spec in ("all", "train", "test"):
+    if spec in SPLITS:
         return object_ids(spec)
     ids = [s.strip() for s in spec.split(",") if s.strip()]
     if not ids:
-        raise HalohandInputError("no objects given; use train, test, all or a list of ids")
+        raise HalohandInputError("no objects given; use train, test, all, real or a list of ids")
     for oid in ids:
         load_object(oid)  # validates the name
     return ids
+
+
+# -- objects from mesh files ----------------------------------------------------------------
+
+
+def object_from_mesh(
+    mesh: str | Path | trimesh.Trimesh | trimesh.Scene,
+    units: str = "auto",
+    center: bool = True,
+    object_id: str | None = None,
+) -> GraspObject:
+    """A :class:`GraspObject` (kind ``"mesh"``, split ``"adhoc"``) from a mesh file or a trimesh.
+
+    The mesh must be one closed volume. Identical vertices are merged; a mesh that is not
+    watertight then gets a repair, step by step until it is: vertices closer than 1e-6 of the
+    bounding-box diagonal welded, duplicate faces and flat patches (zero-volume parts glued
+    inside, such as a disc between two shells) removed, small holes filled. The winding is
+    made consistent and outward. What was done is in ``repairs``.
+
+    Args:
+        mesh: a file trimesh reads (obj, ply, stl, glb, off, ...) or a ``Trimesh``/``Scene``
+            (copied, never modified).
+        units: ``"m"``, ``"cm"``, ``"mm"`` or ``"auto"``: from the bounding-box diagonal in
+            file units, metres if 0.02-0.6, centimetres if 2-60, millimetres if 20-600 (where
+            cm and mm both fit, the reading nearer a 12 cm diagonal: cm below ~38).
+        center: move the bounding-box centre to the origin. The offset is kept:
+            ``offset_m`` (metres) and ``unit_scale`` (metres per input unit) map a point
+            ``p`` of the object back to the input frame as ``(p + offset_m) / unit_scale``.
+        object_id: name of the object (default: the file stem, or ``"mesh"``).
+
+    Raises:
+        HalohandInputError: missing or empty file, no triangles, non-finite coordinates,
+            unknown units or a size no units make hand-held (1 cm - 1 m diagonal), not a
+            closed surface after repair, several separate parts, zero volume.
+        CorruptFileError: a file trimesh cannot read.
+    """
+    raw, label, source = _read_mesh(mesh)
+    oid = object_id or (Path(source).stem if source else "mesh")
+    return _mesh_object(raw, label, units, center, oid, "adhoc", source)
+
+
+def _read_mesh(
+    mesh: str | Path | trimesh.Trimesh | trimesh.Scene,
+) -> tuple[trimesh.Trimesh, str, str]:
+    """An unprocessed copy of the input as one Trimesh, a label for messages, the file path."""
+    if isinstance(mesh, trimesh.Trimesh):
+        copy = trimesh.Trimesh(mesh.vertices.copy(), mesh.faces.copy(), process=False)
+        return copy, "the mesh", ""
+    if isinstance(mesh, trimesh.Scene):
+        geoms = [g for g in mesh.dump() if isinstance(g, trimesh.Trimesh)]
+        out = trimesh.util.concatenate(geoms) if geoms else trimesh.Trimesh()
+        return out, "the mesh", ""
+    path = Path(mesh)
+    if not path.is_file():
+        raise HalohandInputError(f"no such mesh file: {path}")
+    if path.stat().st_size == 0:
+        raise HalohandInputError(f"mesh file {path} is empty")
+    try:
+        loaded = trimesh.load(str(path), force="mesh", process=False)
+    except Exception as exc:  # any reader failure: an unreadable or unsupported file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CorruptFileError(f"cannot read mesh file {path}: {first}") from None
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise HalohandInputError(f"mesh file {path} holds no triangles (a point cloud?)")
+    return loaded, f"mesh file {path}", str(path)
+
+
+def _mesh_object(
+    raw: trimesh.Trimesh,
+    label: str,
+    units: str,
+    center: bool,
+    object_id: str,
+    split: str,
+    source: str,
+) -> GraspObject:
+    v = np.asarray(raw.vertices, dtype=np.float64)
+    f = np.asarray(raw.faces, dtype=np.int64)
+    if len(f) == 0 or len(v) == 0:
+        raise HalohandInputError(f"{label} is empty (no triangles)")
+    if not np.isfinite(v).all():
+        raise HalohandInputError(f"{label} has non-finite vertex coordinates")
+    if f.min() < 0 or f.max() >= len(v):
+        raise HalohandInputError(f"{label} has faces that index missing vertices")
+    scale = _unit_scale(label, float(np.linalg.norm(np.ptp(v[np.unique(f)], axis=0))), units)
+    mesh, repairs = _close(trimesh.Trimesh(v * scale, f, process=True))
+    if not mesh.is_watertight:
+        raise HalohandInputError(
+            f"{label} is not a closed surface even after repair ({_open_summary(mesh)}); "
+            "close it in a mesh editor and retry"
+        )
+    if mesh.body_count != 1:
+        raise HalohandInputError(
+            f"{label} has {mesh.body_count} separate parts; a grasp object is one closed part"
+        )
+    if not mesh.volume > 0:
+        raise HalohandInputError(f"{label} encloses no volume")
+    offset = mesh.bounds.mean(0) if center else np.zeros(3)
+    mesh.apply_translation(-offset)
+    return GraspObject(
+        object_id, "mesh", {}, mesh, split, offset_m=np.asarray(offset, dtype=np.float64),
+        unit_scale=scale, source=source, repairs=tuple(repairs),
+    )  # fmt: skip
+
+
+def _unit_scale(label: str, diagonal: float, units: str) -> float:
+    """Metres per file unit for ``units`` (``auto``: from the bounding-box ``diagonal``)."""
+    if units == "auto":
+        fits = [u for u, (lo, hi) in AUTO_UNIT_RANGES.items() if lo <= diagonal <= hi]
+        if not fits:
+            raise HalohandInputError(
+                f"cannot tell the units of {label} from its size (bounding-box diagonal "
+                f"{diagonal:.3g} file units; auto reads 0.02-0.6 as m, 2-60 as cm, 20-600 as "
+                "mm): give the units (m, cm or mm)"
+            )
+        units = min(fits, key=lambda u: abs(np.log(diagonal * UNIT_SCALES[u] / _TYPICAL_DIAGONAL)))
+    if units not in UNIT_SCALES:
+        raise HalohandInputError(f"unknown units {units!r}; use auto, m, cm or mm")
+    scale = UNIT_SCALES[units]
+    lo, hi = _DIAGONAL_LIMITS
+    if not lo <= diagonal * scale <= hi:
+        raise HalohandInputError(
+            f"{label} read in {units} is {diagonal * scale:.3g} m across (bounding-box "
+            f"diagonal); a hand-held object is {lo * 100:.0f} cm - {hi:.0f} m: check the units"
+        )
+    return scale
+
+
+def _edge_use(mesh: trimesh.Trimesh) -> np.ndarray:
+    """How many faces use each distinct edge."""
+    return np.unique(mesh.edges_sorted, axis=0, return_counts=True)[1]
+
+
+def _open_summary(mesh: trimesh.Trimesh) -> str:
+    use = _edge_use(mesh)
+    return f"{int((use == 1).sum())} open edges, {int((use > 2).sum())} edges of 3+ faces"
+
+
+def _weld(mesh: trimesh.Trimesh, eps: float) -> trimesh.Trimesh:
+    """Merge vertices closer than ``eps`` (chains merge together); drop collapsed faces."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    v = np.asarray(mesh.vertices)
+    pairs = cKDTree(v).query_pairs(eps, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(v),) * 2)
+    _, label = connected_components(graph, directed=False)
+    _, first, inverse = np.unique(label, return_index=True, return_inverse=True)
+    faces = inverse[np.asarray(mesh.faces)]
+    keep = (faces != np.roll(faces, 1, axis=1)).all(axis=1)  # no repeated corner
+    return trimesh.Trimesh(v[first], faces[keep], process=False)
+
+
+def _is_flat(part: trimesh.Trimesh) -> bool:
+    v = np.asarray(part.vertices)
+    s = np.linalg.svd(v - v.mean(0), compute_uv=False)
+    return len(v) < 4 or bool(s[-1] <= 1e-6 * s[0])
+
+
+def _close(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, list[str]]:
+    """Try to make ``mesh`` (identical vertices merged) watertight and outward-wound; the
+    steps applied, as text. Each step runs only while the mesh is still open."""
+    repairs: list[str] = []
+    diag = float(np.linalg.norm(mesh.extents))
+    if not mesh.is_watertight:
+        n = len(mesh.vertices)
+        mesh = _weld(mesh, 1e-6 * diag)
+        if len(mesh.vertices) < n:
+            repairs.append(f"welded {n - len(mesh.vertices)} vertices closer than 1e-6 x size")
+    if not mesh.is_watertight:
+        keep = mesh.unique_faces()
+        if not keep.all():
+            mesh.update_faces(keep)
+            repairs.append(f"removed {int((~keep).sum())} duplicate faces")
+    if not mesh.is_watertight:
+        parts = mesh.split(only_watertight=False)
+        flat = [p for p in parts if _is_flat(p)]
+        if flat and len(flat) < len(parts):
+            mesh = trimesh.util.concatenate([p for p in parts if not _is_flat(p)])
+            mesh.merge_vertices()
+            n = sum(len(p.faces) for p in flat)
+            repairs.append(f"removed {n} faces of {len(flat)} flat internal patch(es)")
+    if not mesh.is_watertight:
+        n = len(mesh.faces)
+        trimesh.repair.fill_holes(mesh)
+        if len(mesh.faces) > n:
+            repairs.append(f"filled holes with {len(mesh.faces) - n} faces")
+    mesh.remove_unreferenced_vertices()
+    if not mesh.is_winding_consistent:
+        trimesh.repair.fix_winding(mesh)
+        repairs.append("made the winding consistent")
+    if mesh.is_watertight and mesh.volume < 0:
+        mesh.invert()
+        repairs.append("turned the faces outward")
+    return mesh, repairs
+
+
+def _long_axis_to_z(mesh: trimesh.Trimesh) -> None:
+    """Rotate ``mesh`` in place by 90 degrees so that its longest box side is along +z (no
+    change when z is already longest, ties included)."""
+    ext = mesh.extents
+    k = int(np.argmax(ext))
+    if k == 2 or ext[k] <= ext[2] * (1.0 + 1e-6):
+        return
+    # x -> z: -90 degrees about y; y -> z: +90 degrees about x (proper rotations).
+    axis, angle = ([0.0, 1.0, 0.0], -0.5 * np.pi) if k == 0 else ([1.0, 0.0, 0.0], 0.5 * np.pi)
+    mesh.apply_transform(trimesh.transformations.rotation_matrix(angle, axis))
+
+
+def _load_real(object_id: str) -> GraspObject:
+    file, scale = REAL_OBJECTS[object_id]
+    path = REAL_DIR / file
+    raw, _, _ = _read_mesh(path)
+    raw.apply_transform(np.diag([*scale, 1.0]))  # the robosuite XML's mesh scale
+    _long_axis_to_z(raw)
+    obj = _mesh_object(raw, f"object {object_id}", "m", True, object_id, "real", str(path))
+    # Registry objects live in the registry frame: no mapping back to the file.
+    return replace(obj, offset_m=np.zeros(3), _cache={})
