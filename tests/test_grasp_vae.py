@@ -334,6 +334,7 @@ def test_grasp_mesh_command_writes_meshes_keypoints_sheet(
         "contact_sheet.png",
         "grasps.json",
     } <= set(names)
+    assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")]  # no leftovers
     import trimesh
 
     obj = trimesh.load(out / "object.ply")

@@ -101,7 +101,7 @@ def synthesize_cmd(
 
 @grasp_app.command("objects")
 def objects_cmd(
-    split: Annotated[str, typer.Option("--split", help="all, train or test.")] = "all",
+    split: Annotated[str, typer.Option("--split", help="all, train, test or real.")] = "all",
 ) -> None:
     """List the registry objects: id, split, kind, extents (cm), volume (cm^3)."""
     from halohand.grasp.objects import load_object, object_ids
@@ -148,7 +148,7 @@ def sample_cmd(
     import torch
 
     from halohand.api import HALO
-    from halohand.atomic import atomic_path, write_text_atomic
+    from halohand.atomic import atomic_open, atomic_path, write_text_atomic
     from halohand.grasp.generate import generate_grasps, render_grasps
     from halohand.grasp.vae import load_vae
 
@@ -170,8 +170,8 @@ def sample_cmd(
     scale = float(getattr(obj, "unit_scale", 1.0))
     out_dir.mkdir(parents=True, exist_ok=True)
     kp = (gs.keypoints + offset) / scale
-    with atomic_path(out_dir / "keypoints.npy") as tmp:
-        np.save(tmp, kp.astype(np.float32), allow_pickle=False)
+    with atomic_open(out_dir / "keypoints.npy", "wb") as fh:  # np.save(path) adds ".npy"
+        np.save(fh, kp.astype(np.float32), allow_pickle=False)
     for i, mesh in enumerate(gs.meshes):
         m = mesh.copy()
         m.vertices = (np.asarray(m.vertices) + offset) / scale

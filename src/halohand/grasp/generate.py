@@ -60,7 +60,7 @@ def refine_translation(
     steps: int = 10,
     lr_m: float = 1e-3,
     interior: int = 256,
-    contact_mm: float = 10.0,
+    contact_mm: float = 7.0,
     seed: int = 0,
 ) -> np.ndarray:
     """Shift each hand (``[n, 21, 3]`` metres) to remove collision and keep contact."""

@@ -71,8 +71,8 @@ class VAETrainConfig:
     model: VAEConfig = field(default_factory=VAEConfig)
     seed: int = 0
     steps: int = 2000
-    objects_per_batch: int = 8
-    grasps_per_object: int = 16
+    objects_per_batch: int = 4
+    grasps_per_object: int = 32
     lr: float = 5e-4
     lr_min: float = 1e-5
     object_points: int = 600
