@@ -234,7 +234,10 @@ def test_training_resumes_exactly_and_logs(grasp_dir: Path, tmp_path: Path, halo
     log_a = (tmp_path / "a" / "log.csv").read_text().splitlines()
     log_b = (tmp_path / "b" / "log.csv").read_text().splitlines()
     assert len(log_a) == 7 and [r.split(",")[0] for r in log_b] == [r.split(",")[0] for r in log_a]
-    assert "interpenetration" in log_a[0] and log_a[-1].split(",")[-1] != ""  # after warm-up
+    import csv
+
+    last = list(csv.DictReader(log_a))[-1]
+    assert last["interpenetration"] != "" and last["hand_frame"] == ""  # after warm-up
     other = cfg(tmp_path / "b")
     other.lr = 1e-3
     with pytest.raises(HalohandInputError, match="another config"):
@@ -362,3 +365,45 @@ def test_grasp_commands_bad_input(tmp_path, monkeypatch, capsys, args, message) 
     assert code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "keypoints.npy").exists()
+
+
+def test_shipped_grasp_model_samples_hands_on_the_object() -> None:
+    """The shipped VAE gives hand-sized skeletons whose fingers reach a held-out object."""
+    from halohand.api import pretrained_path
+    from halohand.grasp.generate import generate_grasps
+
+    path = pretrained_path().parent / "grasp_vae.safetensors"
+    vae, meta = load_vae(path)
+    assert meta["finished"] and "cylinder_4" not in meta["objects"]  # held out
+    obj = load_object("cylinder_4")
+    kp = generate_grasps(vae, obj, 16, seed=0).keypoints
+    assert kp.shape == (16, 21, 3) and np.isfinite(kp).all()
+    chain = kp[:, [0, 9, 10, 11, 12]]
+    length = np.linalg.norm(np.diff(chain, axis=1), axis=-1).sum(-1)
+    assert ((length > 0.13) & (length < 0.25)).all()  # metres, wrist to middle tip
+    tips = kp[:, [4, 8, 12, 16, 20]].reshape(-1, 3)
+    d = obj.signed_distance(tips).reshape(16, 5)
+    assert np.median(np.abs(d).min(1)) < 0.02  # the nearest fingertip touches (2 cm)
+    # Different latent draws give different hands.
+    assert np.linalg.norm(kp - kp.mean(0), axis=-1).mean() > 0.01
+
+
+def test_hand_frame_decoder_places_hand_frame_keypoints_rigidly() -> None:
+    from halohand.canonical import canonicalize
+
+    torch.manual_seed(0)
+    model = GraspVAE(VAEConfig(output="hand_frame", **TINY))
+    z, code = torch.randn(3, 4), torch.randn(3, 16)
+    kp, local = model.decode_parts(z, code)
+    assert kp.shape == local.shape == (3, 21, 3)
+    # Rigid placement: all pairwise distances of the hand-frame keypoints are kept.
+    torch.testing.assert_close(torch.cdist(kp, kp), torch.cdist(local, local), atol=1e-4, rtol=0)
+    # The hand-frame term is zero exactly for the target's normalized keypoints.
+    target = torch.tensor(hand_keypoints("tripod") * 100.0)[None].float()
+    normalized = canonicalize(target.double(), "right").normalized_keypoints.float()
+    _, terms = grasp_losses(target, target, None, None, VAETrainConfig(), angles=False,
+                            local=normalized)  # fmt: skip
+    assert terms["hand_frame"] < 1e-8
+    _, terms = grasp_losses(target, target, None, None, VAETrainConfig(), angles=False,
+                            local=target)  # fmt: skip
+    assert terms["hand_frame"] > 1.0  # object-frame keypoints are not hand-frame ones

@@ -83,32 +83,45 @@ def evaluate_grasps(
     ``keep_meshes``: per object, that many (hand mesh, object) pairs are returned under
     ``"scenes"`` for a contact sheet.
     """
+    import torch
     from tqdm import tqdm
 
     from halohand.grasp.metrics import diversity, intersection_volume, min_signed_distance
+    from halohand.grasp.vae_train import valid_hands
 
     rows, all_kp, scenes = [], [], []
     bar = tqdm(objects, desc="grasp evaluate", unit="object", disable=not progress)
     for i, obj in enumerate(bar):
         kp, gen_s = source(obj, n, seed + i)
+        # A generated skeleton with a degenerate bone has no HALO surface: it is reported
+        # and counts as a failed grasp (no contact, no volume).
+        ok = valid_hands(torch.as_tensor(kp * 100.0)).numpy()
         t = time.perf_counter()
-        meshes = halo.reconstruct_batch(kp, "right", "m", resolution=resolution)
+        meshes = (
+            halo.reconstruct_batch(kp[ok], "right", "m", resolution=resolution) if ok.any() else []
+        )
         mesh_s = time.perf_counter() - t
         vol = [intersection_volume(m.vertices, m.faces, obj.vertices, obj.faces) for m in meshes]
-        dmin = [min_signed_distance(m.vertices, obj.vertices, obj.faces) for m in meshes]
+        dmin = np.array([min_signed_distance(m.vertices, obj.vertices, obj.faces) for m in meshes])
+        bad = int((~ok).sum())
         rows.append(
             {
                 "object": obj.object_id,
-                "intersection_cm3": float(np.mean(vol)),
-                "intersection_max_cm3": float(np.max(vol)),
-                "contact_ratio": float(np.mean(np.asarray(dmin) < 0.0)),
-                "penetration_mm": float(np.mean(np.maximum(-np.asarray(dmin), 0.0)) * 1000.0),
-                "gap_mm": float(np.mean(np.maximum(np.asarray(dmin), 0.0)) * 1000.0),
+                "invalid": bad,
+                "intersection_cm3": float(np.sum(vol) / n),
+                "intersection_max_cm3": float(np.max(vol, initial=0.0)),
+                "contact_ratio": float(np.sum(dmin < 0.0) / n),
+                "penetration_mm": float(np.mean(np.maximum(-dmin, 0.0)) * 1000.0)
+                if len(dmin)
+                else float("nan"),
+                "gap_mm": float(np.mean(np.maximum(dmin, 0.0)) * 1000.0)
+                if len(dmin)
+                else float("nan"),
                 "generate_s_per_grasp": gen_s / n,
-                "mesh_s_per_grasp": mesh_s / n,
+                "mesh_s_per_grasp": mesh_s / max(len(meshes), 1),
             }
         )
-        all_kp.append(kp)
+        all_kp.append(kp[ok])
         scenes.extend((m, obj) for m in meshes[:keep_meshes])
     kp = np.concatenate(all_kp)
     entropy = size = float("nan")  # undefined for fewer grasps than clusters
@@ -117,5 +130,6 @@ def evaluate_grasps(
     keys = [k for k in rows[0] if k != "object"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     mean["intersection_max_cm3"] = float(np.max([r["intersection_max_cm3"] for r in rows]))
+    mean["invalid"] = int(sum(r["invalid"] for r in rows))
     mean.update(diversity_entropy=entropy, cluster_size_cm=size, grasps=len(kp))
     return {"objects": rows, "mean": mean, "scenes": scenes, "keypoints": kp}

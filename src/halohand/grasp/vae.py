@@ -9,9 +9,17 @@ surface points ``[B, P, 3]``.
 - :class:`PosteriorEncoder`: ``[63 keypoint values, object code]`` -> Linear 256 -> 3 residual
   Linear layers (LeakyReLU 0.2) -> mean and log standard deviation of ``z`` (32).
 - :class:`Decoder`: ``[z, object code]`` -> Linear 256 -> 2 residual Linear layers (LeakyReLU
-  0.1) -> 63 keypoint values (``output="keypoints"``), or the hand model's pose parameters
-  (``output="pose"``, the comparison of the paper's appendix A.1) that
-  :class:`~halohand.fitting.torch_model.TorchHandModel` turns into keypoints.
+  0.1) -> the hand. Three output layers:
+
+  - ``"keypoints"``: 63 keypoint values in the object frame (the paper's decoder);
+  - ``"hand_frame"``: 63 keypoint values in the hand's own frame (the canonicalization
+    layer's normalized keypoints: wrist at the origin, palm axes fixed), a 6-D rotation and
+    a translation (cm) that place them in the object frame; still 21 free keypoints, but
+    the hand's heading lives in a rotation, so averaging latent codes cannot shrink the
+    hand (with ``"keypoints"``, ``z = 0`` decodes to the mean over headings: a hand 1 cm
+    long on rotationally symmetric objects);
+  - ``"pose"``: the hand model's pose parameters (the comparison of the paper's appendix
+    A.1) that :class:`~halohand.fitting.torch_model.TorchHandModel` turns into keypoints.
 
 The prior is ``N(0, I)``. :meth:`GraspVAE.sample` draws grasps for one object.
 """
@@ -44,6 +52,8 @@ __all__ = [
 #: Pose-parameter layout of ``output="pose"``: 15 x 3 joint angles (rad), a 6-D rotation,
 #: a translation (cm), 16 bone-length factors, palm width and log hand length (offsets from
 #: the identity prior's mean).
+OUTPUTS = ("keypoints", "hand_frame", "pose")
+
 POSE_SIZES = {"angles": 45, "rot6d": 6, "translation": 3, "length": 16, "palm": 1, "scale": 1}
 
 
@@ -61,15 +71,17 @@ class VAEConfig:
     output: str = "keypoints"
 
     def __post_init__(self) -> None:
-        if self.output not in ("keypoints", "pose"):
-            raise HalohandInputError(f"output must be 'keypoints' or 'pose', got {self.output!r}")
+        if self.output not in OUTPUTS:
+            raise HalohandInputError(
+                f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}"
+            )
         for name in ("object_dim", "object_hidden", "object_blocks", "width", "latent"):
             if int(getattr(self, name)) < 1:
                 raise HalohandInputError(f"{name} must be >= 1")
 
     @property
     def output_size(self) -> int:
-        return 63 if self.output == "keypoints" else sum(POSE_SIZES.values())
+        return {"keypoints": 63, "hand_frame": 72}.get(self.output, sum(POSE_SIZES.values()))
 
 
 class ResnetBlockFC(nn.Module):
@@ -212,22 +224,34 @@ class GraspVAE(nn.Module):
 
     def decode(self, z: Tensor, code: Tensor) -> Tensor:
         """``[B, latent]``, ``[B, object_dim]`` -> keypoints ``[B, 21, 3]`` (cm)."""
+        return self.decode_parts(z, code)[0]
+
+    def decode_parts(self, z: Tensor, code: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Keypoints ``[B, 21, 3]`` (cm, object frame) and, for ``"hand_frame"``, the
+        hand-frame keypoints ``[B, 21, 3]`` (cm) before the rigid placement."""
         out = self.decoder(z, code)
         if self.pose_layer is not None:
-            return self.pose_layer(out)
-        return out.reshape(-1, 21, 3)
+            return self.pose_layer(out), None
+        if self.config.output == "hand_frame":
+            local = out[:, :63].reshape(-1, 21, 3)
+            eye6 = out.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+            rot = rotation_6d_to_matrix(out[:, 63:69] + eye6)
+            return local @ rot.transpose(1, 2) + out[:, None, 69:72], local
+        return out.reshape(-1, 21, 3), None
 
     def forward(
         self, keypoints_cm: Tensor, code: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """Reconstruct ``[B, 21, 3]`` keypoints (cm) given ``[B, C]`` object codes.
 
-        Returns the reconstruction ``[B, 21, 3]`` (cm), and the posterior's mean and log std.
+        Returns the reconstruction ``[B, 21, 3]`` (cm), the posterior's mean and log std,
+        and the hand-frame keypoints of ``"hand_frame"`` (else ``None``).
         """
         mean, log_std = self.encoder(keypoints_cm.reshape(len(keypoints_cm), 63), code)
         eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
         z = mean + eps.to(mean.device) * log_std.exp()
-        return self.decode(z, code), mean, log_std
+        keypoints, local = self.decode_parts(z, code)
+        return keypoints, mean, log_std, local
 
     @torch.no_grad()
     def sample(

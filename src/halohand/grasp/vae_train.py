@@ -18,6 +18,9 @@ term                      definition                                            
 ``plane_angles``          the same for the 3 root-plane angles                   1.5
 ``angles``                the same for the 15 flexion and 15 abduction angles    1
 ``kl``                    KL to N(0, I), summed over the latent                  0.5
+``hand_frame``            (``output="hand_frame"``) mean squared error of the    2
+                          hand-frame keypoints against the canonicalization
+                          layer's normalized keypoints of the target
 ``interpenetration``      HALO occupancy (frozen pretrained model) at points     4
                           inside the object, where above 0.5, mean over points
 ========================  =====================================================  ======
@@ -59,6 +62,7 @@ _LOG_FIELDS = [
     "plane_angles",
     "angles",
     "interpenetration",
+    "hand_frame",
 ]
 
 
@@ -85,6 +89,7 @@ class VAETrainConfig:
     w_plane_angles: float = 1.5
     w_angles: float = 1.0
     w_kl: float = 0.5
+    w_hand_frame: float = 2.0
     w_interpenetration: float = 4.0
     checkpoint_every_s: float = 120.0
     log_every: int = 25
@@ -247,16 +252,43 @@ def bone_lengths(keypoints: Tensor) -> Tensor:
     return torch.linalg.vector_norm(keypoints[..., child, :] - keypoints[..., parent, :], dim=-1)
 
 
+def valid_hands(keypoints: Tensor) -> Tensor:
+    """``[B]`` bool: hands the canonicalization layer accepts (no degenerate bone)."""
+    from halohand.canonical import canonicalize
+
+    kp = keypoints.detach().double()
+    try:
+        canonicalize(kp, "right")
+        return torch.ones(len(kp), dtype=torch.bool)
+    except HalohandInputError:
+        pass
+    ok = torch.zeros(len(kp), dtype=torch.bool)
+    for i in range(len(kp)):
+        try:
+            canonicalize(kp[i : i + 1], "right")
+            ok[i] = True
+        except HalohandInputError:
+            pass
+    return ok
+
+
 def interpenetration(halo, keypoints_cm: Tensor, interior_cm: Tensor) -> Tensor:
     """Mean over ``[B, I, 3]`` interior points of HALO occupancy where it exceeds 0.5, ``[B]``.
 
     Gradients flow into the keypoints through the canonicalization layer; the occupancy
-    network's own weights are not trained.
+    network's own weights are not trained. A hand with a degenerate bone (a decoder can
+    produce one) scores 0 and passes no gradient.
     """
+    ok = valid_hands(keypoints_cm)
+    if not ok.any():
+        return keypoints_cm.new_zeros(len(keypoints_cm))
+    if not ok.all():
+        stand_in = keypoints_cm[int(torch.nonzero(ok)[0, 0])].detach()
+        keypoints_cm = torch.where(ok[:, None, None], keypoints_cm, stand_in)
     occ = halo.occupancy(
         interior_cm / 100.0, keypoints_cm / 100.0, side="right", units="m", grad=True
     )
-    return (occ * (occ > 0.5)).mean(-1)
+    return (occ * (occ > 0.5)).mean(-1) * ok.to(occ.dtype)
 
 
 def grasp_losses(
@@ -269,6 +301,7 @@ def grasp_losses(
     angles: bool,
     halo=None,
     interior: Tensor | None = None,
+    local: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted total and the unweighted terms (floats) for ``[B, 21, 3]`` keypoints in cm."""
     from halohand.canonical import canonicalize
@@ -279,6 +312,9 @@ def grasp_losses(
     }
     if mean is not None and log_std is not None:
         terms["kl"] = kl_divergence(mean, log_std).mean()
+    if local is not None:
+        canon = canonicalize(target.double(), "right", check=False)
+        terms["hand_frame"] = (local - canon.normalized_keypoints.to(local.dtype)).pow(2).mean()
     if angles:
         cp = canonicalize(pred.double(), "right", check=False)
         ct = canonicalize(target.double(), "right", check=False)
@@ -405,7 +441,7 @@ def train_vae(
         )
         code = model.encode_object(b["clouds"])[b["group"]]
         eps_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        pred, mean, log_std = model(b["keypoints"], code, generator=eps_gen)
+        pred, mean, log_std, local = model(b["keypoints"], code, generator=eps_gen)
         late = step >= warm
         total, terms = grasp_losses(
             pred,
@@ -416,6 +452,7 @@ def train_vae(
             angles=late,
             halo=halo if late and config.w_interpenetration > 0 else None,
             interior=b["interiors"],
+            local=local,
         )
         opt.zero_grad(set_to_none=True)
         total.backward()
