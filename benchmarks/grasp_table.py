@@ -10,12 +10,13 @@ grasps per object) goes to ``--sheets``.
         --sheets docs/grasp_sheets --engine data/grasps_test_r20
 
 Methods (skipped when their model file or grasps folder is missing):
-    engine            the grasp data engine's accepted grasps (reference)
-    vae_no_inter      VAE trained without the interpenetration loss
-    vae               VAE with it
-    vae_refine        VAE with it, plus 10 refinement steps on the translation
+    engine                the grasp data engine's accepted grasps (reference)
+    vae_no_inter          default decoder (hand frame), trained without the interpenetration loss
+    vae                   default decoder, with it
+    vae_refine            default decoder, with it, plus 10 refinement steps on the translation
     vae_no_inter_refine
-    pose_refine       VAE predicting pose parameters (A.1), with refinement
+    plain_*               the same four for the paper's object-frame keypoint decoder
+    pose, pose_refine     the decoder of pose parameters (appendix A.1), with the loss
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ def main() -> None:
     ap.add_argument("--json", default="runs/grasp_table.json")
     ap.add_argument("--sheets", default="docs/grasp_sheets")
     ap.add_argument("--engine", default="data/grasps_test_r20")
-    ap.add_argument("--vae", default="runs/grasp_vae/model.safetensors")
-    ap.add_argument("--vae-no-inter", default="runs/grasp_vae_nointer/model.safetensors")
+    ap.add_argument("--vae", default="runs/grasp_vae_hf/model.safetensors")
+    ap.add_argument("--vae-no-inter", default="runs/grasp_vae_hf_nointer/model.safetensors")
+    ap.add_argument("--plain", default="runs/grasp_vae/model.safetensors")
+    ap.add_argument("--plain-no-inter", default="runs/grasp_vae_nointer/model.safetensors")
     ap.add_argument("--pose", default="runs/grasp_vae_pose/model.safetensors")
     ap.add_argument("--objects", default="test")
     ap.add_argument("--n", type=int, default=20)
@@ -52,17 +55,18 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     halo = HALO.pretrained()
-    methods = {
-        "engine": (args.engine, lambda: engine_source(args.engine)),
-        "vae_no_inter": (args.vae_no_inter, lambda: vae_source(args.vae_no_inter, False, halo)),
-        "vae": (args.vae, lambda: vae_source(args.vae, False, halo)),
-        "vae_refine": (args.vae, lambda: vae_source(args.vae, True, halo)),
-        "vae_no_inter_refine": (
-            args.vae_no_inter,
-            lambda: vae_source(args.vae_no_inter, True, halo),
-        ),
-        "pose_refine": (args.pose, lambda: vae_source(args.pose, True, halo)),
+    models = {
+        "vae": args.vae,
+        "vae_no_inter": args.vae_no_inter,
+        "plain": args.plain,
+        "plain_no_inter": args.plain_no_inter,
+        "pose": args.pose,
     }
+    methods = {"engine": (args.engine, lambda: engine_source(args.engine))}
+    for name, path in models.items():
+        for refine in (False, True):
+            key = f"{name}_refine" if refine else name
+            methods[key] = (path, lambda p=path, r=refine: vae_source(p, r, halo))
     wanted = [m for m in args.methods.split(",") if m] or list(methods)
     objs = [load_object(o) for o in parse_object_list(args.objects)]
     out_path = Path(args.json)

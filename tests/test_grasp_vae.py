@@ -348,7 +348,7 @@ def test_grasp_mesh_command_writes_meshes_keypoints_sheet(
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["grasp", "nosuch.obj", "--out-dir", "OUT", "--model", "MODEL"], "no such object mesh"),
+        (["grasp", "nosuch.obj", "--out-dir", "OUT", "--model", "MODEL"], "no such mesh file"),
         (["grasp", "box_0", "--n", "0", "--out-dir", "OUT", "--model", "MODEL"], "--n"),
         (["grasp", "box_0", "--out-dir", "OUT", "--model", "BAD"], "grasp model"),
         (["grasp", "evaluate", "--objects", "test"], "exactly one"),

@@ -28,32 +28,6 @@ grasp_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DEFAULT_VAE = "halohand/weights/grasp_vae.safetensors"
-
-
-def _vae_path(model: Path | None) -> Path:
-    if model is not None:
-        return model
-    from halohand.api import pretrained_path
-
-    halo = pretrained_path()
-    path = None if halo is None else halo.parent / "grasp_vae.safetensors"
-    if path is None or not path.is_file():
-        raise HalohandInputError("no shipped grasp model in this install: pass --model FILE")
-    return path
-
-
-def _load_object(spec: str, units: str):  # -> GraspObject
-    """A registry id (``mug_4``) or a mesh file."""
-    from halohand.grasp import objects
-
-    if Path(spec).suffix == "" and not Path(spec).exists():
-        return objects.load_object(spec)
-    if not Path(spec).is_file():
-        raise HalohandInputError(f"no such object mesh: {spec}")
-    return objects.object_from_mesh(spec, units=units)
-
-
 @grasp_app.command("synthesize")
 def synthesize_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output folder (created; resumable).")],
@@ -147,10 +121,8 @@ def sample_cmd(
     import numpy as np
     import torch
 
-    from halohand.api import HALO
     from halohand.atomic import atomic_open, atomic_path, write_text_atomic
-    from halohand.grasp.generate import generate_grasps, render_grasps
-    from halohand.grasp.vae import load_vae
+    from halohand.grasp.generate import GraspGenerator, render_grasps
 
     if n < 1:
         raise HalohandInputError(f"--n must be >= 1, got {n}")
@@ -160,11 +132,9 @@ def sample_cmd(
         raise HalohandInputError(f"--out-dir {out_dir} is a file")
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    vae, _ = load_vae(_vae_path(model))
-    obj = _load_object(object_mesh, units)
-    halo = HALO.pretrained()
-    gs = generate_grasps(vae, obj, n, seed, refine=refine, halo=halo, meshes=True,
-                         resolution=resolution)  # fmt: skip
+    gen = GraspGenerator.from_file(model) if model else GraspGenerator.pretrained()
+    gs = gen.generate(object_mesh, n, seed, refine=refine, resolution=resolution, units=units)
+    obj = gs.object
     # Back to the input file's frame and units.
     offset = np.asarray(getattr(obj, "offset_m", np.zeros(3)))
     scale = float(getattr(obj, "unit_scale", 1.0))

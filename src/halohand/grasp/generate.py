@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +29,14 @@ if TYPE_CHECKING:
     from halohand.grasp.objects import GraspObject
     from halohand.grasp.vae import GraspVAE
 
-__all__ = ["GraspSet", "generate_grasps", "grasp_scene", "refine_translation", "render_grasps"]
+__all__ = [
+    "GraspGenerator",
+    "GraspSet",
+    "generate_grasps",
+    "grasp_scene",
+    "refine_translation",
+    "render_grasps",
+]
 
 #: Keypoints whose distance to the object pulls the hand during refinement: the distal
 #: joints and tips of the five fingers (project order).
@@ -43,11 +51,13 @@ class GraspSet:
         keypoints: ``[n, 21, 3]`` metres, object frame, right hands.
         meshes: HALO meshes of the hands (metres), when requested.
         seconds: wall time per stage (``sample``, ``refine``, ``meshes``).
+        object: the object they grasp.
     """
 
     keypoints: np.ndarray
     meshes: list[trimesh.Trimesh] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    object: GraspObject | None = None
 
 
 def _surface_distance(points: torch.Tensor, surface: torch.Tensor) -> torch.Tensor:
@@ -121,7 +131,7 @@ def generate_grasps(
         t = time.perf_counter()
         kp = refine_translation(halo, kp, obj, steps=refine_steps, seed=seed)
         seconds["refine"] = time.perf_counter() - t
-    out = GraspSet(keypoints=kp, seconds=seconds)
+    out = GraspSet(keypoints=kp, seconds=seconds, object=obj)
     if meshes:
         t = time.perf_counter()
         out.meshes = halo.reconstruct_batch(kp, "right", "m", resolution=resolution)
@@ -169,3 +179,72 @@ def render_grasps(
         images.append(img)
     with atomic_path(path) as tmp:
         save_png(str(tmp), image_grid(images, columns=min(columns, len(images))))
+
+
+class GraspGenerator:
+    """Grasps for any object in a few lines: a trained HALO-VAE plus the HALO model.
+
+    >>> gen = GraspGenerator.pretrained()
+    >>> grasps = gen.generate("mug.obj", n=20, refine=True)   # GraspSet, metres
+    >>> grasps.meshes[0].export("grasp_00.ply")
+    """
+
+    def __init__(self, vae: GraspVAE, halo: HALO | None = None) -> None:
+        self.vae = vae.eval()
+        self._halo = halo
+
+    @classmethod
+    def pretrained(cls) -> GraspGenerator:
+        """The shipped grasp model (``weights/grasp_vae.safetensors``); no network access."""
+        from halohand.api import pretrained_path
+        from halohand.errors import HalohandInputError
+
+        halo_path = pretrained_path()
+        path = None if halo_path is None else halo_path.parent / "grasp_vae.safetensors"
+        if path is None or not path.is_file():
+            raise HalohandInputError("this install ships no grasp model: use from_file(PATH)")
+        return cls.from_file(path)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> GraspGenerator:
+        """A model written by ``halohand grasp train`` (``model.safetensors``)."""
+        from halohand.grasp.vae import load_vae
+
+        return cls(load_vae(path)[0])
+
+    @property
+    def halo(self) -> HALO:
+        if self._halo is None:
+            from halohand.api import HALO
+
+            self._halo = HALO.pretrained()
+        return self._halo
+
+    def generate(
+        self,
+        obj: GraspObject | str | Path | trimesh.Trimesh,
+        n: int = 20,
+        seed: int = 0,
+        *,
+        refine: bool = True,
+        meshes: bool = True,
+        resolution: int = 128,
+        units: str = "auto",
+    ) -> GraspSet:
+        """``n`` right-hand grasps of ``obj``: a registry id, a mesh file, a trimesh or a
+        :class:`~halohand.grasp.objects.GraspObject`.
+
+        Keypoints and meshes are in metres in the object's centred frame
+        (``GraspSet.object``; add ``object.offset_m`` for the input file's frame).
+        """
+        from halohand.grasp import objects
+
+        if not isinstance(obj, objects.GraspObject):
+            if isinstance(obj, str) and Path(obj).suffix == "" and not Path(obj).exists():
+                obj = objects.load_object(obj)
+            else:
+                obj = objects.object_from_mesh(obj, units=units)
+        gs = generate_grasps(self.vae, obj, n, seed, refine=refine, halo=self.halo,
+                             meshes=meshes, resolution=resolution)  # fmt: skip
+        gs.object = obj
+        return gs
