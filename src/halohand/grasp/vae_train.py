@@ -382,7 +382,10 @@ def train_vae(
     step, elapsed = 0, 0.0
     if resume and ckpt_path.exists():
         doc = _load_checkpoint(ckpt_path)
-        if doc["config"] != json.loads(json.dumps(config.to_dict())):
+        # Keys added to the config after the checkpoint was written take their defaults.
+        saved = {**VAETrainConfig().to_dict(), **doc["config"]}
+        saved["model"] = {**asdict(VAEConfig()), **doc["config"].get("model", {})}
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
             raise HalohandInputError(f"{ckpt_path} was written with another config")
         model.load_state_dict(doc["model"])
         opt.load_state_dict(doc["optimizer"])
