@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--methods", default="")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--markdown", action="store_true", help="Print the table of --json; no runs.")
     args = ap.parse_args()
 
     import torch
@@ -75,6 +76,9 @@ def main() -> None:
     doc.update(objects=[o.object_id for o in objs], n=args.n, seed=args.seed,
                resolution=args.resolution)  # fmt: skip
     Path(args.sheets).mkdir(parents=True, exist_ok=True)
+    if args.markdown:
+        print(markdown(json.loads(out_path.read_text())))
+        return
     for name in wanted:
         path, make = methods[name]
         if not Path(path).exists():
@@ -92,6 +96,22 @@ def main() -> None:
         print(f"{name:22s} inter {m['intersection_cm3']:6.2f} cm3  contact "
               f"{m['contact_ratio']:.3f}  entropy {m['diversity_entropy']:.2f}  "
               f"cluster {m['cluster_size_cm']:.2f} cm  gen {m['generate_s_per_grasp']:.3f} s")
+
+
+def markdown(doc: dict) -> str:
+    """The methods of a results document as a Markdown table."""
+    head = ("| method | intersection (cm^3) mean / max | contact ratio | penetration (mm) | "
+            "entropy | cluster size (cm) | invalid | generation (s / grasp) |")  # fmt: skip
+    lines = [head, "|" + "---|" * 8]
+    for name, r in doc["methods"].items():
+        m = r["mean"]
+        lines.append(
+            f"| {name} | {m['intersection_cm3']:.2f} / {m['intersection_max_cm3']:.1f} | "
+            f"{m['contact_ratio']:.3f} | {m['penetration_mm']:.1f} | "
+            f"{m['diversity_entropy']:.2f} | {m['cluster_size_cm']:.2f} | "
+            f"{m.get('invalid', 0)} | {m['generate_s_per_grasp']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

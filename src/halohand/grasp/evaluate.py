@@ -14,8 +14,10 @@ The grasp source is either a trained VAE (sampled here) or the data engine's gra
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,7 +57,11 @@ def engine_source(grasps_dir: str) -> GraspSource:
     right = np.asarray(g["side"]).astype(str) == "right"
     ids = np.asarray(g["object_id"]).astype(str)[right]
     kp = np.asarray(g["keypoints"], dtype=np.float64)[right]
-    per_start = float(np.mean(g["seconds"])) if "seconds" in g else float("nan")
+    # Generation cost: the engine's own accounting (compute seconds per accepted grasp).
+    summary = Path(grasps_dir) / "summary.json"
+    per_grasp = float("nan")
+    if summary.is_file():
+        per_grasp = float(json.loads(summary.read_text()).get("seconds_per_accepted", "nan"))
 
     def source(obj: GraspObject, n: int, seed: int) -> tuple[np.ndarray, float]:
         mine = kp[ids == obj.object_id]
@@ -63,7 +69,7 @@ def engine_source(grasps_dir: str) -> GraspSource:
             raise HalohandInputError(
                 f"{grasps_dir} has {len(mine)} accepted grasps of {obj.object_id}, need {n}"
             )
-        return mine[:n], per_start * n
+        return mine[:n], per_grasp * n
 
     return source
 
