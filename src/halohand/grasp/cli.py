@@ -105,7 +105,7 @@ def sample_cmd(
     ] = None,
     resolution: Annotated[
         int, typer.Option("--resolution", help="HALO mesh lattice cells per axis.")
-    ] = 128,
+    ] = 96,
     ext: Annotated[str, typer.Option("--ext", help="Hand mesh format: ply, obj or glb.")] = "ply",
     sheet: Annotated[
         bool, typer.Option("--sheet/--no-sheet", help="Render a contact sheet PNG.")
@@ -154,7 +154,7 @@ def sample_cmd(
     if sheet:
         t = time.perf_counter()
         render_grasps([(m, obj) for m in gs.meshes], str(out_dir / "contact_sheet.png"),
-                      labels=[f"{i:02d}" for i in range(n)])  # fmt: skip
+                      tile=160, labels=[f"{i:02d}" for i in range(n)])  # fmt: skip
         gs.seconds["sheet"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     summary = {"object": object_mesh, "n": n, "seed": seed, "refine": refine,

@@ -228,7 +228,7 @@ class GraspGenerator:
         *,
         refine: bool = True,
         meshes: bool = True,
-        resolution: int = 128,
+        resolution: int = 96,
         units: str = "auto",
     ) -> GraspSet:
         """``n`` right-hand grasps of ``obj``: a registry id, a mesh file, a trimesh or a
