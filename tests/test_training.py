@@ -58,7 +58,9 @@ def _read_log(path: Path) -> list[dict[str, str]]:
 
 
 def test_shipped_configs_load() -> None:
-    names = sorted(p.stem for p in (REPO / "configs").glob("*.toml"))
+    names = sorted(
+        p.stem for p in (REPO / "configs").glob("*.toml") if not p.stem.startswith("grasp_")
+    )
     assert names == [
         "halo_cpu", "halo_cpu_dense", "halo_default", "halo_gt", "nasa", "nasa_bone_length",
         "nasa_resampled",
@@ -77,6 +79,35 @@ def test_shipped_configs_load() -> None:
         assert (cfg.points_per_hand, cfg.surface_per_hand) == (2048, 2000)
         transforms = cfg.model_config().transforms
         assert transforms == ("keypoints" if expected == "halo" else "mano")
+
+
+def test_table1_configs_differ_from_the_shipped_recipe_only_in_variant_and_budget() -> None:
+    from dataclasses import asdict
+
+    base = asdict(load_config(REPO / "configs" / "halo_cpu.toml"))
+    rows = sorted(p.stem for p in (REPO / "configs" / "table1").glob("*.toml"))
+    assert rows == ["halo", "halo_gt", "nasa", "nasa_bone_length"]
+    budget = {"out", "variant", "max_steps", "max_hours", "validate_every", "threads"}
+    for name in rows:
+        cfg = asdict(load_config(REPO / "configs" / "table1" / f"{name}.toml"))
+        assert cfg["variant"] == name and cfg["max_steps"] == 1000
+        assert {k for k in base if base[k] != cfg[k]} <= budget | {"model"}
+        # The model section differs only through the variant preset, never in the supports.
+        assert cfg["model"].get("part_radii_m") == base["model"].get("part_radii_m")
+
+
+def test_grasp_configs_load() -> None:
+    from halohand.grasp.vae_train import load_vae_config
+
+    outputs = {}
+    for p in sorted((REPO / "configs").glob("grasp_vae*.toml")):
+        cfg = load_vae_config(p)
+        outputs[p.stem] = (cfg.model.output, cfg.w_interpenetration > 0)
+    assert outputs == {
+        "grasp_vae": ("hand_frame", True), "grasp_vae_nointer": ("hand_frame", False),
+        "grasp_vae_plain": ("keypoints", True), "grasp_vae_plain_nointer": ("keypoints", False),
+        "grasp_vae_pose": ("pose", True),
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
