@@ -1,0 +1,50 @@
+"""Refinement step size and contact distance, chosen on TRAINING objects (never the test set).
+
+For a grasp-VAE checkpoint, 8 grasps on each of six training objects are refined with each
+``STEP_MM:CONTACT_MM`` setting (10 steps) and scored at 96^3:
+
+    .venv/bin/python benchmarks/grasp_refine_tuning.py runs/grasp_vae/checkpoint.pt \
+        0:7,4:7,8:7,12:7
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    import torch
+
+    from halohand.api import HALO
+    from halohand.grasp.evaluate import evaluate_grasps
+    from halohand.grasp.generate import generate_grasps, refine_translation
+    from halohand.grasp.objects import load_object
+    from halohand.grasp.vae import GraspVAE
+    from halohand.grasp.vae_train import VAETrainConfig
+
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    torch.set_num_threads(1)
+    halo = HALO.pretrained()
+    doc = torch.load(sys.argv[1], weights_only=True)
+    model = GraspVAE(VAETrainConfig(**doc["config"]).model)
+    model.load_state_dict(doc["model"])
+    model.eval()
+    ids = ["box_1", "mug_1", "torus_1", "cylinder_1", "bottle_1", "capsule_1"]
+    objs = [load_object(o) for o in ids]
+    raw = {o.object_id: generate_grasps(model, o, 8, i).keypoints for i, o in enumerate(objs)}
+    keys = ("intersection_cm3", "contact_ratio", "penetration_mm", "gap_mm")
+    for spec in sys.argv[2].split(","):
+        step_mm, contact_mm = map(float, spec.split(":"))
+
+        def source(obj, n, seed, s=step_mm, c=contact_mm):
+            kp = refine_translation(halo, raw[obj.object_id], obj, steps=10, lr_m=s * 1e-3,
+                                    contact_mm=c)  # fmt: skip
+            return kp, 0.0
+
+        r = evaluate_grasps(source, objs, halo, n=8, resolution=96, progress=False)
+        print(step_mm, contact_mm, {k: round(r["mean"][k], 3) for k in keys})
+
+
+if __name__ == "__main__":
+    main()
