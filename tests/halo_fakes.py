@@ -10,9 +10,11 @@ of a real network's cost and with a non-empty, predictable mesh.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -115,3 +117,17 @@ def write_bad_files(tmp_path: Path, kp: np.ndarray) -> dict[str, tuple[str, str]
         "pickle": ("obj.npy", "pickled"),
         "missing": ("nope.npy", "no such file"),
     }
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: object) -> tuple[int, str, str]:
+    """Run ``halohand *args`` in-process; returns (exit status, stdout, stderr)."""
+    from halohand import cli
+
+    monkeypatch.setattr(sys, "argv", ["halohand", *map(str, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from halo_fakes import CapsuleNet, hand_keypoints, write_bad_files
+from halo_fakes import CapsuleNet, hand_keypoints, run_cli, write_bad_files
 
-from halohand import api, cli, reconstruct_cli
+from halohand import api, reconstruct_cli
 from halohand.api import HALO
 from halohand.model import OccupancyConfig, OccupancyNetwork, save_model
 from halohand.skeleton import from_openpose, mirror
@@ -40,18 +40,6 @@ def fake_model(monkeypatch: pytest.MonkeyPatch, kp: np.ndarray) -> HALO:
     model = HALO(CapsuleNet(kp))
     monkeypatch.setattr(reconstruct_cli, "_load_model", lambda checkpoint, device: model)
     return model
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``halohand *args`` in-process; returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["halohand", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def files(folder: Path) -> list[str]:

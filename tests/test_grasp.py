@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
 import torch
 import trimesh
+from halo_fakes import run_cli
 
-from halohand import cli
 from halohand.errors import HalohandInputError
 from halohand.grasp.metrics import (
     contact_ratio,
@@ -30,19 +29,6 @@ from halohand.grasp.objects import (
     parse_object_list,
 )
 from halohand.grasp.synthesis import SynthesisConfig, load_grasps, synthesize
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``halohand *args`` in-process; returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["halohand", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 # -- objects ----------------------------------------------------------------------------------
 

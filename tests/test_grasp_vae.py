@@ -4,14 +4,13 @@ refinement, evaluation and the ``halohand grasp`` commands on a tiny model."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from halo_fakes import hand_keypoints, run_cli
 
-from halohand import cli
 from halohand.errors import CorruptFileError, HalohandInputError
 from halohand.grasp.objects import load_object
 from halohand.grasp.vae import (
@@ -33,9 +32,6 @@ from halohand.grasp.vae_train import (
     load_vae_config,
     train_vae,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from halo_fakes import hand_keypoints  # noqa: E402
 
 TINY = {"object_dim": 16, "object_hidden": 16, "object_blocks": 2, "width": 32, "latent": 4}
 
@@ -301,17 +297,6 @@ def test_evaluate_scores_a_far_and_a_touching_source(halo) -> None:
 
 
 # -- CLI ------------------------------------------------------------------------------------
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["halohand", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_grasp_mesh_command_writes_meshes_keypoints_sheet(

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import halo_fakes
 import numpy as np
 import pytest
 import torch
 
-from halohand import cli
 from halohand.check_cli import skeleton_warning
 from halohand.errors import HalohandInputError
 from halohand.handmodel.prior import GESTURES, PosePrior
@@ -185,15 +184,8 @@ def test_skeleton_warning_for_reconstruct(hands) -> None:
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: object) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["halohand", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "160")
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    monkeypatch.setenv("COLUMNS", "160")  # the report table is wide
+    return halo_fakes.run_cli(monkeypatch, capsys, *args)
 
 
 def test_cli_reports_and_writes(monkeypatch, capsys, tmp_path: Path, hands) -> None:

@@ -10,7 +10,6 @@ import importlib.util
 import io
 import json
 import socket
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from halo_fakes import run_cli
 
-from halohand import cli
 from halohand.export import export_mesh, part_vertex_colors
 from halohand.viewer.server import STATIC_DIR, ViewerServer, load_frames
 
@@ -55,17 +54,6 @@ def get(url: str, method: str = "GET") -> tuple[int, bytes, str]:
             return r.status, r.read(), r.headers.get("Content-Type", "")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), exc.headers.get("Content-Type", "")
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["halohand", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_formats_convert_to_glb_with_colours(meshes: Path, hand) -> None:
