@@ -113,14 +113,9 @@ class VAETrainConfig:
 
 def load_vae_config(path: str | os.PathLike[str], **overrides: Any) -> VAETrainConfig:
     """Read a TOML config; ``overrides`` (not None) replace its top-level keys."""
-    import tomllib
+    from halohand.training.config import read_toml
 
-    try:
-        doc = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise HalohandInputError(f"config file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise HalohandInputError(f"{path}: not valid TOML ({exc})") from None
+    doc = read_toml(path)
     doc.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(VAETrainConfig)}
     unknown = sorted(set(doc) - known)

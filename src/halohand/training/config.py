@@ -31,7 +31,7 @@ from typing import Any
 
 from halohand.errors import HalohandInputError
 
-__all__ = ["RUN_CONTROL_KEYS", "TrainConfig", "load_config"]
+__all__ = ["RUN_CONTROL_KEYS", "TrainConfig", "load_config", "read_toml"]
 
 #: Keys that may differ between a run and its ``--resume``: they change how long or how a
 #: session runs, not the optimization trajectory.
@@ -231,6 +231,17 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     Raises:
         HalohandInputError: missing/unreadable file, TOML syntax error, unknown key, bad value.
     """
+    doc = read_toml(path)
+    doc.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(doc, where=str(path))
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The table of a TOML config file.
+
+    Raises:
+        HalohandInputError: missing or unreadable file, or a TOML syntax error (one line).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -239,8 +250,6 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise HalohandInputError(f"{path}: cannot read config ({exc})") from None
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise HalohandInputError(f"{path}: invalid TOML ({exc})") from None
-    doc.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(doc, where=str(path))
