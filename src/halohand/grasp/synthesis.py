@@ -496,6 +496,17 @@ def _read_accepted(path: Path) -> int:
         raise CorruptFileError(f"cannot read grasp shard {path}: {exc}") from exc
 
 
+def _rates(attempts: int, accepted: int, seconds: float) -> dict[str, Any]:
+    """Counts and per-attempt / per-accepted costs of a run (an object's or all)."""
+    return {
+        "attempts": attempts,
+        "accepted": accepted,
+        "acceptance_rate": accepted / max(attempts, 1),
+        "seconds_per_attempt": seconds / max(attempts, 1),
+        "seconds_per_accepted": seconds / accepted if accepted else None,
+    }
+
+
 def _synthesize_object(
     object_id: str,
     n_per_object: int,
@@ -551,12 +562,8 @@ def _synthesize_object(
             progress(got)
     return {
         "object_id": object_id,
-        "attempts": attempts,
-        "accepted": accepted,
-        "acceptance_rate": accepted / max(attempts, 1),
+        **_rates(attempts, accepted, seconds),
         "seconds": seconds,
-        "seconds_per_attempt": seconds / max(attempts, 1),
-        "seconds_per_accepted": seconds / accepted if accepted else None,
         "shards_reused": done_before,
     }
 
@@ -634,12 +641,8 @@ def synthesize(
     compute = sum(r["seconds"] for r in per_object)
     summary = {
         "objects": per_object,
-        "attempts": attempts,
-        "accepted": accepted,
-        "acceptance_rate": accepted / max(attempts, 1),
+        **_rates(attempts, accepted, compute),
         "compute_seconds": compute,
-        "seconds_per_attempt": compute / max(attempts, 1),
-        "seconds_per_accepted": compute / accepted if accepted else None,
         "wall_seconds": time.perf_counter() - t0,
         "workers": workers,
         "seed": seed,
