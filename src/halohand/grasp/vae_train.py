@@ -44,12 +44,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from halohand.errors import CorruptFileError, HalohandInputError
+from halohand.errors import HalohandInputError
 from halohand.grasp.vae import GraspVAE, VAEConfig, kl_divergence, save_vae
 
 __all__ = ["GraspData", "VAETrainConfig", "grasp_losses", "load_vae_config", "train_vae"]
 
 CHECKPOINT_FORMAT = "halohand.grasp-vae-checkpoint"
+_CHECKPOINT_KEYS = ("config", "model", "optimizer", "generator", "step", "elapsed_s")
 _LOG_FIELDS = [
     "step",
     "wall_s",
@@ -330,23 +331,6 @@ def _lr(config: VAETrainConfig, step: int) -> float:
     return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1.0 + math.cos(math.pi * t))
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    from halohand.atomic import atomic_open
-
-    with atomic_open(path, "wb") as fh:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, fh)
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        doc = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any read failure means the file is unusable
-        raise CorruptFileError(f"{path}: corrupt or unreadable grasp-VAE checkpoint") from exc
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise CorruptFileError(f"{path}: not a halohand grasp-VAE checkpoint")
-    return doc
-
-
 def train_vae(
     config: VAETrainConfig,
     *,
@@ -365,6 +349,8 @@ def train_vae(
     """
     from tqdm import tqdm
 
+    from halohand.training.checkpoint import load_checkpoint, save_checkpoint
+
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
@@ -376,7 +362,7 @@ def train_vae(
     gen = torch.Generator().manual_seed(config.seed)
     step, elapsed = 0, 0.0
     if resume and ckpt_path.exists():
-        doc = _load_checkpoint(ckpt_path)
+        doc = load_checkpoint(ckpt_path, format_tag=CHECKPOINT_FORMAT, required=_CHECKPOINT_KEYS)
         # Keys added to the config after the checkpoint was written take their defaults.
         saved = {**VAETrainConfig().to_dict(), **doc["config"]}
         saved["model"] = {**asdict(VAEConfig()), **doc["config"].get("model", {})}
@@ -414,7 +400,7 @@ def train_vae(
     row: dict[str, float] = {}
 
     def checkpoint() -> None:
-        _save_checkpoint(
+        save_checkpoint(
             ckpt_path,
             {
                 "config": config.to_dict(),
@@ -424,6 +410,7 @@ def train_vae(
                 "step": step,
                 "elapsed_s": time.monotonic() - start,
             },
+            format_tag=CHECKPOINT_FORMAT,
         )
 
     last_step = config.steps if stop_after is None else min(config.steps, step + stop_after)

@@ -34,19 +34,29 @@ CHECKPOINT_VERSION = 1
 _REQUIRED = ("step", "elapsed_s", "model", "model_config", "optimizer", "config", "skinning")
 
 
-def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write ``state`` (plus the format tag) to ``path`` atomically; returns the path."""
+def save_checkpoint(
+    path: str | os.PathLike[str], state: dict[str, Any], format_tag: str = CHECKPOINT_FORMAT
+) -> Path:
+    """Write ``state`` (plus the format tag) to ``path`` atomically; returns the path.
+
+    ``format_tag`` names the kind of run (the occupancy trainer's by default) so that
+    :func:`load_checkpoint` refuses a checkpoint of another kind.
+    """
     path = Path(path)
-    doc = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    doc = {"format": format_tag, "version": CHECKPOINT_VERSION, **state}
     with atomic_open(path, "wb") as fh:
         torch.save(doc, fh)
     return path
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    format_tag: str = CHECKPOINT_FORMAT,
+    required: tuple[str, ...] = _REQUIRED,
 ) -> dict[str, Any]:
-    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+    """Read and validate a checkpoint written by :func:`save_checkpoint` with ``format_tag``
+    that holds the keys ``required``.
 
     Raises:
         CorruptFileError: naming the file, when it is missing, truncated, corrupt, foreign or
@@ -70,11 +80,11 @@ def load_checkpoint(
         raise CorruptFileError(
             f"{path}: corrupt or unreadable training checkpoint ({msg})"
         ) from None
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") != format_tag:
         raise CorruptFileError(f"{path}: not a halohand training checkpoint")
     if doc.get("version") != CHECKPOINT_VERSION:
         raise CorruptFileError(f"{path}: unsupported checkpoint version {doc.get('version')}")
-    missing = [k for k in _REQUIRED if k not in doc]
+    missing = [k for k in required if k not in doc]
     if missing:
         raise CorruptFileError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
     return doc
