@@ -275,16 +275,21 @@ def interpenetration(halo, keypoints_cm: Tensor, interior_cm: Tensor) -> Tensor:
     network's own weights are not trained. A hand with a degenerate bone (a decoder can
     produce one) scores 0 and passes no gradient.
     """
-    ok = valid_hands(keypoints_cm)
+
+    def loss(kp: Tensor) -> Tensor:
+        occ = halo.occupancy(interior_cm / 100.0, kp / 100.0, side="right", units="m", grad=True)
+        return (occ * (occ > 0.5)).mean(-1)
+
+    try:  # the usual case: every hand is valid, and the batch is canonicalized once
+        return loss(keypoints_cm)
+    except HalohandInputError:
+        ok = valid_hands(keypoints_cm)
+        if ok.all():
+            raise
     if not ok.any():
         return keypoints_cm.new_zeros(len(keypoints_cm))
-    if not ok.all():
-        stand_in = keypoints_cm[int(torch.nonzero(ok)[0, 0])].detach()
-        keypoints_cm = torch.where(ok[:, None, None], keypoints_cm, stand_in)
-    occ = halo.occupancy(
-        interior_cm / 100.0, keypoints_cm / 100.0, side="right", units="m", grad=True
-    )
-    return (occ * (occ > 0.5)).mean(-1) * ok.to(occ.dtype)
+    stand_in = keypoints_cm[int(torch.nonzero(ok)[0, 0])].detach()
+    return loss(torch.where(ok[:, None, None], keypoints_cm, stand_in)) * ok.to(torch.float32)
 
 
 def grasp_losses(
@@ -308,12 +313,12 @@ def grasp_losses(
     }
     if mean is not None and log_std is not None:
         terms["kl"] = kl_divergence(mean, log_std).mean()
+    if local is not None or angles:
+        ct = canonicalize(target.double(), "right", check=False)
     if local is not None:
-        canon = canonicalize(target.double(), "right", check=False)
-        terms["hand_frame"] = (local - canon.normalized_keypoints.to(local.dtype)).pow(2).mean()
+        terms["hand_frame"] = (local - ct.normalized_keypoints.to(local.dtype)).pow(2).mean()
     if angles:
         cp = canonicalize(pred.double(), "right", check=False)
-        ct = canonicalize(target.double(), "right", check=False)
         terms["root_angles"] = _angle_error(cp.spread_angles, ct.spread_angles).float()
         terms["plane_angles"] = _angle_error(cp.plane_angles, ct.plane_angles).float()
         terms["angles"] = (
