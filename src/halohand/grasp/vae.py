@@ -189,7 +189,7 @@ class _PoseToKeypoints(nn.Module):
     def forward(self, params: Tensor) -> Tensor:
         sizes = list(POSE_SIZES.values())
         angles, rot6d, trans, length, palm, scale = torch.split(params, sizes, dim=-1)
-        # The output layer starts at zero; offset the rotation so it starts at the identity.
+        # Offset the 6-D rotation so that a zero output is the identity (as for the angles).
         eye6 = params.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
         rot = rotation_6d_to_matrix(rot6d + eye6)
         hand_length = self.mean_length * torch.exp(0.1 * scale[:, 0])
