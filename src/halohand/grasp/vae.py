@@ -174,6 +174,11 @@ def rotation_6d_to_matrix(d6: Tensor) -> Tensor:
     return torch.stack([b1, b2, b3], dim=-1)
 
 
+def _output_rotation(d6: Tensor) -> Tensor:
+    """A decoder's 6-D rotation output, offset so that a zero output is the identity."""
+    return rotation_6d_to_matrix(d6 + d6.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+
+
 class _PoseToKeypoints(nn.Module):
     """Decoder output of ``output="pose"`` -> keypoints (cm) through the rigged hand model."""
 
@@ -189,9 +194,7 @@ class _PoseToKeypoints(nn.Module):
     def forward(self, params: Tensor) -> Tensor:
         sizes = list(POSE_SIZES.values())
         angles, rot6d, trans, length, palm, scale = torch.split(params, sizes, dim=-1)
-        # Offset the 6-D rotation so that a zero output is the identity (as for the angles).
-        eye6 = params.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
-        rot = rotation_6d_to_matrix(rot6d + eye6)
+        rot = _output_rotation(rot6d)
         hand_length = self.mean_length * torch.exp(0.1 * scale[:, 0])
         factors = 1.0 + 0.1 * length
         palm_width = 1.0 + 0.1 * palm[:, 0]
@@ -234,8 +237,7 @@ class GraspVAE(nn.Module):
             return self.pose_layer(out), None
         if self.config.output == "hand_frame":
             local = out[:, :63].reshape(-1, 21, 3)
-            eye6 = out.new_tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
-            rot = rotation_6d_to_matrix(out[:, 63:69] + eye6)
+            rot = _output_rotation(out[:, 63:69])
             return local @ rot.transpose(1, 2) + out[:, None, 69:72], local
         return out.reshape(-1, 21, 3), None
 
