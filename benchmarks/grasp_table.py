@@ -15,8 +15,11 @@ Methods (skipped when their model file or grasps folder is missing):
     vae                   default decoder, with it
     vae_refine            default decoder, with it, plus 10 refinement steps on the translation
     vae_no_inter_refine
-    plain_*               the same four for the paper's object-frame keypoint decoder
-    pose, pose_refine     the decoder of pose parameters (appendix A.1), with the loss
+    *_select              refinement of 4 samples per grasp, the best kept (generate_grasps'
+                          ``candidates``: the shipped generator's default)
+    plain_*               the same for the paper's object-frame keypoint decoder
+    pose_*                the decoder of pose parameters (appendix A.1): the shipped model
+    pose_no_inter_*       the same trained without the interpenetration loss
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ def main() -> None:
     ap.add_argument("--plain", default="runs/grasp_vae/model.safetensors")
     ap.add_argument("--plain-no-inter", default="runs/grasp_vae_nointer/model.safetensors")
     ap.add_argument("--pose", default="runs/grasp_vae_pose/model.safetensors")
+    ap.add_argument("--pose-no-inter", default="runs/grasp_vae_pose_nointer/model.safetensors")
+    ap.add_argument("--candidates", type=int, default=4, help="Samples per *_select grasp.")
     ap.add_argument("--objects", default="test")
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
@@ -62,12 +67,15 @@ def main() -> None:
         "plain": args.plain,
         "plain_no_inter": args.plain_no_inter,
         "pose": args.pose,
+        "pose_no_inter": args.pose_no_inter,
     }
     methods = {"engine": (args.engine, lambda: engine_source(args.engine))}
     for name, path in models.items():
-        for refine in (False, True):
-            key = f"{name}_refine" if refine else name
-            methods[key] = (path, lambda p=path, r=refine: vae_source(p, r, halo))
+        for suffix, refine, k in (("", False, 1), ("_refine", True, 1),
+                                  ("_select", True, args.candidates)):  # fmt: skip
+            methods[name + suffix] = (
+                path, lambda p=path, r=refine, k=k: vae_source(p, r, halo, candidates=k)
+            )  # fmt: skip
     wanted = [m for m in args.methods.split(",") if m] or list(methods)
     objs = [load_object(o) for o in parse_object_list(args.objects)]
     out_path = Path(args.json)

@@ -278,6 +278,75 @@ def test_refinement_moves_a_penetrating_hand_out(halo) -> None:
     assert pen(out) < pen(kp)
 
 
+def test_refinement_adam_matches_torch_optim() -> None:
+    from halohand.grasp.generate import _adam_step
+
+    torch.manual_seed(0)
+    x0 = torch.randn(4, 1, 3, dtype=torch.float64)
+    weights = torch.tensor([1.0, 3.0, 0.5], dtype=torch.float64)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return (x**2 * weights).sum() + x.sin().sum()
+
+    a = x0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([a], lr=0.8)
+    b = x0.clone().requires_grad_(True)
+    moments = (torch.zeros_like(b), torch.zeros_like(b))
+    for k in range(10):
+        lr = 0.8 * 0.5 * (1 + np.cos(np.pi * k / 10))
+        opt.param_groups[0]["lr"] = lr
+        opt.zero_grad()
+        f(a).backward()
+        opt.step()
+        (g,) = torch.autograd.grad(f(b), b)
+        with torch.no_grad():
+            _adam_step(b, g, moments, k, lr)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert (a - x0).abs().max() > 0.1  # it moved
+
+
+def test_penetration_probes_lie_inside_and_fill_the_shell() -> None:
+    from halohand.grasp.generate import penetration_probes
+
+    box = load_object("box_0")
+    probes = penetration_probes(box, 200, seed=1, shell_mm=10.0, shell_fraction=0.5)
+    assert probes.shape == (200, 3)
+    depth = -box.signed_distance(probes)
+    assert (depth > 0.0).all()  # strictly inside
+    assert (depth[100:] <= 0.010 + 1e-9).all()  # the shell half: at most 10 mm deep
+    uniform = penetration_probes(box, 200, seed=1, shell_fraction=0.0)
+    np.testing.assert_array_equal(uniform, interior_points(box, 200, 1))
+
+
+def test_selection_keeps_the_touching_candidate_of_each_group(halo) -> None:
+    from halohand.grasp.generate import select_grasps
+
+    sphere = load_object("sphere_0")
+    deep = _grasp_near("sphere_0", "relaxed", -0.02)  # palm 2 cm inside
+    touching = _grasp_near("sphere_0", "relaxed", 0.0)
+    far = _grasp_near("sphere_0", "relaxed", 0.2)  # no contact
+    broken = touching.copy()
+    broken[10] = broken[9]  # a zero-length bone
+    # n = 2 groups: candidate i belongs to group i % 2.
+    cands = np.stack([deep, far, touching, broken, far, deep])
+    out = select_grasps(halo, cands, sphere, n=2, seed=0)
+    assert out.shape == (2, 21, 3)
+    np.testing.assert_array_equal(out[0], touching)  # group 0: deep, touching, far
+    np.testing.assert_array_equal(out[1], deep)  # group 1: far, broken, deep
+
+
+def test_generate_with_candidates_returns_n_grasps(halo) -> None:
+    from halohand.grasp.generate import generate_grasps
+
+    torch.manual_seed(0)
+    vae = GraspVAE(VAEConfig(**TINY))
+    box = load_object("box_0")
+    gs = generate_grasps(vae, box, 3, seed=0, candidates=2, halo=halo)
+    assert gs.keypoints.shape == (3, 21, 3) and "select" in gs.seconds
+    with pytest.raises(HalohandInputError, match="candidates"):
+        generate_grasps(vae, box, 3, candidates=0, halo=halo)
+
+
 def test_evaluate_scores_a_far_and_a_touching_source(halo) -> None:
     from halohand.grasp.evaluate import evaluate_grasps
 
@@ -327,7 +396,8 @@ def test_grasp_mesh_command_writes_meshes_keypoints_sheet(
 
     obj = trimesh.load(out / "object.ply")
     np.testing.assert_allclose(obj.bounds, trimesh.load(mesh_path).bounds, atol=1e-3)  # mm
-    assert json.loads((out / "grasps.json").read_text())["refine"] is True
+    summary = json.loads((out / "grasps.json").read_text())
+    assert summary["refine"] is True and summary["candidates"] == 4
 
 
 @pytest.mark.parametrize(
@@ -335,6 +405,10 @@ def test_grasp_mesh_command_writes_meshes_keypoints_sheet(
     [
         (["grasp", "nosuch.obj", "--out-dir", "OUT", "--model", "MODEL"], "no such mesh file"),
         (["grasp", "box_0", "--n", "0", "--out-dir", "OUT", "--model", "MODEL"], "--n"),
+        (
+            ["grasp", "box_0", "--candidates", "0", "--out-dir", "OUT", "--model", "MODEL"],
+            "--candidates",
+        ),
         (["grasp", "box_0", "--out-dir", "OUT", "--model", "BAD"], "grasp model"),
         (["grasp", "evaluate", "--objects", "test"], "exactly one"),
         (["grasp", "train", "--config", "NOPE.toml"], "config file not found"),

@@ -98,6 +98,14 @@ def sample_cmd(
     refine: Annotated[
         bool, typer.Option("--refine/--no-refine", help="Refine the translation (10 steps).")
     ] = False,
+    candidates: Annotated[
+        int,
+        typer.Option(
+            "--candidates",
+            help="Samples per grasp (refined when --refine); the lowest collision-and-contact "
+            "energy is kept. 1: plain sampling.",
+        ),
+    ] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     units: Annotated[str, typer.Option("--units", help="Mesh units: auto, m, cm or mm.")] = "auto",
     model: Annotated[
@@ -126,6 +134,8 @@ def sample_cmd(
 
     if n < 1:
         raise HalohandInputError(f"--n must be >= 1, got {n}")
+    if candidates < 1:
+        raise HalohandInputError(f"--candidates must be >= 1, got {candidates}")
     if ext not in ("ply", "obj", "glb"):
         raise HalohandInputError(f"--ext must be ply, obj or glb, got {ext!r}")
     if out_dir.exists() and not out_dir.is_dir():
@@ -133,7 +143,8 @@ def sample_cmd(
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     gen = GraspGenerator.from_file(model) if model else GraspGenerator.pretrained()
-    gs = gen.generate(object_mesh, n, seed, refine=refine, resolution=resolution, units=units)
+    gs = gen.generate(object_mesh, n, seed, refine=refine, candidates=candidates,
+                      resolution=resolution, units=units)  # fmt: skip
     obj = gs.object
     # Back to the input file's frame and units.
     offset = np.asarray(getattr(obj, "offset_m", np.zeros(3)))
@@ -158,6 +169,7 @@ def sample_cmd(
         gs.seconds["sheet"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     summary = {"object": object_mesh, "n": n, "seed": seed, "refine": refine,
+               "candidates": candidates,
                "seconds": {k: round(v, 3) for k, v in gs.seconds.items()},
                "total_s": round(total, 2)}  # fmt: skip
     write_text_atomic(out_dir / "grasps.json", json.dumps(summary, indent=2))
@@ -195,6 +207,9 @@ def evaluate_cmd(
         Path | None, typer.Option("--engine", help="Or: engine grasps folder to score.")
     ] = None,
     refine: Annotated[bool, typer.Option("--refine/--no-refine", help="Refine samples.")] = False,
+    candidates: Annotated[
+        int, typer.Option("--candidates", help="Samples per grasp, the best kept (1: none).")
+    ] = 1,
     objects: Annotated[str, typer.Option("--objects", help="test, real, or ids.")] = "test",
     n: Annotated[int, typer.Option("--n", help="Grasps per object.")] = 20,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
@@ -219,13 +234,20 @@ def evaluate_cmd(
         raise HalohandInputError("pass exactly one of --model and --engine")
     if n < 1:
         raise HalohandInputError(f"--n must be >= 1, got {n}")
+    if candidates < 1:
+        raise HalohandInputError(f"--candidates must be >= 1, got {candidates}")
     torch.set_num_threads(threads)
     halo = HALO.pretrained()
-    source = engine_source(str(engine)) if engine else vae_source(str(model), refine, halo)
+    source = (
+        engine_source(str(engine))
+        if engine
+        else vae_source(str(model), refine, halo, candidates=candidates)
+    )
     objs = [load_object(o) for o in parse_object_list(objects)]
     res = evaluate_grasps(source, objs, halo, n, seed, resolution,
                           keep_meshes=2 if sheet else 0, progress=progress)  # fmt: skip
-    doc = {"source": str(model or engine), "refine": refine, "n": n, "seed": seed,
+    doc = {"source": str(model or engine), "refine": refine, "candidates": candidates,
+           "n": n, "seed": seed,
            "resolution": resolution, "mean": res["mean"], "objects": res["objects"]}  # fmt: skip
     if json_out:
         write_text_atomic(json_out, json.dumps(doc, indent=2))

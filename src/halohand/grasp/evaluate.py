@@ -34,8 +34,11 @@ __all__ = ["engine_source", "evaluate_grasps", "vae_source"]
 GraspSource = Callable[["GraspObject", int, int], tuple[np.ndarray, float]]
 
 
-def vae_source(model_path: str, refine: bool, halo: HALO, refine_steps: int = 10) -> GraspSource:
-    """Sample from a saved VAE (:func:`~halohand.grasp.vae.load_vae`), optionally refined."""
+def vae_source(
+    model_path: str, refine: bool, halo: HALO, refine_steps: int = 10, candidates: int = 1
+) -> GraspSource:
+    """Sample from a saved VAE (:func:`~halohand.grasp.vae.load_vae`), optionally refined,
+    best of ``candidates`` per grasp (:func:`~halohand.grasp.generate.generate_grasps`)."""
     from halohand.grasp.generate import generate_grasps
     from halohand.grasp.vae import load_vae
 
@@ -43,7 +46,7 @@ def vae_source(model_path: str, refine: bool, halo: HALO, refine_steps: int = 10
 
     def source(obj: GraspObject, n: int, seed: int) -> tuple[np.ndarray, float]:
         gs = generate_grasps(vae, obj, n, seed, refine=refine, halo=halo,
-                             refine_steps=refine_steps)  # fmt: skip
+                             refine_steps=refine_steps, candidates=candidates)  # fmt: skip
         return gs.keypoints, sum(gs.seconds.values())
 
     return source

@@ -5,10 +5,14 @@ centred) defines the frame; keypoints come back in metres in that frame, right h
 
 Refinement (the paper's post-hoc step): ``steps`` Adam steps (step size ``lr_m``, cosine
 decay over the steps) on one global translation per hand, keypoints otherwise fixed,
-minimising the interpenetration loss of training (HALO occupancy at points inside the
-object, where above 0.5) plus a contact term that keeps the hand on the object: the squared
-distance (cm) by which the nearest finger keypoint (distal joints and tips) lies farther
-than ``contact_mm`` from the object's surface (the engine's grasps have it at ~6 mm).
+minimising :func:`grasp_energy`: the interpenetration loss of training (HALO occupancy at
+probe points inside the object, where above 0.5) plus a contact term that keeps the hand on
+the object: the squared distance (cm) by which the nearest finger keypoint (distal joints
+and tips) lies farther than ``contact_mm`` from the object's surface.
+
+Selection (``candidates`` > 1): several samples per grasp are refined and the one of lowest
+energy is kept (:func:`select_grasps`). Translation alone cannot free fingers that close
+through the object; another sample of the same posterior usually can.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,6 +46,11 @@ __all__ = [
 #: joints and tips of the five fingers (project order).
 CONTACT_KEYPOINTS = (3, 4, 7, 8, 11, 12, 15, 16, 19, 20)
 
+#: The contact term's distance (mm) from those keypoints to the surface. The engine's
+#: accepted grasps have their nearest one at 4.8-7.2 mm (p10-p90, median 6.0); 5.5 mm was
+#: chosen on training objects with ``benchmarks/grasp_selection_tuning.py``.
+DEFAULT_CONTACT_MM = 5.5
+
 
 @dataclass
 class GraspSet:
@@ -65,38 +74,145 @@ def _surface_distance(points: torch.Tensor, surface: torch.Tensor) -> torch.Tens
     return torch.cdist(points.reshape(-1, 3), surface).min(-1).values.reshape(points.shape[:-1])
 
 
+def penetration_probes(
+    obj: GraspObject,
+    n: int = 512,
+    seed: int = 0,
+    shell_mm: float = 20.0,
+    shell_fraction: float = 0.5,
+) -> np.ndarray:
+    """``[n, 3]`` points (metres) inside ``obj`` where a hand's occupancy means collision.
+
+    ``1 - shell_fraction`` of them are uniform in the volume (the training loss's points),
+    the rest lie in a shell under the surface (depth uniform in ``(0, shell_mm)``), where a
+    closing finger enters first and which uniform points sample sparsely on large objects.
+    """
+    from halohand.grasp.vae_train import interior_points
+
+    key = ("probes", n, seed, shell_mm, shell_fraction)
+    if key not in obj._cache:
+        rng = np.random.default_rng(seed)
+        shell: list[np.ndarray] = []
+        want = int(round(n * shell_fraction))
+        have = 0
+        for k in range(50 if want else 0):
+            pts, normals = obj.surface_points(2 * want, seed + 1 + k)
+            cand = pts - normals * rng.uniform(0.0, shell_mm * 1e-3, (len(pts), 1))
+            shell.append(cand[obj.contains(cand)])
+            have += len(shell[-1])
+            if have >= want:
+                break
+        uniform = interior_points(obj, n - want, seed) if n > want else np.zeros((0, 3))
+        obj._cache[key] = np.concatenate([uniform, *shell])[:n]
+    return obj._cache[key]
+
+
+def grasp_energy(
+    halo: HALO,
+    keypoints_cm: torch.Tensor,
+    probes_cm: torch.Tensor,
+    surface_cm: torch.Tensor,
+    contact_mm: float = DEFAULT_CONTACT_MM,
+) -> torch.Tensor:
+    """``[B]`` collision plus contact energy of ``[B, 21, 3]`` hands (cm, object frame).
+
+    ``4 *`` the interpenetration loss (HALO occupancy above 0.5 at the ``[P, 3]`` probes,
+    averaged) plus the squared distance (cm) by which the nearest finger keypoint lies
+    farther than ``contact_mm`` from the ``[S, 3]`` surface samples. Differentiable in the
+    keypoints.
+    """
+    from halohand.grasp.vae_train import interpenetration
+
+    pen = interpenetration(halo, keypoints_cm, probes_cm.expand(len(keypoints_cm), -1, -1))
+    tips = list(CONTACT_KEYPOINTS)
+    gap = _surface_distance(keypoints_cm[:, tips], surface_cm).min(-1).values
+    return 4.0 * pen + (gap - contact_mm / 10.0).clamp_min(0.0).pow(2)
+
+
+def _object_tensors(
+    obj: GraspObject, probes: int, seed: int, shell_fraction: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penetration probes and surface samples of ``obj`` in cm (float64)."""
+    inner = penetration_probes(obj, probes, seed, shell_fraction=shell_fraction)
+    inner = torch.as_tensor(inner, dtype=torch.float64) * 100.0
+    surface = torch.as_tensor(obj.surface_points(2000, seed)[0], dtype=torch.float64) * 100.0
+    return inner, surface
+
+
+def _adam_step(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    moments: tuple[torch.Tensor, torch.Tensor],
+    step: int,
+    lr: float,
+) -> None:
+    """One in-place Adam update (betas 0.9 / 0.999, eps 1e-8) of ``param``; ``step`` from 0.
+
+    Written out because constructing ``torch.optim.Adam`` imports ``torch._dynamo``, about
+    2 s of a command's start-up, for a 10-step loop on one tensor.
+    """
+    m1, m2 = moments
+    m1.mul_(0.9).add_(grad, alpha=0.1)
+    m2.mul_(0.999).addcmul_(grad, grad, value=0.001)
+    denom = (m2 / (1.0 - 0.999 ** (step + 1))).sqrt_().add_(1e-8)
+    param.addcdiv_(m1, denom, value=-lr / (1.0 - 0.9 ** (step + 1)))
+
+
 def refine_translation(
     halo: HALO,
     keypoints_m: np.ndarray,
     obj: GraspObject,
     steps: int = 10,
     lr_m: float = 8e-3,
-    interior: int = 256,
-    contact_mm: float = 7.0,
+    probes: int = 512,
+    contact_mm: float = DEFAULT_CONTACT_MM,
     seed: int = 0,
+    shell_fraction: float = 0.5,
 ) -> np.ndarray:
     """Shift each hand (``[n, 21, 3]`` metres) to remove collision and keep contact."""
-    from halohand.grasp.vae_train import interior_points, interpenetration
-
     kp = torch.as_tensor(np.asarray(keypoints_m), dtype=torch.float64) * 100.0  # cm
-    inner = torch.as_tensor(interior_points(obj, interior, seed), dtype=torch.float64) * 100.0
-    surface = torch.as_tensor(obj.surface_points(2000, seed)[0], dtype=torch.float64) * 100.0
+    inner, surface = _object_tensors(obj, probes, seed, shell_fraction)
     shift = torch.zeros(len(kp), 1, 3, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.Adam([shift], lr=lr_m * 100.0)
     for p in halo.network.parameters():
         p.requires_grad_(False)
-    tips = list(CONTACT_KEYPOINTS)
+    moments = (torch.zeros_like(shift), torch.zeros_like(shift))
     for k in range(steps):
         # Large first moves to leave a deep collision, then settle (cosine decay to zero).
-        opt.param_groups[0]["lr"] = lr_m * 100.0 * 0.5 * (1.0 + math.cos(math.pi * k / steps))
-        moved = kp + shift
-        pen = interpenetration(halo, moved, inner.expand(len(kp), -1, -1))
-        gap = _surface_distance(moved[:, tips], surface).min(-1).values - contact_mm / 10.0
-        loss = (4.0 * pen + gap.clamp_min(0.0).pow(2)).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        lr = lr_m * 100.0 * 0.5 * (1.0 + math.cos(math.pi * k / steps))
+        loss = grasp_energy(halo, kp + shift, inner, surface, contact_mm).sum()
+        (grad,) = torch.autograd.grad(loss, shift)
+        with torch.no_grad():
+            _adam_step(shift, grad, moments, k, lr)
     return ((kp + shift.detach()) / 100.0).numpy()
+
+
+def select_grasps(
+    halo: HALO,
+    keypoints_m: np.ndarray,
+    obj: GraspObject,
+    n: int,
+    probes: int = 512,
+    contact_mm: float = DEFAULT_CONTACT_MM,
+    seed: int = 0,
+    shell_fraction: float = 0.5,
+) -> np.ndarray:
+    """Best of each group: ``[n * k, 21, 3]`` candidates (metres) -> ``[n, 21, 3]``.
+
+    Candidate ``i`` belongs to group ``i % n``; each group keeps its lowest
+    :func:`grasp_energy`. Groups of independent samples keep the selected grasps
+    independent of one another, so selection trades little diversity. Hands with a
+    degenerate bone are never chosen over a valid one.
+    """
+    from halohand.grasp.vae_train import valid_hands
+
+    kp = torch.as_tensor(np.asarray(keypoints_m), dtype=torch.float64) * 100.0
+    k = len(kp) // n
+    inner, surface = _object_tensors(obj, probes, seed, shell_fraction)
+    with torch.no_grad():
+        energy = grasp_energy(halo, kp, inner, surface, contact_mm)
+    energy = torch.where(valid_hands(kp), energy, torch.inf)
+    best = energy[: n * k].reshape(k, n).argmin(0)
+    return np.asarray(keypoints_m)[best.numpy() * n + np.arange(n)]
 
 
 def generate_grasps(
@@ -110,13 +226,23 @@ def generate_grasps(
     meshes: bool = False,
     resolution: int = 128,
     refine_steps: int = 10,
+    candidates: int = 1,
+    contact_mm: float = DEFAULT_CONTACT_MM,
 ) -> GraspSet:
-    """Sample ``n`` grasps of ``obj``; optionally refine them and mesh them with HALO."""
+    """Sample ``n`` grasps of ``obj``; optionally refine, select and mesh them with HALO.
+
+    ``candidates`` > 1 draws that many samples per grasp, refines all of them (when
+    ``refine``) and keeps, per grasp, the one of lowest collision-and-contact energy
+    (:func:`select_grasps`). ``contact_mm``: the contact term's distance (refinement and
+    selection).
+    """
     from halohand.errors import HalohandInputError
 
     if n < 1:
         raise HalohandInputError(f"n must be >= 1, got {n}")
-    if (refine or meshes) and halo is None:
+    if candidates < 1:
+        raise HalohandInputError(f"candidates must be >= 1, got {candidates}")
+    if (refine or meshes or candidates > 1) and halo is None:
         from halohand.api import HALO
 
         halo = HALO.pretrained()
@@ -125,12 +251,18 @@ def generate_grasps(
     cloud = torch.as_tensor(obj.surface_points(600, seed)[0] * 100.0, dtype=torch.float32)
     gen = torch.Generator().manual_seed(int(seed))
     vae.eval()
-    kp = vae.sample(cloud, n, generator=gen).double().numpy() / 100.0
+    with torch.no_grad():
+        kp = vae.sample(cloud, n * candidates, generator=gen).double().numpy() / 100.0
     seconds["sample"] = time.perf_counter() - t
     if refine:
         t = time.perf_counter()
-        kp = refine_translation(halo, kp, obj, steps=refine_steps, seed=seed)
+        kp = refine_translation(halo, kp, obj, steps=refine_steps, contact_mm=contact_mm,
+                                seed=seed)  # fmt: skip
         seconds["refine"] = time.perf_counter() - t
+    if candidates > 1:
+        t = time.perf_counter()
+        kp = select_grasps(halo, kp, obj, n, contact_mm=contact_mm, seed=seed)
+        seconds["select"] = time.perf_counter() - t
     out = GraspSet(keypoints=kp, seconds=seconds, object=obj)
     if meshes:
         t = time.perf_counter()
@@ -157,16 +289,25 @@ def render_grasps(
     columns: int = 5,
     tile: int = 256,
     labels: list[str] | None = None,
+    workers: int | None = None,
 ) -> None:
-    """Contact sheet of hand + object renders (PNG, written atomically)."""
+    """Contact sheet of hand + object renders (PNG, written atomically).
+
+    The tiles are rendered by ``workers`` threads (default: one per CPU core, at most 4):
+    the rasterizer's array operations release the GIL.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from halohand.atomic import atomic_path
     from halohand.render import draw_text, gradient_background, image_grid, render_mesh, save_png
 
     # The objects stand along +z; the renderer's camera takes +y as up.
     z_up = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
     background = gradient_background((tile, tile))
-    images: list[Any] = []
-    for i, (hand, obj) in enumerate(scenes):
+
+    def one(i: int) -> np.ndarray:
+        hand, obj = scenes[i]
         scene = grasp_scene(hand, obj)
         colors = np.asarray(scene.visual.vertex_colors)[:, :3] / 255.0
         v = np.asarray(scene.vertices) @ z_up.T
@@ -174,9 +315,11 @@ def render_grasps(
             v, scene.faces, colors, size=(tile, tile), view=(30.0, 20.0),
             center=0.5 * (v.min(0) + v.max(0)), background=background,
         )  # fmt: skip
-        if labels:
-            img = draw_text(img, labels[i], (6, 4), size=12)
-        images.append(img)
+        return draw_text(img, labels[i], (6, 4), size=12) if labels else img
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        images = list(pool.map(one, range(len(scenes))))
     with atomic_path(path) as tmp:
         save_png(str(tmp), image_grid(images, columns=min(columns, len(images))))
 
@@ -227,6 +370,7 @@ class GraspGenerator:
         seed: int = 0,
         *,
         refine: bool = True,
+        candidates: int = 4,
         meshes: bool = True,
         resolution: int = 96,
         units: str = "auto",
@@ -234,7 +378,9 @@ class GraspGenerator:
         """``n`` right-hand grasps of ``obj``: a registry id, a mesh file, a trimesh or a
         :class:`~halohand.grasp.objects.GraspObject`.
 
-        Keypoints and meshes are in metres in the object's centred frame
+        ``candidates`` samples per grasp are refined and the one of lowest collision and
+        contact energy is kept (:func:`generate_grasps`). Keypoints and meshes are in metres
+        in the object's centred frame
         (``GraspSet.object``; add ``object.offset_m`` for the input file's frame).
         """
         from halohand.grasp import objects
@@ -245,6 +391,7 @@ class GraspGenerator:
             else:
                 obj = objects.object_from_mesh(obj, units=units)
         gs = generate_grasps(self.vae, obj, n, seed, refine=refine, halo=self.halo,
-                             meshes=meshes, resolution=resolution)  # fmt: skip
+                             meshes=meshes, resolution=resolution,
+                             candidates=candidates)  # fmt: skip
         gs.object = obj
         return gs
