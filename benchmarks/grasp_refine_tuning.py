@@ -1,7 +1,9 @@
 """Refinement step size and contact distance, chosen on TRAINING objects (never the test set).
 
 For a grasp-VAE checkpoint, 8 grasps on each of six training objects are refined with each
-``STEP_MM:CONTACT_MM`` setting (10 steps) and scored at 96^3:
+``STEP_MM:CONTACT_MM`` setting (10 steps, 256 uniform interior probes as in the first
+refinement) and scored at 96^3 (candidate selection and the shell probes:
+``grasp_selection_tuning.py``):
 
     .venv/bin/python benchmarks/grasp_refine_tuning.py runs/grasp_vae/checkpoint.pt \
         0:7,4:7,8:7,12:7
@@ -38,8 +40,9 @@ def main() -> None:
         step_mm, contact_mm = map(float, spec.split(":"))
 
         def source(obj, n, seed, s=step_mm, c=contact_mm):
+            # The probes of the first refinement: 256 uniform interior points.
             kp = refine_translation(halo, raw[obj.object_id], obj, steps=10, lr_m=s * 1e-3,
-                                    contact_mm=c)  # fmt: skip
+                                    contact_mm=c, probes=256, shell_fraction=0.0)  # fmt: skip
             return kp, 0.0
 
         r = evaluate_grasps(source, objs, halo, n=8, resolution=96, progress=False)

@@ -1,11 +1,13 @@
 """Time to generate 20 grasps for a new object, as ``halohand grasp MESH`` does, per stage.
 
-Stages: loading the VAE, HALO and the object; sampling; refinement (10 steps); HALO meshes
-at each ``--resolutions``; contact sheet. One JSON document with all of them, same machine,
-same run:
+Stages: loading the VAE, HALO and the object; sampling; refinement (10 steps) of
+``--candidates`` samples per grasp and the selection; HALO meshes at each ``--resolutions``;
+contact sheet. With ``--cli``, the whole command is also timed end to end (interpreter start
+included) on ``cylinder_4`` exported in millimetres. One JSON document with all of them,
+same machine, same run:
 
-    .venv/bin/python benchmarks/grasp_speed.py --model runs/grasp_vae/model.safetensors \
-        --objects test --json runs/grasp_speed.json
+    .venv/bin/python benchmarks/grasp_speed.py --objects box_4,mug_4,torus_4,real_can \
+        --cli --json runs/grasp_speed.json
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import time
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="runs/grasp_vae/model.safetensors")
+    ap.add_argument("--model", default="", help="Grasp VAE (default: the shipped one).")
+    ap.add_argument("--candidates", type=int, default=4)
+    ap.add_argument("--cli", action="store_true", help="Also time the command end to end.")
     ap.add_argument("--objects", default="test")
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--resolutions", default="64,96,128")
@@ -38,7 +42,8 @@ def main() -> None:
     from halohand.grasp.objects import load_object, parse_object_list
     from halohand.grasp.vae import load_vae
 
-    vae, _ = load_vae(args.model)
+    model = args.model or shipped_model()
+    vae, _ = load_vae(model)
     halo = HALO.pretrained()
     setup = time.perf_counter() - t
     rows = []
@@ -46,7 +51,8 @@ def main() -> None:
         t = time.perf_counter()
         obj = load_object(oid)
         load_s = time.perf_counter() - t
-        gs = generate_grasps(vae, obj, args.n, 0, refine=True, halo=halo)
+        gs = generate_grasps(vae, obj, args.n, 0, refine=True, halo=halo,
+                             candidates=args.candidates)  # fmt: skip
         row = {"object": oid, "object_s": load_s, **{f"{k}_s": v for k, v in gs.seconds.items()}}
         for res in [int(r) for r in args.resolutions.split(",")]:
             t = time.perf_counter()
@@ -59,10 +65,44 @@ def main() -> None:
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
     keys = [k for k in rows[0] if k != "object"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    doc = {"n": args.n, "threads": args.threads, "setup_s": setup, "mean": mean, "objects": rows,
+    doc = {"model": model, "n": args.n, "candidates": args.candidates, "threads": args.threads,
+           "setup_s": setup, "mean": mean, "objects": rows,
            "machine": f"{platform.machine()} {os.cpu_count()} cores"}  # fmt: skip
+    if args.cli:
+        doc["cli"] = time_command(args.n)
+        print("command:", json.dumps(doc["cli"]))
     write_text_atomic(args.json, json.dumps(doc, indent=2))
     print(json.dumps({k: round(v, 3) for k, v in mean.items()}, indent=1), f"setup {setup:.2f} s")
+
+
+def shipped_model() -> str:
+    """Path of the shipped grasp VAE."""
+    from halohand.api import pretrained_path
+
+    return str(pretrained_path().parent / "grasp_vae.safetensors")
+
+
+def time_command(n: int) -> dict:
+    """Wall time of ``halohand grasp OBJ_mm.stl --n N --refine`` and its own stage times."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from halohand.grasp.objects import load_object
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mesh = load_object("cylinder_4").mesh.copy().apply_scale(1000.0)  # millimetres
+        mesh.export(Path(tmp) / "cylinder_mm.stl")
+        cmd = [str(Path(sys.executable).with_name("halohand")), "grasp",
+               str(Path(tmp) / "cylinder_mm.stl"), "--n", str(n), "--out-dir",
+               str(Path(tmp) / "out"), "--refine"]  # fmt: skip
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        wall = time.perf_counter() - t
+        summary = json.loads((Path(tmp) / "out" / "grasps.json").read_text())
+    return {"command": " ".join(["halohand", *cmd[1:]]), "wall_s": wall,
+            "in_command_s": summary["total_s"], "stages_s": summary["seconds"]}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ def test_registry_split_and_determinism() -> None:
     assert sorted(object_ids("test")) == sorted(TEST_OBJECTS) and len(TEST_OBJECTS) == 6
     assert not set(object_ids("train")) & set(TEST_OBJECTS)
     assert load_object("box_4").split == "test" and load_object("box_0").split == "train"
+    val = object_ids("val")
+    assert len(val) == 7 and not set(val) & set(object_ids("all"))  # neither train nor test
+    assert load_object("mug_5").split == "val" and parse_object_list("val") == val
     a, b = make_object("bottle", 7), make_object("bottle", 7)
     np.testing.assert_array_equal(a.vertices, b.vertices)
     assert parse_object_list("box_0, mug_1") == ["box_0", "mug_1"]

@@ -75,7 +75,7 @@ def synthesize_cmd(
 
 @grasp_app.command("objects")
 def objects_cmd(
-    split: Annotated[str, typer.Option("--split", help="all, train, test or real.")] = "all",
+    split: Annotated[str, typer.Option("--split", help="all, train, test, val or real.")] = "all",
 ) -> None:
     """List the registry objects: id, split, kind, extents (cm), volume (cm^3)."""
     from halohand.grasp.objects import load_object, object_ids

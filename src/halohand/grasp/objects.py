@@ -14,7 +14,9 @@ by one adult hand: a grasp aperture of 3-9 cm, lengths up to 18 cm.
 
 The registry (:func:`object_ids`, :func:`load_object`) holds :data:`PER_KIND` objects of
 each kind, named ``<kind>_<i>``, generated from :data:`REGISTRY_SEED`; the six objects of
-:data:`TEST_OBJECTS` are held out for evaluation. Next to them, split ``"real"``:
+:data:`TEST_OBJECTS` are held out for evaluation. Split ``"val"`` (:data:`VAL_OBJECTS`, one
+more instance ``<kind>_5`` of each kind, outside ``"all"``) is for choosing settings without
+touching the test objects. Next to them, split ``"real"``:
 household meshes (:data:`REAL_OBJECTS`, ``real_<name>``) vendored from robosuite 1.5.2
 (MIT; ``data/real_objects/NOTICE``), a check set of object meshes not in the training data.
 :func:`object_from_mesh` turns any closed mesh file into a :class:`GraspObject`.
@@ -41,6 +43,7 @@ from halohand.errors import CorruptFileError, HalohandInputError
 
 __all__ = [
     "KINDS", "PER_KIND", "REAL_DIR", "REAL_OBJECTS", "REGISTRY_SEED", "SPLITS", "TEST_OBJECTS",
+    "VAL_OBJECTS",
     "GraspObject", "SDFGrid", "load_object", "make_object", "object_from_mesh", "object_ids",
     "parse_object_list",
 ]  # fmt: skip
@@ -54,6 +57,8 @@ REGISTRY_SEED: Final = 20240611
 TEST_OBJECTS: Final[tuple[str, ...]] = (
     "box_4", "cylinder_4", "capsule_4", "bottle_4", "mug_4", "torus_4",
 )  # fmt: skip
+#: Validation objects: index ``PER_KIND`` of each kind, in neither training nor test.
+VAL_OBJECTS: Final[tuple[str, ...]] = tuple(f"{k}_{PER_KIND}" for k in KINDS)
 
 #: Parameter ranges (metres) per kind: name -> (low, high), drawn uniformly.
 KIND_RANGES: Final[dict[str, dict[str, tuple[float, float]]]] = {
@@ -75,8 +80,8 @@ KIND_RANGES: Final[dict[str, dict[str, tuple[float, float]]]] = {
 _MC_STEP = 0.002  # marching-cubes grid step of the mug (metres)
 
 #: Splits of :func:`object_ids`. ``"all"`` is the procedural registry (train + test); the
-#: real meshes are only in ``"real"``.
-SPLITS: Final[tuple[str, ...]] = ("all", "train", "test", "real")
+#: validation objects are only in ``"val"``, the real meshes only in ``"real"``.
+SPLITS: Final[tuple[str, ...]] = ("all", "train", "test", "val", "real")
 
 REAL_DIR: Final = Path(__file__).resolve().parent / "data" / "real_objects"
 #: Household meshes from robosuite 1.5.2 (``robosuite/models/assets/objects/meshes/<file>``):
@@ -334,13 +339,16 @@ def _registry_seed(kind: str, index: int) -> int:
 def object_ids(split: str = "all") -> list[str]:
     """Registry names for ``split`` (one of :data:`SPLITS`), kind-major.
 
-    ``"all"`` is the procedural registry (``"train"`` + ``"test"``); ``"real"`` the vendored
-    household meshes of :data:`REAL_OBJECTS`, which no split of ``"all"`` contains.
+    ``"all"`` is the procedural registry (``"train"`` + ``"test"``); ``"val"`` the validation
+    objects of :data:`VAL_OBJECTS` and ``"real"`` the vendored household meshes of
+    :data:`REAL_OBJECTS`, which ``"all"`` does not contain.
     """
     if split not in SPLITS:
-        raise HalohandInputError(f"unknown split {split!r}; use all, train, test or real")
+        raise HalohandInputError(f"unknown split {split!r}; use {', '.join(SPLITS)}")
     if split == "real":
         return list(REAL_OBJECTS)
+    if split == "val":
+        return list(VAL_OBJECTS)
     ids = [f"{k}_{i}" for k in KINDS for i in range(PER_KIND)]
     if split == "all":
         return ids
@@ -354,24 +362,26 @@ def load_object(object_id: str) -> GraspObject:
     if object_id in REAL_OBJECTS:
         return _load_real(object_id)
     kind, _, idx = object_id.rpartition("_")
-    if kind not in KINDS or not idx.isdigit() or not 0 <= int(idx) < PER_KIND:
+    if kind not in KINDS or not idx.isdigit() or not 0 <= int(idx) <= PER_KIND:
         raise HalohandInputError(
-            f"unknown object {object_id!r}; expected <kind>_<0..{PER_KIND - 1}> with kind in "
+            f"unknown object {object_id!r}; expected <kind>_<0..{PER_KIND}> with kind in "
             f"{', '.join(KINDS)}, or one of {', '.join(REAL_OBJECTS)}"
         )
-    split = "test" if object_id in TEST_OBJECTS else "train"
+    split = "val" if int(idx) == PER_KIND else "test" if object_id in TEST_OBJECTS else "train"
     return make_object(kind, _registry_seed(kind, int(idx)), object_id, split)
 
 
 def parse_object_list(spec: str) -> list[str]:
-    """Object ids from a CLI spec: ``train``, ``test``, ``all``, ``real`` or comma-separated
-    ids."""
+    """Object ids from a CLI spec: ``train``, ``test``, ``val``, ``all``, ``real`` or
+    comma-separated ids."""
     spec = spec.strip()
     if spec in SPLITS:
         return object_ids(spec)
     ids = [s.strip() for s in spec.split(",") if s.strip()]
     if not ids:
-        raise HalohandInputError("no objects given; use train, test, all, real or a list of ids")
+        raise HalohandInputError(
+            "no objects given; use train, test, val, all, real or a list of ids"
+        )
     for oid in ids:
         load_object(oid)  # validates the name
     return ids
