@@ -15,6 +15,7 @@ Methods (skipped when their model file or grasps folder is missing):
     vae                   default decoder, with it
     vae_refine            default decoder, with it, plus 10 refinement steps on the translation
     vae_no_inter_refine
+    vae_inter40_*         default decoder, interpenetration weight 40 (10x the paper's)
     *_select              refinement of 4 samples per grasp, the best kept (generate_grasps'
                           ``candidates``: the shipped generator's default)
     plain_*               the same for the paper's object-frame keypoint decoder
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--engine", default="data/grasps_test_r20")
     ap.add_argument("--vae", default="runs/grasp_vae_hf/model.safetensors")
     ap.add_argument("--vae-no-inter", default="runs/grasp_vae_hf_nointer/model.safetensors")
+    ap.add_argument("--vae-inter40", default="runs/grasp_vae_hf_inter40/model.safetensors")
     ap.add_argument("--plain", default="runs/grasp_vae/model.safetensors")
     ap.add_argument("--plain-no-inter", default="runs/grasp_vae_nointer/model.safetensors")
     ap.add_argument("--pose", default="runs/grasp_vae_pose/model.safetensors")
@@ -64,6 +66,7 @@ def main() -> None:
     models = {
         "vae": args.vae,
         "vae_no_inter": args.vae_no_inter,
+        "vae_inter40": args.vae_inter40,
         "plain": args.plain,
         "plain_no_inter": args.plain_no_inter,
         "pose": args.pose,

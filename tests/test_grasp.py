@@ -106,6 +106,13 @@ def test_intersection_volume_of_spheres_matches_lens() -> None:
     assert got == pytest.approx(lens, rel=0.02)
 
 
+def test_an_empty_hand_mesh_neither_intersects_nor_touches() -> None:
+    box = trimesh.creation.box(extents=(0.04, 0.04, 0.04))
+    empty_v, empty_f = np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    assert intersection_volume(empty_v, empty_f, box.vertices, box.faces) == 0.0
+    assert min_signed_distance(empty_v, box.vertices, box.faces) == float("inf")
+
+
 def test_min_signed_distance_and_contact_ratio() -> None:
     box = trimesh.creation.box(extents=(0.04, 0.04, 0.04))
     pts = np.array([[0.0, 0.0, 0.015], [0.0, 0.0, 0.05]])

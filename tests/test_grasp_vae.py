@@ -400,6 +400,23 @@ def test_grasp_mesh_command_writes_meshes_keypoints_sheet(
     assert summary["refine"] is True and summary["candidates"] == 4
 
 
+def test_grasp_evaluate_command_on_a_mesh_file(tmp_path: Path, monkeypatch, capsys) -> None:
+    torch.manual_seed(0)
+    model = save_vae(tmp_path / "vae.safetensors", GraspVAE(VAEConfig(**TINY)), {})
+    mesh_path = tmp_path / "can_cm.stl"
+    (load_object("cylinder_0").mesh.copy().apply_scale(100.0)).export(mesh_path)  # cm
+    out = tmp_path / "eval.json"
+    code, _, err = run_cli(
+        monkeypatch, capsys, "grasp", "evaluate", "--model", str(model), "--objects",
+        str(mesh_path), "--n", "2", "--resolution", "32", "--refine", "--candidates", "2",
+        "--json", str(out), "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["candidates"] == 2 and doc["objects"][0]["object"] == "can_cm"
+    assert doc["mean"]["grasps"] + doc["mean"]["invalid"] == 2
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -410,7 +427,8 @@ def test_grasp_mesh_command_writes_meshes_keypoints_sheet(
             "--candidates",
         ),
         (["grasp", "box_0", "--out-dir", "OUT", "--model", "BAD"], "grasp model"),
-        (["grasp", "evaluate", "--objects", "test"], "exactly one"),
+        (["grasp", "evaluate", "--model", "MODEL", "--engine", "OUT"], "at most one"),
+        (["grasp", "evaluate", "--objects", "nosuch_3"], "unknown object"),
         (["grasp", "train", "--config", "NOPE.toml"], "config file not found"),
     ],
 )

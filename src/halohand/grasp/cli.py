@@ -202,15 +202,24 @@ def train_cmd(
 
 @grasp_app.command("evaluate")
 def evaluate_cmd(
-    model: Annotated[Path | None, typer.Option("--model", help="Grasp VAE to sample.")] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Grasp VAE to sample (default: shipped).")
+    ] = None,
     engine: Annotated[
         Path | None, typer.Option("--engine", help="Or: engine grasps folder to score.")
     ] = None,
     refine: Annotated[bool, typer.Option("--refine/--no-refine", help="Refine samples.")] = False,
     candidates: Annotated[
-        int, typer.Option("--candidates", help="Samples per grasp, the best kept (1: none).")
-    ] = 1,
-    objects: Annotated[str, typer.Option("--objects", help="test, real, or ids.")] = "test",
+        int,
+        typer.Option(
+            "--candidates",
+            help="Samples per grasp (refined when --refine), the lowest energy kept; "
+            "1: the paper's sampling.",
+        ),
+    ] = 4,
+    objects: Annotated[
+        str, typer.Option("--objects", help="test, val, real, or registry ids / mesh files.")
+    ] = "test",
     n: Annotated[int, typer.Option("--n", help="Grasps per object.")] = 20,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     resolution: Annotated[int, typer.Option("--resolution", help="HALO mesh lattice.")] = 128,
@@ -228,22 +237,30 @@ def evaluate_cmd(
     from halohand.atomic import write_text_atomic
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
     from halohand.grasp.generate import render_grasps
-    from halohand.grasp.objects import load_object, parse_object_list
+    from halohand.grasp.objects import load_object, object_from_mesh, parse_object_list
 
-    if (model is None) == (engine is None):
-        raise HalohandInputError("pass exactly one of --model and --engine")
+    if model is not None and engine is not None:
+        raise HalohandInputError("pass at most one of --model and --engine")
     if n < 1:
         raise HalohandInputError(f"--n must be >= 1, got {n}")
     if candidates < 1:
         raise HalohandInputError(f"--candidates must be >= 1, got {candidates}")
     torch.set_num_threads(threads)
     halo = HALO.pretrained()
+    if engine is None and model is None:
+        from halohand.api import pretrained_path
+
+        model = pretrained_path().parent / "grasp_vae.safetensors"
     source = (
         engine_source(str(engine))
         if engine
         else vae_source(str(model), refine, halo, candidates=candidates)
     )
-    objs = [load_object(o) for o in parse_object_list(objects)]
+    names = [o.strip() for o in objects.split(",") if o.strip()]
+    if names and all(Path(o).is_file() for o in names):  # mesh files (units detected)
+        objs = [object_from_mesh(o) for o in names]
+    else:
+        objs = [load_object(o) for o in parse_object_list(objects)]
     res = evaluate_grasps(source, objs, halo, n, seed, resolution,
                           keep_meshes=2 if sheet else 0, progress=progress)  # fmt: skip
     doc = {"source": str(model or engine), "refine": refine, "candidates": candidates,

@@ -103,13 +103,17 @@ def evaluate_grasps(
     for i, obj in enumerate(bar):
         kp, gen_s = source(obj, n, seed + i)
         # A generated skeleton with a degenerate bone has no HALO surface: it is reported
-        # and counts as a failed grasp (no contact, no volume).
+        # as invalid and counts as a failed grasp (no contact, no volume).
         ok = valid_hands(torch.as_tensor(kp * 100.0)).numpy()
         t = time.perf_counter()
         meshes = (
             halo.reconstruct_batch(kp[ok], "right", "m", resolution=resolution) if ok.any() else []
         )
         mesh_s = time.perf_counter() - t
+        # A skeleton HALO gives no surface (a far-off decoder output) fails the same way.
+        has_surface = np.array([len(m.vertices) > 0 for m in meshes], dtype=bool)
+        ok[np.flatnonzero(ok)[~has_surface]] = False
+        meshes = [m for m, keep in zip(meshes, has_surface, strict=True) if keep]
         vol = [intersection_volume(m.vertices, m.faces, obj.vertices, obj.faces) for m in meshes]
         dmin = np.array([min_signed_distance(m.vertices, obj.vertices, obj.faces) for m in meshes])
         bad = int((~ok).sum())

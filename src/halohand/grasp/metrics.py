@@ -122,12 +122,14 @@ def intersection_volume(
         voxel: grid step in metres (HALO: 1 mm).
 
     Returns:
-        ``count * voxel^3`` in cm^3 (0 when the boxes do not overlap).
+        ``count * voxel^3`` in cm^3 (0 when the boxes do not overlap or a mesh is empty).
     """
     if not voxel > 0:
         raise HalohandInputError(f"voxel must be positive, got {voxel}")
-    hv = np.asarray(hand_vertices, dtype=np.float64)
-    ov = np.asarray(object_vertices, dtype=np.float64)
+    hv = np.asarray(hand_vertices, dtype=np.float64).reshape(-1, 3)
+    ov = np.asarray(object_vertices, dtype=np.float64).reshape(-1, 3)
+    if len(hv) == 0 or len(ov) == 0:  # HALO can predict no surface for a far-off skeleton
+        return 0.0
     lo = np.maximum(hv.min(0), ov.min(0))
     hi = np.minimum(hv.max(0), ov.max(0))
     if np.any(hi <= lo):
@@ -147,7 +149,10 @@ def min_signed_distance(
     hand_vertices: np.ndarray, object_vertices: np.ndarray, object_faces: np.ndarray
 ) -> float:
     """Smallest signed distance (metres) of the hand vertices ``[V, 3]`` to the object;
-    negative when some vertex is inside (its magnitude is then the penetration depth)."""
+    negative when some vertex is inside (its magnitude is then the penetration depth);
+    ``inf`` for an empty hand mesh (no contact)."""
+    if len(np.asarray(hand_vertices).reshape(-1, 3)) == 0:
+        return float("inf")
     return float(_signed_distance(object_vertices, object_faces, hand_vertices).min())
 
 
