@@ -102,11 +102,12 @@ def test_grasp_configs_load() -> None:
     outputs = {}
     for p in sorted((REPO / "configs").glob("grasp_vae*.toml")):
         cfg = load_vae_config(p)
-        outputs[p.stem] = (cfg.model.output, cfg.w_interpenetration > 0)
+        outputs[p.stem] = (cfg.model.output, cfg.w_interpenetration)
     assert outputs == {
-        "grasp_vae": ("hand_frame", True), "grasp_vae_nointer": ("hand_frame", False),
-        "grasp_vae_plain": ("keypoints", True), "grasp_vae_plain_nointer": ("keypoints", False),
-        "grasp_vae_pose": ("pose", True),
+        "grasp_vae": ("hand_frame", 4.0), "grasp_vae_nointer": ("hand_frame", 0.0),
+        "grasp_vae_inter40": ("hand_frame", 40.0),
+        "grasp_vae_plain": ("keypoints", 4.0), "grasp_vae_plain_nointer": ("keypoints", 0.0),
+        "grasp_vae_pose": ("pose", 4.0), "grasp_vae_pose_nointer": ("pose", 0.0),
     }  # fmt: skip
 
 
