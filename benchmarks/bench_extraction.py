@@ -204,8 +204,11 @@ def main() -> None:
         print(f"{config}: {results[config]['s_per_hand_median']:.3f} s/hand", file=sys.stderr)
     report = {
         "benchmark": "bench_extraction",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "threads": args.threads},  # fmt: skip
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "threads": args.threads,
+        },  # fmt: skip
         "checkpoint": args.checkpoint or "shipped",
         "hands": args.hands,
         "resolution": args.resolution,

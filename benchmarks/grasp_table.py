@@ -104,9 +104,11 @@ def main() -> None:
                                 "wall_s": round(time.perf_counter() - t, 1)}  # fmt: skip
         write_text_atomic(out_path, json.dumps(doc, indent=2))
         m = res["mean"]
-        print(f"{name:22s} inter {m['intersection_cm3']:6.2f} cm3  contact "
-              f"{m['contact_ratio']:.3f}  entropy {m['diversity_entropy']:.2f}  "
-              f"cluster {m['cluster_size_cm']:.2f} cm  gen {m['generate_s_per_grasp']:.3f} s")
+        print(
+            f"{name:22s} inter {m['intersection_cm3']:6.2f} cm3  contact "
+            f"{m['contact_ratio']:.3f}  entropy {m['diversity_entropy']:.2f}  "
+            f"cluster {m['cluster_size_cm']:.2f} cm  gen {m['generate_s_per_grasp']:.3f} s"
+        )
 
 
 def markdown(doc: dict) -> str:

@@ -28,6 +28,7 @@ grasp_app = typer.Typer(
     no_args_is_help=True,
 )
 
+
 @grasp_app.command("synthesize")
 def synthesize_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output folder (created; resumable).")],
