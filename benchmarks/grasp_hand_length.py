@@ -44,12 +44,12 @@ def main() -> None:
 
     from halohand.atomic import write_text_atomic
     from halohand.grasp.generate import generate_grasps
-    from halohand.grasp.objects import load_object, parse_object_list
+    from halohand.grasp.objects import load_objects
     from halohand.grasp.synthesis import load_grasps
     from halohand.grasp.vae import load_vae
 
     torch.set_num_threads(1)
-    objs = [load_object(o) for o in parse_object_list(args.objects)]
+    objs = load_objects(args.objects)
     doc: dict = {"n": args.n, "objects": [o.object_id for o in objs], "models": {}}
     pct = [5, 50, 95]
     if Path(args.engine).exists():

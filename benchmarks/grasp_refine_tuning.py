@@ -1,11 +1,11 @@
 """Refinement step size and contact distance, chosen on TRAINING objects (never the test set).
 
-For a grasp-VAE checkpoint, 8 grasps on each of six training objects are refined with each
+For a grasp-VAE model file, 8 grasps on each of six training objects are refined with each
 ``STEP_MM:CONTACT_MM`` setting (10 steps, 256 uniform interior probes as in the first
 refinement) and scored at 96^3 (candidate selection and the shell probes:
 ``grasp_selection_tuning.py``):
 
-    .venv/bin/python benchmarks/grasp_refine_tuning.py runs/grasp_vae/checkpoint.pt \
+    .venv/bin/python benchmarks/grasp_refine_tuning.py runs/grasp_vae/model.safetensors \
         0:7,4:7,8:7,12:7
 """
 
@@ -21,17 +21,13 @@ def main() -> None:
     from halohand.grasp.evaluate import evaluate_grasps
     from halohand.grasp.generate import generate_grasps, refine_translation
     from halohand.grasp.objects import load_object
-    from halohand.grasp.vae import GraspVAE
-    from halohand.grasp.vae_train import VAETrainConfig
+    from halohand.grasp.vae import load_vae
 
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     torch.set_num_threads(1)
     halo = HALO.pretrained()
-    doc = torch.load(sys.argv[1], weights_only=True)
-    model = GraspVAE(VAETrainConfig(**doc["config"]).model)
-    model.load_state_dict(doc["model"])
-    model.eval()
+    model = load_vae(sys.argv[1])[0].eval()
     ids = ["box_1", "mug_1", "torus_1", "cylinder_1", "bottle_1", "capsule_1"]
     objs = [load_object(o) for o in ids]
     raw = {o.object_id: generate_grasps(model, o, 8, i).keypoints for i, o in enumerate(objs)}

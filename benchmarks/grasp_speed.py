@@ -38,11 +38,11 @@ def main() -> None:
     t = time.perf_counter()
     from halohand.api import HALO
     from halohand.atomic import write_text_atomic
-    from halohand.grasp.generate import generate_grasps, render_grasps
+    from halohand.grasp.generate import generate_grasps, render_grasps, shipped_model_path
     from halohand.grasp.objects import load_object, parse_object_list
     from halohand.grasp.vae import load_vae
 
-    model = args.model or shipped_model()
+    model = args.model or str(shipped_model_path())
     vae, _ = load_vae(model)
     halo = HALO.pretrained()
     setup = time.perf_counter() - t
@@ -73,13 +73,6 @@ def main() -> None:
         print("command:", json.dumps(doc["cli"]))
     write_text_atomic(args.json, json.dumps(doc, indent=2))
     print(json.dumps({k: round(v, 3) for k, v in mean.items()}, indent=1), f"setup {setup:.2f} s")
-
-
-def shipped_model() -> str:
-    """Path of the shipped grasp VAE."""
-    from halohand.api import pretrained_path
-
-    return str(pretrained_path().parent / "grasp_vae.safetensors")
 
 
 def time_command(n: int) -> dict:

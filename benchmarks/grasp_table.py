@@ -59,7 +59,7 @@ def main() -> None:
     from halohand.atomic import write_text_atomic
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
     from halohand.grasp.generate import render_grasps
-    from halohand.grasp.objects import load_object, parse_object_list
+    from halohand.grasp.objects import load_objects
 
     torch.set_num_threads(args.threads)
     halo = HALO.pretrained()
@@ -80,7 +80,7 @@ def main() -> None:
                 path, lambda p=path, r=refine, k=k: vae_source(p, r, halo, candidates=k)
             )  # fmt: skip
     wanted = [m for m in args.methods.split(",") if m] or list(methods)
-    objs = [load_object(o) for o in parse_object_list(args.objects)]
+    objs = load_objects(args.objects)
     out_path = Path(args.json)
     doc = json.loads(out_path.read_text()) if out_path.exists() else {}
     doc.setdefault("methods", {})

@@ -446,11 +446,9 @@ def test_grasp_commands_bad_input(tmp_path, monkeypatch, capsys, args, message) 
 
 def test_shipped_grasp_model_samples_hands_on_the_object() -> None:
     """The shipped VAE gives hand-sized skeletons whose fingers reach a held-out object."""
-    from halohand.api import pretrained_path
-    from halohand.grasp.generate import generate_grasps
+    from halohand.grasp.generate import generate_grasps, shipped_model_path
 
-    path = pretrained_path().parent / "grasp_vae.safetensors"
-    vae, meta = load_vae(path)
+    vae, meta = load_vae(shipped_model_path())
     assert meta["finished"] and "cylinder_4" not in meta["objects"]  # held out
     obj = load_object("cylinder_4")
     kp = generate_grasps(vae, obj, 16, seed=0).keypoints

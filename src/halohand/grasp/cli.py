@@ -148,8 +148,7 @@ def sample_cmd(
                       resolution=resolution, units=units)  # fmt: skip
     obj = gs.object
     # Back to the input file's frame and units.
-    offset = np.asarray(getattr(obj, "offset_m", np.zeros(3)))
-    scale = float(getattr(obj, "unit_scale", 1.0))
+    offset, scale = np.asarray(obj.offset_m), float(obj.unit_scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     kp = (gs.keypoints + offset) / scale
     with atomic_open(out_dir / "keypoints.npy", "wb") as fh:  # np.save(path) adds ".npy"
@@ -237,8 +236,8 @@ def evaluate_cmd(
     from halohand.api import HALO
     from halohand.atomic import write_text_atomic
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
-    from halohand.grasp.generate import render_grasps
-    from halohand.grasp.objects import load_object, object_from_mesh, parse_object_list
+    from halohand.grasp.generate import render_grasps, shipped_model_path
+    from halohand.grasp.objects import load_objects
 
     if model is not None and engine is not None:
         raise HalohandInputError("pass at most one of --model and --engine")
@@ -249,19 +248,13 @@ def evaluate_cmd(
     torch.set_num_threads(threads)
     halo = HALO.pretrained()
     if engine is None and model is None:
-        from halohand.api import pretrained_path
-
-        model = pretrained_path().parent / "grasp_vae.safetensors"
+        model = shipped_model_path()
     source = (
         engine_source(str(engine))
         if engine
         else vae_source(str(model), refine, halo, candidates=candidates)
     )
-    names = [o.strip() for o in objects.split(",") if o.strip()]
-    if names and all(Path(o).is_file() for o in names):  # mesh files (units detected)
-        objs = [object_from_mesh(o) for o in names]
-    else:
-        objs = [load_object(o) for o in parse_object_list(objects)]
+    objs = load_objects(objects)
     res = evaluate_grasps(source, objs, halo, n, seed, resolution,
                           keep_meshes=2 if sheet else 0, progress=progress)  # fmt: skip
     doc = {"source": str(model or engine), "refine": refine, "candidates": candidates,

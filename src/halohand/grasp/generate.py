@@ -40,6 +40,7 @@ __all__ = [
     "grasp_scene",
     "refine_translation",
     "render_grasps",
+    "shipped_model_path",
 ]
 
 #: Keypoints whose distance to the object pulls the hand during refinement: the distal
@@ -132,11 +133,17 @@ def grasp_energy(
 def _object_tensors(
     obj: GraspObject, probes: int, seed: int, shell_fraction: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Penetration probes and surface samples of ``obj`` in cm (float64)."""
-    inner = penetration_probes(obj, probes, seed, shell_fraction=shell_fraction)
-    inner = torch.as_tensor(inner, dtype=torch.float64) * 100.0
-    surface = torch.as_tensor(obj.surface_points(2000, seed)[0], dtype=torch.float64) * 100.0
-    return inner, surface
+    """Penetration probes and surface samples of ``obj`` in cm (float64), cached on ``obj``
+    (refinement and selection use the same ones)."""
+    key = ("energy_tensors", probes, seed, shell_fraction)
+    if key not in obj._cache:
+        inner = penetration_probes(obj, probes, seed, shell_fraction=shell_fraction)
+        surface = obj.surface_points(2000, seed)[0]
+        obj._cache[key] = (
+            torch.as_tensor(inner, dtype=torch.float64) * 100.0,
+            torch.as_tensor(surface, dtype=torch.float64) * 100.0,
+        )
+    return obj._cache[key]
 
 
 def _adam_step(
@@ -251,8 +258,7 @@ def generate_grasps(
     cloud = torch.as_tensor(obj.surface_points(600, seed)[0] * 100.0, dtype=torch.float32)
     gen = torch.Generator().manual_seed(int(seed))
     vae.eval()
-    with torch.no_grad():
-        kp = vae.sample(cloud, n * candidates, generator=gen).double().numpy() / 100.0
+    kp = vae.sample(cloud, n * candidates, generator=gen).double().numpy() / 100.0
     seconds["sample"] = time.perf_counter() - t
     if refine:
         t = time.perf_counter()
@@ -324,6 +330,22 @@ def render_grasps(
         save_png(str(tmp), image_grid(images, columns=min(columns, len(images))))
 
 
+def shipped_model_path() -> Path:
+    """The shipped grasp VAE, ``weights/grasp_vae.safetensors`` beside the HALO weights.
+
+    Raises:
+        HalohandInputError: this install ships none.
+    """
+    from halohand.api import pretrained_path
+    from halohand.errors import HalohandInputError
+
+    halo_path = pretrained_path()
+    path = None if halo_path is None else halo_path.parent / "grasp_vae.safetensors"
+    if path is None or not path.is_file():
+        raise HalohandInputError("this install ships no grasp model: pass a model file")
+    return path
+
+
 class GraspGenerator:
     """Grasps for any object in a few lines: a trained HALO-VAE plus the HALO model.
 
@@ -338,15 +360,8 @@ class GraspGenerator:
 
     @classmethod
     def pretrained(cls) -> GraspGenerator:
-        """The shipped grasp model (``weights/grasp_vae.safetensors``); no network access."""
-        from halohand.api import pretrained_path
-        from halohand.errors import HalohandInputError
-
-        halo_path = pretrained_path()
-        path = None if halo_path is None else halo_path.parent / "grasp_vae.safetensors"
-        if path is None or not path.is_file():
-            raise HalohandInputError("this install ships no grasp model: use from_file(PATH)")
-        return cls.from_file(path)
+        """The shipped grasp model (:func:`shipped_model_path`); no network access."""
+        return cls.from_file(shipped_model_path())
 
     @classmethod
     def from_file(cls, path: str | Path) -> GraspGenerator:
@@ -386,12 +401,7 @@ class GraspGenerator:
         from halohand.grasp import objects
 
         if not isinstance(obj, objects.GraspObject):
-            if isinstance(obj, str) and Path(obj).suffix == "" and not Path(obj).exists():
-                obj = objects.load_object(obj)
-            else:
-                obj = objects.object_from_mesh(obj, units=units)
-        gs = generate_grasps(self.vae, obj, n, seed, refine=refine, halo=self.halo,
-                             meshes=meshes, resolution=resolution,
-                             candidates=candidates)  # fmt: skip
-        gs.object = obj
-        return gs
+            obj = objects.object_from_spec(obj, units=units)
+        return generate_grasps(self.vae, obj, n, seed, refine=refine, halo=self.halo,
+                               meshes=meshes, resolution=resolution,
+                               candidates=candidates)  # fmt: skip

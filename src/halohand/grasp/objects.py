@@ -44,8 +44,8 @@ from halohand.errors import CorruptFileError, HalohandInputError
 __all__ = [
     "KINDS", "PER_KIND", "REAL_DIR", "REAL_OBJECTS", "REGISTRY_SEED", "SPLITS", "TEST_OBJECTS",
     "VAL_OBJECTS",
-    "GraspObject", "SDFGrid", "load_object", "make_object", "object_from_mesh", "object_ids",
-    "parse_object_list",
+    "GraspObject", "SDFGrid", "load_object", "load_objects", "make_object", "object_from_mesh",
+    "object_from_spec", "object_ids", "parse_object_list",
 ]  # fmt: skip
 
 KINDS: Final[tuple[str, ...]] = ("box", "cylinder", "sphere", "capsule", "bottle", "mug", "torus")
@@ -371,20 +371,42 @@ def load_object(object_id: str) -> GraspObject:
     return make_object(kind, _registry_seed(kind, int(idx)), object_id, split)
 
 
-def parse_object_list(spec: str) -> list[str]:
-    """Object ids from a CLI spec: ``train``, ``test``, ``val``, ``all``, ``real`` or
-    comma-separated ids."""
+def _spec_names(spec: str) -> list[str]:
+    """The names of a CLI spec: a split's ids, or the comma-separated entries."""
     spec = spec.strip()
     if spec in SPLITS:
         return object_ids(spec)
-    ids = [s.strip() for s in spec.split(",") if s.strip()]
-    if not ids:
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
         raise HalohandInputError(
             "no objects given; use train, test, val, all, real or a list of ids"
         )
+    return names
+
+
+def parse_object_list(spec: str) -> list[str]:
+    """Object ids from a CLI spec: ``train``, ``test``, ``val``, ``all``, ``real`` or
+    comma-separated ids."""
+    ids = _spec_names(spec)
     for oid in ids:
         load_object(oid)  # validates the name
     return ids
+
+
+def object_from_spec(
+    spec: str | Path | trimesh.Trimesh | trimesh.Scene, units: str = "auto"
+) -> GraspObject:
+    """A registry id (``mug_4``: no suffix and no such file), else a mesh file or trimesh
+    (:func:`object_from_mesh` with ``units``)."""
+    if isinstance(spec, str) and Path(spec).suffix == "" and not Path(spec).exists():
+        return load_object(spec)
+    return object_from_mesh(spec, units=units)
+
+
+def load_objects(spec: str, units: str = "auto") -> list[GraspObject]:
+    """The objects of a CLI spec: a split name, or comma-separated registry ids and mesh
+    files (:func:`object_from_spec`)."""
+    return [object_from_spec(name, units) for name in _spec_names(spec)]
 
 
 # -- objects from mesh files ----------------------------------------------------------------
