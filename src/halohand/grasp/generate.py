@@ -48,8 +48,9 @@ __all__ = [
 CONTACT_KEYPOINTS = (3, 4, 7, 8, 11, 12, 15, 16, 19, 20)
 
 #: The contact term's distance (mm) from those keypoints to the surface. The engine's
-#: accepted grasps have their nearest one at 4.8-7.2 mm (p10-p90, median 6.0); 5.5 mm was
-#: chosen on training objects with ``benchmarks/grasp_selection_tuning.py``.
+#: accepted grasps have their nearest one at 4.9-7.2 mm (p10-p90, median 6.0;
+#: ``benchmarks/grasp_contact_distance.py``); 5.5 mm was chosen on training objects with
+#: ``benchmarks/grasp_selection_tuning.py``.
 DEFAULT_CONTACT_MM = 5.5
 
 
