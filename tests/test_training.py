@@ -18,7 +18,13 @@ from halohand.data.dataset import OccupancyDataset
 from halohand.data.engine import generate
 from halohand.data.toy import ToyHandSource
 from halohand.errors import CorruptFileError, HalohandInputError
-from halohand.model import DEFAULT_SKIP_RADII_M, OccupancyNetwork, save_model, variant_config
+from halohand.model import (
+    DEFAULT_SKIP_RADII_M,
+    OccupancyNetwork,
+    load_model,
+    save_model,
+    variant_config,
+)
 from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig, load_config
 from halohand.training.checkpoint import load_checkpoint, save_checkpoint
 from halohand.training.conditioning import network_inputs
@@ -62,9 +68,17 @@ def test_shipped_configs_load() -> None:
         p.stem for p in (REPO / "configs").glob("*.toml") if not p.stem.startswith("grasp_")
     )
     assert names == [
-        "halo_cpu", "halo_cpu_dense", "halo_default", "halo_gt", "nasa", "nasa_bone_length",
-        "nasa_resampled",
+        "halo_cpu", "halo_cpu_cycle2", "halo_cpu_dense", "halo_default", "halo_gt", "nasa",
+        "nasa_bone_length", "nasa_resampled",
     ]  # fmt: skip
+    # The second learning-rate cycle starts from the first cycle's weights, with the same
+    # architecture and data, a fresh cosine decay from 2e-4 and the skinning loss off.
+    cycle2 = load_config(REPO / "configs" / "halo_cpu_cycle2.toml")
+    first = load_config(REPO / "configs" / "halo_cpu.toml")
+    assert (REPO / cycle2.init_weights).is_file()
+    assert cycle2.model_config() == first.model_config() and cycle2.data == first.data
+    assert (cycle2.lr, cycle2.lr_schedule, cycle2.skinning_weight) == (2e-4, "cosine", 0.0)
+    names.remove("halo_cpu_cycle2")
     for name in names:
         cfg = load_config(REPO / "configs" / f"{name}.toml")
         expected = "halo" if name.startswith("halo_") and name != "halo_gt" else name
@@ -303,6 +317,31 @@ def test_part_supports_and_cosine_schedule_train_resumably(data: Path, tmp_path:
     mc = model.network.config
     pred = predict_points(model.network, mc, item, points.float(), torch.device("cpu"))
     torch.testing.assert_close(pred.double(), occ.detach().double(), atol=2e-5, rtol=0)
+
+
+def test_init_weights_start_a_fresh_run_from_a_model_file(data: Path, tmp_path: Path) -> None:
+    first = train(_config(data, tmp_path / "first", max_steps=3))
+    assert first.finished
+    source = tmp_path / "first" / "last.safetensors"
+    # another seed: its own random init would be unrelated to the loaded weights
+    cfg = _config(data, tmp_path / "second", init_weights=str(source), max_steps=3, seed=1)
+    train(cfg, stop_after=1)
+    # after one step from the loaded weights the model is near them, far from a fresh init
+    start = load_model(source).state_dict()
+    after = _weights(tmp_path / "second" / "checkpoint.pt")
+    fresh = train(_config(data, tmp_path / "fresh", max_steps=3, seed=1), stop_after=1)
+    assert fresh.step == 1
+    scratch = _weights(tmp_path / "fresh" / "checkpoint.pt")
+    w = "mlp.layers.1.weight"
+    assert (after[w] - start[w]).abs().max() < 0.1 * (scratch[w] - start[w]).abs().max()
+    doc = load_checkpoint(tmp_path / "second" / "checkpoint.pt")
+    assert doc["step"] == 1  # optimizer and step counter start fresh
+    assert train(cfg, resume=True).finished  # resuming does not reload the file
+    wider = _config(data, tmp_path / "third", init_weights=str(source), model={"hidden": [32]})
+    with pytest.raises(HalohandInputError, match="architecture differs"):
+        train(wider)
+    with pytest.raises(HalohandInputError, match="not found"):
+        train(_config(data, tmp_path / "fourth", init_weights=str(tmp_path / "none.st")))
 
 
 def test_checkpoints_from_before_new_config_keys_resume(data: Path, tmp_path: Path) -> None:

@@ -81,6 +81,10 @@ class TrainConfig:
         workers: DataLoader worker processes (0: load in the training process).
         threads: torch CPU threads per process (0 = auto: cores / local processes).
         progress: show a tqdm progress bar (rank 0).
+        init_weights: optional model file (``*.safetensors`` or a ``checkpoint.pt``) whose
+            weights start a fresh run instead of a random init (fine-tuning / a second
+            learning-rate cycle); its architecture must equal this run's. The optimizer,
+            step count and skinning schedule start fresh. Relative to the cwd.
     """
 
     data: str = "data/hands"
@@ -109,6 +113,7 @@ class TrainConfig:
     workers: int = 0
     threads: int = 0
     progress: bool = True
+    init_weights: str = ""
 
     def __post_init__(self) -> None:
         _check_types(self, where="config")

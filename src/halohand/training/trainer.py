@@ -430,6 +430,8 @@ class Trainer:
         self.best_metric = -math.inf
         self.best_step = -1
         self.last_val: dict[str, float] = {}
+        if doc is None and cfg.init_weights:
+            self._load_init_weights(Path(cfg.init_weights))
         if doc is not None:
             self.net.load_state_dict(doc["model"])
             self.optimizer.load_state_dict(doc["optimizer"])
@@ -471,6 +473,17 @@ class Trainer:
             self.micro_batch = 1 if self.device.type == "cpu" else self.local_batch
 
     # ------------------------------------------------------------------ bookkeeping
+
+    def _load_init_weights(self, path: Path) -> None:
+        from halohand.training.evaluate import load_any_model
+
+        source = load_any_model(path)
+        if source.config != self.model_config:
+            raise HalohandInputError(
+                f"init_weights {path}: its architecture differs from this run's "
+                f"({source.config.to_json()} vs {self.model_config.to_json()})"
+            )
+        self.net.load_state_dict(source.state_dict())
 
     def _check_resume_config(self, saved: dict[str, Any]) -> None:
         current = self.cfg.to_dict()
