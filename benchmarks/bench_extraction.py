@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_extraction.py [--checkpoint FILE] [--hands 5]
-        [--resolution 256] [--repeats 3] [--threads 2] [--json OUT]
+        [--resolution 256] [--threads 2] [--rounds 1] [--baseline-rev REV] [--json OUT]
 
 For the first ``--hands`` test hands of ``--data`` (default ``data/webxr_s0``; without it,
 hands sampled from the embedded hand model with ``--seed``), each configuration runs in its
@@ -12,20 +12,28 @@ own subprocess (so peak memory is its own) on the same model and hands:
 * ``dense``: every lattice point of the ``(R+1)^3`` grid evaluated, then marching cubes;
 * ``hierarchical``: the library's default path (``HALO.reconstruct``): coarse 32^3 lattice,
   refinement near the surface, part supports / skipping, marching cubes, part colours;
-* ``hierarchical_nocolor``: the same without the part-colour pass.
+* ``hierarchical_nocolor``: the same without part colours;
+* with ``--baseline-rev REV``: ``baseline_REV``, the ``hierarchical`` configuration of the
+  code at git revision ``REV`` (extracted with ``git archive``, run with its own ``src``),
+  on the same hands in the same run.
 
-Reported per configuration: median seconds per hand (keypoints -> watertight mesh, after
-one warm-up hand), occupancy queries per hand, query throughput (queries / seconds spent in
-the occupancy function), peak resident memory (``ru_maxrss``) and whether every mesh is
-watertight. The hierarchical grid is also compared with the dense one: the fraction of
-lattice points on a different side of the 0.5 level, and the symmetric Chamfer-L1 (mm)
-between the two meshes. Prints one JSON object (and writes it with ``--json``).
+``--rounds N`` repeats every configuration N times, alternating the order, and pools the
+per-hand times (a shared 2-core machine drifts by tens of per cent within minutes).
+
+Reported per configuration: median (and minimum) seconds per hand (keypoints -> watertight
+mesh, after one warm-up hand), occupancy queries per hand, query throughput (queries /
+seconds spent evaluating the lattice), peak resident memory (``ru_maxrss``) and whether
+every mesh is watertight. The hierarchical grid is also compared with the dense one: the
+fraction of lattice points on a different side of the 0.5 level, and the symmetric
+Chamfer-L1 (mm) between the two meshes. Prints one JSON object (and writes it with
+``--json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -67,6 +75,7 @@ def _worker(args: argparse.Namespace) -> dict:
     hands = _hands(args.data, args.hands, args.seed)
     res = args.resolution
     times, queries, fn_time, watertight = [], [], [], []
+    levels: list[list[int]] = []
     grids: list[np.ndarray] = []
     meshes = []
     for i, (kp, side) in enumerate([hands[0], *hands]):  # the first run warms up
@@ -95,23 +104,28 @@ def _worker(args: argparse.Namespace) -> dict:
             spent = [0.0, 0]
             captured: list[np.ndarray] = []
             original = extract._evaluate
+            level_sizes: list[int] = []
 
-            def timed(fn, points, batch, original=original, spent=spent):  # noqa: ANN001
+            def timed(fn, points, *a, original=original, spent=spent, sizes=level_sizes, **k):  # noqa: ANN001
                 t = time.perf_counter()
-                out = original(fn, points, batch)
+                out = original(fn, points, *a, **k)
                 spent[0] += time.perf_counter() - t
                 spent[1] += len(points)
+                sizes.append(len(points))
                 return out
 
             original_grid = extract.evaluate_grid
 
             def grid(*a, original_grid=original_grid, captured=captured, **k):  # noqa: ANN002
-                values, st = original_grid(*a, **k)
-                captured.append(values)
-                return values, st
+                out = original_grid(*a, **k)
+                captured.append(out[0])
+                return out
+
+            import halohand.meshing as meshing
 
             extract._evaluate = timed
             extract.evaluate_grid = grid
+            meshing.evaluate_grid = grid
             try:
                 t0 = time.perf_counter()
                 mesh = model.reconstruct(
@@ -122,10 +136,13 @@ def _worker(args: argparse.Namespace) -> dict:
             finally:
                 extract._evaluate = original
                 extract.evaluate_grid = original_grid
+                meshing.evaluate_grid = original_grid
             values = captured[0]
         if warm:
             continue
         times.append(dt)
+        if args.config != "dense":
+            levels.append(level_sizes)
         queries.append(spent[1])
         fn_time.append(spent[0])
         watertight.append(bool(mesh.is_watertight) and len(mesh.faces) > 0)
@@ -145,11 +162,47 @@ def _worker(args: argparse.Namespace) -> dict:
         "s_per_hand_median": statistics.median(times),
         "s_per_hand_all": times,
         "queries_per_hand_mean": float(np.mean(queries)),
+        "queries_per_level_mean": (
+            np.mean(levels, axis=0).tolist()
+            if levels and len({len(x) for x in levels}) == 1
+            else None
+        ),
         "queries_per_s": float(np.sum(queries) / max(np.sum(fn_time), 1e-9)),
         "share_of_time_in_occupancy": float(np.sum(fn_time) / np.sum(times)),
         "peak_rss_mb": peak_mb,
         "all_watertight": all(watertight),
     }
+
+
+def _checkout(rev: str, where: Path) -> Path:
+    """The repository at ``rev`` as plain files (``git archive``), for a same-run baseline."""
+    import shutil
+    import tarfile
+    from io import BytesIO
+
+    root = Path(__file__).resolve().parents[1]
+    tar = subprocess.run(
+        ["git", "-C", str(root), "archive", rev, "src", "benchmarks"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    with tarfile.open(fileobj=BytesIO(tar)) as archive:
+        archive.extractall(where, filter="data")
+    return where
+
+
+def _pool_rounds(rounds: list[dict]) -> dict:
+    """One configuration's result over its rounds: times pooled, the rest from round 0."""
+    out = dict(rounds[0])
+    times = [t for r in rounds for t in r["s_per_hand_all"]]
+    out["s_per_hand_all"] = times
+    out["s_per_hand_median"] = statistics.median(times)
+    out["s_per_hand_min"] = min(times)
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rounds)
+    out["queries_per_s"] = statistics.median(r["queries_per_s"] for r in rounds)
+    out["all_watertight"] = all(r["all_watertight"] for r in rounds)
+    return out
 
 
 def _compare(scratch: Path, hands: int) -> dict:
@@ -183,25 +236,47 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--configs", default="dense,hierarchical,hierarchical_nocolor")
     parser.add_argument("--scratch", default="/tmp/halohand_bench_extraction")
+    parser.add_argument(
+        "--baseline-rev", default=None,
+        help="also time the default path of this git revision (its own code, same hands)",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=1, help="alternating repetitions")
     parser.add_argument("--json", default=None)
     parser.add_argument("--worker", dest="config", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.config:
         print(json.dumps(_worker(args)))
         return
-    results = {}
-    for config in args.configs.split(","):
-        cmd = [sys.executable, __file__, "--worker", config, "--hands", str(args.hands),
-               "--seed", str(args.seed), "--resolution", str(args.resolution),
-               "--threads", str(args.threads), "--scratch", args.scratch,
-               "--data", args.data]  # fmt: skip
-        if args.checkpoint:
-            cmd += ["--checkpoint", args.checkpoint]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            sys.exit(f"{config} failed:\n{proc.stderr}")
-        results[config] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"{config}: {results[config]['s_per_hand_median']:.3f} s/hand", file=sys.stderr)
+    configs = args.configs.split(",")
+    jobs: list[tuple[str, str, Path, dict[str, str]]] = []
+    for config in configs:
+        jobs.append((config, config, Path(__file__), {}))
+    if args.baseline_rev:
+        tree = _checkout(args.baseline_rev, Path(args.scratch) / "baseline_tree")
+        env = {"PYTHONPATH": str(tree / "src")}
+        script = tree / "benchmarks" / "bench_extraction.py"
+        jobs.append((f"baseline_{args.baseline_rev}", "hierarchical", script, env))
+    runs: dict[str, list[dict]] = {name: [] for name, *_ in jobs}
+    for rnd in range(args.rounds):
+        # Alternate the order between rounds so slow phases of a shared machine do not
+        # all fall on one configuration.
+        for name, config, script, env in jobs if rnd % 2 == 0 else jobs[::-1]:
+            scratch = Path(args.scratch) / ("baseline" if name != config else "current")
+            cmd = [sys.executable, str(script), "--worker", config, "--hands",
+                   str(args.hands), "--seed", str(args.seed), "--resolution",
+                   str(args.resolution), "--threads", str(args.threads), "--scratch",
+                   str(scratch), "--data", args.data]  # fmt: skip
+            if args.checkpoint:
+                cmd += ["--checkpoint", args.checkpoint]
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, check=False, env={**os.environ, **env}
+            )
+            if proc.returncode != 0:
+                sys.exit(f"{name} failed:\n{proc.stderr}")
+            runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"round {rnd}: {name}: {runs[name][-1]['s_per_hand_median']:.3f} s/hand",
+                  file=sys.stderr)  # fmt: skip
+    results = {name: _pool_rounds(r) for name, r in runs.items()}
     report = {
         "benchmark": "bench_extraction",
         "machine": {
@@ -210,14 +285,22 @@ def main() -> None:
             "threads": args.threads,
         },  # fmt: skip
         "checkpoint": args.checkpoint or "shipped",
+        "command": " ".join(["benchmarks/bench_extraction.py", *sys.argv[1:]]),
         "hands": args.hands,
+        "rounds": args.rounds,
+        "baseline_rev": args.baseline_rev,
         "resolution": args.resolution,
         "configs": results,
     }
     if "dense" in results and "hierarchical" in results:
-        report["hierarchical_vs_dense"] = _compare(Path(args.scratch), args.hands)
+        report["hierarchical_vs_dense"] = _compare(Path(args.scratch) / "current", args.hands)
         report["speedup_hierarchical_over_dense"] = (
             results["dense"]["s_per_hand_median"] / results["hierarchical"]["s_per_hand_median"]
+        )
+    base = f"baseline_{args.baseline_rev}"
+    if base in results and "hierarchical" in results:
+        report["speedup_hierarchical_over_baseline"] = (
+            results[base]["s_per_hand_median"] / results["hierarchical"]["s_per_hand_median"]
         )
     text = json.dumps(report, indent=1)
     print(text)

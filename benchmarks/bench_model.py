@@ -13,7 +13,10 @@ Methods (all on the same weights, float32, no autograd):
 
 * ``loop``: 16 separate ``nn.Linear`` stacks called in a Python loop, as the original code;
 * ``batched``: :class:`halohand.model.OccupancyNetwork` dense (all parts, one op per layer);
-* ``batched_skip``: the same with part skipping (``DEFAULT_SKIP_RADII_M``).
+* ``batched_skip``: the same with part skipping (``DEFAULT_SKIP_RADII_M``): the inference
+  path with part transforms folded into the first layer and grouped GEMMs;
+* ``batched_skip_unfolded``: part skipping through the differentiable masked path (per-block
+  weight copies), which served inference before the folded path.
 
 Point sets (metres, around the hand): ``near_surface`` (bones + 1 cm noise),
 ``uniform_hand`` (keypoint box + 3 cm), ``mise_box`` (the +-22 cm generation box),
@@ -153,7 +156,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     results: dict[str, object] = {
         "source": source,
         "points_per_set": args.points,
-        "chunk_size": {"loop": args.loop_chunk, "batched": 1024, "batched_skip": 8192},
+        "chunk_size": {
+            "loop": args.loop_chunk,
+            "batched": 1024,
+            "batched_skip": 4096,
+            "batched_skip_unfolded": 4096,
+        },
         "threads": args.threads,
         "repeats": args.repeats,
         "torch": torch.__version__,
@@ -176,7 +184,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             def run_skip(pts: Tensor = pts) -> Tensor:
                 return occupancy_from_keypoints(model, hands, pts, skip_radii=True)
 
-            fns = {"loop": run_loop, "batched": run_dense, "batched_skip": run_skip}
+            def run_skip_unfolded(pts: Tensor = pts) -> Tensor:
+                # the masked path that copies part weights per 128-row block (the
+                # differentiable one, used for inference before the folded path)
+                model._can_fold = lambda *a: False  # type: ignore[method-assign]
+                try:
+                    return occupancy_from_keypoints(model, hands, pts, skip_radii=True)
+                finally:
+                    del model._can_fold
+
+            fns = {
+                "loop": run_loop, "batched": run_dense, "batched_skip": run_skip,
+                "batched_skip_unfolded": run_skip_unfolded,
+            }  # fmt: skip
             times = _best_times(fns, args.repeats)
             full, skipped = run_dense(), run_skip()
             mask = skip_mask(pts.float(), kp.float(), DEFAULT_SKIP_RADII_M)
@@ -187,6 +207,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 "points_per_s": {m: round(pts.shape[1] / t) for m, t in times.items()},
                 "speedup_batched_vs_loop": round(times["loop"] / times["batched"], 2),
                 "speedup_skip_vs_batched": round(times["batched"] / times["batched_skip"], 2),
+                "speedup_folded_vs_unfolded_skip": round(
+                    times["batched_skip_unfolded"] / times["batched_skip"], 2
+                ),
                 "evaluated_pair_fraction": round(mask.float().mean().item(), 4),
                 "points_with_no_part": round((~mask.any(-1)).float().mean().item(), 4),
                 "skip_decision_agreement": agree,

@@ -29,6 +29,40 @@ def test_hierarchical_equals_dense_and_saves_queries() -> None:
     assert s_hier.total_queries < 0.5 * s_dense.total_queries
 
 
+def two_spheres_labelled(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Occupancy plus a label: 1 nearer the big sphere's centre, 2 nearer the small one."""
+    d1 = np.linalg.norm(p - [0.02, 0.0, 0.0], axis=1)
+    d2 = np.linalg.norm(p - [-0.04, 0.01, 0.0], axis=1)
+    return two_spheres(p), np.where(d1 - 0.03 < d2 - 0.008, 1, 2).astype(np.uint8)
+
+
+def test_labels_follow_the_evaluated_points_and_reach_every_vertex() -> None:
+    values, _, labels = evaluate_grid(two_spheres_labelled, BMIN, BMAX, 64, 16, labels=True)
+    plain, _ = evaluate_grid(two_spheres, BMIN, BMAX, 64, 16)
+    np.testing.assert_array_equal(values, plain)
+    assert set(np.unique(labels)) == {0, 1, 2}  # 0: never evaluated
+    mesh = mesh_from_grid(values, BMIN, BMAX, labels=labels)
+    vertex_labels = mesh.vertex_attributes["label"]
+    assert len(vertex_labels) == len(mesh.vertices)
+    # every vertex takes an evaluated inside point's label: the sphere it belongs to
+    truth = two_spheres_labelled(np.asarray(mesh.vertices))[1]
+    np.testing.assert_array_equal(vertex_labels, truth)
+    dense, _, dense_labels = evaluate_grid(
+        two_spheres_labelled, BMIN, BMAX, 64, hierarchical=False, labels=True
+    )
+    np.testing.assert_array_equal(
+        mesh_from_grid(dense, BMIN, BMAX, labels=dense_labels).vertex_attributes["label"],
+        vertex_labels,
+    )
+
+
+def test_parallel_batches_give_the_same_grid() -> None:
+    one, s1 = evaluate_grid(two_spheres, BMIN, BMAX, 64, 16, batch=1000)
+    two, s2 = evaluate_grid(two_spheres, BMIN, BMAX, 64, 16, batch=1000, workers=2)
+    np.testing.assert_array_equal(one, two)
+    assert s1.queries_per_level == s2.queries_per_level
+
+
 def test_extracted_mesh_is_watertight_with_the_right_volume() -> None:
     mesh = extract_mesh(two_spheres, BMIN, BMAX, resolution=128, coarse_resolution=16)
     assert mesh.is_watertight and mesh.volume > 0

@@ -348,3 +348,64 @@ def test_gradcheck_small_network() -> None:
                 return model(a, p, lengths, part_mask=m)
 
             assert torch.autograd.gradcheck(fn, (x, pose), fast_mode=True)
+
+
+def _rigid_mats(b: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    mats = torch.eye(4, dtype=torch.float64).repeat(b, K, 1, 1)
+    mats[..., :3, :3] = torch.linalg.qr(torch.randn(b, K, 3, 3, generator=g, dtype=torch.float64)).Q
+    mats[..., :3, 3] = 0.3 * torch.randn(b, K, 3, generator=g, dtype=torch.float64)
+    return mats
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        OccupancyConfig(),
+        OccupancyConfig(residual="after", hidden=(32, 48, 48)),
+        OccupancyConfig(residual="none", negative_slope=0.0, hidden=(16, 16)),
+        variant_config("nasa"),  # no context at all
+        variant_config("nasa_bone_length"),  # local bone length, no shared code
+    ],
+)
+def test_folded_inference_equals_transform_then_evaluate(config: OccupancyConfig) -> None:
+    # Inference on masked pairs folds each part transform into the first layer and runs
+    # grouped GEMMs; it must give what transforming the points and evaluating gives.
+    torch.manual_seed(7)
+    model = OccupancyNetwork(config).eval()
+    b, n = 3, 400
+    mats = _rigid_mats(b, seed=1)
+    p = 0.5 * torch.randn(b, n, 3, dtype=torch.float64)
+    lengths = 0.02 + 0.06 * torch.rand(b, K, dtype=torch.float64)
+    mask = torch.rand(b, n, K) < 0.3
+    mask[0, :5] = False  # points with no active part
+    mask[:, :, 4] = False  # a part with no active pair
+    canon, code = part_inputs(p, mats)
+    with torch.no_grad():
+        ref_occ, ref_parts = model(canon, code, lengths, return_parts=True, part_mask=mask)
+        assert model._can_fold(p, mats, lengths)
+        occ, parts = model.query(p, mats, lengths, return_parts=True, part_mask=mask)
+        none_occ = model.query(p, mats, lengths, part_mask=torch.zeros_like(mask))
+    torch.testing.assert_close(parts, ref_parts, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(occ, ref_occ, atol=2e-6, rtol=1e-5)
+    assert (occ[0, :5] == 0).all() and (parts[..., 4] == 0).all()
+    assert (none_occ == 0).all()
+
+
+def test_folded_path_only_without_gradients() -> None:
+    model = OccupancyNetwork()
+    b, n = 1, 64
+    mats = _rigid_mats(b, seed=2)
+    p = (0.3 * torch.randn(b, n, 3, dtype=torch.float64)).requires_grad_(True)
+    lengths = torch.full((b, K), 0.03, dtype=torch.float64)
+    mask = torch.ones(b, n, K, dtype=torch.bool)
+    assert not model._can_fold(p, mats, lengths)  # grad mode: the differentiable path
+    occ = model.query(p, mats, lengths, part_mask=mask)
+    occ.sum().backward()
+    assert p.grad is not None and torch.isfinite(p.grad).all()
+    with torch.no_grad():
+        assert model._can_fold(p, mats, lengths)
+    odd = OccupancyNetwork(OccupancyConfig(hidden=(30, 30)))
+    with torch.no_grad():  # rows of 30 floats break the grouped GEMM's 16-byte rule
+        assert not odd._can_fold(p, mats, lengths)
+        assert odd.query(p, mats, lengths, part_mask=mask).shape == (b, n)

@@ -22,3 +22,22 @@ def test_pretrained_occupancy_is_a_hand_around_the_keypoints() -> None:
     assert occ.shape[-1] == len(joints) + 2
     assert (occ[..., : len(joints)] > 0.5).mean() >= 0.9
     assert (occ[..., len(joints) :] < 0.5).all()
+
+
+def test_pretrained_mesh_parts_match_the_network_at_the_vertices() -> None:
+    # Part colours come from the extraction grid (the inside end of each vertex's lattice
+    # edge), not from a second network pass: they must agree with the per-part argmax at
+    # the vertices themselves except along part borders.
+    torch.set_num_threads(1)
+    model = HALO.pretrained()
+    kp = default_model().pose(PosePrior().gesture("relaxed")).keypoints
+    mesh = model.reconstruct(kp, units="m", resolution=64)
+    assert mesh.is_watertight
+    _, parts = model.occupancy(np.asarray(mesh.vertices), kp, units="m", return_parts=True)
+    at_vertices = parts.detach().numpy().argmax(-1).reshape(-1)
+    agreement = (at_vertices == mesh.vertex_attributes["part"]).mean()
+    assert agreement >= 0.95, agreement
+    # every part that wins on at least 1 % of the vertices is shown
+    share = np.bincount(at_vertices, minlength=16) / len(at_vertices)
+    shown = np.bincount(mesh.vertex_attributes["part"], minlength=16) > 0
+    assert shown[share >= 0.01].all() and (share >= 0.01).sum() >= 11

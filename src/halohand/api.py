@@ -239,6 +239,8 @@ class HALO:
         chunk_size: query points per network call (default: 1024 dense / 4096 skipping on
             CPU, 131072 on CUDA).
         padding_m: margin of the extraction box around the keypoints' bounding box (metres).
+        grid_workers: threads that evaluate batches of lattice points at once during mesh
+            extraction (default: ``torch.get_num_threads()`` on CPU, 1 on CUDA).
     """
 
     def __init__(
@@ -248,6 +250,7 @@ class HALO:
         skip_radii: Sequence[float] | Tensor | bool | None = None,
         chunk_size: int | None = None,
         padding_m: float = DEFAULT_PADDING_M,
+        grid_workers: int | None = None,
     ) -> None:
         if not callable(getattr(network, "query", None)):
             raise HalohandInputError("network must provide query(points, part_matrices, ...)")
@@ -266,6 +269,8 @@ class HALO:
         if chunk_size is None and self.device.type == "cuda":
             chunk_size = 131_072
         self.chunk_size = chunk_size
+        self.grid_workers = grid_workers
+        self.grid_batch = 4096
 
     # ---- construction ----------------------------------------------------------------
 
@@ -445,20 +450,24 @@ class HALO:
             prepared: from :meth:`prepare`.
             resolution: cells per axis of the extraction lattice over the keypoint box
                 (+ ``padding_m``); 256 gives ~1.1 mm voxels for an adult hand.
-            colors: colour vertices by part (argmax of the per-part probabilities).
+            colors: colour vertices by part: the part with the highest probability at the
+                inside end of the lattice edge each vertex lies on (under one voxel away).
 
         Each mesh carries ``metadata`` ``units`` / ``side`` and, with ``colors``,
         ``vertex_attributes["part"]`` (uint8 HALO part index). A model that predicts no
         surface in the box gives an empty mesh.
         """
         from halohand.export import part_vertex_colors
-        from halohand.meshing import extract_mesh
+        from halohand.meshing import evaluate_grid, mesh_from_grid
         from halohand.model.inference import occupancy_from_keypoints
 
         res = _check_resolution(resolution)
         coarse = coarse_resolution_for(res)
         radii = self.skip_radii
         dev = self.device
+        # On CPU, batches of lattice points run in one thread per torch thread (see
+        # halohand.meshing.extract._evaluate); a GPU takes them one by one.
+        workers = self.grid_workers or (torch.get_num_threads() if dev.type == "cpu" else 1)
         for i in range(len(prepared)):
             hand = _select(prepared.conditioning, i, dev)
             kp_m = prepared.keypoints[i] * prepared.scale
@@ -470,27 +479,37 @@ class HALO:
 
             def fn(
                 points: np.ndarray, hand: HandConditioning = hand, centre_t: Tensor = centre_t
-            ) -> np.ndarray:
+            ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
                 p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64)
-                occ = occupancy_from_keypoints(
+                if not colors:
+                    occ = occupancy_from_keypoints(
+                        self.network, hand, (p + centre_t)[None], chunk_size=self.chunk_size,
+                        skip_radii=radii,
+                    )  # fmt: skip
+                    return occ[0].float().cpu().numpy()
+                occ, parts = occupancy_from_keypoints(
                     self.network, hand, (p + centre_t)[None], chunk_size=self.chunk_size,
-                    skip_radii=radii,
-                )  # fmt: skip
-                return occ[0].float().cpu().numpy()
-
-            mesh = extract_mesh(
-                fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse
-            )
-            mesh.vertices = np.asarray(mesh.vertices) + centre
-            if colors and len(mesh.vertices):
-                v = torch.as_tensor(mesh.vertices, dtype=torch.float64, device=dev)
-                _, parts = occupancy_from_keypoints(
-                    self.network, hand, v[None], chunk_size=self.chunk_size, skip_radii=radii,
-                    return_parts=True,
+                    skip_radii=radii, return_parts=True,
                 )  # fmt: skip
                 labels = parts[0].argmax(-1).cpu().numpy().astype(np.uint8)
-                mesh.visual.vertex_colors = part_vertex_colors(labels)
-                mesh.vertex_attributes["part"] = labels
+                return occ[0].float().cpu().numpy(), labels
+
+            # Part colours come with the grid: each vertex takes the part with the highest
+            # probability at the inside end of its lattice edge (< 1 voxel away), so the
+            # vertices need no second network pass.
+            grid = evaluate_grid(
+                fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
+                labels=colors, batch=self.grid_batch, workers=workers,
+            )  # fmt: skip
+            mesh = mesh_from_grid(
+                grid[0], bmin - centre, bmax - centre, labels=grid[2] if colors else None
+            )
+            mesh.vertices = np.asarray(mesh.vertices) + centre
+            if colors:
+                labels = np.asarray(mesh.vertex_attributes.pop("label"), dtype=np.uint8)
+                if len(labels):  # an empty mesh keeps trimesh's default visual
+                    mesh.visual.vertex_colors = part_vertex_colors(labels)
+                    mesh.vertex_attributes["part"] = labels
             if prepared.scale != 1.0:
                 # divide (not multiply by 1 / scale): exact for the metre -> mm round trip
                 mesh.vertices = np.asarray(mesh.vertices) / prepared.scale

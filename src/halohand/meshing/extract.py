@@ -10,6 +10,7 @@ cubes is scikit-image's, on a grid padded with one layer of "outside" so the sur
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,13 +36,64 @@ def _lattice_points(idx: np.ndarray, bmin: np.ndarray, step: np.ndarray) -> np.n
     return (bmin + idx * step).astype(np.float32)
 
 
-def _evaluate(fn: OccupancyFn, points: np.ndarray, batch: int) -> np.ndarray:
+def _evaluate(
+    fn: OccupancyFn, points: np.ndarray, batch: int, labels: bool = False, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray | None]:
     out = np.empty(len(points), dtype=np.float32)
-    for s in range(0, len(points), batch):
-        out[s : s + batch] = np.asarray(fn(points[s : s + batch]), dtype=np.float32).reshape(-1)
+    lab = np.zeros(len(points), dtype=np.uint8) if labels else None
+    starts = range(0, len(points), batch)
+
+    def run(s: int) -> None:
+        res = fn(points[s : s + batch])
+        if labels:
+            res, part = res
+            lab[s : s + batch] = np.asarray(part).reshape(-1)
+        out[s : s + batch] = np.asarray(res, dtype=np.float32).reshape(-1)
+
+    if workers > 1 and len(starts) > 1:
+        # Batches in parallel threads: torch releases the GIL inside its kernels, and two
+        # streams of small GEMMs use two cores better than one stream split by OpenMP
+        # (benchmarks/bench_extraction.py). The pool lives as long as the process (new
+        # threads would each start their own OpenMP team), and torch runs one intra-op
+        # thread meanwhile so the streams do not oversubscribe the cores.
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            list(_pool(workers).map(run, starts))
+        finally:
+            torch.set_num_threads(before)
+    else:
+        for s in starts:
+            run(s)
     if not np.all(np.isfinite(out)):
         raise ValueError("the occupancy function returned NaN or inf")
-    return out
+    return out, lab
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="halohand-grid")
+    return _POOLS[workers]
+
+
+def _upsample_nearest(values: np.ndarray) -> np.ndarray:
+    """``[n]^3`` -> ``[2n - 1]^3``: every fine lattice point copies its lower coarse corner."""
+    n = values.shape[0]
+    fine = np.empty((2 * n - 1,) * 3, dtype=values.dtype)
+    for a in (0, 1):
+        for b in (0, 1):
+            for c in (0, 1):
+                fine[a::2, b::2, c::2] = values[: n - a, : n - b, : n - c]
+    return fine
+
+
+#: The 27 fine lattice offsets of one coarse cell (its 2 x 2 x 2 fine cells' corners).
+_CELL_OFFSETS = np.stack(np.meshgrid(*(np.arange(3),) * 3, indexing="ij"), -1).reshape(-1, 3)
 
 
 def evaluate_grid(
@@ -54,11 +106,14 @@ def evaluate_grid(
     hierarchical: bool = True,
     batch: int = 262_144,
     dilated_levels: int = 1,
-) -> tuple[np.ndarray, ExtractionStats]:
+    labels: bool = False,
+    workers: int = 1,
+) -> tuple[np.ndarray, ExtractionStats] | tuple[np.ndarray, ExtractionStats, np.ndarray]:
     """Occupancy on the ``(resolution + 1)^3`` lattice spanning ``[bounds_min, bounds_max]``.
 
     Args:
-        fn: occupancy function (see :data:`OccupancyFn`).
+        fn: occupancy function (see :data:`OccupancyFn`); with ``labels`` it returns
+            ``(values [N], labels [N])``.
         bounds_min, bounds_max: ``[3]`` corners of the box, in the units of ``fn``'s input.
         resolution: cells per axis of the final lattice; ``resolution / coarse_resolution``
             must be a power of two when ``hierarchical``.
@@ -68,9 +123,14 @@ def evaluate_grid(
         batch: points per call of ``fn``.
         dilated_levels: how many of the first refinement steps also refine the neighbours
             of straddling cells (all: MISE's behaviour; 1: the default).
+        labels: also keep an integer label per evaluated lattice point (e.g. the part with
+            the highest probability); never-evaluated points get 0.
+        workers: threads calling ``fn`` on different batches at once (``fn`` must be
+            thread-safe; torch-based functions are).
 
     Returns:
-        ``([R+1, R+1, R+1] float32 values, stats)``.
+        ``([R+1, R+1, R+1] float32 values, stats)``, plus the ``[R+1]^3`` uint8 labels with
+        ``labels``.
     """
     bmin = np.asarray(bounds_min, dtype=np.float64)
     bmax = np.asarray(bounds_max, dtype=np.float64)
@@ -79,8 +139,13 @@ def evaluate_grid(
     if not hierarchical:
         n = resolution + 1
         idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
-        values = _evaluate(fn, _lattice_points(idx, bmin, (bmax - bmin) / resolution), batch)
-        return values.reshape(n, n, n), ExtractionStats([n**3])
+        vals, lab = _evaluate(
+            fn, _lattice_points(idx, bmin, (bmax - bmin) / resolution), batch, labels, workers
+        )
+        stats = ExtractionStats([n**3])
+        if labels:
+            return vals.reshape(n, n, n), stats, lab.reshape(n, n, n)
+        return vals.reshape(n, n, n), stats
 
     steps = np.log2(resolution / coarse_resolution)
     if steps < 0 or not float(steps).is_integer():
@@ -88,19 +153,23 @@ def evaluate_grid(
             f"resolution / coarse_resolution must be a power of two, got {resolution} / "
             f"{coarse_resolution}"
         )
+    n_final = resolution + 1
+    label_grid = np.zeros((n_final,) * 3, dtype=np.uint8) if labels else None
     r = coarse_resolution
     n = r + 1
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
-    values = _evaluate(fn, _lattice_points(idx, bmin, (bmax - bmin) / r), batch).reshape(n, n, n)
+    vals, lab = _evaluate(fn, _lattice_points(idx, bmin, (bmax - bmin) / r), batch, labels, workers)
+    values = vals.reshape(n, n, n)
+    if label_grid is not None:
+        stride = resolution // r
+        label_grid[::stride, ::stride, ::stride] = lab.reshape(n, n, n)
     queries = [n**3]
     for level in range(int(steps)):
         inside = values >= threshold
         # A cell is active when its 8 corners disagree.
         corners = [inside[i : i + r, j : j + r, k : k + r] for i in (0, 1) for j in (0, 1)
                    for k in (0, 1)]  # fmt: skip
-        any_in = np.logical_or.reduce(corners)
-        all_in = np.logical_and.reduce(corners)
-        active = any_in & ~all_in
+        active = np.logical_or.reduce(corners) & ~np.logical_and.reduce(corners)
         if level < dilated_levels:
             # Dilation guards the coarsest levels against features thinner than a cell,
             # which the next level would otherwise never look at. Later steps refine cells
@@ -108,24 +177,34 @@ def evaluate_grid(
             # that pokes into an undilated neighbour is still seen on the shared face and
             # found one level later; dilating there would triple the finest queries.
             active = binary_dilation(active, iterations=1)
-        # Each coarse cell becomes 2x2x2 fine cells; fine points touching an active cell are
-        # needed.
-        fine_cells = active.repeat(2, 0).repeat(2, 1).repeat(2, 2)
         r2 = 2 * r
-        needed = np.zeros((r2 + 1,) * 3, dtype=bool)
-        for i in (0, 1):
-            for j in (0, 1):
-                for k in (0, 1):
-                    needed[i : i + r2, j : j + r2, k : k + r2] |= fine_cells
+        n2 = r2 + 1
+        # Each active coarse cell becomes 2 x 2 x 2 fine cells whose 27 corners are needed;
+        # corners shared by neighbouring cells are taken once (a flat mark array, so the
+        # cost follows the number of active cells, not the lattice size).
+        cells = np.argwhere(active)
+        fine_idx = (2 * cells[:, None, :] + _CELL_OFFSETS[None]).reshape(-1, 3)
+        flat = (fine_idx[:, 0] * n2 + fine_idx[:, 1]) * n2 + fine_idx[:, 2]
+        mark = np.zeros(n2**3, dtype=bool)
+        mark[flat] = True
+        # Coarse lattice points are known already.
+        mark.reshape(n2, n2, n2)[::2, ::2, ::2] = False
+        todo = np.flatnonzero(mark)
+        todo_idx = np.stack(np.unravel_index(todo, (n2, n2, n2)), -1)
         # Points outside every active cell lie in cells whose corners agree: copying the
         # nearest lower coarse corner keeps their side of the threshold.
-        fine = values.repeat(2, 0).repeat(2, 1).repeat(2, 2)[: r2 + 1, : r2 + 1, : r2 + 1]
-        needed[::2, ::2, ::2] = False
-        todo_idx = np.argwhere(needed)
-        fine[needed] = _evaluate(fn, _lattice_points(todo_idx, bmin, (bmax - bmin) / r2), batch)
-        queries.append(len(todo_idx))
+        fine = _upsample_nearest(values)
+        vals, lab = _evaluate(
+            fn, _lattice_points(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers
+        )
+        fine.reshape(-1)[todo] = vals
+        if label_grid is not None:
+            stride = resolution // r2
+            label_grid[tuple((todo_idx * stride).T)] = lab
+        queries.append(len(todo))
         values, r = fine, r2
-    return values, ExtractionStats(queries)
+    stats = ExtractionStats(queries)
+    return (values, stats, label_grid) if labels else (values, stats)
 
 
 def mesh_from_grid(
@@ -133,10 +212,13 @@ def mesh_from_grid(
     bounds_min: np.ndarray,
     bounds_max: np.ndarray,
     threshold: float = 0.5,
+    labels: np.ndarray | None = None,
 ) -> trimesh.Trimesh:
     """Marching cubes on a ``[R+1]^3`` lattice over the box; returns a closed, outward mesh.
 
-    An empty or full grid gives an empty mesh.
+    An empty or full grid gives an empty mesh. With ``labels`` (``[R+1]^3`` ints, e.g. from
+    :func:`evaluate_grid`), each vertex gets the label of the inside end of the lattice edge
+    it lies on, in ``mesh.vertex_attributes["label"]``.
     """
     from skimage.measure import marching_cubes
 
@@ -145,7 +227,10 @@ def mesh_from_grid(
     r = values.shape[0] - 1
     step = (bmax - bmin) / r
     if not (values.max() >= threshold and values.min() < threshold):
-        return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+        mesh = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+        if labels is not None:
+            mesh.vertex_attributes["label"] = np.zeros(0, dtype=labels.dtype)
+        return mesh
     # Faces only occur in cells with corners on both sides of the level, all within one
     # lattice step of the inside points: marching cubes runs on that sub-box only (a hand
     # fills ~1/3 of its extraction box), padded with one layer of "outside".
@@ -158,8 +243,11 @@ def mesh_from_grid(
         hi.append(min(int(hits[-1]) + 2, values.shape[axis]))
     sub = values[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
     padded = np.pad(sub, 1, mode="constant", constant_values=0.0)
-    verts, faces, _, _ = marching_cubes(padded, level=threshold, spacing=tuple(step))
-    verts = verts + (np.asarray(lo) - 1) * step + bmin
+    # Unit spacing: vertices come out in lattice coordinates (exact on two axes), which
+    # also locates the lattice edge of each vertex for the labels.
+    verts, faces, _, _ = marching_cubes(padded, level=threshold)
+    lattice = verts + (np.asarray(lo) - 1)
+    verts = lattice * step + bmin
     # scikit-image orients faces toward increasing values (the inside): flip to outward.
     # Its vertices are already shared (one per crossed lattice edge), so the mesh is closed
     # by construction. trimesh's processing would merge vertices that lie within 1e-8 of
@@ -172,7 +260,41 @@ def mesh_from_grid(
     v = verts[faces]
     if np.einsum("ij,ij->", v[:, 0], np.cross(v[:, 1], v[:, 2])) < 0:
         faces = faces[:, ::-1]
-    return trimesh.Trimesh(verts, np.ascontiguousarray(faces), process=False)
+    mesh = trimesh.Trimesh(verts, np.ascontiguousarray(faces), process=False)
+    if labels is not None:
+        mesh.vertex_attributes["label"] = _edge_labels(lattice, values, labels, threshold)
+    return mesh
+
+
+def _edge_labels(
+    lattice: np.ndarray, values: np.ndarray, labels: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Label of the inside end of the lattice edge under each vertex (``[V, 3]`` lattice
+    coordinates)."""
+    top = np.asarray(values.shape) - 1
+    near = np.rint(lattice)
+    axis = np.abs(lattice - near).argmax(1)
+    rows = np.arange(len(lattice))
+    a = near.astype(np.int64)
+    a[rows, axis] = np.floor(lattice[rows, axis]).astype(np.int64)
+    b = a.copy()
+    b[rows, axis] += 1
+    a, b = np.clip(a, 0, top), np.clip(b, 0, top)
+    end = np.where((values[tuple(a.T)] >= threshold)[:, None], a, b)
+    # A vertex on a lattice point (a value equal to the level, up to rounding) has no edge
+    # of its own: take that point if inside, else an inside neighbour.
+    on_point = np.flatnonzero(np.all(lattice == near, axis=1))
+    if len(on_point):
+        p = near[on_point].astype(np.int64)
+        best = p.copy()
+        found = values[tuple(p.T)] >= threshold
+        for d in np.concatenate([np.eye(3, dtype=np.int64), -np.eye(3, dtype=np.int64)]):
+            q = np.clip(p + d, 0, top)
+            take = ~found & (values[tuple(q.T)] >= threshold)
+            best[take] = q[take]
+            found |= take
+        end[on_point] = best
+    return labels[tuple(end.T)]
 
 
 def extract_mesh(

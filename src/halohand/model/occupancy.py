@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from halohand.errors import HalohandInputError
 from halohand.model.parts import PartLinear, PartMLP, Residual
@@ -365,10 +366,105 @@ class OccupancyNetwork(nn.Module):
         Returns:
             as ``forward``.
         """
+        if part_mask is not None and self._can_fold(points, part_matrices, bone_lengths):
+            occ, probs = self._folded_query(points, part_matrices, bone_lengths, part_mask)
+            return (occ, probs) if return_parts else occ
         canon, pose_code = part_inputs(points, part_matrices)
         return self.forward(
             canon, pose_code, bone_lengths, return_parts=return_parts, part_mask=part_mask
         )
+
+    def _can_fold(self, *inputs: Tensor | None) -> bool:
+        # The folded path runs grouped GEMMs (torch._grouped_mm), which have a CPU kernel
+        # but no CPU backward: it serves inference only, with the hard max over parts.
+        if not hasattr(torch, "_grouped_mm") or self.config.smooth_max:
+            return False
+        if any(layer.out_features % 4 for layer in self.mlp.layers[:-1]):
+            return False  # the grouped GEMM needs 16-byte aligned rows
+        weight = self.mlp.layers[0].weight
+        if weight.device.type != "cpu" or weight.dtype != torch.float32:
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        tensors = [t for t in inputs if t is not None] + list(self.parameters())
+        return not any(t.requires_grad for t in tensors)
+
+    def _folded_query(
+        self, points: Tensor, part_matrices: Tensor, bone_lengths: Tensor | None, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Inference on the active (point, part) pairs with the part transforms folded in.
+
+        The first layer sees ``x_k = R_k p + t_k``, so ``x_k W = p (R_k^T W) + t_k W``: per
+        hand and part, the rotation goes into a 3 x H weight and the translation, the bias
+        and the hand's context (bone lengths, pose code) into one H-vector. Query points
+        are then never transformed 16 times, and the context is not multiplied per row.
+        Active pairs are sorted by part (then hand), so every layer is one grouped GEMM
+        over contiguous row ranges, with no per-block copies of the weights.
+
+        Returns ``occupancy [B, N]`` and ``part_probs [B, N, K]`` (0 where not active).
+        """
+        k = self.num_parts
+        if points.ndim != 3 or points.shape[-1] != 3:
+            raise HalohandInputError(f"points must be [B, N, 3], got {list(points.shape)}")
+        if part_matrices.ndim != 4 or part_matrices.shape[1:] != (k, 4, 4):
+            raise HalohandInputError(
+                f"part_matrices must be [B, {k}, 4, 4], got {list(part_matrices.shape)}"
+            )
+        b, n = points.shape[:2]
+        if part_matrices.shape[0] != b:
+            raise HalohandInputError("points and part_matrices batch sizes differ")
+        if mask.shape != (b, n, k):
+            raise HalohandInputError(f"part_mask must be [{b}, {n}, {k}], got {list(mask.shape)}")
+        layers = self.mlp.layers
+        first = layers[0]
+        dtype = first.weight.dtype
+        width = first.out_features
+        slope = self.mlp.negative_slope
+        rot = part_matrices[..., :3, :3]
+        trans = part_matrices[..., :3, 3]
+        ctx = self.hand_context(trans, bone_lengths)  # [K, B, C]
+        if ctx.shape[-1] > 0 and ctx.shape[1] != b:
+            raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
+        w_x = first.weight[:, :3].to(rot.dtype)  # [K, 3, H]
+        w_hand = torch.einsum("bkji,kjh->kbih", rot, w_x).to(dtype)  # [K, B, 3, H] R^T W
+        const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
+        if ctx.shape[-1] > 0:
+            const = const + torch.bmm(ctx, first.weight[:, 3:])  # [K, B, H]
+
+        m = b * n
+        part, row = mask.permute(2, 0, 1).reshape(k, m).nonzero(as_tuple=True)
+        logits = points.new_full((k, m), float("-inf"), dtype=dtype)
+        if part.numel():
+            group = part * b + torch.div(row, n, rounding_mode="floor")  # sorted
+            counts = torch.bincount(group, minlength=k * b)
+            offs_group = torch.cumsum(counts, 0).to(torch.int32)
+            offs_part = torch.cumsum(counts.view(k, b).sum(1), 0).to(torch.int32)
+            # Homogeneous points [p, 1] against [R^T W; const]: the constant rides in the GEMM
+            # (and 4 columns keep the rows 16-byte aligned, as the grouped GEMM requires).
+            xs = torch.cat([points.reshape(m, 3).to(dtype), points.new_ones(m, 1, dtype=dtype)], 1)
+            w_aff = torch.cat([w_hand, const.unsqueeze(2)], 2).reshape(k * b, 4, width)
+            h = torch._grouped_mm(xs.index_select(0, row), w_aff, offs=offs_group)
+            h = F.leaky_relu_(h, slope)
+            residual = self.mlp.residual
+            for layer in layers[1:-1]:
+                y = torch._grouped_mm(h, layer.weight, offs=offs_part)
+                y.add_(layer.bias.index_select(0, part))
+                same = layer.in_features == layer.out_features
+                if residual == "before" and same:
+                    h = F.leaky_relu_(y.add_(h), slope)
+                elif residual == "after" and same:
+                    h = F.leaky_relu_(y, slope).add_(h)
+                else:
+                    h = F.leaky_relu_(y, slope)
+            last = layers[-1]
+            # The 1-wide output is padded to 4 columns for the same alignment rule.
+            w_last = F.pad(last.weight, (0, 3 - (last.out_features - 1) % 4))
+            out = torch._grouped_mm(h, w_last, offs=offs_part)[:, 0]
+            logits.index_put_((part, row), out.add_(last.bias[:, 0].index_select(0, part)))
+        probs = torch.sigmoid(logits).view(k, b, n).permute(1, 2, 0)
+        # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max logit
+        occ = torch.sigmoid(logits.amax(0)).view(b, n)
+        return occ, probs
 
 
 #: Short alias used in the paper's naming.
