@@ -1,0 +1,88 @@
+"""Train / validation / test gap of an occupancy model: underfitting or overfitting?
+
+Usage::
+
+    .venv/bin/python benchmarks/fit_gap.py [--checkpoint FILE] [--data data/webxr_s0]
+        [--hands 16] [--threads 2] [--json OUT]
+
+IoU of the model's inside/outside decisions (probability >= 0.5) against the data's
+labels, directly on the stored query points (no meshing): the 100k uniform points of the
+padded box (``iou_uniform``) and uniform + near-surface points together (``iou_mixed``),
+for ``--hands`` hands of each split (training hands evenly spaced over the split, the
+first ones of val and test). Alike numbers on all three splits mean the model has not
+memorised its training hands, so more capacity or optimisation (not more data) is what
+would raise them. Prints one JSON object (and writes it with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+
+def _iou(pred: np.ndarray, label: np.ndarray) -> float:
+    union = np.logical_or(pred, label).sum()
+    return float(np.logical_and(pred, label).sum() / union) if union else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
+    parser.add_argument("--data", default="data/webxr_s0")
+    parser.add_argument("--hands", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    from halohand.api import pretrained_path
+    from halohand.data.dataset import OccupancyDataset
+    from halohand.training.evaluate import load_any_model
+    from halohand.training.trainer import predict_points
+
+    torch.set_num_threads(args.threads)
+    checkpoint = args.checkpoint or str(pretrained_path())
+    net = load_any_model(checkpoint)
+    cpu = torch.device("cpu")
+    report: dict[str, object] = {
+        "benchmark": "fit_gap",
+        "checkpoint": checkpoint,
+        "data": args.data,
+        "hands_per_split": args.hands,
+        "splits": {},
+    }
+    t0 = time.perf_counter()
+    for split in ("train", "val", "test"):
+        ds = OccupancyDataset(args.data, split, n_points=1, n_surface=1, seed=0)
+        n = min(args.hands, len(ds))
+        step = max(1, len(ds) // n) if split == "train" else 1
+        uniform, mixed = [], []
+        for i in range(0, step * n, step):
+            hand, item = ds.hand(i), ds[i]
+            preds, labels = [], []
+            for key in ("uniform", "near"):
+                pts = torch.from_numpy(np.asarray(hand[f"points_{key}"], dtype=np.float32))
+                preds.append(predict_points(net, net.config, item, pts, cpu).numpy() >= 0.5)
+                labels.append(np.asarray(hand[f"occ_{key}"]).astype(bool))
+            uniform.append(_iou(preds[0], labels[0]))
+            mixed.append(_iou(np.concatenate(preds), np.concatenate(labels)))
+        report["splits"][split] = {
+            "hands": n,
+            "hand_indices": list(range(0, step * n, step)),
+            "iou_uniform_mean": float(np.mean(uniform)),
+            "iou_mixed_mean": float(np.mean(mixed)),
+        }
+    report["seconds"] = time.perf_counter() - t0
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        from halohand.atomic import write_text_atomic
+
+        write_text_atomic(args.json, text + "\n")
+
+
+if __name__ == "__main__":
+    main()
