@@ -136,3 +136,23 @@ def test_mesh_metrics_of_a_perfect_and_a_shifted_sphere() -> None:
     moved.apply_translation([0.01, 0, 0])
     worse = mesh_metrics(moved, pts, occ, gt_pts, gt_n, n_samples=20000)
     assert worse.iou < 0.9 and worse.chamfer_l1_mm > 2.0
+
+
+def test_concurrent_extractions_keep_the_torch_thread_count() -> None:
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    results: list[np.ndarray] = []
+
+    def job() -> None:
+        results.append(evaluate_grid(two_spheres, BMIN, BMAX, 64, 16, batch=500, workers=2)[0])
+
+    threads = [threading.Thread(target=job) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.get_num_threads() == before
+    assert len(results) == 3 and all(np.array_equal(results[0], r) for r in results)

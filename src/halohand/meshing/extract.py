@@ -9,6 +9,7 @@ cubes is scikit-image's, on a grid padded with one layer of "outside" so the sur
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,12 +59,15 @@ def _evaluate(
         # thread meanwhile so the streams do not oversubscribe the cores.
         import torch
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            list(_pool(workers).map(run, starts))
-        finally:
-            torch.set_num_threads(before)
+        # The thread count is process-wide: extractions started from several user threads
+        # take turns here, so none of them restores another's setting.
+        with _POOL_LOCK:
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                list(_pool(workers).map(run, starts))
+            finally:
+                torch.set_num_threads(before)
     else:
         for s in starts:
             run(s)
@@ -73,6 +77,7 @@ def _evaluate(
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
