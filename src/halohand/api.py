@@ -270,7 +270,6 @@ class HALO:
             chunk_size = 131_072
         self.chunk_size = chunk_size
         self.grid_workers = grid_workers
-        self.grid_batch = 4096
 
     # ---- construction ----------------------------------------------------------------
 
@@ -481,16 +480,13 @@ class HALO:
                 points: np.ndarray, hand: HandConditioning = hand, centre_t: Tensor = centre_t
             ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
                 p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64)
-                if not colors:
-                    occ = occupancy_from_keypoints(
-                        self.network, hand, (p + centre_t)[None], chunk_size=self.chunk_size,
-                        skip_radii=radii,
-                    )  # fmt: skip
-                    return occ[0].float().cpu().numpy()
-                occ, parts = occupancy_from_keypoints(
+                res = occupancy_from_keypoints(
                     self.network, hand, (p + centre_t)[None], chunk_size=self.chunk_size,
-                    skip_radii=radii, return_parts=True,
+                    skip_radii=radii, return_parts=colors,
                 )  # fmt: skip
+                if not colors:
+                    return res[0].float().cpu().numpy()
+                occ, parts = res
                 labels = parts[0].argmax(-1).cpu().numpy().astype(np.uint8)
                 return occ[0].float().cpu().numpy(), labels
 
@@ -499,7 +495,7 @@ class HALO:
             # vertices need no second network pass.
             grid = evaluate_grid(
                 fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
-                labels=colors, batch=self.grid_batch, workers=workers,
+                labels=colors, batch=_GRID_BATCH, workers=workers,
             )  # fmt: skip
             mesh = mesh_from_grid(
                 grid[0], bmin - centre, bmax - centre, labels=grid[2] if colors else None
@@ -567,6 +563,12 @@ class HALO:
 
             it = tqdm(it, total=len(prepared), desc="reconstruct", unit="hand")
         return list(it)
+
+
+#: Lattice points per call of the occupancy function during mesh extraction: one network
+#: chunk with part supports (see ``occupancy_from_keypoints``), so every call stays
+#: cache-sized and the evaluation threads get many batches to share.
+_GRID_BATCH = 4096
 
 
 def _hand_box(keypoints_m: np.ndarray, padding_m: float) -> tuple[np.ndarray, np.ndarray]:

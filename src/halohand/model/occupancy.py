@@ -458,7 +458,7 @@ class OccupancyNetwork(nn.Module):
                     h = F.leaky_relu_(y, slope)
             last = layers[-1]
             # The 1-wide output is padded to 4 columns for the same alignment rule.
-            w_last = F.pad(last.weight, (0, 3 - (last.out_features - 1) % 4))
+            w_last = F.pad(last.weight, (0, -last.out_features % 4))
             out = torch._grouped_mm(h, w_last, offs=offs_part)[:, 0]
             logits.index_put_((part, row), out.add_(last.bias[:, 0].index_select(0, part)))
         probs = torch.sigmoid(logits).view(k, b, n).permute(1, 2, 0)

@@ -430,8 +430,6 @@ class Trainer:
         self.best_metric = -math.inf
         self.best_step = -1
         self.last_val: dict[str, float] = {}
-        if doc is None and cfg.init_weights:
-            self._load_init_weights(Path(cfg.init_weights))
         if doc is not None:
             self.net.load_state_dict(doc["model"])
             self.optimizer.load_state_dict(doc["optimizer"])
@@ -447,6 +445,8 @@ class Trainer:
                 torch.set_rng_state(rng["torch"])
             if "cuda" in rng and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
+        elif cfg.init_weights:
+            self._load_init_weights(Path(cfg.init_weights))
 
         self.query: nn.Module = _Query(self.net)
         if dist.enabled:
