@@ -12,7 +12,10 @@ own subprocess (so peak memory is its own) on the same model and hands:
 * ``dense``: every lattice point of the ``(R+1)^3`` grid evaluated, then marching cubes;
 * ``hierarchical``: the library's default path (``HALO.reconstruct``): coarse 32^3 lattice,
   refinement near the surface, part supports / skipping, marching cubes, part colours;
-* ``hierarchical_nocolor``: the same without part colours;
+* ``hierarchical_allparts``: the same with every part (within its support) evaluated on
+  the finest level, instead of the parts near the max one level before
+  (``HALO(part_candidates=None)``);
+* ``hierarchical_nocolor``: the default without part colours;
 * with ``--baseline-rev REV``: ``baseline_REV``, the ``hierarchical`` configuration of the
   code at git revision ``REV`` (extracted with ``git archive``, run with its own ``src``),
   on the same hands in the same run.
@@ -72,6 +75,8 @@ def _worker(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     model = HALO.pretrained(args.checkpoint) if args.checkpoint else HALO.pretrained()
+    if args.config == "hierarchical_allparts":
+        model.part_candidates = None
     hands = _hands(args.data, args.hands, args.seed)
     res = args.resolution
     times, queries, fn_time, watertight = [], [], [], []
@@ -130,7 +135,7 @@ def _worker(args: argparse.Namespace) -> dict:
                 t0 = time.perf_counter()
                 mesh = model.reconstruct(
                     kp, side=side, units="m", resolution=res,
-                    colors=args.config == "hierarchical",
+                    colors=args.config != "hierarchical_nocolor",
                 )  # fmt: skip
                 dt = time.perf_counter() - t0
             finally:

@@ -56,6 +56,54 @@ def test_labels_follow_the_evaluated_points_and_reach_every_vertex() -> None:
     )
 
 
+_PART_CENTRES = np.array([[0.02, 0.0, 0.0], [-0.04, 0.01, 0.0], [-0.01, -0.025, 0.01]])
+_PART_RADII = np.array([0.03, 0.008, 0.012])
+
+
+def three_parts(p: np.ndarray, part_mask: np.ndarray | None = None, calls: list | None = None):
+    """Max-over-parts occupancy of three overlapping spheres, with the part-mode protocol."""
+    d = np.linalg.norm(p[:, None] - _PART_CENTRES[None], axis=-1) - _PART_RADII
+    probs = 1.0 / (1.0 + np.exp(d / 0.002))
+    if part_mask is not None:
+        probs = np.where(part_mask, probs, 0.0)
+    if calls is not None:
+        calls.append((p, part_mask))
+    return probs.max(-1), probs
+
+
+def test_part_candidates_match_every_part_with_fewer_evaluations() -> None:
+    def argmax_labelled(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        occ, probs = three_parts(p)
+        return occ, probs.argmax(-1).astype(np.uint8)
+
+    exact, _, exact_labels = evaluate_grid(argmax_labelled, BMIN, BMAX, 64, 16, labels=True)
+    calls: list = []
+    values, _, labels = evaluate_grid(
+        lambda p, m: three_parts(p, m, calls), BMIN, BMAX, 64, 16, labels=True,
+        part_candidates=(3, 0.3, 0.01),
+    )  # fmt: skip
+    np.testing.assert_array_equal(values >= 0.5, exact >= 0.5)
+    np.testing.assert_allclose(values, exact, atol=1e-6)
+    np.testing.assert_array_equal(labels, exact_labels)
+    a, b = mesh_from_grid(values, BMIN, BMAX), mesh_from_grid(exact, BMIN, BMAX)
+    np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-9)
+    # Only the last level gets masks, and they always hold the true argmax part where the
+    # occupancy is not negligible, while evaluating fewer parts than all three.
+    masked = [(p, m) for p, m in calls if m is not None]
+    assert masked and all(m is None for _, m in calls[: len(calls) - len(masked)])
+    points = np.concatenate([p for p, _ in masked])
+    masks = np.concatenate([m for _, m in masked])
+    occ, probs = three_parts(points)
+    rows = np.flatnonzero(occ >= 0.05)
+    assert masks[rows, probs[rows].argmax(-1)].all()
+    assert masks.sum() < 0.6 * masks.size
+
+
+def test_part_candidates_need_a_small_part_count() -> None:
+    with pytest.raises(ValueError, match="part_candidates"):
+        evaluate_grid(three_parts, BMIN, BMAX, 32, 16, part_candidates=(40, 0.3, 0.01))
+
+
 def test_parallel_batches_give_the_same_grid() -> None:
     one, s1 = evaluate_grid(two_spheres, BMIN, BMAX, 64, 16, batch=1000)
     two, s2 = evaluate_grid(two_spheres, BMIN, BMAX, 64, 16, batch=1000, workers=2)

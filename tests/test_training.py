@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh
 
 from halohand.data.dataset import OccupancyDataset
 from halohand.data.engine import generate
@@ -557,4 +558,22 @@ def test_cli_evaluate(
     assert "IoU uniform" in capsys.readouterr().out
     assert json.loads(out.read_text())["hands"] == 1
     assert out.with_suffix(".csv").is_file()
+    # A higher iso-level shrinks the palm ball (its logit falls linearly with the L1 radius).
+    volumes = {}
+    for level in ("0.5", "0.9"):
+        meshes = tmp_path / f"meshes_{level}"
+        code = _cli(monkeypatch, "evaluate", "--checkpoint", str(model), "--data", str(data),
+                    "--json", str(tmp_path / f"t{level}.json"), "--limit", "1",
+                    "--resolution", "32", "--coarse-resolution", "16", "--threshold", level,
+                    "--mesh-dir", str(meshes), "--no-progress")  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        doc = json.loads((tmp_path / f"t{level}.json").read_text())
+        assert doc["extraction"]["threshold"] == float(level)
+        volumes[level] = trimesh.load(meshes / "hand_00000.ply").volume
+    assert 0 < volumes["0.9"] < 0.5 * volumes["0.5"]
+    for bad in ("0", "1.5"):
+        code = _cli(monkeypatch, "evaluate", "--checkpoint", str(model), "--data", str(data),
+                    "--json", str(tmp_path / "bad.json"), "--threshold", bad)  # fmt: skip
+        assert code == 2 and "threshold" in capsys.readouterr().err
+        assert not (tmp_path / "bad.json").exists()
     shutil.rmtree(tmp_path / "out")

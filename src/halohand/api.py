@@ -47,6 +47,9 @@ HAND_LENGTH_RANGE_M: tuple[float, float] = (0.05, 0.45)
 #: Padding of the extraction box around the keypoints' bounding box (as in ``evaluate``).
 DEFAULT_PADDING_M = 0.04
 
+#: ``(tolerance, floor)`` of the parts evaluated on the finest extraction level (``HALO``).
+DEFAULT_PART_CANDIDATES = (0.3, 0.01)
+
 #: Where the shipped default weights live inside the package.
 PRETRAINED_RESOURCE = "weights/halo_default.safetensors"
 
@@ -241,6 +244,10 @@ class HALO:
         padding_m: margin of the extraction box around the keypoints' bounding box (metres).
         grid_workers: threads that evaluate batches of lattice points at once during mesh
             extraction (default: ``torch.get_num_threads()`` on CPU, 1 on CUDA).
+        part_candidates: ``(tolerance, floor)``: the finest extraction level evaluates at
+            a point only the parts whose probability, somewhere on the coarser lattice
+            within one coarse cell, was within ``tolerance`` of the max and >= ``floor``
+            (see :func:`~halohand.meshing.evaluate_grid`); ``None`` evaluates every part.
     """
 
     def __init__(
@@ -251,6 +258,7 @@ class HALO:
         chunk_size: int | None = None,
         padding_m: float = DEFAULT_PADDING_M,
         grid_workers: int | None = None,
+        part_candidates: tuple[float, float] | None = DEFAULT_PART_CANDIDATES,
     ) -> None:
         if not callable(getattr(network, "query", None)):
             raise HalohandInputError("network must provide query(points, part_matrices, ...)")
@@ -270,6 +278,7 @@ class HALO:
             chunk_size = 131_072
         self.chunk_size = chunk_size
         self.grid_workers = grid_workers
+        self.part_candidates = None if part_candidates is None else (16, *part_candidates)
 
     # ---- construction ----------------------------------------------------------------
 
@@ -467,6 +476,7 @@ class HALO:
         # On CPU, batches of lattice points run in one thread per torch thread (see
         # halohand.meshing.extract._evaluate); a GPU takes them one by one.
         workers = self.grid_workers or (torch.get_num_threads() if dev.type == "cpu" else 1)
+        by_part = self.part_candidates is not None
         for i in range(len(prepared)):
             hand = _select(prepared.conditioning, i, dev)
             kp_m = prepared.keypoints[i] * prepared.scale
@@ -477,25 +487,32 @@ class HALO:
             centre_t = torch.as_tensor(centre, dtype=torch.float64, device=dev)
 
             def fn(
-                points: np.ndarray, hand: HandConditioning = hand, centre_t: Tensor = centre_t
+                points: np.ndarray,
+                part_mask: np.ndarray | None = None,
+                hand: HandConditioning = hand,
+                centre_t: Tensor = centre_t,
             ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
                 p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64)
+                mask = None if part_mask is None else torch.from_numpy(part_mask)[None].to(dev)
                 res = occupancy_from_keypoints(
                     self.network, hand, (p + centre_t)[None], chunk_size=self.chunk_size,
-                    skip_radii=radii, return_parts=colors,
+                    skip_radii=radii, return_parts=colors or by_part, part_mask=mask,
                 )  # fmt: skip
-                if not colors:
+                if not (colors or by_part):
                     return res[0].float().cpu().numpy()
                 occ, parts = res
-                labels = parts[0].argmax(-1).cpu().numpy().astype(np.uint8)
-                return occ[0].float().cpu().numpy(), labels
+                if by_part:
+                    return occ[0].float().cpu().numpy(), parts[0].float().cpu().numpy()
+                return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
 
             # Part colours come with the grid: each vertex takes the part with the highest
             # probability at the inside end of its lattice edge (< 1 voxel away), so the
-            # vertices need no second network pass.
+            # vertices need no second network pass. The last level evaluates only the
+            # parts that were near the max around each point one level before.
             grid = evaluate_grid(
                 fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
                 labels=colors, batch=_GRID_BATCH, workers=workers,
+                part_candidates=self.part_candidates,
             )  # fmt: skip
             mesh = mesh_from_grid(
                 grid[0], bmin - centre, bmax - centre, labels=grid[2] if colors else None

@@ -5,6 +5,11 @@ lattice, then refine only the cells whose corners straddle the threshold (dilate
 doubling the resolution each step. Lattice points never evaluated lie away from the surface;
 they copy a coarse corner of their cell, which keeps their side of the threshold. Marching
 cubes is scikit-image's, on a grid padded with one layer of "outside" so the surface is closed.
+
+For part-based occupancy (the max over per-part probabilities), ``part_candidates`` also
+narrows the last level: a fine point evaluates only the parts that were candidates (close
+to the max) at the coarse lattice points around it, since a part's field does not rise
+from below the others to above them within one coarse cell (~2 mm for a hand at 256).
 """
 
 from __future__ import annotations
@@ -38,18 +43,39 @@ def _lattice_points(idx: np.ndarray, bmin: np.ndarray, step: np.ndarray) -> np.n
 
 
 def _evaluate(
-    fn: OccupancyFn, points: np.ndarray, batch: int, labels: bool = False, workers: int = 1
-) -> tuple[np.ndarray, np.ndarray | None]:
+    fn: OccupancyFn,
+    points: np.ndarray,
+    batch: int,
+    labels: bool = False,
+    workers: int = 1,
+    parts: _PartMode | None = None,
+    masks: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Values (and labels) of ``fn`` at ``points``; in part mode also candidate bit masks.
+
+    In part mode ``fn(points, part_mask)`` returns ``(values, part_probs [N, K])``; labels
+    are the argmax part, and the third output holds each point's candidate parts as bits.
+    ``masks`` (bits per point) restricts the parts evaluated.
+    """
     out = np.empty(len(points), dtype=np.float32)
-    lab = np.zeros(len(points), dtype=np.uint8) if labels else None
+    lab = np.zeros(len(points), dtype=np.uint8) if labels or parts is not None else None
+    cand = np.zeros(len(points), dtype=np.uint32) if parts is not None else None
     starts = range(0, len(points), batch)
 
     def run(s: int) -> None:
-        res = fn(points[s : s + batch])
-        if labels:
-            res, part = res
-            lab[s : s + batch] = np.asarray(part).reshape(-1)
-        out[s : s + batch] = np.asarray(res, dtype=np.float32).reshape(-1)
+        sl = slice(s, s + batch)
+        if parts is not None:
+            mask = None if masks is None else parts.unpack(masks[sl])
+            res, probs = fn(points[sl], mask)
+            probs = np.asarray(probs, dtype=np.float32)
+            lab[sl] = probs.argmax(-1)
+            cand[sl] = parts.pack(probs)
+        elif labels:
+            res, part = fn(points[sl])
+            lab[sl] = np.asarray(part).reshape(-1)
+        else:
+            res = fn(points[sl])
+        out[sl] = np.asarray(res, dtype=np.float32).reshape(-1)
 
     if workers > 1 and len(starts) > 1:
         # Batches in parallel threads: torch releases the GIL inside its kernels, and two
@@ -73,7 +99,46 @@ def _evaluate(
             run(s)
     if not np.all(np.isfinite(out)):
         raise ValueError("the occupancy function returned NaN or inf")
-    return out, lab
+    return out, lab, cand
+
+
+@dataclass(frozen=True)
+class _PartMode:
+    """Which parts count as candidates at an evaluated point (see ``evaluate_grid``)."""
+
+    num_parts: int
+    tolerance: float
+    floor: float
+
+    def pack(self, probs: np.ndarray) -> np.ndarray:
+        """``[N, K]`` probabilities -> ``[N]`` uint32 bits of the parts within ``tolerance``
+        of the point's max and at least ``floor``."""
+        top = probs.max(-1, keepdims=True)
+        near = (probs >= top - self.tolerance) & (probs >= self.floor)
+        bits = np.left_shift(np.uint32(1), np.arange(self.num_parts, dtype=np.uint32))
+        return np.bitwise_or.reduce(np.where(near, bits, np.uint32(0)), axis=-1)
+
+    def unpack(self, masks: np.ndarray) -> np.ndarray:
+        """``[N]`` uint32 bits -> ``[N, K]`` bool."""
+        bits = np.left_shift(np.uint32(1), np.arange(self.num_parts, dtype=np.uint32))
+        return (masks[:, None] & bits) != 0
+
+    @property
+    def every(self) -> np.uint32:
+        return np.uint32((1 << self.num_parts) - 1)
+
+
+def _dilate_bits(bits: np.ndarray) -> np.ndarray:
+    """OR of every lattice point's bits over its 3 x 3 x 3 neighbourhood (separable)."""
+    out = bits.copy()
+    for axis in range(3):
+        src = out.copy()
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        out[tuple(lo)] |= src[tuple(hi)]
+        out[tuple(hi)] |= src[tuple(lo)]
+    return out
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -113,6 +178,7 @@ def evaluate_grid(
     dilated_levels: int = 1,
     labels: bool = False,
     workers: int = 1,
+    part_candidates: tuple[int, float, float] | None = None,
 ) -> tuple[np.ndarray, ExtractionStats] | tuple[np.ndarray, ExtractionStats, np.ndarray]:
     """Occupancy on the ``(resolution + 1)^3`` lattice spanning ``[bounds_min, bounds_max]``.
 
@@ -132,6 +198,13 @@ def evaluate_grid(
             the highest probability); never-evaluated points get 0.
         workers: threads calling ``fn`` on different batches at once (``fn`` must be
             thread-safe; torch-based functions are).
+        part_candidates: ``(K, tolerance, floor)`` for a max-over-parts occupancy with
+            ``K <= 32`` parts. ``fn(points, part_mask)`` then takes ``None`` or a ``[N, K]``
+            bool mask of the parts to evaluate and returns ``(values, part_probs [N, K])``;
+            labels are the argmax part. The last level (hierarchical only) evaluates at
+            each point only the parts that, at some previous-level lattice point of the
+            3 x 3 x 3 block around it, were within ``tolerance`` of that point's max and at
+            least ``floor`` (all parts where such a point was never evaluated).
 
     Returns:
         ``([R+1, R+1, R+1] float32 values, stats)``, plus the ``[R+1]^3`` uint8 labels with
@@ -141,12 +214,19 @@ def evaluate_grid(
     bmax = np.asarray(bounds_max, dtype=np.float64)
     if bmin.shape != (3,) or bmax.shape != (3,) or not np.all(bmax > bmin):
         raise ValueError("bounds must be two 3-vectors with bounds_max > bounds_min")
+    parts = None
+    if part_candidates is not None:
+        k, tolerance, floor = part_candidates
+        if not 1 <= k <= 32 or tolerance < 0:
+            raise ValueError("part_candidates needs 1 <= K <= 32 parts and a tolerance >= 0")
+        parts = _PartMode(int(k), float(tolerance), float(floor))
     if not hierarchical:
         n = resolution + 1
         idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
-        vals, lab = _evaluate(
-            fn, _lattice_points(idx, bmin, (bmax - bmin) / resolution), batch, labels, workers
-        )
+        vals, lab, _ = _evaluate(
+            fn, _lattice_points(idx, bmin, (bmax - bmin) / resolution), batch, labels, workers,
+            parts,
+        )  # fmt: skip
         stats = ExtractionStats([n**3])
         if labels:
             return vals.reshape(n, n, n), stats, lab.reshape(n, n, n)
@@ -158,18 +238,24 @@ def evaluate_grid(
             f"resolution / coarse_resolution must be a power of two, got {resolution} / "
             f"{coarse_resolution}"
         )
+    steps = int(steps)
     n_final = resolution + 1
     label_grid = np.zeros((n_final,) * 3, dtype=np.uint8) if labels else None
     r = coarse_resolution
     n = r + 1
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
-    vals, lab = _evaluate(fn, _lattice_points(idx, bmin, (bmax - bmin) / r), batch, labels, workers)
+    vals, lab, cand = _evaluate(
+        fn, _lattice_points(idx, bmin, (bmax - bmin) / r), batch, labels, workers, parts
+    )
     values = vals.reshape(n, n, n)
+    # Candidate bits of the current level's lattice points (the last level needs them).
+    bits = cand.reshape(n, n, n) if cand is not None else None
     if label_grid is not None:
         stride = resolution // r
         label_grid[::stride, ::stride, ::stride] = lab.reshape(n, n, n)
     queries = [n**3]
-    for level in range(int(steps)):
+    for level in range(steps):
+        last = level == steps - 1
         inside = values >= threshold
         # A cell is active when its 8 corners disagree.
         corners = [inside[i : i + r, j : j + r, k : k + r] for i in (0, 1) for j in (0, 1)
@@ -196,16 +282,27 @@ def evaluate_grid(
         mark.reshape(n2, n2, n2)[::2, ::2, ::2] = False
         todo = np.flatnonzero(mark)
         todo_idx = np.stack(np.unravel_index(todo, (n2, n2, n2)), -1)
+        masks = None
+        if parts is not None and last:
+            # A fine point's coarse cell (or the cells sharing its face / edge) lies in
+            # the 3 x 3 x 3 block around its lower coarse corner.
+            near = _dilate_bits(bits)
+            masks = near[tuple((todo_idx // 2).T)]
         # Points outside every active cell lie in cells whose corners agree: copying the
         # nearest lower coarse corner keeps their side of the threshold.
         fine = _upsample_nearest(values)
-        vals, lab = _evaluate(
-            fn, _lattice_points(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers
-        )
+        vals, lab, cand = _evaluate(
+            fn, _lattice_points(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
+            parts, masks,
+        )  # fmt: skip
         fine.reshape(-1)[todo] = vals
         if label_grid is not None:
             stride = resolution // r2
             label_grid[tuple((todo_idx * stride).T)] = lab
+        if parts is not None and not last:
+            # Like the values, points not evaluated take the bits of their coarse corner.
+            bits = _upsample_nearest(bits)
+            bits.reshape(-1)[todo] = cand
         queries.append(len(todo))
         values, r = fine, r2
     stats = ExtractionStats(queries)

@@ -87,6 +87,7 @@ def occupancy_from_keypoints(
     chunk_size: int | None = None,
     skip_radii: Sequence[float] | Tensor | bool | None = None,
     return_parts: bool = False,
+    part_mask: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Occupancy probability of query points around keypoint-driven hands (inference).
 
@@ -104,6 +105,8 @@ def occupancy_from_keypoints(
             in metres. Skipped pairs count as probability 0. A model trained with part
             supports (``config.part_radii_m``) always uses them (see ``effective_radii``).
         return_parts: also return ``[B, N, 16]`` per-part probabilities.
+        part_mask: optional ``[B, N, 16]`` bool: evaluate only these (point, part) pairs
+            (within the supports / skip radii); the others count as probability 0.
 
     Returns:
         ``occupancy [B, N]`` and, with ``return_parts``, ``part_probs [B, N, 16]``.
@@ -115,17 +118,23 @@ def occupancy_from_keypoints(
     if points_m.shape[0] != hands.part_matrices.shape[0]:
         raise HalohandInputError("points and keypoints batch sizes differ")
     radii = effective_radii(model, skip_radii)
+    if part_mask is not None and part_mask.shape != (*points_m.shape[:2], 16):
+        raise HalohandInputError(
+            f"part_mask must be [{points_m.shape[0]}, {points_m.shape[1]}, 16], "
+            f"got {list(part_mask.shape)}"
+        )
     if chunk_size is None:
-        chunk_size = 1024 if radii is None else 4096
+        chunk_size = 1024 if radii is None and part_mask is None else 4096
     p_halo = hands.to_halo_frame(points_m)
     occs: list[Tensor] = []
     parts: list[Tensor] = []
     for start in range(0, points_m.shape[1], max(1, chunk_size)):
         sl = slice(start, start + chunk_size)
-        mask = None
+        mask = None if part_mask is None else part_mask[:, sl].to(torch.bool)
         if radii is not None:
             # float32 is plenty for a centimetre-scale capsule test and halves its cost.
-            mask = skip_mask(points_m[:, sl].float(), hands.keypoints.float(), radii)
+            support = skip_mask(points_m[:, sl].float(), hands.keypoints.float(), radii)
+            mask = support if mask is None else mask & support.to(mask.device)
         occ, prob = model.query(
             p_halo[:, sl], hands.part_matrices, hands.bone_lengths,
             return_parts=True, part_mask=mask,

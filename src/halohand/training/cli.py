@@ -126,6 +126,9 @@ def evaluate(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Iso-level of the mesh, in probability.")
+    ] = 0.5,
 ) -> None:
     """Evaluate a model: mesh each hand, then IoU, Chamfer-L1 (mm) and normal consistency.
 
@@ -144,6 +147,7 @@ def evaluate(
         checkpoint, data, split=split, json_out=json_out, csv_out=csv_out,
         resolution=resolution, coarse_resolution=coarse_resolution, limit=limit, box=box,
         padding_m=padding, n_samples=samples, device=device, mesh_dir=mesh_dir, progress=progress,
+        threshold=threshold,
     )  # fmt: skip
     m = doc["mean"]
 
