@@ -123,7 +123,13 @@ def _worker(args: argparse.Namespace) -> dict:
 
             def grid(*a, original_grid=original_grid, captured=captured, **k):  # noqa: ANN002
                 out = original_grid(*a, **k)
-                captured.append(out[0])
+                # A cropped grid goes back into the full lattice (all outside beyond it).
+                full = np.zeros((res + 1,) * 3, dtype=np.float32)
+                box = tuple(
+                    slice(s, s + m) for s, m in zip(out[1].start, out[0].shape, strict=True)
+                )
+                full[box] = out[0]
+                captured.append(full)
                 return out
 
             import halohand.meshing as meshing

@@ -14,7 +14,7 @@ Methods (all on the same weights, float32, no autograd):
 * ``loop``: 16 separate ``nn.Linear`` stacks called in a Python loop, as the original code;
 * ``batched``: :class:`halohand.model.OccupancyNetwork` dense (all parts, one op per layer);
 * ``batched_skip``: the same with part skipping (``DEFAULT_SKIP_RADII_M``): the inference
-  path with part transforms folded into the first layer and grouped GEMMs;
+  path with part transforms folded into the first layer and one GEMM per part and layer;
 * ``batched_skip_unfolded``: part skipping through the differentiable masked path (per-block
   weight copies), which served inference before the folded path.
 

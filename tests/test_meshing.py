@@ -104,6 +104,45 @@ def test_part_candidates_need_a_small_part_count() -> None:
         evaluate_grid(three_parts, BMIN, BMAX, 32, 16, part_candidates=(40, 0.3, 0.01))
 
 
+def test_cropped_grid_is_the_block_of_the_full_grid_and_gives_its_mesh() -> None:
+    full, _, full_labels = evaluate_grid(two_spheres_labelled, BMIN, BMAX, 64, 16, labels=True)
+    sub, stats, sub_labels = evaluate_grid(
+        two_spheres_labelled, BMIN, BMAX, 64, 16, labels=True, crop=True
+    )
+    start = np.asarray(stats.start)
+    assert sub.size < 0.5 * full.size and (start > 0).any()
+    box = tuple(slice(a, a + m) for a, m in zip(start, sub.shape, strict=True))
+    np.testing.assert_array_equal(sub, full[box])
+    np.testing.assert_array_equal(sub_labels, full_labels[box])
+    # everything outside the block is outside the surface
+    outside = np.ones(full.shape, dtype=bool)
+    outside[box] = False
+    assert (full[outside] < 0.5).all()
+    step = (BMAX - BMIN) / 64
+    lo, hi = BMIN + start * step, BMIN + (start + np.asarray(sub.shape) - 1) * step
+    a = mesh_from_grid(sub, lo, hi, labels=sub_labels)
+    b = mesh_from_grid(full, BMIN, BMAX, labels=full_labels)
+    np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-12)
+    np.testing.assert_array_equal(a.faces, b.faces)
+    np.testing.assert_array_equal(a.vertex_attributes["label"], b.vertex_attributes["label"])
+
+
+def test_cropped_grid_of_a_shape_cut_by_the_box() -> None:
+    def cut_ball(p: np.ndarray) -> np.ndarray:
+        d = np.linalg.norm(p - [BMAX[0] - 0.005, 0.0, 0.0], axis=1) - 0.03
+        return 1.0 / (1.0 + np.exp(d / 0.001))
+
+    full, _ = evaluate_grid(cut_ball, BMIN, BMAX, 64, 16)
+    sub, stats = evaluate_grid(cut_ball, BMIN, BMAX, 64, 16, crop=True)
+    assert stats.start[0] + sub.shape[0] == 65  # reaches the box face that cuts the ball
+    step = (BMAX - BMIN) / 64
+    start = np.asarray(stats.start)
+    lo, hi = BMIN + start * step, BMIN + (start + np.asarray(sub.shape) - 1) * step
+    a, b = mesh_from_grid(sub, lo, hi), mesh_from_grid(full, BMIN, BMAX)
+    assert a.is_watertight
+    np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-12)
+
+
 def test_parallel_batches_give_the_same_grid() -> None:
     one, s1 = evaluate_grid(two_spheres, BMIN, BMAX, 64, 16, batch=1000)
     two, s2 = evaluate_grid(two_spheres, BMIN, BMAX, 64, 16, batch=1000, workers=2)

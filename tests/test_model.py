@@ -364,13 +364,14 @@ def _rigid_mats(b: int, seed: int) -> torch.Tensor:
         OccupancyConfig(),
         OccupancyConfig(residual="after", hidden=(32, 48, 48)),
         OccupancyConfig(residual="none", negative_slope=0.0, hidden=(16, 16)),
+        OccupancyConfig(hidden=(30, 30)),  # widths that are not a multiple of 4
         variant_config("nasa"),  # no context at all
         variant_config("nasa_bone_length"),  # local bone length, no shared code
     ],
 )
 def test_folded_inference_equals_transform_then_evaluate(config: OccupancyConfig) -> None:
-    # Inference on masked pairs folds each part transform into the first layer and runs
-    # grouped GEMMs; it must give what transforming the points and evaluating gives.
+    # Inference on masked pairs folds each part transform into the first layer and runs one
+    # GEMM per part; it must give what transforming the points and evaluating gives.
     torch.manual_seed(7)
     model = OccupancyNetwork(config).eval()
     b, n = 3, 400
@@ -405,7 +406,7 @@ def test_folded_path_only_without_gradients() -> None:
     assert p.grad is not None and torch.isfinite(p.grad).all()
     with torch.no_grad():
         assert model._can_fold(p, mats, lengths)
-    odd = OccupancyNetwork(OccupancyConfig(hidden=(30, 30)))
-    with torch.no_grad():  # rows of 30 floats break the grouped GEMM's 16-byte rule
-        assert not odd._can_fold(p, mats, lengths)
-        assert odd.query(p, mats, lengths, part_mask=mask).shape == (b, n)
+    smooth = OccupancyNetwork(OccupancyConfig(smooth_max=True))
+    with torch.no_grad():  # the folded path takes the hard max only
+        assert not smooth._can_fold(p, mats, lengths)
+        assert smooth.query(p, mats, lengths, part_mask=mask).shape == (b, n)

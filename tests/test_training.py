@@ -69,8 +69,8 @@ def test_shipped_configs_load() -> None:
         p.stem for p in (REPO / "configs").glob("*.toml") if not p.stem.startswith("grasp_")
     )
     assert names == [
-        "halo_cpu", "halo_cpu_cycle2", "halo_cpu_dense", "halo_default", "halo_gt", "nasa",
-        "nasa_bone_length", "nasa_resampled",
+        "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_dense", "halo_default",
+        "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled",
     ]  # fmt: skip
     # The second learning-rate cycle starts from the first cycle's weights, with the same
     # architecture and data, a fresh cosine decay from 2e-4 and the skinning loss off.
@@ -80,6 +80,13 @@ def test_shipped_configs_load() -> None:
     assert cycle2.model_config() == first.model_config() and cycle2.data == first.data
     assert (cycle2.lr, cycle2.lr_schedule, cycle2.skinning_weight) == (2e-4, "cosine", 0.0)
     names.remove("halo_cpu_cycle2")
+    # The third starts from the second's best weights, with a lower peak (1e-4).
+    cycle3 = load_config(REPO / "configs" / "halo_cpu_cycle3.toml")
+    assert (REPO / cycle3.init_weights).is_file()
+    assert "cycle2" in str(cycle3.init_weights)
+    assert cycle3.model_config() == first.model_config() and cycle3.data == first.data
+    assert (cycle3.lr, cycle3.lr_schedule, cycle3.skinning_weight) == (1e-4, "cosine", 0.0)
+    names.remove("halo_cpu_cycle3")
     for name in names:
         cfg = load_config(REPO / "configs" / f"{name}.toml")
         expected = "halo" if name.startswith("halo_") and name != "halo_gt" else name

@@ -32,6 +32,8 @@ class ExtractionStats:
     """What an extraction evaluated: number of occupancy queries per level."""
 
     queries_per_level: list[int]
+    #: Lattice index of the returned grid's first point (not 0 only with ``crop``).
+    start: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def total_queries(self) -> int:
@@ -152,13 +154,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _upsample_nearest(values: np.ndarray) -> np.ndarray:
-    """``[n]^3`` -> ``[2n - 1]^3``: every fine lattice point copies its lower coarse corner."""
-    n = values.shape[0]
-    fine = np.empty((2 * n - 1,) * 3, dtype=values.dtype)
-    for a in (0, 1):
-        for b in (0, 1):
-            for c in (0, 1):
-                fine[a::2, b::2, c::2] = values[: n - a, : n - b, : n - c]
+    """``[a, b, c]`` -> ``[2a - 1, 2b - 1, 2c - 1]``: every fine lattice point copies its
+    lower coarse corner."""
+    a, b, c = values.shape
+    fine = np.empty((2 * a - 1, 2 * b - 1, 2 * c - 1), dtype=values.dtype)
+    for i in (0, 1):
+        for j in (0, 1):
+            for k in (0, 1):
+                fine[i::2, j::2, k::2] = values[: a - i, : b - j, : c - k]
     return fine
 
 
@@ -179,6 +182,7 @@ def evaluate_grid(
     labels: bool = False,
     workers: int = 1,
     part_candidates: tuple[int, float, float] | None = None,
+    crop: bool = False,
 ) -> tuple[np.ndarray, ExtractionStats] | tuple[np.ndarray, ExtractionStats, np.ndarray]:
     """Occupancy on the ``(resolution + 1)^3`` lattice spanning ``[bounds_min, bounds_max]``.
 
@@ -205,10 +209,14 @@ def evaluate_grid(
             each point only the parts that, at some previous-level lattice point of the
             3 x 3 x 3 block around it, were within ``tolerance`` of that point's max and at
             least ``floor`` (all parts where such a point was never evaluated).
+        crop: return only the sub-lattice around the surface and the inside points (plus
+            one cell of outside points, hierarchical only): lattice indices
+            ``stats.start`` to ``stats.start + values.shape - 1``. Marching cubes on it
+            gives the mesh of the full grid, without filling the full grid.
 
     Returns:
         ``([R+1, R+1, R+1] float32 values, stats)``, plus the ``[R+1]^3`` uint8 labels with
-        ``labels``.
+        ``labels`` (with ``crop``, the sub-lattice of both).
     """
     bmin = np.asarray(bounds_min, dtype=np.float64)
     bmax = np.asarray(bounds_max, dtype=np.float64)
@@ -254,6 +262,7 @@ def evaluate_grid(
         stride = resolution // r
         label_grid[::stride, ::stride, ::stride] = lab.reshape(n, n, n)
     queries = [n**3]
+    start = np.zeros(3, dtype=np.int64)
     for level in range(steps):
         last = level == steps - 1
         inside = values >= threshold
@@ -269,28 +278,45 @@ def evaluate_grid(
             # found one level later; dilating there would triple the finest queries.
             active = binary_dilation(active, iterations=1)
         r2 = 2 * r
-        n2 = r2 + 1
+        cells = np.argwhere(active)
+        # The last level may cover only the box around the active cells and the inside
+        # points (+ one coarse cell): beyond it every lattice point is outside and copied,
+        # so marching cubes there finds nothing. ``lo`` is the box's lowest coarse index.
+        lo = np.zeros(3, dtype=np.int64)
+        hi = np.full(3, r, dtype=np.int64)
+        if crop and last and len(cells):
+            for axis in range(3):
+                others = tuple(a for a in range(3) if a != axis)
+                hits = np.flatnonzero(inside.any(axis=others))
+                first = min(int(cells[:, axis].min()), int(hits[0]) if len(hits) else r)
+                end = max(int(cells[:, axis].max()) + 1, int(hits[-1]) if len(hits) else 0)
+                lo[axis], hi[axis] = max(first - 1, 0), min(end + 1, r)
+        shape2 = tuple(int(x) for x in 2 * (hi - lo) + 1)
         # Each active coarse cell becomes 2 x 2 x 2 fine cells whose 27 corners are needed;
         # corners shared by neighbouring cells are taken once (a flat mark array, so the
         # cost follows the number of active cells, not the lattice size).
-        cells = np.argwhere(active)
-        fine_idx = (2 * cells[:, None, :] + _CELL_OFFSETS[None]).reshape(-1, 3)
-        flat = (fine_idx[:, 0] * n2 + fine_idx[:, 1]) * n2 + fine_idx[:, 2]
-        mark = np.zeros(n2**3, dtype=bool)
+        local = (2 * (cells - lo)[:, None, :] + _CELL_OFFSETS[None]).reshape(-1, 3)
+        flat = (local[:, 0] * shape2[1] + local[:, 1]) * shape2[2] + local[:, 2]
+        mark = np.zeros(int(np.prod(shape2)), dtype=bool)
         mark[flat] = True
         # Coarse lattice points are known already.
-        mark.reshape(n2, n2, n2)[::2, ::2, ::2] = False
+        mark.reshape(shape2)[::2, ::2, ::2] = False
         todo = np.flatnonzero(mark)
-        todo_idx = np.stack(np.unravel_index(todo, (n2, n2, n2)), -1)
+        todo_idx = np.stack(np.unravel_index(todo, shape2), -1) + 2 * lo
         masks = None
-        if parts is not None and last:
+        if parts is not None and last and len(cells):
             # A fine point's coarse cell (or the cells sharing its face / edge) lies in
-            # the 3 x 3 x 3 block around its lower coarse corner.
-            near = _dilate_bits(bits)
-            masks = near[tuple((todo_idx // 2).T)]
+            # the 3 x 3 x 3 block around its lower coarse corner; the todo points' corners
+            # lie in the box of the active cells, whose neighbours one cell out are needed.
+            c_lo = np.maximum(cells.min(0) - 1, 0)
+            c_hi = np.minimum(cells.max(0) + 2, r)
+            sub = tuple(slice(int(a), int(b) + 1) for a, b in zip(c_lo, c_hi, strict=True))
+            near = _dilate_bits(bits[sub])
+            masks = near[tuple((todo_idx // 2 - c_lo).T)]
         # Points outside every active cell lie in cells whose corners agree: copying the
         # nearest lower coarse corner keeps their side of the threshold.
-        fine = _upsample_nearest(values)
+        box = tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
+        fine = _upsample_nearest(values[box])
         vals, lab, cand = _evaluate(
             fn, _lattice_points(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
             parts, masks,
@@ -305,7 +331,11 @@ def evaluate_grid(
             bits.reshape(-1)[todo] = cand
         queries.append(len(todo))
         values, r = fine, r2
-    stats = ExtractionStats(queries)
+        start = 2 * lo
+    stats = ExtractionStats(queries, tuple(int(x) for x in start))
+    if label_grid is not None:
+        box = tuple(slice(a, a + m) for a, m in zip(start, values.shape, strict=True))
+        label_grid = label_grid[box]
     return (values, stats, label_grid) if labels else (values, stats)
 
 
@@ -316,9 +346,11 @@ def mesh_from_grid(
     threshold: float = 0.5,
     labels: np.ndarray | None = None,
 ) -> trimesh.Trimesh:
-    """Marching cubes on a ``[R+1]^3`` lattice over the box; returns a closed, outward mesh.
+    """Marching cubes on a lattice over the box; returns a closed, outward mesh.
 
-    An empty or full grid gives an empty mesh. With ``labels`` (``[R+1]^3`` ints, e.g. from
+    ``values`` is ``[A, B, C]`` (``[R+1]^3`` from :func:`evaluate_grid`), its corner points
+    at ``bounds_min`` and ``bounds_max``. An empty or full grid gives an empty mesh. With
+    ``labels`` (same shape, ints, e.g. from
     :func:`evaluate_grid`), each vertex gets the label of the inside end of the lattice edge
     it lies on, in ``mesh.vertex_attributes["label"]``.
     """
@@ -326,8 +358,7 @@ def mesh_from_grid(
 
     bmin = np.asarray(bounds_min, dtype=np.float64)
     bmax = np.asarray(bounds_max, dtype=np.float64)
-    r = values.shape[0] - 1
-    step = (bmax - bmin) / r
+    step = (bmax - bmin) / (np.asarray(values.shape) - 1)
     if not (values.max() >= threshold and values.min() < threshold):
         mesh = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
         if labels is not None:

@@ -375,12 +375,10 @@ class OccupancyNetwork(nn.Module):
         )
 
     def _can_fold(self, *inputs: Tensor | None) -> bool:
-        # The folded path runs grouped GEMMs (torch._grouped_mm), which have a CPU kernel
-        # but no CPU backward: it serves inference only, with the hard max over parts.
-        if not hasattr(torch, "_grouped_mm") or self.config.smooth_max:
+        # The folded path writes into preallocated outputs (no autograd) and runs one small
+        # GEMM per part and layer, which suits a CPU; it serves inference with the hard max.
+        if self.config.smooth_max:
             return False
-        if any(layer.out_features % 4 for layer in self.mlp.layers[:-1]):
-            return False  # the grouped GEMM needs 16-byte aligned rows
         weight = self.mlp.layers[0].weight
         if weight.device.type != "cpu" or weight.dtype != torch.float32:
             return False
@@ -398,8 +396,9 @@ class OccupancyNetwork(nn.Module):
         hand and part, the rotation goes into a 3 x H weight and the translation, the bias
         and the hand's context (bone lengths, pose code) into one H-vector. Query points
         are then never transformed 16 times, and the context is not multiplied per row.
-        Active pairs are sorted by part (then hand), so every layer is one grouped GEMM
-        over contiguous row ranges, with no per-block copies of the weights.
+        Active pairs are sorted by part (then hand), so every layer is one ``addmm`` (bias
+        included) per part over a contiguous row range, with no per-block copies of the
+        weights and no per-row bias gathers.
 
         Returns ``occupancy [B, N]`` and ``part_probs [B, N, K]`` (0 where not active).
         """
@@ -430,25 +429,38 @@ class OccupancyNetwork(nn.Module):
         const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
         if ctx.shape[-1] > 0:
             const = const + torch.bmm(ctx, first.weight[:, 3:])  # [K, B, H]
-
         m = b * n
         part, row = mask.permute(2, 0, 1).reshape(k, m).nonzero(as_tuple=True)
         logits = points.new_full((k, m), float("-inf"), dtype=dtype)
         if part.numel():
             group = part * b + torch.div(row, n, rounding_mode="floor")  # sorted
             counts = torch.bincount(group, minlength=k * b)
-            offs_group = torch.cumsum(counts, 0).to(torch.int32)
-            offs_part = torch.cumsum(counts.view(k, b).sum(1), 0).to(torch.int32)
-            # Homogeneous points [p, 1] against [R^T W; const]: the constant rides in the GEMM
-            # (and 4 columns keep the rows 16-byte aligned, as the grouped GEMM requires).
-            xs = torch.cat([points.reshape(m, 3).to(dtype), points.new_ones(m, 1, dtype=dtype)], 1)
-            w_aff = torch.cat([w_hand, const.unsqueeze(2)], 2).reshape(k * b, 4, width)
-            h = torch._grouped_mm(xs.index_select(0, row), w_aff, offs=offs_group)
+            ends = torch.cumsum(counts, 0).tolist()
+            part_ends = torch.cumsum(counts.view(k, b).sum(1), 0).tolist()
+            pts = points.reshape(m, 3).to(dtype).index_select(0, row)
+            total = len(row)
+            h = pts.new_empty(total, width)
+            start = 0
+            for g, end in enumerate(ends):
+                if end > start:
+                    kk, hb = divmod(g, b)
+                    torch.addmm(const[kk, hb], pts[start:end], w_hand[kk, hb], out=h[start:end])
+                start = end
             h = F.leaky_relu_(h, slope)
             residual = self.mlp.residual
-            for layer in layers[1:-1]:
-                y = torch._grouped_mm(h, layer.weight, offs=offs_part)
-                y.add_(layer.bias.index_select(0, part))
+            spans = []
+            start = 0
+            for kk, end in enumerate(part_ends):
+                if end > start:
+                    spans.append((kk, start, end))
+                start = end
+            for layer in layers[1:]:
+                y = h.new_empty(total, layer.out_features)
+                for kk, s0, s1 in spans:
+                    torch.addmm(layer.bias[kk], h[s0:s1], layer.weight[kk], out=y[s0:s1])
+                if layer is layers[-1]:
+                    h = y
+                    break
                 same = layer.in_features == layer.out_features
                 if residual == "before" and same:
                     h = F.leaky_relu_(y.add_(h), slope)
@@ -456,11 +468,7 @@ class OccupancyNetwork(nn.Module):
                     h = F.leaky_relu_(y, slope).add_(h)
                 else:
                     h = F.leaky_relu_(y, slope)
-            last = layers[-1]
-            # The 1-wide output is padded to 4 columns for the same alignment rule.
-            w_last = F.pad(last.weight, (0, -last.out_features % 4))
-            out = torch._grouped_mm(h, w_last, offs=offs_part)[:, 0]
-            logits.index_put_((part, row), out.add_(last.bias[:, 0].index_select(0, part)))
+            logits.index_put_((part, row), h[:, 0])
         probs = torch.sigmoid(logits).view(k, b, n).permute(1, 2, 0)
         # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max logit
         occ = torch.sigmoid(logits.amax(0)).view(b, n)
