@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import pytest
 import torch
 import trimesh
 
+from halohand.api import HALO
 from halohand.data.dataset import OccupancyDataset
 from halohand.data.engine import generate
 from halohand.data.toy import ToyHandSource
@@ -550,6 +552,43 @@ def test_cli_bad_config_and_checkpoint_exit_2(
                 "--data", str(data), "--json", str(tmp_path / "e.json"))  # fmt: skip
     assert code == 2
     assert "checkpoint.pt" in capsys.readouterr().err
+
+
+def test_cli_calibrate_picks_the_level_with_the_lowest_chamfer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path, data: Path
+) -> None:
+    model = _octahedron_model(tmp_path / "oct.safetensors")
+    out, report = tmp_path / "cal.safetensors", tmp_path / "cal.json"
+    code = _cli(monkeypatch, "calibrate", "--checkpoint", str(model), "--data", str(data),
+                "--out", str(out), "--json", str(report), "--levels", "0.5,0.9",
+                "--resolution", "32", "--no-progress")  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads(report.read_text())
+    chamfer = {float(k): v["chamfer_l1_mm"] for k, v in doc["levels"].items()}
+    assert set(chamfer) == {0.5, 0.9} and chamfer[0.5] != chamfer[0.9]
+    assert doc["iso_level"] == min(chamfer, key=chamfer.get)
+    calibrated = load_model(out)
+    assert calibrated.config.iso_level == doc["iso_level"]
+    assert HALO.from_checkpoint(out).iso_level == doc["iso_level"]
+    # HALO meshes at the model's level: a higher level shrinks the palm ball
+    kp = OccupancyDataset(data, "val", n_points=1, n_surface=1).hand(0)["keypoints"]
+    volume = {}
+    for level in (0.5, 0.9):
+        calibrated.config = dataclasses.replace(calibrated.config, iso_level=level)
+        volume[level] = HALO(calibrated).reconstruct(kp, units="m", resolution=64).volume
+    assert 0 < volume[0.9] < 0.5 * volume[0.5]
+    # evaluate meshes at the model's level by default
+    code = _cli(monkeypatch, "evaluate", "--checkpoint", str(out), "--data", str(data),
+                "--json", str(tmp_path / "e.json"), "--resolution", "32",
+                "--coarse-resolution", "16", "--no-progress")  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    extraction = json.loads((tmp_path / "e.json").read_text())["extraction"]
+    assert extraction["threshold"] == doc["iso_level"]
+    # the test split is refused, and nothing is written
+    code = _cli(monkeypatch, "calibrate", "--checkpoint", str(model), "--data", str(data),
+                "--out", str(tmp_path / "no.safetensors"), "--split", "test")  # fmt: skip
+    assert code == 2 and "validation" in capsys.readouterr().err
+    assert not (tmp_path / "no.safetensors").exists()
 
 
 def test_cli_evaluate(

@@ -279,6 +279,8 @@ class HALO:
         self.chunk_size = chunk_size
         self.grid_workers = grid_workers
         self.part_candidates = None if part_candidates is None else (16, *part_candidates)
+        #: Probability level of the mesh surface: the network's calibrated ``iso_level``.
+        self.iso_level = float(getattr(config, "iso_level", 0.5))
 
     # ---- construction ----------------------------------------------------------------
 
@@ -513,14 +515,16 @@ class HALO:
             grid = evaluate_grid(
                 fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
                 labels=colors, batch=_GRID_BATCH, workers=workers,
-                part_candidates=self.part_candidates, crop=True,
+                part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
             )  # fmt: skip
             # The grid covers only the lattice around the surface (``crop``): its corners.
             step = (bmax - bmin) / res
             first = np.asarray(grid[1].start)
             lo = bmin - centre + first * step
             hi = bmin - centre + (first + np.asarray(grid[0].shape) - 1) * step
-            mesh = mesh_from_grid(grid[0], lo, hi, labels=grid[2] if colors else None)
+            mesh = mesh_from_grid(
+                grid[0], lo, hi, self.iso_level, labels=grid[2] if colors else None
+            )
             mesh.vertices = np.asarray(mesh.vertices) + centre
             if colors:
                 labels = np.asarray(mesh.vertex_attributes.pop("label"), dtype=np.uint8)

@@ -25,7 +25,7 @@ def _register() -> None:
     from halohand.demo import demo
     from halohand.grasp.cli import grasp_app
     from halohand.reconstruct_cli import occupancy, reconstruct
-    from halohand.training.cli import evaluate, train
+    from halohand.training.cli import calibrate, evaluate, train
     from halohand.viewer.server import view
 
     app.add_typer(data_app, name="data")
@@ -33,6 +33,7 @@ def _register() -> None:
     app.command("demo")(demo)
     app.command("train")(train)
     app.command("evaluate")(evaluate)
+    app.command("calibrate")(calibrate)
     app.command("reconstruct")(reconstruct)
     app.command("occupancy")(occupancy)
     app.command("check")(check)

@@ -66,6 +66,9 @@ class OccupancyConfig:
             elsewhere its probability is 0. This trains only the (point, part) pairs that
             can matter (about 1/5 of them on the default data: ~4x faster steps on CPU)
             and rules out far-away floaters. Empty: every part everywhere (the original).
+        iso_level: probability level of the surface that meshes are extracted at (0.5
+            unless set from validation data by ``halohand calibrate``). Not read by the
+            network; ``HALO`` and ``halohand evaluate`` use it.
     """
 
     variant: str = "halo"
@@ -83,6 +86,7 @@ class OccupancyConfig:
     transforms: TransformSource = "keypoints"
     surface_sampling: SurfaceSampling = "resampled"
     part_radii_m: tuple[float, ...] = ()
+    iso_level: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -91,6 +95,8 @@ class OccupancyConfig:
             len(self.part_radii_m) != self.num_parts or not min(self.part_radii_m) > 0
         ):
             raise ValueError(f"part_radii_m must be empty or {self.num_parts} positive radii")
+        if not 0.0 < self.iso_level < 1.0:
+            raise ValueError(f"iso_level must be in (0, 1), got {self.iso_level}")
         if self.num_parts < 1 or not self.hidden or min(self.hidden) < 1:
             raise ValueError("num_parts and every hidden width must be >= 1")
         if self.pose_projection_size < 0 or self.bone_latent_size < 0:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from halohand.errors import HalohandInputError
+from halohand.training.calibrate import DEFAULT_LEVELS
 
 
 def train(
@@ -127,8 +128,9 @@ def evaluate(
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
     threshold: Annotated[
-        float, typer.Option("--threshold", help="Iso-level of the mesh, in probability.")
-    ] = 0.5,
+        float | None,
+        typer.Option("--threshold", help="Iso-level of the mesh (default: the model's iso_level)."),
+    ] = None,
 ) -> None:
     """Evaluate a model: mesh each hand, then IoU, Chamfer-L1 (mm) and normal consistency.
 
@@ -160,3 +162,50 @@ def evaluate(
         f"consistency {f(m['normal_consistency'], '.4f')}, {f(m['seconds'], '.1f')} s/hand "
         f"-> {json_out}"
     )
+
+
+def calibrate(
+    checkpoint: Annotated[
+        Path, typer.Option("--checkpoint", help="Model (.safetensors) or checkpoint.pt.")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Data folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Calibrated model (.safetensors) to write.")],
+    split: Annotated[str, typer.Option("--split", help="val (default) or train.")] = "val",
+    levels: Annotated[
+        str, typer.Option("--levels", help="Comma-separated candidate probability levels.")
+    ] = ",".join(f"{x:g}" for x in DEFAULT_LEVELS),
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N hands of the split.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Per-level means and the choice (JSON).")
+    ] = None,
+    resolution: Annotated[
+        int, typer.Option("--resolution", help="Extraction lattice cells per axis.")
+    ] = 256,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Choose the level meshes are extracted at (lowest validation Chamfer-L1).
+
+    Meshes the split's hands at each level, then writes a copy of the model carrying the
+    best one; `halohand reconstruct`, `HALO` and `halohand evaluate` use it by default.
+    """
+    from halohand.training.calibrate import calibrate as run_calibration
+
+    try:
+        values = [float(x) for x in levels.split(",") if x.strip()]
+    except ValueError as exc:
+        msg = f"--levels must be comma-separated numbers, got {levels!r}"
+        raise HalohandInputError(msg) from exc
+    report = run_calibration(
+        checkpoint, data, out, split=split, levels=values, limit=limit, json_out=json_out,
+        resolution=resolution, progress=progress,
+    )  # fmt: skip
+    for level, m in report["levels"].items():
+        typer.echo(
+            f"level {level}: IoU uniform {m['iou_uniform']:.4f}, Chamfer-L1 "
+            f"{m['chamfer_l1_mm']:.3f} mm ({m['hands']} {split} hands)"
+        )
+    typer.echo(f"iso_level {report['iso_level']:g} -> {out}")

@@ -3,13 +3,13 @@
 Per hand of a split (spec ``halo-model-training-eval.md`` section 4):
 
 1. **Mesh.** The project's hierarchical extraction (:func:`halohand.meshing.extract_mesh`,
-   level ``threshold`` in probability, 0.5 by default) over a cube around the hand: by
-   default (``box="keypoints"``) centred on the keypoints' bounding box, side = its longest
-   extent + 2 x ``padding_m`` (4 cm: the ground-truth surface reaches up to ~2.7 cm past the
-   keypoint box at the wrist), i.e. ~0.28 m, so resolution 256 gives ~1.1 mm voxels.
-   ``box="data"`` uses the data's uniform-point cube (+-0.22 m around the wrist, the
-   original's 1.1-unit box; 1.7 mm voxels at 256). A surface predicted outside the box is
-   cut off (the grid is closed by padding).
+   level ``threshold`` in probability, by default the model's ``iso_level``: 0.5 unless
+   calibrated) over a cube around the hand: by default (``box="keypoints"``) centred on the
+   keypoints' bounding box, side = its longest extent + 2 x ``padding_m`` (4 cm: the ground-
+   truth surface reaches up to ~2.7 cm past the keypoint box at the wrist), i.e. ~0.28 m, so
+   resolution 256 gives ~1.1 mm voxels. ``box="data"`` uses the data's uniform-point cube
+   (+-0.22 m around the wrist, the original's 1.1-unit box; 1.7 mm voxels at 256). A surface
+   predicted outside the box is cut off (the grid is closed by padding).
 2. **IoU** of the mesh's inside (generalized winding number, :func:`halohand.meshing.contains`)
    vs the labels, on the hand's 100k uniform points (``iou_uniform``) and on the mixed set
    of 100k uniform + 100k near-surface points (``iou_mixed``; the original's validation and
@@ -117,7 +117,7 @@ def evaluate(
     mesh_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     chunk: int | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on the hands of a split; see the module docstring.
 
@@ -135,7 +135,8 @@ def evaluate(
         device: ``auto`` (cuda if available), ``cpu`` or ``cuda[:N]``.
         mesh_dir: also write each predicted mesh as ``<mesh_dir>/hand_<i>.ply`` (metres).
         chunk: query points per network call (default: 4096 on CPU, 131072 on CUDA).
-        threshold: iso-level of the extracted surface, in probability (0 < t < 1).
+        threshold: iso-level of the extracted surface, in probability (0 < t < 1); default:
+            the model's ``iso_level`` (0.5 unless calibrated).
 
     Returns:
         The JSON document (``mean``, ``per_hand``, settings).
@@ -150,13 +151,15 @@ def evaluate(
 
     if resolution < 2 or coarse_resolution < 1:
         raise HalohandInputError("resolution must be >= 2 and coarse resolution >= 1")
-    if not 0.0 < threshold < 1.0:
+    if threshold is not None and not 0.0 < threshold < 1.0:
         raise HalohandInputError(f"threshold must be in (0, 1), got {threshold}")
     if limit is not None and limit < 1:
         raise HalohandInputError(f"--limit must be >= 1, got {limit}")
     dev = select_device(device)
     net = load_any_model(checkpoint, dev)
     mcfg = net.config
+    if threshold is None:
+        threshold = float(getattr(mcfg, "iso_level", 0.5))
     ds = OccupancyDataset(data, split, n_points=1, n_surface=1, seed=0)
     n = len(ds) if limit is None else min(limit, len(ds))
     if n == 0:
