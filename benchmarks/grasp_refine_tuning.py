@@ -17,16 +17,15 @@ import sys
 def main() -> None:
     import torch
 
-    from halohand.api import HALO
     from halohand.grasp.evaluate import evaluate_grasps
-    from halohand.grasp.generate import generate_grasps, refine_translation
+    from halohand.grasp.generate import generate_grasps, grasp_halo, refine_translation
     from halohand.grasp.objects import load_object
     from halohand.grasp.vae import load_vae
 
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     torch.set_num_threads(1)
-    halo = HALO.pretrained()
+    halo = grasp_halo()
     model = load_vae(sys.argv[1])[0].eval()
     ids = ["box_1", "mug_1", "torus_1", "cylinder_1", "bottle_1", "capsule_1"]
     objs = [load_object(o) for o in ids]

@@ -35,15 +35,14 @@ def main() -> None:
 
     import torch
 
-    from halohand.api import HALO
     from halohand.atomic import write_text_atomic
     from halohand.grasp.evaluate import evaluate_grasps
-    from halohand.grasp.generate import refine_translation, select_grasps
+    from halohand.grasp.generate import grasp_halo, refine_translation, select_grasps
     from halohand.grasp.objects import load_object
     from halohand.grasp.vae import load_vae
 
     torch.set_num_threads(args.threads)
-    halo = HALO.pretrained()
+    halo = grasp_halo()
     vae, _ = load_vae(args.model)
     objs = [load_object(o) for o in args.objects.split(",")]
     keys = ("intersection_cm3", "contact_ratio", "penetration_mm", "gap_mm",

@@ -36,15 +36,19 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     t = time.perf_counter()
-    from halohand.api import HALO
     from halohand.atomic import write_text_atomic
-    from halohand.grasp.generate import generate_grasps, render_grasps, shipped_model_path
+    from halohand.grasp.generate import (
+        generate_grasps,
+        grasp_halo,
+        render_grasps,
+        shipped_model_path,
+    )
     from halohand.grasp.objects import load_object, parse_object_list
     from halohand.grasp.vae import load_vae
 
     model = args.model or str(shipped_model_path())
     vae, _ = load_vae(model)
-    halo = HALO.pretrained()
+    halo = grasp_halo()
     setup = time.perf_counter() - t
     rows = []
     for oid in parse_object_list(args.objects):

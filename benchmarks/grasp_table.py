@@ -1,7 +1,8 @@
 """HALO-VAE's Table 3 on the project's held-out objects, every method in one run.
 
 For each method, ``--n`` grasps per object (default: the six test objects) are meshed with
-the shipped HALO model and scored by :func:`halohand.grasp.evaluate.evaluate_grasps`:
+the grasp model's HALO (:func:`halohand.grasp.generate.grasp_halo`) and scored by
+:func:`halohand.grasp.evaluate.evaluate_grasps`:
 mean intersection volume (cm^3, 1 mm voxels), contact ratio, diversity (k = 20 entropy and
 cluster size over all grasps), generation time per grasp. A contact sheet per method (two
 grasps per object) goes to ``--sheets``.
@@ -55,14 +56,13 @@ def main() -> None:
 
     import torch
 
-    from halohand.api import HALO
     from halohand.atomic import write_text_atomic
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
-    from halohand.grasp.generate import render_grasps
+    from halohand.grasp.generate import grasp_halo, render_grasps
     from halohand.grasp.objects import load_objects
 
     torch.set_num_threads(args.threads)
-    halo = HALO.pretrained()
+    halo = grasp_halo()
     models = {
         "vae": args.vae,
         "vae_no_inter": args.vae_no_inter,

@@ -53,3 +53,22 @@ def test_pretrained_mesh_with_part_candidates_matches_every_part() -> None:
     assert fast.is_watertight and len(fast.faces) == len(every.faces)
     assert np.abs(np.asarray(fast.vertices) - np.asarray(every.vertices)).max() < 1e-5
     assert (fast.vertex_attributes["part"] == every.vertex_attributes["part"]).all()
+
+
+def test_grasps_keep_the_halo_they_were_trained_with() -> None:
+    # The grasp model's loss, refinement and selection were tuned against one HALO, shipped
+    # beside it; retraining the default reconstruction model must not change grasps.
+    import hashlib
+
+    from halohand.api import pretrained_path
+    from halohand.grasp.generate import GraspGenerator, grasp_halo
+
+    path = pretrained_path().parent / "halo_grasp.safetensors"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest.startswith("11ccd9c5"), digest
+    halo = grasp_halo()
+    assert halo.iso_level == 0.5
+    gen = GraspGenerator.pretrained()
+    ref = dict(halo.network.state_dict())
+    for name, value in gen.halo.network.state_dict().items():
+        assert torch.equal(value, ref[name]), name

@@ -233,10 +233,9 @@ def evaluate_cmd(
     """Table 3 metrics on held-out objects: intersection volume, contact ratio, diversity."""
     import torch
 
-    from halohand.api import HALO
     from halohand.atomic import write_text_atomic
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
-    from halohand.grasp.generate import render_grasps, shipped_model_path
+    from halohand.grasp.generate import grasp_halo, render_grasps, shipped_model_path
     from halohand.grasp.objects import load_objects
 
     if model is not None and engine is not None:
@@ -246,7 +245,7 @@ def evaluate_cmd(
     if candidates < 1:
         raise HalohandInputError(f"--candidates must be >= 1, got {candidates}")
     torch.set_num_threads(threads)
-    halo = HALO.pretrained()
+    halo = grasp_halo()
     if engine is None and model is None:
         model = shipped_model_path()
     source = (

@@ -251,9 +251,7 @@ def generate_grasps(
     if candidates < 1:
         raise HalohandInputError(f"candidates must be >= 1, got {candidates}")
     if (refine or meshes or candidates > 1) and halo is None:
-        from halohand.api import HALO
-
-        halo = HALO.pretrained()
+        halo = grasp_halo()
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     cloud = torch.as_tensor(obj.surface_points(600, seed)[0] * 100.0, dtype=torch.float32)
@@ -347,6 +345,27 @@ def shipped_model_path() -> Path:
     return path
 
 
+def grasp_halo(device: str = "cpu") -> HALO:
+    """The HALO model the shipped grasp model goes with: ``weights/halo_grasp.safetensors``.
+
+    The grasp VAE's interpenetration loss, its refinement and selection were trained and
+    tuned against this HALO (the default HALO of that time, first training cycle, sha256
+    ``11ccd9c5...``), so grasp generation and the grasp figures keep it when the default
+    reconstruction model (``HALO.pretrained()``) is retrained.
+
+    Raises:
+        HalohandInputError: this install ships none.
+    """
+    from halohand.api import HALO
+
+    path = shipped_model_path().parent / "halo_grasp.safetensors"
+    if not path.is_file():
+        from halohand.errors import HalohandInputError
+
+        raise HalohandInputError("this install ships no HALO model for grasps")
+    return HALO.from_checkpoint(path, device=device)
+
+
 class GraspGenerator:
     """Grasps for any object in a few lines: a trained HALO-VAE plus the HALO model.
 
@@ -374,9 +393,7 @@ class GraspGenerator:
     @property
     def halo(self) -> HALO:
         if self._halo is None:
-            from halohand.api import HALO
-
-            self._halo = HALO.pretrained()
+            self._halo = grasp_halo()
         return self._halo
 
     def generate(

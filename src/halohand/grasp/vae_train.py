@@ -380,9 +380,9 @@ def train_vae(
     if data is None:
         data = GraspData(config.grasps, config.object_points)
     if halo is None and config.w_interpenetration > 0 and config.interior_points > 0:
-        from halohand.api import HALO
+        from halohand.grasp.generate import grasp_halo
 
-        halo = HALO.pretrained()
+        halo = grasp_halo()
     if halo is not None:
         for p in halo.network.parameters():
             p.requires_grad_(False)
