@@ -125,10 +125,6 @@ class _PartMode:
         bits = np.left_shift(np.uint32(1), np.arange(self.num_parts, dtype=np.uint32))
         return (masks[:, None] & bits) != 0
 
-    @property
-    def every(self) -> np.uint32:
-        return np.uint32((1 << self.num_parts) - 1)
-
 
 def _dilate_bits(bits: np.ndarray) -> np.ndarray:
     """OR of every lattice point's bits over its 3 x 3 x 3 neighbourhood (separable)."""
