@@ -204,7 +204,8 @@ def evaluate_grid(
             labels are the argmax part. The last level (hierarchical only) evaluates at
             each point only the parts that, at some previous-level lattice point of the
             3 x 3 x 3 block around it, were within ``tolerance`` of that point's max and at
-            least ``floor`` (all parts where such a point was never evaluated).
+            least ``floor`` (a point never evaluated has the parts of the coarse corner it
+            copies).
         crop: return only the sub-lattice around the surface and the inside points (plus
             one cell of outside points, hierarchical only): lattice indices
             ``stats.start`` to ``stats.start + values.shape - 1``. Marching cubes on it
