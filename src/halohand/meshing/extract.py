@@ -112,18 +112,26 @@ class _PartMode:
     tolerance: float
     floor: float
 
+    @property
+    def bits(self) -> np.ndarray:
+        """``[K]`` uint32: the bit of each part."""
+        return np.left_shift(np.uint32(1), np.arange(self.num_parts, dtype=np.uint32))
+
     def pack(self, probs: np.ndarray) -> np.ndarray:
         """``[N, K]`` probabilities -> ``[N]`` uint32 bits of the parts within ``tolerance``
         of the point's max and at least ``floor``."""
         top = probs.max(-1, keepdims=True)
         near = (probs >= top - self.tolerance) & (probs >= self.floor)
-        bits = np.left_shift(np.uint32(1), np.arange(self.num_parts, dtype=np.uint32))
-        return np.bitwise_or.reduce(np.where(near, bits, np.uint32(0)), axis=-1)
+        return np.bitwise_or.reduce(np.where(near, self.bits, np.uint32(0)), axis=-1)
 
     def unpack(self, masks: np.ndarray) -> np.ndarray:
         """``[N]`` uint32 bits -> ``[N, K]`` bool."""
-        bits = np.left_shift(np.uint32(1), np.arange(self.num_parts, dtype=np.uint32))
-        return (masks[:, None] & bits) != 0
+        return (masks[:, None] & self.bits) != 0
+
+
+def _box(lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice, slice]:
+    """Index of the lattice block from ``lo`` to ``hi`` (inclusive) per axis."""
+    return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
 
 
 def _dilate_bits(bits: np.ndarray) -> np.ndarray:
@@ -307,13 +315,11 @@ def evaluate_grid(
             # lie in the box of the active cells, whose neighbours one cell out are needed.
             c_lo = np.maximum(cells.min(0) - 1, 0)
             c_hi = np.minimum(cells.max(0) + 2, r)
-            sub = tuple(slice(int(a), int(b) + 1) for a, b in zip(c_lo, c_hi, strict=True))
-            near = _dilate_bits(bits[sub])
+            near = _dilate_bits(bits[_box(c_lo, c_hi)])
             masks = near[tuple((todo_idx // 2 - c_lo).T)]
         # Points outside every active cell lie in cells whose corners agree: copying the
         # nearest lower coarse corner keeps their side of the threshold.
-        box = tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
-        fine = _upsample_nearest(values[box])
+        fine = _upsample_nearest(values[_box(lo, hi)])
         vals, lab, cand = _evaluate(
             fn, _lattice_points(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
             parts, masks,
@@ -331,8 +337,7 @@ def evaluate_grid(
         start = 2 * lo
     stats = ExtractionStats(queries, tuple(int(x) for x in start))
     if label_grid is not None:
-        box = tuple(slice(a, a + m) for a, m in zip(start, values.shape, strict=True))
-        label_grid = label_grid[box]
+        label_grid = label_grid[_box(start, start + np.asarray(values.shape) - 1)]
     return (values, stats, label_grid) if labels else (values, stats)
 
 

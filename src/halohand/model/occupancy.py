@@ -441,25 +441,15 @@ class OccupancyNetwork(nn.Module):
         if part.numel():
             group = part * b + torch.div(row, n, rounding_mode="floor")  # sorted
             counts = torch.bincount(group, minlength=k * b)
-            ends = torch.cumsum(counts, 0).tolist()
-            part_ends = torch.cumsum(counts.view(k, b).sum(1), 0).tolist()
             pts = points.reshape(m, 3).to(dtype).index_select(0, row)
             total = len(row)
             h = pts.new_empty(total, width)
-            start = 0
-            for g, end in enumerate(ends):
-                if end > start:
-                    kk, hb = divmod(g, b)
-                    torch.addmm(const[kk, hb], pts[start:end], w_hand[kk, hb], out=h[start:end])
-                start = end
+            for g, s0, s1 in _row_spans(counts):
+                kk, hb = divmod(g, b)
+                torch.addmm(const[kk, hb], pts[s0:s1], w_hand[kk, hb], out=h[s0:s1])
             h = F.leaky_relu_(h, slope)
             residual = self.mlp.residual
-            spans = []
-            start = 0
-            for kk, end in enumerate(part_ends):
-                if end > start:
-                    spans.append((kk, start, end))
-                start = end
+            spans = _row_spans(counts.view(k, b).sum(1))
             for layer in layers[1:]:
                 y = h.new_empty(total, layer.out_features)
                 for kk, s0, s1 in spans:
@@ -479,6 +469,17 @@ class OccupancyNetwork(nn.Module):
         # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max logit
         occ = torch.sigmoid(logits.amax(0)).view(b, n)
         return occ, probs
+
+
+def _row_spans(counts: Tensor) -> list[tuple[int, int, int]]:
+    """``(group, first_row, end_row)`` of every non-empty group of rows sorted by group."""
+    spans = []
+    start = 0
+    for group, end in enumerate(torch.cumsum(counts, 0).tolist()):
+        if end > start:
+            spans.append((group, start, end))
+        start = end
+    return spans
 
 
 #: Short alias used in the paper's naming.
