@@ -244,9 +244,10 @@ class HALO:
         padding_m: margin of the extraction box around the keypoints' bounding box (metres).
         grid_workers: threads that evaluate batches of lattice points at once during mesh
             extraction (default: ``torch.get_num_threads()`` on CPU, 1 on CUDA).
-        part_candidates: ``(tolerance, floor)``: the finest extraction level evaluates at
-            a point only the parts whose probability, somewhere on the coarser lattice
-            within one coarse cell, was within ``tolerance`` of the max and >= ``floor``
+        part_candidates: ``(tolerance, floor)``: every extraction level after the first
+            evaluates at a point only the parts whose probability, somewhere on the
+            previous level's lattice within one of its cells, was within ``tolerance`` of
+            the max and >= ``floor``
             (see :func:`~halohand.meshing.evaluate_grid`); ``None`` evaluates every part.
     """
 
@@ -510,8 +511,8 @@ class HALO:
 
             # Part colours come with the grid: each vertex takes the part with the highest
             # probability at the inside end of its lattice edge (< 1 voxel away), so the
-            # vertices need no second network pass. The last level evaluates only the
-            # parts that were near the max around each point one level before.
+            # vertices need no second network pass. Each level after the first evaluates
+            # only the parts that were near the max around each point one level before.
             grid = evaluate_grid(
                 fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
                 labels=colors, batch=_GRID_BATCH, workers=workers,
