@@ -124,8 +124,7 @@ def test_cropped_grid_is_the_block_of_the_full_grid_and_gives_its_mesh() -> None
     outside = np.ones(full.shape, dtype=bool)
     outside[box] = False
     assert (full[outside] < 0.5).all()
-    step = (BMAX - BMIN) / 64
-    lo, hi = BMIN + start * step, BMIN + (start + np.asarray(sub.shape) - 1) * step
+    lo, hi = stats.grid_bounds(BMIN, BMAX, 64, sub.shape)
     a = mesh_from_grid(sub, lo, hi, labels=sub_labels)
     b = mesh_from_grid(full, BMIN, BMAX, labels=full_labels)
     np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-12)
@@ -141,9 +140,7 @@ def test_cropped_grid_of_a_shape_cut_by_the_box() -> None:
     full, _ = evaluate_grid(cut_ball, BMIN, BMAX, 64, 16)
     sub, stats = evaluate_grid(cut_ball, BMIN, BMAX, 64, 16, crop=True)
     assert stats.start[0] + sub.shape[0] == 65  # reaches the box face that cuts the ball
-    step = (BMAX - BMIN) / 64
-    start = np.asarray(stats.start)
-    lo, hi = BMIN + start * step, BMIN + (start + np.asarray(sub.shape) - 1) * step
+    lo, hi = stats.grid_bounds(BMIN, BMAX, 64, sub.shape)
     a, b = mesh_from_grid(sub, lo, hi), mesh_from_grid(full, BMIN, BMAX)
     assert a.is_watertight
     np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-12)

@@ -519,10 +519,7 @@ class HALO:
                 part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
             )  # fmt: skip
             # The grid covers only the lattice around the surface (``crop``): its corners.
-            step = (bmax - bmin) / res
-            first = np.asarray(grid[1].start)
-            lo = bmin - centre + first * step
-            hi = bmin - centre + (first + np.asarray(grid[0].shape) - 1) * step
+            lo, hi = grid[1].grid_bounds(bmin - centre, bmax - centre, res, grid[0].shape)
             mesh = mesh_from_grid(
                 grid[0], lo, hi, self.iso_level, labels=grid[2] if colors else None
             )

@@ -40,6 +40,17 @@ class ExtractionStats:
     def total_queries(self) -> int:
         return int(sum(self.queries_per_level))
 
+    def grid_bounds(
+        self, bounds_min: np.ndarray, bounds_max: np.ndarray, resolution: int, shape: tuple
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Corners of the returned grid (``[3]`` each, units of the box): the full box, or
+        the block from ``start`` of a cropped grid of ``shape`` on the ``resolution``
+        lattice spanning ``[bounds_min, bounds_max]``."""
+        bmin = np.asarray(bounds_min, dtype=np.float64)
+        step = (np.asarray(bounds_max, dtype=np.float64) - bmin) / resolution
+        first = np.asarray(self.start)
+        return bmin + first * step, bmin + (first + np.asarray(shape) - 1) * step
+
 
 def _lattice_points(idx: np.ndarray, bmin: np.ndarray, step: np.ndarray) -> np.ndarray:
     return (bmin + idx * step).astype(np.float32)
