@@ -5,7 +5,8 @@ Usage::
     .venv/bin/python benchmarks/fit_gap.py [--checkpoint FILE] [--data data/webxr_s0]
         [--hands 16] [--threads 2] [--json OUT]
 
-IoU of the model's inside/outside decisions (probability >= 0.5) against the data's
+IoU of the model's inside/outside decisions (probability >= its mesh level, ``iso_level``:
+0.5 unless calibrated) against the data's
 labels, directly on the stored query points (no meshing): the 100k uniform points of the
 padded box (``iou_uniform``) and uniform + near-surface points together (``iou_mixed``),
 for ``--hands`` hands of each split (training hands evenly spaced over the split, the
@@ -54,6 +55,8 @@ def main() -> None:
         "hands_per_split": args.hands,
         "splits": {},
     }
+    level = net.config.iso_level
+    report["iso_level"] = level
     t0 = time.perf_counter()
     for split in ("train", "val", "test"):
         ds = OccupancyDataset(args.data, split, n_points=1, n_surface=1, seed=0)
@@ -65,7 +68,7 @@ def main() -> None:
             preds, labels = [], []
             for key in ("uniform", "near"):
                 pts = torch.from_numpy(np.asarray(hand[f"points_{key}"], dtype=np.float32))
-                preds.append(predict_points(net, net.config, item, pts, cpu).numpy() >= 0.5)
+                preds.append(predict_points(net, net.config, item, pts, cpu).numpy() >= level)
                 labels.append(np.asarray(hand[f"occ_{key}"]).astype(bool))
             uniform.append(_iou(preds[0], labels[0]))
             mixed.append(_iou(np.concatenate(preds), np.concatenate(labels)))
