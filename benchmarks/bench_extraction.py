@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import emit
 
 
 def _hands(data: str | None, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
@@ -321,12 +322,7 @@ def main() -> None:
         report["speedup_hierarchical_over_baseline"] = (
             results[base]["s_per_hand_median"] / results["hierarchical"]["s_per_hand_median"]
         )
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        from halohand.atomic import write_text_atomic
-
-        write_text_atomic(args.json, text + "\n")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

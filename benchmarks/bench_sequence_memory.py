@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import emit
 
 
 def make_sequence(n: int, seed: int = 0) -> np.ndarray:
@@ -97,12 +98,7 @@ def main() -> None:
         "checkpoint": args.checkpoint or "shipped",
         "results": results,
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        from halohand.atomic import write_text_atomic
-
-        write_text_atomic(args.json, text + "\n")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ would raise them. Prints one JSON object (and writes it with ``--json``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
+from _report import emit
 
 
 def _iou(pred: np.ndarray, label: np.ndarray) -> float:
@@ -79,12 +79,7 @@ def main() -> None:
             "iou_mixed_mean": float(np.mean(mixed)),
         }
     report["seconds"] = time.perf_counter() - t0
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        from halohand.atomic import write_text_atomic
-
-        write_text_atomic(args.json, text + "\n")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

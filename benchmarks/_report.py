@@ -1,0 +1,17 @@
+"""Shared tail of the benchmark scripts: print the JSON report, and write it atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def emit(report: dict, path: str | Path | None, indent: int = 1) -> None:
+    """Print ``report`` as JSON on stdout and, with ``path``, write the same text there
+    atomically (a crash never leaves a half-written result file)."""
+    from halohand.atomic import write_text_atomic
+
+    text = json.dumps(report, indent=indent)
+    print(text)
+    if path:
+        write_text_atomic(path, text + "\n")
