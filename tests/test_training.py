@@ -71,7 +71,8 @@ def test_shipped_configs_load() -> None:
         p.stem for p in (REPO / "configs").glob("*.toml") if not p.stem.startswith("grasp_")
     )
     assert names == [
-        "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_dense", "halo_default",
+        "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_cycle4", "halo_cpu_dense",
+        "halo_default",
         "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled",
     ]  # fmt: skip
     # The second learning-rate cycle starts from the first cycle's weights, with the same
@@ -89,12 +90,21 @@ def test_shipped_configs_load() -> None:
     assert cycle3.model_config() == first.model_config() and cycle3.data == first.data
     assert (cycle3.lr, cycle3.lr_schedule, cycle3.skinning_weight) == (1e-4, "cosine", 0.0)
     names.remove("halo_cpu_cycle3")
+    # The fourth starts from the third's best weights (the shipped model's), with 4x the
+    # query points per hand and a lower peak (5e-5).
+    cycle4 = load_config(REPO / "configs" / "halo_cpu_cycle4.toml")
+    assert (REPO / cycle4.init_weights).is_file()
+    assert "cycle3" in str(cycle4.init_weights)
+    assert cycle4.model_config() == first.model_config() and cycle4.data == first.data
+    assert (cycle4.lr, cycle4.lr_schedule, cycle4.skinning_weight) == (5e-5, "cosine", 0.0)
+    assert cycle4.points_per_hand == 4 * first.points_per_hand
+    names.remove("halo_cpu_cycle4")
     for name in names:
         cfg = load_config(REPO / "configs" / f"{name}.toml")
         expected = "halo" if name.startswith("halo_") and name != "halo_gt" else name
         assert cfg.variant == expected
         # The CPU-budget runs use a 5x learning rate (see their headers); halo_cpu, the
-        # shipped model's, also part supports and a cosine decay.
+        # first cycle's, also part supports and a cosine decay.
         cpu = name.startswith("halo_cpu")
         lr = 5e-4 if cpu else 1e-4
         assert bool(cfg.model_config().part_radii_m) == (name == "halo_cpu")
