@@ -410,3 +410,33 @@ def test_folded_path_only_without_gradients() -> None:
     with torch.no_grad():  # the folded path takes the hard max only
         assert not smooth._can_fold(p, mats, lengths)
         assert smooth.query(p, mats, lengths, part_mask=mask).shape == (b, n)
+
+
+def test_widened_network_computes_the_same_function_and_trains_apart() -> None:
+    from halohand.model.widen import widen_network
+
+    torch.manual_seed(0)
+    narrow = OccupancyNetwork(dataclasses.replace(OccupancyConfig(), hidden=(16, 16, 16)))
+    # Non-trivial biases, so that dead / saturated units are exercised as well.
+    with torch.no_grad():
+        for layer in narrow.mlp.layers:
+            layer.bias.normal_(0.0, 0.3)
+    wide = widen_network(narrow, 24, torch.Generator().manual_seed(1))
+    assert wide.config.hidden == (24, 24, 24)
+    x, pose, lengths = _inputs()
+    _, a = narrow(x, pose, lengths, return_parts=True)
+    _, b = wide(x, pose, lengths, return_parts=True)
+    torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5)
+    # A copy has its source's incoming weights, but (uneven splits) another gradient, so
+    # training separates them.
+    wide(x, pose, lengths, return_parts=True)[1].sum().backward()
+    first = wide.mlp.layers[0]
+    w, grad = first.weight[0], first.weight.grad[0]  # part 0, [in, out]
+    apart = 0
+    for j in range(16, 24):
+        source = int((w[:, :16] == w[:, j : j + 1]).all(0).nonzero()[0, 0])
+        if grad[:, source].abs().max() > 0:  # units that are never active get no gradient
+            apart += not torch.allclose(grad[:, j], grad[:, source])
+    assert apart >= 4
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen_network(narrow, 8)

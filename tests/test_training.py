@@ -72,7 +72,7 @@ def test_shipped_configs_load() -> None:
     )
     assert names == [
         "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_cycle4", "halo_cpu_dense",
-        "halo_default",
+        "halo_cpu_w96", "halo_default",
         "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled",
     ]  # fmt: skip
     # The second learning-rate cycle starts from the first cycle's weights, with the same
@@ -99,6 +99,13 @@ def test_shipped_configs_load() -> None:
     assert (cycle4.lr, cycle4.lr_schedule, cycle4.skinning_weight) == (5e-5, "cosine", 0.0)
     assert cycle4.points_per_hand == 4 * first.points_per_hand
     names.remove("halo_cpu_cycle4")
+    # The capacity test widens the third cycle's weights to 4 x 96 (the same function at
+    # step 0); everything else of the architecture stays.
+    w96 = load_config(REPO / "configs" / "halo_cpu_w96.toml")
+    assert (REPO / w96.init_weights).is_file() and "cycle3" in str(w96.init_weights)
+    assert w96.model_config().hidden == (96, 96, 96, 96)
+    assert dataclasses.replace(w96.model_config(), hidden=(64,) * 4) == first.model_config()
+    names.remove("halo_cpu_w96")
     for name in names:
         cfg = load_config(REPO / "configs" / f"{name}.toml")
         expected = "halo" if name.startswith("halo_") and name != "halo_gt" else name
@@ -357,9 +364,16 @@ def test_init_weights_start_a_fresh_run_from_a_model_file(data: Path, tmp_path: 
     doc = load_checkpoint(tmp_path / "second" / "checkpoint.pt")
     assert doc["step"] == 1  # optimizer and step counter start fresh
     assert train(cfg, resume=True).finished  # resuming does not reload the file
-    wider = _config(data, tmp_path / "third", init_weights=str(source), model={"hidden": [32]})
+    other = _config(data, tmp_path / "third", init_weights=str(source), model={"hidden": [32]})
     with pytest.raises(HalohandInputError, match="architecture differs"):
-        train(wider)
+        train(other)
+    # Wider part MLPs of the same depth start from the widened source (same function).
+    wider = _config(
+        data, tmp_path / "wider", init_weights=str(source), model={"hidden": [80] * 4},
+        max_steps=1,
+    )  # fmt: skip
+    assert train(wider).finished
+    assert _weights(tmp_path / "wider" / "checkpoint.pt")[w].shape[-1] == 80
     with pytest.raises(HalohandInputError, match="not found"):
         train(_config(data, tmp_path / "fourth", init_weights=str(tmp_path / "none.st")))
 
