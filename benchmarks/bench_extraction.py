@@ -151,7 +151,7 @@ def _worker(args: argparse.Namespace) -> dict:
         else:
             # Timed on the library alone; the statistics come from a second, instrumented
             # pass (wrapping the lattice evaluation and filling a full grid for the
-            # comparison with dense would otherwise add ~0.1 s to every hand).
+            # comparison with dense added ~0.03 s to every hand; docs/RESULTS.md).
             colors = args.config != "hierarchical_nocolor"
             t0 = time.perf_counter()
             mesh = model.reconstruct(kp, side=side, units="m", resolution=res, colors=colors)

@@ -160,13 +160,20 @@ def _box(lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice, slice]:
     return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
 
 
-def _pair(a: np.ndarray, axis: int, op: np.ufunc) -> np.ndarray:
-    """``op`` of neighbouring entries along ``axis`` (one shorter there); applied along the
-    three axes it combines the 8 corners of every cell with 3 operations instead of 14."""
+def _neighbours(axis: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Indexes of a 3D array without its last / its first entry along ``axis``: entry ``i``
+    of the first view and entry ``i`` of the second are neighbours."""
     lo = [slice(None)] * 3
     hi = [slice(None)] * 3
     lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-    return op(a[tuple(lo)], a[tuple(hi)])
+    return tuple(lo), tuple(hi)
+
+
+def _pair(a: np.ndarray, axis: int, op: np.ufunc) -> np.ndarray:
+    """``op`` of neighbouring entries along ``axis`` (one shorter there); applied along the
+    three axes it combines the 8 corners of every cell with 3 operations instead of 14."""
+    lo, hi = _neighbours(axis)
+    return op(a[lo], a[hi])
 
 
 def _dilate_bits(bits: np.ndarray) -> np.ndarray:
@@ -174,11 +181,9 @@ def _dilate_bits(bits: np.ndarray) -> np.ndarray:
     out = bits.copy()
     for axis in range(3):
         src = out.copy()
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-        out[tuple(lo)] |= src[tuple(hi)]
-        out[tuple(hi)] |= src[tuple(lo)]
+        lo, hi = _neighbours(axis)
+        out[lo] |= src[hi]
+        out[hi] |= src[lo]
     return out
 
 
