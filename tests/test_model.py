@@ -440,3 +440,76 @@ def test_widened_network_computes_the_same_function_and_trains_apart() -> None:
     assert apart >= 4
     with pytest.raises(ValueError, match="cannot widen"):
         widen_network(narrow, 8)
+
+
+def test_point_scale_is_the_same_function_with_a_larger_step_on_the_point_weights() -> None:
+    from halohand.model.widen import adapt_network, rescale_points
+
+    torch.manual_seed(0)
+    base = OccupancyNetwork(dataclasses.replace(OccupancyConfig(), hidden=(16, 16)))
+    scaled = rescale_points(base, 10.0)
+    assert scaled.config.point_scale == 10.0
+    x, pose, lengths = _inputs()
+    torch.testing.assert_close(scaled(x, pose, lengths), base(x, pose, lengths))
+    # The folded inference path (point weights used without the points being scaled).
+    b, n, k = 2, 50, base.num_parts
+    p = torch.randn(b, n, 3) * 0.2
+    mats = torch.eye(4).repeat(b, k, 1, 1)
+    mats[..., :3, 3] = torch.randn(b, k, 3) * 0.1
+    mask = torch.rand(b, n, k) < 0.5
+    with torch.no_grad():
+        assert scaled._can_fold(p, mats, lengths)
+        folded = scaled.query(p, mats, lengths, part_mask=mask)
+        dense = base.query(p, mats, lengths)
+        dense_masked = base.forward(*part_inputs(p, mats), lengths, part_mask=mask)
+    torch.testing.assert_close(folded, dense_masked, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(dense, dense_masked)  # the mask matters: a real comparison
+    # One Adam step moves every weight by ~lr (first step: exactly lr * sign(grad)), so a
+    # point weight of the scaled network moves the function like a 10x step of the base's.
+    def first_step_change(net: OccupancyNetwork) -> torch.Tensor:
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        net(x, pose, lengths).sum().backward()
+        before = net.mlp.layers[0].weight[:, :3].detach().clone()
+        opt.step()
+        return (net.mlp.layers[0].weight[:, :3].detach() - before) * net.config.point_scale
+
+    moved_base, moved_scaled = first_step_change(base), first_step_change(scaled)
+    torch.testing.assert_close(moved_scaled, 10.0 * moved_base, atol=1e-7, rtol=1e-4)
+    # adapt_network: widening and rescaling together; anything else is refused.
+    target = dataclasses.replace(base.config, hidden=(24, 24), point_scale=4.0)
+    adapted = adapt_network(base, target, torch.Generator().manual_seed(0))
+    assert adapted.config == target
+    torch.testing.assert_close(adapted(x, pose, lengths), base(x, pose, lengths))
+    with pytest.raises(ValueError, match="only the hidden width"):
+        adapt_network(base, dataclasses.replace(base.config, bone_latent_size=4))
+    with pytest.raises(ValueError, match="cannot widen"):
+        adapt_network(base, dataclasses.replace(base.config, hidden=(24, 24, 24)))
+    with pytest.raises(ValueError, match="point_scale"):
+        OccupancyConfig(point_scale=0.0)
+
+
+def test_growing_the_pose_input_keeps_the_function_and_trains_the_new_inputs() -> None:
+    from halohand.model.widen import adapt_network, grow_pose_input
+
+    torch.manual_seed(0)
+    base = OccupancyNetwork(dataclasses.replace(OccupancyConfig(), hidden=(16, 16)))
+    with torch.no_grad():
+        base.pose_projection.bias.normal_(0.0, 0.3)  # the raw variant folds it into a bias
+    x, pose, lengths = _inputs()
+    want = base(x, pose, lengths)
+    for size in (24, 0):
+        grown = grow_pose_input(base, size)
+        assert grown.config.pose_projection_size == size
+        assert grown.config.in_features == 3 + 17 + (size or 48)
+        torch.testing.assert_close(grown(x, pose, lengths), want, atol=1e-6, rtol=1e-5)
+        grown(x, pose, lengths).sum().backward()
+        new_cols = grown.mlp.layers[0].weight.grad[:, 20 + (8 if size else 0) :]
+        assert new_cols.abs().max() > 0  # the added inputs get gradients
+    both = adapt_network(
+        base, dataclasses.replace(base.config, pose_projection_size=0, hidden=(24, 24))
+    )
+    torch.testing.assert_close(both(x, pose, lengths), want, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="cannot grow"):
+        grow_pose_input(base, 4)
+    with pytest.raises(ValueError, match="no pose projection"):
+        grow_pose_input(grow_pose_input(base, 0), 16)

@@ -374,6 +374,17 @@ def test_init_weights_start_a_fresh_run_from_a_model_file(data: Path, tmp_path: 
     )  # fmt: skip
     assert train(wider).finished
     assert _weights(tmp_path / "wider" / "checkpoint.pt")[w].shape[-1] == 80
+    # Another point_scale starts from the same function: point weights divided by it, then
+    # one Adam step (at most ~lr = 3e-3 per weight) from there.
+    rescaled = _config(
+        data, tmp_path / "rescaled", init_weights=str(source), model={"point_scale": 10.0},
+        max_steps=3,
+    )  # fmt: skip
+    train(rescaled, stop_after=1)
+    w0 = "mlp.layers.0.weight"
+    got = _weights(tmp_path / "rescaled" / "checkpoint.pt")[w0][:, :3]
+    want = start[w0][:, :3] / 10.0
+    assert (got - want).abs().max() < 4e-3 < (start[w0][:, :3] - want).abs().max()
     with pytest.raises(HalohandInputError, match="not found"):
         train(_config(data, tmp_path / "fourth", init_weights=str(tmp_path / "none.st")))
 

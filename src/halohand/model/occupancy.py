@@ -69,6 +69,12 @@ class OccupancyConfig:
         iso_level: probability level of the surface that meshes are extracted at (0.5
             unless set from validation data by ``halohand calibrate``). Not read by the
             network; ``HALO`` and ``halohand evaluate`` use it.
+        point_scale: factor on the canonical query points before the part MLPs (1, the
+            original). Points near a part are ~0.05 HALO units from its origin, so their
+            first-layer weights must grow large to resolve sub-millimetre detail, and Adam
+            moves a weight by about the learning rate per step; a factor ``s`` is the same
+            function with those weights divided by ``s``, i.e. an ``s``-times larger
+            effective learning rate for them alone.
     """
 
     variant: str = "halo"
@@ -87,6 +93,7 @@ class OccupancyConfig:
     surface_sampling: SurfaceSampling = "resampled"
     part_radii_m: tuple[float, ...] = ()
     iso_level: float = 0.5
+    point_scale: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -97,6 +104,8 @@ class OccupancyConfig:
             raise ValueError(f"part_radii_m must be empty or {self.num_parts} positive radii")
         if not 0.0 < self.iso_level < 1.0:
             raise ValueError(f"iso_level must be in (0, 1), got {self.iso_level}")
+        if not self.point_scale > 0:
+            raise ValueError(f"point_scale must be > 0, got {self.point_scale}")
         if self.num_parts < 1 or not self.hidden or min(self.hidden) < 1:
             raise ValueError("num_parts and every hidden width must be >= 1")
         if self.pose_projection_size < 0 or self.bone_latent_size < 0:
@@ -276,6 +285,8 @@ class OccupancyNetwork(nn.Module):
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
         x = points.to(dtype).permute(2, 0, 1, 3).reshape(k, b * n, 3)  # part-major rows
+        if self.config.point_scale != 1.0:
+            x = x * self.config.point_scale
         if part_mask is None:
             if ctx.shape[-1] == 0:
                 out = self.mlp(x)
@@ -430,7 +441,7 @@ class OccupancyNetwork(nn.Module):
         ctx = self.hand_context(trans, bone_lengths)  # [K, B, C]
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
-        w_x = first.weight[:, :3].to(rot.dtype)  # [K, 3, H]
+        w_x = first.weight[:, :3].to(rot.dtype) * self.config.point_scale  # [K, 3, H]
         w_hand = torch.einsum("bkji,kjh->kbih", rot, w_x).to(dtype)  # [K, B, 3, H] R^T W
         const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
         if ctx.shape[-1] > 0:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -479,26 +478,19 @@ class Trainer:
         from halohand.training.evaluate import load_any_model
 
         source = load_any_model(path)
-        wider = self.model_config.hidden
-        if (
-            source.config != self.model_config
-            and dataclasses.replace(source.config, hidden=wider) == self.model_config
-            and len(wider) == len(source.config.hidden)
-            and len(set(wider)) == 1
-            and len(set(source.config.hidden)) == 1
-            and wider[0] > source.config.hidden[0]
-        ):
-            # Same architecture, wider part MLPs: start from the same function
+        if source.config != self.model_config:
+            # Wider part MLPs or another point_scale: start from the same function
             # (halohand.model.widen), seeded by the run's seed.
-            from halohand.model.widen import widen_network
+            from halohand.model.widen import adapt_network
 
             generator = torch.Generator().manual_seed(self.cfg.seed)
-            source = widen_network(source, wider[0], generator)
-        if source.config != self.model_config:
-            raise HalohandInputError(
-                f"init_weights {path}: its architecture differs from this run's "
-                f"({source.config.to_json()} vs {self.model_config.to_json()})"
-            )
+            try:
+                source = adapt_network(source, self.model_config, generator)
+            except ValueError:
+                raise HalohandInputError(
+                    f"init_weights {path}: its architecture differs from this run's "
+                    f"({source.config.to_json()} vs {self.model_config.to_json()})"
+                ) from None
         self.net.load_state_dict(source.state_dict())
 
     def _check_resume_config(self, saved: dict[str, Any]) -> None:

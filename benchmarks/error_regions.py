@@ -1,0 +1,110 @@
+"""Where an occupancy model's wrong decisions are: by region of the hand.
+
+Usage::
+
+    .venv/bin/python benchmarks/error_regions.py [--checkpoint FILE] [--data data/webxr_s0]
+        [--split train] [--hands 16] [--threads 2] [--json OUT]
+
+On the stored query points of each hand (``--points near``: the 100k near-surface points,
+area-uniform on the surface plus 4 mm noise, where nearly all wrong decisions are;
+``uniform``: the points of IoU uniform, ~250 of them inside a hand), the model's
+decisions (probability >= its ``iso_level``) are compared with the labels. Every point
+gets the region of its nearest keypoint when that is within ``--radius`` (12 mm):
+``wrist``, ``knuckle`` (thumb CMC/MCP, finger MCPs), ``finger_joint`` (thumb IP, finger
+PIP/DIP) or ``tip``; else ``between`` (palm and bone shafts). Per region: its share of all
+wrong points (false inside + false outside), its share of the points (near points: of the
+surface area) and its error rate. A region whose share of the errors is far above its
+share of the hand is where accuracy is lost. On training hands this measures the model's
+fit, not generalisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from _report import emit
+
+REGION_OF_KEYPOINT = (
+    ["wrist"]
+    + ["knuckle", "knuckle", "finger_joint", "tip"]
+    + ["knuckle", "finger_joint", "finger_joint", "tip"] * 4
+)
+REGIONS = ("wrist", "knuckle", "finger_joint", "tip", "between")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
+    parser.add_argument("--data", default="data/webxr_s0")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--hands", type=int, default=16)
+    parser.add_argument("--points", choices=("near", "uniform"), default="near")
+    parser.add_argument("--radius", type=float, default=0.012, help="metres")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    from halohand.api import pretrained_path
+    from halohand.data.dataset import OccupancyDataset
+    from halohand.training.evaluate import load_any_model
+    from halohand.training.trainer import predict_points
+
+    torch.set_num_threads(args.threads)
+    checkpoint = args.checkpoint or str(pretrained_path())
+    net = load_any_model(checkpoint)
+    level = net.config.iso_level
+    ds = OccupancyDataset(args.data, args.split, n_points=1, n_surface=1, seed=0)
+    n = min(args.hands, len(ds))
+    step = max(1, len(ds) // n) if args.split == "train" else 1
+    region_index = np.array([REGIONS.index(r) for r in REGION_OF_KEYPOINT])
+    counts = {k: np.zeros(len(REGIONS)) for k in ("points", "inside", "false_in", "false_out")}
+    t0 = time.perf_counter()
+    for i in range(0, step * n, step):
+        hand, item = ds.hand(i), ds[i]
+        pts = torch.from_numpy(np.asarray(hand[f"points_{args.points}"], dtype=np.float32))
+        label = np.asarray(hand[f"occ_{args.points}"]).astype(bool)
+        pred = predict_points(net, net.config, item, pts, torch.device("cpu")).numpy() >= level
+        kp = item["keypoints"].to(torch.float32)
+        dist = torch.cdist(pts, kp)  # [N, 21]
+        near, which = dist.min(1)
+        region = np.where(near.numpy() <= args.radius, region_index[which.numpy()], 4)
+        for key, sel in (
+            ("points", np.ones_like(label)),
+            ("inside", label),
+            ("false_in", pred & ~label),
+            ("false_out", ~pred & label),
+        ):
+            counts[key] += np.bincount(region[sel], minlength=len(REGIONS))
+    wrong = counts["false_in"] + counts["false_out"]
+    union_proxy = counts["inside"].sum() + counts["false_in"].sum()
+    report: dict[str, object] = {
+        "benchmark": "error_regions",
+        "checkpoint": checkpoint,
+        "data": args.data,
+        "split": args.split,
+        "points": args.points,
+        "hands": n,
+        "iso_level": level,
+        "radius_m": args.radius,
+        "iou_pooled": float((counts["inside"].sum() - counts["false_out"].sum()) / union_proxy),
+        "error_rate": float(wrong.sum() / counts["points"].sum()),
+        "regions": {
+            name: {
+                "share_of_errors": float(wrong[j] / wrong.sum()),
+                "share_of_points": float(counts["points"][j] / counts["points"].sum()),
+                "error_rate": float(wrong[j] / max(counts["points"][j], 1)),
+                "false_inside": int(counts["false_in"][j]),
+                "false_outside": int(counts["false_out"][j]),
+            }
+            for j, name in enumerate(REGIONS)
+        },
+        "seconds": time.perf_counter() - t0,
+    }
+    emit(report, args.json)
+
+
+if __name__ == "__main__":
+    main()
