@@ -464,6 +464,7 @@ def test_point_scale_is_the_same_function_with_a_larger_step_on_the_point_weight
         dense_masked = base.forward(*part_inputs(p, mats), lengths, part_mask=mask)
     torch.testing.assert_close(folded, dense_masked, atol=1e-6, rtol=1e-5)
     assert not torch.allclose(dense, dense_masked)  # the mask matters: a real comparison
+
     # One Adam step moves every weight by ~lr (first step: exactly lr * sign(grad)), so a
     # point weight of the scaled network moves the function like a 10x step of the base's.
     def first_step_change(net: OccupancyNetwork) -> torch.Tensor:
