@@ -72,7 +72,7 @@ def test_shipped_configs_load() -> None:
     )
     assert names == [
         "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_cycle4", "halo_cpu_dense",
-        "halo_cpu_w96", "halo_default",
+        "halo_cpu_w128", "halo_cpu_w96", "halo_default",
         "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled",
     ]  # fmt: skip
     # The second learning-rate cycle starts from the first cycle's weights, with the same
@@ -106,6 +106,11 @@ def test_shipped_configs_load() -> None:
     assert w96.model_config().hidden == (96, 96, 96, 96)
     assert dataclasses.replace(w96.model_config(), hidden=(64,) * 4) == first.model_config()
     names.remove("halo_cpu_w96")
+    # Its second step widens the 4 x 96 model's weights to 4 x 128.
+    w128 = load_config(REPO / "configs" / "halo_cpu_w128.toml")
+    assert (REPO / w128.init_weights).is_file() and "w96" in str(w128.init_weights)
+    assert dataclasses.replace(w128.model_config(), hidden=(96,) * 4) == w96.model_config()
+    names.remove("halo_cpu_w128")
     for name in names:
         cfg = load_config(REPO / "configs" / f"{name}.toml")
         expected = "halo" if name.startswith("halo_") and name != "halo_gt" else name
@@ -135,6 +140,32 @@ def test_table1_configs_differ_from_the_shipped_recipe_only_in_variant_and_budge
         assert {k for k in base if base[k] != cfg[k]} <= budget | {"model"}
         # The model section differs only through the variant preset, never in the supports.
         assert cfg["model"].get("part_radii_m") == base["model"].get("part_radii_m")
+
+
+def test_architecture_ab_configs_differ_from_their_control_in_one_model_field() -> None:
+    # configs/point_scale/cycle3_s1.toml is the control of the point-scale and pose-input
+    # A/B runs: same data, seed, schedule and warm start (the shipped third cycle).
+    asdict = dataclasses.asdict
+    control = asdict(load_config(REPO / "configs" / "point_scale" / "cycle3_s1.toml"))
+    assert (REPO / control["init_weights"]).is_file() and "cycle3" in control["init_weights"]
+    changed = {
+        "point_scale/cycle3_s10": {"point_scale": 10.0},
+        "pose_input/cycle3_pp24": {"pose_projection_size": 24},
+        "pose_input/cycle3_raw": {"pose_projection_size": 0},
+    }
+    found = sorted(
+        f"{p.parent.name}/{p.stem}"
+        for folder in ("point_scale", "pose_input")
+        for p in (REPO / "configs" / folder).glob("*.toml")
+    )
+    assert found == sorted([*changed, "point_scale/cycle3_s1"])
+    for name, fields in changed.items():
+        cfg = asdict(load_config(REPO / "configs" / f"{name}.toml"))
+        assert cfg.pop("out") != control["out"]
+        base = {k: v for k, v in control.items() if k != "out"}
+        model, base_model = cfg.pop("model"), base.pop("model")
+        assert cfg == base
+        assert {k: v for k, v in model.items() if base_model.get(k) != v} == fields
 
 
 def test_grasp_configs_load() -> None:
