@@ -15,3 +15,13 @@ def emit(report: dict, path: str | Path | None, indent: int = 1) -> None:
     print(text)
     if path:
         write_text_atomic(path, text + "\n")
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it (so a result file
+    names the same file in any clone), else as given."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

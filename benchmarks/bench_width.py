@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 import torch
-from _report import emit
+from _report import display_path, emit
 from bench_extraction import _hands
 
 
@@ -67,7 +67,7 @@ def main() -> None:
     first = statistics.median(times[widths[0]])
     report: dict[str, object] = {
         "benchmark": "width_cost",
-        "checkpoint": checkpoint,
+        "checkpoint": display_path(checkpoint),
         "source_width": base,
         "hands": len(hands),
         "rounds": args.rounds,

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 import torch
-from _report import emit
+from _report import display_path, emit
 
 REGION_OF_KEYPOINT = (
     ["wrist"]
@@ -82,7 +82,7 @@ def main() -> None:
     union_proxy = counts["inside"].sum() + counts["false_in"].sum()
     report: dict[str, object] = {
         "benchmark": "error_regions",
-        "checkpoint": checkpoint,
+        "checkpoint": display_path(checkpoint),
         "data": args.data,
         "split": args.split,
         "points": args.points,

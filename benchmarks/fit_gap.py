@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import torch
-from _report import emit
+from _report import display_path, emit
 
 
 def _iou(pred: np.ndarray, label: np.ndarray) -> float:
@@ -50,7 +50,7 @@ def main() -> None:
     cpu = torch.device("cpu")
     report: dict[str, object] = {
         "benchmark": "fit_gap",
-        "checkpoint": checkpoint,
+        "checkpoint": display_path(checkpoint),
         "data": args.data,
         "hands_per_split": args.hands,
         "splits": {},

@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 import trimesh
+from _report import display_path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: spawn_key[0] of the held-out stream (the training data uses split ids 0, 1, 2).
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ["benchmarks/heldout_reconstruct.py", *(sys.argv[1:] if argv is None else argv)]
         ),
         "halohand_version": getattr(halohand, "__version__", None),
-        "checkpoint": str(checkpoint),
+        "checkpoint": display_path(checkpoint),
         "hands": args.hands,
         "seed": args.seed,
         "rng": f"SeedSequence({args.seed}, spawn_key=({HELDOUT_STREAM}, i, 0|1)) "

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import display_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AMPLITUDES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": " ".join(
             ["benchmarks/noise_tolerance.py", *(sys.argv[1:] if argv is None else argv)]
         ),
-        "checkpoint": str(checkpoint),
+        "checkpoint": display_path(checkpoint),
         "data": str(args.data),
         "split": args.split,
         "hands": n,
