@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 from _report import display_path, emit
+from _scoring import model_or_shipped
 from bench_extraction import _hands
 
 
@@ -39,13 +40,11 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    from halohand.api import HALO, pretrained_path
+    from halohand.api import HALO
     from halohand.model.widen import widen_network
-    from halohand.training.evaluate import load_any_model
 
     torch.set_num_threads(args.threads)
-    checkpoint = args.checkpoint or str(pretrained_path())
-    source = load_any_model(checkpoint)
+    checkpoint, source = model_or_shipped(args.checkpoint)
     base = source.config.hidden[0]
     widths = [int(w) for w in args.widths.split(",")]
     models = {}

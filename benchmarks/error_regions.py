@@ -26,6 +26,7 @@ import time
 import numpy as np
 import torch
 from _report import display_path, emit
+from _scoring import hand_indices, model_or_shipped, stored_decisions
 
 REGION_OF_KEYPOINT = (
     ["wrist"]
@@ -47,26 +48,18 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    from halohand.api import pretrained_path
     from halohand.data.dataset import OccupancyDataset
-    from halohand.training.evaluate import load_any_model
-    from halohand.training.trainer import predict_points
 
     torch.set_num_threads(args.threads)
-    checkpoint = args.checkpoint or str(pretrained_path())
-    net = load_any_model(checkpoint)
-    level = net.config.iso_level
+    checkpoint, net = model_or_shipped(args.checkpoint)
     ds = OccupancyDataset(args.data, args.split, n_points=1, n_surface=1, seed=0)
-    n = min(args.hands, len(ds))
-    step = max(1, len(ds) // n) if args.split == "train" else 1
+    indices = hand_indices(args.split, len(ds), args.hands)
     region_index = np.array([REGIONS.index(r) for r in REGION_OF_KEYPOINT])
     counts = {k: np.zeros(len(REGIONS)) for k in ("points", "inside", "false_in", "false_out")}
     t0 = time.perf_counter()
-    for i in range(0, step * n, step):
+    for i in indices:
         hand, item = ds.hand(i), ds[i]
-        pts = torch.from_numpy(np.asarray(hand[f"points_{args.points}"], dtype=np.float32))
-        label = np.asarray(hand[f"occ_{args.points}"]).astype(bool)
-        pred = predict_points(net, net.config, item, pts, torch.device("cpu")).numpy() >= level
+        pts, pred, label = stored_decisions(net, hand, item, args.points)
         kp = item["keypoints"].to(torch.float32)
         dist = torch.cdist(pts, kp)  # [N, 21]
         near, which = dist.min(1)
@@ -86,8 +79,8 @@ def main() -> None:
         "data": args.data,
         "split": args.split,
         "points": args.points,
-        "hands": n,
-        "iso_level": level,
+        "hands": len(indices),
+        "iso_level": net.config.iso_level,
         "radius_m": args.radius,
         "iou_pooled": float((counts["inside"].sum() - counts["false_out"].sum()) / union_proxy),
         "error_rate": float(wrong.sum() / counts["points"].sum()),

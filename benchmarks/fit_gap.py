@@ -23,6 +23,7 @@ import time
 import numpy as np
 import torch
 from _report import display_path, emit
+from _scoring import hand_indices, model_or_shipped, stored_decisions
 
 
 def _iou(pred: np.ndarray, label: np.ndarray) -> float:
@@ -39,15 +40,10 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    from halohand.api import pretrained_path
     from halohand.data.dataset import OccupancyDataset
-    from halohand.training.evaluate import load_any_model
-    from halohand.training.trainer import predict_points
 
     torch.set_num_threads(args.threads)
-    checkpoint = args.checkpoint or str(pretrained_path())
-    net = load_any_model(checkpoint)
-    cpu = torch.device("cpu")
+    checkpoint, net = model_or_shipped(args.checkpoint)
     report: dict[str, object] = {
         "benchmark": "fit_gap",
         "checkpoint": display_path(checkpoint),
@@ -55,26 +51,24 @@ def main() -> None:
         "hands_per_split": args.hands,
         "splits": {},
     }
-    level = net.config.iso_level
-    report["iso_level"] = level
+    report["iso_level"] = net.config.iso_level
     t0 = time.perf_counter()
     for split in ("train", "val", "test"):
         ds = OccupancyDataset(args.data, split, n_points=1, n_surface=1, seed=0)
-        n = min(args.hands, len(ds))
-        step = max(1, len(ds) // n) if split == "train" else 1
+        indices = hand_indices(split, len(ds), args.hands)
         uniform, mixed = [], []
-        for i in range(0, step * n, step):
+        for i in indices:
             hand, item = ds.hand(i), ds[i]
             preds, labels = [], []
             for key in ("uniform", "near"):
-                pts = torch.from_numpy(np.asarray(hand[f"points_{key}"], dtype=np.float32))
-                preds.append(predict_points(net, net.config, item, pts, cpu).numpy() >= level)
-                labels.append(np.asarray(hand[f"occ_{key}"]).astype(bool))
+                _, pred, label = stored_decisions(net, hand, item, key)
+                preds.append(pred)
+                labels.append(label)
             uniform.append(_iou(preds[0], labels[0]))
             mixed.append(_iou(np.concatenate(preds), np.concatenate(labels)))
         report["splits"][split] = {
-            "hands": n,
-            "hand_indices": list(range(0, step * n, step)),
+            "hands": len(indices),
+            "hand_indices": indices,
             "iou_uniform_mean": float(np.mean(uniform)),
             "iou_mixed_mean": float(np.mean(mixed)),
         }
