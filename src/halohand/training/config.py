@@ -84,8 +84,9 @@ class TrainConfig:
         init_weights: optional model file (``*.safetensors`` or a ``checkpoint.pt``) whose
             weights start a fresh run instead of a random init (fine-tuning / a second
             learning-rate cycle); its architecture must equal this run's, or differ only
-            by wider part MLPs (one hidden width throughout), which start as the same
-            function (:func:`halohand.model.widen.widen_network`). The optimizer,
+            in wider part MLPs (one hidden width throughout), ``point_scale`` or a larger
+            pose input, which start as the same function
+            (:func:`halohand.model.widen.adapt_network`). The optimizer,
             step count and skinning schedule start fresh. Relative to the cwd.
     """
 

@@ -479,17 +479,17 @@ class Trainer:
 
         source = load_any_model(path)
         if source.config != self.model_config:
-            # Wider part MLPs or another point_scale: start from the same function
-            # (halohand.model.widen), seeded by the run's seed.
+            # Wider part MLPs, another point_scale or a larger pose input: start from the
+            # same function (halohand.model.widen), seeded by the run's seed.
             from halohand.model.widen import adapt_network
 
             generator = torch.Generator().manual_seed(self.cfg.seed)
             try:
                 source = adapt_network(source, self.model_config, generator)
-            except ValueError:
+            except ValueError as exc:
                 raise HalohandInputError(
-                    f"init_weights {path}: its architecture differs from this run's "
-                    f"({source.config.to_json()} vs {self.model_config.to_json()})"
+                    f"init_weights {path}: its architecture differs from this run's ({exc}: "
+                    f"{source.config.to_json()} vs {self.model_config.to_json()})"
                 ) from None
         self.net.load_state_dict(source.state_dict())
 
