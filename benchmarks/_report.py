@@ -9,7 +9,7 @@ from pathlib import Path
 def emit(report: dict, path: str | Path | None, indent: int = 1) -> None:
     """Print ``report`` as JSON on stdout and, with ``path``, write the same text there
     atomically (a crash never leaves a half-written result file)."""
-    from halohand.atomic import write_text_atomic
+    from halohand.core.atomic import write_text_atomic
 
     text = json.dumps(report, indent=indent)
     print(text)

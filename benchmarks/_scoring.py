@@ -11,8 +11,8 @@ import torch
 
 def model_or_shipped(path: str | None) -> tuple[str, Any]:
     """``(path, network)`` of the model file ``path``, or of the shipped weights."""
-    from halohand.api import pretrained_path
-    from halohand.training.evaluate import load_any_model
+    from halohand.fields.io import load_any_model
+    from halohand.inference.halo import pretrained_path
 
     checkpoint = path or str(pretrained_path())
     return checkpoint, load_any_model(checkpoint)

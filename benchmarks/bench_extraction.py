@@ -72,8 +72,8 @@ def _hands(data: str | None, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
 def _instrumented(model, kp: np.ndarray, side: str, res: int, colors: bool):  # noqa: ANN001
     """One reconstruction with the lattice evaluation wrapped: ``([seconds in the network,
     queries], queries per level, the full (R+1)^3 grid)``."""
-    import halohand.meshing as meshing
-    import halohand.meshing.extract as extract
+    import halohand.inference as meshing
+    import halohand.inference.extract as extract
 
     spent = [0.0, 0]
     captured: list[np.ndarray] = []
@@ -113,9 +113,9 @@ def _instrumented(model, kp: np.ndarray, side: str, res: int, colors: bool):  # 
 def _worker(args: argparse.Namespace) -> dict:
     import torch
 
-    from halohand.api import HALO, _hand_box, coarse_resolution_for
-    from halohand.meshing.extract import evaluate_grid, mesh_from_grid
-    from halohand.model.inference import occupancy_from_keypoints
+    from halohand.inference.extract import evaluate_grid, mesh_from_grid
+    from halohand.inference.halo import HALO, _hand_box, coarse_resolution_for
+    from halohand.inference.query import occupancy_from_keypoints
 
     torch.set_num_threads(args.threads)
     model = HALO.pretrained(args.checkpoint) if args.checkpoint else HALO.pretrained()

@@ -12,7 +12,7 @@ and a synthetic hand (skipping statistics are then only indicative). Prints one 
 Methods (all on the same weights, float32, no autograd):
 
 * ``loop``: 16 separate ``nn.Linear`` stacks called in a Python loop, as the original code;
-* ``batched``: :class:`halohand.model.OccupancyNetwork` dense (all parts, one op per layer);
+* ``batched``: :class:`halohand.fields.OccupancyNetwork` dense (all parts, one op per layer);
 * ``batched_skip``: the same with part skipping (``DEFAULT_SKIP_RADII_M``): the inference
   path with part transforms folded into the first layer and one GEMM per part and layer;
 * ``batched_skip_unfolded``: part skipping through the differentiable masked path (per-block
@@ -39,14 +39,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from halohand.model import (
+from halohand.fields import (
     DEFAULT_SKIP_RADII_M,
     OccupancyNetwork,
     hand_conditioning,
-    occupancy_from_keypoints,
     skip_mask,
 )
-from halohand.model.skipping import PART_SEGMENTS
+from halohand.fields.skipping import PART_SEGMENTS
+from halohand.inference.query import occupancy_from_keypoints
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "halo-original"
 
@@ -96,7 +96,7 @@ class LoopModel(nn.Module):
 def _hand() -> tuple[Tensor, OccupancyNetwork, str]:
     ckpt, poses = REF / "halo_base_yt3d.pt", REF / "real_poses_openpose_m.npy"
     if ckpt.is_file() and poses.is_file():
-        from halohand.compat import load_original_checkpoint
+        from halohand.inference.original import load_original_checkpoint
 
         kp = torch.from_numpy(np.load(poses)[0]).double()[None]
         return kp, load_original_checkpoint(ckpt), "released HALO checkpoint, real pose 0"

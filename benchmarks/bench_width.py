@@ -6,7 +6,7 @@ Usage::
         [--rounds 3] [--threads 2] [--checkpoint FILE] [--json OUT]
 
 The shipped model (or ``--checkpoint``) is widened to each width by
-:func:`halohand.model.widen.widen_network`, which keeps its function: every width extracts
+:func:`halohand.training.widen.widen_network`, which keeps its function: every width extracts
 the same surface from the same part evaluations, so the time difference is the cost of the
 width alone (a trained wider model would differ only by its own surface). Each round times
 ``HALO.reconstruct`` (256^3, default settings) on the first ``--hands`` test hands of
@@ -40,8 +40,8 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    from halohand.api import HALO
-    from halohand.model.widen import widen_network
+    from halohand.inference.halo import HALO
+    from halohand.training.widen import widen_network
 
     torch.set_num_threads(args.threads)
     checkpoint, source = model_or_shipped(args.checkpoint)

@@ -23,10 +23,10 @@ def main() -> None:
 
     import numpy as np
 
-    from halohand.atomic import write_text_atomic
+    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.generate import CONTACT_KEYPOINTS
-    from halohand.grasp.objects import load_object
     from halohand.grasp.synthesis import load_grasps
+    from halohand.objects.registry import load_object
 
     g = load_grasps(args.grasps)
     right = np.asarray(g["side"]).astype(str) == "right"

@@ -42,11 +42,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from halohand.atomic import write_text_atomic
+    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.generate import generate_grasps
-    from halohand.grasp.objects import load_objects
     from halohand.grasp.synthesis import load_grasps
     from halohand.grasp.vae import load_vae
+    from halohand.objects.registry import load_objects
 
     torch.set_num_threads(1)
     objs = load_objects(args.objects)

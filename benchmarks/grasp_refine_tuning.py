@@ -19,8 +19,8 @@ def main() -> None:
 
     from halohand.grasp.evaluate import evaluate_grasps
     from halohand.grasp.generate import generate_grasps, grasp_halo, refine_translation
-    from halohand.grasp.objects import load_object
     from halohand.grasp.vae import load_vae
+    from halohand.objects.registry import load_object
 
     if len(sys.argv) != 3:
         sys.exit(__doc__)

@@ -35,11 +35,11 @@ def main() -> None:
 
     import torch
 
-    from halohand.atomic import write_text_atomic
+    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.evaluate import evaluate_grasps
     from halohand.grasp.generate import grasp_halo, refine_translation, select_grasps
-    from halohand.grasp.objects import load_object
     from halohand.grasp.vae import load_vae
+    from halohand.objects.registry import load_object
 
     torch.set_num_threads(args.threads)
     halo = grasp_halo()

@@ -36,15 +36,15 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     t = time.perf_counter()
-    from halohand.atomic import write_text_atomic
+    from halohand.apps.figures import render_grasps
+    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.generate import (
         generate_grasps,
         grasp_halo,
-        render_grasps,
         shipped_model_path,
     )
-    from halohand.grasp.objects import load_object, parse_object_list
     from halohand.grasp.vae import load_vae
+    from halohand.objects.registry import load_object, parse_object_list
 
     model = args.model or str(shipped_model_path())
     vae, _ = load_vae(model)
@@ -86,7 +86,7 @@ def time_command(n: int) -> dict:
     import tempfile
     from pathlib import Path
 
-    from halohand.grasp.objects import load_object
+    from halohand.objects.registry import load_object
 
     with tempfile.TemporaryDirectory() as tmp:
         mesh = load_object("cylinder_4").mesh.copy().apply_scale(1000.0)  # millimetres

@@ -56,10 +56,11 @@ def main() -> None:
 
     import torch
 
-    from halohand.atomic import write_text_atomic
+    from halohand.apps.figures import render_grasps
+    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
-    from halohand.grasp.generate import grasp_halo, render_grasps
-    from halohand.grasp.objects import load_objects
+    from halohand.grasp.generate import grasp_halo
+    from halohand.objects.registry import load_objects
 
     torch.set_num_threads(args.threads)
     halo = grasp_halo()

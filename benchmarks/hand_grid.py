@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tile", type=int, default=256, help="tile size in pixels")
     args = parser.parse_args(argv)
 
+    from halohand.apps.render import PART_COLORS, image_grid, render_mesh, save_png
     from halohand.handmodel import GESTURES, PosePrior, WebXRHandModel, WebXRHandSource
-    from halohand.render import PART_COLORS, image_grid, render_mesh, save_png
 
     source = WebXRHandSource()
     rng = np.random.default_rng(args.seed)

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     from halohand.evaluation.metrics import iou
     from halohand.handmodel import GESTURES, PosePrior, WebXRHandModel, WebXRHandSource
     from halohand.handmodel.collision import load_sphere_proxy, self_intersection_volume
-    from halohand.meshing.inside import contains
+    from halohand.objects.inside import contains
     from halohand.skeleton import hand_length
 
     model = WebXRHandModel.load()

@@ -31,7 +31,7 @@ files of the group at once, default options except ``--resolution`` / ``--checkp
 **Metrics** (per hand, meshes converted to metres; :func:`halohand.evaluation.mesh_metrics`):
 
 * IoU of the inside of the output mesh (generalized winding number,
-  :func:`halohand.meshing.contains`) and of the GT mesh (the data engine's
+  :func:`halohand.inference.contains`) and of the GT mesh (the data engine's
   :func:`halohand.data.engine.inside`, the same test) on ``--points`` uniform points in the
   GT mesh's bounding box padded by ``--box-padding-mm`` per side, widened to contain the
   output mesh's bounding box if it reaches beyond (a spurious blob is never cut off;
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         and max(means_cd) - min(means_cd) <= args.alike_chamfer_mm  # type: ignore[type-var]
     )
     import halohand
-    from halohand.api import pretrained_path
+    from halohand.inference.halo import pretrained_path
 
     checkpoint = args.checkpoint if args.checkpoint is not None else pretrained_path()
     doc: dict[str, Any] = {

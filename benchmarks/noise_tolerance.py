@@ -19,7 +19,7 @@ path of ``halohand reconstruct``; part colours off, they do not change the surfa
 uniform + near-surface points (``iou_mixed``, the paper's IoU), Chamfer-L1 in mm against the
 stored 100k-point cloud, normal consistency (:func:`halohand.evaluation.mesh_metrics`).
 
-``--fix-skeleton`` also reconstructs from ``halohand.skeleton.plausibility.fix_skeleton`` of
+``--fix-skeleton`` also reconstructs from ``halohand.canonical.plausibility.fix_skeleton`` of
 the noisy keypoints (before/after; reported as variant ``fixed`` beside ``noisy``, with the
 joint motion of the fix and the fixed skeleton's distance to the clean one).
 
@@ -51,9 +51,9 @@ METRICS = (
 
 
 def fix_skeleton_available() -> bool:
-    """Whether ``halohand.skeleton.plausibility.fix_skeleton`` exists in this build."""
+    """Whether ``halohand.canonical.plausibility.fix_skeleton`` exists in this build."""
     try:
-        from halohand.skeleton.plausibility import fix_skeleton  # noqa: F401
+        from halohand.canonical.plausibility import fix_skeleton  # noqa: F401
     except ImportError:
         return False
     return True
@@ -68,7 +68,7 @@ def noise_unit(seed: int, hand_index: int) -> np.ndarray:
 def score(mesh: Any, hand: dict[str, Any], n_samples: int) -> dict[str, Any]:
     """``halohand evaluate``'s metrics of one mesh (metres) against the stored clean GT."""
     from halohand.evaluation import iou, mesh_metrics
-    from halohand.meshing import contains
+    from halohand.objects.inside import contains
 
     pts_all = np.concatenate([hand["points_uniform"], hand["points_near"]])
     occ_all = np.concatenate([hand["occ_uniform"], hand["occ_near"]])
@@ -132,16 +132,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.fix_skeleton and not fix_skeleton_available():
         parser.error(
             "--fix-skeleton is unavailable: this build has no "
-            "halohand.skeleton.plausibility.fix_skeleton"
+            "halohand.canonical.plausibility.fix_skeleton"
         )
 
     import torch
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    from halohand.api import HALO, pretrained_path
+    from halohand.core.errors import HalohandInputError
     from halohand.data.dataset import OccupancyDataset
-    from halohand.errors import HalohandInputError
+    from halohand.inference.halo import HALO, pretrained_path
 
     model = (
         HALO.pretrained(device=args.device)
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             inputs = {"noisy": noisy}
             fix_info: dict[str, float] = {}
             if args.fix_skeleton:
-                from halohand.skeleton.plausibility import fix_skeleton
+                from halohand.canonical.plausibility import fix_skeleton
 
                 fixed = fix_skeleton(noisy, side=side, units="m")
                 inputs["fixed"] = fixed.keypoints

@@ -48,15 +48,15 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from halohand.handmodel.webxr import WebXRHandSource
-    from halohand.skeleton import BONES, mirror
-    from halohand.skeleton.plausibility import (
+    from halohand.canonical.plausibility import (
         ANGLE_JOINTS,
         ANGLE_LIMITS_DEG,
         check_skeleton,
         fix_skeleton,
         repose_skeleton,
     )
+    from halohand.handmodel.webxr import WebXRHandSource
+    from halohand.skeleton import BONES, mirror
 
     rng = np.random.default_rng(args.seed)
     source = WebXRHandSource()

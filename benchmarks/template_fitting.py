@@ -5,7 +5,7 @@ keypoints (and, with ``--noise-mm > 0``, to keypoints with per-coordinate unifor
 [-noise, +noise] mm) and score the posed template mesh like ``halohand evaluate`` does:
 IoU on the hand's 100k uniform points (``iou_uniform``) and on uniform + near-surface points
 (``iou_mixed``), Chamfer-L1 (mm) and normal consistency on 100k surface samples
-(:func:`halohand.evaluation.mesh_metrics`, :func:`halohand.meshing.contains`).
+(:func:`halohand.evaluation.mesh_metrics`, :func:`halohand.inference.contains`).
 Keypoint error: mean Euclidean distance over the 21 joints to the clean GT keypoints (and to
 the fitted targets). Time per hand: the batch fit divided by the hands, plus single-hand
 fits of the first ``--single`` hands.
@@ -28,7 +28,7 @@ import torch
 from halohand.data.dataset import OccupancyDataset
 from halohand.evaluation import iou, mesh_metrics
 from halohand.fitting import FitConfig, fit_template, fit_templates
-from halohand.meshing import contains
+from halohand.objects.inside import contains
 
 _MEAN_KEYS = (
     "keypoint_error_mm", "keypoint_error_to_target_mm", "max_keypoint_error_mm",

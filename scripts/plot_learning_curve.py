@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from halohand.atomic import atomic_path  # noqa: E402
+from halohand.core.atomic import atomic_path  # noqa: E402
 
 
 def _read(log_path: str) -> list[dict[str, str]]:

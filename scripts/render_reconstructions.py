@@ -10,9 +10,9 @@ import sys
 import numpy as np
 
 from halohand import HALO
-from halohand.atomic import atomic_path
+from halohand.apps.render import PART_COLORS, image_grid, render_mesh, save_png
+from halohand.core.atomic import atomic_path
 from halohand.data.dataset import OccupancyDataset
-from halohand.render import PART_COLORS, image_grid, render_mesh, save_png
 
 
 def main(checkpoint: str, data: str, out: str, n: int = 4) -> None:

@@ -60,7 +60,7 @@ def write_demo_frames(folder: Path) -> None:
     """Two posed hands as ``seq_0000.glb``, ``seq_0001.glb`` (metres, with skeletons)."""
     import trimesh
 
-    from halohand.export import export_mesh, part_vertex_colors
+    from halohand.apps.export import export_mesh, part_vertex_colors
     from halohand.handmodel.prior import PosePrior
     from halohand.handmodel.webxr import default_model
 
@@ -112,7 +112,7 @@ def check_image(path: Path) -> tuple[list[str], dict[str, float]]:
     from matplotlib.colors import rgb_to_hsv
     from PIL import Image
 
-    from halohand.render import PART_COLORS
+    from halohand.apps.render import PART_COLORS
     from halohand.skeleton import PART_NAMES
 
     img = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255.0

@@ -121,7 +121,7 @@ def write_bad_files(tmp_path: Path, kp: np.ndarray) -> dict[str, tuple[str, str]
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: object) -> tuple[int, str, str]:
     """Run ``halohand *args`` in-process; returns (exit status, stdout, stderr)."""
-    from halohand import cli
+    from halohand.apps import cli
 
     monkeypatch.setattr(sys, "argv", ["halohand", *map(str, args)])
     code = 0

@@ -17,14 +17,14 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 import halohand
-from halohand import api
-from halohand.api import HALO, coarse_resolution_for, detect_units
-from halohand.errors import CorruptFileError, HalohandInputError
-from halohand.export import export_mesh, mesh_bytes, part_vertex_colors
-from halohand.io_keypoints import check_keypoints, load_keypoints, load_points, output_names
-from halohand.model import OccupancyConfig, OccupancyNetwork, save_model
-from halohand.render import PART_COLORS
+from halohand.apps.export import export_mesh, mesh_bytes
+from halohand.apps.keypoint_io import check_keypoints, load_keypoints, load_points, output_names
+from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.fields import OccupancyConfig, OccupancyNetwork, save_model
+from halohand.inference import halo as api
+from halohand.inference.halo import HALO, coarse_resolution_for, detect_units
 from halohand.skeleton import BONES, from_openpose, mirror
+from halohand.skeleton.colors import PART_COLORS, part_vertex_colors
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from halohand.atomic import atomic_open, atomic_path, write_bytes_atomic, write_text_atomic
+from halohand.core.atomic import atomic_open, atomic_path, write_bytes_atomic, write_text_atomic
 
 
 def test_writes_and_replaces(tmp_path: Path) -> None:

@@ -29,7 +29,8 @@ from halohand.canonical import (
     points_to_part_frames,
     skeleton_from_angles,
 )
-from halohand.canonical.rotations import (
+from halohand.core.errors import HalohandInputError
+from halohand.core.rotations import (
     align,
     angle_between,
     rodrigues,
@@ -41,7 +42,6 @@ from halohand.canonical.rotations import (
     swing,
     unit,
 )
-from halohand.errors import HalohandInputError
 from halohand.skeleton import BONES, PARENTS, bone_lengths, mirror, part_bone_lengths
 from halohand.skeleton.orders import BIOMECH_FROM_OPENPOSE, OPENPOSE_FROM_BIOMECH
 

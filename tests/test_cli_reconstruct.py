@@ -1,6 +1,6 @@
 """``halohand reconstruct`` / ``halohand occupancy``: outputs, naming, units, bad input.
 
-Most runs are in-process (``halohand.cli.main`` with the analytic capsule net patched in);
+Most runs are in-process (``halohand.apps.cli.main`` with the analytic capsule net patched in);
 two subprocess runs check the installed entry point end to end with a real (tiny) model.
 """
 
@@ -20,9 +20,10 @@ import torch
 import trimesh
 from halo_fakes import CapsuleNet, hand_keypoints, run_cli, write_bad_files
 
-from halohand import api, reconstruct_cli
-from halohand.api import HALO
-from halohand.model import OccupancyConfig, OccupancyNetwork, save_model
+from halohand.apps.cli import reconstruct as reconstruct_cli
+from halohand.fields import OccupancyConfig, OccupancyNetwork, save_model
+from halohand.inference import halo as api
+from halohand.inference.halo import HALO
 from halohand.skeleton import from_openpose, mirror
 
 torch.set_num_threads(1)
@@ -193,7 +194,7 @@ def test_entry_point_end_to_end(tmp_path, kp) -> None:
         tmp_path / "tiny.safetensors", OccupancyNetwork(OccupancyConfig(hidden=(8,)))
     )
     np.save(tmp_path / "r00.npy", kp)
-    cmd = [sys.executable, "-m", "halohand.cli", "reconstruct", str(tmp_path / "r00.npy"),
+    cmd = [sys.executable, "-m", "halohand.apps.cli", "reconstruct", str(tmp_path / "r00.npy"),
            "--out-dir", str(tmp_path / "out"), "--checkpoint", str(model),
            "--resolution", "16", "--ext", "glb"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

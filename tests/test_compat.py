@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from halohand.compat import (
+from halohand.core.errors import CorruptFileError
+from halohand.fields import count_parameters
+from halohand.inference.original import (
     load_original_checkpoint,
     original_occupancy,
     read_original_checkpoint,
 )
-from halohand.errors import CorruptFileError
-from halohand.model import count_parameters, occupancy_from_keypoints
+from halohand.inference.query import occupancy_from_keypoints
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REF = SHARED / "reference" / "halo-original"

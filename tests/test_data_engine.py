@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
 from halohand.data.dataset import OccupancyDataset, load_shard
 from halohand.data.engine import (
@@ -32,12 +33,11 @@ from halohand.data.engine import (
 )
 from halohand.data.shards import shard_arrays, write_npz_deterministic
 from halohand.data.toy import ToyHandSource
-from halohand.errors import CorruptFileError, HalohandInputError
-from halohand.meshing.inside import winding_number
+from halohand.objects.inside import winding_number
 
 COUNTS = {"train": 2, "val": 1, "test": 0}
 SETTINGS = {"seed": 7, "side": "both", "hands_per_shard": 2}
-CLI = [sys.executable, "-m", "halohand.cli"]
+CLI = [sys.executable, "-m", "halohand.apps.cli"]
 
 
 def _run_reference(out: Path, workers: int) -> None:
@@ -312,7 +312,7 @@ def test_validate_hand_rejects_open_and_inverted_meshes() -> None:
 
 def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     """Run ``halohand`` in this process through its real entry point; returns the exit code."""
-    from halohand.cli import main
+    from halohand.apps.cli import main
 
     monkeypatch.setattr(sys, "argv", ["halohand", *args])
     try:

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from halohand.cli import app
+from halohand.apps.cli import app
+from halohand.apps.render import gradient_background, render_layer, render_mesh
 from halohand.handmodel.keyposes import (
     KEY_POSE_NAMES,
     build_key_poses,
@@ -21,7 +22,6 @@ from halohand.handmodel.keyposes import (
 )
 from halohand.handmodel.pose import JOINT_LIMITS, HandPose
 from halohand.handmodel.webxr import default_model
-from halohand.render import gradient_background, render_layer, render_mesh
 from halohand.skeleton import PARENTS
 
 
@@ -125,7 +125,7 @@ def test_demo_tiny_configuration(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_gallery(tmp_path: Path) -> None:
-    from halohand.demo import _gallery
+    from halohand.apps.demo import _gallery
     from halohand.handmodel.prior import GESTURES
 
     count = _gallery(tmp_path, samples=1, seed=0)
@@ -144,7 +144,7 @@ def test_demo_rejects_a_bad_side(tmp_path: Path) -> None:
 
 
 def test_camera_loops_and_mirrors_for_left_hands() -> None:
-    from halohand.demo import camera_views
+    from halohand.apps.demo import camera_views
 
     right, left = camera_views(8), camera_views(8, "left")
     assert len(right) == 8 and right[0] == pytest.approx(camera_views(1)[0])

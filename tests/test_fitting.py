@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 from halohand.fitting import FitConfig, TorchHandModel, fit_template, fit_templates
 from halohand.handmodel import HandIdentity, HandPose, IdentityPrior, PosePrior, WebXRHandModel
 

@@ -32,10 +32,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from halohand import cli
-from halohand.api import HALO
-from halohand.errors import HalohandInputError
-from halohand.io_keypoints import load_keypoints
+from halohand.apps import cli
+from halohand.apps.keypoint_io import load_keypoints
+from halohand.core.errors import HalohandInputError
+from halohand.inference.halo import HALO
 from halohand.skeleton import mirror
 
 torch.set_num_threads(1)
@@ -508,7 +508,7 @@ def test_entry_point_subprocess_garbage_and_usage(tmp_path: Path) -> None:
     args = ["reconstruct", str(tmp_path / "g.npy"), "--out-dir", str(tmp_path / "o"), "--x", "1"]
     for cut in (len(args) - 2, len(args)):  # garbage file; then also an unknown option
         proc = subprocess.run(
-            [sys.executable, "-m", "halohand.cli", *args[:cut]],
+            [sys.executable, "-m", "halohand.apps.cli", *args[:cut]],
             capture_output=True, text=True, env=env, timeout=120,
         )  # fmt: skip
         assert_cli_error(proc.returncode, proc.stderr, tmp_path / "o")
@@ -522,7 +522,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 4-hand toy data folder, a tiny model file and a valid tiny training config."""
     from halohand.data.engine import generate
     from halohand.data.toy import ToyHandSource
-    from halohand.model import OccupancyConfig, OccupancyNetwork, save_model
+    from halohand.fields import OccupancyConfig, OccupancyNetwork, save_model
 
     root = tmp_path_factory.mktemp("fuzz_tiny")
     generate(root / "data", {"train": 2, "val": 1, "test": 1}, seed=3, source=ToyHandSource(),

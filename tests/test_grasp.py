@@ -12,7 +12,7 @@ import torch
 import trimesh
 from halo_fakes import run_cli
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 from halohand.grasp.metrics import (
     contact_ratio,
     diversity,
@@ -20,7 +20,8 @@ from halohand.grasp.metrics import (
     kmeans_diversity,
     min_signed_distance,
 )
-from halohand.grasp.objects import (
+from halohand.grasp.synthesis import SynthesisConfig, load_grasps, synthesize
+from halohand.objects.registry import (
     KINDS,
     TEST_OBJECTS,
     load_object,
@@ -28,7 +29,6 @@ from halohand.grasp.objects import (
     object_ids,
     parse_object_list,
 )
-from halohand.grasp.synthesis import SynthesisConfig, load_grasps, synthesize
 
 # -- objects ----------------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from halohand.errors import CorruptFileError, HalohandInputError
-from halohand.grasp.objects import (
+from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.objects.registry import (
     REAL_DIR,
     REAL_OBJECTS,
     TEST_OBJECTS,

@@ -11,8 +11,8 @@ import pytest
 import torch
 from halo_fakes import hand_keypoints, run_cli
 
-from halohand.errors import CorruptFileError, HalohandInputError
-from halohand.grasp.objects import load_object
+from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.grasp.energies import bone_lengths, interior_points, interpenetration
 from halohand.grasp.vae import (
     GraspVAE,
     ResnetPointNet,
@@ -22,13 +22,11 @@ from halohand.grasp.vae import (
     rotation_6d_to_matrix,
     save_vae,
 )
-from halohand.grasp.vae_train import (
+from halohand.objects.registry import load_object
+from halohand.training.grasp_vae import (
     GraspData,
     VAETrainConfig,
-    bone_lengths,
     grasp_losses,
-    interior_points,
-    interpenetration,
     load_vae_config,
     train_vae,
 )
@@ -38,7 +36,7 @@ TINY = {"object_dim": 16, "object_hidden": 16, "object_blocks": 2, "width": 32, 
 
 @pytest.fixture(scope="module")
 def halo():
-    from halohand.api import HALO
+    from halohand.inference.halo import HALO
 
     return HALO.pretrained()
 
@@ -104,7 +102,7 @@ def test_rotation_6d_is_a_rotation() -> None:
 
 def test_pose_decoder_at_zero_is_the_flat_mean_hand() -> None:
     """Zero decoder output = zero angles, identity rotation, mean identity (closed form)."""
-    from halohand.fitting.torch_model import TorchHandModel
+    from halohand.handmodel.torch_model import TorchHandModel
 
     model = GraspVAE(VAEConfig(output="pose", **TINY))
     layer = model.pose_layer

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from halohand.errors import HalohandInputError
+from halohand.apps.render import render_mesh
+from halohand.core.errors import HalohandInputError
+from halohand.core.skinning import forward_kinematics, homogeneous, rot_x, rot_y, rot_z, skin
 from halohand.handmodel import (
     HandIdentity,
     HandPose,
@@ -21,10 +23,8 @@ from halohand.handmodel import (
     make_source,
 )
 from halohand.handmodel.build_template import build, save_npz
-from halohand.handmodel.lbs import forward_kinematics, homogeneous, rot_x, rot_y, rot_z, skin
 from halohand.handmodel.pose import JOINT_LIMITS_DEG, POSE_JOINTS
 from halohand.handmodel.template import JOINT_PART, TEMPLATE_PATH, load_template
-from halohand.render import render_mesh
 from halohand.skeleton import NUM_PARTS, PART_BONES, hand_length, part_bone_lengths
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

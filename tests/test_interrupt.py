@@ -29,13 +29,13 @@ import torch
 from halo_fakes import hand_keypoints
 from test_fuzz import assert_cli_error, run_cli
 
+from halohand.core.checkpoint import load_checkpoint
 from halohand.data.engine import generate
 from halohand.data.toy import ToyHandSource
 from halohand.training import TrainConfig
-from halohand.training.checkpoint import load_checkpoint
 from halohand.training.trainer import train
 
-CLI = [sys.executable, "-m", "halohand.cli"]
+CLI = [sys.executable, "-m", "halohand.apps.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 RNG = random.Random(20240611)
 

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 import torch
 import trimesh
 
-from halohand.errors import CorruptFileError, HalohandInputError
+from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.handmodel import make_source
 from halohand.handmodel import mano as mano_module
 from halohand.handmodel.hand import PosedHand

@@ -7,7 +7,8 @@ import pytest
 import trimesh
 
 from halohand.evaluation import chamfer_and_normals, iou, mesh_metrics
-from halohand.meshing import contains, evaluate_grid, extract_mesh, mesh_from_grid
+from halohand.inference import evaluate_grid, extract_mesh, mesh_from_grid
+from halohand.objects.inside import contains
 
 BMIN = np.array([-0.08, -0.05, -0.05])
 BMAX = np.array([0.08, 0.05, 0.05])

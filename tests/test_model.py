@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from halohand.errors import CorruptFileError, HalohandInputError
-from halohand.model import (
+from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.fields import (
     DEFAULT_SKIP_RADII_M,
     VARIANTS,
     OccupancyConfig,
@@ -19,14 +19,14 @@ from halohand.model import (
     fit_skip_radii,
     hand_conditioning,
     load_model,
-    occupancy_from_keypoints,
     part_distances,
     part_inputs,
     save_model,
     skip_mask,
     variant_config,
 )
-from halohand.model.skipping import PART_SEGMENTS, SEGMENT_PART
+from halohand.fields.skipping import PART_SEGMENTS, SEGMENT_PART
+from halohand.inference.query import occupancy_from_keypoints
 
 K = 16
 
@@ -413,7 +413,7 @@ def test_folded_path_only_without_gradients() -> None:
 
 
 def test_widened_network_computes_the_same_function_and_trains_apart() -> None:
-    from halohand.model.widen import widen_network
+    from halohand.training.widen import widen_network
 
     torch.manual_seed(0)
     narrow = OccupancyNetwork(dataclasses.replace(OccupancyConfig(), hidden=(16, 16, 16)))
@@ -443,7 +443,7 @@ def test_widened_network_computes_the_same_function_and_trains_apart() -> None:
 
 
 def test_point_scale_is_the_same_function_with_a_larger_step_on_the_point_weights() -> None:
-    from halohand.model.widen import adapt_network, rescale_points
+    from halohand.training.widen import adapt_network, rescale_points
 
     torch.manual_seed(0)
     base = OccupancyNetwork(dataclasses.replace(OccupancyConfig(), hidden=(16, 16)))
@@ -490,7 +490,7 @@ def test_point_scale_is_the_same_function_with_a_larger_step_on_the_point_weight
 
 
 def test_growing_the_pose_input_keeps_the_function_and_trains_the_new_inputs() -> None:
-    from halohand.model.widen import adapt_network, grow_pose_input
+    from halohand.training.widen import adapt_network, grow_pose_input
 
     torch.manual_seed(0)
     base = OccupancyNetwork(dataclasses.replace(OccupancyConfig(), hidden=(16, 16)))

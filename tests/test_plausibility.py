@@ -1,4 +1,4 @@
-"""Plausibility checks (``halohand.skeleton.plausibility``) and ``halohand check``."""
+"""Plausibility checks (``halohand.canonical.plausibility``) and ``halohand check``."""
 
 from __future__ import annotations
 
@@ -13,12 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from halohand.check_cli import skeleton_warning
-from halohand.errors import HalohandInputError
-from halohand.handmodel.prior import GESTURES, PosePrior
-from halohand.handmodel.webxr import WebXRHandSource, default_model
-from halohand.skeleton import mirror
-from halohand.skeleton.plausibility import (
+from halohand.apps.cli.check import skeleton_warning
+from halohand.canonical.plausibility import (
     ANGLE_JOINTS,
     ANGLE_LIMITS_DEG,
     BONE_NAMES,
@@ -26,6 +22,10 @@ from halohand.skeleton.plausibility import (
     fix_skeleton,
     repose_skeleton,
 )
+from halohand.core.errors import HalohandInputError
+from halohand.handmodel.prior import GESTURES, PosePrior
+from halohand.handmodel.webxr import WebXRHandSource, default_model
+from halohand.skeleton import mirror
 
 torch.set_num_threads(1)
 

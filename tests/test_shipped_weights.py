@@ -60,8 +60,8 @@ def test_grasps_keep_the_halo_they_were_trained_with() -> None:
     # beside it; retraining the default reconstruction model must not change grasps.
     import hashlib
 
-    from halohand.api import pretrained_path
     from halohand.grasp.generate import GraspGenerator, grasp_halo
+    from halohand.inference.halo import pretrained_path
 
     path = pretrained_path().parent / "halo_grasp.safetensors"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

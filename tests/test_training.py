@@ -16,22 +16,22 @@ import pytest
 import torch
 import trimesh
 
-from halohand.api import HALO
+from halohand.core.checkpoint import load_checkpoint, save_checkpoint
+from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data.dataset import OccupancyDataset
 from halohand.data.engine import generate
 from halohand.data.toy import ToyHandSource
-from halohand.errors import CorruptFileError, HalohandInputError
-from halohand.model import (
+from halohand.evaluation.evaluate import CSV_COLUMNS, evaluate, hand_box
+from halohand.fields import (
     DEFAULT_SKIP_RADII_M,
     OccupancyNetwork,
     load_model,
     save_model,
     variant_config,
 )
+from halohand.fields.inputs import network_inputs
+from halohand.inference.halo import HALO
 from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig, load_config
-from halohand.training.checkpoint import load_checkpoint, save_checkpoint
-from halohand.training.conditioning import network_inputs
-from halohand.training.evaluate import CSV_COLUMNS, evaluate, hand_box
 from halohand.training.trainer import LOG_COLUMNS, Trainer, _trim_log, predict_points, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def test_architecture_ab_configs_differ_from_their_control_in_one_model_field() 
 
 
 def test_grasp_configs_load() -> None:
-    from halohand.grasp.vae_train import load_vae_config
+    from halohand.training.grasp_vae import load_vae_config
 
     outputs = {}
     for p in sorted((REPO / "configs").glob("grasp_vae*.toml")):
@@ -361,7 +361,7 @@ def test_part_supports_and_cosine_schedule_train_resumably(data: Path, tmp_path:
     np.testing.assert_allclose(lrs, expected, rtol=1e-5)
     # The exported model carries its supports: far from every bone the occupancy is exactly
     # 0, and validation-style prediction matches the public API.
-    from halohand.api import HALO
+    from halohand.inference.halo import HALO
 
     model = HALO.from_checkpoint(tmp_path / "a" / "best.safetensors")
     assert model.network.config.part_radii_m == pytest.approx(_RADII)
@@ -489,7 +489,7 @@ def test_torchrun_two_processes_matches_one(data: Path, tmp_path: Path) -> None:
     path.write_text(cfg_text)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "halohand.cli",
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "halohand.apps.cli",
            "train", "--config", str(path), "--out", str(tmp_path / "ddp")]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -575,7 +575,7 @@ def test_hand_box() -> None:
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from halohand.cli import main
+    from halohand.apps.cli import main
 
     monkeypatch.setattr(sys, "argv", ["halohand", *args])
     try:

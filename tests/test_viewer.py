@@ -19,8 +19,9 @@ import pytest
 import trimesh
 from halo_fakes import run_cli
 
-from halohand.export import export_mesh, part_vertex_colors
-from halohand.viewer.server import STATIC_DIR, ViewerServer, load_frames
+from halohand.apps.export import export_mesh
+from halohand.apps.viewer.server import STATIC_DIR, ViewerServer, load_frames
+from halohand.skeleton.colors import part_vertex_colors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,7 +133,7 @@ def test_vendored_three_is_small_and_licensed() -> None:
 
 def test_packaged_static_files_are_listed() -> None:
     text = (ROOT / "pyproject.toml").read_text()
-    assert '"viewer/static/*"' in text and '"viewer/static/vendor/*"' in text
+    assert '"apps/viewer/static/*"' in text and '"apps/viewer/static/vendor/*"' in text
 
 
 @pytest.mark.parametrize(
@@ -176,7 +177,7 @@ def test_command_prints_url_opens_browser_and_serves(meshes: Path, monkeypatch, 
     The installed entry point itself runs in the headless check (its start-up imports
     torch, too slow for this suite on a small machine).
     """
-    from halohand.viewer import server as server_mod
+    from halohand.apps.viewer import server as server_mod
 
     seen: dict[str, object] = {}
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from halohand import _legacy
+
 __version__ = "0.1.0"
+
+_legacy.install()
 
 __all__ = ["HALO", "__version__", "detect_units"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from halohand.api import HALO, detect_units
+    from halohand.inference.halo import HALO, detect_units
 
 
 def __getattr__(name: str) -> Any:
     """Lazy exports: ``import halohand`` stays light (no torch) until ``halohand.HALO``."""
     if name in ("HALO", "detect_units"):
-        from halohand import api
+        from halohand.inference import halo
 
-        return getattr(api, name)
+        return getattr(halo, name)
     raise AttributeError(f"module 'halohand' has no attribute {name!r}")

@@ -36,7 +36,7 @@ keypoint gradient by about its own norm (median) for query-point and matrix loss
 under 10% of the forward+backward time (``benchmarks/canonical_detach_gradients.py``).
 
 Degeneracy rules (checked when ``check=True``, the default; each violation raises
-:class:`halohand.errors.HalohandInputError` naming the joint/bone and the number of hands):
+:class:`halohand.core.errors.HalohandInputError` naming the joint/bone and the number of hands):
 
 * non-finite keypoints (NaN/inf);
 * a bone shorter than ``MIN_BONE_RATIO`` (1e-3) times the hand's mean bone length (covers
@@ -71,14 +71,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from halohand.canonical.rotations import (
+from halohand.core.errors import HalohandInputError
+from halohand.core.rotations import (
     angle_between,
     rodrigues,
     signed_angle,
     swing,
     unit,
 )
-from halohand.errors import HalohandInputError
+from halohand.core.units import HALO_UNIT_M
 from halohand.skeleton.bones import PARENTS, PART_BONES
 from halohand.skeleton.orders import (
     BIOMECH_FROM_OPENPOSE,
@@ -117,8 +118,9 @@ CANONICAL_PLANE_ANGLES: Final = (0.8, -0.2, -0.2)
 #: Target angles (rad) between neighbouring root bones: thumb-index, index-middle,
 #: middle-ring, ring-pinky (spec 5.2).
 CANONICAL_SPREAD_ANGLES: Final = (0.4, 0.2, 0.2, 0.2)
-#: HALO's length unit in metres (network inputs are metres / 0.4).
-HALO_UNIT: Final = 0.4
+#: HALO's length unit in metres (network inputs are metres / 0.4); the one definition is
+#: :data:`halohand.core.units.HALO_UNIT_M`.
+HALO_UNIT: Final = HALO_UNIT_M
 
 # ---- index bookkeeping between biomech (internal) and project (public) orders ----------
 # Biomech bone b goes from joint _PAR[b] to joint b + 1 (level-major order, spec 1.2).
@@ -367,7 +369,7 @@ def canonicalize(keypoints, side="right", *, check: bool = True) -> Canonicaliza
         side: ``"right"``, ``"left"``, or a bool tensor broadcastable to ``...`` that is
             True for left hands.
         check: validate the input (finite, non-degenerate; see the module docstring) and
-            raise :class:`~halohand.errors.HalohandInputError` on failure.
+            raise :class:`~halohand.core.errors.HalohandInputError` on failure.
 
     Returns:
         A :class:`Canonicalization` with the input's leading shape, dtype and device.

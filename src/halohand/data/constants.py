@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from halohand.core.units import HALO_UNIT_M
+
 #: Format tag and version written into every shard and the manifest.
 FORMAT_NAME: Final = "halohand-occupancy-data"
 FORMAT_VERSION: Final = 1
@@ -29,7 +31,7 @@ SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
 SPLIT_IDS: Final[dict[str, int]] = {"train": 0, "val": 1, "test": 2}
 
 #: HALO's network scale (metres per normalized unit); applied in the model, not here.
-NETWORK_SCALE_M: Final = 0.4
+NETWORK_SCALE_M: Final = HALO_UNIT_M
 
 #: Half-side of the axis-aligned cube (centred on the wrist) that uniform points fill.
 BOX_HALF_SIDE_M: Final = 0.22

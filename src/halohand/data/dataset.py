@@ -5,7 +5,7 @@
 
 Shards are memory-mapped (see :mod:`halohand.data.shards`): an item reads only the rows it
 draws, and a small LRU of open shards bounds the number of mappings. A corrupt, truncated or
-foreign shard raises :class:`~halohand.errors.CorruptFileError` naming the file.
+foreign shard raises :class:`~halohand.core.errors.CorruptFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
 from halohand.data.shards import Shard, open_shard
-from halohand.errors import CorruptFileError, HalohandInputError
 
 __all__ = ["OccupancyDataset", "load_shard", "read_manifest"]
 

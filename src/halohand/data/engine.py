@@ -20,7 +20,7 @@ Per hand (spec ``halo-model-training-eval.md`` section 5; units and sizes in
   ``mesh_vertices`` / ``mesh_faces``).
 
 Inside test: the generalized winding number (libigl's fast winding number, the same
-function evaluation uses: :func:`halohand.meshing.inside.winding_number`) >= 0.5. Unlike ray
+function evaluation uses: :func:`halohand.objects.inside.winding_number`) >= 0.5. Unlike ray
 parity it stays correct where a posed hand self-intersects (a point covered twice has
 winding number 2, still inside). Its agreement with embree ray parity is measured by the
 tests and ``benchmarks/bench_data.py``.
@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
 from halohand.data.shards import (
     SIDES,
@@ -57,10 +58,9 @@ from halohand.data.shards import (
     write_npz_deterministic,
     write_text_atomic,
 )
-from halohand.errors import CorruptFileError, HalohandInputError
 from halohand.handmodel.hand import PosedHand
 from halohand.handmodel.sources import HandSource
-from halohand.meshing.inside import winding_number
+from halohand.objects.inside import winding_number
 
 SourceLike = HandSource | Callable[[], HandSource]
 SIDE_MODES = ("right", "left", "both")

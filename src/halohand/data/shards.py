@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from halohand.atomic import write_text_atomic as _write_text
+from halohand.core.atomic import write_text_atomic as _write_text
+from halohand.core.errors import CorruptFileError
 from halohand.data import constants as C
-from halohand.errors import CorruptFileError
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _ALIGN = 64

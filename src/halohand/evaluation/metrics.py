@@ -95,7 +95,7 @@ def mesh_metrics(
     ``n_samples`` area-uniform samples with face normals are drawn on the predicted mesh
     (fixed ``seed``). An empty mesh gives IoU 0 and infinite Chamfer distances.
     """
-    from halohand.meshing.inside import contains
+    from halohand.objects.inside import contains
 
     if len(pred_mesh.faces) == 0:
         return MeshMetrics(0.0, float("inf"), float("inf"), 0.0)

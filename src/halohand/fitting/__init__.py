@@ -13,7 +13,7 @@ from halohand.fitting.template_fit import (
     fit_templates,
     pose_prior_stats,
 )
-from halohand.fitting.torch_model import TorchHandModel, axis_angle_to_matrix
+from halohand.handmodel.torch_model import TorchHandModel, axis_angle_to_matrix
 
 __all__ = [
     "FitConfig", "FitResult", "TorchHandModel", "axis_angle_to_matrix", "fit_template",

@@ -39,8 +39,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from halohand.errors import HalohandInputError
-from halohand.fitting.torch_model import TorchHandModel, axis_angle_to_matrix
+from halohand.core.errors import HalohandInputError
 from halohand.handmodel.pose import (
     HAND_LENGTH_RANGE,
     JOINT_LIMITS,
@@ -50,9 +49,10 @@ from halohand.handmodel.pose import (
     HandPose,
 )
 from halohand.handmodel.prior import GESTURES, IdentityPrior, PosePrior
+from halohand.handmodel.torch_model import TorchHandModel, axis_angle_to_matrix
 from halohand.handmodel.webxr import check_side
-from halohand.io_keypoints import check_keypoints
 from halohand.skeleton import NUM_PARTS, PART_NAMES, hand_length
+from halohand.skeleton.validation import check_keypoints
 
 __all__ = ["FitConfig", "FitResult", "fit_template", "fit_templates", "pose_prior_stats"]
 
@@ -219,7 +219,7 @@ def fit_template(
 ) -> FitResult:
     """Fit the rigged template to one hand's keypoints ``[21, 3]`` (metres).
 
-    See :func:`fit_templates`; raises :class:`~halohand.errors.HalohandInputError` on bad
+    See :func:`fit_templates`; raises :class:`~halohand.core.errors.HalohandInputError` on bad
     input.
     """
     kp, _ = check_keypoints(keypoints, "openpose", name="target keypoints")

@@ -6,6 +6,6 @@ refinement and HALO's grasp metrics. See ``docs/grasp.md``.
 """
 
 from halohand.grasp.generate import GraspGenerator, GraspSet
-from halohand.grasp.objects import GraspObject, load_object, object_from_mesh
+from halohand.objects.registry import GraspObject, load_object, object_from_mesh
 
 __all__ = ["GraspGenerator", "GraspObject", "GraspSet", "load_object", "object_from_mesh"]

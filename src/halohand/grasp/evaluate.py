@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 
 if TYPE_CHECKING:
-    from halohand.api import HALO
-    from halohand.grasp.objects import GraspObject
+    from halohand.inference.halo import HALO
+    from halohand.objects.registry import GraspObject
 
 __all__ = ["engine_source", "evaluate_grasps", "vae_source"]
 
@@ -95,8 +95,8 @@ def evaluate_grasps(
     import torch
     from tqdm import tqdm
 
+    from halohand.grasp.energies import valid_hands
     from halohand.grasp.metrics import diversity, intersection_volume, min_signed_distance
-    from halohand.grasp.vae_train import valid_hands
 
     rows, all_kp, scenes = [], [], []
     bar = tqdm(objects, desc="grasp evaluate", unit="object", disable=not progress)

@@ -1,6 +1,6 @@
 """Grasps for an object from a trained HALO-VAE: sampling, refinement, HALO meshes, figures.
 
-Frames and units: the object (a :class:`~halohand.grasp.objects.GraspObject`, metres,
+Frames and units: the object (a :class:`~halohand.objects.registry.GraspObject`, metres,
 centred) defines the frame; keypoints come back in metres in that frame, right hands.
 
 Refinement (the paper's post-hoc step): ``steps`` Adam steps (step size ``lr_m``, cosine
@@ -29,9 +29,9 @@ import torch
 if TYPE_CHECKING:
     import trimesh
 
-    from halohand.api import HALO
-    from halohand.grasp.objects import GraspObject
     from halohand.grasp.vae import GraspVAE
+    from halohand.inference.halo import HALO
+    from halohand.objects.registry import GraspObject
 
 __all__ = [
     "GraspGenerator",
@@ -39,7 +39,6 @@ __all__ = [
     "generate_grasps",
     "grasp_scene",
     "refine_translation",
-    "render_grasps",
     "shipped_model_path",
 ]
 
@@ -89,7 +88,7 @@ def penetration_probes(
     the rest lie in a shell under the surface (depth uniform in ``(0, shell_mm)``), where a
     closing finger enters first and which uniform points sample sparsely on large objects.
     """
-    from halohand.grasp.vae_train import interior_points
+    from halohand.grasp.energies import interior_points
 
     key = ("probes", n, seed, shell_mm, shell_fraction)
     if key not in obj._cache:
@@ -123,7 +122,7 @@ def grasp_energy(
     farther than ``contact_mm`` from the ``[S, 3]`` surface samples. Differentiable in the
     keypoints.
     """
-    from halohand.grasp.vae_train import interpenetration
+    from halohand.grasp.energies import interpenetration
 
     pen = interpenetration(halo, keypoints_cm, probes_cm.expand(len(keypoints_cm), -1, -1))
     tips = list(CONTACT_KEYPOINTS)
@@ -211,7 +210,7 @@ def select_grasps(
     independent of one another, so selection trades little diversity. Hands with a
     degenerate bone are never chosen over a valid one.
     """
-    from halohand.grasp.vae_train import valid_hands
+    from halohand.grasp.energies import valid_hands
 
     kp = torch.as_tensor(np.asarray(keypoints_m), dtype=torch.float64) * 100.0
     k = len(kp) // n
@@ -244,7 +243,7 @@ def generate_grasps(
     (:func:`select_grasps`). ``contact_mm``: the contact term's distance (refinement and
     selection).
     """
-    from halohand.errors import HalohandInputError
+    from halohand.core.errors import HalohandInputError
 
     if n < 1:
         raise HalohandInputError(f"n must be >= 1, got {n}")
@@ -288,55 +287,14 @@ def grasp_scene(hand: trimesh.Trimesh, obj: GraspObject) -> trimesh.Trimesh:
     return trimesh.util.concatenate([obj_mesh, hand])
 
 
-def render_grasps(
-    scenes: list[tuple[trimesh.Trimesh, GraspObject]],
-    path: str,
-    columns: int = 5,
-    tile: int = 256,
-    labels: list[str] | None = None,
-    workers: int | None = None,
-) -> None:
-    """Contact sheet of hand + object renders (PNG, written atomically).
-
-    The tiles are rendered by ``workers`` threads (default: one per CPU core, at most 4):
-    the rasterizer's array operations release the GIL.
-    """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    from halohand.atomic import atomic_path
-    from halohand.render import draw_text, gradient_background, image_grid, render_mesh, save_png
-
-    # The objects stand along +z; the renderer's camera takes +y as up.
-    z_up = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
-    background = gradient_background((tile, tile))
-
-    def one(i: int) -> np.ndarray:
-        hand, obj = scenes[i]
-        scene = grasp_scene(hand, obj)
-        colors = np.asarray(scene.visual.vertex_colors)[:, :3] / 255.0
-        v = np.asarray(scene.vertices) @ z_up.T
-        img = render_mesh(
-            v, scene.faces, colors, size=(tile, tile), view=(30.0, 20.0),
-            center=0.5 * (v.min(0) + v.max(0)), background=background,
-        )  # fmt: skip
-        return draw_text(img, labels[i], (6, 4), size=12) if labels else img
-
-    workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        images = list(pool.map(one, range(len(scenes))))
-    with atomic_path(path) as tmp:
-        save_png(str(tmp), image_grid(images, columns=min(columns, len(images))))
-
-
 def shipped_model_path() -> Path:
     """The shipped grasp VAE, ``weights/grasp_vae.safetensors`` beside the HALO weights.
 
     Raises:
         HalohandInputError: this install ships none.
     """
-    from halohand.api import pretrained_path
-    from halohand.errors import HalohandInputError
+    from halohand.core.errors import HalohandInputError
+    from halohand.inference.halo import pretrained_path
 
     halo_path = pretrained_path()
     path = None if halo_path is None else halo_path.parent / "grasp_vae.safetensors"
@@ -356,11 +314,11 @@ def grasp_halo(device: str = "cpu") -> HALO:
     Raises:
         HalohandInputError: this install ships none.
     """
-    from halohand.api import HALO
+    from halohand.inference.halo import HALO
 
     path = shipped_model_path().parent / "halo_grasp.safetensors"
     if not path.is_file():
-        from halohand.errors import HalohandInputError
+        from halohand.core.errors import HalohandInputError
 
         raise HalohandInputError("this install ships no HALO model for grasps")
     return HALO.from_checkpoint(path, device=device)
@@ -409,7 +367,7 @@ class GraspGenerator:
         units: str = "auto",
     ) -> GraspSet:
         """``n`` right-hand grasps of ``obj``: a registry id, a mesh file, a trimesh or a
-        :class:`~halohand.grasp.objects.GraspObject`.
+        :class:`~halohand.objects.registry.GraspObject`.
 
         ``candidates`` samples per grasp are refined and the one of lowest collision and
         contact energy is kept (:func:`generate_grasps`). Keypoints and meshes are in metres

@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 
 __all__ = [
     "contact_ratio", "diversity", "intersection_volume", "kmeans_diversity",

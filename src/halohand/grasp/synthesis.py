@@ -22,7 +22,7 @@ kept fixed. Terms (per hand; lengths in cm so the weights are comparable):
 ==================== ======================================================================
 
 The object's signed distance during the optimisation is a trilinear grid
-(:meth:`~halohand.grasp.objects.GraspObject.sdf_grid`); the acceptance filters use exact
+(:meth:`~halohand.objects.registry.GraspObject.sdf_grid`); the acceptance filters use exact
 queries on the meshes: max penetration depth of the hand vertices, fingertip pads within
 ``contact_mm`` of the surface, the proxy self-penetration and the voxel intersection volume
 of :func:`~halohand.grasp.metrics.intersection_volume`.
@@ -47,15 +47,15 @@ from typing import Any, Final
 import numpy as np
 import torch
 
-from halohand.atomic import atomic_path, write_text_atomic
-from halohand.errors import CorruptFileError, HalohandInputError
+from halohand.core.atomic import atomic_path, write_text_atomic
+from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.fitting.template_fit import pose_prior_stats
-from halohand.fitting.torch_model import TorchHandModel, axis_angle_to_matrix
 from halohand.grasp.metrics import intersection_volume
-from halohand.grasp.objects import GraspObject, load_object
 from halohand.handmodel.collision import load_sphere_proxy
 from halohand.handmodel.pose import JOINT_LIMITS
 from halohand.handmodel.prior import GESTURES, IdentityPrior
+from halohand.handmodel.torch_model import TorchHandModel, axis_angle_to_matrix
+from halohand.objects.registry import GraspObject, load_object
 from halohand.skeleton import NUM_PARTS, PART_NAMES
 
 __all__ = [

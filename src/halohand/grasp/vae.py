@@ -19,7 +19,7 @@ surface points ``[B, P, 3]``.
     hand (with ``"keypoints"``, ``z = 0`` decodes to the mean over headings: a hand 1 cm
     long on rotationally symmetric objects);
   - ``"pose"``: the hand model's pose parameters (the comparison of the paper's appendix
-    A.1) that :class:`~halohand.fitting.torch_model.TorchHandModel` turns into keypoints.
+    A.1) that :class:`~halohand.handmodel.torch_model.TorchHandModel` turns into keypoints.
 
 The prior is ``N(0, I)``. :meth:`GraspVAE.sample` draws grasps for one object.
 """
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from halohand.errors import CorruptFileError, HalohandInputError
+from halohand.core.errors import CorruptFileError, HalohandInputError
 
 __all__ = [
     "Decoder",
@@ -184,8 +184,8 @@ class _PoseToKeypoints(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from halohand.fitting.torch_model import TorchHandModel
         from halohand.handmodel.prior import IdentityPrior
+        from halohand.handmodel.torch_model import TorchHandModel
 
         self.hand = TorchHandModel()
         lo, hi = IdentityPrior().hand_length_range
@@ -274,7 +274,7 @@ def save_vae(path: str | os.PathLike[str], model: GraspVAE, meta: dict[str, Any]
     """Write the weights as safetensors with the config and ``meta`` in the header (atomic)."""
     from safetensors.torch import save_file
 
-    from halohand.atomic import atomic_path
+    from halohand.core.atomic import atomic_path
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from halohand.errors import CorruptFileError
+from halohand.core.errors import CorruptFileError
 from halohand.skeleton import WEBXR_JOINT_NAMES
 
 #: Version of the data layout in the npz (bump when the keys or their meaning change).

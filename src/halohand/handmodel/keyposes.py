@@ -27,7 +27,7 @@ from typing import Final
 
 import numpy as np
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 from halohand.handmodel.pose import HandPose
 
 #: The demo's key poses, in sequence order (the sequence loops back to the first). Chosen
@@ -183,7 +183,7 @@ def _compact_json(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the key poses to ``demo_poses.json`` beside this module (or to ``argv[0]``)."""
-    from halohand.atomic import write_text_atomic
+    from halohand.core.atomic import write_text_atomic
 
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0]) if args else Path(__file__).parent / "data" / "demo_poses.json"

@@ -56,7 +56,7 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import torch
 
-from halohand.errors import CorruptFileError, HalohandInputError
+from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.handmodel.hand import PosedHand
 from halohand.skeleton import mirror, part_bone_lengths, to_openpose
 

@@ -31,7 +31,7 @@ from typing import Final
 
 import numpy as np
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 from halohand.skeleton import NUM_PARTS, PART_NAMES
 
 #: The 15 posable joints (project names of the joint the bone rotates about).
@@ -115,7 +115,7 @@ class HandPose:
     """Joint angles (radians) at the 15 joints of :data:`POSE_JOINTS`, relative to rest.
 
     Construction checks shapes, finiteness and the limits of :data:`JOINT_LIMITS_DEG` and
-    raises :class:`~halohand.errors.HalohandInputError` (a ``ValueError``) naming the joint.
+    raises :class:`~halohand.core.errors.HalohandInputError` (a ``ValueError``) naming the joint.
 
     Attributes:
         flexion: ``[15]`` radians, positive toward the palm.

@@ -23,7 +23,7 @@ from typing import Final
 
 import numpy as np
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 from halohand.handmodel.pose import (
     JOINT_LIMITS,
     NUM_POSE_JOINTS,

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 from halohand.handmodel.hand import PosedHand
 
 SOURCES = ("webxr", "mano")

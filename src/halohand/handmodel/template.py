@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from halohand.errors import CorruptFileError
+from halohand.core.errors import CorruptFileError
 from halohand.skeleton import NUM_PARTS, PART_NAMES, WEBXR_JOINT_NAMES
 from halohand.skeleton.orders import OPENPOSE_FROM_WEBXR
 

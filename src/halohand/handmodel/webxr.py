@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from halohand.errors import HalohandInputError
-from halohand.handmodel.hand import PosedHand
-from halohand.handmodel.lbs import (
+from halohand.core.errors import HalohandInputError
+from halohand.core.skinning import (
     forward_kinematics,
     homogeneous,
     rigid_inverse,
@@ -33,6 +32,7 @@ from halohand.handmodel.lbs import (
     rot_z,
     skin,
 )
+from halohand.handmodel.hand import PosedHand
 from halohand.handmodel.pose import (
     ABDUCTION_SIGN,
     POSE_WEBXR_JOINT,

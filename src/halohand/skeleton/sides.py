@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 
 
 def parse_side(side: Any) -> str | np.ndarray:

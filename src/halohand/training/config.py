@@ -14,7 +14,7 @@ Example (``configs/halo_default.toml``)::
 Relative ``data`` / ``out`` paths are resolved against the current working directory (so a
 shipped config works from the repository root); ``halohand train --data/--out`` override
 them. Unknown keys, wrong types and out-of-range values raise
-:class:`~halohand.errors.HalohandInputError` naming the key and the file.
+:class:`~halohand.core.errors.HalohandInputError` naming the key and the file.
 
 Units: lengths in metres, learning rate per step, times in minutes / hours as named.
 """
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halohand.errors import HalohandInputError
+from halohand.core.errors import HalohandInputError
 
 __all__ = ["RUN_CONTROL_KEYS", "TrainConfig", "load_config", "read_toml"]
 
@@ -48,8 +48,8 @@ class TrainConfig:
     Attributes:
         data: data folder written by ``halohand data generate``.
         out: output folder (``checkpoint.pt``, ``log.csv``, ``best.safetensors``, ...).
-        variant: model preset (:data:`halohand.model.VARIANTS`).
-        model: :class:`~halohand.model.OccupancyConfig` field overrides of the preset.
+        variant: model preset (:data:`halohand.fields.VARIANTS`).
+        model: :class:`~halohand.fields.OccupancyConfig` field overrides of the preset.
         seed: seeds model init, the hand order and every point subsample.
         device: ``"auto"`` (cuda if available, else cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
         batch_size: hands per optimizer step, over all processes (original: 64).
@@ -86,7 +86,7 @@ class TrainConfig:
             learning-rate cycle); its architecture must equal this run's, or differ only
             in wider part MLPs (one hidden width throughout), ``point_scale`` or a larger
             pose input, which start as the same function
-            (:func:`halohand.model.widen.adapt_network`). The optimizer,
+            (:func:`halohand.training.widen.adapt_network`). The optimizer,
             step count and skinning schedule start fresh. Relative to the cwd.
     """
 
@@ -163,8 +163,8 @@ class TrainConfig:
         self.model_config()  # validates variant and overrides
 
     def model_config(self):  # -> OccupancyConfig (import kept lazy)
-        """The :class:`~halohand.model.OccupancyConfig` of the variant with the overrides."""
-        from halohand.model import OccupancyConfig, variant_config
+        """The :class:`~halohand.fields.OccupancyConfig` of the variant with the overrides."""
+        from halohand.fields import OccupancyConfig, variant_config
 
         names = {f.name for f in dataclasses.fields(OccupancyConfig)}
         unknown = sorted(set(self.model) - names)

@@ -3,7 +3,7 @@
 Per step, for a batch of ``batch_size`` hands (split over the processes of a ``torchrun``
 launch):
 
-* conditioning (:func:`~halohand.training.conditioning.network_inputs`): canonicalization of
+* conditioning (:func:`~halohand.fields.inputs.network_inputs`): canonicalization of
   the keypoints under ``no_grad`` (float64), or the ground-truth transforms for the
   ``transforms="mano"`` variants;
 * occupancy loss: MSE between the max-combined probability and the {0, 1} labels, mean over
@@ -17,7 +17,7 @@ launch):
   the original, optionally a cosine decay to ``lr_min`` over ``max_steps``
   (:func:`learning_rate`);
 * part supports (``[model] part_radii_m``): only (point, part) pairs within the part's
-  radius are evaluated (:func:`~halohand.model.skipping.skip_mask`, measured on the
+  radius are evaluated (:func:`~halohand.fields.skipping.skip_mask`, measured on the
   hand-frame points and keypoints), in training, validation and inference alike.
 
 Determinism: the model init, the hand order and every point subsample derive from
@@ -52,10 +52,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from halohand.atomic import write_text_atomic
-from halohand.errors import HalohandInputError
-from halohand.training.checkpoint import load_checkpoint, save_checkpoint
-from halohand.training.conditioning import network_inputs
+from halohand.core.atomic import write_text_atomic
+from halohand.core.checkpoint import load_checkpoint, save_checkpoint
+from halohand.core.device import select_device
+from halohand.core.errors import HalohandInputError
+from halohand.evaluation.evaluate import predict_points
+from halohand.fields.inputs import network_inputs
 from halohand.training.config import RUN_CONTROL_KEYS, TrainConfig
 
 __all__ = [
@@ -232,32 +234,16 @@ def support_mask(model_config: Any, points_m: Tensor, keypoints_m: Tensor) -> Te
     """``[B, N, K]`` pairs inside the parts' supports, or ``None`` for a model without them.
 
     Args:
-        model_config: the network's :class:`~halohand.model.OccupancyConfig`.
+        model_config: the network's :class:`~halohand.fields.OccupancyConfig`.
         points_m: ``[B, N, 3]`` hand frame, metres.
         keypoints_m: ``[B, 21, 3]`` the same frame, metres.
     """
     radii = tuple(getattr(model_config, "part_radii_m", ()) or ())
     if not radii:
         return None
-    from halohand.model.skipping import skip_mask
+    from halohand.fields.skipping import skip_mask
 
     return skip_mask(points_m.float(), keypoints_m.float(), radii)
-
-
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> ``cuda`` (device ``local_rank``) if available, else ``cpu``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise HalohandInputError(f"device {name!r} requested but CUDA is not available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise HalohandInputError(
-            f"unknown device {name!r}; use auto, cpu, cuda or cuda:N"
-        ) from None
 
 
 @dataclass
@@ -393,7 +379,7 @@ class Trainer:
 
     def _setup(self, resume: bool) -> None:
         from halohand.data.dataset import OccupancyDataset
-        from halohand.model import OccupancyNetwork
+        from halohand.fields import OccupancyNetwork
 
         cfg, dist = self.cfg, self.dist
         if self.device.type == "cpu":
@@ -475,13 +461,13 @@ class Trainer:
     # ------------------------------------------------------------------ bookkeeping
 
     def _load_init_weights(self, path: Path) -> None:
-        from halohand.training.evaluate import load_any_model
+        from halohand.fields.io import load_any_model
 
         source = load_any_model(path)
         if source.config != self.model_config:
             # Wider part MLPs, another point_scale or a larger pose input: start from the
-            # same function (halohand.model.widen), seeded by the run's seed.
-            from halohand.model.widen import adapt_network
+            # same function (halohand.training.widen), seeded by the run's seed.
+            from halohand.training.widen import adapt_network
 
             generator = torch.Generator().manual_seed(self.cfg.seed)
             try:
@@ -533,7 +519,7 @@ class Trainer:
             save_checkpoint(self.ckpt_path, self._state(elapsed))
 
     def _export(self, name: str, extra: dict[str, Any]) -> None:
-        from halohand.model import save_model
+        from halohand.fields import save_model
 
         meta = {"step": str(self.step), "train_config": json.dumps(self.cfg.to_dict())}
         meta.update({k: str(v) for k, v in extra.items()})
@@ -797,38 +783,6 @@ class Trainer:
         if self._owns_group and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
             self._owns_group = False
-
-
-@torch.no_grad()
-def predict_points(
-    net: nn.Module,
-    model_config: Any,
-    item: dict[str, Tensor],
-    points_m: Tensor,
-    device: torch.device,
-    chunk: int | None = None,
-) -> Tensor:
-    """Occupancy probability ``[N]`` of one data hand at ``points_m`` ``[N, 3]`` (metres).
-
-    ``item`` is a dataset item (``keypoints``, ``side``, ``part_transforms``,
-    ``bone_lengths``); works for both transform sources. ``chunk``: points per network
-    call (default 4096 on CPU, where small chunks stay in cache; 131072 on CUDA).
-    """
-    if chunk is None:
-        chunk = 131_072 if device.type == "cuda" else 4096
-    inputs = network_inputs(
-        model_config, item["keypoints"][None].to(device), item["side"].reshape(1).to(device),
-        item["part_transforms"][None].to(device), item["bone_lengths"][None].to(device),
-    )  # fmt: skip
-    out = []
-    kp = item["keypoints"][None].to(device)
-    for s in range(0, points_m.shape[0], chunk):
-        pm = points_m[None, s : s + chunk].to(device)
-        mask = support_mask(model_config, pm, kp)
-        out.append(
-            net.query(inputs.points(pm), inputs.part_matrices, inputs.bone_lengths, part_mask=mask)
-        )
-    return torch.cat(out, dim=1)[0] if out else torch.zeros(0, device=device)
 
 
 def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None) -> TrainResult:

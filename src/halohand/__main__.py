@@ -1,0 +1,5 @@
+"""``python -m halohand``: the ``halohand`` command."""
+
+from halohand.apps.cli import main
+
+main()

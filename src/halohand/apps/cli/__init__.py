@@ -1,0 +1,85 @@
+"""Command-line interface: ``halohand --help``.
+
+Each command group lives next to the code it drives and is registered here. Bad input
+(``ValueError`` and friends) ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="halohand",
+    help="Skeleton-driven neural hand models: keypoints -> occupancy -> watertight mesh.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from halohand.apps.cli.check import check
+    from halohand.apps.cli.data import data_app
+    from halohand.apps.cli.grasp import grasp_app
+    from halohand.apps.cli.reconstruct import occupancy, reconstruct
+    from halohand.apps.cli.train import calibrate, evaluate, train
+    from halohand.apps.demo import demo
+    from halohand.apps.viewer.server import view
+
+    app.add_typer(data_app, name="data")
+    app.add_typer(grasp_app, name="grasp")
+    app.command("demo")(demo)
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("calibrate")(calibrate)
+    app.command("reconstruct")(reconstruct)
+    app.command("occupancy")(occupancy)
+    app.command("check")(check)
+    app.command("view")(view)
+
+
+_register()
+
+EXIT_BAD_INPUT = 2
+
+try:  # recent typer bundles its own click
+    from typer._click.exceptions import ClickException as _ClickException
+    from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
+except ImportError:  # pragma: no cover - typer on a separate click
+    from click.exceptions import ClickException as _ClickException
+    from click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
+
+
+def _first_line(text: str, default: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else default
+
+
+def main() -> None:
+    """Entry point of ``halohand``; maps bad input to one line on stderr and exit 2."""
+    try:
+        app(standalone_mode=False)
+    except (
+        ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+        PermissionError,
+    ) as exc:  # fmt: skip
+        print(f"error: {_first_line(str(exc), type(exc).__name__)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except _NoArgsIsHelpError as exc:  # a command group alone: its help
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except _ClickException as exc:  # usage errors (missing option, bad type): one line too
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"error: {_first_line(exc.format_message(), 'usage error')}{hint}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""``halohand check KP``: is a keypoint file a plausible human hand (and the right side)?
+
+Reads the file with the same loader and options as ``halohand reconstruct``, runs
+:func:`halohand.canonical.plausibility.check_skeleton` and prints a table per hand (one row
+per frame for sequences). A readable file exits 0 whatever it holds: implausible hands are
+findings, not errors. Unreadable input (wrong shape, NaN, bad file or option) ends with one
+line on stderr and exit status 2 (``halohand.apps.cli``); nothing is written then. ``--json`` and
+``--fix-skeleton`` files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from halohand.core.errors import HalohandInputError
+
+_FORMAT_HELP = "Keypoint order: openpose (= mediapipe), mano, biomech, interhand, webxr, openxr."
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def _choice(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
+    if value is None:
+        return None
+    key = value.lower()
+    if key not in choices:
+        raise HalohandInputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return key
+
+
+def _out_path(path: Path | None, option: str, suffix: str) -> None:
+    if path is None:
+        return
+    if path.exists() and path.is_dir():
+        raise HalohandInputError(f"{option} {path} is a folder; pass a {suffix} file name")
+    if path.suffix.lower() != suffix:
+        raise HalohandInputError(f"{option} {path}: expected a {suffix} file name")
+
+
+def skeleton_warning(
+    keypoints: np.ndarray, is_left: np.ndarray, units: str, is_sequence: bool
+) -> str | None:
+    """One line about implausible or mirrored hands for ``halohand reconstruct``, or ``None``.
+
+    Args:
+        keypoints: ``[N, 21, 3]`` project order, in ``units``.
+        is_left: ``[N]`` bool.
+        units: ``m``, ``cm`` or ``mm``.
+        is_sequence: the file held ``[N, 21, 3]`` (hands are then named by index).
+    """
+    from halohand.canonical.plausibility import check_skeleton, summary_line
+
+    if is_sequence:
+        return summary_line(check_skeleton(keypoints, is_left, units))
+    side = "left" if is_left[0] else "right"
+    return summary_line(check_skeleton(keypoints[0], side, units))
+
+
+def _fmt_value(value: float, unit: str) -> str:
+    if not np.isfinite(value):
+        return "-"
+    if unit == "deg":
+        return f"{value:.1f} deg"
+    if unit == "m":
+        return f"{value * 100:.1f} cm" if 0.01 <= value <= 10 else f"{value:.3g} m"
+    return f"{value:.3f}"
+
+
+def _fmt_range(low: float, high: float, unit: str) -> str:
+    if not np.isfinite(low) and not np.isfinite(high):
+        return "-"
+    if unit == "score":
+        return f">= {low:g}"
+
+    def one(x: float) -> str:
+        if not np.isfinite(x):
+            return ""
+        if unit == "m":
+            return f"{x * 100:g}"
+        return f"{x:g}" if unit == "deg" else f"{x:.3f}"
+
+    tail = {"deg": " deg", "m": " cm"}.get(unit, "")
+    return f"[{one(low)}, {one(high)}]{tail}"
+
+
+def _print_report(report: Any, path: Path, side: str, units_given: str, sequence: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    n = report.num_hands
+    unit = report.units or "?"
+    how = "detected" if units_given == "auto" else "given"
+    size = np.median(report.hand_length)
+    hands = f"{n} hands" if sequence else "1 hand"
+    console.print(
+        f"[bold]{path}[/bold]: {hands}, side {side}, units {unit} ({how}), "
+        f"hand length {size:.4g} {unit}"
+    )
+    if not sequence:
+        found = report.for_hand(())
+        if not found:
+            console.print("[green]plausible: no findings[/green]")
+            return
+        table = Table("severity", "check", "joint / bone", "measured", "allowed")
+        for f in found:
+            table.add_row(
+                f"[{_STYLE[f.severity]}]{f.severity}[/]",
+                f.kind,
+                f.name,
+                _fmt_value(f.value, f.unit),
+                _fmt_range(f.low, f.high, f.unit),
+            )
+        console.print(table)
+    else:
+        table = Table("frame", "errors", "warnings", "worst finding")
+        clean = 0
+        for hand in report.hands():
+            found = report.for_hand(hand)
+            if not found:
+                clean += 1
+                continue
+            errors = sum(f.severity == "error" for f in found)
+            warnings = sum(f.severity == "warning" for f in found)
+            worst = found[0]
+            table.add_row(
+                str(hand[0]),
+                str(errors),
+                str(warnings),
+                f"[{_STYLE[worst.severity]}]{worst.message}[/]",
+            )
+        if clean < n:
+            console.print(table)
+        console.print(f"{clean} of {n} frames without findings")
+    verdict = "[green]plausible[/green]" if report.plausible else "[bold red]implausible[/]"
+    console.print(f"{verdict}: {report.count('error')} errors, {report.count('warning')} warnings")
+
+
+def check(
+    keypoints: Annotated[
+        Path,
+        typer.Argument(
+            metavar="KP", help="Keypoint file (.npy, .json, .txt): [21, 3] or [N, 21, 3]."
+        ),
+    ],
+    side: Annotated[
+        str | None, typer.Option("--side", help="right or left (default: the file's, else right).")
+    ] = None,
+    units: Annotated[
+        str | None,
+        typer.Option("--units", help="auto, m, cm or mm (default: the file's, else auto)."),
+    ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=_FORMAT_HELP)] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report (.json).")
+    ] = None,
+    fix_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--fix-skeleton",
+            help="Write the nearest plausible skeleton (.npy, input order, shape and units).",
+        ),
+    ] = None,
+) -> None:
+    """Check that keypoints are a plausible human hand: joint angles, proportions, units, side.
+
+    Prints the findings (warning: unusual; error: not a human hand or wrong side/units).
+    Exits 0 when the file could be read, whatever it holds; 2 for unreadable input.
+    """
+    from halohand.apps.keypoint_io import check_format, load_keypoints
+    from halohand.canonical.plausibility import check_skeleton, fix_skeleton
+    from halohand.core.atomic import atomic_open, write_text_atomic
+    from halohand.skeleton import from_openpose, to_openpose
+
+    side = _choice(side, ("right", "left"), "--side")
+    units = _choice(units, ("auto", "m", "cm", "mm"), "--units")
+    if fmt is not None:
+        fmt = check_format(fmt)
+    _out_path(json_out, "--json", ".json")
+    _out_path(fix_out, "--fix-skeleton", ".npy")
+    kf = load_keypoints(keypoints, fmt)
+    use_side = side or kf.side or "right"
+    use_units = units or kf.units or "auto"
+    kp = np.asarray(to_openpose(kf.keypoints, kf.fmt))
+    hands = kp if kf.is_sequence else kp[0]
+    report = check_skeleton(hands, use_side, use_units)
+
+    fixed = None
+    if fix_out is not None:
+        try:
+            fixed = fix_skeleton(hands, use_side, report.units or "auto")
+        except HalohandInputError as exc:
+            raise HalohandInputError(f"{keypoints}: --fix-skeleton: {exc}") from None
+
+    _print_report(report, keypoints, use_side, use_units, kf.is_sequence)
+    doc: dict[str, Any] = {"file": str(keypoints), "side": use_side, "format": kf.fmt}
+    doc.update(report.to_dict())
+    if fixed is not None:
+        assert fix_out is not None
+        out = fixed.keypoints
+        # 25/26-joint formats hold metacarpal joints that 21 keypoints cannot rebuild.
+        order = kf.fmt if kf.fmt not in ("webxr", "openxr") else "openpose"
+        out = np.asarray(from_openpose(out, order))
+        with atomic_open(fix_out, "wb") as fh:
+            np.save(fh, out)
+        moved = fixed.moved_mm if fixed.units else fixed.moved
+        unit = "mm" if fixed.units else "units"
+        doc["fix"] = {
+            "file": str(fix_out),
+            "order": order,
+            "max_moved": float(np.max(moved)),
+            "mean_moved": float(np.mean(moved)),
+            "unit": unit,
+        }
+        note = "" if order == kf.fmt else f" (order {order}: {kf.fmt} cannot be rebuilt)"
+        typer.echo(
+            f"wrote {fix_out}{note}: joints moved up to {np.max(moved):.3g} {unit} "
+            f"(mean {np.mean(moved):.3g} {unit})"
+        )
+    if json_out is not None:
+        write_text_atomic(json_out, json.dumps(doc, indent=1) + "\n")
+        typer.echo(f"wrote {json_out}")

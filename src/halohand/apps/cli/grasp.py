@@ -1,0 +1,269 @@
+"""``halohand grasp ...`` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from halohand.core.errors import HalohandInputError
+
+
+class _MeshFirstGroup(TyperGroup):
+    """``halohand grasp MESH ...`` is short for ``halohand grasp sample MESH ...``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:  # noqa: ANN001 - click's signature
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["sample", *args]
+        return super().parse_args(ctx, args)
+
+
+grasp_app = typer.Typer(
+    cls=_MeshFirstGroup,
+    help="Grasps: generate them for an object mesh (halohand grasp MESH), train HALO-VAE, "
+    "evaluate, synthesise training grasps, list objects.",
+    no_args_is_help=True,
+)
+
+
+@grasp_app.command("synthesize")
+def synthesize_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created; resumable).")],
+    objects: Annotated[
+        str,
+        typer.Option(
+            "--objects", help="train, test, all, or comma-separated ids such as box_0,mug_3."
+        ),
+    ] = "train",
+    n_per_object: Annotated[
+        int, typer.Option("--n-per-object", help="Accepted grasps wanted per object.")
+    ] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Master seed.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes (by object).")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Starts per shard.")] = 32,
+    steps: Annotated[int, typer.Option("--steps", help="Adam steps per batch.")] = 250,
+    max_batches: Annotated[
+        int, typer.Option("--max-batches", help="Batches per object at most.")
+    ] = 50,
+    side: Annotated[str, typer.Option("--side", help="right, left or both.")] = "both",
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Synthesise grasps by optimisation with the rigged hand model (docs/grasp.md).
+
+    Writes OUT/<object>/batch_XXXXX.npz shards (keypoints in metres, pose parameters,
+    energy terms, quality measures, an accepted flag), config.json and summary.json, and
+    prints the summary. Rerunning the same command skips finished shards.
+    """
+    import torch
+
+    from halohand.grasp.synthesis import SynthesisConfig, synthesize
+    from halohand.objects.registry import parse_object_list
+
+    torch.set_num_threads(1)
+    ids = parse_object_list(objects)
+    config = SynthesisConfig(
+        batch_size=batch_size, steps=steps, max_batches=max_batches, sides=side
+    )
+    summary = synthesize(ids, n_per_object, out, seed, config, workers, progress)
+    brief = {k: v for k, v in summary.items() if k != "objects"}
+    typer.echo(json.dumps(brief, indent=2))
+
+
+@grasp_app.command("objects")
+def objects_cmd(
+    split: Annotated[str, typer.Option("--split", help="all, train, test, val or real.")] = "all",
+) -> None:
+    """List the registry objects: id, split, kind, extents (cm), volume (cm^3)."""
+    from halohand.objects.registry import load_object, object_ids
+
+    for oid in object_ids(split):
+        o = load_object(oid)
+        ext = " x ".join(f"{e * 100:.1f}" for e in o.mesh.extents)
+        typer.echo(
+            f"{oid:12s} {o.split:5s} {o.kind:8s} {ext:>20s} cm {o.mesh.volume * 1e6:7.1f} cm^3"
+        )
+
+
+@grasp_app.command("sample")
+def sample_cmd(
+    object_mesh: Annotated[
+        str, typer.Argument(help="Object mesh file (obj/ply/stl/glb/off) or a registry id.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Output folder (created).")],
+    n: Annotated[int, typer.Option("--n", help="Number of grasps.")] = 20,
+    refine: Annotated[
+        bool, typer.Option("--refine/--no-refine", help="Refine the translation (10 steps).")
+    ] = False,
+    candidates: Annotated[
+        int,
+        typer.Option(
+            "--candidates",
+            help="Samples per grasp (refined when --refine); the lowest collision-and-contact "
+            "energy is kept. 1: plain sampling.",
+        ),
+    ] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    units: Annotated[str, typer.Option("--units", help="Mesh units: auto, m, cm or mm.")] = "auto",
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Grasp VAE (default: the shipped one).")
+    ] = None,
+    resolution: Annotated[
+        int, typer.Option("--resolution", help="HALO mesh lattice cells per axis.")
+    ] = 96,
+    ext: Annotated[str, typer.Option("--ext", help="Hand mesh format: ply, obj or glb.")] = "ply",
+    sheet: Annotated[
+        bool, typer.Option("--sheet/--no-sheet", help="Render a contact sheet PNG.")
+    ] = True,
+) -> None:
+    """Generate N grasps of an object: hand meshes, keypoints and a contact sheet.
+
+    Writes OUT_DIR/grasp_XX.EXT (HALO hand meshes), keypoints.npy ([N, 21, 3], the
+    object file's frame and units), object.EXT, contact_sheet.png and grasps.json.
+    """
+    import time
+
+    import numpy as np
+    import torch
+
+    from halohand.apps.figures import render_grasps
+    from halohand.core.atomic import atomic_open, atomic_path, write_text_atomic
+    from halohand.grasp.generate import GraspGenerator
+
+    if n < 1:
+        raise HalohandInputError(f"--n must be >= 1, got {n}")
+    if candidates < 1:
+        raise HalohandInputError(f"--candidates must be >= 1, got {candidates}")
+    if ext not in ("ply", "obj", "glb"):
+        raise HalohandInputError(f"--ext must be ply, obj or glb, got {ext!r}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HalohandInputError(f"--out-dir {out_dir} is a file")
+    t0 = time.perf_counter()
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    gen = GraspGenerator.from_file(model) if model else GraspGenerator.pretrained()
+    gs = gen.generate(object_mesh, n, seed, refine=refine, candidates=candidates,
+                      resolution=resolution, units=units)  # fmt: skip
+    obj = gs.object
+    # Back to the input file's frame and units.
+    offset, scale = np.asarray(obj.offset_m), float(obj.unit_scale)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kp = (gs.keypoints + offset) / scale
+    with atomic_open(out_dir / "keypoints.npy", "wb") as fh:  # np.save(path) adds ".npy"
+        np.save(fh, kp.astype(np.float32), allow_pickle=False)
+    for i, mesh in enumerate(gs.meshes):
+        m = mesh.copy()
+        m.vertices = (np.asarray(m.vertices) + offset) / scale
+        with atomic_path(out_dir / f"grasp_{i:02d}.{ext}") as tmp:
+            m.export(tmp, file_type=ext)
+    o = obj.mesh.copy()
+    o.vertices = (np.asarray(o.vertices) + offset) / scale
+    with atomic_path(out_dir / f"object.{ext}") as tmp:
+        o.export(tmp, file_type=ext)
+    if sheet:
+        t = time.perf_counter()
+        render_grasps([(m, obj) for m in gs.meshes], str(out_dir / "contact_sheet.png"),
+                      tile=160, labels=[f"{i:02d}" for i in range(n)])  # fmt: skip
+        gs.seconds["sheet"] = time.perf_counter() - t
+    total = time.perf_counter() - t0
+    summary = {"object": object_mesh, "n": n, "seed": seed, "refine": refine,
+               "candidates": candidates,
+               "seconds": {k: round(v, 3) for k, v in gs.seconds.items()},
+               "total_s": round(total, 2)}  # fmt: skip
+    write_text_atomic(out_dir / "grasps.json", json.dumps(summary, indent=2))
+    typer.echo(f"{n} grasps of {object_mesh} -> {out_dir} in {total:.1f} s")
+
+
+@grasp_app.command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Option("--config", help="TOML config (configs/grasp_vae*).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from checkpoint.pt.")] = False,
+    out_dir: Annotated[str | None, typer.Option("--out-dir", help="Override out_dir.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Override steps.")] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 1,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Train HALO-VAE on engine grasps (docs/grasp.md); writes OUT/model.safetensors."""
+    import torch
+
+    from halohand.training.grasp_vae import load_vae_config, train_vae
+
+    if threads < 1:
+        raise HalohandInputError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    cfg = load_vae_config(config, out_dir=out_dir, steps=steps)
+    meta = train_vae(cfg, resume=resume, progress=progress)
+    typer.echo(json.dumps({k: meta[k] for k in ("steps", "wall_s", "grasps", "last")}, indent=2))
+
+
+@grasp_app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Grasp VAE to sample (default: shipped).")
+    ] = None,
+    engine: Annotated[
+        Path | None, typer.Option("--engine", help="Or: engine grasps folder to score.")
+    ] = None,
+    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="Refine samples.")] = False,
+    candidates: Annotated[
+        int,
+        typer.Option(
+            "--candidates",
+            help="Samples per grasp (refined when --refine), the lowest energy kept; "
+            "1: the paper's sampling.",
+        ),
+    ] = 4,
+    objects: Annotated[
+        str, typer.Option("--objects", help="test, val, real, or registry ids / mesh files.")
+    ] = "test",
+    n: Annotated[int, typer.Option("--n", help="Grasps per object.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    resolution: Annotated[int, typer.Option("--resolution", help="HALO mesh lattice.")] = 128,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    sheet: Annotated[
+        Path | None, typer.Option("--sheet", help="Contact sheet PNG (2 grasps per object).")
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 1,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Table 3 metrics on held-out objects: intersection volume, contact ratio, diversity."""
+    import torch
+
+    from halohand.apps.figures import render_grasps
+    from halohand.core.atomic import write_text_atomic
+    from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
+    from halohand.grasp.generate import grasp_halo, shipped_model_path
+    from halohand.objects.registry import load_objects
+
+    if model is not None and engine is not None:
+        raise HalohandInputError("pass at most one of --model and --engine")
+    if n < 1:
+        raise HalohandInputError(f"--n must be >= 1, got {n}")
+    if candidates < 1:
+        raise HalohandInputError(f"--candidates must be >= 1, got {candidates}")
+    torch.set_num_threads(threads)
+    halo = grasp_halo()
+    if engine is None and model is None:
+        model = shipped_model_path()
+    source = (
+        engine_source(str(engine))
+        if engine
+        else vae_source(str(model), refine, halo, candidates=candidates)
+    )
+    objs = load_objects(objects)
+    res = evaluate_grasps(source, objs, halo, n, seed, resolution,
+                          keep_meshes=2 if sheet else 0, progress=progress)  # fmt: skip
+    doc = {"source": str(model or engine), "refine": refine, "candidates": candidates,
+           "n": n, "seed": seed,
+           "resolution": resolution, "mean": res["mean"], "objects": res["objects"]}  # fmt: skip
+    if json_out:
+        write_text_atomic(json_out, json.dumps(doc, indent=2))
+    if sheet:
+        render_grasps(res["scenes"], str(sheet), columns=4,
+                      labels=[s[1].object_id for s in res["scenes"]])  # fmt: skip
+    typer.echo(json.dumps(doc["mean"], indent=2))

@@ -1,0 +1,215 @@
+"""``halohand reconstruct`` and ``halohand occupancy``: keypoint files -> meshes / occupancy.
+
+Every input is read and validated (shape, finite values, units, skeleton) before the model
+runs or any file is written; bad input ends with one line on stderr and exit status 2
+(``halohand.apps.cli``). Outputs are written atomically, one file per hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from halohand.core.errors import HalohandInputError
+
+_CHECKPOINT_HELP = "Model file (.safetensors or training checkpoint.pt); default: shipped weights."
+_FORMAT_HELP = "Keypoint order: openpose (= mediapipe), mano, biomech, interhand, webxr, openxr."
+
+
+def _check_choice(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
+    if value is None:
+        return None
+    key = value.lower()
+    if key not in choices:
+        raise HalohandInputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return key
+
+
+def _with_path(exc: HalohandInputError, path: Path, sequence: bool) -> HalohandInputError:
+    """The same error naming the file (and, for sequences only, the hand), with a hint."""
+    msg = str(exc)
+    if not sequence:
+        msg = msg.replace(" (first: hand [0])", "").replace(" in 1 of 1 hands", "")
+    if msg.startswith("degenerate skeleton"):
+        msg += "; check for duplicated or misplaced joints and the --format"
+    return type(exc)(msg if str(path) in msg else f"{path}: {msg}")
+
+
+def _check_parent(path: Path, option: str) -> None:
+    """Refuse an output path under a file before any work (its folders could not be made)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise HalohandInputError(f"{option} {path}: {parent} is a file, not a folder")
+            return
+
+
+def _load_model(checkpoint: Path | None, device: str):
+    from halohand.inference.halo import HALO
+
+    if checkpoint is None:
+        return HALO.pretrained(device=device)
+    return HALO.from_checkpoint(checkpoint, device=device)
+
+
+def reconstruct(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="KP...", help="Keypoint files (.npy, .json, .txt): [21, 3] or [N, 21, 3]."
+        ),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the meshes.")],
+    side: Annotated[
+        str | None, typer.Option("--side", help="right or left (default: the file's, else right).")
+    ] = None,
+    units: Annotated[
+        str | None,
+        typer.Option("--units", help="auto, m, cm or mm (default: the file's, else auto)."),
+    ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=_FORMAT_HELP)] = None,
+    resolution: Annotated[
+        int, typer.Option("--resolution", help="Extraction lattice cells per axis (8-1024).")
+    ] = 256,
+    ext: Annotated[str, typer.Option("--ext", help="Mesh format: ply, obj or glb.")] = "ply",
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help=_CHECKPOINT_HELP)] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda[:N] or auto.")] = "cpu",
+) -> None:
+    """Reconstruct watertight, part-coloured hand meshes from keypoint files.
+
+    Meshes are in each input's frame and units.
+
+    Named after the input: r00.npy -> r00.ply; seq.npy [N, 21, 3] -> seq_0000.ply, ...
+    """
+    from tqdm import tqdm
+
+    from halohand.apps.cli.check import skeleton_warning
+    from halohand.apps.export import check_extension, export_mesh
+    from halohand.apps.keypoint_io import check_format, load_keypoints, output_names
+    from halohand.inference.halo import UNIT_SCALE, _check_resolution, prepare_hands
+
+    ext = check_extension(ext)
+    side = _check_choice(side, ("right", "left"), "--side")
+    units = _check_choice(units, ("auto", *UNIT_SCALE), "--units")
+    if fmt is not None:
+        fmt = check_format(fmt)
+    _check_resolution(resolution)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HalohandInputError(f"--out-dir {out_dir} is a file; pass a folder")
+    _check_parent(out_dir, "--out-dir")
+
+    # 1. read and validate every input before anything runs or is written
+    warnings: list[str] = []  # printed once every input is valid: an error stays one line
+    jobs = []
+    targets: dict[Path, Path] = {}
+    for path in inputs:
+        kf = load_keypoints(path, fmt)
+        try:
+            prepared = prepare_hands(
+                kf.keypoints, side or kf.side or "right", units or kf.units or "auto", kf.fmt
+            )
+        except HalohandInputError as exc:
+            raise _with_path(exc, path, kf.is_sequence) from None
+        warning = skeleton_warning(
+            prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence
+        )
+        if warning:
+            warnings.append(f"warning: {path}: {warning}")
+        names = output_names(kf)
+        for name in names:
+            target = out_dir / f"{name}.{ext}"
+            if target in targets:
+                raise HalohandInputError(
+                    f"{path} and {targets[target]} would both write {target.name}; rename one"
+                )
+            targets[target] = path
+        jobs.append((kf, prepared, names))
+    for line in warnings:
+        print(line, file=sys.stderr)
+
+    # 2. the model, then one mesh per hand
+    model = _load_model(checkpoint, device)
+    total = sum(len(names) for _, _, names in jobs)
+    empty = 0
+    with tqdm(total=total, desc="reconstruct", unit="hand", disable=None, file=sys.stderr) as bar:
+        for kf, prepared, names in jobs:
+            meshes = model.meshes(prepared, resolution)
+            for i, (name, mesh) in enumerate(zip(names, meshes, strict=True)):
+                if len(mesh.faces) == 0:
+                    empty += 1
+                    tqdm.write(
+                        f"warning: {kf.path} hand {i}: the model predicts no surface; "
+                        f"wrote an empty mesh",
+                        file=sys.stderr,
+                    )
+                export_mesh(mesh, out_dir / f"{name}.{ext}", keypoints=prepared.keypoints[i])
+                bar.update(1)
+    note = f" ({empty} empty)" if empty else ""
+    typer.echo(f"wrote {total} mesh{'es' if total != 1 else ''}{note} to {out_dir}")
+
+
+def occupancy(
+    keypoints: Annotated[
+        Path, typer.Argument(metavar="KP", help="Keypoint file: [21, 3] or [B, 21, 3].")
+    ],
+    points: Annotated[
+        Path,
+        typer.Argument(metavar="POINTS.npy", help="Query points [N, 3] or [B, N, 3], KP's units."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output .npy of probabilities.")],
+    side: Annotated[
+        str | None, typer.Option("--side", help="right or left (default: the file's, else right).")
+    ] = None,
+    units: Annotated[
+        str | None,
+        typer.Option("--units", help="auto, m, cm or mm (default: the file's, else auto)."),
+    ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=_FORMAT_HELP)] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help=_CHECKPOINT_HELP)] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda[:N] or auto.")] = "cpu",
+) -> None:
+    """Inside/outside queries: occupancy probabilities (float32, >= 0.5 = inside).
+
+    Output: [N] for one hand and [N, 3] points; [B, N] for a batch of hands.
+
+    Points [N, 3] with a batch of hands are queried around every hand.
+    """
+    import torch
+
+    from halohand.apps.keypoint_io import check_format, load_keypoints, load_points
+    from halohand.core.atomic import atomic_open
+    from halohand.inference.halo import UNIT_SCALE, prepare_hands
+
+    side = _check_choice(side, ("right", "left"), "--side")
+    units = _check_choice(units, ("auto", *UNIT_SCALE), "--units")
+    if fmt is not None:
+        fmt = check_format(fmt)
+    if out.exists() and out.is_dir():
+        raise HalohandInputError(f"--out {out} is a folder; pass a .npy file name")
+    _check_parent(out, "--out")
+    kf = load_keypoints(keypoints, fmt)
+    pts = load_points(points)
+    use_side = side or kf.side or "right"
+    use_units = units or kf.units or "auto"
+    try:
+        prepare_hands(kf.keypoints, use_side, use_units, kf.fmt)  # validates the skeleton
+    except HalohandInputError as exc:
+        raise _with_path(exc, keypoints, kf.is_sequence) from None
+    if pts.ndim == 3 and pts.shape[0] not in (1, len(kf)):
+        raise HalohandInputError(
+            f"{points}: {pts.shape[0]} point sets for {len(kf)} hands; pass [N, 3] or one set "
+            f"per hand"
+        )
+    model = _load_model(checkpoint, device)
+    kp = kf.keypoints if kf.is_sequence else kf.keypoints[0]
+    with torch.no_grad():
+        occ = model.occupancy(pts, kp, side=use_side, units=use_units, fmt=kf.fmt)
+    result = occ.float().cpu().numpy()
+    with atomic_open(out, "wb") as fh:
+        np.save(fh, result)
+    inside = int((result >= 0.5).sum())
+    typer.echo(f"wrote {out} {list(result.shape)}: {inside} of {result.size} inside (p >= 0.5)")

@@ -1,0 +1,211 @@
+"""``halohand train`` and ``halohand evaluate`` (registered in :mod:`halohand.apps.cli`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from halohand.core.errors import HalohandInputError
+from halohand.evaluation.calibrate import DEFAULT_LEVELS
+
+
+def train(
+    config: Annotated[Path, typer.Option("--config", help="TOML run config (see configs/).")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from <out>/checkpoint.pt.")
+    ] = False,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Override the config's data folder.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Override the config's output folder.")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Override the config's max_steps.")
+    ] = None,
+    max_hours: Annotated[
+        float | None,
+        typer.Option("--max-hours", help="Override the config's training wall-time budget."),
+    ] = None,
+    stop_after: Annotated[
+        int | None,
+        typer.Option(
+            "--stop-after",
+            help="Stop after this many steps in total, with a checkpoint (resumable); the "
+            "end-of-training validation/export is not done.",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", help="Override the config's torch CPU threads (1 on a busy shared box)."
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = None,
+) -> None:
+    """Train an occupancy network (occupancy + skinning loss, Adam 1e-4).
+
+    Writes <out>/checkpoint.pt (atomic, every checkpoint_minutes and at the end), log.csv,
+    best.safetensors (best validation IoU) and last.safetensors. Deterministic for a seed;
+    --resume continues exactly.
+
+    Multi-process data parallel: torchrun --standalone --nproc_per_node N -m halohand.apps.cli
+    train --config FILE (gloo on CPU, nccl on GPU).
+    """
+    from halohand.training.config import load_config
+    from halohand.training.trainer import train as run_training
+
+    cfg = load_config(
+        config,
+        data=None if data is None else str(data),
+        out=None if out is None else str(out),
+        max_steps=max_steps,
+        max_hours=max_hours,
+        threads=threads,
+        progress=progress,
+    )
+    if stop_after is not None and stop_after < 1:
+        raise typer.BadParameter("--stop-after must be >= 1")
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise HalohandInputError(f"output folder {cfg.out} is a file; pass another --out")
+    result = run_training(cfg, resume=resume, stop_after=stop_after)
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = "finished" if result.finished else "stopped (resume with --resume)"
+        best = (
+            f"best val {cfg.val_metric} {result.best_metric:.4f} at step {result.best_step}"
+            if result.best_step >= 0
+            else "no validation yet"
+        )
+        typer.echo(
+            f"{result.out}: {state} at step {result.step}, {result.elapsed_s / 60:.1f} min "
+            f"training wall time, {result.steps_per_s:.3f} steps/s this session; {best}"
+        )
+
+
+def evaluate(
+    checkpoint: Annotated[
+        Path, typer.Option("--checkpoint", help="Model (.safetensors) or checkpoint.pt.")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Data folder.")],
+    json_out: Annotated[Path, typer.Option("--json", help="Summary JSON to write.")],
+    split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Per-hand CSV (default: the JSON path, .csv).")
+    ] = None,
+    resolution: Annotated[
+        int, typer.Option("--resolution", help="Final extraction lattice cells per axis.")
+    ] = 256,
+    coarse_resolution: Annotated[
+        int, typer.Option("--coarse-resolution", help="First hierarchical level.")
+    ] = 32,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N hands of the split.")
+    ] = None,
+    box: Annotated[
+        str,
+        typer.Option(
+            "--box",
+            help="Extraction cube: 'keypoints' (keypoint box + padding, default) or 'data' "
+            "(the +-0.22 m data cube).",
+        ),
+    ] = "keypoints",
+    padding: Annotated[
+        float, typer.Option("--padding", help="Padding of the keypoint box, metres.")
+    ] = 0.04,
+    samples: Annotated[
+        int, typer.Option("--surface-samples", help="Samples on each predicted mesh (Chamfer).")
+    ] = 100_000,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+    mesh_dir: Annotated[
+        Path | None, typer.Option("--mesh-dir", help="Also write the predicted meshes (PLY).")
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Iso-level of the mesh (default: the model's iso_level)."),
+    ] = None,
+) -> None:
+    """Evaluate a model: mesh each hand, then IoU, Chamfer-L1 (mm) and normal consistency.
+
+    IoU on the 100k uniform points and on the mixed uniform + near-surface set (the
+    original's kind of IoU); per-hand CSV plus means and settings in the JSON.
+    """
+    from halohand.evaluation.evaluate import evaluate as run_evaluation
+    from halohand.inference.halo import resolve_device
+
+    if not padding >= 0 or padding == float("inf"):
+        raise HalohandInputError(f"--padding must be a finite length >= 0 (metres), got {padding}")
+    if samples < 1:
+        raise HalohandInputError(f"--surface-samples must be >= 1, got {samples}")
+    resolve_device(device)  # an unknown device name is bad input, before any work
+    doc = run_evaluation(
+        checkpoint, data, split=split, json_out=json_out, csv_out=csv_out,
+        resolution=resolution, coarse_resolution=coarse_resolution, limit=limit, box=box,
+        padding_m=padding, n_samples=samples, device=device, mesh_dir=mesh_dir, progress=progress,
+        threshold=threshold,
+    )  # fmt: skip
+    m = doc["mean"]
+
+    def f(x: float | None, spec: str) -> str:
+        return "n/a" if x is None else format(x, spec)
+
+    typer.echo(
+        f"{doc['hands']} {split} hands: IoU uniform {f(m['iou_uniform'], '.4f')}, mixed "
+        f"{f(m['iou_mixed'], '.4f')}, Chamfer-L1 {f(m['chamfer_l1_mm'], '.3f')} mm, normal "
+        f"consistency {f(m['normal_consistency'], '.4f')}, {f(m['seconds'], '.1f')} s/hand "
+        f"-> {json_out}"
+    )
+
+
+def calibrate(
+    checkpoint: Annotated[
+        Path, typer.Option("--checkpoint", help="Model (.safetensors) or checkpoint.pt.")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Data folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Calibrated model (.safetensors) to write.")],
+    split: Annotated[str, typer.Option("--split", help="val (default) or train.")] = "val",
+    levels: Annotated[
+        str, typer.Option("--levels", help="Comma-separated candidate probability levels.")
+    ] = ",".join(f"{x:g}" for x in DEFAULT_LEVELS),
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N hands of the split.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Per-level means and the choice (JSON).")
+    ] = None,
+    resolution: Annotated[
+        int, typer.Option("--resolution", help="Extraction lattice cells per axis.")
+    ] = 256,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+) -> None:
+    """Choose the level meshes are extracted at (lowest validation Chamfer-L1).
+
+    Meshes the split's hands at each level, then writes a copy of the model carrying the
+    best one; `halohand reconstruct`, `HALO` and `halohand evaluate` use it by default.
+    """
+    from halohand.evaluation.calibrate import calibrate as run_calibration
+
+    try:
+        values = [float(x) for x in levels.split(",") if x.strip()]
+    except ValueError as exc:
+        msg = f"--levels must be comma-separated numbers, got {levels!r}"
+        raise HalohandInputError(msg) from exc
+    report = run_calibration(
+        checkpoint, data, out, split=split, levels=values, limit=limit, json_out=json_out,
+        resolution=resolution, progress=progress,
+    )  # fmt: skip
+    for level, m in report["levels"].items():
+        typer.echo(
+            f"level {level}: IoU uniform {m['iou_uniform']:.4f}, Chamfer-L1 "
+            f"{m['chamfer_l1_mm']:.3f} mm ({m['hands']} {split} hands)"
+        )
+    typer.echo(f"iso_level {report['iso_level']:g} -> {out}")

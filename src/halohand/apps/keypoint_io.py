@@ -1,0 +1,231 @@
+"""Keypoint files for ``halohand reconstruct`` / ``halohand occupancy`` and :class:`~halohand.HALO`.
+
+Accepted files (one hand or a sequence of hands, ``J`` = the format's joint count: 21, or
+25 for ``webxr`` and 26 for ``openxr``):
+
+* ``.npy``: a ``[J, 3]`` or ``[N, J, 3]`` numeric array (no pickles);
+* ``.json``: a nested list of that shape, a list of ``{"x", "y", "z"}`` objects (one hand),
+  or an object with a ``"keypoints"`` list. Such an object may also carry ``"side"``
+  (``right``/``left``), ``"units"`` (``m``/``cm``/``mm``) and ``"order"`` or ``"format"`` (a
+  keypoint format), as the demo's ``*_keypoints.json`` files do; they are used when the
+  caller does not say otherwise;
+* ``.txt`` (also ``.csv``): ``J`` rows of 3 numbers for one hand, or ``N * J`` rows for a
+  sequence (whitespace or commas; ``#`` starts a comment).
+
+Every failure raises :class:`~halohand.core.errors.HalohandInputError` (or its subclass
+:class:`~halohand.core.errors.CorruptFileError` for unreadable files) with a one-line message
+that names the file and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.core.units import UNIT_SCALE
+from halohand.skeleton.orders import num_joints
+from halohand.skeleton.validation import check_format, check_keypoints
+
+#: File suffixes :func:`load_keypoints` reads.
+SUFFIXES = (".npy", ".json", ".txt", ".csv")
+SIDES = ("right", "left")
+UNITS = tuple(UNIT_SCALE)
+
+
+@dataclass(frozen=True)
+class KeypointFile:
+    """Keypoints read from a file.
+
+    Attributes:
+        path: the file.
+        keypoints: ``[N, J, 3]`` float64, in the file's joint order and units (a single
+            hand has ``N = 1``).
+        is_sequence: the file held ``[N, J, 3]`` (outputs are numbered) rather than ``[J, 3]``.
+        fmt: the keypoint format the array is in (the caller's, the file's, or openpose).
+        side / units: metadata found in a JSON object, else ``None``.
+    """
+
+    path: Path
+    keypoints: np.ndarray
+    is_sequence: bool
+    fmt: str = "openpose"
+    side: str | None = None
+    units: str | None = None
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+
+def _read_npy(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"PK"):
+        raise CorruptFileError(f"{path}: is a .npz archive; save one array with numpy.save")
+    if magic != b"\x93NUMPY":
+        raise CorruptFileError(f"{path}: not a .npy file (no NumPy header); save with numpy.save")
+    try:
+        return np.load(path, allow_pickle=False)
+    except MemoryError:  # a header announcing a huge array
+        raise CorruptFileError(f"{path}: corrupt .npy header (array larger than memory)") from None
+    except ValueError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        if "pickle" in msg.lower():
+            raise CorruptFileError(f"{path}: holds pickled objects; save a numeric array") from None
+        raise CorruptFileError(f"{path}: not a valid .npy file or truncated ({msg})") from None
+    except (EOFError, OSError) as exc:
+        raise CorruptFileError(f"{path}: truncated or unreadable .npy file ({exc})") from None
+
+
+def _read_json(path: Path) -> tuple[Any, dict[str, Any]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CorruptFileError(f"{path}: not a UTF-8 JSON file") from None
+    except RecursionError:
+        raise CorruptFileError(f"{path}: JSON nested too deeply to be keypoints") from None
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
+        ) from None
+    meta: dict[str, Any] = {}
+    if isinstance(doc, dict):
+        if "keypoints" not in doc:
+            raise HalohandInputError(
+                f'{path}: JSON object has no "keypoints" key; store the [21, 3] list '
+                f'under "keypoints" or as the top-level list'
+            )
+        meta = {k: doc[k] for k in ("side", "units", "order", "format") if k in doc}
+        doc = doc["keypoints"]
+    if isinstance(doc, list) and doc and all(isinstance(d, dict) for d in doc):
+        try:  # MediaPipe-style landmarks
+            doc = [[d["x"], d["y"], d["z"]] for d in doc]
+        except KeyError:
+            raise HalohandInputError(
+                f'{path}: keypoint objects need "x", "y" and "z" fields'
+            ) from None
+    return doc, meta
+
+
+def _read_txt(path: Path, j: int) -> Any:
+    rows: list[list[float]] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CorruptFileError(f"{path}: not a text file") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].replace(",", " ").strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            values = [float(v) for v in parts]
+        except ValueError:
+            raise HalohandInputError(
+                f"{path}: line {lineno} is not numbers ({line[:40]!r}); write 3 numbers per row"
+            ) from None
+        if len(values) != 3:
+            raise HalohandInputError(
+                f"{path}: line {lineno} has {len(values)} values; write one keypoint "
+                f"(x y z) per row"
+            )
+        rows.append(values)
+    if not rows:
+        raise HalohandInputError(f"{path}: holds no keypoints")
+    if len(rows) % j:
+        raise HalohandInputError(
+            f"{path}: {len(rows)} rows is not a multiple of {j} keypoints per hand; the file "
+            f"looks truncated"
+        )
+    arr = np.asarray(rows, dtype=np.float64)
+    return arr if len(rows) == j else arr.reshape(-1, j, 3)
+
+
+def load_keypoints(path: str | os.PathLike[str], fmt: str | None = None) -> KeypointFile:
+    """Read and validate a keypoint file (see the module docstring).
+
+    Args:
+        path: ``.npy``, ``.json``, ``.txt`` or ``.csv`` file.
+        fmt: keypoint format; ``None`` uses the file's ``"order"``/``"format"`` (JSON) or
+            ``openpose``.
+
+    Returns:
+        a :class:`KeypointFile`; its keypoints are finite with the format's joint count.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise HalohandInputError(f"{path}: no such file")
+    if path.is_dir():
+        raise HalohandInputError(f"{path}: is a folder; pass keypoint files")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise HalohandInputError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; use .npy, .json or .txt"
+        )
+    try:
+        if path.stat().st_size == 0:
+            raise HalohandInputError(f"{path}: empty file; it should hold a [21, 3] array")
+    except OSError as exc:
+        raise CorruptFileError(f"{path}: cannot read ({exc.strerror})") from None
+    meta: dict[str, Any] = {}
+    file_fmt = None
+    try:
+        if suffix == ".npy":
+            data: Any = _read_npy(path)
+        elif suffix == ".json":
+            data, meta = _read_json(path)
+            file_fmt = meta.get("format", meta.get("order"))
+        else:
+            data = None
+    except OSError as exc:
+        raise CorruptFileError(f"{path}: cannot read ({exc.strerror})") from None
+    use_fmt = check_format(fmt if fmt is not None else (file_fmt or "openpose"))
+    if suffix in (".txt", ".csv"):
+        try:
+            data = _read_txt(path, num_joints(use_fmt))
+        except OSError as exc:
+            raise CorruptFileError(f"{path}: cannot read ({exc.strerror})") from None
+    arr, seq = check_keypoints(data, use_fmt, name=str(path))
+    side = meta.get("side")
+    if side is not None and side not in SIDES:
+        raise HalohandInputError(f'{path}: "side" must be "right" or "left", got {side!r}')
+    units = meta.get("units")
+    if units is not None and units not in UNITS:
+        raise HalohandInputError(f'{path}: "units" must be m, cm or mm, got {units!r}')
+    return KeypointFile(path, arr, seq, use_fmt, side, units)
+
+
+def output_names(kf: KeypointFile) -> list[str]:
+    """Output stems for a keypoint file: ``r00`` for one hand, ``seq_0000``... for sequences."""
+    stem = kf.path.stem
+    if not kf.is_sequence:
+        return [stem]
+    width = max(4, len(str(len(kf) - 1)))
+    return [f"{stem}_{i:0{width}d}" for i in range(len(kf))]
+
+
+def load_points(path: str | os.PathLike[str]) -> np.ndarray:
+    """Query points from a ``.npy`` file: ``[N, 3]`` or ``[B, N, 3]``, finite (float64)."""
+    path = Path(path)
+    if not path.exists():
+        raise HalohandInputError(f"{path}: no such file")
+    if path.suffix.lower() != ".npy" or path.is_dir():
+        raise HalohandInputError(f"{path}: query points must be a .npy file of shape [N, 3]")
+    if path.stat().st_size == 0:
+        raise HalohandInputError(f"{path}: empty file")
+    arr = _read_npy(path)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise HalohandInputError(f"{path}: points must be real numbers, got {arr.dtype}")
+    if arr.ndim not in (2, 3) or arr.shape[-1] != 3:
+        raise HalohandInputError(
+            f"{path}: points must have shape [N, 3] or [B, N, 3], got {list(arr.shape)}"
+        )
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise HalohandInputError(f"{path}: points contain NaN or inf")
+    return arr

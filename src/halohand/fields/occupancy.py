@@ -1,0 +1,527 @@
+"""HALO's occupancy network: 16 part MLPs on canonicalized points, max over parts.
+
+Inputs per hand (HALO convention, see docs/model.md):
+
+* query points in each part's canonical frame, ``[B, N, K, 3]``, in *HALO units*
+  (metres / 0.4), i.e. ``x_k = B~_k . p`` with ``p`` the query point in the globally
+  normalized hand frame (HALO units) and ``B~_k`` the part matrix in HALO units;
+* the pose code ``theta``: each part matrix applied to the origin (its translation column),
+  ``[B, K, 3]`` (= 48 values for K = 16), HALO units;
+* per-part bone lengths ``[B, K]`` in **metres** (not rescaled, as in the original).
+
+Per part k the MLP sees ``[x_k (3), l_k (1), E(l) (16), P_k(theta) (8)]`` (28 values) where
+``E`` is one bone-length encoder shared by all parts and ``P_k`` a per-part linear
+projection of the pose code. Each part outputs a logit; ``sigmoid`` then max over parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from halohand.core.errors import HalohandInputError
+from halohand.fields.parts import PartLinear, PartMLP, Residual
+
+TransformSource = Literal["keypoints", "mano"]
+
+#: Rows per packed block in part-skipping mode (see ``OccupancyNetwork._masked_logits``).
+SKIP_BLOCK = 128
+SurfaceSampling = Literal["original", "resampled"]
+
+
+@dataclass(frozen=True)
+class OccupancyConfig:
+    """Architecture (and, for bookkeeping, the data pipeline) of an occupancy network.
+
+    Attributes:
+        variant: free-form name; the presets in ``VARIANTS`` use the paper's baselines.
+        num_parts: number of parts K (16 for HALO / MANO).
+        hidden: widths of the hidden layers of each part MLP (original: 4 x 64).
+        negative_slope: LeakyReLU slope (0.1 in HALO; 0 gives ReLU).
+        residual: where hidden-layer skips are added, ``"before"`` the activation (HALO),
+            ``"after"`` it (NASA's rigid decoder) or ``"none"``.
+        use_pose_code: feed the pose code (part matrices applied to the origin).
+        pose_projection_size: per-part projection size of the pose code; 0 feeds the raw
+            ``3K`` values to every part.
+        use_bone_length: feed the part's own bone length (metres).
+        bone_latent_size: output size of the shared bone-length encoder (0 disables it;
+            only used with ``use_bone_length``).
+        bone_hidden_size: hidden width of that encoder (40 in HALO).
+        smooth_max: blend part probabilities with ``softmax(T q)`` instead of a hard max.
+        smooth_max_temperature: T.
+        transforms: which transforms the network is trained/evaluated with: ``"keypoints"``
+            (the canonicalization layer) or ``"mano"`` (ground-truth MANO transforms).
+            Not read by the network; the data and inference code dispatch on it.
+        surface_sampling: training near-surface points from the ``"original"`` MANO mesh
+            samples or ``"resampled"`` ones. Data-side metadata, like ``transforms``.
+        part_radii_m: support radius of each part in metres (``K`` values) or empty. When
+            set, part k exists only within ``part_radii_m[k]`` of its skeleton segments
+            (:func:`~halohand.fields.skipping.skip_mask`) in training *and* inference;
+            elsewhere its probability is 0. This trains only the (point, part) pairs that
+            can matter (about 1/5 of them on the default data: ~4x faster steps on CPU)
+            and rules out far-away floaters. Empty: every part everywhere (the original).
+        iso_level: probability level of the surface that meshes are extracted at (0.5
+            unless set from validation data by ``halohand calibrate``). Not read by the
+            network; ``HALO`` and ``halohand evaluate`` use it.
+        point_scale: factor on the canonical query points before the part MLPs (1, the
+            original). Points near a part are ~0.05 HALO units from its origin, so their
+            first-layer weights must grow large to resolve sub-millimetre detail, and Adam
+            moves a weight by about the learning rate per step; a factor ``s`` is the same
+            function with those weights divided by ``s``, i.e. an ``s``-times larger
+            effective learning rate for them alone.
+    """
+
+    variant: str = "halo"
+    num_parts: int = 16
+    hidden: tuple[int, ...] = (64, 64, 64, 64)
+    negative_slope: float = 0.1
+    residual: Residual = "before"
+    use_pose_code: bool = True
+    pose_projection_size: int = 8
+    use_bone_length: bool = True
+    bone_latent_size: int = 16
+    bone_hidden_size: int = 40
+    smooth_max: bool = False
+    smooth_max_temperature: float = 5.0
+    transforms: TransformSource = "keypoints"
+    surface_sampling: SurfaceSampling = "resampled"
+    part_radii_m: tuple[float, ...] = ()
+    iso_level: float = 0.5
+    point_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "part_radii_m", tuple(float(r) for r in self.part_radii_m))
+        if self.part_radii_m and (
+            len(self.part_radii_m) != self.num_parts or not min(self.part_radii_m) > 0
+        ):
+            raise ValueError(f"part_radii_m must be empty or {self.num_parts} positive radii")
+        if not 0.0 < self.iso_level < 1.0:
+            raise ValueError(f"iso_level must be in (0, 1), got {self.iso_level}")
+        if not self.point_scale > 0:
+            raise ValueError(f"point_scale must be > 0, got {self.point_scale}")
+        if self.num_parts < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ValueError("num_parts and every hidden width must be >= 1")
+        if self.pose_projection_size < 0 or self.bone_latent_size < 0:
+            raise ValueError("projection / latent sizes must be >= 0")
+        if self.residual not in ("before", "after", "none"):
+            raise ValueError(f"unknown residual placement {self.residual!r}")
+        if self.transforms not in ("keypoints", "mano"):
+            raise ValueError(f"unknown transforms {self.transforms!r}")
+        if self.surface_sampling not in ("original", "resampled"):
+            raise ValueError(f"unknown surface_sampling {self.surface_sampling!r}")
+
+    @property
+    def pose_features(self) -> int:
+        """Pose-code values each part MLP receives."""
+        if not self.use_pose_code:
+            return 0
+        return self.pose_projection_size or 3 * self.num_parts
+
+    @property
+    def bone_features(self) -> int:
+        """Bone-length values each part MLP receives (local length + shared code)."""
+        return 1 + self.bone_latent_size if self.use_bone_length else 0
+
+    @property
+    def in_features(self) -> int:
+        """Input width of each part MLP (28 for HALO)."""
+        return 3 + self.bone_features + self.pose_features
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["part_radii_m"] = list(self.part_radii_m)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OccupancyConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+#: The paper's ablation (HALO Table 1), cumulative from top to bottom. All use the same
+#: class; they differ in which inputs the part MLPs see and in the data pipeline.
+VARIANTS: dict[str, OccupancyConfig] = {
+    "nasa": OccupancyConfig(
+        variant="nasa", use_bone_length=False, bone_latent_size=0,
+        transforms="mano", surface_sampling="original",
+    ),
+    "nasa_resampled": OccupancyConfig(
+        variant="nasa_resampled", use_bone_length=False, bone_latent_size=0,
+        transforms="mano", surface_sampling="resampled",
+    ),
+    "nasa_bone_length": OccupancyConfig(
+        variant="nasa_bone_length", use_bone_length=True, bone_latent_size=0,
+        transforms="mano", surface_sampling="resampled",
+    ),
+    "halo_gt": OccupancyConfig(variant="halo_gt", transforms="mano"),
+    "halo": OccupancyConfig(variant="halo"),
+}  # fmt: skip
+
+
+def variant_config(name: str, **overrides: Any) -> OccupancyConfig:
+    """Preset config of a paper variant (``VARIANTS``), optionally with fields replaced."""
+    try:
+        base = VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}") from None
+    return dataclasses.replace(base, **overrides)
+
+
+class OccupancyNetwork(nn.Module):
+    """HALO / NASA occupancy network with all part MLPs batched (see module docstring).
+
+    Default config = the released HALO base model: 238,024 parameters.
+    """
+
+    def __init__(self, config: OccupancyConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or OccupancyConfig()
+        k = cfg.num_parts
+        self.bone_encoder: nn.Sequential | None = None
+        if cfg.use_bone_length and cfg.bone_latent_size > 0:
+            self.bone_encoder = nn.Sequential(
+                nn.Linear(k, cfg.bone_hidden_size),
+                nn.ReLU(),
+                nn.Linear(cfg.bone_hidden_size, cfg.bone_latent_size),
+            )
+        self.pose_projection: PartLinear | None = None
+        if cfg.use_pose_code and cfg.pose_projection_size > 0:
+            self.pose_projection = PartLinear(k, 3 * k, cfg.pose_projection_size)
+        self.mlp = PartMLP(
+            k, cfg.in_features, cfg.hidden, 1, negative_slope=cfg.negative_slope,
+            residual=cfg.residual,
+        )  # fmt: skip
+
+    @property
+    def num_parts(self) -> int:
+        return self.config.num_parts
+
+    def hand_context(self, pose_code: Tensor | None, bone_lengths: Tensor | None) -> Tensor:
+        """Per-hand, per-part inputs that do not depend on the query point.
+
+        Args:
+            pose_code: ``[B, K, 3]`` or ``[B, 3K]`` (HALO units); ignored if unused.
+            bone_lengths: ``[B, K]`` metres; ignored if unused.
+
+        Returns:
+            ``[K, B, C]`` with C = ``in_features - 3``: ``[l_k, E(l), P_k(theta)]`` per part.
+        """
+        cfg = self.config
+        k = cfg.num_parts
+        dtype = self.mlp.layers[0].weight.dtype
+        parts: list[Tensor] = []
+        batch: int | None = None
+        if cfg.use_bone_length:
+            if bone_lengths is None:
+                raise HalohandInputError(f"variant {cfg.variant!r} needs bone_lengths [B, {k}]")
+            lengths = bone_lengths.to(dtype)
+            if lengths.ndim != 2 or lengths.shape[1] != k:
+                raise HalohandInputError(
+                    f"bone_lengths must be [B, {k}], got {list(bone_lengths.shape)}"
+                )
+            batch = lengths.shape[0]
+            parts.append(lengths.T.unsqueeze(-1))  # [K, B, 1]
+            if self.bone_encoder is not None:
+                code = self.bone_encoder(lengths)  # [B, latent]
+                parts.append(code.unsqueeze(0).expand(k, -1, -1))
+        if cfg.use_pose_code:
+            if pose_code is None:
+                raise HalohandInputError(f"variant {cfg.variant!r} needs a pose code [B, {k}, 3]")
+            theta = pose_code.to(dtype)
+            if theta.ndim == 3:
+                theta = theta.reshape(theta.shape[0], -1)
+            if theta.ndim != 2 or theta.shape[1] != 3 * k:
+                raise HalohandInputError(
+                    f"pose_code must be [B, {k}, 3] or [B, {3 * k}], got {list(pose_code.shape)}"
+                )
+            if batch is not None and theta.shape[0] != batch:
+                raise HalohandInputError("pose_code and bone_lengths batch sizes differ")
+            batch = theta.shape[0]
+            theta_k = theta.unsqueeze(0).expand(k, -1, -1)  # [K, B, 3K]
+            parts.append(theta_k if self.pose_projection is None else self.pose_projection(theta_k))
+        if not parts:
+            return torch.empty(k, 0, 0, dtype=dtype)
+        return torch.cat(parts, dim=-1)
+
+    def part_logits(
+        self,
+        points: Tensor,
+        pose_code: Tensor | None = None,
+        bone_lengths: Tensor | None = None,
+        part_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Per-part logits.
+
+        Args:
+            points: ``[B, N, K, 3]`` query points in each part's canonical frame (HALO units).
+            pose_code: ``[B, K, 3]`` or ``[B, 3K]`` (HALO units).
+            bone_lengths: ``[B, K]`` metres.
+            part_mask: optional boolean ``[B, N, K]``; ``False`` pairs are not evaluated
+                and get logit ``-inf`` (probability 0). See ``halohand.fields.skipping``.
+
+        Returns:
+            ``[B, N, K]`` logits.
+        """
+        k = self.num_parts
+        if points.ndim != 4 or points.shape[2:] != (k, 3):
+            raise HalohandInputError(f"points must be [B, N, {k}, 3], got {list(points.shape)}")
+        b, n = points.shape[:2]
+        dtype = self.mlp.layers[0].weight.dtype
+        ctx = self.hand_context(pose_code, bone_lengths)  # [K, B, C]
+        if ctx.shape[-1] > 0 and ctx.shape[1] != b:
+            raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
+        x = points.to(dtype).permute(2, 0, 1, 3).reshape(k, b * n, 3)  # part-major rows
+        if self.config.point_scale != 1.0:
+            x = x * self.config.point_scale
+        if part_mask is None:
+            if ctx.shape[-1] == 0:
+                out = self.mlp(x)
+            else:
+                out = self.mlp(x, ctx, group_size=n)
+            return out.view(k, b, n).permute(1, 2, 0)
+        return self._masked_logits(x, ctx, part_mask, b, n)
+
+    def _masked_logits(self, x: Tensor, ctx: Tensor, mask: Tensor, b: int, n: int) -> Tensor:
+        # Only active (point, part) pairs are evaluated, still as one batched op per layer:
+        # each part's active rows are packed into blocks of SKIP_BLOCK rows, every block
+        # carries its part index, and the layers gather that part's weights per block. Cost
+        # is proportional to the number of active pairs (plus < 1 block of padding per part),
+        # not to the busiest part.
+        k = self.num_parts
+        if mask.shape != (b, n, k):
+            raise HalohandInputError(f"part_mask must be [{b}, {n}, {k}], got {list(mask.shape)}")
+        m = b * n
+        active = mask.permute(2, 0, 1).reshape(k, m)
+        logits = x.new_full((k, m), float("-inf"))
+        part, row = active.nonzero(as_tuple=True)  # sorted by part, then row
+        if part.numel() == 0:
+            return logits.view(k, b, n).permute(1, 2, 0)
+        t = SKIP_BLOCK
+        counts = torch.bincount(part, minlength=k)
+        blocks = torch.div(counts + t - 1, t, rounding_mode="floor")
+        first_pair = torch.cumsum(counts, 0) - counts
+        first_block = torch.cumsum(blocks, 0) - blocks
+        pos = torch.arange(part.numel(), device=x.device) - first_pair[part]
+        slot = (first_block[part] + torch.div(pos, t, rounding_mode="floor")) * t + pos % t
+        n_blocks = int(blocks.sum())
+        block_part = torch.repeat_interleave(torch.arange(k, device=x.device), blocks)
+        xs = x.new_zeros(n_blocks * t, 3).index_copy(0, slot, x[part, row])
+        xs = xs.view(n_blocks, t, 3)
+        if ctx.shape[-1] == 0:
+            out = self.mlp(xs, part_index=block_part)
+        else:
+            hand = torch.div(row, n, rounding_mode="floor")
+            cs = ctx.new_zeros(n_blocks * t, ctx.shape[-1]).index_copy(0, slot, ctx[part, hand])
+            out = self.mlp(xs, cs.view(n_blocks, t, -1), group_size=1, part_index=block_part)
+        logits = logits.index_put((part, row), out.reshape(-1)[slot])
+        return logits.view(k, b, n).permute(1, 2, 0)
+
+    def combine(self, part_probs: Tensor) -> Tensor:
+        """``[..., K]`` part probabilities -> ``[...]`` occupancy probability."""
+        if self.config.smooth_max:
+            w = torch.softmax(self.config.smooth_max_temperature * part_probs, dim=-1)
+            return (w * part_probs).sum(-1)
+        return part_probs.max(dim=-1).values
+
+    def forward(
+        self,
+        points: Tensor,
+        pose_code: Tensor | None = None,
+        bone_lengths: Tensor | None = None,
+        *,
+        return_parts: bool = False,
+        part_mask: Tensor | None = None,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Occupancy probability of canonicalized query points.
+
+        Args:
+            points: ``[B, N, K, 3]`` points in each part's canonical frame (HALO units).
+            pose_code: ``[B, K, 3]`` or ``[B, 3K]``, part matrices applied to the origin.
+            bone_lengths: ``[B, K]`` per-part bone lengths in metres.
+            return_parts: also return the per-part probabilities.
+            part_mask: optional ``[B, N, K]`` bool, pairs to evaluate (others count as 0).
+
+        Returns:
+            ``occ [B, N]`` in [0, 1], and ``part_probs [B, N, K]`` if ``return_parts``.
+        """
+        probs = torch.sigmoid(self.part_logits(points, pose_code, bone_lengths, part_mask))
+        occ = self.combine(probs)
+        return (occ, probs) if return_parts else occ
+
+    def query(
+        self,
+        points: Tensor,
+        part_matrices: Tensor,
+        bone_lengths: Tensor | None = None,
+        *,
+        return_parts: bool = False,
+        part_mask: Tensor | None = None,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Occupancy from points and part matrices (both HALO units).
+
+        Args:
+            points: ``[B, N, 3]`` in the network's input frame (globally normalized hand
+                frame, HALO units for the keypoint pipeline).
+            part_matrices: ``[B, K, 4, 4]`` maps from that frame to each part's canonical
+                frame.
+            bone_lengths: ``[B, K]`` metres.
+
+        Returns:
+            as ``forward``.
+        """
+        if part_mask is not None and self._can_fold(points, part_matrices, bone_lengths):
+            occ, probs = self._folded_query(points, part_matrices, bone_lengths, part_mask)
+            return (occ, probs) if return_parts else occ
+        canon, pose_code = part_inputs(points, part_matrices)
+        return self.forward(
+            canon, pose_code, bone_lengths, return_parts=return_parts, part_mask=part_mask
+        )
+
+    def _can_fold(self, *inputs: Tensor | None) -> bool:
+        # The folded path writes into preallocated outputs (no autograd) and runs one small
+        # GEMM per part and layer, which suits a CPU; it serves inference with the hard max.
+        if self.config.smooth_max:
+            return False
+        weight = self.mlp.layers[0].weight
+        if weight.device.type != "cpu" or weight.dtype != torch.float32:
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        tensors = [t for t in inputs if t is not None] + list(self.parameters())
+        return not any(t.requires_grad for t in tensors)
+
+    def _folded_query(
+        self, points: Tensor, part_matrices: Tensor, bone_lengths: Tensor | None, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Inference on the active (point, part) pairs with the part transforms folded in.
+
+        The first layer sees ``x_k = R_k p + t_k``, so ``x_k W = p (R_k^T W) + t_k W``: per
+        hand and part, the rotation goes into a 3 x H weight and the translation, the bias
+        and the hand's context (bone lengths, pose code) into one H-vector. Query points
+        are then never transformed 16 times, and the context is not multiplied per row.
+        Active pairs are sorted by part (then hand), so every layer is one ``addmm`` (bias
+        included) per part over a contiguous row range, with no per-block copies of the
+        weights and no per-row bias gathers.
+
+        Returns ``occupancy [B, N]`` and ``part_probs [B, N, K]`` (0 where not active).
+        """
+        k = self.num_parts
+        if points.ndim != 3 or points.shape[-1] != 3:
+            raise HalohandInputError(f"points must be [B, N, 3], got {list(points.shape)}")
+        if part_matrices.ndim != 4 or part_matrices.shape[1:] != (k, 4, 4):
+            raise HalohandInputError(
+                f"part_matrices must be [B, {k}, 4, 4], got {list(part_matrices.shape)}"
+            )
+        b, n = points.shape[:2]
+        if part_matrices.shape[0] != b:
+            raise HalohandInputError("points and part_matrices batch sizes differ")
+        if mask.shape != (b, n, k):
+            raise HalohandInputError(f"part_mask must be [{b}, {n}, {k}], got {list(mask.shape)}")
+        layers = self.mlp.layers
+        first = layers[0]
+        dtype = first.weight.dtype
+        width = first.out_features
+        slope = self.mlp.negative_slope
+        rot = part_matrices[..., :3, :3]
+        trans = part_matrices[..., :3, 3]
+        ctx = self.hand_context(trans, bone_lengths)  # [K, B, C]
+        if ctx.shape[-1] > 0 and ctx.shape[1] != b:
+            raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
+        w_x = first.weight[:, :3].to(rot.dtype) * self.config.point_scale  # [K, 3, H]
+        w_hand = torch.einsum("bkji,kjh->kbih", rot, w_x).to(dtype)  # [K, B, 3, H] R^T W
+        const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
+        if ctx.shape[-1] > 0:
+            const = const + torch.bmm(ctx, first.weight[:, 3:])  # [K, B, H]
+        m = b * n
+        part, row = mask.permute(2, 0, 1).reshape(k, m).nonzero(as_tuple=True)
+        logits = points.new_full((k, m), float("-inf"), dtype=dtype)
+        if part.numel():
+            group = part * b + torch.div(row, n, rounding_mode="floor")  # sorted
+            counts = torch.bincount(group, minlength=k * b)
+            pts = points.reshape(m, 3).to(dtype).index_select(0, row)
+            total = len(row)
+            h = pts.new_empty(total, width)
+            for g, s0, s1 in _row_spans(counts):
+                kk, hb = divmod(g, b)
+                torch.addmm(const[kk, hb], pts[s0:s1], w_hand[kk, hb], out=h[s0:s1])
+            h = F.leaky_relu_(h, slope)
+            residual = self.mlp.residual
+            spans = _row_spans(counts.view(k, b).sum(1))
+            for layer in layers[1:]:
+                y = h.new_empty(total, layer.out_features)
+                for kk, s0, s1 in spans:
+                    torch.addmm(layer.bias[kk], h[s0:s1], layer.weight[kk], out=y[s0:s1])
+                if layer is layers[-1]:
+                    h = y
+                    break
+                same = layer.in_features == layer.out_features
+                if residual == "before" and same:
+                    h = F.leaky_relu_(y.add_(h), slope)
+                elif residual == "after" and same:
+                    h = F.leaky_relu_(y, slope).add_(h)
+                else:
+                    h = F.leaky_relu_(y, slope)
+            logits.index_put_((part, row), h[:, 0])
+        probs = torch.sigmoid(logits).view(k, b, n).permute(1, 2, 0)
+        # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max logit
+        occ = torch.sigmoid(logits.amax(0)).view(b, n)
+        return occ, probs
+
+
+def _row_spans(counts: Tensor) -> list[tuple[int, int, int]]:
+    """``(group, first_row, end_row)`` of every non-empty group of rows sorted by group."""
+    spans = []
+    start = 0
+    for group, end in enumerate(torch.cumsum(counts, 0).tolist()):
+        if end > start:
+            spans.append((group, start, end))
+        start = end
+    return spans
+
+
+#: Short alias used in the paper's naming.
+HALONet = OccupancyNetwork
+
+
+def part_inputs(points: Tensor, part_matrices: Tensor) -> tuple[Tensor, Tensor]:
+    """Apply the part matrices to query points and read off the pose code.
+
+    Args:
+        points: ``[B, N, 3]``.
+        part_matrices: ``[B, K, 4, 4]`` (last row ``[0, 0, 0, 1]``).
+
+    Returns:
+        ``canonical [B, N, K, 3]`` (``R_k p + t_k``) and ``pose_code [B, K, 3]`` (``t_k``).
+    """
+    if points.ndim != 3 or points.shape[-1] != 3:
+        raise HalohandInputError(f"points must be [B, N, 3], got {list(points.shape)}")
+    if part_matrices.ndim != 4 or part_matrices.shape[-2:] != (4, 4):
+        raise HalohandInputError(
+            f"part_matrices must be [B, K, 4, 4], got {list(part_matrices.shape)}"
+        )
+    if part_matrices.shape[0] != points.shape[0]:
+        raise HalohandInputError("points and part_matrices batch sizes differ")
+    points = points.to(part_matrices.dtype)
+    rot = part_matrices[..., :3, :3]
+    trans = part_matrices[..., :3, 3]
+    canon = torch.einsum("bkij,bnj->bnki", rot, points) + trans.unsqueeze(1)
+    return canon, trans
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,285 @@
+"""Differentiable (torch) forward of the embedded WebXR hand model.
+
+:class:`TorchHandModel` reproduces :meth:`halohand.handmodel.WebXRHandModel.pose` (numpy,
+the reference) in torch so that keypoints and vertices can be differentiated with respect to
+the pose angles, the identity and a global rigid transform. It follows the same steps as
+``webxr.py`` (identity rest frames from scaled offsets, joint rotations
+``R_y(abduction) R_x(-flexion) R_z(-twist)`` appended to the rest rotations, forward
+kinematics, linear blend skinning of ``P_j S_j Gt_j^-1``, overall scale, mirror for left
+hands), batched over a leading dimension ``B``. ``tests/test_fitting.py`` checks it against
+the numpy model to 1e-6 m.
+
+The palm is rigid in the model, so only the 15 pose joints rotate; the 25 joint frames are
+composed as separate rotations ``[B, 25, 3, 3]`` and translations ``[B, 25, 3]`` (cheaper
+than 4 x 4 products and keeps every step differentiable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from halohand.core.skinning import rigid_inverse
+from halohand.handmodel.pose import ABDUCTION_SIGN, POSE_WEBXR_JOINT, THICKNESS_LENGTH_EXPONENT
+from halohand.handmodel.template import JOINT_PART, KEYPOINT_JOINT, HandTemplate, load_template
+
+#: Joints of the middle-finger chain in the project's keypoint order (wrist, MCP, PIP, DIP,
+#: tip): their segment lengths sum to the hand length (``halohand.skeleton.hand_length``).
+_MIDDLE_CHAIN = (0, 9, 10, 11, 12)
+
+
+def _axis_rotation(angle: torch.Tensor, axis: int) -> torch.Tensor:
+    """Rotation by ``angle`` radians about a coordinate axis: ``[...] -> [..., 3, 3]``."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    o, z = torch.ones_like(c), torch.zeros_like(c)
+    if axis == 0:
+        rows = (o, z, z, z, c, -s, z, s, c)
+    elif axis == 1:
+        rows = (c, z, s, z, o, z, -s, z, c)
+    else:
+        rows = (c, -s, z, s, c, z, z, z, o)
+    return torch.stack(rows, dim=-1).reshape(*angle.shape, 3, 3)
+
+
+def axis_angle_to_matrix(rvec: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula: ``[..., 3]`` axis-angle (radians) -> ``[..., 3, 3]`` rotations.
+
+    The angle gets a tiny epsilon under the square root so the gradient at zero (where the
+    fitting starts its residual rotation) is finite.
+    """
+    theta = torch.sqrt((rvec * rvec).sum(-1, keepdim=True) + 1e-20)[..., None]  # [..., 1, 1]
+    x, y, z = rvec.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rvec.shape, 3)
+    eye = torch.eye(3, dtype=rvec.dtype, device=rvec.device)
+    # sin(t)/t and (1 - cos t)/t^2 written on the unnormalised K keep small angles accurate.
+    a = torch.sin(theta) / theta
+    b = (1.0 - torch.cos(theta)) / (theta * theta)
+    small = theta < 1e-4
+    b = torch.where(small, 0.5 - theta * theta / 24.0, b)
+    return eye + a * k + b * (k @ k)
+
+
+@dataclass
+class TorchHandOutput:
+    """Result of :meth:`TorchHandModel.forward` (metres, after mirror and global transform).
+
+    Attributes:
+        keypoints: ``[B, 21, 3]`` keypoints in the project's order.
+        vertices: ``[B, V, 3]`` posed mesh vertices, or ``None`` if not requested.
+        rest_frames_scale: ``[B]`` overall scale that was applied (model units -> metres).
+    """
+
+    keypoints: torch.Tensor
+    vertices: torch.Tensor | None
+    rest_frames_scale: torch.Tensor
+
+
+class TorchHandModel:
+    """Batched, differentiable copy of :class:`~halohand.handmodel.WebXRHandModel`.
+
+    Constant tables are float64 tensors on ``device``; inputs are cast to float64 so the
+    result matches the numpy model to rounding.
+    """
+
+    def __init__(self, template: HandTemplate | None = None, device: str = "cpu") -> None:
+        tpl = load_template() if template is None else template
+        self.template = tpl
+        dt = torch.float64
+        self.device = torch.device(device)
+        rest = tpl.rest_frames
+        rest_inv = rigid_inverse(rest)
+        local = rest.copy()
+        local[1:] = rest_inv[tpl.parents[1:]] @ rest[1:]
+        self.parents = [int(p) for p in tpl.parents]
+        depth = [0] * len(self.parents)
+        for j, p in enumerate(self.parents):
+            depth[j] = 0 if p < 0 else depth[p] + 1
+        levels = [[j for j, d in enumerate(depth) if d == lv] for lv in range(max(depth) + 1)]
+        #: Per tree level below the root: (its joints, their parents' positions within the
+        #: previous level), and the permutation from level-concatenated to joint order.
+        self._levels = [
+            (
+                torch.tensor(levels[lv], device=self.device),
+                torch.tensor(
+                    [levels[lv - 1].index(self.parents[j]) for j in levels[lv]], device=self.device
+                ),
+            )
+            for lv in range(1, len(levels))
+        ]
+        flat = [j for lv in levels for j in lv]
+        self._level_order = torch.tensor(
+            [flat.index(j) for j in range(len(self.parents))], device=self.device
+        )
+        self.local_rot = torch.tensor(local[:, :3, :3], dtype=dt, device=self.device)
+        self.local_offset = torch.tensor(local[:, :3, 3], dtype=dt, device=self.device)
+        self.rest_inv_rot = torch.tensor(rest_inv[:, :3, :3], dtype=dt, device=self.device)
+        self.rest_inv_trans = torch.tensor(rest_inv[:, :3, 3], dtype=dt, device=self.device)
+        self.joint_part = torch.tensor(JOINT_PART, device=self.device)
+        self.is_palm = torch.tensor(JOINT_PART == 0, device=self.device)
+        self.pose_joints = [int(j) for j in POSE_WEBXR_JOINT]
+        self.abduction_sign = torch.tensor(ABDUCTION_SIGN, dtype=dt, device=self.device)
+        self.keypoint_joint = torch.tensor(KEYPOINT_JOINT, device=self.device)
+        # Only joints that carry skin weight matter for the vertices (the tips carry none).
+        weights = tpl.joint_weights
+        self.skin_joints = torch.tensor(np.flatnonzero(weights.sum(0) > 0), device=self.device)
+        self.skin_weights = torch.tensor(
+            weights[:, self.skin_joints.cpu().numpy()], dtype=dt, device=self.device
+        )
+        self.template_vertices = torch.tensor(tpl.vertices, dtype=dt, device=self.device)
+        self.faces = np.ascontiguousarray(tpl.faces)
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def _compose(
+        self, rot: torch.Tensor, offset: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward kinematics on ``[B, 25, 3, 3]`` rotations and ``[B, 25, 3]`` offsets.
+
+        Joints are composed one tree level at a time (6 levels instead of 25 joints) because
+        the per-step Python and autograd overhead, not the arithmetic, dominates at this size.
+        """
+        # Out-of-place per level (in-place slice writes make the backward pass slow): the
+        # parents of level L all sit in level L - 1, at positions ``parent_pos``.
+        level_r, level_t = [rot[:, :1]], [offset[:, :1]]
+        for joints, parent_pos in self._levels:
+            pr, pt = level_r[-1][:, parent_pos], level_t[-1][:, parent_pos]
+            level_r.append(pr @ rot[:, joints])
+            level_t.append((pr @ offset[:, joints, :, None])[..., 0] + pt)
+        world_r = torch.cat(level_r, 1)[:, self._level_order]
+        world_t = torch.cat(level_t, 1)[:, self._level_order]
+        return world_r, world_t
+
+    def joint_rotations(self, angles: torch.Tensor) -> torch.Tensor:
+        """``[B, 15, 3]`` (flexion, abduction, twist) radians -> ``[B, 15, 3, 3]``."""
+        flex, abd, twist = angles.unbind(-1)
+        return (
+            _axis_rotation(self.abduction_sign * abd, 1)
+            @ _axis_rotation(-flex, 0)
+            @ _axis_rotation(-twist, 2)
+        )
+
+    def offsets(self, length_factors: torch.Tensor, palm_width: torch.Tensor) -> torch.Tensor:
+        """``[B, 25, 3]`` child offsets of the identity at unit size (see ``webxr.py``)."""
+        lengths = length_factors[:, self.joint_part]  # [B, 25]
+        width = torch.where(self.is_palm, palm_width[:, None], torch.ones_like(lengths))
+        offset_scale = torch.stack([width, torch.ones_like(lengths), lengths], dim=-1)
+        parent_idx = torch.tensor(self.parents[1:], device=self.device)
+        scaled = self.local_offset[1:] * offset_scale[:, parent_idx]
+        return torch.cat([self.local_offset[:1].expand(len(lengths), 1, 3), scaled], dim=1)
+
+    def unit_hand_length(
+        self, length_factors: torch.Tensor, palm_width: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B]`` hand length of the identity at unit size (model units = template metres)."""
+        offsets = self.offsets(length_factors, palm_width)
+        rot = self.local_rot.expand(len(offsets), -1, -1, -1)
+        _, t = self._compose(rot, offsets)
+        kp = t[:, self.keypoint_joint][:, list(_MIDDLE_CHAIN)]
+        return torch.linalg.vector_norm(kp[:, 1:] - kp[:, :-1], dim=-1).sum(-1)
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def forward(
+        self,
+        angles: torch.Tensor,
+        length_factors: torch.Tensor,
+        palm_width: torch.Tensor,
+        scale: torch.Tensor,
+        side: str = "right",
+        global_rot: torch.Tensor | None = None,
+        translation: torch.Tensor | None = None,
+        thickness_offsets: torch.Tensor | None = None,
+        with_vertices: bool = False,
+    ) -> TorchHandOutput:
+        """Pose a batch of hands.
+
+        Args:
+            angles: ``[B, 15, 3]`` radians (flexion, abduction, twist) per pose joint.
+            length_factors: ``[B, 16]`` per HALO part (palm = palm length).
+            palm_width: ``[B]`` knuckle spread / palm width factor.
+            scale: ``[B]`` overall scale (model units -> metres); the numpy model's
+                ``hand_length / unit_hand_length`` (:meth:`scale_for_hand_length`).
+            side: ``"right"`` or ``"left"`` (left = mirror across model x = 0).
+            global_rot: ``[B, 3, 3]`` rotation applied after the mirror (default identity).
+            translation: ``[B, 3]`` metres, applied last (default zero).
+            thickness_offsets: ``[B, 16]`` invisible thickness offsets (default zero).
+            with_vertices: also skin the mesh (``[B, 1159, 3]``).
+
+        Returns:
+            :class:`TorchHandOutput`.
+        """
+        dt = torch.float64
+        angles = angles.to(dt)
+        length_factors = length_factors.to(dt)
+        palm_width = palm_width.to(dt)
+        scale = scale.to(dt)
+        b = len(angles)
+        offsets = self.offsets(length_factors, palm_width)
+        rot = self.local_rot.expand(b, -1, -1, -1).clone()
+        rot[:, self.pose_joints] = rot[:, self.pose_joints] @ self.joint_rotations(angles)
+        world_r, world_t = self._compose(rot, offsets)
+        mirror = torch.tensor(
+            [-1.0 if side == "left" else 1.0, 1.0, 1.0], dtype=dt, device=self.device
+        )
+
+        def place(points: torch.Tensor) -> torch.Tensor:
+            # Scale, mirror, then the global rigid transform: [B, N, 3] model -> world metres.
+            out = points * scale[:, None, None] * mirror
+            if global_rot is not None:
+                out = out @ global_rot.to(dt).transpose(-1, -2)
+            if translation is not None:
+                out = out + translation.to(dt)[:, None]
+            return out
+
+        keypoints = place(world_t[:, self.keypoint_joint])
+        vertices = None
+        if with_vertices:
+            vertices = place(
+                self._skin(world_r, world_t, length_factors, palm_width, thickness_offsets)
+            )
+        return TorchHandOutput(keypoints, vertices, scale)
+
+    __call__ = forward
+
+    def _skin(
+        self,
+        world_r: torch.Tensor,
+        world_t: torch.Tensor,
+        length_factors: torch.Tensor,
+        palm_width: torch.Tensor,
+        thickness_offsets: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """LBS of the template with ``P_j S_j Gt_j^-1`` at unit size: ``[B, V, 3]``."""
+        offsets = (
+            torch.zeros_like(length_factors) if thickness_offsets is None else thickness_offsets
+        )
+        thick_part = (length_factors * palm_width[:, None]) ** THICKNESS_LENGTH_EXPONENT * (
+            1.0 + offsets.to(world_r.dtype)
+        )
+        thick = thick_part[:, self.joint_part]
+        lengths = length_factors[:, self.joint_part]
+        first = torch.where(self.is_palm, palm_width[:, None], thick)
+        vscale = torch.stack([first, thick, lengths], dim=-1)  # [B, 25, 3]
+        j = self.skin_joints
+        # A_j = P_j diag(s_j) Gt_j^-1 as rotation-scale part M and translation c.
+        m = world_r[:, j] * vscale[:, j, None, :] @ self.rest_inv_rot[j]
+        c = (world_r[:, j] @ (vscale[:, j] * self.rest_inv_trans[j])[..., None])[..., 0]
+        c = c + world_t[:, j]
+        blended_m = torch.einsum("vj,bjxy->bvxy", self.skin_weights, m)
+        blended_c = torch.einsum("vj,bjx->bvx", self.skin_weights, c)
+        return (blended_m @ self.template_vertices[..., None])[..., 0] + blended_c
+
+    def scale_for_hand_length(
+        self, hand_length: torch.Tensor, length_factors: torch.Tensor, palm_width: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B]`` overall scale giving hand length ``hand_length`` (metres) to the identity."""
+        return hand_length.to(torch.float64) / self.unit_hand_length(
+            length_factors.to(torch.float64), palm_width.to(torch.float64)
+        )
+
+    def mesh_faces(self, side: str = "right") -> np.ndarray:
+        """``[F, 3]`` faces, re-wound for left hands (mirroring turns triangles inside out)."""
+        return np.ascontiguousarray(self.faces[:, [0, 2, 1]] if side == "left" else self.faces)

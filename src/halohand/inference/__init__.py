@@ -1,0 +1,11 @@
+"""Inference: the one chunked occupancy query, hierarchical mesh extraction and the
+:class:`~halohand.inference.halo.HALO` model users call (keypoints -> occupancy / meshes)."""
+
+from halohand.inference.extract import (
+    ExtractionStats,
+    evaluate_grid,
+    extract_mesh,
+    mesh_from_grid,
+)
+
+__all__ = ["ExtractionStats", "evaluate_grid", "extract_mesh", "mesh_from_grid"]

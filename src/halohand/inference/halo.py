@@ -1,0 +1,540 @@
+"""User-facing API: keypoints -> occupancy and watertight, part-coloured hand meshes.
+
+```python
+import halohand
+
+model = halohand.HALO.pretrained()                     # or HALO.from_checkpoint("best.safetensors")
+mesh = model.reconstruct(keypoints, side="right", units="auto")   # trimesh.Trimesh
+occ = model.occupancy(points, keypoints)               # torch.Tensor, differentiable
+```
+
+Frames and units: keypoints may be in any frame and in metres, centimetres or millimetres
+(``units="auto"`` reads the unit off the skeleton's size, :func:`detect_units`). Meshes come
+back in the same frame and units; query points are taken in them too. Internally the
+keypoints are converted to metres and the project's (OpenPose) joint order, and the
+network is queried in the input frame (the canonicalization layer's ``G`` maps it to the
+HALO frame; left hands are mirrored inside ``G``), so no output needs to be transformed
+back except for the unit scale.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from torch import Tensor
+
+from halohand.core.device import select_device
+from halohand.core.errors import HalohandInputError
+from halohand.core.units import HAND_LENGTH_RANGE_M, UNIT_SCALE
+from halohand.fields.conditioning import HandConditioning, hand_conditioning
+from halohand.fields.io import load_any_model
+from halohand.inference.extract import evaluate_grid, mesh_from_grid
+from halohand.inference.query import occupancy_from_keypoints, query_occupancy
+from halohand.skeleton import to_openpose
+from halohand.skeleton.colors import part_vertex_colors
+from halohand.skeleton.sides import parse_side
+from halohand.skeleton.validation import check_format, check_keypoints, detect_units, resolve_units
+
+__all__ = [
+    "HAND_LENGTH_RANGE_M", "HALO", "PreparedHands", "UNIT_SCALE", "detect_units", "keypoint_box",
+    "prepare_hands", "pretrained_path", "resolve_device", "resolve_units",
+]  # fmt: skip
+
+#: Padding of the extraction box around the keypoints' bounding box (as in ``evaluate``).
+DEFAULT_PADDING_M = 0.04
+
+#: ``(tolerance, floor)`` of the parts evaluated on the finest extraction level (``HALO``).
+DEFAULT_PART_CANDIDATES = (0.3, 0.01)
+
+#: Where the shipped default weights live inside the package.
+PRETRAINED_RESOURCE = "weights/halo_default.safetensors"
+
+SideSpec = str | Sequence[str] | np.ndarray | Tensor
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda[:N]`` or ``auto`` as a device; an unknown name is a clear error."""
+    return select_device(name)
+
+
+def _side_arg(side: SideSpec, n: int) -> str | Tensor:
+    """``"right"``/``"left"`` or a ``[n]`` bool tensor (True = left) for ``hand_conditioning``."""
+    arr = parse_side(side)
+    if isinstance(arr, str):
+        return arr
+    if arr.dtype != bool or arr.shape not in ((n,), ()):
+        raise HalohandInputError(
+            f"side must be 'right', 'left', or one per hand ({n}): names or booleans (True = left)"
+        )
+    return torch.as_tensor(np.broadcast_to(arr, (n,)).copy())
+
+
+def _real_tensor(x: Any, name: str) -> Tensor:
+    """``x`` as a tensor of real numbers (ints, floats); anything else is a clear error."""
+    if not isinstance(x, Tensor):
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError):
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "iuf":
+            raise HalohandInputError(f"{name} must be an array of real numbers, got {arr.dtype}")
+        x = torch.as_tensor(arr)
+    if x.is_complex() or x.dtype == torch.bool:
+        raise HalohandInputError(f"{name} must be an array of real numbers, got {x.dtype}")
+    return x
+
+
+def coarse_resolution_for(resolution: int) -> int:
+    """First-level lattice size for the hierarchical extraction: ``resolution / 2^k``, the
+    largest such divisor that is at most 32 (or ``resolution`` itself when it is odd)."""
+    r = int(resolution)
+    while r > 32 and r % 2 == 0:
+        r //= 2
+    return r
+
+
+def _check_resolution(resolution: int) -> int:
+    try:
+        r = int(resolution)
+    except (TypeError, ValueError, OverflowError):
+        r = None
+    if r is None or isinstance(resolution, str) or r != resolution or not 8 <= r <= 1024:
+        raise HalohandInputError(f"resolution must be an integer in 8..1024, got {resolution}")
+    return r
+
+
+def pretrained_path() -> Path | None:
+    """Path of the shipped default weights, or ``None`` when this build ships none."""
+    try:
+        res = importlib.resources.files("halohand").joinpath(PRETRAINED_RESOURCE)
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - broken install
+        return None
+    if not res.is_file():
+        return None
+    return Path(str(res))
+
+
+def _select(hands: HandConditioning, i: int, device: torch.device) -> HandConditioning:
+    """Hand ``i`` of a batch, on ``device``."""
+    sl = slice(i, i + 1)
+    return HandConditioning(
+        global_transform=hands.global_transform[sl].to(device),
+        part_matrices=hands.part_matrices[sl].to(device),
+        bone_lengths=hands.bone_lengths[sl].to(device),
+        keypoints=hands.keypoints[sl].to(device),
+    )
+
+
+def prepare_hands(
+    keypoints: Any,
+    side: SideSpec = "right",
+    units: str = "auto",
+    fmt: str = "openpose",
+    device: str | torch.device = "cpu",
+) -> PreparedHands:
+    """Validate hands and compute their network inputs; see :meth:`HALO.prepare`."""
+    fmt = check_format(fmt)
+    arr, _ = check_keypoints(keypoints, fmt)
+    kp = np.ascontiguousarray(to_openpose(arr, fmt))
+    unit = resolve_units(units, kp)
+    scale = UNIT_SCALE[unit]
+    side_arg = _side_arg(side, len(kp))
+    with torch.no_grad():
+        hands = hand_conditioning(torch.as_tensor(kp * scale).to(device), side_arg)
+    if isinstance(side_arg, str):
+        is_left = np.full(len(kp), side_arg == "left")
+    else:
+        is_left = side_arg.numpy()
+    return PreparedHands(kp, unit, scale, hands, is_left)
+
+
+@dataclass(frozen=True)
+class PreparedHands:
+    """Validated hands ready for reconstruction (see :meth:`HALO.prepare`).
+
+    Attributes:
+        keypoints: ``[N, 21, 3]`` float64, project (OpenPose) order, input frame and units.
+        units: the input's unit (``m``/``cm``/``mm``; detected if ``auto`` was asked).
+        scale: metres per input unit.
+        conditioning: the network inputs of the ``N`` hands (metres), on the model's device.
+        is_left: ``[N]`` bool.
+    """
+
+    keypoints: np.ndarray
+    units: str
+    scale: float
+    conditioning: HandConditioning
+    is_left: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+
+class HALO:
+    """A keypoint-driven neural hand model: occupancy and meshes from 21 keypoints.
+
+    Args:
+        network: an :class:`~halohand.fields.OccupancyNetwork` with ``transforms="keypoints"``,
+            or any module with the same ``query(points, part_matrices, bone_lengths,
+            return_parts=..., part_mask=...)`` interface.
+        skip_radii: part skipping during mesh extraction and occupancy queries (``None``:
+            evaluate every part; ``True``: :data:`~halohand.fields.DEFAULT_SKIP_RADII_M`,
+            fitted to the released HALO model; or ``[16]`` radii in metres fitted to this
+            network with :func:`~halohand.fields.fit_skip_radii`).
+        chunk_size: query points per network call (default: 1024 dense / 4096 skipping on
+            CPU, 131072 on CUDA).
+        padding_m: margin of the extraction box around the keypoints' bounding box (metres).
+        grid_workers: threads that evaluate batches of lattice points at once during mesh
+            extraction (default: ``torch.get_num_threads()`` on CPU, 1 on CUDA).
+        part_candidates: ``(tolerance, floor)``: every extraction level after the first
+            evaluates at a point only the parts whose probability, somewhere on the
+            previous level's lattice within one of its cells, was within ``tolerance`` of
+            the max and >= ``floor``
+            (see :func:`~halohand.inference.evaluate_grid`); ``None`` evaluates every part.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        *,
+        skip_radii: Sequence[float] | Tensor | bool | None = None,
+        chunk_size: int | None = None,
+        padding_m: float = DEFAULT_PADDING_M,
+        grid_workers: int | None = None,
+        part_candidates: tuple[float, float] | None = DEFAULT_PART_CANDIDATES,
+    ) -> None:
+        if not callable(getattr(network, "query", None)):
+            raise HalohandInputError("network must provide query(points, part_matrices, ...)")
+        config = getattr(network, "config", None)
+        transforms = getattr(config, "transforms", "keypoints")
+        if transforms != "keypoints":
+            raise HalohandInputError(
+                f"this model was trained on {transforms!r} transforms; reconstruction from "
+                f"keypoints needs a keypoint-driven model (variant 'halo')"
+            )
+        if hasattr(network, "eval"):
+            network.eval()
+        self.network = network
+        self.skip_radii = skip_radii
+        self.padding_m = float(padding_m)
+        if chunk_size is None and self.device.type == "cuda":
+            chunk_size = 131_072
+        self.chunk_size = chunk_size
+        self.grid_workers = grid_workers
+        self.part_candidates = None if part_candidates is None else (16, *part_candidates)
+        #: Probability level of the mesh surface: the network's calibrated ``iso_level``.
+        self.iso_level = float(getattr(config, "iso_level", 0.5))
+
+    # ---- construction ----------------------------------------------------------------
+
+    @classmethod
+    def pretrained(
+        cls, path: str | os.PathLike[str] | None = None, *, device: str = "cpu", **kwargs: Any
+    ) -> HALO:
+        """The shipped default model (or the model file at ``path``).
+
+        Raises:
+            FileNotFoundError: when this build ships no weights and no ``path`` is given.
+        """
+        if path is None:
+            path = pretrained_path()
+            if path is None:
+                raise FileNotFoundError(
+                    "no pretrained weights shipped in this build; train with `halohand train` "
+                    "and pass --checkpoint (HALO.from_checkpoint(path) in Python)"
+                )
+        return cls.from_checkpoint(path, device=device, **kwargs)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike[str], *, device: str = "cpu", **kwargs: Any
+    ) -> HALO:
+        """Load a model file: ``*.safetensors`` (``save_model``) or a training ``checkpoint.pt``.
+
+        Args:
+            path: the file.
+            device: ``cpu``, ``cuda[:N]`` or ``auto`` (CUDA when available).
+            **kwargs: passed to :class:`HALO` (``skip_radii``, ``chunk_size``, ``padding_m``).
+
+        Raises:
+            HalohandInputError / CorruptFileError: missing, corrupt or foreign file (naming it).
+        """
+        return cls(load_any_model(path, resolve_device(device)), **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the network's parameters (CPU for parameter-free networks)."""
+        param = (
+            next(iter(self.network.parameters()), None)
+            if hasattr(self.network, "parameters")
+            else None
+        )
+        return param.device if param is not None else torch.device("cpu")
+
+    # ---- occupancy -------------------------------------------------------------------
+
+    def occupancy(
+        self,
+        points: Any,
+        keypoints: Any,
+        side: SideSpec = "right",
+        units: str = "auto",
+        fmt: str = "openpose",
+        *,
+        return_parts: bool = False,
+        grad: bool | None = None,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Occupancy probability of query points around one hand or a batch of hands.
+
+        Differentiable with respect to both ``points`` and ``keypoints`` (and the network's
+        parameters): pass tensors with ``requires_grad=True``.
+
+        Args:
+            points: ``[N, 3]`` or ``[B, N, 3]`` query points, same frame and units as the
+                keypoints (``[N, 3]`` with a batch of hands queries every hand there).
+            keypoints: ``[21, 3]`` or ``[B, 21, 3]`` (``J`` joints for ``webxr``/``openxr``).
+            side: ``"right"``, ``"left"``, or one per hand (names or booleans, True = left).
+            units: ``auto``, ``m``, ``cm`` or ``mm`` (``auto`` reads the keypoints' size; in
+                optimization loops pass the unit to keep it fixed).
+            fmt: keypoint format (``halohand.skeleton.FORMATS``).
+            return_parts: also return the per-part probabilities (HALO part order).
+            grad: build the autograd graph; default: when ``points`` or ``keypoints`` is a
+                tensor that requires grad.
+
+        Returns:
+            ``occupancy [N]`` or ``[B, N]`` in [0, 1] (the network's dtype, on its device),
+            and with ``return_parts`` also ``[N, 16]`` / ``[B, N, 16]``.
+        """
+        fmt = check_format(fmt)
+        dev = self.device
+        pts = _real_tensor(points, "points")
+        kp = _real_tensor(keypoints, "keypoints")
+        if grad is None:
+            grad = bool(pts.requires_grad or kp.requires_grad)
+        if not pts.is_floating_point():
+            pts = pts.to(torch.float64)
+        if not kp.is_floating_point():
+            kp = kp.to(torch.float64)
+        single_kp = kp.ndim == 2
+        if pts.ndim not in (2, 3) or pts.shape[-1] != 3:
+            raise HalohandInputError(f"points must be [N, 3] or [B, N, 3], got {list(pts.shape)}")
+        if not torch.isfinite(pts.detach()).all():
+            raise HalohandInputError("points contain NaN or inf")
+        check_keypoints(kp.detach(), fmt)  # shape and finiteness, with a clear message
+        kp_b = (kp[None] if single_kp else kp).to(dev)
+        unit = resolve_units(units, kp_b.detach().cpu().numpy(), fmt)
+        scale = UNIT_SCALE[unit]
+        batch = kp_b.shape[0]
+        pts_b = (pts[None] if pts.ndim == 2 else pts).to(dev)
+        if pts_b.shape[0] != batch:
+            if pts_b.shape[0] == 1:
+                pts_b = pts_b.expand(batch, -1, -1)
+            else:
+                raise HalohandInputError(
+                    f"points batch ({pts_b.shape[0]}) and keypoints batch ({batch}) differ"
+                )
+        squeeze = single_kp and pts.ndim == 2
+        with torch.set_grad_enabled(grad):
+            kp_m = to_openpose(kp_b, fmt) * scale
+            hands = hand_conditioning(kp_m, side=_side_arg(side, batch))
+            occ, parts = self._query(hands, pts_b * scale)
+        if squeeze:
+            occ, parts = occ[0], parts[0]
+        return (occ, parts) if return_parts else occ
+
+    def _query(self, hands: HandConditioning, points_m: Tensor) -> tuple[Tensor, Tensor]:
+        """Occupancy and part probabilities ``[B, N]``, ``[B, N, 16]`` (grad mode as set)."""
+        occ, parts = query_occupancy(
+            self.network, hands, points_m, chunk_size=self.chunk_size, skip_radii=self.skip_radii
+        )
+        assert parts is not None
+        return occ, parts
+
+    # ---- meshes ----------------------------------------------------------------------
+
+    def prepare(
+        self,
+        keypoints: Any,
+        side: SideSpec = "right",
+        units: str = "auto",
+        fmt: str = "openpose",
+    ) -> PreparedHands:
+        """Validate hands and compute their network inputs (no network evaluation).
+
+        Raises :class:`~halohand.core.errors.HalohandInputError` for a wrong shape, NaN, unknown
+        format or units, a size that fits no unit, or a degenerate skeleton (zero-length
+        bone, collinear palm...), so that callers can check every input before writing.
+
+        Args:
+            keypoints: ``[J, 3]`` or ``[N, J, 3]`` (input frame and units).
+            side: ``"right"``, ``"left"`` or one per hand.
+            units: ``auto``, ``m``, ``cm`` or ``mm``.
+            fmt: keypoint format.
+        """
+        return prepare_hands(keypoints, side, units, fmt, self.device)
+
+    def meshes(
+        self,
+        prepared: PreparedHands,
+        resolution: int = 256,
+        *,
+        colors: bool = True,
+        coarse_resolution: int | None = None,
+    ) -> Iterator[trimesh.Trimesh]:
+        """Yield one watertight mesh per prepared hand, in the input's frame and units.
+
+        Args:
+            prepared: from :meth:`prepare`.
+            resolution: cells per axis of the extraction lattice over the keypoint box
+                (+ ``padding_m``); 256 gives ~1.1 mm voxels for an adult hand.
+            colors: colour vertices by part: the part with the highest probability at the
+                inside end of the lattice edge each vertex lies on (under one voxel away).
+            coarse_resolution: cells per axis of the first extraction level (default
+                :func:`coarse_resolution_for`); ``resolution / coarse_resolution`` must be a
+                power of two.
+
+        Each mesh carries ``metadata`` ``units`` / ``side`` and, with ``colors``,
+        ``vertex_attributes["part"]`` (uint8 HALO part index). A model that predicts no
+        surface in the box gives an empty mesh.
+        """
+        res = _check_resolution(resolution)
+        coarse = coarse_resolution_for(res) if coarse_resolution is None else coarse_resolution
+        radii = self.skip_radii
+        dev = self.device
+        # On CPU, batches of lattice points run in one thread per torch thread (see
+        # halohand.inference.extract._evaluate); a GPU takes them one by one.
+        workers = self.grid_workers or (torch.get_num_threads() if dev.type == "cpu" else 1)
+        by_part = self.part_candidates is not None
+        chunk = self.chunk_size or _GRID_BATCH
+        for i in range(len(prepared)):
+            hand = _select(prepared.conditioning, i, dev)
+            kp_m = prepared.keypoints[i] * prepared.scale
+            bmin, bmax = keypoint_box(kp_m, self.padding_m)
+            # The lattice is built (in float32) around the box centre, which is added back
+            # in float64: hands far from the origin are meshed as precisely as near it.
+            centre = 0.5 * (bmin + bmax)
+            centre_t = torch.as_tensor(centre, dtype=torch.float64, device=dev)
+
+            def fn(
+                points: np.ndarray,
+                part_mask: np.ndarray | None = None,
+                hand: HandConditioning = hand,
+                centre_t: Tensor = centre_t,
+            ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64)
+                mask = None if part_mask is None else torch.from_numpy(part_mask)[None].to(dev)
+                res = occupancy_from_keypoints(
+                    self.network, hand, (p + centre_t)[None], chunk_size=chunk,
+                    skip_radii=radii, return_parts=colors or by_part, part_mask=mask,
+                )  # fmt: skip
+                if not (colors or by_part):
+                    return res[0].float().cpu().numpy()
+                occ, parts = res
+                if by_part:
+                    return occ[0].float().cpu().numpy(), parts[0].float().cpu().numpy()
+                return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
+
+            # Part colours come with the grid: each vertex takes the part with the highest
+            # probability at the inside end of its lattice edge (< 1 voxel away), so the
+            # vertices need no second network pass. Each level after the first evaluates
+            # only the parts that were near the max around each point one level before.
+            grid = evaluate_grid(
+                fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
+                labels=colors, batch=_GRID_BATCH, workers=workers,
+                part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
+            )  # fmt: skip
+            # The grid covers only the lattice around the surface (``crop``): its corners.
+            lo, hi = grid[1].grid_bounds(bmin - centre, bmax - centre, res, grid[0].shape)
+            mesh = mesh_from_grid(
+                grid[0], lo, hi, self.iso_level, labels=grid[2] if colors else None
+            )
+            mesh.vertices = np.asarray(mesh.vertices) + centre
+            if colors:
+                labels = np.asarray(mesh.vertex_attributes.pop("label"), dtype=np.uint8)
+                if len(labels):  # an empty mesh keeps trimesh's default visual
+                    mesh.visual.vertex_colors = part_vertex_colors(labels)
+                    mesh.vertex_attributes["part"] = labels
+            if prepared.scale != 1.0:
+                # divide (not multiply by 1 / scale): exact for the metre -> mm round trip
+                mesh.vertices = np.asarray(mesh.vertices) / prepared.scale
+            mesh.metadata["units"] = prepared.units
+            mesh.metadata["side"] = "left" if prepared.is_left[i] else "right"
+            yield mesh
+
+    def reconstruct(
+        self,
+        keypoints: Any,
+        side: SideSpec = "right",
+        units: str = "auto",
+        fmt: str = "openpose",
+        resolution: int = 256,
+        *,
+        colors: bool = True,
+    ) -> trimesh.Trimesh | list[trimesh.Trimesh]:
+        """Watertight, part-coloured mesh of a hand, in the keypoints' frame and units.
+
+        Args:
+            keypoints: ``[21, 3]`` (``[J, 3]`` for ``webxr``/``openxr``) in any frame, in
+                metres, centimetres or millimetres. ``[N, J, 3]`` gives a list of meshes
+                (same as :meth:`reconstruct_batch`).
+            side: ``"right"`` or ``"left"`` (or one per hand for a batch).
+            units: ``auto`` (detected from the hand's size), ``m``, ``cm`` or ``mm``.
+            fmt: keypoint format: ``openpose`` (= ``mediapipe``), ``mano``, ``biomech``,
+                ``interhand``, ``webxr``, ``openxr``.
+            resolution: extraction lattice cells per axis (see :meth:`meshes`).
+            colors: colour vertices by part.
+
+        Returns:
+            a ``trimesh.Trimesh`` (RGBA vertex colours from ``halohand.apps.render.PART_COLORS``),
+            or a list of them for ``[N, J, 3]`` input.
+        """
+        arr, seq = check_keypoints(keypoints, check_format(fmt))
+        meshes = self.reconstruct_batch(arr, side, units, fmt, resolution, colors=colors)
+        return meshes if seq else meshes[0]
+
+    def reconstruct_batch(
+        self,
+        keypoints: Any,
+        side: SideSpec = "right",
+        units: str = "auto",
+        fmt: str = "openpose",
+        resolution: int = 256,
+        *,
+        colors: bool = True,
+        progress: bool = False,
+    ) -> list[trimesh.Trimesh]:
+        """One mesh per hand of ``[N, J, 3]`` keypoints (all validated before any meshing)."""
+        prepared = self.prepare(keypoints, side, units, fmt)
+        it = self.meshes(prepared, resolution, colors=colors)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=len(prepared), desc="reconstruct", unit="hand")
+        return list(it)
+
+
+#: Lattice points per call of the occupancy function during mesh extraction, and per network
+#: chunk unless ``HALO(chunk_size=...)``: ~11k active (point, part) pairs near the surface,
+#: so each part's GEMM has a few hundred rows while the evaluation threads still get many
+#: batches to share (8192 measured faster than 4096 and 16384 on the 2-core CPU).
+_GRID_BATCH = 8192
+
+
+def keypoint_box(
+    keypoints_m: np.ndarray, padding_m: float = DEFAULT_PADDING_M
+) -> tuple[np.ndarray, np.ndarray]:
+    """Extraction cube ``(bmin [3], bmax [3])`` in metres: the keypoints' bounding box made
+    cubic about its centre, plus ``padding_m`` on every side."""
+    kp = np.asarray(keypoints_m, dtype=np.float64)
+    lo, hi = kp.min(0), kp.max(0)
+    centre = 0.5 * (lo + hi)
+    half = 0.5 * float((hi - lo).max()) + padding_m
+    return centre - half, centre + half

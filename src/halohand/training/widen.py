@@ -1,0 +1,165 @@
+"""Function-preserving changes of a trained network, to warm-start a different model.
+
+:func:`adapt_network` turns a trained network into one of another configuration that
+computes the same occupancy, when the two differ only in the part MLPs' width (widening,
+below), in ``point_scale`` (the first layer's point weights divided by the change) and in
+the rank of the pose input (:func:`grow_pose_input`).
+
+Widening (Net2Net-style):
+
+Every hidden unit ``j`` of the new width ``H'`` copies an old unit ``g(j)`` (the first ``H``
+units copy themselves, the others a random old unit). A copy gets its source's incoming
+weights and bias; the outgoing weights of an old unit are split among its copies with
+random positive fractions that sum to one. The widened network computes the same function:
+
+* LeakyReLU acts per unit, so a copy's activation equals its source's;
+* the next layer sums the copies' contributions, ``sum_c a_c h_g w = h_g w``;
+* the residual skips (``h' = act(L h + h)``) connect unit ``j`` to unit ``j``, and one map
+  ``g`` serves every hidden layer, so a copy's skip carries its source's value.
+
+Uneven splits make the copies' gradients differ, so training separates them (even halves
+would keep twins identical forever).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from halohand.fields.occupancy import OccupancyConfig, OccupancyNetwork
+
+
+def widen_network(
+    source: OccupancyNetwork, width: int, generator: torch.Generator | None = None
+) -> OccupancyNetwork:
+    """A copy of ``source`` whose part MLPs have ``width`` units in every hidden layer.
+
+    Args:
+        source: a network whose hidden layers all have one width ``H <= width``.
+        width: new hidden width ``H'``.
+        generator: random source of the copy map and the outgoing splits.
+
+    Returns:
+        A new :class:`OccupancyNetwork` (config ``hidden = (width,) * depth``) computing the
+        same occupancy as ``source`` up to float rounding.
+    """
+    hidden = source.config.hidden
+    old = hidden[0]
+    if any(h != old for h in hidden):
+        raise ValueError(f"widening needs equal hidden widths, got {hidden}")
+    if width < old:
+        raise ValueError(f"cannot widen {old} units to {width}")
+    config = dataclasses.replace(source.config, hidden=(width,) * len(hidden))
+    target = OccupancyNetwork(config)
+    target.load_state_dict(
+        {k: v for k, v in source.state_dict().items() if not k.startswith("mlp.")}, strict=False
+    )
+    extra = torch.randint(0, old, (width - old,), generator=generator)
+    copy_of = torch.cat([torch.arange(old), extra])  # g: new unit -> old unit
+    share = torch.rand(width, generator=generator) + 0.5  # in [0.5, 1.5)
+    totals = torch.zeros(old).index_add_(0, copy_of, share)
+    fraction = share / totals[copy_of]  # the copies of one old unit sum to 1
+    layers = source.mlp.layers
+    with torch.no_grad():
+        for i, (src, dst) in enumerate(zip(layers, target.mlp.layers, strict=True)):
+            w, b = src.weight, src.bias  # [K, in, out], [K, out]
+            if i > 0:  # inputs are hidden units: rows copied, scaled by the split
+                w = w[:, copy_of] * fraction[None, :, None].to(w.dtype)
+            if i < len(layers) - 1:  # outputs are hidden units: columns copied
+                w, b = w[:, :, copy_of], b[:, copy_of]
+            dst.weight.copy_(w)
+            dst.bias.copy_(b)
+    return target
+
+
+def rescale_points(source: OccupancyNetwork, point_scale: float) -> OccupancyNetwork:
+    """A copy of ``source`` with ``point_scale`` and the same function.
+
+    The first layer sees ``s x``; dividing its point weights by ``s' / s`` keeps every
+    pre-activation unchanged.
+    """
+    config = dataclasses.replace(source.config, point_scale=float(point_scale))
+    target = OccupancyNetwork(config)
+    target.load_state_dict(source.state_dict())
+    with torch.no_grad():
+        target.mlp.layers[0].weight[:, :3] *= source.config.point_scale / config.point_scale
+    return target
+
+
+def grow_pose_input(source: OccupancyNetwork, pose_projection_size: int) -> OccupancyNetwork:
+    """A copy of ``source`` with a wider pose input and the same function.
+
+    The pose code reaches the first layer through the per-part projection
+    ``P_k(theta) = theta A_k + c_k`` (``A_k``: 3K x P), so the first layer sees it through
+    ``A_k W_k`` (3K x H, rank <= P). A larger ``P'`` keeps the old ``P`` outputs, adds
+    freshly initialised ones with zero first-layer weights; ``P' = 0`` (the raw 3K values
+    to every part) takes ``A_k W_k`` itself as the weights and ``c_k W_k`` into the bias.
+    Either way the occupancy is unchanged and the pose dependence gains rank.
+    """
+    old = source.config.pose_projection_size
+    if not source.config.use_pose_code or old == 0:
+        raise ValueError("the source has no pose projection to grow")
+    if 0 < pose_projection_size <= old:
+        raise ValueError(f"cannot grow the pose projection from {old} to {pose_projection_size}")
+    config = dataclasses.replace(source.config, pose_projection_size=pose_projection_size)
+    target = OccupancyNetwork(config)
+    state = source.state_dict()
+    first_w, first_b = state.pop("mlp.layers.0.weight"), state.pop("mlp.layers.0.bias")
+    proj_w, proj_b = state.pop("pose_projection.weight"), state.pop("pose_projection.bias")
+    target.load_state_dict(state, strict=False)
+    start = first_w.shape[1] - old  # the pose columns are the last ones
+    with torch.no_grad():
+        layer = target.mlp.layers[0]
+        layer.weight.zero_()
+        layer.weight[:, :start] = first_w[:, :start]
+        layer.bias.copy_(first_b)
+        w_pose = first_w[:, start:]  # [K, P, H]
+        if pose_projection_size == 0:
+            layer.weight[:, start:] = torch.bmm(proj_w, w_pose)  # [K, 3K, H]
+            layer.bias += torch.bmm(proj_b.unsqueeze(1), w_pose).squeeze(1)
+        else:
+            layer.weight[:, start : start + old] = w_pose
+            assert target.pose_projection is not None
+            target.pose_projection.weight[:, :, :old] = proj_w
+            target.pose_projection.bias[:, :old] = proj_b
+    return target
+
+
+def adapt_network(
+    source: OccupancyNetwork,
+    config: OccupancyConfig,
+    generator: torch.Generator | None = None,
+) -> OccupancyNetwork:
+    """``source`` as a network of ``config`` computing the same function.
+
+    Args:
+        source: a trained network.
+        config: the wanted architecture; it may differ from ``source.config`` in the hidden
+            width (wider, same depth, one width throughout), in ``point_scale`` and in a
+            larger (or raw, 0) ``pose_projection_size``.
+        generator: random source of widening (see :func:`widen_network`).
+
+    Raises:
+        ValueError: when the configs differ in anything else.
+    """
+    same_rest = dataclasses.replace(
+        source.config,
+        hidden=config.hidden,
+        point_scale=config.point_scale,
+        pose_projection_size=config.pose_projection_size,
+    )
+    if same_rest != config:
+        raise ValueError("only the hidden width, point_scale and pose projection can differ")
+    if source.config.pose_projection_size != config.pose_projection_size:
+        source = grow_pose_input(source, config.pose_projection_size)
+    if source.config.hidden != config.hidden:
+        if len(config.hidden) != len(source.config.hidden) or len(set(config.hidden)) != 1:
+            raise ValueError(
+                f"cannot widen {source.config.hidden} to {config.hidden}: "
+                "same depth and one width needed"
+            )
+        source = widen_network(source, config.hidden[0], generator)
+    if source.config.point_scale != config.point_scale:
+        source = rescale_points(source, config.point_scale)
+    return source
