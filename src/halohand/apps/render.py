@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from halohand.skeleton.colors import PART_COLORS as PART_COLORS  # figures colour by part
+
 #: A light skin tone (sRGB 0..1) used when no colours are given.
 SKIN_TONE = np.array([0.93, 0.76, 0.65])
 

@@ -374,7 +374,7 @@ class GraspGenerator:
         in the object's centred frame
         (``GraspSet.object``; add ``object.offset_m`` for the input file's frame).
         """
-        from halohand.grasp import objects
+        from halohand.objects import registry as objects
 
         if not isinstance(obj, objects.GraspObject):
             obj = objects.object_from_spec(obj, units=units)

@@ -38,6 +38,7 @@ from halohand.fields.conditioning import HandConditioning, hand_conditioning
 from halohand.fields.io import load_any_model
 from halohand.inference.extract import evaluate_grid, mesh_from_grid
 from halohand.inference.query import occupancy_from_keypoints, query_occupancy
+from halohand.scene import Scene
 from halohand.skeleton import to_openpose
 from halohand.skeleton.colors import part_vertex_colors
 from halohand.skeleton.sides import parse_side
@@ -499,6 +500,25 @@ class HALO:
         arr, seq = check_keypoints(keypoints, check_format(fmt))
         meshes = self.reconstruct_batch(arr, side, units, fmt, resolution, colors=colors)
         return meshes if seq else meshes[0]
+
+    def reconstruct_scene(
+        self, scene: Scene, resolution: int = 256, *, colors: bool = True
+    ) -> trimesh.Scene:
+        """Mesh every hand of a :class:`~halohand.scene.Scene` and return the whole scene
+        (hands and objects, metres, world frame) as one ``trimesh.Scene``.
+
+        Each hand keeps its own side, joint order and unit; all hands are validated before
+        any meshing.
+        """
+        if not isinstance(scene, Scene):
+            raise HalohandInputError(f"expected a halohand.scene.Scene, got {type(scene).__name__}")
+        meshes: list[trimesh.Trimesh] = []
+        if scene.hands:
+            kp = scene.keypoints_m()
+            sides = [h.side for h in scene.hands]
+            prepared = self.prepare(kp, sides, "m")
+            meshes = list(self.meshes(prepared, resolution, colors=colors))
+        return scene.to_trimesh(meshes)
 
     def reconstruct_batch(
         self,
