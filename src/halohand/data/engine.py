@@ -51,6 +51,7 @@ import numpy as np
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
+from halohand.data.dataset import read_manifest
 from halohand.data.shards import (
     SIDES,
     open_shard,
@@ -618,7 +619,6 @@ def verify(root: str | os.PathLike[str]) -> tuple[int, int]:
         CorruptFileError: naming the first bad file.
         HalohandInputError: not a data folder, or generation did not finish.
     """
-    from halohand.data.dataset import read_manifest
 
     root = Path(root)
     manifest = read_manifest(root)

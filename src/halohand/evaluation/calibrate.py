@@ -21,6 +21,9 @@ from typing import Any
 
 from halohand.core.atomic import write_text_atomic
 from halohand.core.errors import HalohandInputError
+from halohand.evaluation.evaluate import evaluate
+from halohand.fields import save_model
+from halohand.fields.io import load_any_model
 
 __all__ = ["DEFAULT_LEVELS", "calibrate"]
 
@@ -54,9 +57,6 @@ def calibrate(
     Returns:
         ``{"levels": {level: means}, "iso_level": chosen, ...}``.
     """
-    from halohand.evaluation.evaluate import evaluate
-    from halohand.fields import save_model
-    from halohand.fields.io import load_any_model
 
     if resolution < 2:
         raise HalohandInputError(f"resolution must be >= 2, got {resolution}")

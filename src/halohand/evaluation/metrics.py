@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from halohand.objects.inside import contains
+
 
 def iou(pred: np.ndarray, gt: np.ndarray) -> float:
     """Intersection over union of two boolean occupancy arrays of the same shape ``[N]``.
@@ -95,7 +97,6 @@ def mesh_metrics(
     ``n_samples`` area-uniform samples with face normals are drawn on the predicted mesh
     (fixed ``seed``). An empty mesh gives IoU 0 and infinite Chamfer distances.
     """
-    from halohand.objects.inside import contains
 
     if len(pred_mesh.faces) == 0:
         return MeshMetrics(0.0, float("inf"), float("inf"), 0.0)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from halohand.canonical import canonicalize
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 
@@ -60,7 +61,6 @@ def hand_conditioning(keypoints_m: Tensor, side: str | Tensor = "right") -> Hand
         side: ``"right"``, ``"left"`` or a ``[B]`` bool tensor (True = left); left hands
             are mirrored inside ``G``, so query points stay in their original coordinates.
     """
-    from halohand.canonical import canonicalize
 
     if keypoints_m.ndim != 3 or keypoints_m.shape[1:] != (21, 3):
         raise HalohandInputError(f"keypoints must be [B, 21, 3], got {list(keypoints_m.shape)}")

@@ -23,6 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from halohand.core.errors import HalohandInputError
+from halohand.grasp.energies import valid_hands
+from halohand.grasp.generate import generate_grasps
+from halohand.grasp.metrics import diversity, intersection_volume, min_signed_distance
+from halohand.grasp.synthesis import load_grasps
+from halohand.grasp.vae import load_vae
 
 if TYPE_CHECKING:
     from halohand.inference.halo import HALO
@@ -39,8 +44,6 @@ def vae_source(
 ) -> GraspSource:
     """Sample from a saved VAE (:func:`~halohand.grasp.vae.load_vae`), optionally refined,
     best of ``candidates`` per grasp (:func:`~halohand.grasp.generate.generate_grasps`)."""
-    from halohand.grasp.generate import generate_grasps
-    from halohand.grasp.vae import load_vae
 
     vae, _ = load_vae(model_path)
 
@@ -54,7 +57,6 @@ def vae_source(
 
 def engine_source(grasps_dir: str) -> GraspSource:
     """Accepted right-hand grasps of the data engine (``halohand grasp synthesize``)."""
-    from halohand.grasp.synthesis import load_grasps
 
     g = load_grasps(grasps_dir)
     right = np.asarray(g["side"]).astype(str) == "right"
@@ -94,9 +96,6 @@ def evaluate_grasps(
     """
     import torch
     from tqdm import tqdm
-
-    from halohand.grasp.energies import valid_hands
-    from halohand.grasp.metrics import diversity, intersection_volume, min_signed_distance
 
     rows, all_kp, scenes = [], [], []
     bar = tqdm(objects, desc="grasp evaluate", unit="object", disable=not progress)

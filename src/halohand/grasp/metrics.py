@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 
+from halohand.canonical import canonicalize
 from halohand.core.errors import HalohandInputError
 
 __all__ = [
@@ -201,8 +202,6 @@ def diversity(
         ``(entropy, cluster_size_cm)``.
     """
     import torch
-
-    from halohand.canonical import canonicalize
 
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim != 3 or kp.shape[1:] != (21, 3):

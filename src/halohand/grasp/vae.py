@@ -35,7 +35,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from halohand.core.atomic import atomic_path
 from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.handmodel.prior import IdentityPrior
+from halohand.handmodel.torch_model import TorchHandModel
 
 __all__ = [
     "Decoder",
@@ -184,8 +187,6 @@ class _PoseToKeypoints(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from halohand.handmodel.prior import IdentityPrior
-        from halohand.handmodel.torch_model import TorchHandModel
 
         self.hand = TorchHandModel()
         lo, hi = IdentityPrior().hand_length_range
@@ -273,8 +274,6 @@ def kl_divergence(mean: Tensor, log_std: Tensor) -> Tensor:
 def save_vae(path: str | os.PathLike[str], model: GraspVAE, meta: dict[str, Any]) -> Path:
     """Write the weights as safetensors with the config and ``meta`` in the header (atomic)."""
     from safetensors.torch import save_file
-
-    from halohand.core.atomic import atomic_path
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {
