@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python scripts/plot_learning_curve.py LOG[=LABEL] [LOG[=LABEL] ...] OUT.png
+    .venv/bin/python benchmarks/figures/plot_learning_curve.py LOG[=LABEL] [LOG[=LABEL] ...] OUT.png
 
 Each ``LOG`` is a run's ``log.csv``; several runs share the axes (label: the run folder's
 name unless given after ``=``).

@@ -8,23 +8,28 @@ part gives 0; twist about the bone, skinning blends and keypoint/bone mismatch s
 residual. As a baseline the script also reports the residual of the hand model's own
 posed -> rest part transforms (``PosedHand.part_transforms``), which carry the twist.
 
-Prints JSON with the per-part mean residual in millimetres (HALO part order).
+Prints JSON with the per-part mean residual in millimetres (HALO part order), and writes it
+with ``--json``.
 
-    .venv/bin/python benchmarks/canonical_residual.py [--hands 50] [--seed 0] [--side right]
-        [--zero-twist]
+    .venv/bin/python benchmarks/studies/canonical_residual.py [--hands 50] [--seed 0]
+        [--side right] [--zero-twist] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from halohand.canonical import canonicalize
 from halohand.skeleton import PART_NAMES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import emit  # noqa: E402
 
 
 def _apply(m: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -41,6 +46,7 @@ def main() -> None:
         action="store_true",
         help="zero the sampled twist of every joint (HALO's frames are twist-free)",
     )
+    parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     from halohand.handmodel.webxr import WebXRHandSource
@@ -96,7 +102,6 @@ def main() -> None:
         }
 
     report = {
-        "script": "benchmarks/canonical_residual.py",
         "source": "halohand.handmodel.webxr.WebXRHandSource",
         "hands": args.hands,
         "seed": args.seed,
@@ -114,7 +119,7 @@ def main() -> None:
         ),
         "sampling_seconds": round(sample_s, 2),
     }
-    print(json.dumps(report, indent=2))
+    emit(report, args.json, indent=2)
 
 
 if __name__ == "__main__":

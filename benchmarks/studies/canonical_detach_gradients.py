@@ -8,9 +8,11 @@ frames. This script builds that variant from the library source at run time (two
   the matrices and canonical joints) against the complete gradient of the library;
 * forward+backward time of both variants (interleaved, min and median).
 
-Prints JSON. ``relative_difference`` is ``|g_detached - g_complete| / |g_complete|`` per hand.
+Prints JSON (and writes it with ``--json``). ``relative_difference`` is
+``|g_detached - g_complete| / |g_complete|`` per hand.
 
-    .venv/bin/python benchmarks/canonical_detach_gradients.py [--hands 64] [--repeats 15]
+    .venv/bin/python benchmarks/studies/canonical_detach_gradients.py [--hands 64]
+        [--repeats 15] [--json OUT]
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
-import json
 import statistics
 import sys
 import time
@@ -30,7 +31,9 @@ import torch
 # same name as an attribute; fetch the module itself.
 complete = importlib.import_module("halohand.canonical.canonicalize")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+BENCHMARKS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(BENCHMARKS), str(BENCHMARKS / "speed")]  # _report; bench_canonical
+from _report import emit  # noqa: E402
 from bench_canonical import make_batch  # noqa: E402
 
 _PATCHES = (
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--hands", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--json", default=None)
     args = parser.parse_args()
     detached = detached_module()
     f64 = torch.float64
@@ -106,7 +110,6 @@ def main() -> None:
             if i >= 2:  # warm-up
                 times[name].append(time.perf_counter() - t0)
     report = {
-        "script": "benchmarks/canonical_detach_gradients.py",
         "hands_for_gradients": args.hands,
         "gradient_vs_complete": differences,
         "forward_backward_ms_float64": {
@@ -119,7 +122,7 @@ def main() -> None:
         },
         "torch_threads": torch.get_num_threads(),
     }
-    print(json.dumps(report, indent=2))
+    emit(report, args.json, indent=2)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_extraction.py [--checkpoint FILE] [--hands 5]
+    .venv/bin/python benchmarks/speed/bench_extraction.py [--checkpoint FILE] [--hands 5]
         [--resolution 256] [--threads 2] [--rounds 1] [--baseline-rev REV] [--json OUT]
 
 For the first ``--hands`` test hands of ``--data`` (default ``data/webxr_s0``; without it,
@@ -31,7 +31,8 @@ memory (``ru_maxrss``, including the instrumented call's full grid) and whether 
 is watertight. The hierarchical grid is also compared with the dense one: the
 fraction of lattice points on a different side of the model's mesh level, and the symmetric
 Chamfer-L1 (mm) between the two meshes. Prints one JSON object (and writes it with
-``--json``).
+``--json``), with the machine and a matmul calibration before and after the rounds
+(``benchmarks/_report.py``).
 """
 
 from __future__ import annotations
@@ -39,16 +40,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _report import emit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import REPO, begin, emit, repo_path  # noqa: E402
 
 
 def _hands(data: str | None, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
@@ -200,9 +203,8 @@ def _checkout(rev: str, where: Path) -> Path:
     import tarfile
     from io import BytesIO
 
-    root = Path(__file__).resolve().parents[1]
     tar = subprocess.run(
-        ["git", "-C", str(root), "archive", rev, "src", "benchmarks"],
+        ["git", "-C", str(REPO), "archive", rev, "src", "benchmarks"],
         capture_output=True, check=True,
     ).stdout  # fmt: skip
     shutil.rmtree(where, ignore_errors=True)
@@ -255,7 +257,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--configs", default="dense,hierarchical,hierarchical_nocolor")
-    parser.add_argument("--scratch", default="/tmp/halohand_bench_extraction")
+    parser.add_argument(
+        "--scratch", default=str(Path(tempfile.gettempdir()) / "halohand_bench_extraction")
+    )
     parser.add_argument(
         "--baseline-rev", default=None,
         help="also time the default path of this git revision (its own code, same hands)",
@@ -267,6 +271,10 @@ def main() -> None:
     if args.config:
         print(json.dumps(_worker(args)))
         return
+    import torch
+
+    torch.set_num_threads(args.threads)
+    begin()
     configs = args.configs.split(",")
     jobs: list[tuple[str, str, Path, dict[str, str]]] = []
     for config in configs:
@@ -299,13 +307,8 @@ def main() -> None:
     results = {name: _pool_rounds(r) for name, r in runs.items()}
     report = {
         "benchmark": "bench_extraction",
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "threads": args.threads,
-        },  # fmt: skip
-        "checkpoint": args.checkpoint or "shipped",
-        "command": " ".join(["benchmarks/bench_extraction.py", *sys.argv[1:]]),
+        "machine": {"threads": args.threads},
+        "checkpoint": repo_path(args.checkpoint) if args.checkpoint else "shipped",
         "hands": args.hands,
         "rounds": args.rounds,
         "baseline_rev": args.baseline_rev,

@@ -3,7 +3,8 @@ agreement of the inside test with two independent methods, and storage per hand.
 
 Prints one JSON object (and writes it to ``--json PATH`` if given):
 
-* ``throughput``: per worker count, wall seconds and hands/s of ``generate`` (process start-up
+* ``throughput``: per worker count (and round: ``--rounds N`` repeats the worker counts,
+  alternating their order), wall seconds and hands/s of ``generate`` (process start-up
   included), with the per-hand split into posing (the source), sampling and inside test;
 * ``labels``: on ``--label-hands`` hands, agreement of the stored labels (fast winding number
   >= 0.5) with embree ray parity (trimesh ``contains``) and with libigl's exact winding
@@ -11,22 +12,25 @@ Prints one JSON object (and writes it to ``--json PATH`` if given):
 * ``quantization``: label flips and coordinate error if near-surface points were stored as
   float16 metres, versus the int16 10-um grid used (labels of both against the float64 points);
 * bytes per hand of the shards (in ``throughput``);
-* the machine's load average, since the timings are wall-clock on a shared machine.
+* the machine (``benchmarks/_report.py``): load average and matmul calibration before and
+  after, since the timings are wall-clock on a shared machine.
 
-    .venv/bin/python benchmarks/bench_data.py [--source webxr|toy] [--hands 8] [--label-hands 8]
+    .venv/bin/python benchmarks/speed/bench_data.py [--source webxr|toy] [--hands 8]
+        [--label-hands 8] [--rounds 1] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import begin, emit  # noqa: E402
 
 
 def _source(name: str):  # noqa: ANN202 - a factory
@@ -41,10 +45,10 @@ def _source(name: str):  # noqa: ANN202 - a factory
     return partial(make_source, name)
 
 
-def throughput(name: str, hands: int, workers: int, tmp: Path) -> dict:
+def throughput(name: str, hands: int, workers: int, tmp: Path, rnd: int = 0) -> dict:
     from halohand.data.engine import generate
 
-    out = tmp / f"w{workers}"
+    out = tmp / f"r{rnd}_w{workers}"
     t0 = time.perf_counter()
     report = generate(
         out,
@@ -59,6 +63,7 @@ def throughput(name: str, hands: int, workers: int, tmp: Path) -> dict:
     size = sum(p.stat().st_size for p in out.rglob("*.npz"))
     return {
         "workers": workers,
+        "round": rnd,
         "hands": hands,
         "wall_s": round(wall, 3),
         "hands_per_s": round(hands / wall, 3),
@@ -150,30 +155,23 @@ def main() -> None:
     parser.add_argument("--label-hands", type=int, default=8, help="hands for label agreement")
     parser.add_argument("--quant-hands", type=int, default=2, help="hands for the dtype check")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=1, help="alternating throughput rounds")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args()
 
-    result: dict = {
-        "source": args.source,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-        },
-    }
+    begin()
+    result: dict = {"source": args.source}
     with tempfile.TemporaryDirectory() as tmp:
         result["throughput"] = [
-            throughput(args.source, args.hands, w, Path(tmp)) for w in args.workers
+            throughput(args.source, args.hands, w, Path(tmp), rnd)
+            for rnd in range(args.rounds)
+            for w in (args.workers if rnd % 2 == 0 else args.workers[::-1])
         ]
     if args.label_hands:
         result["labels"] = labels(args.source, args.label_hands)
     if args.quant_hands:
         result["quantization"] = quantization(args.source, args.quant_hands)
-    result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json, indent=2)
 
 
 if __name__ == "__main__":

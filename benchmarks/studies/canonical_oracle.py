@@ -10,13 +10,14 @@ Three comparisons per sample (the tests in ``tests/test_canonical.py`` assert th
   then evaluated exactly).
 * ``rebuilt_A``: sample A rebuilt from its listed angles and lengths (no input rounding).
 
-    .venv/bin/python benchmarks/canonical_oracle.py [--oracle PATH]
+    .venv/bin/python benchmarks/studies/canonical_oracle.py [--oracle PATH] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,11 @@ from scipy.optimize import lsq_linear
 from halohand.canonical import canonicalize, skeleton_from_angles
 from halohand.skeleton.orders import BIOMECH_FROM_OPENPOSE, OPENPOSE_FROM_BIOMECH
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import REPO, emit  # noqa: E402
+
 F64 = torch.float64
-DEFAULT = Path(__file__).resolve().parents[1].parent / "shared/specs/canonicalization_oracle.json"
+DEFAULT = REPO.parent / "shared/specs/canonicalization_oracle.json"
 PUB_OF_BIO_BONE = BIOMECH_FROM_OPENPOSE[1:] - 1
 PUB_FINGER_OF_BIO = np.argsort(BIOMECH_FROM_OPENPOSE[6:])
 
@@ -86,6 +90,7 @@ def clean_vector(kp: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--oracle", type=Path, default=DEFAULT)
+    parser.add_argument("--json", default=None)
     args = parser.parse_args()
     data = json.loads(args.oracle.read_text())
     report: dict = {"oracle": str(args.oracle), "samples": {}}
@@ -127,7 +132,7 @@ def main() -> None:
         ),
         "clean_max_abs": errors(fields(canonicalize(rebuilt)), a, CLEAN),
     }
-    print(json.dumps(report, indent=2))
+    emit(report, args.json, indent=2)
 
 
 if __name__ == "__main__":

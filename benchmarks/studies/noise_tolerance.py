@@ -1,6 +1,6 @@
 """Keypoint-noise tolerance of the HALO model (the paper's Fig. D.1).
 
-    .venv/bin/python benchmarks/noise_tolerance.py [--hands 20] [--data data/webxr_s0]
+    .venv/bin/python benchmarks/studies/noise_tolerance.py [--hands 20] [--data data/webxr_s0]
         [--split test] [--amplitudes 0,0.5,1,2,3,4,5] [--seed 2026] [--checkpoint FILE]
         [--resolution 256] [--fix-skeleton] [--json OUT] [--plot docs/noise_tolerance.png]
 
@@ -23,7 +23,7 @@ stored 100k-point cloud, normal consistency (:func:`halohand.evaluation.mesh_met
 the noisy keypoints (before/after; reported as variant ``fixed`` beside ``noisy``, with the
 joint motion of the fix and the fixed skeleton's distance to the clean one).
 
-Output: one JSON document (stdout unless ``--json``): per amplitude and variant the mean /
+Output: one JSON document (stdout, and ``--json``): per amplitude and variant the mean /
 min / max of each metric and of the time per hand (``mesh_s`` wall and ``mesh_cpu_s`` CPU
 seconds of this process for the reconstruction, ``seconds`` wall with the metrics), and
 per-hand rows; a PNG plot (``--plot``, default ``docs/noise_tolerance.png``; ``--plot ''``
@@ -33,16 +33,17 @@ for none) and a markdown table on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _report import display_path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import REPO, command_line, emit, repo_path  # noqa: E402
+
+ROOT = REPO  # the repository
 DEFAULT_AMPLITUDES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
 METRICS = (
     "iou_uniform", "iou_mixed", "chamfer_l1_mm", "normal_consistency", "mesh_s", "mesh_cpu_s",
@@ -224,10 +225,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checkpoint = args.checkpoint if args.checkpoint is not None else pretrained_path()
     doc: dict[str, Any] = {
         "benchmark": "noise_tolerance",
-        "command": " ".join(
-            ["benchmarks/noise_tolerance.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "checkpoint": display_path(checkpoint),
+        "command": command_line([__file__, *(sys.argv[1:] if argv is None else argv)]),
+        "checkpoint": repo_path(checkpoint),
         "data": str(args.data),
         "split": args.split,
         "hands": n,
@@ -243,12 +242,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "total_s": time.perf_counter() - t_start,
         "per_hand": rows,
     }
-    text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
-    else:
-        sys.stdout.write(text)
+    emit(doc, args.json, indent=1, allow_nan=False)
     if args.plot:
         plot(doc, Path(args.plot))
     print(markdown_table(doc), file=sys.stderr)

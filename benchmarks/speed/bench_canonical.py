@@ -1,23 +1,26 @@
 """Benchmark the canonicalization layer: a batch of hands, forward and forward+backward.
 
-Prints one JSON object: per dtype and mode the median / min time per batch (ms) and per hand
-(us), plus the torch thread count and machine information.
+Prints one JSON object (and writes it with ``--json``): per dtype and mode the median / min
+time per batch (ms) and per hand (us), plus the machine (``benchmarks/_report.py``).
 
-    .venv/bin/python benchmarks/bench_canonical.py [--batch 1024] [--repeats 20] [--threads N]
+    .venv/bin/python benchmarks/speed/bench_canonical.py [--batch 1024] [--repeats 20]
+        [--threads N] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from halohand.canonical import canonicalize, skeleton_from_angles
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import begin, emit  # noqa: E402
 
 
 def make_batch(n: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
@@ -53,11 +56,12 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    load_before = os.getloadavg()[0]
+    begin()
     results = {}
     for dtype in (torch.float32, torch.float64):
         kp = make_batch(args.batch, dtype)
@@ -86,18 +90,9 @@ def main() -> None:
         "repeats": args.repeats,
         "backward_loss": "part_transforms.sum() + canonical_keypoints.sum()",
         "results": results,
-        "torch_threads": torch.get_num_threads(),
-        "machine": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "device": "cpu",
-            "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        },
+        "machine": {"device": "cpu"},
     }
-    print(json.dumps(report, indent=2))
+    emit(report, args.json, indent=2)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,29 @@ contact ratio, diversity):
 - ``CONTACT_MM``: the contact term's distance (default 7);
 - then 10 refinement steps on the translation.
 
-    .venv/bin/python benchmarks/grasp_selection_tuning.py runs/grasp_vae_hf/model.safetensors \
-        1:256:0,1:512:0.5,4:512:0.5,8:512:0.5 --json runs/selection_hf.json
+    .venv/bin/python benchmarks/studies/grasp_selection_tuning.py \
+        runs/grasp_vae_hf/model.safetensors 1:256:0,1:512:0.5,4:512:0.5,8:512:0.5 \
+        --json benchmarks/results/studies/grasp_selection_tuning_hf.json
+
+The JSON is rewritten after every setting (an interrupted run keeps the finished ones).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import finish, write  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("settings")
-    ap.add_argument("--json", default="")
+    ap.add_argument("--json", default=None)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--objects", default="box_1,mug_1,torus_1,cylinder_1,bottle_1,capsule_1")
@@ -35,7 +42,6 @@ def main() -> None:
 
     import torch
 
-    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.evaluate import evaluate_grasps
     from halohand.grasp.generate import grasp_halo, refine_translation, select_grasps
     from halohand.grasp.vae import load_vae
@@ -75,7 +81,8 @@ def main() -> None:
         doc["settings"][spec] = row
         print(spec, row, flush=True)
         if args.json:
-            write_text_atomic(args.json, json.dumps(doc, indent=2))
+            write(doc, args.json, indent=2)
+    print(finish(doc, indent=2, machine=False))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/error_regions.py [--checkpoint FILE] [--data data/webxr_s0]
+    .venv/bin/python benchmarks/studies/error_regions.py [--checkpoint FILE] [--data data/webxr_s0]
         [--split train] [--hands 16] [--threads 2] [--json OUT]
 
 On the stored query points of each hand (``--points near``: the 100k near-surface points,
@@ -21,12 +21,16 @@ fit, not generalisation.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from _report import display_path, emit
-from _scoring import hand_indices, model_or_shipped, stored_decisions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report, _scoring
+from _report import emit, repo_path  # noqa: E402
+from _scoring import hand_indices, model_or_shipped, stored_decisions  # noqa: E402
 
 REGION_OF_KEYPOINT = (
     ["wrist"]
@@ -75,7 +79,7 @@ def main() -> None:
     union_proxy = counts["inside"].sum() + counts["false_in"].sum()
     report: dict[str, object] = {
         "benchmark": "error_regions",
-        "checkpoint": display_path(checkpoint),
+        "checkpoint": repo_path(checkpoint),
         "data": args.data,
         "split": args.split,
         "points": args.points,

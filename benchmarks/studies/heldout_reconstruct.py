@@ -1,6 +1,6 @@
 """Held-out acceptance check of ``halohand reconstruct`` (the "reconstruct" issue).
 
-    .venv/bin/python benchmarks/heldout_reconstruct.py [--hands 20] [--seed 2026]
+    .venv/bin/python benchmarks/studies/heldout_reconstruct.py [--hands 20] [--seed 2026]
         [--checkpoint FILE] [--resolution 256] [--json OUT] [--keep-dir DIR]
 
 Acceptance (issue "reconstruct"): ``halohand reconstruct`` on independently posed right hands
@@ -51,7 +51,7 @@ system, all threads: meaningful on a shared machine where wall time is not); ``m
 per hand from the output files' modification times (file i - file i-1; the first hand also
 carries the start-up and is reported apart as ``first_hand_s``).
 
-Output: one JSON document (stdout unless ``--json``) with settings, per-group summaries
+Output: one JSON document (stdout, and ``--json``) with settings, per-group summaries
 (mean / min / max per metric) and per-hand rows; a table on stderr.
 """
 
@@ -71,9 +71,11 @@ from typing import Any
 
 import numpy as np
 import trimesh
-from _report import display_path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import REPO, command_line, emit, repo_path  # noqa: E402
+
+ROOT = REPO  # the repository
 #: spawn_key[0] of the held-out stream (the training data uses split ids 0, 1, 2).
 HELDOUT_STREAM = 7
 GROUPS = ("A_right_m", "B_right_mm", "C_left_m")
@@ -383,11 +385,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checkpoint = args.checkpoint if args.checkpoint is not None else pretrained_path()
     doc: dict[str, Any] = {
         "benchmark": "heldout_reconstruct",
-        "command": " ".join(
-            ["benchmarks/heldout_reconstruct.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
+        "command": command_line([__file__, *(sys.argv[1:] if argv is None else argv)]),
         "halohand_version": getattr(halohand, "__version__", None),
-        "checkpoint": display_path(checkpoint),
+        "checkpoint": repo_path(checkpoint),
         "hands": args.hands,
         "seed": args.seed,
         "rng": f"SeedSequence({args.seed}, spawn_key=({HELDOUT_STREAM}, i, 0|1)) "
@@ -410,12 +410,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "total_s": time.perf_counter() - t_start,
         "per_hand": rows,
     }
-    text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
-    else:
-        sys.stdout.write(text)
+    emit(doc, args.json, indent=1, allow_nan=False)
     print_table(doc, file=sys.stderr)
     return doc
 

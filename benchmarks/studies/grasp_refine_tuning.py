@@ -3,18 +3,30 @@
 For a grasp-VAE model file, 8 grasps on each of six training objects are refined with each
 ``STEP_MM:CONTACT_MM`` setting (10 steps, 256 uniform interior probes as in the first
 refinement) and scored at 96^3 (candidate selection and the shell probes:
-``grasp_selection_tuning.py``):
+``grasp_selection_tuning.py``). One line per setting on stderr, one JSON document on stdout
+(and in ``--json``):
 
-    .venv/bin/python benchmarks/grasp_refine_tuning.py runs/grasp_vae/model.safetensors \
-        0:7,4:7,8:7,12:7
+    .venv/bin/python benchmarks/studies/grasp_refine_tuning.py runs/grasp_vae/model.safetensors \
+        0:7,4:7,8:7,12:7 [--json OUT]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import emit  # noqa: E402
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("settings", help="STEP_MM:CONTACT_MM,...")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
     import torch
 
     from halohand.grasp.evaluate import evaluate_grasps
@@ -22,16 +34,15 @@ def main() -> None:
     from halohand.grasp.vae import load_vae
     from halohand.objects.registry import load_object
 
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
     torch.set_num_threads(1)
     halo = grasp_halo()
-    model = load_vae(sys.argv[1])[0].eval()
+    model = load_vae(args.model)[0].eval()
     ids = ["box_1", "mug_1", "torus_1", "cylinder_1", "bottle_1", "capsule_1"]
     objs = [load_object(o) for o in ids]
     raw = {o.object_id: generate_grasps(model, o, 8, i).keypoints for i, o in enumerate(objs)}
     keys = ("intersection_cm3", "contact_ratio", "penetration_mm", "gap_mm")
-    for spec in sys.argv[2].split(","):
+    doc: dict = {"model": args.model, "objects": ids, "n": 8, "settings": {}}
+    for spec in args.settings.split(","):
         step_mm, contact_mm = map(float, spec.split(":"))
 
         def source(obj, n, seed, s=step_mm, c=contact_mm):
@@ -41,7 +52,9 @@ def main() -> None:
             return kp, 0.0
 
         r = evaluate_grasps(source, objs, halo, n=8, resolution=96, progress=False)
-        print(step_mm, contact_mm, {k: round(r["mean"][k], 3) for k in keys})
+        doc["settings"][spec] = {k: round(r["mean"][k], 3) for k in keys}
+        print(step_mm, contact_mm, doc["settings"][spec], file=sys.stderr)
+    emit(doc, args.json, indent=2)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/keypoint_ceiling.py [--hands 20] [--seed 7] [--json OUT]
+    .venv/bin/python benchmarks/studies/keypoint_ceiling.py [--hands 20] [--seed 7] [--json OUT]
 
 The data's hands have per-part thickness offsets that keypoints do not determine
 (``docs/hand_model.md``, "Identity"). A perfect keypoint-driven model can at best predict
@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from _report import emit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import emit  # noqa: E402
 
 
 def main() -> None:

@@ -2,12 +2,14 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_model.py [--points 16384] [--repeats 5] [--threads 1]
-        [--out bench_model.json]
+    .venv/bin/python benchmarks/speed/bench_model.py [--points 16384] [--repeats 5]
+        [--threads 1] [--json OUT]
 
 Uses the released HALO checkpoint and a real pose from ``../shared/reference/halo-original``
 when present (so part skipping is measured on a trained model), otherwise random weights
-and a synthetic hand (skipping statistics are then only indicative). Prints one JSON object.
+and a synthetic hand (skipping statistics are then only indicative). Prints one JSON object
+(and writes it with ``--json``), with the machine and a matmul calibration before and after
+the timings (``benchmarks/_report.py``).
 
 Methods (all on the same weights, float32, no autograd):
 
@@ -28,8 +30,7 @@ shared, so the best run is the least disturbed one).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +49,10 @@ from halohand.fields import (
 from halohand.fields.skipping import PART_SEGMENTS
 from halohand.inference.query import occupancy_from_keypoints
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "halo-original"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import REPO, begin, emit  # noqa: E402
+
+REF = REPO.parent / "shared" / "reference" / "halo-original"
 
 
 class LoopModel(nn.Module):
@@ -145,9 +149,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--loop-chunk", type=int, default=4096, help="points per loop call")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--json", "--out", dest="json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    begin()
 
     kp, model, source = _hand()
     model = model.float().eval()
@@ -164,8 +169,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         },
         "threads": args.threads,
         "repeats": args.repeats,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
         "sets": {},
     }
     sets: dict[str, dict[str, object]] = {}
@@ -218,10 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 "inside_fraction": (full >= 0.5).float().mean().item(),
             }  # fmt: skip
     results["sets"] = sets
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
+    emit(results, args.json, indent=2)
     return results
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_sequence_memory.py [--frames 100,500,2000]
+    .venv/bin/python benchmarks/speed/bench_sequence_memory.py [--frames 100,500,2000]
         [--resolution 32] [--checkpoint FILE] [--json OUT]
 
 For each length N, a ``[N, 21, 3]`` sequence (metres) is made by posing the embedded hand
@@ -11,14 +11,14 @@ reconstructed by the real CLI in a child process (``halohand reconstruct seq.npy
 D --resolution R``). Reported per length: the child's peak resident memory
 (``ru_maxrss`` of the children), wall time and seconds per frame, and the number of mesh
 files written. Meshes are streamed to disk one by one, so memory should stay flat while the
-time grows linearly. Prints one JSON object.
+time grows linearly. Prints one JSON object (and writes it with ``--json``), with the machine
+and a matmul calibration before and after (``benchmarks/_report.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _report import emit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import begin, emit, repo_path  # noqa: E402
 
 
 def make_sequence(n: int, seed: int = 0) -> np.ndarray:
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     halohand = str(Path(sys.executable).with_name("halohand"))
+    begin()
     results = []
     for n in [int(x) for x in args.frames.split(",")]:
         work = Path(tempfile.mkdtemp(prefix="halohand_seq_"))
@@ -93,9 +96,8 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     report = {
         "benchmark": "bench_sequence_memory",
-        "machine": {"platform": platform.platform(), "processor": platform.processor()},
         "resolution": args.resolution,
-        "checkpoint": args.checkpoint or "shipped",
+        "checkpoint": repo_path(args.checkpoint) if args.checkpoint else "shipped",
         "results": results,
     }
     emit(report, args.json)

@@ -7,8 +7,12 @@ mean intersection volume (cm^3, 1 mm voxels), contact ratio, diversity (k = 20 e
 cluster size over all grasps), generation time per grasp. A contact sheet per method (two
 grasps per object) goes to ``--sheets``.
 
-    .venv/bin/python benchmarks/grasp_table.py --json runs/grasp_table.json \
+    .venv/bin/python benchmarks/studies/grasp_table.py \
+        --json benchmarks/results/studies/grasp_table.json \
         --sheets docs/grasp_sheets --engine data/grasps_test_r20
+
+The JSON is read first and rewritten after every method: methods of earlier runs stay, so
+groups of methods can run in separate processes into one table.
 
 Methods (skipped when their model file or grasps folder is missing):
     engine                the grasp data engine's accepted grasps (reference)
@@ -28,13 +32,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import RESULTS, write  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", default="runs/grasp_table.json")
+    ap.add_argument("--json", default=str(RESULTS / "studies" / "grasp_table.json"))
     ap.add_argument("--sheets", default="docs/grasp_sheets")
     ap.add_argument("--engine", default="data/grasps_test_r20")
     ap.add_argument("--vae", default="runs/grasp_vae_hf/model.safetensors")
@@ -57,7 +65,6 @@ def main() -> None:
     import torch
 
     from halohand.apps.figures import render_grasps
-    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
     from halohand.grasp.generate import grasp_halo
     from halohand.objects.registry import load_objects
@@ -103,7 +110,7 @@ def main() -> None:
                       labels=[s[1].object_id for s in res["scenes"]])  # fmt: skip
         doc["methods"][name] = {"source": path, "mean": res["mean"], "objects": res["objects"],
                                 "wall_s": round(time.perf_counter() - t, 1)}  # fmt: skip
-        write_text_atomic(out_path, json.dumps(doc, indent=2))
+        write(doc, out_path, indent=2)
         m = res["mean"]
         print(
             f"{name:22s} inter {m['intersection_cm3']:6.2f} cm3  contact "

@@ -1,6 +1,6 @@
 """Render a grid of hands sampled from the embedded model and its priors (docs/hand_grid.png).
 
-    .venv/bin/python benchmarks/hand_grid.py [--out docs/hand_grid.png] [--seed 2021]
+    .venv/bin/python benchmarks/figures/hand_grid.py [--out docs/hand_grid.png] [--seed 2021]
 
 Each tile is one :class:`~halohand.handmodel.WebXRHandSource` sample (random identity and
 natural pose; every fourth one a left hand), skin-toned, seen from the palm side at a

@@ -1,6 +1,7 @@
 """Statistics of the embedded WebXR hand model and its priors, printed as JSON.
 
-    .venv/bin/python benchmarks/handmodel_stats.py [--samples 200] [--iou-samples 20]
+    .venv/bin/python benchmarks/studies/handmodel_stats.py [--samples 200] [--iou-samples 20]
+        [--json OUT]
 
 Reports:
 
@@ -20,10 +21,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import emit  # noqa: E402
 
 
 def _round(x: float, n: int = 4) -> float:
@@ -36,6 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--iou-samples", type=int, default=20, help="hands for the IoU cost")
     parser.add_argument("--points", type=int, default=200_000, help="query points per mesh")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
     import igl
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         "min_iou": _round(ious_arr.min()),
         "max_iou": _round(ious_arr.max()),
     }
-    print(json.dumps(out, indent=2))
+    emit(out, args.json, indent=2)
     return out
 
 

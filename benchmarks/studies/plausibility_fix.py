@@ -1,7 +1,8 @@
 """How well ``check_skeleton`` separates plausible from implausible hands, and what
 ``fix_skeleton`` costs, on the project's hand model. Prints JSON (numbers in docs/check.md).
 
-    .venv/bin/python benchmarks/plausibility_fix.py [--samples 400] [--seed 0]
+    .venv/bin/python benchmarks/studies/plausibility_fix.py [--samples 400] [--seed 0]
+        [--json OUT]
 
 Reports, on ``--samples`` natural right and as many left hands (``WebXRHandSource``: random
 identity, pose prior):
@@ -25,10 +26,14 @@ identity, pose prior):
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import emit  # noqa: E402
 
 
 def _stats(x: np.ndarray) -> dict[str, float]:
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=400, help="hands per side")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
     import torch
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
     out["perturbations"] = results
     out["sampling_s"] = round(sample_s, 1)
-    print(json.dumps(out, indent=1))
+    emit(out, args.json, indent=1)
     return out
 
 

@@ -5,25 +5,28 @@ distance (mm) from the object surface to the nearest of the contact keypoints th
 refinement pulls (``generate.CONTACT_KEYPOINTS``: distal joints and tips); percentiles as
 JSON. The refinement's contact distance (``generate.DEFAULT_CONTACT_MM``) sits in this range.
 
-    .venv/bin/python benchmarks/grasp_contact_distance.py data/grasps_r48 \
-        --json runs/grasp_contact_distance.json
+    .venv/bin/python benchmarks/studies/grasp_contact_distance.py data/grasps_r48 \
+        --json benchmarks/results/studies/grasp_contact_distance.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import emit  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("grasps")
-    ap.add_argument("--json", default="")
+    ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
     import numpy as np
 
-    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.generate import CONTACT_KEYPOINTS
     from halohand.grasp.synthesis import load_grasps
     from halohand.objects.registry import load_object
@@ -41,9 +44,7 @@ def main() -> None:
     levels = (10, 25, 50, 75, 90)
     doc = {"grasps": args.grasps, "n": int(len(mm))}
     doc.update({f"p{q}": round(float(np.percentile(mm, q)), 2) for q in levels})
-    print(json.dumps(doc))
-    if args.json:
-        write_text_atomic(args.json, json.dumps(doc, indent=2))
+    emit(doc, args.json, indent=2)
 
 
 if __name__ == "__main__":

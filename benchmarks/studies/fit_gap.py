@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/fit_gap.py [--checkpoint FILE] [--data data/webxr_s0]
+    .venv/bin/python benchmarks/studies/fit_gap.py [--checkpoint FILE] [--data data/webxr_s0]
         [--hands 16] [--threads 2] [--json OUT]
 
 IoU of the model's inside/outside decisions (probability >= its mesh level, ``iso_level``:
@@ -18,12 +18,16 @@ would raise them. Prints one JSON object (and writes it with ``--json``).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from _report import display_path, emit
-from _scoring import hand_indices, model_or_shipped, stored_decisions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report, _scoring
+from _report import emit, repo_path  # noqa: E402
+from _scoring import hand_indices, model_or_shipped, stored_decisions  # noqa: E402
 
 
 def _iou(pred: np.ndarray, label: np.ndarray) -> float:
@@ -46,7 +50,7 @@ def main() -> None:
     checkpoint, net = model_or_shipped(args.checkpoint)
     report: dict[str, object] = {
         "benchmark": "fit_gap",
-        "checkpoint": display_path(checkpoint),
+        "checkpoint": repo_path(checkpoint),
         "data": args.data,
         "hands_per_split": args.hands,
         "splits": {},

@@ -4,19 +4,23 @@ Stages: loading the VAE, HALO and the object; sampling; refinement (10 steps) of
 ``--candidates`` samples per grasp and the selection; HALO meshes at each ``--resolutions``;
 contact sheet. With ``--cli``, the whole command is also timed end to end (interpreter start
 included) on ``cylinder_4`` exported in millimetres. One JSON document with all of them,
-same machine, same run:
+same machine, same run (with a matmul calibration before and after, ``benchmarks/_report.py``):
 
-    .venv/bin/python benchmarks/grasp_speed.py --objects box_4,mug_4,torus_4,real_can \
-        --cli --json runs/grasp_speed.json
+    .venv/bin/python benchmarks/speed/grasp_speed.py --objects box_4,mug_4,torus_4,real_can \
+        --cli --json benchmarks/results/speed/grasp_speed.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
+import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import begin, emit, repo_path  # noqa: E402
 
 
 def main() -> None:
@@ -28,16 +32,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--resolutions", default="64,96,128")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default="runs/grasp_speed.json")
+    ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
     import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
+    begin()
     t = time.perf_counter()
     from halohand.apps.figures import render_grasps
-    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.generate import (
         generate_grasps,
         grasp_halo,
@@ -50,6 +54,7 @@ def main() -> None:
     vae, _ = load_vae(model)
     halo = grasp_halo()
     setup = time.perf_counter() - t
+    sheet = Path(tempfile.gettempdir()) / "grasp_speed_sheet.png"
     rows = []
     for oid in parse_object_list(args.objects):
         t = time.perf_counter()
@@ -63,28 +68,24 @@ def main() -> None:
             meshes = halo.reconstruct_batch(gs.keypoints, "right", "m", resolution=res)
             row[f"meshes_{res}_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        render_grasps([(m, obj) for m in meshes], "/tmp/grasp_speed_sheet.png")
+        render_grasps([(m, obj) for m in meshes], str(sheet))
         row["sheet_s"] = time.perf_counter() - t
         rows.append(row)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
     keys = [k for k in rows[0] if k != "object"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    doc = {"model": model, "n": args.n, "candidates": args.candidates, "threads": args.threads,
-           "setup_s": setup, "mean": mean, "objects": rows,
-           "machine": f"{platform.machine()} {os.cpu_count()} cores"}  # fmt: skip
+    doc = {"model": repo_path(model), "n": args.n, "candidates": args.candidates,
+           "threads": args.threads, "setup_s": setup, "mean": mean, "objects": rows}  # fmt: skip
     if args.cli:
         doc["cli"] = time_command(args.n)
         print("command:", json.dumps(doc["cli"]))
-    write_text_atomic(args.json, json.dumps(doc, indent=2))
     print(json.dumps({k: round(v, 3) for k, v in mean.items()}, indent=1), f"setup {setup:.2f} s")
+    emit(doc, args.json, indent=2)
 
 
 def time_command(n: int) -> dict:
     """Wall time of ``halohand grasp OBJ_mm.stl --n N --refine`` and its own stage times."""
     import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
 
     from halohand.objects.registry import load_object
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/compare_runs.py CONTROL_LOG RUN_LOG [RUN_LOG ...]
+    .venv/bin/python benchmarks/studies/compare_runs.py CONTROL_LOG RUN_LOG [RUN_LOG ...]
         [--from-step 1000] [--json OUT]
 
 Runs with the same seed draw the same hands and points at every step, so the difference
@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
+import sys
 from pathlib import Path
 
-from _report import emit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import emit  # noqa: E402
 
 
 def _read(path: str) -> tuple[dict[int, float], list[tuple[int, float, float]]]:

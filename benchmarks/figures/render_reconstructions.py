@@ -1,6 +1,6 @@
 """Render ground truth (top row) and reconstructions from keypoints (bottom row) of test hands.
 
-Usage: .venv/bin/python scripts/render_reconstructions.py CHECKPOINT DATA_DIR OUT.png [N]
+Usage: .venv/bin/python benchmarks/figures/render_reconstructions.py CHECKPOINT DATA_DIR OUT.png [N]
 """
 
 from __future__ import annotations

@@ -5,14 +5,18 @@ prior draws 15-22 cm for the training grasps). For each model: percentiles over 
 prior samples on each test object (the seeds of ``halohand grasp evaluate``), and the
 length decoded from ``z = 0`` (the prior's mode) on each object.
 
-    .venv/bin/python benchmarks/grasp_hand_length.py --json runs/grasp_hand_length.json
+    .venv/bin/python benchmarks/studies/grasp_hand_length.py \
+        --json benchmarks/results/studies/grasp_hand_length.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import emit  # noqa: E402
 
 
 def hand_length(kp):  # [N, 21, 3] -> [N]
@@ -36,13 +40,12 @@ def main() -> None:
     ap.add_argument("--engine", default="data/grasps_r48")
     ap.add_argument("--objects", default="test")
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--json", default="runs/grasp_hand_length.json")
+    ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
     import numpy as np
     import torch
 
-    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.generate import generate_grasps
     from halohand.grasp.synthesis import load_grasps
     from halohand.grasp.vae import load_vae
@@ -76,8 +79,7 @@ def main() -> None:
             "z0_cm": [round(m * 100, 2) for m in modes],
         }
         print(name, doc["models"][name])
-    write_text_atomic(args.json, json.dumps(doc, indent=2, default=float))
-    print(json.dumps(doc.get("engine_training_grasps_cm")))
+    emit(doc, args.json, indent=2)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_width.py [--widths 64,72,80,96,128] [--hands 5]
+    .venv/bin/python benchmarks/speed/bench_width.py [--widths 64,72,80,96,128] [--hands 5]
         [--rounds 3] [--threads 2] [--checkpoint FILE] [--json OUT]
 
 The shipped model (or ``--checkpoint``) is widened to each width by
@@ -12,20 +12,25 @@ width alone (a trained wider model would differ only by its own surface). Each r
 ``HALO.reconstruct`` (256^3, default settings) on the first ``--hands`` test hands of
 ``data/webxr_s0`` (or sampled hands without it) for every width in turn, after one warm-up
 call per width; reported: median and min seconds per hand, and the ratios of the medians
-and of the minima to the first width's (on a shared machine the minima are steadier).
+and of the minima to the first width's (on a shared machine the minima are steadier), with
+the machine and a matmul calibration before and after the rounds (``benchmarks/_report.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from _report import display_path, emit
-from _scoring import model_or_shipped
-from bench_extraction import _hands
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report, _scoring
+from _report import begin, emit, repo_path  # noqa: E402
+from _scoring import model_or_shipped  # noqa: E402
+from bench_extraction import _hands  # noqa: E402
 
 
 def main() -> None:
@@ -56,6 +61,7 @@ def main() -> None:
     faces: dict[int, list[int]] = {w: [] for w in widths}
     for model in models.values():  # warm-up
         model.reconstruct(hands[0][0], side=hands[0][1], units="m")
+    begin()
     for _ in range(args.rounds):
         for kp, side in hands:
             for width, model in models.items():
@@ -66,7 +72,7 @@ def main() -> None:
     first = statistics.median(times[widths[0]])
     report: dict[str, object] = {
         "benchmark": "width_cost",
-        "checkpoint": display_path(checkpoint),
+        "checkpoint": repo_path(checkpoint),
         "source_width": base,
         "hands": len(hands),
         "rounds": args.rounds,

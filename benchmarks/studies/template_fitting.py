@@ -10,7 +10,8 @@ Keypoint error: mean Euclidean distance over the 21 joints to the clean GT keypo
 the fitted targets). Time per hand: the batch fit divided by the hands, plus single-hand
 fits of the first ``--single`` hands.
 
-    nice -n 10 .venv/bin/python benchmarks/template_fitting.py --json runs/template_fitting.json
+    nice -n 10 .venv/bin/python benchmarks/studies/template_fitting.py \
+        --json benchmarks/results/studies/template_fitting.json
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from halohand.data.dataset import OccupancyDataset
 from halohand.evaluation import iou, mesh_metrics
 from halohand.fitting import FitConfig, fit_template, fit_templates
 from halohand.objects.inside import contains
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _report import write  # noqa: E402
 
 _MEAN_KEYS = (
     "keypoint_error_mm", "keypoint_error_to_target_mm", "max_keypoint_error_mm",
@@ -151,10 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         variant["noise"] = f"per-coordinate uniform in [-{args.noise_mm}, {args.noise_mm}] mm"
         variant["noise_rms_mm"] = float(np.linalg.norm(noisy - clean, axis=-1).mean() * 1e3)
         doc["variants"][f"noise_{args.noise_mm:g}mm"] = variant
-    text = json.dumps(doc, indent=1)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        write(doc, args.json, indent=1)
     summary = {k: {**v["mean"], "s_batched": v["seconds_per_hand_batched"],
                    "s_single": v["seconds_per_hand_single"]}
                for k, v in doc["variants"].items()}  # fmt: skip
