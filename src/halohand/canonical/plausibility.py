@@ -67,6 +67,7 @@ from halohand.core.units import HAND_LENGTH_RANGE_M, UNIT_SCALE, check_unit, uni
 from halohand.skeleton.bones import BONES
 from halohand.skeleton.orders import JOINT_NAMES
 from halohand.skeleton.sides import parse_side
+from halohand.skeleton.validation import MAX_COORDINATE
 
 __all__ = [
     "ANGLE_JOINTS",
@@ -311,6 +312,11 @@ def _as_array(keypoints: Any) -> np.ndarray:
         raise HalohandInputError(f"keypoints must have shape [..., 21, 3], got {list(kp.shape)}")
     if not np.isfinite(kp).all():
         raise HalohandInputError("keypoints contain NaN or inf; fill in or drop missing joints")
+    if kp.size and np.abs(kp).max() > MAX_COORDINATE:
+        raise HalohandInputError(
+            f"keypoint coordinates up to {np.abs(kp).max():.3g}: no hand is that large in m, cm "
+            f"or mm (limit {MAX_COORDINATE:g}); check the file and its units"
+        )
     return kp
 
 

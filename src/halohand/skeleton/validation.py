@@ -15,6 +15,11 @@ from halohand.core.units import HAND_LENGTH_RANGE_M, check_unit, unit_for_size
 from halohand.skeleton.bones import hand_length
 from halohand.skeleton.orders import FORMATS, num_joints, to_openpose
 
+#: Largest accepted keypoint coordinate in any unit (1e6 mm = 1 km): beyond it the arithmetic
+#: of bone lengths and frames would overflow or lose all precision long before a unit could
+#: be detected.
+MAX_COORDINATE = 1e6
+
 
 def check_format(fmt: str) -> str:
     """Lower-cased keypoint format name; raises with the list of known formats."""
@@ -75,7 +80,8 @@ def check_keypoints(
             f"{name}: keypoints must have shape [{j}, 3] or [N, {j}, 3] for format {fmt}, "
             f"got {shape}{hint}"
         )
-    arr = arr.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # float128 / huge ints: caught below
+        arr = arr.astype(np.float64)
     bad = ~np.isfinite(arr).all(-1)
     if bad.any():
         hand, joint = (int(i) for i in np.argwhere(bad)[0])
@@ -83,6 +89,12 @@ def check_keypoints(
         raise HalohandInputError(
             f"{name}: {int(bad.sum())} keypoint(s) are NaN or inf (first: {where}joint "
             f"{joint}); fill in or drop missing joints"
+        )
+    largest = float(np.abs(arr).max())
+    if largest > MAX_COORDINATE:
+        raise HalohandInputError(
+            f"{name}: keypoint coordinates up to {largest:.3g}: no hand is that large in m, cm "
+            f"or mm (limit {MAX_COORDINATE:g}); check the file and its units"
         )
     return arr, seq
 
