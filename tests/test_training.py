@@ -79,22 +79,20 @@ def test_shipped_configs_load() -> None:
     # architecture and data, a fresh cosine decay from 2e-4 and the skinning loss off.
     cycle2 = load_config(REPO / "configs" / "halo_cpu_cycle2.toml")
     first = load_config(REPO / "configs" / "halo_cpu.toml")
-    assert (REPO / cycle2.init_weights).is_file()
+    assert cycle2.init_weights == f"{first.out}/best.safetensors"  # run the parent first
     assert cycle2.model_config() == first.model_config() and cycle2.data == first.data
     assert (cycle2.lr, cycle2.lr_schedule, cycle2.skinning_weight) == (2e-4, "cosine", 0.0)
     names.remove("halo_cpu_cycle2")
     # The third starts from the second's best weights, with a lower peak (1e-4).
     cycle3 = load_config(REPO / "configs" / "halo_cpu_cycle3.toml")
-    assert (REPO / cycle3.init_weights).is_file()
-    assert "cycle2" in str(cycle3.init_weights)
+    assert cycle3.init_weights == f"{cycle2.out}/best.safetensors"
     assert cycle3.model_config() == first.model_config() and cycle3.data == first.data
     assert (cycle3.lr, cycle3.lr_schedule, cycle3.skinning_weight) == (1e-4, "cosine", 0.0)
     names.remove("halo_cpu_cycle3")
     # The fourth starts from the third's best weights (the shipped model's), with 4x the
     # query points per hand and a lower peak (5e-5).
     cycle4 = load_config(REPO / "configs" / "halo_cpu_cycle4.toml")
-    assert (REPO / cycle4.init_weights).is_file()
-    assert "cycle3" in str(cycle4.init_weights)
+    assert cycle4.init_weights == f"{cycle3.out}/best.safetensors"
     assert cycle4.model_config() == first.model_config() and cycle4.data == first.data
     assert (cycle4.lr, cycle4.lr_schedule, cycle4.skinning_weight) == (5e-5, "cosine", 0.0)
     assert cycle4.points_per_hand == 4 * first.points_per_hand
@@ -102,13 +100,13 @@ def test_shipped_configs_load() -> None:
     # The capacity test widens the third cycle's weights to 4 x 96 (the same function at
     # step 0); everything else of the architecture stays.
     w96 = load_config(REPO / "configs" / "halo_cpu_w96.toml")
-    assert (REPO / w96.init_weights).is_file() and "cycle3" in str(w96.init_weights)
+    assert w96.init_weights == f"{cycle3.out}/best.safetensors"
     assert w96.model_config().hidden == (96, 96, 96, 96)
     assert dataclasses.replace(w96.model_config(), hidden=(64,) * 4) == first.model_config()
     names.remove("halo_cpu_w96")
     # Its second step widens the 4 x 96 model's weights to 4 x 128.
     w128 = load_config(REPO / "configs" / "halo_cpu_w128.toml")
-    assert (REPO / w128.init_weights).is_file() and "w96" in str(w128.init_weights)
+    assert w128.init_weights == f"{w96.out}/best.safetensors"
     assert dataclasses.replace(w128.model_config(), hidden=(96,) * 4) == w96.model_config()
     names.remove("halo_cpu_w128")
     for name in names:
@@ -147,7 +145,7 @@ def test_architecture_ab_configs_differ_from_their_control_in_one_model_field() 
     # A/B runs: same data, seed, schedule and warm start (the shipped third cycle).
     asdict = dataclasses.asdict
     control = asdict(load_config(REPO / "configs" / "point_scale" / "cycle3_s1.toml"))
-    assert (REPO / control["init_weights"]).is_file() and "cycle3" in control["init_weights"]
+    assert control["init_weights"] == "runs/halo_cpu_cycle3/best.safetensors"
     changed = {
         "point_scale/cycle3_s10": {"point_scale": 10.0},
         "pose_input/cycle3_pp24": {"pose_projection_size": 24},
