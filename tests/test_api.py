@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
@@ -25,8 +22,6 @@ from halohand.inference import halo as api
 from halohand.inference.halo import HALO, coarse_resolution_for, detect_units
 from halohand.skeleton import BONES, from_openpose, mirror
 from halohand.skeleton.colors import PART_COLORS, part_vertex_colors
-
-torch.set_num_threads(1)
 
 RES = 64
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -52,8 +52,7 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-ORACLE = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
-ORACLE /= "canonicalization_oracle.json"
+ORACLE = SHARED / "specs" / "canonicalization_oracle.json"
 
 # Public bone j (child joint j + 1) of each biomech bone b.
 PUB_OF_BIO_BONE = BIOMECH_FROM_OPENPOSE[1:] - 1

@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 import numpy as np
 import pytest
 import torch
@@ -25,8 +23,6 @@ from halohand.fields import OccupancyConfig, OccupancyNetwork, save_model
 from halohand.inference import halo as api
 from halohand.inference.halo import HALO
 from halohand.skeleton import from_openpose, mirror
-
-torch.set_num_threads(1)
 
 RES = "32"
 

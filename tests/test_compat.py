@@ -9,11 +9,11 @@ import json
 import pickle
 import zipfile
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED, requires_shared
 
 from halohand.core.errors import CorruptFileError
 from halohand.fields import count_parameters
@@ -24,24 +24,12 @@ from halohand.inference.original import (
 )
 from halohand.inference.query import occupancy_from_keypoints
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REF = SHARED / "reference" / "halo-original"
 CKPT = REF / "halo_base_yt3d.pt"
 OCC = REF / "halo_original_occupancy.json"
 POSES = REF / "real_poses_openpose_m.npy"
 
-needs_reference = pytest.mark.skipif(
-    not (CKPT.is_file() and OCC.is_file()), reason=f"HALO reference files not found in {REF}"
-)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The CI box is shared: with busy cores, OpenMP worker threads mostly wait on each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+needs_reference = requires_shared(CKPT, OCC)
 
 
 @cache
@@ -107,7 +95,7 @@ def test_part_skipping_keeps_original_results() -> None:
 
 
 @needs_reference
-@pytest.mark.skipif(not POSES.is_file(), reason="real poses not found")
+@requires_shared(POSES)
 def test_released_model_sanity_volume() -> None:
     # Appendix A-style check on one real frame: a single hand-sized blob (the spec reports
     # 291-321 cm^3 and one component on two frames of the same sequence), every part wins

@@ -21,8 +21,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 import numpy as np
 import pytest
 import torch
@@ -37,8 +35,6 @@ from halohand.apps.keypoint_io import load_keypoints
 from halohand.core.errors import HalohandInputError
 from halohand.inference.halo import HALO
 from halohand.skeleton import mirror
-
-torch.set_num_threads(1)
 
 RES = 16  # extraction lattice for fuzzed meshes: cheap, still a closed surface
 EXAMPLE_LIMIT_S = 60
@@ -72,8 +68,8 @@ KP = hand_keypoints("spread")
 
 
 @pytest.fixture(scope="module")
-def model() -> HALO:
-    return HALO.pretrained()
+def model(shipped_halo: HALO) -> HALO:
+    return shipped_halo
 
 
 # ---------------------------------------------------------------- outcome checks

@@ -158,7 +158,6 @@ def test_diversity_ignores_global_pose() -> None:
 
 
 def test_tiny_synthesis_is_finite_and_resumes(tmp_path) -> None:
-    torch.set_num_threads(1)
     cfg = SynthesisConfig(batch_size=3, steps=4, max_batches=2, sdf_resolution=24)
     out = tmp_path / "grasps"
     s1 = synthesize(["sphere_1"], 100, out, seed=5, config=cfg, show_progress=False)

@@ -35,10 +35,8 @@ TINY = {"object_dim": 16, "object_hidden": 16, "object_blocks": 2, "width": 32, 
 
 
 @pytest.fixture(scope="module")
-def halo():
-    from halohand.inference.halo import HALO
-
-    return HALO.pretrained()
+def halo(shipped_halo):
+    return shipped_halo
 
 
 def _grasp_near(obj_id: str, gesture: str, shift: float) -> np.ndarray:

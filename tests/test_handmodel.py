@@ -9,6 +9,7 @@ import igl
 import numpy as np
 import pytest
 import trimesh
+from conftest import SHARED, requires_shared
 
 from halohand.apps.render import render_mesh
 from halohand.core.errors import HalohandInputError
@@ -27,7 +28,6 @@ from halohand.handmodel.pose import JOINT_LIMITS_DEG, POSE_JOINTS
 from halohand.handmodel.template import JOINT_PART, TEMPLATE_PATH, load_template
 from halohand.skeleton import NUM_PARTS, PART_BONES, hand_length, part_bone_lengths
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GLB = SHARED / "assets" / "webxr-generic-hand" / "right.glb"
 
 
@@ -82,7 +82,7 @@ def test_template_frames_are_rigid() -> None:
     assert np.allclose(np.linalg.det(rot), 1.0)
 
 
-@pytest.mark.skipif(not GLB.exists(), reason="shared/ assets not present")
+@requires_shared(GLB)
 def test_build_template_reproduces_shipped_file(tmp_path: Path) -> None:
     """Same arrays as the shipped file: integers and names exactly, floats to 1e-15 (one
     ulp of rounding in the frame products differs between numpy releases)."""

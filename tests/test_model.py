@@ -31,15 +31,6 @@ from halohand.inference.query import occupancy_from_keypoints
 K = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The CI box is shared: with busy cores, OpenMP worker threads mostly wait on each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _inputs(b: int = 2, n: int = 50, seed: int = 0) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, n, K, 3, generator=g) * 0.3

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import halo_fakes
 import numpy as np
 import pytest
-import torch
 
 from halohand.apps.cli.check import skeleton_warning
 from halohand.canonical.plausibility import (
@@ -26,8 +22,6 @@ from halohand.core.errors import HalohandInputError
 from halohand.handmodel.prior import GESTURES, PosePrior
 from halohand.handmodel.webxr import WebXRHandSource, default_model
 from halohand.skeleton import mirror
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

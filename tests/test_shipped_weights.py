@@ -10,9 +10,8 @@ from halohand.handmodel.prior import PosePrior
 from halohand.handmodel.webxr import default_model
 
 
-def test_pretrained_occupancy_is_a_hand_around_the_keypoints() -> None:
-    torch.set_num_threads(1)
-    model = HALO.pretrained()
+def test_pretrained_occupancy_is_a_hand_around_the_keypoints(shipped_halo: HALO) -> None:
+    model = shipped_halo
     hand = default_model().pose(PosePrior().gesture("relaxed"))
     kp = hand.keypoints
     # Non-tip joints lie well inside the hand; points 6 cm beyond the skeleton's box are empty.
@@ -24,12 +23,11 @@ def test_pretrained_occupancy_is_a_hand_around_the_keypoints() -> None:
     assert (occ[..., len(joints) :] < 0.5).all()
 
 
-def test_pretrained_mesh_parts_match_the_network_at_the_vertices() -> None:
+def test_pretrained_mesh_parts_match_the_network_at_the_vertices(shipped_halo: HALO) -> None:
     # Part colours come from the extraction grid (the inside end of each vertex's lattice
     # edge), not from a second network pass: they must agree with the per-part argmax at
     # the vertices themselves except along part borders.
-    torch.set_num_threads(1)
-    model = HALO.pretrained()
+    model = shipped_halo
     kp = default_model().pose(PosePrior().gesture("relaxed")).keypoints
     mesh = model.reconstruct(kp, units="m", resolution=64)
     assert mesh.is_watertight
@@ -43,12 +41,11 @@ def test_pretrained_mesh_parts_match_the_network_at_the_vertices() -> None:
     assert shown[share >= 0.01].all() and (share >= 0.01).sum() >= 11
 
 
-def test_pretrained_mesh_with_part_candidates_matches_every_part() -> None:
+def test_pretrained_mesh_with_part_candidates_matches_every_part(shipped_halo: HALO) -> None:
     # The finest extraction level evaluates only the parts near the max one level before;
     # on the shipped model that must give the mesh of evaluating every part.
-    torch.set_num_threads(1)
     kp = default_model().pose(PosePrior().gesture("fist")).keypoints
-    fast = HALO.pretrained().reconstruct(kp, units="m", resolution=128)
+    fast = shipped_halo.reconstruct(kp, units="m", resolution=128)
     every = HALO.pretrained(part_candidates=None).reconstruct(kp, units="m", resolution=128)
     assert fast.is_watertight and len(fast.faces) == len(every.faces)
     assert np.abs(np.asarray(fast.vertices) - np.asarray(every.vertices)).max() < 1e-5

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from conftest import REPO
 
 from halohand.core.checkpoint import load_checkpoint, save_checkpoint
 from halohand.core.errors import CorruptFileError, HalohandInputError
@@ -33,8 +34,6 @@ from halohand.fields.inputs import network_inputs
 from halohand.inference.halo import HALO
 from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig, load_config
 from halohand.training.trainer import LOG_COLUMNS, Trainer, _trim_log, predict_points, train
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from conftest import REPO
 from halo_fakes import run_cli
 
 from halohand.apps.export import export_mesh
 from halohand.apps.viewer.server import STATIC_DIR, ViewerServer, load_frames
 from halohand.skeleton.colors import part_vertex_colors
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +131,7 @@ def test_vendored_three_is_small_and_licensed() -> None:
 
 
 def test_packaged_static_files_are_listed() -> None:
-    text = (ROOT / "pyproject.toml").read_text()
+    text = (REPO / "pyproject.toml").read_text()
     assert '"apps/viewer/static/*"' in text and '"apps/viewer/static/vendor/*"' in text
 
 
@@ -196,7 +195,7 @@ def test_command_prints_url_opens_browser_and_serves(meshes: Path, monkeypatch, 
 
 def _headless_module():
     spec = importlib.util.spec_from_file_location(
-        "test_viewer_headless", ROOT / "scripts" / "test_viewer_headless.py"
+        "test_viewer_headless", REPO / "scripts" / "test_viewer_headless.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
