@@ -65,9 +65,22 @@ def _read_log(path: Path) -> list[dict[str, str]]:
 # ---------------------------------------------------------------- config
 
 
+def _config_file(name: str) -> Path:
+    """``configs/recipes/NAME.toml`` or ``configs/experiments/NAME.toml``, whichever exists."""
+    found = [REPO / "configs" / k / f"{name}.toml" for k in ("recipes", "experiments")]
+    found = [p for p in found if p.is_file()]
+    assert len(found) == 1, name
+    return found[0]
+
+
 def test_shipped_configs_load() -> None:
+    recipes = sorted(p.name for p in (REPO / "configs" / "recipes").glob("*.toml"))
+    assert recipes == [
+        "grasp_vae.toml", "halo_cpu.toml", "halo_cpu_cycle2.toml", "halo_cpu_cycle3.toml",
+        "halo_default.toml",
+    ]  # fmt: skip
     names = sorted(
-        p.stem for p in (REPO / "configs").glob("*.toml") if not p.stem.startswith("grasp_")
+        p.stem for p in (REPO / "configs").glob("*/*.toml") if not p.stem.startswith("grasp_")
     )
     assert names == [
         "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_cycle4", "halo_cpu_dense",
@@ -76,21 +89,21 @@ def test_shipped_configs_load() -> None:
     ]  # fmt: skip
     # The second learning-rate cycle starts from the first cycle's weights, with the same
     # architecture and data, a fresh cosine decay from 2e-4 and the skinning loss off.
-    cycle2 = load_config(REPO / "configs" / "halo_cpu_cycle2.toml")
-    first = load_config(REPO / "configs" / "halo_cpu.toml")
+    cycle2 = load_config(_config_file("halo_cpu_cycle2"))
+    first = load_config(_config_file("halo_cpu"))
     assert cycle2.init_weights == f"{first.out}/best.safetensors"  # run the parent first
     assert cycle2.model_config() == first.model_config() and cycle2.data == first.data
     assert (cycle2.lr, cycle2.lr_schedule, cycle2.skinning_weight) == (2e-4, "cosine", 0.0)
     names.remove("halo_cpu_cycle2")
     # The third starts from the second's best weights, with a lower peak (1e-4).
-    cycle3 = load_config(REPO / "configs" / "halo_cpu_cycle3.toml")
+    cycle3 = load_config(_config_file("halo_cpu_cycle3"))
     assert cycle3.init_weights == f"{cycle2.out}/best.safetensors"
     assert cycle3.model_config() == first.model_config() and cycle3.data == first.data
     assert (cycle3.lr, cycle3.lr_schedule, cycle3.skinning_weight) == (1e-4, "cosine", 0.0)
     names.remove("halo_cpu_cycle3")
     # The fourth starts from the third's best weights (the shipped model's), with 4x the
     # query points per hand and a lower peak (5e-5).
-    cycle4 = load_config(REPO / "configs" / "halo_cpu_cycle4.toml")
+    cycle4 = load_config(_config_file("halo_cpu_cycle4"))
     assert cycle4.init_weights == f"{cycle3.out}/best.safetensors"
     assert cycle4.model_config() == first.model_config() and cycle4.data == first.data
     assert (cycle4.lr, cycle4.lr_schedule, cycle4.skinning_weight) == (5e-5, "cosine", 0.0)
@@ -98,18 +111,18 @@ def test_shipped_configs_load() -> None:
     names.remove("halo_cpu_cycle4")
     # The capacity test widens the third cycle's weights to 4 x 96 (the same function at
     # step 0); everything else of the architecture stays.
-    w96 = load_config(REPO / "configs" / "halo_cpu_w96.toml")
+    w96 = load_config(_config_file("halo_cpu_w96"))
     assert w96.init_weights == f"{cycle3.out}/best.safetensors"
     assert w96.model_config().hidden == (96, 96, 96, 96)
     assert dataclasses.replace(w96.model_config(), hidden=(64,) * 4) == first.model_config()
     names.remove("halo_cpu_w96")
     # Its second step widens the 4 x 96 model's weights to 4 x 128.
-    w128 = load_config(REPO / "configs" / "halo_cpu_w128.toml")
+    w128 = load_config(_config_file("halo_cpu_w128"))
     assert w128.init_weights == f"{w96.out}/best.safetensors"
     assert dataclasses.replace(w128.model_config(), hidden=(96,) * 4) == w96.model_config()
     names.remove("halo_cpu_w128")
     for name in names:
-        cfg = load_config(REPO / "configs" / f"{name}.toml")
+        cfg = load_config(_config_file(name))
         expected = "halo" if name.startswith("halo_") and name != "halo_gt" else name
         assert cfg.variant == expected
         # The CPU-budget runs use a 5x learning rate (see their headers); halo_cpu, the
@@ -127,12 +140,12 @@ def test_shipped_configs_load() -> None:
 def test_table1_configs_differ_from_the_shipped_recipe_only_in_variant_and_budget() -> None:
     from dataclasses import asdict
 
-    base = asdict(load_config(REPO / "configs" / "halo_cpu.toml"))
-    rows = sorted(p.stem for p in (REPO / "configs" / "table1").glob("*.toml"))
+    base = asdict(load_config(_config_file("halo_cpu")))
+    rows = sorted(p.stem for p in (REPO / "configs" / "experiments" / "table1").glob("*.toml"))
     assert rows == ["halo", "halo_gt", "nasa", "nasa_bone_length"]
     budget = {"out", "variant", "max_steps", "max_hours", "validate_every", "threads"}
     for name in rows:
-        cfg = asdict(load_config(REPO / "configs" / "table1" / f"{name}.toml"))
+        cfg = asdict(load_config(_config_file(f"table1/{name}")))
         assert cfg["variant"] == name and cfg["max_steps"] == 1000
         assert {k for k in base if base[k] != cfg[k]} <= budget | {"model"}
         # The model section differs only through the variant preset, never in the supports.
@@ -140,10 +153,10 @@ def test_table1_configs_differ_from_the_shipped_recipe_only_in_variant_and_budge
 
 
 def test_architecture_ab_configs_differ_from_their_control_in_one_model_field() -> None:
-    # configs/point_scale/cycle3_s1.toml is the control of the point-scale and pose-input
-    # A/B runs: same data, seed, schedule and warm start (the shipped third cycle).
+    # configs/experiments/point_scale/cycle3_s1.toml is the control of the point-scale and
+    # pose-input A/B runs: same data, seed, schedule and warm start (the shipped third cycle).
     asdict = dataclasses.asdict
-    control = asdict(load_config(REPO / "configs" / "point_scale" / "cycle3_s1.toml"))
+    control = asdict(load_config(_config_file("point_scale/cycle3_s1")))
     assert control["init_weights"] == "runs/halo_cpu_cycle3/best.safetensors"
     changed = {
         "point_scale/cycle3_s10": {"point_scale": 10.0},
@@ -153,11 +166,11 @@ def test_architecture_ab_configs_differ_from_their_control_in_one_model_field() 
     found = sorted(
         f"{p.parent.name}/{p.stem}"
         for folder in ("point_scale", "pose_input")
-        for p in (REPO / "configs" / folder).glob("*.toml")
+        for p in (REPO / "configs" / "experiments" / folder).glob("*.toml")
     )
     assert found == sorted([*changed, "point_scale/cycle3_s1"])
     for name, fields in changed.items():
-        cfg = asdict(load_config(REPO / "configs" / f"{name}.toml"))
+        cfg = asdict(load_config(_config_file(name)))
         assert cfg.pop("out") != control["out"]
         base = {k: v for k, v in control.items() if k != "out"}
         model, base_model = cfg.pop("model"), base.pop("model")
@@ -169,7 +182,7 @@ def test_grasp_configs_load() -> None:
     from halohand.training.grasp_vae import load_vae_config
 
     outputs = {}
-    for p in sorted((REPO / "configs").glob("grasp_vae*.toml")):
+    for p in sorted((REPO / "configs").glob("*/grasp_vae*.toml")):
         cfg = load_vae_config(p)
         outputs[p.stem] = (cfg.model.output, cfg.w_interpenetration)
     assert outputs == {
