@@ -13,7 +13,8 @@ from conftest import SHARED, requires_shared
 
 from halohand.apps.render import render_mesh
 from halohand.core.errors import HalohandInputError
-from halohand.core.skinning import forward_kinematics, homogeneous, rot_x, rot_y, rot_z, skin
+from halohand.core.rotations import rot_x, rot_y, rot_z
+from halohand.core.skinning import forward_kinematics, homogeneous, skin
 from halohand.handmodel import (
     HandIdentity,
     HandPose,

@@ -72,6 +72,10 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("halohand.io_keypoints", "check_keypoints"): "halohand.skeleton.validation",
     ("halohand.export", "part_vertex_colors"): "halohand.skeleton.colors",
     ("halohand.render", "PART_COLORS"): "halohand.skeleton.colors",
+    ("halohand.handmodel.lbs", "rot_x"): "halohand.core.rotations",
+    ("halohand.handmodel.lbs", "rot_y"): "halohand.core.rotations",
+    ("halohand.handmodel.lbs", "rot_z"): "halohand.core.rotations",
+    ("halohand.fitting.torch_model", "axis_angle_to_matrix"): "halohand.core.rotations",
 }
 
 

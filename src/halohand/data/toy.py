@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+from halohand.core.rotations import rodrigues
 from halohand.handmodel.hand import PosedHand
 from halohand.skeleton import NUM_PARTS, PART_BONES
 
@@ -39,12 +40,6 @@ _RADIUS = 0.0065
 _GAP = 0.0005
 _PALM_CENTRE = np.array([0.0, 0.045, 0.0])
 _PALM_AXES = np.array([0.042, 0.042, 0.013])
-
-
-def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    axis = axis / np.linalg.norm(axis)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
 
 
 def _segment(a: np.ndarray, b: np.ndarray, radius: float) -> trimesh.Trimesh:
@@ -88,12 +83,13 @@ class ToyHandSource:
             d0 = _DIRS[f] / np.linalg.norm(_DIRS[f])
             # Flexion bends toward the palm side (-z) about an axis normal to the bone.
             axis = np.cross(d0, [0.0, 0.0, -1.0]) if f == 0 else np.array([-1.0, 0.0, 0.0])
+            axis = axis / np.linalg.norm(axis)
             start = _BASE[f] * scale
             rest_start = start.copy()
             keypoints[joints[0]] = rest_kp[joints[0]] = start
             rot = np.eye(3)
             for s in range(3):
-                rot = _rotation(axis, flex[f, s]) @ rot
+                rot = rodrigues(axis, flex[f, s]) @ rot
                 end = start + rot @ d0 * lengths[f, s]
                 rest_end = rest_start + d0 * lengths[f, s]
                 keypoints[joints[s + 1]], rest_kp[joints[s + 1]] = end, rest_end

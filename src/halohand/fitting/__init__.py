@@ -6,6 +6,7 @@ baseline). See ``docs/fitting.md``.
     result.mesh, result.keypoint_error_mm, result.pose, result.identity, result.seconds
 """
 
+from halohand.core.rotations import axis_angle_to_matrix
 from halohand.fitting.template_fit import (
     FitConfig,
     FitResult,
@@ -13,7 +14,7 @@ from halohand.fitting.template_fit import (
     fit_templates,
     pose_prior_stats,
 )
-from halohand.handmodel.torch_model import TorchHandModel, axis_angle_to_matrix
+from halohand.handmodel.torch_model import TorchHandModel
 
 __all__ = [
     "FitConfig", "FitResult", "TorchHandModel", "axis_angle_to_matrix", "fit_template",

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from halohand.core.errors import HalohandInputError
+from halohand.core.rotations import axis_angle_to_matrix
 from halohand.handmodel.pose import (
     HAND_LENGTH_RANGE,
     JOINT_LIMITS,
@@ -49,7 +50,7 @@ from halohand.handmodel.pose import (
     HandPose,
 )
 from halohand.handmodel.prior import GESTURES, IdentityPrior, PosePrior
-from halohand.handmodel.torch_model import TorchHandModel, axis_angle_to_matrix
+from halohand.handmodel.torch_model import TorchHandModel
 from halohand.handmodel.webxr import check_side
 from halohand.skeleton import NUM_PARTS, PART_NAMES, hand_length
 from halohand.skeleton.validation import check_keypoints

@@ -49,12 +49,13 @@ import torch
 
 from halohand.core.atomic import atomic_path, write_text_atomic
 from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.core.rotations import align, axis_angle_to_matrix, rodrigues
 from halohand.fitting.template_fit import pose_prior_stats
 from halohand.grasp.metrics import intersection_volume
 from halohand.handmodel.collision import load_sphere_proxy
 from halohand.handmodel.pose import JOINT_LIMITS
 from halohand.handmodel.prior import GESTURES, IdentityPrior
-from halohand.handmodel.torch_model import TorchHandModel, axis_angle_to_matrix
+from halohand.handmodel.torch_model import TorchHandModel
 from halohand.objects.registry import GraspObject, load_object
 from halohand.skeleton import NUM_PARTS, PART_NAMES
 
@@ -272,22 +273,6 @@ def _model() -> TorchHandModel:
 # -- one batch --------------------------------------------------------------------------------
 
 
-def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[3, 3]`` rotation taking unit vector ``a`` to unit vector ``b``."""
-    v, c = np.cross(a, b), float(a @ b)
-    if c < -1.0 + 1e-9:  # opposite: a half turn about any axis orthogonal to a
-        axis = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
-        axis /= np.linalg.norm(axis)
-        return 2.0 * np.outer(axis, axis) - np.eye(3)
-    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + k + k @ k / (1.0 + c)
-
-
-def _rodrigues(axis: np.ndarray, angle: float) -> np.ndarray:
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + math.sin(angle) * k + (1.0 - math.cos(angle)) * k @ k
-
-
 def synthesize_batch(
     obj: GraspObject, n: int, seed: int, side: str = "right", config: SynthesisConfig | None = None
 ) -> dict[str, np.ndarray]:
@@ -339,9 +324,9 @@ def synthesize_batch(
         tilt = rng.normal(size=3)
         tilt -= (tilt @ u) * u
         tilt /= np.linalg.norm(tilt)
-        facing = _rodrigues(tilt, np.deg2rad(rng.uniform(0, 20))) @ -u
-        r = _rotation_between(np.array([0.0, 0.0, -1.0]), facing)
-        r = _rodrigues(facing, rng.uniform(0, 2 * np.pi)) @ r
+        facing = rodrigues(tilt, np.deg2rad(rng.uniform(0, 20))) @ -u
+        r = align(np.array([0.0, 0.0, -1.0]), facing)
+        r = rodrigues(facing, rng.uniform(0, 2 * np.pi)) @ r
         target = support + u * rng.uniform(*cfg.palm_gap_m)
         rots.append(r)
         trans.append(target - r @ palm_local[b])

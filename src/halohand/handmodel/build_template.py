@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from halohand.core.errors import CorruptFileError
+from halohand.core.rotations import quaternion_to_matrix, rot_z
 from halohand.skeleton import WEBXR_JOINT_NAMES
 
 #: Version of the data layout in the npz (bump when the keys or their meaning change).
@@ -62,18 +63,6 @@ def _accessor(gltf, blob: bytes, index: int) -> np.ndarray:
     return np.ascontiguousarray(rows).view(dtype).reshape(acc.count, ncomp)
 
 
-def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """glTF ``[x, y, z, w]`` quaternion -> ``[3, 3]`` rotation (normalised first, float64)."""
-    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
 def webxr_parents() -> np.ndarray:
     """Parent of each of the 25 WebXR joints (-1 for the wrist), built from the names.
 
@@ -97,9 +86,7 @@ def _twist_about(rotation: np.ndarray, target_x: np.ndarray) -> np.ndarray:
     target = target_x - z * (target_x @ z)
     target /= np.linalg.norm(target)
     x = rotation[:, 0]
-    angle = np.arctan2(np.cross(x, target) @ z, x @ target)
-    c, s = np.cos(angle), np.sin(angle)
-    return rotation @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return rotation @ rot_z(np.arctan2(np.cross(x, target) @ z, x @ target))
 
 
 def untwist_finger_frames(frames: np.ndarray) -> np.ndarray:
@@ -172,7 +159,8 @@ def build(glb_path: Path) -> dict[str, np.ndarray]:
     frames = np.tile(np.eye(4), (25, 1, 1))
     for j, name in enumerate(WEBXR_JOINT_NAMES):
         node = name_to_node[name]
-        frames[j, :3, :3] = _quat_to_matrix(node.rotation)
+        q = np.asarray(node.rotation, dtype=np.float64)  # glTF (x, y, z, w)
+        frames[j, :3, :3] = quaternion_to_matrix(q / np.linalg.norm(q))
         frames[j, :3, 3] = node.translation
     wrist = frames[0, :3, 3].copy()
 

@@ -9,9 +9,9 @@ kinematics, linear blend skinning of ``P_j S_j Gt_j^-1``, overall scale, mirror 
 hands), batched over a leading dimension ``B``. ``tests/test_fitting.py`` checks it against
 the numpy model to 1e-6 m.
 
-The palm is rigid in the model, so only the 15 pose joints rotate; the 25 joint frames are
-composed as separate rotations ``[B, 25, 3, 3]`` and translations ``[B, 25, 3]`` (cheaper
-than 4 x 4 products and keeps every step differentiable).
+The palm is rigid in the model, so only the 15 pose joints rotate. Rotations, forward
+kinematics and skinning are :mod:`halohand.core.rotations` and :mod:`halohand.core.skinning`,
+the functions the numpy model uses.
 """
 
 from __future__ import annotations
@@ -21,45 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from halohand.core.skinning import rigid_inverse
+from halohand.core.rotations import rot_x, rot_y, rot_z
+from halohand.core.skinning import forward_kinematics, homogeneous, rigid_inverse, skin
 from halohand.handmodel.pose import ABDUCTION_SIGN, POSE_WEBXR_JOINT, THICKNESS_LENGTH_EXPONENT
 from halohand.handmodel.template import JOINT_PART, KEYPOINT_JOINT, HandTemplate, load_template
 
 #: Joints of the middle-finger chain in the project's keypoint order (wrist, MCP, PIP, DIP,
 #: tip): their segment lengths sum to the hand length (``halohand.skeleton.hand_length``).
 _MIDDLE_CHAIN = (0, 9, 10, 11, 12)
-
-
-def _axis_rotation(angle: torch.Tensor, axis: int) -> torch.Tensor:
-    """Rotation by ``angle`` radians about a coordinate axis: ``[...] -> [..., 3, 3]``."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    o, z = torch.ones_like(c), torch.zeros_like(c)
-    if axis == 0:
-        rows = (o, z, z, z, c, -s, z, s, c)
-    elif axis == 1:
-        rows = (c, z, s, z, o, z, -s, z, c)
-    else:
-        rows = (c, -s, z, s, c, z, z, z, o)
-    return torch.stack(rows, dim=-1).reshape(*angle.shape, 3, 3)
-
-
-def axis_angle_to_matrix(rvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues' formula: ``[..., 3]`` axis-angle (radians) -> ``[..., 3, 3]`` rotations.
-
-    The angle gets a tiny epsilon under the square root so the gradient at zero (where the
-    fitting starts its residual rotation) is finite.
-    """
-    theta = torch.sqrt((rvec * rvec).sum(-1, keepdim=True) + 1e-20)[..., None]  # [..., 1, 1]
-    x, y, z = rvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rvec.shape, 3)
-    eye = torch.eye(3, dtype=rvec.dtype, device=rvec.device)
-    # sin(t)/t and (1 - cos t)/t^2 written on the unnormalised K keep small angles accurate.
-    a = torch.sin(theta) / theta
-    b = (1.0 - torch.cos(theta)) / (theta * theta)
-    small = theta < 1e-4
-    b = torch.where(small, 0.5 - theta * theta / 24.0, b)
-    return eye + a * k + b * (k @ k)
 
 
 @dataclass
@@ -94,29 +63,9 @@ class TorchHandModel:
         local = rest.copy()
         local[1:] = rest_inv[tpl.parents[1:]] @ rest[1:]
         self.parents = [int(p) for p in tpl.parents]
-        depth = [0] * len(self.parents)
-        for j, p in enumerate(self.parents):
-            depth[j] = 0 if p < 0 else depth[p] + 1
-        levels = [[j for j, d in enumerate(depth) if d == lv] for lv in range(max(depth) + 1)]
-        #: Per tree level below the root: (its joints, their parents' positions within the
-        #: previous level), and the permutation from level-concatenated to joint order.
-        self._levels = [
-            (
-                torch.tensor(levels[lv], device=self.device),
-                torch.tensor(
-                    [levels[lv - 1].index(self.parents[j]) for j in levels[lv]], device=self.device
-                ),
-            )
-            for lv in range(1, len(levels))
-        ]
-        flat = [j for lv in levels for j in lv]
-        self._level_order = torch.tensor(
-            [flat.index(j) for j in range(len(self.parents))], device=self.device
-        )
         self.local_rot = torch.tensor(local[:, :3, :3], dtype=dt, device=self.device)
         self.local_offset = torch.tensor(local[:, :3, 3], dtype=dt, device=self.device)
-        self.rest_inv_rot = torch.tensor(rest_inv[:, :3, :3], dtype=dt, device=self.device)
-        self.rest_inv_trans = torch.tensor(rest_inv[:, :3, 3], dtype=dt, device=self.device)
+        self.rest_inv = torch.tensor(rest_inv, dtype=dt, device=self.device)
         self.joint_part = torch.tensor(JOINT_PART, device=self.device)
         self.is_palm = torch.tensor(JOINT_PART == 0, device=self.device)
         self.pose_joints = [int(j) for j in POSE_WEBXR_JOINT]
@@ -133,33 +82,15 @@ class TorchHandModel:
 
     # -- pieces -----------------------------------------------------------------------------
 
-    def _compose(
-        self, rot: torch.Tensor, offset: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward kinematics on ``[B, 25, 3, 3]`` rotations and ``[B, 25, 3]`` offsets.
-
-        Joints are composed one tree level at a time (6 levels instead of 25 joints) because
-        the per-step Python and autograd overhead, not the arithmetic, dominates at this size.
-        """
-        # Out-of-place per level (in-place slice writes make the backward pass slow): the
-        # parents of level L all sit in level L - 1, at positions ``parent_pos``.
-        level_r, level_t = [rot[:, :1]], [offset[:, :1]]
-        for joints, parent_pos in self._levels:
-            pr, pt = level_r[-1][:, parent_pos], level_t[-1][:, parent_pos]
-            level_r.append(pr @ rot[:, joints])
-            level_t.append((pr @ offset[:, joints, :, None])[..., 0] + pt)
-        world_r = torch.cat(level_r, 1)[:, self._level_order]
-        world_t = torch.cat(level_t, 1)[:, self._level_order]
-        return world_r, world_t
+    def _compose(self, rot: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """``[B, 25, 4, 4]`` world frames from local ``[B, 25, 3, 3]`` rotations and
+        ``[B, 25, 3]`` offsets (forward kinematics)."""
+        return forward_kinematics(homogeneous(rot, offset), self.parents)
 
     def joint_rotations(self, angles: torch.Tensor) -> torch.Tensor:
         """``[B, 15, 3]`` (flexion, abduction, twist) radians -> ``[B, 15, 3, 3]``."""
         flex, abd, twist = angles.unbind(-1)
-        return (
-            _axis_rotation(self.abduction_sign * abd, 1)
-            @ _axis_rotation(-flex, 0)
-            @ _axis_rotation(-twist, 2)
-        )
+        return rot_y(self.abduction_sign * abd) @ rot_x(-flex) @ rot_z(-twist)
 
     def offsets(self, length_factors: torch.Tensor, palm_width: torch.Tensor) -> torch.Tensor:
         """``[B, 25, 3]`` child offsets of the identity at unit size (see ``webxr.py``)."""
@@ -176,8 +107,8 @@ class TorchHandModel:
         """``[B]`` hand length of the identity at unit size (model units = template metres)."""
         offsets = self.offsets(length_factors, palm_width)
         rot = self.local_rot.expand(len(offsets), -1, -1, -1)
-        _, t = self._compose(rot, offsets)
-        kp = t[:, self.keypoint_joint][:, list(_MIDDLE_CHAIN)]
+        world = self._compose(rot, offsets)
+        kp = world[:, self.keypoint_joint[list(_MIDDLE_CHAIN)], :3, 3]
         return torch.linalg.vector_norm(kp[:, 1:] - kp[:, :-1], dim=-1).sum(-1)
 
     # -- forward ----------------------------------------------------------------------------
@@ -220,7 +151,7 @@ class TorchHandModel:
         offsets = self.offsets(length_factors, palm_width)
         rot = self.local_rot.expand(b, -1, -1, -1).clone()
         rot[:, self.pose_joints] = rot[:, self.pose_joints] @ self.joint_rotations(angles)
-        world_r, world_t = self._compose(rot, offsets)
+        world = self._compose(rot, offsets)
         mirror = torch.tensor(
             [-1.0 if side == "left" else 1.0, 1.0, 1.0], dtype=dt, device=self.device
         )
@@ -234,20 +165,17 @@ class TorchHandModel:
                 out = out + translation.to(dt)[:, None]
             return out
 
-        keypoints = place(world_t[:, self.keypoint_joint])
+        keypoints = place(world[:, self.keypoint_joint, :3, 3])
         vertices = None
         if with_vertices:
-            vertices = place(
-                self._skin(world_r, world_t, length_factors, palm_width, thickness_offsets)
-            )
+            vertices = place(self._skin(world, length_factors, palm_width, thickness_offsets))
         return TorchHandOutput(keypoints, vertices, scale)
 
     __call__ = forward
 
     def _skin(
         self,
-        world_r: torch.Tensor,
-        world_t: torch.Tensor,
+        world: torch.Tensor,
         length_factors: torch.Tensor,
         palm_width: torch.Tensor,
         thickness_offsets: torch.Tensor | None,
@@ -257,20 +185,15 @@ class TorchHandModel:
             torch.zeros_like(length_factors) if thickness_offsets is None else thickness_offsets
         )
         thick_part = (length_factors * palm_width[:, None]) ** THICKNESS_LENGTH_EXPONENT * (
-            1.0 + offsets.to(world_r.dtype)
+            1.0 + offsets.to(world.dtype)
         )
         thick = thick_part[:, self.joint_part]
         lengths = length_factors[:, self.joint_part]
         first = torch.where(self.is_palm, palm_width[:, None], thick)
         vscale = torch.stack([first, thick, lengths], dim=-1)  # [B, 25, 3]
         j = self.skin_joints
-        # A_j = P_j diag(s_j) Gt_j^-1 as rotation-scale part M and translation c.
-        m = world_r[:, j] * vscale[:, j, None, :] @ self.rest_inv_rot[j]
-        c = (world_r[:, j] @ (vscale[:, j] * self.rest_inv_trans[j])[..., None])[..., 0]
-        c = c + world_t[:, j]
-        blended_m = torch.einsum("vj,bjxy->bvxy", self.skin_weights, m)
-        blended_c = torch.einsum("vj,bjx->bvx", self.skin_weights, c)
-        return (blended_m @ self.template_vertices[..., None])[..., 0] + blended_c
+        stretch = homogeneous(torch.diag_embed(vscale[:, j])) @ self.rest_inv[j]
+        return skin(self.template_vertices, self.skin_weights, world[:, j] @ stretch)
 
     def scale_for_hand_length(
         self, hand_length: torch.Tensor, length_factors: torch.Tensor, palm_width: torch.Tensor

@@ -23,15 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from halohand.core.errors import HalohandInputError
-from halohand.core.skinning import (
-    forward_kinematics,
-    homogeneous,
-    rigid_inverse,
-    rot_x,
-    rot_y,
-    rot_z,
-    skin,
-)
+from halohand.core.rotations import rot_x, rot_y, rot_z
+from halohand.core.skinning import forward_kinematics, homogeneous, rigid_inverse, skin
 from halohand.handmodel.hand import PosedHand
 from halohand.handmodel.pose import (
     ABDUCTION_SIGN,
