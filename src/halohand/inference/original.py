@@ -15,7 +15,6 @@ Original inference convention (keypoints and query points in metres, same frame)
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import zipfile
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.core.unpickle import restricted_loads
 from halohand.fields.conditioning import HALO_UNIT_M
 from halohand.fields.occupancy import OccupancyConfig, OccupancyNetwork
 
@@ -92,36 +92,29 @@ class _StorageType:
         self.dtype = dtype
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler for torch zip checkpoints that resolves only tensor/numpy-scalar globals.
+#: The globals a torch zip checkpoint of HALO names, and the safe stand-ins they resolve to.
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    **{("torch", name): _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()},
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): _numpy_dtype,
+    # numpy scalars pickle their raw bytes as latin-1 text through codecs.encode.
+    ("_codecs", "encode"): lambda text, enc="latin1": text.encode(enc),
+}
 
-    Anything else (arbitrary classes, functions) raises, so a malicious or foreign pickle
-    cannot run code. Tensor storages are read from the zip records on demand.
-    """
 
-    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str) -> None:
-        super().__init__(io.BytesIO(data))
+class _ZipStorages:
+    """Resolves the checkpoint's persistent ids: tensor storages read from the zip records
+    on demand (once each)."""
+
+    def __init__(self, archive: zipfile.ZipFile, prefix: str) -> None:
         self._archive = archive
         self._prefix = prefix
-        self._storages: dict[str, Any] = {}
+        self._storages: dict[str, _Storage] = {}
 
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "collections" and name == "OrderedDict":
-            return OrderedDict
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return _rebuild_tensor
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(_STORAGE_DTYPES[name])
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "scalar":
-            return _numpy_scalar
-        if module == "numpy" and name == "dtype":
-            return _numpy_dtype
-        if module == "_codecs" and name == "encode":
-            # numpy scalars pickle their raw bytes as latin-1 text through codecs.encode.
-            return lambda text, enc="latin1": text.encode(enc)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-
-    def persistent_load(self, pid: Any) -> Any:
+    def __call__(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
         storage_type, key = pid[1], str(pid[2])
@@ -153,7 +146,10 @@ def read_original_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
                 raise CorruptFileError(f"{path}: not a PyTorch zip checkpoint (no data.pkl)")
             prefix = pkl[0][: -len("data.pkl")]
             data = archive.read(pkl[0])
-            obj = _RestrictedUnpickler(data, archive, prefix).load()
+            obj = restricted_loads(
+                data, _ALLOWED, path=path, what="HALO checkpoint",
+                persistent_load=_ZipStorages(archive, prefix),
+            )  # fmt: skip
     except CorruptFileError:
         raise
     except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, KeyError,
