@@ -25,7 +25,6 @@ import trimesh
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.handmodel import make_source
-from halohand.handmodel import mano as mano_module
 from halohand.handmodel.hand import PosedHand
 from halohand.handmodel.mano import (
     MANO_PARENTS,
@@ -41,6 +40,7 @@ from halohand.handmodel.mano import (
     seal_wrist,
     tip_ids,
 )
+from halohand.handmodel.mano import loader as mano_loader
 from halohand.skeleton import part_bone_lengths
 
 RINGS, COLS = 48, 16
@@ -263,8 +263,8 @@ def test_pickle_needs_chumpy_but_loader_does_not(pkl: Path, arrays: dict) -> Non
     assert m.side == "right" and m.num_betas == 10 and m.faces.shape == (1538, 3)
     assert not m.v_template.flags.writeable
     np.testing.assert_allclose(m.pca_std, arrays["hands_coeffs"].std(0))
-    raw = mano_module._read_pickle(pkl)  # the chumpy Reshape entry resolves too
-    np.testing.assert_array_equal(mano_module._resolve_array(raw["J"]), arrays["J"])
+    raw = mano_loader._read_pickle(pkl)  # the chumpy Reshape entry resolves too
+    np.testing.assert_array_equal(mano_loader._resolve_array(raw["J"]), arrays["J"])
     assert raw["bs_style"] == "lbs"
 
 
