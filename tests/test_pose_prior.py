@@ -74,7 +74,8 @@ def test_sampled_hands_have_small_self_intersection() -> None:
         vols.append(
             self_intersection_volume(hand.vertices, hand.faces, 40_000, np.random.default_rng(i))
         )
-    assert max(vols) < 1.0e-6  # < 1 cm^3 each (benchmarks/studies/handmodel_stats.py: p95 ~0.1 cm^3)
+    # < 1 cm^3 each (benchmarks/studies/handmodel_stats.py: p95 ~0.1 cm^3)
+    assert max(vols) < 1.0e-6
 
 
 def test_prior_is_structured_not_uniform_noise() -> None:

@@ -48,6 +48,13 @@ def _val_summary(vals: list[tuple[int, float, float]]) -> dict[str, object]:
     }
 
 
+def _name(path: str) -> str:
+    """A run's name: its folder's for a trainer's ``log.csv`` (``docs/results/experiments/
+    point_scale/cycle3_s10/log.csv`` -> ``cycle3_s10``), else the file's stem."""
+    p = Path(path)
+    return p.parent.name if p.name == "log.csv" and p.parent.name else p.stem
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("control")
@@ -71,7 +78,7 @@ def main() -> None:
         if len(steps) < 2:
             raise SystemExit(f"{path}: fewer than 2 logged steps shared with the control")
         diffs = [losses[s] - control[s] for s in steps]
-        report["runs"][Path(path).stem] = {
+        report["runs"][_name(path)] = {
             "log": path,
             "steps": len(steps),
             "last_step": steps[-1],
