@@ -33,7 +33,7 @@ palm rotations and the transported local frames (the reference detaches ``G`` an
 frames). With all of it attached, the backward pass is the true derivative of the map, which
 ``torch.autograd.gradcheck`` verifies in float64. Detaching as the reference does changes the
 keypoint gradient by about its own norm (median) for query-point and matrix losses and saves
-under 10% of the forward+backward time (``benchmarks/canonical_detach_gradients.py``).
+under 10% of the forward+backward time (``benchmarks/studies/canonical_detach_gradients.py``).
 
 Degeneracy rules (checked when ``check=True``, the default; each violation raises
 :class:`halohand.core.errors.HalohandInputError` naming the joint/bone and the number of hands):

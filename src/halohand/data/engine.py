@@ -23,7 +23,7 @@ Inside test: the generalized winding number (libigl's fast winding number, the s
 function evaluation uses: :func:`halohand.objects.inside.winding_number`) >= 0.5. Unlike ray
 parity it stays correct where a posed hand self-intersects (a point covered twice has
 winding number 2, still inside). Its agreement with embree ray parity is measured by the
-tests and ``benchmarks/bench_data.py``.
+tests and ``benchmarks/speed/bench_data.py``.
 
 Determinism: hand ``i`` of split ``s`` draws everything from
 ``SeedSequence(seed, spawn_key=(split_id, i, stream))`` (stream 0: the hand source, stream 1:

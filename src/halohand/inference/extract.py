@@ -94,7 +94,7 @@ def _evaluate(
     if workers > 1 and len(starts) > 1:
         # Batches in parallel threads: torch releases the GIL inside its kernels, and two
         # streams of small GEMMs use two cores better than one stream split by OpenMP
-        # (benchmarks/bench_extraction.py). The pool lives as long as the process (new
+        # (benchmarks/speed/bench_extraction.py). The pool lives as long as the process (new
         # threads would each start their own OpenMP team), and torch runs one intra-op
         # thread meanwhile so the streams do not oversubscribe the cores.
         import torch

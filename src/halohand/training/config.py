@@ -1,6 +1,6 @@
 """Training configuration: a flat TOML file (plus a ``[model]`` table) -> :class:`TrainConfig`.
 
-Example (``configs/halo_default.toml``)::
+Example (``configs/recipes/halo_default.toml``)::
 
     data = "data/hands"        # folder written by `halohand data generate`
     out = "runs/halo"          # checkpoints, logs and exported models
