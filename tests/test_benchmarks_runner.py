@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 KINDS = ("speed", "studies", "figures")
 
@@ -93,6 +93,7 @@ def test_stored_results_name_no_absolute_paths() -> None:
             assert needle not in text, f"{path.relative_to(REPO)} names {needle}"
 
 
+@pytest.mark.slow
 def test_tiny_speed_benchmark_through_the_runner(tmp_path: Path) -> None:
     out = tmp_path / "bench_canonical.json"
     proc = _runner(

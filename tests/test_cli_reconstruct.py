@@ -183,6 +183,7 @@ def test_occupancy_command(monkeypatch, capsys, tmp_path, kp, fake_model) -> Non
     assert not (tmp_path / "occ3.npy").exists()
 
 
+@pytest.mark.slow
 def test_entry_point_end_to_end(tmp_path, kp) -> None:
     """The installed CLI with a real (tiny, random) model: exit 0 and a file; bad input: 2."""
     torch.manual_seed(0)

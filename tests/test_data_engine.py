@@ -74,6 +74,7 @@ def test_layout_and_manifest(reference: Path) -> None:
     assert verify(reference) == (2, 3)
 
 
+@pytest.mark.slow
 def test_same_seed_is_byte_identical_with_any_worker_count(reference: Path, tmp_path: Path) -> None:
     _run_reference(tmp_path / "again", workers=2)
     assert _files(tmp_path / "again") == _files(reference)
@@ -96,6 +97,7 @@ def test_other_settings_in_same_folder_are_refused(reference: Path, tmp_path: Pa
         generate(out, COUNTS, seed=8, source=ToyHandSource(), side="both", hands_per_shard=2)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_bytes(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
     args = ["data", "generate", "--out", str(out), "--source", "toy", "--workers", "1"]
@@ -191,6 +193,7 @@ def test_labels_agree_with_independent_inside_tests(reference: Path) -> None:
         assert np.array_equal(exact, occ[-5000:])
 
 
+@pytest.mark.slow
 def test_labels_on_webxr_hands() -> None:
     from halohand.handmodel import make_source
 

@@ -383,6 +383,7 @@ BAD_OPTION_VALUES = {
 }
 
 
+@pytest.mark.slow
 @fuzz_settings(45)
 @given(
     files=st.lists(keypoint_files(), min_size=1, max_size=2),
@@ -497,6 +498,7 @@ def test_warning_does_not_precede_an_error_regression(tmp_path: Path) -> None:
     assert "b.npy" in assert_cli_error(code, err, tmp_path / "o")
 
 
+@pytest.mark.slow
 def test_entry_point_subprocess_garbage_and_usage(tmp_path: Path) -> None:
     """The installed entry point, end to end: no traceback, one line, exit 2."""
     (tmp_path / "g.npy").write_bytes(np.random.default_rng(0).bytes(256))
@@ -541,6 +543,7 @@ GENERATE_OPTIONS = {
 }
 
 
+@pytest.mark.slow
 @fuzz_settings(14)
 @given(options=st.dictionaries(st.sampled_from(sorted(GENERATE_OPTIONS)), st.just(None),
                                min_size=1, max_size=4), data=st.data())  # fmt: skip
@@ -578,6 +581,7 @@ CONFIG_VALUES = {
 }
 
 
+@pytest.mark.slow
 @fuzz_settings(10)
 @given(
     keys=st.dictionaries(st.sampled_from(sorted(CONFIG_VALUES)), st.just(None), max_size=3),
@@ -618,6 +622,7 @@ EVAL_OPTIONS = {
 }
 
 
+@pytest.mark.slow
 @fuzz_settings(16)
 @given(options=st.dictionaries(st.sampled_from(sorted(EVAL_OPTIONS)), st.just(None),
                                max_size=3), data=st.data())  # fmt: skip

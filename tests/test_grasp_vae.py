@@ -364,6 +364,7 @@ def test_evaluate_scores_a_far_and_a_touching_source(halo) -> None:
 # -- CLI ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_grasp_mesh_command_writes_meshes_keypoints_sheet(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:

@@ -536,6 +536,7 @@ def _octahedron_model(
     return save_model(path, net)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variant", "centre"),
     [("halo", (-0.1, 0.0, 0.0)), ("nasa", (0.0, 0.1, 0.0))],  # nasa: toy rest hand frame
@@ -630,6 +631,7 @@ def test_cli_bad_config_and_checkpoint_exit_2(
     assert "checkpoint.pt" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_calibrate_picks_the_level_with_the_lowest_chamfer(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path, data: Path
 ) -> None:
@@ -667,6 +669,7 @@ def test_cli_calibrate_picks_the_level_with_the_lowest_chamfer(
     assert not (tmp_path / "no.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_cli_evaluate(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path, data: Path
 ) -> None:
