@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean viewer-install viewer-test
+.PHONY: demo test test-fast lint clean viewer-install viewer-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest
+
+# The suite without the end-to-end runs marked slow.
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
