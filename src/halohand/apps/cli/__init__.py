@@ -1,7 +1,20 @@
 """Command-line interface: ``halohand --help``.
 
 Each command group lives next to the code it drives and is registered here. Bad input
-(``ValueError`` and friends) ends with one line on stderr and exit status 2.
+(``ValueError`` and friends) ends with one line on stderr and exit status 2. The options the
+commands share (and their validators) are declared once, in :mod:`halohand.apps.cli.options`.
+
+Imports inside functions: this package is the one place where they are deliberate. Every
+``halohand`` run imports every command module (to build the command tree), so a module-level
+import of torch, trimesh, scipy, scikit-image or the packages built on them
+(``halohand.inference``, ``.grasp``, ``.training``, ``.evaluation``, ``.canonical``,
+``halohand.apps.export``...) would cost every ``--help`` and every usage error seconds.
+Command modules therefore import only light modules at the top (typer, numpy,
+``halohand.core.errors`` / ``.units`` / ``.atomic``, ``halohand.skeleton``,
+``halohand.apps.keypoint_io``); a command imports the heavy ones in its body, after it has
+checked its options and read its inputs, so that bad input is also answered at once.
+``tests/test_cli_startup.py`` checks that importing this package loads none of torch,
+trimesh or scipy; ``benchmarks/speed/cli_startup.py`` times it.
 """
 
 from __future__ import annotations

@@ -17,28 +17,21 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from halohand.apps.cli.options import (
+    KeypointFormat,
+    KeypointSide,
+    KeypointUnits,
+    check_format,
+    check_out_file,
+    check_side,
+    check_units,
+)
+from halohand.apps.keypoint_io import load_keypoints
+from halohand.core.atomic import atomic_open, write_text_atomic
 from halohand.core.errors import HalohandInputError
+from halohand.skeleton import from_openpose, to_openpose
 
-_FORMAT_HELP = "Keypoint order: openpose (= mediapipe), mano, biomech, interhand, webxr, openxr."
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
-
-
-def _choice(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
-    if value is None:
-        return None
-    key = value.lower()
-    if key not in choices:
-        raise HalohandInputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
-    return key
-
-
-def _out_path(path: Path | None, option: str, suffix: str) -> None:
-    if path is None:
-        return
-    if path.exists() and path.is_dir():
-        raise HalohandInputError(f"{option} {path} is a folder; pass a {suffix} file name")
-    if path.suffix.lower() != suffix:
-        raise HalohandInputError(f"{option} {path}: expected a {suffix} file name")
 
 
 def skeleton_warning(
@@ -147,14 +140,9 @@ def check(
             metavar="KP", help="Keypoint file (.npy, .json, .txt): [21, 3] or [N, 21, 3]."
         ),
     ],
-    side: Annotated[
-        str | None, typer.Option("--side", help="right or left (default: the file's, else right).")
-    ] = None,
-    units: Annotated[
-        str | None,
-        typer.Option("--units", help="auto, m, cm or mm (default: the file's, else auto)."),
-    ] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help=_FORMAT_HELP)] = None,
+    side: KeypointSide = None,
+    units: KeypointUnits = None,
+    fmt: KeypointFormat = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the full report (.json).")
     ] = None,
@@ -171,20 +159,15 @@ def check(
     Prints the findings (warning: unusual; error: not a human hand or wrong side/units).
     Exits 0 when the file could be read, whatever it holds; 2 for unreadable input.
     """
-    from halohand.apps.keypoint_io import check_format, load_keypoints
-    from halohand.canonical.plausibility import check_skeleton, fix_skeleton
-    from halohand.core.atomic import atomic_open, write_text_atomic
-    from halohand.skeleton import from_openpose, to_openpose
-
-    side = _choice(side, ("right", "left"), "--side")
-    units = _choice(units, ("auto", "m", "cm", "mm"), "--units")
-    if fmt is not None:
-        fmt = check_format(fmt)
-    _out_path(json_out, "--json", ".json")
-    _out_path(fix_out, "--fix-skeleton", ".npy")
+    side, units, fmt = check_side(side), check_units(units), check_format(fmt)
+    check_out_file(json_out, "--json", ".json")
+    check_out_file(fix_out, "--fix-skeleton", ".npy")
     kf = load_keypoints(keypoints, fmt)
     use_side = side or kf.side or "right"
     use_units = units or kf.units or "auto"
+
+    from halohand.canonical.plausibility import check_skeleton, fix_skeleton
+
     kp = np.asarray(to_openpose(kf.keypoints, kf.fmt))
     hands = kp if kf.is_sequence else kp[0]
     report = check_skeleton(hands, use_side, use_units)

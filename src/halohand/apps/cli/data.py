@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from halohand.apps.cli.options import Progress, ResumableOut
 from halohand.core.errors import HalohandInputError
 from halohand.data import constants as C
 
@@ -16,26 +17,17 @@ data_app = typer.Typer(help="Generate and inspect training data.", no_args_is_he
 
 # Choices and ranges are checked by the engine (HalohandInputError: one line, exit 2) rather
 # than by typer, so every bad value gets the same treatment.
-SOURCE_CHOICES = ("webxr", "mano", "toy")
-
-
 def _source_factory(name: str, mano_model: Path | None):  # noqa: ANN202 - a zero-arg factory
-    if name not in SOURCE_CHOICES:
-        raise HalohandInputError(
-            f"unknown --source {name!r}; expected one of {', '.join(SOURCE_CHOICES)}"
-        )
-    if name == "toy":
-        from halohand.data.toy import ToyHandSource
+    from halohand.handmodel.sources import SOURCES, make_source
 
-        return ToyHandSource
-    from halohand.handmodel import make_source
-
+    if name not in SOURCES:
+        raise HalohandInputError(f"unknown --source {name!r}; expected one of {', '.join(SOURCES)}")
     return functools.partial(make_source, name, mano_model)
 
 
 @data_app.command("generate")
 def generate_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Output folder (created; resumable).")],
+    out: ResumableOut,
     n_train: Annotated[int, typer.Option("--n-train", help="Training hands.")] = 0,
     n_val: Annotated[int, typer.Option("--n-val", help="Validation hands.")] = 0,
     n_test: Annotated[int, typer.Option("--n-test", help="Test hands.")] = 0,
@@ -62,9 +54,7 @@ def generate_cmd(
     hands_per_shard: Annotated[
         int, typer.Option("--hands-per-shard", help="Hands per shard file (~2.6 MB each).")
     ] = C.DEFAULT_HANDS_PER_SHARD,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
-    ] = True,
+    progress: Progress = True,
 ) -> None:
     """Generate occupancy training data: per hand 100k uniform + 100k near-surface points
     with exact inside labels, 6,000 part-labelled surface samples, 100k surface points with

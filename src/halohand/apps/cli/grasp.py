@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from typer.core import TyperGroup
 
+from halohand.apps.cli.options import (
+    GraspCandidates,
+    GraspCount,
+    GraspRefine,
+    GraspResolution,
+    GraspSeed,
+    MeshExtension,
+    Progress,
+    ResumableOut,
+    Resume,
+    Threads,
+    at_least,
+    check_extension,
+    check_out_folder,
+    check_units,
+)
+from halohand.core.atomic import atomic_open, atomic_path, write_text_atomic
 from halohand.core.errors import HalohandInputError
 
 
@@ -31,7 +50,7 @@ grasp_app = typer.Typer(
 
 @grasp_app.command("synthesize")
 def synthesize_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Output folder (created; resumable).")],
+    out: ResumableOut,
     objects: Annotated[
         str,
         typer.Option(
@@ -49,9 +68,7 @@ def synthesize_cmd(
         int, typer.Option("--max-batches", help="Batches per object at most.")
     ] = 50,
     side: Annotated[str, typer.Option("--side", help="right, left or both.")] = "both",
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
-    ] = True,
+    progress: Progress = True,
 ) -> None:
     """Synthesise grasps by optimisation with the rigged hand model (docs/grasp.md).
 
@@ -95,27 +112,16 @@ def sample_cmd(
         str, typer.Argument(help="Object mesh file (obj/ply/stl/glb/off) or a registry id.")
     ],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Output folder (created).")],
-    n: Annotated[int, typer.Option("--n", help="Number of grasps.")] = 20,
-    refine: Annotated[
-        bool, typer.Option("--refine/--no-refine", help="Refine the translation (10 steps).")
-    ] = False,
-    candidates: Annotated[
-        int,
-        typer.Option(
-            "--candidates",
-            help="Samples per grasp (refined when --refine); the lowest collision-and-contact "
-            "energy is kept. 1: plain sampling.",
-        ),
-    ] = 4,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    n: GraspCount = 20,
+    refine: GraspRefine = False,
+    candidates: GraspCandidates = 4,
+    seed: GraspSeed = 0,
     units: Annotated[str, typer.Option("--units", help="Mesh units: auto, m, cm or mm.")] = "auto",
     model: Annotated[
         Path | None, typer.Option("--model", help="Grasp VAE (default: the shipped one).")
     ] = None,
-    resolution: Annotated[
-        int, typer.Option("--resolution", help="HALO mesh lattice cells per axis.")
-    ] = 96,
-    ext: Annotated[str, typer.Option("--ext", help="Hand mesh format: ply, obj or glb.")] = "ply",
+    resolution: GraspResolution = 96,
+    ext: MeshExtension = "ply",
     sheet: Annotated[
         bool, typer.Option("--sheet/--no-sheet", help="Render a contact sheet PNG.")
     ] = True,
@@ -125,23 +131,17 @@ def sample_cmd(
     Writes OUT_DIR/grasp_XX.EXT (HALO hand meshes), keypoints.npy ([N, 21, 3], the
     object file's frame and units), object.EXT, contact_sheet.png and grasps.json.
     """
-    import time
+    at_least(n, 1, "--n")
+    at_least(candidates, 1, "--candidates")
+    check_units(units)
+    ext = check_extension(ext)
+    check_out_folder(out_dir)
 
-    import numpy as np
     import torch
 
     from halohand.apps.figures import render_grasps
-    from halohand.core.atomic import atomic_open, atomic_path, write_text_atomic
     from halohand.grasp.generate import GraspGenerator
 
-    if n < 1:
-        raise HalohandInputError(f"--n must be >= 1, got {n}")
-    if candidates < 1:
-        raise HalohandInputError(f"--candidates must be >= 1, got {candidates}")
-    if ext not in ("ply", "obj", "glb"):
-        raise HalohandInputError(f"--ext must be ply, obj or glb, got {ext!r}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise HalohandInputError(f"--out-dir {out_dir} is a file")
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     gen = GraspGenerator.from_file(model) if model else GraspGenerator.pretrained()
@@ -154,15 +154,12 @@ def sample_cmd(
     kp = (gs.keypoints + offset) / scale
     with atomic_open(out_dir / "keypoints.npy", "wb") as fh:  # np.save(path) adds ".npy"
         np.save(fh, kp.astype(np.float32), allow_pickle=False)
-    for i, mesh in enumerate(gs.meshes):
+    named = [(f"grasp_{i:02d}", mesh) for i, mesh in enumerate(gs.meshes)]
+    for name, mesh in [*named, ("object", obj.mesh)]:
         m = mesh.copy()
         m.vertices = (np.asarray(m.vertices) + offset) / scale
-        with atomic_path(out_dir / f"grasp_{i:02d}.{ext}") as tmp:
+        with atomic_path(out_dir / f"{name}.{ext}") as tmp:
             m.export(tmp, file_type=ext)
-    o = obj.mesh.copy()
-    o.vertices = (np.asarray(o.vertices) + offset) / scale
-    with atomic_path(out_dir / f"object.{ext}") as tmp:
-        o.export(tmp, file_type=ext)
     if sheet:
         t = time.perf_counter()
         render_grasps([(m, obj) for m in gs.meshes], str(out_dir / "contact_sheet.png"),
@@ -180,21 +177,19 @@ def sample_cmd(
 @grasp_app.command("train")
 def train_cmd(
     config: Annotated[Path, typer.Option("--config", help="TOML config (configs/grasp_vae*).")],
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from checkpoint.pt.")] = False,
+    resume: Resume = False,
     out_dir: Annotated[str | None, typer.Option("--out-dir", help="Override out_dir.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Override steps.")] = None,
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 1,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
-    ] = True,
+    threads: Threads = 1,
+    progress: Progress = True,
 ) -> None:
     """Train HALO-VAE on engine grasps (docs/grasp.md); writes OUT/model.safetensors."""
+    at_least(threads, 1, "--threads")
+
     import torch
 
     from halohand.training.grasp_vae import load_vae_config, train_vae
 
-    if threads < 1:
-        raise HalohandInputError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     cfg = load_vae_config(config, out_dir=out_dir, steps=steps)
     meta = train_vae(cfg, resume=resume, progress=progress)
@@ -209,43 +204,35 @@ def evaluate_cmd(
     engine: Annotated[
         Path | None, typer.Option("--engine", help="Or: engine grasps folder to score.")
     ] = None,
-    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="Refine samples.")] = False,
-    candidates: Annotated[
-        int,
-        typer.Option(
-            "--candidates",
-            help="Samples per grasp (refined when --refine), the lowest energy kept; "
-            "1: the paper's sampling.",
-        ),
-    ] = 4,
+    refine: GraspRefine = False,
+    candidates: GraspCandidates = 4,
     objects: Annotated[
         str, typer.Option("--objects", help="test, val, real, or registry ids / mesh files.")
     ] = "test",
-    n: Annotated[int, typer.Option("--n", help="Grasps per object.")] = 20,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
-    resolution: Annotated[int, typer.Option("--resolution", help="HALO mesh lattice.")] = 128,
+    n: GraspCount = 20,
+    seed: GraspSeed = 0,
+    resolution: GraspResolution = 128,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     sheet: Annotated[
         Path | None, typer.Option("--sheet", help="Contact sheet PNG (2 grasps per object).")
     ] = None,
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads.")] = 1,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    threads: Threads = 1,
+    progress: Progress = True,
 ) -> None:
     """Table 3 metrics on held-out objects: intersection volume, contact ratio, diversity."""
+    if model is not None and engine is not None:
+        raise HalohandInputError("pass at most one of --model and --engine")
+    at_least(n, 1, "--n")
+    at_least(candidates, 1, "--candidates")
+    at_least(threads, 1, "--threads")
+
     import torch
 
     from halohand.apps.figures import render_grasps
-    from halohand.core.atomic import write_text_atomic
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
     from halohand.grasp.generate import grasp_halo, shipped_model_path
     from halohand.objects.registry import load_objects
 
-    if model is not None and engine is not None:
-        raise HalohandInputError("pass at most one of --model and --engine")
-    if n < 1:
-        raise HalohandInputError(f"--n must be >= 1, got {n}")
-    if candidates < 1:
-        raise HalohandInputError(f"--candidates must be >= 1, got {candidates}")
     torch.set_num_threads(threads)
     halo = grasp_halo()
     if engine is None and model is None:

@@ -14,19 +14,25 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from halohand.apps.cli.options import (
+    Checkpoint,
+    Device,
+    KeypointFormat,
+    KeypointSide,
+    KeypointUnits,
+    MeshExtension,
+    Resolution,
+    check_extension,
+    check_format,
+    check_out_file,
+    check_out_folder,
+    check_resolution,
+    check_side,
+    check_units,
+)
+from halohand.apps.keypoint_io import load_keypoints, load_points, output_names
+from halohand.core.atomic import atomic_open
 from halohand.core.errors import HalohandInputError
-
-_CHECKPOINT_HELP = "Model file (.safetensors or training checkpoint.pt); default: shipped weights."
-_FORMAT_HELP = "Keypoint order: openpose (= mediapipe), mano, biomech, interhand, webxr, openxr."
-
-
-def _check_choice(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
-    if value is None:
-        return None
-    key = value.lower()
-    if key not in choices:
-        raise HalohandInputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
-    return key
 
 
 def _with_path(exc: HalohandInputError, path: Path, sequence: bool) -> HalohandInputError:
@@ -37,15 +43,6 @@ def _with_path(exc: HalohandInputError, path: Path, sequence: bool) -> HalohandI
     if msg.startswith("degenerate skeleton"):
         msg += "; check for duplicated or misplaced joints and the --format"
     return type(exc)(msg if str(path) in msg else f"{path}: {msg}")
-
-
-def _check_parent(path: Path, option: str) -> None:
-    """Refuse an output path under a file before any work (its folders could not be made)."""
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise HalohandInputError(f"{option} {path}: {parent} is a file, not a folder")
-            return
 
 
 def _load_model(checkpoint: Path | None, device: str):
@@ -64,20 +61,13 @@ def reconstruct(
         ),
     ],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the meshes.")],
-    side: Annotated[
-        str | None, typer.Option("--side", help="right or left (default: the file's, else right).")
-    ] = None,
-    units: Annotated[
-        str | None,
-        typer.Option("--units", help="auto, m, cm or mm (default: the file's, else auto)."),
-    ] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help=_FORMAT_HELP)] = None,
-    resolution: Annotated[
-        int, typer.Option("--resolution", help="Extraction lattice cells per axis (8-1024).")
-    ] = 256,
-    ext: Annotated[str, typer.Option("--ext", help="Mesh format: ply, obj or glb.")] = "ply",
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help=_CHECKPOINT_HELP)] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda[:N] or auto.")] = "cpu",
+    side: KeypointSide = None,
+    units: KeypointUnits = None,
+    fmt: KeypointFormat = None,
+    resolution: Resolution = 256,
+    ext: MeshExtension = "ply",
+    checkpoint: Checkpoint = None,
+    device: Device = "cpu",
 ) -> None:
     """Reconstruct watertight, part-coloured hand meshes from keypoint files.
 
@@ -85,29 +75,23 @@ def reconstruct(
 
     Named after the input: r00.npy -> r00.ply; seq.npy [N, 21, 3] -> seq_0000.ply, ...
     """
+    ext = check_extension(ext)
+    side, units, fmt = check_side(side), check_units(units), check_format(fmt)
+    check_resolution(resolution)
+    check_out_folder(out_dir)
+    files = [load_keypoints(path, fmt) for path in inputs]  # every file readable first
+
     from tqdm import tqdm
 
     from halohand.apps.cli.check import skeleton_warning
-    from halohand.apps.export import check_extension, export_mesh
-    from halohand.apps.keypoint_io import check_format, load_keypoints, output_names
-    from halohand.inference.halo import UNIT_SCALE, _check_resolution, prepare_hands
+    from halohand.apps.export import export_mesh
+    from halohand.inference.halo import prepare_hands
 
-    ext = check_extension(ext)
-    side = _check_choice(side, ("right", "left"), "--side")
-    units = _check_choice(units, ("auto", *UNIT_SCALE), "--units")
-    if fmt is not None:
-        fmt = check_format(fmt)
-    _check_resolution(resolution)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise HalohandInputError(f"--out-dir {out_dir} is a file; pass a folder")
-    _check_parent(out_dir, "--out-dir")
-
-    # 1. read and validate every input before anything runs or is written
+    # 1. validate every hand before anything runs or is written
     warnings: list[str] = []  # printed once every input is valid: an error stays one line
     jobs = []
     targets: dict[Path, Path] = {}
-    for path in inputs:
-        kf = load_keypoints(path, fmt)
+    for path, kf in zip(inputs, files, strict=True):
         try:
             prepared = prepare_hands(
                 kf.keypoints, side or kf.side or "right", units or kf.units or "auto", kf.fmt
@@ -161,16 +145,11 @@ def occupancy(
         typer.Argument(metavar="POINTS.npy", help="Query points [N, 3] or [B, N, 3], KP's units."),
     ],
     out: Annotated[Path, typer.Option("--out", help="Output .npy of probabilities.")],
-    side: Annotated[
-        str | None, typer.Option("--side", help="right or left (default: the file's, else right).")
-    ] = None,
-    units: Annotated[
-        str | None,
-        typer.Option("--units", help="auto, m, cm or mm (default: the file's, else auto)."),
-    ] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help=_FORMAT_HELP)] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help=_CHECKPOINT_HELP)] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda[:N] or auto.")] = "cpu",
+    side: KeypointSide = None,
+    units: KeypointUnits = None,
+    fmt: KeypointFormat = None,
+    checkpoint: Checkpoint = None,
+    device: Device = "cpu",
 ) -> None:
     """Inside/outside queries: occupancy probabilities (float32, >= 0.5 = inside).
 
@@ -178,32 +157,26 @@ def occupancy(
 
     Points [N, 3] with a batch of hands are queried around every hand.
     """
-    import torch
-
-    from halohand.apps.keypoint_io import check_format, load_keypoints, load_points
-    from halohand.core.atomic import atomic_open
-    from halohand.inference.halo import UNIT_SCALE, prepare_hands
-
-    side = _check_choice(side, ("right", "left"), "--side")
-    units = _check_choice(units, ("auto", *UNIT_SCALE), "--units")
-    if fmt is not None:
-        fmt = check_format(fmt)
-    if out.exists() and out.is_dir():
-        raise HalohandInputError(f"--out {out} is a folder; pass a .npy file name")
-    _check_parent(out, "--out")
+    side, units, fmt = check_side(side), check_units(units), check_format(fmt)
+    check_out_file(out, "--out", ".npy", strict=False)
     kf = load_keypoints(keypoints, fmt)
     pts = load_points(points)
+    if pts.ndim == 3 and pts.shape[0] not in (1, len(kf)):
+        raise HalohandInputError(
+            f"{points}: {pts.shape[0]} point sets for {len(kf)} hands; pass [N, 3] or one set "
+            f"per hand"
+        )
+
+    import torch
+
+    from halohand.inference.halo import prepare_hands
+
     use_side = side or kf.side or "right"
     use_units = units or kf.units or "auto"
     try:
         prepare_hands(kf.keypoints, use_side, use_units, kf.fmt)  # validates the skeleton
     except HalohandInputError as exc:
         raise _with_path(exc, keypoints, kf.is_sequence) from None
-    if pts.ndim == 3 and pts.shape[0] not in (1, len(kf)):
-        raise HalohandInputError(
-            f"{points}: {pts.shape[0]} point sets for {len(kf)} hands; pass [N, 3] or one set "
-            f"per hand"
-        )
     model = _load_model(checkpoint, device)
     kp = kf.keypoints if kf.is_sequence else kf.keypoints[0]
     with torch.no_grad():

@@ -8,15 +8,27 @@ from typing import Annotated
 
 import typer
 
+from halohand.apps.cli.options import (
+    DataFolder,
+    Device,
+    ModelFile,
+    Progress,
+    ProgressOverride,
+    Resolution,
+    Resume,
+    SplitLimit,
+    at_least,
+)
 from halohand.core.errors import HalohandInputError
-from halohand.evaluation.calibrate import DEFAULT_LEVELS
+
+#: ``--levels`` default: :data:`halohand.evaluation.calibrate.DEFAULT_LEVELS`, written out
+#: because that module imports torch (tests/test_cli_startup.py keeps the two equal).
+CALIBRATION_LEVELS = "0.4,0.5,0.55,0.6,0.65,0.7"
 
 
 def train(
     config: Annotated[Path, typer.Option("--config", help="TOML run config (see configs/).")],
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from <out>/checkpoint.pt.")
-    ] = False,
+    resume: Resume = False,
     data: Annotated[
         Path | None, typer.Option("--data", help="Override the config's data folder.")
     ] = None,
@@ -44,9 +56,7 @@ def train(
             "--threads", help="Override the config's torch CPU threads (1 on a busy shared box)."
         ),
     ] = None,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
-    ] = None,
+    progress: ProgressOverride = None,
 ) -> None:
     """Train an occupancy network (occupancy + skinning loss, Adam 1e-4).
 
@@ -69,8 +79,8 @@ def train(
         threads=threads,
         progress=progress,
     )
-    if stop_after is not None and stop_after < 1:
-        raise typer.BadParameter("--stop-after must be >= 1")
+    if stop_after is not None:
+        at_least(stop_after, 1, "--stop-after")
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise HalohandInputError(f"output folder {cfg.out} is a file; pass another --out")
     result = run_training(cfg, resume=resume, stop_after=stop_after)
@@ -88,10 +98,8 @@ def train(
 
 
 def evaluate(
-    checkpoint: Annotated[
-        Path, typer.Option("--checkpoint", help="Model (.safetensors) or checkpoint.pt.")
-    ],
-    data: Annotated[Path, typer.Option("--data", help="Data folder.")],
+    checkpoint: ModelFile,
+    data: DataFolder,
     json_out: Annotated[Path, typer.Option("--json", help="Summary JSON to write.")],
     split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
     csv_out: Annotated[
@@ -103,9 +111,7 @@ def evaluate(
     coarse_resolution: Annotated[
         int, typer.Option("--coarse-resolution", help="First hierarchical level.")
     ] = 32,
-    limit: Annotated[
-        int | None, typer.Option("--limit", help="Only the first N hands of the split.")
-    ] = None,
+    limit: SplitLimit = None,
     box: Annotated[
         str,
         typer.Option(
@@ -120,13 +126,11 @@ def evaluate(
     samples: Annotated[
         int, typer.Option("--surface-samples", help="Samples on each predicted mesh (Chamfer).")
     ] = 100_000,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
+    device: Device = "auto",
     mesh_dir: Annotated[
         Path | None, typer.Option("--mesh-dir", help="Also write the predicted meshes (PLY).")
     ] = None,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
-    ] = True,
+    progress: Progress = True,
     threshold: Annotated[
         float | None,
         typer.Option("--threshold", help="Iso-level of the mesh (default: the model's iso_level)."),
@@ -142,8 +146,7 @@ def evaluate(
 
     if not padding >= 0 or padding == float("inf"):
         raise HalohandInputError(f"--padding must be a finite length >= 0 (metres), got {padding}")
-    if samples < 1:
-        raise HalohandInputError(f"--surface-samples must be >= 1, got {samples}")
+    at_least(samples, 1, "--surface-samples")
     resolve_device(device)  # an unknown device name is bad input, before any work
     doc = run_evaluation(
         checkpoint, data, split=split, json_out=json_out, csv_out=csv_out,
@@ -165,27 +168,19 @@ def evaluate(
 
 
 def calibrate(
-    checkpoint: Annotated[
-        Path, typer.Option("--checkpoint", help="Model (.safetensors) or checkpoint.pt.")
-    ],
-    data: Annotated[Path, typer.Option("--data", help="Data folder.")],
+    checkpoint: ModelFile,
+    data: DataFolder,
     out: Annotated[Path, typer.Option("--out", help="Calibrated model (.safetensors) to write.")],
     split: Annotated[str, typer.Option("--split", help="val (default) or train.")] = "val",
     levels: Annotated[
         str, typer.Option("--levels", help="Comma-separated candidate probability levels.")
-    ] = ",".join(f"{x:g}" for x in DEFAULT_LEVELS),
-    limit: Annotated[
-        int | None, typer.Option("--limit", help="Only the first N hands of the split.")
-    ] = None,
+    ] = CALIBRATION_LEVELS,
+    limit: SplitLimit = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Per-level means and the choice (JSON).")
     ] = None,
-    resolution: Annotated[
-        int, typer.Option("--resolution", help="Extraction lattice cells per axis.")
-    ] = 256,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
-    ] = True,
+    resolution: Resolution = 256,
+    progress: Progress = True,
 ) -> None:
     """Choose the level meshes are extracted at (lowest validation Chamfer-L1).
 

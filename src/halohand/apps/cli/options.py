@@ -1,0 +1,186 @@
+"""The options the commands share: one declaration (name and help) and one validator each.
+
+Each option is an ``Annotated`` type; the command gives only the default (typer copies the
+declaration for every parameter, so one type serves many commands with their own defaults)::
+
+    def reconstruct(..., side: KeypointSide = None, device: Device = "cpu") -> None:
+        side = check_side(side)
+
+The validators raise :class:`~halohand.core.errors.HalohandInputError`, which
+:func:`halohand.apps.cli.main` turns into one line on stderr and exit status 2. Choices
+are checked here rather than by typer, so that every bad value gets that same treatment.
+
+This module is imported for ``halohand --help``: its constants come from light modules only
+(:mod:`halohand.core.units`, :mod:`halohand.skeleton.orders`; neither imports torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from halohand.core.errors import HalohandInputError
+from halohand.core.units import UNIT_CHOICES
+from halohand.skeleton.validation import check_format as _check_format
+
+#: Hand sides a keypoint file can be read as.
+SIDES = ("right", "left")
+#: Mesh formats ``--ext`` accepts: those :func:`halohand.apps.export.export_mesh` writes
+#: (the same tuple as :data:`halohand.apps.export.EXTENSIONS`, which imports trimesh).
+MESH_EXTENSIONS = ("ply", "obj", "glb")
+#: Extraction lattice sizes :class:`~halohand.inference.halo.HALO` accepts.
+RESOLUTION_RANGE = (8, 1024)
+
+# ------------------------------------------------------------------ keypoint files
+
+KeypointSide = Annotated[
+    str | None, typer.Option("--side", help="right or left (default: the file's, else right).")
+]
+KeypointUnits = Annotated[
+    str | None,
+    typer.Option("--units", help="auto, m, cm or mm (default: the file's, else auto)."),
+]
+KeypointFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Keypoint order: openpose (= mediapipe), mano, biomech, interhand, webxr, openxr.",
+    ),
+]
+
+# ------------------------------------------------------------------ models and devices
+
+#: An optional model for ``reconstruct`` / ``occupancy`` (``None``: the shipped weights).
+Checkpoint = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="Model file (.safetensors or training checkpoint.pt); default: shipped weights.",
+    ),
+]
+#: The model a command evaluates or calibrates (required).
+ModelFile = Annotated[
+    Path, typer.Option("--checkpoint", help="Model (.safetensors) or checkpoint.pt.")
+]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda[:N] or auto.")]
+Threads = Annotated[int, typer.Option("--threads", help="torch CPU threads.")]
+_PROGRESS = typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+Progress = Annotated[bool, _PROGRESS]
+#: ``--progress`` where ``None`` (not given) keeps the run config's choice.
+ProgressOverride = Annotated[bool | None, _PROGRESS]
+
+# ------------------------------------------------------------------ data, runs and outputs
+
+DataFolder = Annotated[Path, typer.Option("--data", help="Data folder.")]
+SplitLimit = Annotated[
+    int | None, typer.Option("--limit", help="Only the first N hands of the split.")
+]
+#: The output folder of a resumable job (``data generate``, ``grasp synthesize``).
+ResumableOut = Annotated[Path, typer.Option("--out", help="Output folder (created; resumable).")]
+Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue from the output folder's checkpoint.pt.")
+]
+Resolution = Annotated[
+    int, typer.Option("--resolution", help="Extraction lattice cells per axis (8-1024).")
+]
+MeshExtension = Annotated[str, typer.Option("--ext", help="Mesh format: ply, obj or glb.")]
+
+# ------------------------------------------------------------------ grasps
+
+GraspCount = Annotated[int, typer.Option("--n", help="Grasps per object.")]
+GraspSeed = Annotated[int, typer.Option("--seed", help="Sampling seed.")]
+GraspRefine = Annotated[
+    bool,
+    typer.Option("--refine/--no-refine", help="Refine each sample's translation (10 steps)."),
+]
+GraspCandidates = Annotated[
+    int,
+    typer.Option(
+        "--candidates",
+        help="Samples per grasp (refined when --refine); the lowest collision-and-contact "
+        "energy is kept. 1: plain sampling (the paper's).",
+    ),
+]
+GraspResolution = Annotated[
+    int, typer.Option("--resolution", help="HALO mesh lattice cells per axis.")
+]
+
+
+# ------------------------------------------------------------------ validators
+
+
+def check_choice(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
+    """``value`` lower-cased, or ``None`` for an option not given; raises for other values."""
+    if value is None:
+        return None
+    key = value.lower()
+    if key not in choices:
+        raise HalohandInputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return key
+
+
+def check_side(value: str | None) -> str | None:
+    return check_choice(value, SIDES, "--side")
+
+
+def check_units(value: str | None) -> str | None:
+    return check_choice(value, UNIT_CHOICES, "--units")
+
+
+def check_format(value: str | None) -> str | None:
+    """A keypoint format name lower-cased (``None``: read it from the file)."""
+    return None if value is None else _check_format(value)
+
+
+def check_extension(value: str) -> str:
+    """A mesh format lower-cased, without a dot."""
+    key = str(value).lower().lstrip(".")
+    if key not in MESH_EXTENSIONS:
+        raise HalohandInputError(
+            f"unknown mesh format {value!r}; use one of {', '.join(MESH_EXTENSIONS)}"
+        )
+    return key
+
+
+def check_resolution(value: int) -> int:
+    low, high = RESOLUTION_RANGE
+    if not low <= value <= high:
+        raise HalohandInputError(f"resolution must be an integer in {low}..{high}, got {value}")
+    return value
+
+
+def at_least(value: int, low: int, option: str) -> int:
+    if value < low:
+        raise HalohandInputError(f"{option} must be >= {low}, got {value}")
+    return value
+
+
+def check_parent(path: Path, option: str) -> None:
+    """Refuse an output path under a file before any work (its folders could not be made)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise HalohandInputError(f"{option} {path}: {parent} is a file, not a folder")
+            return
+
+
+def check_out_folder(path: Path, option: str = "--out-dir") -> Path:
+    """An output folder that is not a file and can be made."""
+    if path.exists() and not path.is_dir():
+        raise HalohandInputError(f"{option} {path} is a file; pass a folder")
+    check_parent(path, option)
+    return path
+
+
+def check_out_file(path: Path | None, option: str, suffix: str, *, strict: bool = True) -> None:
+    """An output file name (``None``: not asked for) that is not a folder and can be made;
+    with ``strict``, it must end in ``suffix``."""
+    if path is None:
+        return
+    if path.exists() and path.is_dir():
+        raise HalohandInputError(f"{option} {path} is a folder; pass a {suffix} file name")
+    if strict and path.suffix.lower() != suffix:
+        raise HalohandInputError(f"{option} {path}: expected a {suffix} file name")
+    check_parent(path, option)
