@@ -12,6 +12,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+import webbrowser
 from pathlib import Path
 
 import numpy as np
@@ -173,19 +174,16 @@ def test_empty_folder_and_busy_port_exit_2(tmp_path: Path, meshes: Path, monkeyp
 def test_command_prints_url_opens_browser_and_serves(meshes: Path, monkeypatch, capsys) -> None:
     """In-process: serve_forever is replaced by one request, as the real command blocks.
 
-    The installed entry point itself runs in the headless check (its start-up imports
-    torch, too slow for this suite on a small machine).
+    The installed entry point itself runs in the headless check.
     """
-    from halohand.apps.viewer import server as server_mod
-
     seen: dict[str, object] = {}
 
     def one_request(self: ViewerServer) -> None:
         self.start()
         seen["manifest"] = json.loads(get(self.url + "frames.json")[1])
 
-    monkeypatch.setattr(server_mod.ViewerServer, "serve_forever", one_request)
-    monkeypatch.setattr(server_mod.webbrowser, "open", lambda url: seen.setdefault("opened", url))
+    monkeypatch.setattr(ViewerServer, "serve_forever", one_request)
+    monkeypatch.setattr(webbrowser, "open", lambda url: seen.setdefault("opened", url))
     code, out, err = run_cli(monkeypatch, capsys, "view", meshes / "hand.obj", "--port", "0")
     assert code == 0, err
     url = next(w for w in out.split() if w.startswith("http://127.0.0.1:"))

@@ -38,8 +38,8 @@ def _register() -> None:
     from halohand.apps.cli.grasp import grasp_app
     from halohand.apps.cli.reconstruct import occupancy, reconstruct
     from halohand.apps.cli.train import calibrate, evaluate, train
+    from halohand.apps.cli.view import view
     from halohand.apps.demo import demo
-    from halohand.apps.viewer.server import view
 
     app.add_typer(data_app, name="data")
     app.add_typer(grasp_app, name="grasp")

@@ -4,6 +4,6 @@ Every input is read and converted to GLB before the server starts, so the page n
 three.js's GLTFLoader (vendored under ``static/vendor``) and bad input fails at once.
 """
 
-from halohand.apps.viewer.server import Frame, ViewerServer, load_frames, view
+from halohand.apps.viewer.server import Frame, ViewerServer, load_frames
 
-__all__ = ["Frame", "ViewerServer", "load_frames", "view"]
+__all__ = ["Frame", "ViewerServer", "load_frames"]

@@ -1,4 +1,4 @@
-"""``halohand view``: serve hand meshes to a small three.js page on a local HTTP server.
+"""The server behind ``halohand view``: hand meshes on a small three.js page over local HTTP.
 
 Every input is read, validated and converted to GLB (PLY / OBJ through trimesh; GLB files
 are passed through unchanged, so the skeleton nodes of :mod:`halohand.apps.export` survive)
@@ -18,23 +18,20 @@ import json
 import re
 import sys
 import threading
-import webbrowser
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import typer
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
 
 #: Mesh files the viewer reads (lower-case suffixes).
 MESH_SUFFIXES = (".glb", ".ply", ".obj")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-DEFAULT_PORT = 8765
 
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -295,44 +292,3 @@ class ViewerServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def view(
-    files: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="FILE...",
-            help="Meshes (.glb, .ply, .obj) or folders of them; several make a sequence.",
-        ),
-    ],
-    port: Annotated[
-        int, typer.Option("--port", help="Port to listen on; 0 picks a free one.")
-    ] = DEFAULT_PORT,
-    host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (keep loopback unless needed).")
-    ] = "127.0.0.1",
-    no_browser: Annotated[
-        bool, typer.Option("--no-browser", help="Print the URL instead of opening a browser.")
-    ] = False,
-    fps: Annotated[float, typer.Option("--fps", help="Playback speed of a sequence.")] = 10.0,
-) -> None:
-    """Show meshes in a local web page: part colours, skeleton (GLB), sequence player.
-
-    Runs until Ctrl+C. The page works offline (three.js ships with halohand).
-    """
-    frames = load_frames(files)
-    server = ViewerServer(frames, host=host, port=port, fps=fps)
-    n = len(frames)
-    typer.echo(f"halohand view: {n} frame{'s' if n != 1 else ''} at {server.url} (Ctrl+C to stop)")
-    sys.stdout.flush()  # a parent process reading the URL from a pipe needs it now
-    if not no_browser:
-        try:
-            webbrowser.open(server.url)
-        except webbrowser.Error:
-            pass  # no browser on this machine: the printed URL is enough
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        typer.echo("stopped")
-    finally:
-        server.close()
