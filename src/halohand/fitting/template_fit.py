@@ -41,6 +41,7 @@ import torch
 
 from halohand.core.errors import HalohandInputError
 from halohand.core.rotations import axis_angle_to_matrix
+from halohand.core.schedule import cosine
 from halohand.handmodel.pose import (
     HAND_LENGTH_RANGE,
     JOINT_LIMITS,
@@ -312,9 +313,8 @@ def fit_templates(
     for it in range(cfg.iterations):
         # Cosine decay to 1 % of the peak: large early steps escape the start pose, small
         # late steps settle to sub-millimetre accuracy.
-        frac = it / max(cfg.iterations - 1, 1)
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+            g["lr"] = cfg.lr * cosine(it, cfg.iterations - 1, 1.0, 0.01)
         opt.zero_grad(set_to_none=True)
         loss, _ = objective()
         loss.sum().backward()  # rows are independent, so the sum gives per-row gradients

@@ -17,7 +17,6 @@ through the object; another sample of the same posterior usually can.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from halohand.core.schedule import cosine
 
 if TYPE_CHECKING:
     import trimesh
@@ -185,7 +186,7 @@ def refine_translation(
     moments = (torch.zeros_like(shift), torch.zeros_like(shift))
     for k in range(steps):
         # Large first moves to leave a deep collision, then settle (cosine decay to zero).
-        lr = lr_m * 100.0 * 0.5 * (1.0 + math.cos(math.pi * k / steps))
+        lr = cosine(k, steps, lr_m * 100.0, 0.0)
         loss = grasp_energy(halo, kp + shift, inner, surface, contact_mm).sum()
         (grad,) = torch.autograd.grad(loss, shift)
         with torch.no_grad():

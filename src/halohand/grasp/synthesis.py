@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -50,6 +49,7 @@ import torch
 from halohand.core.atomic import atomic_path, write_text_atomic
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.rotations import align, axis_angle_to_matrix, rodrigues
+from halohand.core.schedule import cosine
 from halohand.fitting.template_fit import pose_prior_stats
 from halohand.grasp.metrics import intersection_volume
 from halohand.handmodel.collision import load_sphere_proxy
@@ -396,9 +396,8 @@ def synthesize_batch(
     opt = torch.optim.Adam(params, lr=cfg.lr)
     t0 = time.perf_counter()
     for it in range(cfg.steps):
-        frac = it / max(cfg.steps - 1, 1)
-        for grp in opt.param_groups:
-            grp["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+        for grp in opt.param_groups:  # cosine decay to 5 % of lr at the last step
+            grp["lr"] = cfg.lr * cosine(it, cfg.steps - 1, 1.0, 0.05)
         opt.zero_grad(set_to_none=True)
         terms, *_ = energies()
         sum(terms.values()).sum().backward()  # rows are independent
