@@ -79,8 +79,8 @@ def grasp_case() -> dict[str, np.ndarray]:
 def evaluate_case(workdir: Path) -> dict[str, Any]:
     """``halohand evaluate`` of the shipped model on a two-hand toy test split."""
     from halohand.data.engine import generate
-    from halohand.data.toy import ToyHandSource
     from halohand.evaluation.evaluate import evaluate
+    from halohand.handmodel.toy import ToyHandSource
     from halohand.inference.halo import pretrained_path
 
     workdir = Path(workdir)

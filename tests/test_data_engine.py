@@ -1,6 +1,6 @@
 """The data engine: determinism, byte identity, resume after a kill, labels, reader errors.
 
-Runs on the synthetic toy source (``halohand.data.toy``) so it does not depend on the hand
+Runs on the synthetic toy source (``halohand.handmodel.toy``) so it does not depend on the hand
 models; one test repeats the label check on the WebXR source when it is available.
 """
 
@@ -32,7 +32,7 @@ from halohand.data.engine import (
     verify,
 )
 from halohand.data.shards import shard_arrays, write_npz_deterministic
-from halohand.data.toy import ToyHandSource
+from halohand.handmodel.toy import ToyHandSource
 from halohand.objects.inside import winding_number
 
 COUNTS = {"train": 2, "val": 1, "test": 0}

@@ -519,8 +519,8 @@ def test_entry_point_subprocess_garbage_and_usage(tmp_path: Path) -> None:
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 4-hand toy data folder, a tiny model file and a valid tiny training config."""
     from halohand.data.engine import generate
-    from halohand.data.toy import ToyHandSource
     from halohand.fields import OccupancyConfig, OccupancyNetwork, save_model
+    from halohand.handmodel.toy import ToyHandSource
 
     root = tmp_path_factory.mktemp("fuzz_tiny")
     generate(root / "data", {"train": 2, "val": 1, "test": 1}, seed=3, source=ToyHandSource(),

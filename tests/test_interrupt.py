@@ -29,7 +29,7 @@ from test_fuzz import assert_cli_error, run_cli
 
 from halohand.core.checkpoint import load_checkpoint
 from halohand.data.engine import generate
-from halohand.data.toy import ToyHandSource
+from halohand.handmodel.toy import ToyHandSource
 from halohand.training import TrainConfig
 from halohand.training.trainer import train
 

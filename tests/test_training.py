@@ -21,7 +21,6 @@ from halohand.core.checkpoint import load_checkpoint, save_checkpoint
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data.dataset import OccupancyDataset
 from halohand.data.engine import generate
-from halohand.data.toy import ToyHandSource
 from halohand.evaluation.evaluate import CSV_COLUMNS, evaluate, hand_box
 from halohand.fields import (
     DEFAULT_SKIP_RADII_M,
@@ -31,6 +30,7 @@ from halohand.fields import (
     variant_config,
 )
 from halohand.fields.inputs import network_inputs
+from halohand.handmodel.toy import ToyHandSource
 from halohand.inference.halo import HALO
 from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig, load_config
 from halohand.training.trainer import LOG_COLUMNS, Trainer, _trim_log, predict_points, train

@@ -55,6 +55,7 @@ MOVED: dict[str, str] = {
     "halohand.grasp.objects": "halohand.objects.registry",
     "halohand.grasp.vae_train": "halohand.training.grasp_vae",
     "halohand.fitting.torch_model": "halohand.handmodel.torch_model",
+    "halohand.data.toy": "halohand.handmodel.toy",
 }
 
 #: Names that moved to another module than their old module's new home.

@@ -31,6 +31,7 @@ from halohand.handmodel.pose import (
     HandIdentity,
     HandPose,
 )
+from halohand.handmodel.webxr_model import WebXRHandModel, default_model
 from halohand.skeleton import NUM_PARTS, PART_NAMES
 
 # Shorthands for the gesture table: (MCP, PIP, DIP) flexion of a long finger. The fist is
@@ -294,8 +295,6 @@ class PosePrior:
         check uses ``model`` (default: the shipped WebXR model) at ``identity`` (default: the
         template's shape).
         """
-        from halohand.handmodel.webxr import WebXRHandModel, default_model
-
         checker = default_model() if model is None else model
         if not isinstance(checker, WebXRHandModel):
             raise HalohandInputError("the pose prior's collision check needs a WebXRHandModel")

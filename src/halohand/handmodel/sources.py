@@ -9,8 +9,10 @@ import numpy as np
 
 from halohand.core.errors import HalohandInputError
 from halohand.handmodel.hand import PosedHand
+from halohand.handmodel.webxr import WebXRHandSource
 
-SOURCES = ("webxr", "mano")
+#: The hand sources :func:`make_source` builds, by name (the data engine's ``--source``).
+SOURCES = ("webxr", "mano", "toy")
 
 
 @runtime_checkable
@@ -25,13 +27,14 @@ class HandSource(Protocol):
 
 
 def make_source(name: str = "webxr", mano_model: Path | None = None) -> HandSource:
-    """Build a hand source by name: ``"webxr"`` (embedded default) or ``"mano"``.
+    """Build a hand source by name (one of :data:`SOURCES`).
 
-    ``"mano"`` needs ``mano_model``, the path of a user-supplied ``MANO_RIGHT.pkl``.
+    ``"webxr"``: the embedded hand (default); ``"mano"``: a user-supplied MANO model, at
+    ``mano_model`` (the path of ``MANO_RIGHT.pkl``); ``"toy"``: synthetic watertight capsule
+    hands for tests and benchmarks. MANO (torch) and the toy hands (trimesh) are imported
+    only when asked for.
     """
     if name == "webxr":
-        from halohand.handmodel.webxr import WebXRHandSource
-
         return WebXRHandSource()
     if name == "mano":
         if mano_model is None:
@@ -39,4 +42,8 @@ def make_source(name: str = "webxr", mano_model: Path | None = None) -> HandSour
         from halohand.handmodel.mano import ManoHandSource
 
         return ManoHandSource(Path(mano_model))
+    if name == "toy":
+        from halohand.handmodel.toy import ToyHandSource
+
+        return ToyHandSource()
     raise HalohandInputError(f"unknown hand source {name!r}; expected one of {', '.join(SOURCES)}")

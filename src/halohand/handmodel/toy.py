@@ -8,7 +8,8 @@ bone lengths) and poses (flexion per joint) from the generator it is given and f
 field of :class:`~halohand.handmodel.PosedHand` consistently: keypoints in the project's
 order, posed->canonical part transforms, one-hot skin weights, part labels.
 
-Selected on the command line with ``halohand data generate --source toy``.
+Selected with ``make_source("toy")``, on the command line with ``halohand data generate --source
+toy``.
 """
 
 from __future__ import annotations
