@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from halohand.core.atomic import atomic_path
 from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.core.rotations import rotation_6d_to_matrix
 from halohand.handmodel.prior import IdentityPrior
 from halohand.handmodel.torch_model import TorchHandModel
 
@@ -166,15 +167,6 @@ class Decoder(nn.Module):
 
     def forward(self, z: Tensor, code: Tensor) -> Tensor:
         return self.out(self.body(torch.cat([z, code], dim=-1)))
-
-
-def rotation_6d_to_matrix(d6: Tensor) -> Tensor:
-    """``[..., 6]`` -> ``[..., 3, 3]`` by Gram-Schmidt on the two columns."""
-    a1, a2 = d6[..., :3], d6[..., 3:]
-    b1 = nn.functional.normalize(a1, dim=-1)
-    b2 = nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    b3 = torch.cross(b1, b2, dim=-1)
-    return torch.stack([b1, b2, b3], dim=-1)
 
 
 def _output_rotation(d6: Tensor) -> Tensor:
