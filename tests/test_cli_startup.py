@@ -1,7 +1,8 @@
 """The command line starts without the heavy libraries (see ``halohand.apps.cli``).
 
 ``halohand --help`` and usage errors build the whole command tree, so importing the CLI
-package must not load torch, trimesh or scipy; commands load them when they run. Constants
+package must not load torch, trimesh or scipy (seconds), nor numpy (a tenth of a second,
+a quarter of what ``--help`` may take); commands load them when they run. Constants
 the option declarations show but cannot import (their modules are heavy) are pinned to
 their sources here.
 """
@@ -21,7 +22,7 @@ from halohand.apps.cli import options as opts
 from halohand.apps.cli import train as train_cli
 from halohand.core.errors import HalohandInputError
 
-HEAVY = ("torch", "trimesh", "scipy")
+HEAVY = ("torch", "trimesh", "scipy", "numpy")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 

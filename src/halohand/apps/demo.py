@@ -25,7 +25,6 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import typer
@@ -254,41 +253,31 @@ def key_frame_indices(n_frames: int, n_keys: int) -> list[int]:
     return picks
 
 
-def demo(
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the outputs.")] = Path(
-        "output"
-    ),
-    frames: Annotated[
-        int, typer.Option("--frames", min=1, max=1000, help="Frames of the animation.")
-    ] = 32,
-    resolution: Annotated[
-        int,
-        typer.Option(
-            "--resolution", min=8, max=1024, help="HALO extraction lattice cells per axis."
-        ),
-    ] = 96,
-    size: Annotated[
-        int, typer.Option("--size", min=32, max=2048, help="Panel size in pixels (square).")
-    ] = 320,
-    side: Annotated[str, typer.Option("--side", help="Hand side: right or left.")] = "right",
-    meshes: Annotated[
-        bool, typer.Option("--meshes/--no-meshes", help="Also write meshes/frame_*.ply.")
-    ] = False,
-    gallery: Annotated[
-        bool,
-        typer.Option("--gallery/--no-gallery", help="Also render every gesture and random hands."),
-    ] = True,
-    samples: Annotated[
-        int, typer.Option("--samples", min=0, max=64, help="Random hands in the gallery.")
-    ] = 8,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the gallery's random hands.")] = 0,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option("--checkpoint", help="Model file (default: the shipped weights)."),
-    ] = None,
+def run_demo(
+    *,
+    out_dir: Path,
+    frames: int,
+    resolution: int,
+    size: int,
+    side: str,
+    meshes: bool,
+    gallery: bool,
+    samples: int,
+    seed: int,
+    checkpoint: Path | None,
 ) -> None:
-    """Animate the template through natural key poses, reconstruct each frame with HALO from
-    its keypoints and render both side by side (PNG frames, GIF, contact sheet)."""
+    """``halohand demo`` (declared, with its defaults, in :mod:`halohand.apps.cli.demo`).
+
+    Args:
+        out_dir: folder for the outputs (see the module docstring).
+        frames: frames of the animation.
+        resolution: HALO extraction lattice cells per axis.
+        size: panel size in pixels (square).
+        side: ``right`` or ``left``.
+        meshes: also write ``meshes/frame_*.ply``.
+        gallery: also render every gesture and ``samples`` random hands (seed ``seed``).
+        checkpoint: model file (``None``: the shipped weights).
+    """
     from tqdm import tqdm
 
     from halohand.apps.render import (

@@ -1,20 +1,22 @@
 """Command-line interface: ``halohand --help``.
 
-Each command group lives next to the code it drives and is registered here. Bad input
+Each command (or group) is declared in a module of this package and registered here. Bad input
 (``ValueError`` and friends) ends with one line on stderr and exit status 2. The options the
 commands share (and their validators) are declared once, in :mod:`halohand.apps.cli.options`.
 
 Imports inside functions: this package is the one place where they are deliberate. Every
 ``halohand`` run imports every command module (to build the command tree), so a module-level
-import of torch, trimesh, scipy, scikit-image or the packages built on them
+import of numpy, torch, trimesh, scipy, scikit-image or the packages built on them
 (``halohand.inference``, ``.grasp``, ``.training``, ``.evaluation``, ``.canonical``,
-``halohand.apps.export``...) would cost every ``--help`` and every usage error seconds.
-Command modules therefore import only light modules at the top (typer, numpy,
-``halohand.core.errors`` / ``.units`` / ``.atomic``, ``halohand.skeleton``,
-``halohand.apps.keypoint_io``); a command imports the heavy ones in its body, after it has
-checked its options and read its inputs, so that bad input is also answered at once.
-``tests/test_cli_startup.py`` checks that importing this package loads none of torch,
-trimesh or scipy; ``benchmarks/speed/cli_startup.py`` times it.
+``halohand.skeleton``, ``halohand.apps.keypoint_io`` / ``.export`` / ``.demo`` /
+``.viewer``...) would cost every ``--help`` and every usage error its import time (seconds
+for torch). Command modules therefore import at the top only typer, the standard library,
+``halohand.core.errors`` / ``.units`` / ``.atomic``, ``halohand.data.constants`` and
+:mod:`.options`; a command imports
+the rest in its body, the heavy modules after it has checked its options and read its
+inputs, so that bad input is answered at once too. ``tests/test_cli_startup.py`` checks
+that importing this package loads none of numpy, torch, trimesh or scipy;
+``benchmarks/speed/cli_startup.py`` times the command.
 """
 
 from __future__ import annotations
@@ -35,11 +37,11 @@ app = typer.Typer(
 def _register() -> None:
     from halohand.apps.cli.check import check
     from halohand.apps.cli.data import data_app
+    from halohand.apps.cli.demo import demo
     from halohand.apps.cli.grasp import grasp_app
     from halohand.apps.cli.reconstruct import occupancy, reconstruct
     from halohand.apps.cli.train import calibrate, evaluate, train
     from halohand.apps.cli.view import view
-    from halohand.apps.demo import demo
 
     app.add_typer(data_app, name="data")
     app.add_typer(grasp_app, name="grasp")

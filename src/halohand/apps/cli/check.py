@@ -11,10 +11,10 @@ line on stderr and exit status 2 (``halohand.apps.cli``); nothing is written the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 from halohand.apps.cli.options import (
@@ -26,10 +26,11 @@ from halohand.apps.cli.options import (
     check_side,
     check_units,
 )
-from halohand.apps.keypoint_io import load_keypoints
 from halohand.core.atomic import atomic_open, write_text_atomic
 from halohand.core.errors import HalohandInputError
-from halohand.skeleton import from_openpose, to_openpose
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -54,7 +55,7 @@ def skeleton_warning(
 
 
 def _fmt_value(value: float, unit: str) -> str:
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         return "-"
     if unit == "deg":
         return f"{value:.1f} deg"
@@ -64,13 +65,13 @@ def _fmt_value(value: float, unit: str) -> str:
 
 
 def _fmt_range(low: float, high: float, unit: str) -> str:
-    if not np.isfinite(low) and not np.isfinite(high):
+    if not math.isfinite(low) and not math.isfinite(high):
         return "-"
     if unit == "score":
         return f">= {low:g}"
 
     def one(x: float) -> str:
-        if not np.isfinite(x):
+        if not math.isfinite(x):
             return ""
         if unit == "m":
             return f"{x * 100:g}"
@@ -81,6 +82,7 @@ def _fmt_range(low: float, high: float, unit: str) -> str:
 
 
 def _print_report(report: Any, path: Path, side: str, units_given: str, sequence: bool) -> None:
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
@@ -159,6 +161,11 @@ def check(
     Prints the findings (warning: unusual; error: not a human hand or wrong side/units).
     Exits 0 when the file could be read, whatever it holds; 2 for unreadable input.
     """
+    import numpy as np
+
+    from halohand.apps.keypoint_io import load_keypoints
+    from halohand.skeleton import from_openpose, to_openpose
+
     side, units, fmt = check_side(side), check_units(units), check_format(fmt)
     check_out_file(json_out, "--json", ".json")
     check_out_file(fix_out, "--fix-skeleton", ".npy")

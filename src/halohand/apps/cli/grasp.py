@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from typer.core import TyperGroup
 
@@ -137,6 +136,7 @@ def sample_cmd(
     ext = check_extension(ext)
     check_out_folder(out_dir)
 
+    import numpy as np
     import torch
 
     from halohand.apps.figures import render_grasps

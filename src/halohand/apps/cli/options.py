@@ -10,8 +10,9 @@ The validators raise :class:`~halohand.core.errors.HalohandInputError`, which
 :func:`halohand.apps.cli.main` turns into one line on stderr and exit status 2. Choices
 are checked here rather than by typer, so that every bad value gets that same treatment.
 
-This module is imported for ``halohand --help``: its constants come from light modules only
-(:mod:`halohand.core.units`, :mod:`halohand.skeleton.orders`; neither imports torch).
+This module is imported for ``halohand --help``: it imports typer and
+:mod:`halohand.core.units` (no numpy); the keypoint formats are checked by
+:mod:`halohand.skeleton.validation` (numpy), loaded when a ``--format`` is given.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import typer
 
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import UNIT_CHOICES
-from halohand.skeleton.validation import check_format as _check_format
 
 #: Hand sides a keypoint file can be read as.
 SIDES = ("right", "left")
@@ -131,7 +131,11 @@ def check_units(value: str | None) -> str | None:
 
 def check_format(value: str | None) -> str | None:
     """A keypoint format name lower-cased (``None``: read it from the file)."""
-    return None if value is None else _check_format(value)
+    if value is None:
+        return None
+    from halohand.skeleton.validation import check_format as check_keypoint_format  # numpy
+
+    return check_keypoint_format(value)
 
 
 def check_extension(value: str) -> str:

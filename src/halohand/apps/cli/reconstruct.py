@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from halohand.apps.cli.options import (
@@ -30,7 +29,6 @@ from halohand.apps.cli.options import (
     check_side,
     check_units,
 )
-from halohand.apps.keypoint_io import load_keypoints, load_points, output_names
 from halohand.core.atomic import atomic_open
 from halohand.core.errors import HalohandInputError
 
@@ -75,6 +73,8 @@ def reconstruct(
 
     Named after the input: r00.npy -> r00.ply; seq.npy [N, 21, 3] -> seq_0000.ply, ...
     """
+    from halohand.apps.keypoint_io import load_keypoints, output_names
+
     ext = check_extension(ext)
     side, units, fmt = check_side(side), check_units(units), check_format(fmt)
     check_resolution(resolution)
@@ -157,6 +157,10 @@ def occupancy(
 
     Points [N, 3] with a batch of hands are queried around every hand.
     """
+    import numpy as np
+
+    from halohand.apps.keypoint_io import load_keypoints, load_points
+
     side, units, fmt = check_side(side), check_units(units), check_format(fmt)
     check_out_file(out, "--out", ".npy", strict=False)
     kf = load_keypoints(keypoints, fmt)
