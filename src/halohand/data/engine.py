@@ -40,6 +40,7 @@ import json
 import multiprocessing as mp
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -244,8 +245,30 @@ def _resolve(source: SourceLike) -> HandSource:
     return source  # type: ignore[return-value]
 
 
-def _init_worker(source: SourceLike) -> None:
+def _exit_with(main_pid: int, period_s: float = 1.0) -> None:
+    """Wait (in a daemon thread) until process ``main_pid`` is gone, then end this worker.
+
+    A worker's parent is the forkserver, not the generating process, so a ``kill -9`` of
+    the latter would otherwise leave workers running their queue to the end.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(period_s)
+            try:
+                os.kill(main_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover - pid reused by another user's process
+                os._exit(1)
+
+    threading.Thread(target=watch, name="halohand-parent-watch", daemon=True).start()
+
+
+def _init_worker(source: SourceLike, main_pid: int | None = None) -> None:
     global _WORKER_SOURCE
+    if main_pid is not None:
+        _exit_with(main_pid)
     _WORKER_SOURCE = _resolve(source)
 
 
@@ -578,7 +601,10 @@ def _run(
         # keeping every worker busy; results are buffered per shard until it is complete.
         window = 2 * workers
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(source,)
+            max_workers=workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(source, os.getpid()),
         ) as pool:
             pending: set[Future] = set()
             try:
