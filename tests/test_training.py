@@ -33,7 +33,7 @@ from halohand.fields.inputs import network_inputs
 from halohand.handmodel.toy import ToyHandSource
 from halohand.inference.halo import HALO
 from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig, load_config
-from halohand.training.trainer import LOG_COLUMNS, Trainer, _trim_log, predict_points, train
+from halohand.training.trainer import LOG_COLUMNS, Trainer, predict_points, train
 
 
 @pytest.fixture(scope="module")
@@ -463,16 +463,6 @@ def test_wall_time_budget_ends_training(data: Path, tmp_path: Path) -> None:
     assert result.finished and result.step == 1
     assert (tmp_path / "run" / "last.safetensors").is_file()
     assert _read_log(tmp_path / "run" / "log.csv")[-1]["val_iou_mixed"] != ""
-
-
-def test_log_is_trimmed_to_the_checkpoint(tmp_path: Path) -> None:
-    path = tmp_path / "log.csv"
-    rows = [",".join([str(s)] + ["1"] * (len(LOG_COLUMNS) - 1)) for s in range(1, 6)]
-    path.write_text(",".join(LOG_COLUMNS) + "\n" + "\n".join(rows) + "\n6,1,1")  # torn line
-    _trim_log(path, 3)
-    assert [r["step"] for r in _read_log(path)] == ["1", "2", "3"]
-    _trim_log(tmp_path / "new.csv", 0)
-    assert (tmp_path / "new.csv").read_text() == ",".join(LOG_COLUMNS) + "\n"
 
 
 def test_ground_truth_variant_trains_on_left_and_right_hands(data: Path, tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ back with ``weights_only=True``: no arbitrary pickle code runs on load):
 * ``rng``: torch CPU (and CUDA) generator states;
 * ``skinning``: the skinning-loss schedule (:class:`~halohand.training.trainer.SkinningSchedule`);
 * ``best``: best validation metric and its step; ``last_val``: latest validation result;
-* ``config``: the :class:`~halohand.training.config.TrainConfig` as a dict.
+* ``config``: the :class:`~halohand.training.config.TrainConfig` as a dict;
+* ``log_window`` (optional, newer checkpoints): sums of the steps since the last log row
+  (:class:`~halohand.training.run.Run`), so the first row after a resume matches.
 
 Writes go to a temporary file in the same folder, are fsynced and renamed over the old
 checkpoint with ``os.replace``: a crash leaves the previous checkpoint intact.
@@ -30,11 +32,12 @@ import torch
 from halohand.core.atomic import atomic_open
 from halohand.core.errors import CorruptFileError
 
-__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_KEYS", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "halohand.train-checkpoint"
 CHECKPOINT_VERSION = 1
-_REQUIRED = ("step", "elapsed_s", "model", "model_config", "optimizer", "config", "skinning")
+#: Keys every occupancy-trainer checkpoint holds.
+CHECKPOINT_KEYS = ("step", "elapsed_s", "model", "model_config", "optimizer", "config", "skinning")
 
 
 def save_checkpoint(
@@ -56,7 +59,7 @@ def load_checkpoint(
     path: str | os.PathLike[str],
     map_location: str | torch.device = "cpu",
     format_tag: str = CHECKPOINT_FORMAT,
-    required: tuple[str, ...] = _REQUIRED,
+    required: tuple[str, ...] = CHECKPOINT_KEYS,
 ) -> dict[str, Any]:
     """Read and validate a checkpoint written by :func:`save_checkpoint` with ``format_tag``
     that holds the keys ``required``.

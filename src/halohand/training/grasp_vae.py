@@ -31,13 +31,10 @@ a freshly initialised decoder puts all joints near one point, where angles are u
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +44,7 @@ from torch import Tensor
 from halohand.core.errors import HalohandInputError
 from halohand.grasp.energies import bone_lengths, interior_points, interpenetration
 from halohand.grasp.vae import GraspVAE, VAEConfig, kl_divergence, save_vae
+from halohand.training.run import Run, lr_schedule
 
 __all__ = ["GraspData", "VAETrainConfig", "grasp_losses", "load_vae_config", "train_vae"]
 
@@ -260,11 +258,6 @@ def grasp_losses(
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _lr(config: VAETrainConfig, step: int) -> float:
-    t = min(step / max(config.steps, 1), 1.0)
-    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1.0 + math.cos(math.pi * t))
-
-
 def train_vae(
     config: VAETrainConfig,
     *,
@@ -274,38 +267,40 @@ def train_vae(
     data: GraspData | None = None,
     stop_after: int | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a grasp VAE; writes ``checkpoint.pt``, ``log.csv``, ``model.safetensors``.
+    """Train (or resume) a grasp VAE; writes ``checkpoint.pt``, ``log.csv``, ``config.json``
+    and, at the end, ``model.safetensors`` (the folder is a :class:`~halohand.training.run.Run`).
 
     ``halo``: the frozen occupancy model for the interpenetration term (default: the
     pretrained one when ``w_interpenetration > 0``). ``stop_after``: leave after that many
     steps of this call with a checkpoint (a time-boxed run; ``resume`` continues it
-    exactly). Returns a summary dict (``finished`` False when stopped early).
+    exactly); SIGINT/SIGTERM do the same after the running step. ``resume`` without a
+    checkpoint starts fresh. Returns a summary dict (``finished`` False when stopped early).
     """
     from tqdm import tqdm
 
-    from halohand.core.checkpoint import load_checkpoint, save_checkpoint
-
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists() and not resume:
-        raise HalohandInputError(f"{ckpt_path} exists: pass --resume or choose another out_dir")
+    run = Run(
+        config.out_dir,
+        config.to_dict(),
+        columns=_LOG_FIELDS,
+        format_tag=CHECKPOINT_FORMAT,
+        required=_CHECKPOINT_KEYS,
+        learning_rate=lr_schedule("cosine", config.lr, config.lr_min, config.steps),
+        checkpoint_every_s=config.checkpoint_every_s,
+    )
+    doc = run.open(resume, fresh_if_missing=True)
     torch.manual_seed(config.seed)
     model = GraspVAE(config.model)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
-    step, elapsed = 0, 0.0
-    if resume and ckpt_path.exists():
-        doc = load_checkpoint(ckpt_path, format_tag=CHECKPOINT_FORMAT, required=_CHECKPOINT_KEYS)
+    if doc is not None:
         # Keys added to the config after the checkpoint was written take their defaults.
         saved = {**VAETrainConfig().to_dict(), **doc["config"]}
         saved["model"] = {**asdict(VAEConfig()), **doc["config"].get("model", {})}
         if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
-            raise HalohandInputError(f"{ckpt_path} was written with another config")
+            raise HalohandInputError(f"{run.checkpoint_path} was written with another config")
         model.load_state_dict(doc["model"])
         opt.load_state_dict(doc["optimizer"])
         gen.set_state(doc["generator"])
-        step, elapsed = int(doc["step"]), float(doc["elapsed_s"])
     if data is None:
         data = GraspData(config.grasps, config.object_points)
     if halo is None and config.w_interpenetration > 0 and config.interior_points > 0:
@@ -315,100 +310,80 @@ def train_vae(
     if halo is not None:
         for p in halo.network.parameters():
             p.requires_grad_(False)
-    log_path = out / "log.csv"
-    if log_path.exists():
-        # Rows logged after the checkpoint we resume from are repeated by the resumed run.
-        with open(log_path, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
-        log_path.unlink()
-        if rows:
-            with open(log_path, "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=_LOG_FIELDS)
-                w.writeheader()
-                w.writerows(rows)
+    run.start()
     warm = int(config.warmup_fraction * config.steps)
-    start = time.monotonic() - elapsed
-    last_ckpt = time.monotonic()
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="grasp VAE")
+    bar = tqdm(total=config.steps, initial=run.step, disable=not progress, desc="grasp VAE")
     model.train()
     row: dict[str, float] = {}
 
-    def checkpoint() -> None:
-        save_checkpoint(
-            ckpt_path,
-            {
-                "config": config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "generator": gen.get_state(),
-                "step": step,
-                "elapsed_s": time.monotonic() - start,
-            },
-            format_tag=CHECKPOINT_FORMAT,
-        )
+    def state() -> dict[str, Any]:
+        return {
+            "config": config.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+        }
 
-    last_step = config.steps if stop_after is None else min(config.steps, step + stop_after)
-    while step < last_step:
-        for group in opt.param_groups:
-            group["lr"] = _lr(config, step)
-        b = data.batch(
-            gen,
-            config.objects_per_batch,
-            config.grasps_per_object,
-            config.interior_points,
-            config.rotate_z,
-        )
-        code = model.encode_object(b["clouds"])[b["group"]]
-        eps_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        pred, mean, log_std, local = model(b["keypoints"], code, generator=eps_gen)
-        late = step >= warm
-        total, terms = grasp_losses(
-            pred,
-            b["keypoints"],
-            mean,
-            log_std,
-            config,
-            angles=late,
-            halo=halo if late and config.w_interpenetration > 0 else None,
-            interior=b["interiors"],
-            local=local,
-        )
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        step += 1
-        bar.update(1)
-        if step % config.log_every == 0 or step == config.steps:
-            row = {
-                "step": step,
-                "wall_s": round(time.monotonic() - start, 2),
-                "lr": _lr(config, step - 1),
-                "loss": float(total.detach()),
-                **terms,
-            }
-            new = not log_path.exists()
-            with open(log_path, "a", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=_LOG_FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", joints=f"{terms['joints']:.2f}")
-        if time.monotonic() - last_ckpt > config.checkpoint_every_s:
-            checkpoint()
-            last_ckpt = time.monotonic()
+    last_step = config.steps if stop_after is None else min(config.steps, run.step + stop_after)
+    with run.stop_signals():
+        while run.step < last_step:
+            step = run.step
+            run.set_lr(opt)
+            b = data.batch(
+                gen,
+                config.objects_per_batch,
+                config.grasps_per_object,
+                config.interior_points,
+                config.rotate_z,
+            )
+            code = model.encode_object(b["clouds"])[b["group"]]
+            eps_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            pred, mean, log_std, local = model(b["keypoints"], code, generator=eps_gen)
+            late = step >= warm
+            total, terms = grasp_losses(
+                pred,
+                b["keypoints"],
+                mean,
+                log_std,
+                config,
+                angles=late,
+                halo=halo if late and config.w_interpenetration > 0 else None,
+                interior=b["interiors"],
+                local=local,
+            )
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            run.step = step = step + 1
+            bar.update(1)
+            if step % config.log_every == 0 or step == config.steps:
+                row = {
+                    "step": step,
+                    "wall_s": round(run.elapsed(), 2),
+                    "lr": run.lr(step - 1),
+                    "loss": float(total.detach()),
+                    **terms,
+                }
+                run.log(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", joints=f"{terms['joints']:.2f}")
+            if run.checkpoint_due():
+                run.save(state())
+            if run.stop_requested:
+                break
     bar.close()
-    checkpoint()
-    if step < config.steps:
-        return {"steps": step, "finished": False, "last": row}
-    wall = time.monotonic() - start
+    run.save(state())
+    wall = round(run.elapsed(), 1)
+    if run.step < config.steps:
+        return {"steps": run.step, "finished": False, "wall_s": wall, "grasps": len(data),
+                "last": row}  # fmt: skip
     meta = {
         "finished": True,
-        "steps": step,
-        "wall_s": round(wall, 1),
+        "steps": run.step,
+        "wall_s": wall,
         "grasps": len(data),
         "objects": data.object_ids,
         "config": config.to_dict(),
         "last": row,
     }
-    save_vae(out / "model.safetensors", model.eval(), meta)
+    save_vae(run.folder / "model.safetensors", model.eval(), meta)
     return meta

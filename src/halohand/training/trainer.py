@@ -27,20 +27,17 @@ run resumed from a checkpoint ends with the same weights as an uninterrupted one
 Outputs in ``out``: ``checkpoint.pt`` (atomic, every ``checkpoint_minutes``, at the end, and
 on SIGINT/SIGTERM), ``log.csv`` (append-only rows, trimmed back to the checkpoint's step on
 resume), ``best.safetensors`` (best validation ``val_metric``), ``last.safetensors`` and
-``config.json``.
+``config.json``. A :class:`~halohand.training.run.Run` keeps the folder, the checkpoint, the
+log and the config file, the stop signals, the wall time and the learning-rate schedule.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,13 +49,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from halohand.core.atomic import write_text_atomic
-from halohand.core.checkpoint import load_checkpoint, save_checkpoint
+from halohand.core.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS
 from halohand.core.device import select_device
 from halohand.core.errors import HalohandInputError
 from halohand.evaluation.evaluate import predict_points
 from halohand.fields.inputs import network_inputs
 from halohand.training.config import RUN_CONTROL_KEYS, TrainConfig
+from halohand.training.run import Run, lr_schedule
 
 __all__ = [
     "LOG_COLUMNS", "SkinningSchedule", "StreamBatchSampler", "TrainResult", "Trainer",
@@ -222,12 +219,10 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     """Learning rate of optimizer step ``step`` (0-based).
 
     ``constant``: ``lr``. ``cosine``: ``lr_min + (lr - lr_min) (1 + cos(pi s / max_steps)) / 2``
-    (a function of the step only, so resumed runs follow the same curve).
+    (a function of the step only, so resumed runs follow the same curve;
+    :func:`~halohand.training.run.lr_schedule`).
     """
-    if cfg.lr_schedule == "constant":
-        return cfg.lr
-    frac = min(max(step / max(cfg.max_steps, 1), 0.0), 1.0)
-    return cfg.lr_min + (cfg.lr - cfg.lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    return lr_schedule(cfg.lr_schedule, cfg.lr, cfg.lr_min, cfg.max_steps)(step)
 
 
 def support_mask(model_config: Any, points_m: Tensor, keypoints_m: Tensor) -> Tensor | None:
@@ -295,54 +290,11 @@ class TrainResult:
 
 
 def _fmt(x: float | None) -> str:
+    if isinstance(x, int):
+        return str(x)
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
     return f"{x:.6g}"
-
-
-def _trim_log(path: Path, max_step: int) -> None:
-    """Rewrite ``log.csv`` (atomically) keeping complete rows up to ``max_step``."""
-    rows: list[list[str]] = []
-    if path.is_file():
-        with open(path, encoding="utf-8", newline="") as fh:
-            lines = fh.read().split("\n")
-        if lines and lines[-1] != "":
-            lines = lines[:-1]  # a partial last line from a crash
-        for row in csv.reader(lines[1:]):
-            if len(row) == len(LOG_COLUMNS):
-                try:
-                    if int(row[0]) <= max_step:
-                        rows.append(row)
-                except ValueError:
-                    continue
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(LOG_COLUMNS)
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM -> stop after the current step (with a checkpoint)."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.raised:  # second signal: give up immediately
-            raise KeyboardInterrupt
-        self.raised = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -364,9 +316,15 @@ class Trainer:
     ) -> None:
         self.cfg = cfg = config
         self.dist = dist = _Dist.from_env()
-        self.out = Path(cfg.out)
-        self.ckpt_path = self.out / "checkpoint.pt"
-        self.log_path = self.out / "log.csv"
+        self.run_state = Run(
+            cfg.out, cfg.to_dict(), columns=LOG_COLUMNS, format_tag=CHECKPOINT_FORMAT,
+            required=CHECKPOINT_KEYS,
+            learning_rate=lr_schedule(cfg.lr_schedule, cfg.lr, cfg.lr_min, cfg.max_steps),
+            checkpoint_every_s=cfg.checkpoint_minutes * 60.0, main=dist.main, format_value=_fmt,
+        )  # fmt: skip
+        self.out = self.run_state.folder
+        self.ckpt_path = self.run_state.checkpoint_path
+        self.log_path = self.run_state.log_path
         self.stop_after = stop_after
         self.device = select_device(cfg.device, dist.local_rank)
         self._threads_before: int | None = None
@@ -395,14 +353,9 @@ class Trainer:
         # nccl reduces CUDA tensors only; gloo CPU ones.
         self._reduce_device = self.device if self.device.type == "cuda" else torch.device("cpu")
 
-        doc = None
-        if resume:
-            doc = load_checkpoint(self.ckpt_path)
+        doc = self.run_state.open(resume)
+        if doc is not None:
             self._check_resume_config(doc["config"])
-        elif self.ckpt_path.exists():
-            raise HalohandInputError(
-                f"{self.ckpt_path} exists: pass --resume to continue that run, or another --out"
-            )
 
         self.model_config = cfg.model_config()
         torch.manual_seed(cfg.seed)
@@ -411,8 +364,6 @@ class Trainer:
             self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8
         )
         self.schedule = SkinningSchedule(cfg.skinning_weight, cfg.skinning_off_iou)
-        self.step = 0
-        self.elapsed_prev = 0.0
         self.best_metric = -math.inf
         self.best_step = -1
         self.last_val: dict[str, float] = {}
@@ -420,8 +371,6 @@ class Trainer:
             self.net.load_state_dict(doc["model"])
             self.optimizer.load_state_dict(doc["optimizer"])
             self.schedule.load_state_dict(doc["skinning"])
-            self.step = int(doc["step"])
-            self.elapsed_prev = float(doc["elapsed_s"])
             best = doc.get("best") or {}
             self.best_metric = float(best.get("metric", -math.inf))
             self.best_step = int(best.get("step", -1))
@@ -460,6 +409,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ bookkeeping
 
+    @property
+    def step(self) -> int:
+        """Optimizer steps done (all sessions)."""
+        return self.run_state.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.run_state.step = int(value)
+
     def _load_init_weights(self, path: Path) -> None:
         from halohand.fields.io import load_any_model
 
@@ -497,13 +455,12 @@ class Trainer:
                 f"{', '.join(sorted(RUN_CONTROL_KEYS))} may change on --resume"
             )
 
-    def _state(self, elapsed: float) -> dict[str, Any]:
+    def _state(self) -> dict[str, Any]:
+        """The checkpoint's contents but the run's own (step, elapsed_s, log_window)."""
         rng: dict[str, Tensor] = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
-            "step": self.step,
-            "elapsed_s": elapsed,
             "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             "model_config": self.model_config.to_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -514,9 +471,17 @@ class Trainer:
             "config": self.cfg.to_dict(),
         }
 
-    def _save_checkpoint(self, elapsed: float) -> None:
-        if self.dist.main:
-            save_checkpoint(self.ckpt_path, self._state(elapsed))
+    def _window(self) -> dict[str, float]:
+        """The log window (:meth:`Run.add`) with the loss sums of all processes (collective);
+        ``steps`` and ``train_s`` are this process's."""
+        window = self.run_state.window
+        occ, skin = self._agree([window.get("occ", 0.0), window.get("skin", 0.0)], "sum")
+        return {**window, "occ": occ, "skin": skin}
+
+    def _save_checkpoint(self, elapsed: float | None = None) -> None:
+        """Write ``checkpoint.pt`` (collective: every process calls it)."""
+        window = self._window()
+        self.run_state.save(self._state() if self.dist.main else {}, elapsed, window)
 
     def _export(self, name: str, extra: dict[str, Any]) -> None:
         from halohand.fields import save_model
@@ -524,15 +489,6 @@ class Trainer:
         meta = {"step": str(self.step), "train_config": json.dumps(self.cfg.to_dict())}
         meta.update({k: str(v) for k, v in extra.items()})
         save_model(self.out / name, self.net, extra_metadata=meta)
-
-    def _log_row(self, values: dict[str, Any]) -> None:
-        if not self.dist.main:
-            return
-        row = [values.get(c) for c in LOG_COLUMNS]
-        text = ",".join(str(v) if isinstance(v, int) else _fmt(v) for v in row)
-        with open(self.log_path, "a", encoding="utf-8", newline="") as fh:
-            fh.write(text + "\n")
-            fh.flush()
 
     # ------------------------------------------------------------------ the step
 
@@ -565,9 +521,7 @@ class Trainer:
             points_m = torch.cat([points_m, batch["surface_points"]], dim=1)
         points = inputs.points(points_m)  # network frame
         mask = support_mask(self.model_config, points_m, batch["keypoints"])
-        lr = learning_rate(self.cfg, self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.run_state.set_lr(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         total_occ = torch.zeros((), device=self.device)
         total_skin = torch.zeros((), device=self.device)
@@ -666,11 +620,8 @@ class Trainer:
         """Train until ``max_steps`` / ``max_hours`` (finished) or ``stop_after`` / a signal."""
         from tqdm import tqdm
 
-        cfg = self.cfg
-        if self.dist.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.out / "config.json", json.dumps(cfg.to_dict(), indent=1))
-            _trim_log(self.log_path, self.step)
+        cfg, run = self.cfg, self.run_state
+        run.start()
         if self.dist.enabled:
             torch.distributed.barrier()
         if not self.val_indices and self.dist.main and self.schedule.off_step is None:
@@ -683,22 +634,15 @@ class Trainer:
         end_step = cfg.max_steps
         if self.stop_after is not None:
             end_step = min(end_step, max(self.step, self.stop_after))
-        session_start = time.monotonic()
-        last_ckpt = session_start
         train_s = 0.0
         session_steps = 0
-        acc = np.zeros(3)  # loss_occ, loss_skin, steps since the last log row
-        window = [0.0, 0]  # train seconds, steps since the last log row
-        finished = self.step >= cfg.max_steps or self.elapsed_prev >= budget_s
+        finished = self.step >= cfg.max_steps or run.elapsed_prev >= budget_s
         bar = tqdm(
             total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.dist.main),
             dynamic_ncols=True, desc="train", file=sys.stderr,
         )  # fmt: skip
 
-        def elapsed() -> float:
-            return self.elapsed_prev + (time.monotonic() - session_start)
-
-        with _StopFlag() as stop, bar:
+        with run.stop_signals(), bar:
             loader_iter = iter(self._loader(end_step)) if not finished else iter(())
             while not finished and self.step < end_step:
                 t0 = time.monotonic()
@@ -709,25 +653,26 @@ class Trainer:
                 dt = time.monotonic() - t0
                 train_s += dt
                 session_steps += 1
-                acc += (l_occ, l_skin, 1)
-                window[0] += dt
-                window[1] += 1
+                # losses and training seconds since the last log row
+                run.add(occ=l_occ, skin=l_skin, steps=1.0, train_s=dt)
                 bar.update(1)
-                done_budget = elapsed() >= budget_s
-                flags = self._agree([float(stop.raised), float(done_budget)])
-                interrupted, done_budget = flags[0] > 0, flags[1] > 0
+                flags = self._agree([
+                    float(run.stop_requested), float(run.elapsed() >= budget_s),
+                    float(run.checkpoint_due()),
+                ])  # fmt: skip
+                interrupted, done_budget, checkpoint_due = (f > 0 for f in flags)
                 finished = self.step >= cfg.max_steps or done_budget
                 row: dict[str, Any] = {}
-                if self.step % cfg.log_every == 0 or finished or interrupted:
-                    occ_m, skin_m, k = self._agree([acc[0], acc[1], acc[2]], "sum")
-                    k = max(k, 1.0)
+                if self.step % cfg.log_every == 0 or finished:
+                    window = self._window()
+                    run.take_window()
+                    k = max(window.get("steps", 0.0) * self.dist.world, 1.0)
+                    occ_m, skin_m, win_s = window["occ"], window["skin"], window.get("train_s")
                     row.update(
                         loss=(occ_m + w_skin * skin_m) / k, loss_occ=occ_m / k,
                         loss_skin=skin_m / k if w_skin > 0 else None,
-                        steps_per_s=window[1] / window[0] if window[0] > 0 else None,
+                        steps_per_s=window["steps"] / win_s if win_s else None,
                     )  # fmt: skip
-                    acc[:] = 0
-                    window[:] = [0.0, 0]
                     bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
                 if self.val_indices and (self.step % cfg.validate_every == 0 or finished):
                     val = self.validate()
@@ -750,18 +695,17 @@ class Trainer:
                 if row:
                     row.update(
                         step=self.step, epoch=self.step * cfg.batch_size / len(self.train_set),
-                        wall_s=elapsed(), skin_weight=w_skin,
-                        lr=learning_rate(cfg, self.step - 1),
+                        wall_s=run.elapsed(), skin_weight=w_skin, lr=run.lr(self.step - 1),
                         best_val=self.best_metric if self.best_step >= 0 else None,
                     )  # fmt: skip
-                    self._log_row(row)
-                now = time.monotonic()
-                if (now - last_ckpt) / 60.0 >= cfg.checkpoint_minutes:
-                    self._save_checkpoint(elapsed())
-                    last_ckpt = time.monotonic()
+                    run.log(row)
+                if checkpoint_due:
+                    self._save_checkpoint()
                 if interrupted:
+                    # No row for the steps since the last one: they stay in the checkpoint's
+                    # log window, and the resumed run's next row covers them.
                     break
-        total = elapsed()
+        total = run.elapsed()
         self._save_checkpoint(total)
         if finished and self.dist.main:
             self._export("last.safetensors", {"val": json.dumps(self.last_val)})
