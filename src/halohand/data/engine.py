@@ -42,7 +42,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -637,9 +637,10 @@ def _mp_context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
-def verify(root: str | os.PathLike[str]) -> tuple[int, int]:
-    """Check a finished data folder: every shard of the manifest exists, has the recorded
-    SHA-256, and validates (structure and CRCs). Returns (shards, hands).
+def verify(root: str | os.PathLike[str], splits: Sequence[str] | None = None) -> tuple[int, int]:
+    """Check a finished data folder: every shard of the manifest (of ``splits`` only, when
+    given) exists, has the recorded SHA-256, and validates (structure and CRCs). Returns
+    (shards, hands).
 
     Raises:
         CorruptFileError: naming the first bad file.
@@ -651,7 +652,10 @@ def verify(root: str | os.PathLike[str]) -> tuple[int, int]:
     if not manifest.get("complete"):
         raise HalohandInputError(f"{root}: generation has not finished (manifest incomplete)")
     hands = 0
-    for entry in manifest["shards"]:
+    entries = [
+        e for e in manifest["shards"] if splits is None or e["file"].split("/")[0] in splits
+    ]
+    for entry in entries:
         path = root / entry["file"]
         if not path.is_file():
             raise CorruptFileError(f"{path}: data shard listed in the manifest is missing")
@@ -663,4 +667,4 @@ def verify(root: str | os.PathLike[str]) -> tuple[int, int]:
                 f"{path}: {shard.num_hands} hands, manifest says {entry['hands']}"
             )
         hands += shard.num_hands
-    return len(manifest["shards"]), hands
+    return len(entries), hands

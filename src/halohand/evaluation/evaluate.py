@@ -47,6 +47,7 @@ from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 from halohand.data import constants as C
 from halohand.data.dataset import OccupancyDataset
+from halohand.data.engine import verify
 from halohand.evaluation.metrics import iou, mesh_metrics
 from halohand.fields.inputs import network_inputs
 from halohand.fields.io import load_any_model
@@ -167,6 +168,9 @@ def evaluate(
     mcfg = net.config
     if threshold is None:
         threshold = float(getattr(mcfg, "iso_level", 0.5))
+    # Every shard of the split is checked (hashes, CRCs) before the long meshing starts,
+    # so a damaged file fails in seconds instead of after minutes of work.
+    verify(data, splits=[split])
     ds = OccupancyDataset(data, split, n_points=1, n_surface=1, seed=0)
     n = len(ds) if limit is None else min(limit, len(ds))
     if n == 0:

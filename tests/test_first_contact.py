@@ -1,0 +1,77 @@
+"""Hard edges a new user or a fuzzer hits: each ends in one line on stderr, exit status 2,
+no traceback, no numpy warning and nothing written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+from conftest import REPO
+
+from halohand.apps import cli
+from halohand.data.engine import generate
+from halohand.handmodel.toy import ToyHandSource
+from halohand.objects.registry import object_from_mesh
+
+
+def _run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    monkeypatch.setattr("sys.argv", ["halohand", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = capsys.readouterr().err
+    return int(exit_info.value.code or 0), err
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e308, 1e7])
+@pytest.mark.parametrize("command", ["reconstruct", "check", "occupancy"])
+def test_huge_coordinates_are_refused_before_any_arithmetic(
+    tmp_path, monkeypatch, capsys, scale: float, command: str
+) -> None:
+    rng = np.random.default_rng(0)
+    with np.errstate(over="ignore"):
+        kp = rng.normal(size=(21, 3)) * scale
+    path = tmp_path / "huge.npy"
+    np.save(path, kp)
+    out = tmp_path / "out"
+    args = {
+        "reconstruct": ["reconstruct", str(path), "--out-dir", str(out)],
+        "check": ["check", str(path)],
+        "occupancy": ["occupancy", str(path), str(path), "--out", str(out / "o.npy")],
+    }[command]
+    with np.errstate(all="raise"):  # any overflow in the check would raise, not warn
+        code, err = _run(monkeypatch, capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Warning" not in err and not out.exists()
+
+
+def test_text_meshes_with_latin1_comments_load(tmp_path) -> None:
+    box = trimesh.creation.box((0.05, 0.04, 0.03))
+    text = box.export(file_type="stl_ascii")
+    path = tmp_path / "cad.stl"
+    path.write_bytes(text.replace("solid", "solid Pi\xe8ce d\xe9coup\xe9e", 1).encode("latin-1"))
+    obj = object_from_mesh(path, units="m")
+    assert obj.mesh.is_watertight
+    assert obj.mesh.volume == pytest.approx(0.05 * 0.04 * 0.03, rel=1e-6)
+
+
+def test_evaluate_on_a_damaged_split_fails_before_meshing(tmp_path, monkeypatch, capsys) -> None:
+    data = tmp_path / "hands"
+    generate(data, {"train": 1, "val": 0, "test": 2}, seed=3, source=ToyHandSource(),
+             workers=1, progress=False)  # fmt: skip
+    shard = sorted((data / "test").glob("*.npz"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    calls = []
+    import halohand.inference.halo as halo_module
+
+    monkeypatch.setattr(halo_module.HALO, "meshes", lambda *a, **k: calls.append(1))
+    code, err = _run(
+        monkeypatch, capsys, "evaluate", "--checkpoint",
+        str(REPO / "src/halohand/weights/halo_default.safetensors"), "--data", str(data), "--split", "test",
+        "--json", str(tmp_path / "e.json"),
+    )  # fmt: skip
+    assert code == 2 and "SHA-256 differs" in err and len(err.strip().splitlines()) == 1
+    assert calls == [] and not (tmp_path / "e.json").exists()
