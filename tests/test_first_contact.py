@@ -70,8 +70,8 @@ def test_evaluate_on_a_damaged_split_fails_before_meshing(tmp_path, monkeypatch,
     monkeypatch.setattr(halo_module.HALO, "meshes", lambda *a, **k: calls.append(1))
     code, err = _run(
         monkeypatch, capsys, "evaluate", "--checkpoint",
-        str(REPO / "src/halohand/weights/halo_default.safetensors"), "--data", str(data), "--split", "test",
-        "--json", str(tmp_path / "e.json"),
+        str(REPO / "src/halohand/weights/halo_default.safetensors"), "--data", str(data),
+        "--split", "test", "--json", str(tmp_path / "e.json"),
     )  # fmt: skip
     assert code == 2 and "SHA-256 differs" in err and len(err.strip().splitlines()) == 1
     assert calls == [] and not (tmp_path / "e.json").exists()
