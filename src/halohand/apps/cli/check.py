@@ -22,6 +22,7 @@ from halohand.apps.cli.options import (
     KeypointSide,
     KeypointUnits,
     check_format,
+    check_inputs_exist,
     check_out_file,
     check_side,
     check_units,
@@ -161,14 +162,16 @@ def check(
     Prints the findings (warning: unusual; error: not a human hand or wrong side/units).
     Exits 0 when the file could be read, whatever it holds; 2 for unreadable input.
     """
+    side, units, fmt = check_side(side), check_units(units), check_format(fmt)
+    check_out_file(json_out, "--json", ".json")
+    check_out_file(fix_out, "--fix-skeleton", ".npy")
+    check_inputs_exist([keypoints])
+
     import numpy as np
 
     from halohand.apps.keypoint_io import load_keypoints
     from halohand.skeleton import from_openpose, to_openpose
 
-    side, units, fmt = check_side(side), check_units(units), check_format(fmt)
-    check_out_file(json_out, "--json", ".json")
-    check_out_file(fix_out, "--fix-skeleton", ".npy")
     kf = load_keypoints(keypoints, fmt)
     use_side = side or kf.side or "right"
     use_units = units or kf.units or "auto"

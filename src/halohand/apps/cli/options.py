@@ -161,6 +161,13 @@ def at_least(value: int, low: int, option: str) -> int:
     return value
 
 
+def check_inputs_exist(paths: list[Path]) -> None:
+    """Every input file is there (the readers say the same, after numpy has loaded)."""
+    for path in paths:
+        if not path.exists():
+            raise HalohandInputError(f"{path}: no such file")
+
+
 def check_parent(path: Path, option: str) -> None:
     """Refuse an output path under a file before any work (its folders could not be made)."""
     for parent in path.parents:

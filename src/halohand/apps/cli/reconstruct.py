@@ -23,6 +23,7 @@ from halohand.apps.cli.options import (
     Resolution,
     check_extension,
     check_format,
+    check_inputs_exist,
     check_out_file,
     check_out_folder,
     check_resolution,
@@ -73,12 +74,14 @@ def reconstruct(
 
     Named after the input: r00.npy -> r00.ply; seq.npy [N, 21, 3] -> seq_0000.ply, ...
     """
-    from halohand.apps.keypoint_io import load_keypoints, output_names
-
     ext = check_extension(ext)
     side, units, fmt = check_side(side), check_units(units), check_format(fmt)
     check_resolution(resolution)
     check_out_folder(out_dir)
+    check_inputs_exist(inputs)
+
+    from halohand.apps.keypoint_io import load_keypoints, output_names
+
     files = [load_keypoints(path, fmt) for path in inputs]  # every file readable first
 
     from tqdm import tqdm
@@ -157,12 +160,14 @@ def occupancy(
 
     Points [N, 3] with a batch of hands are queried around every hand.
     """
+    side, units, fmt = check_side(side), check_units(units), check_format(fmt)
+    check_out_file(out, "--out", ".npy", strict=False)
+    check_inputs_exist([keypoints, points])
+
     import numpy as np
 
     from halohand.apps.keypoint_io import load_keypoints, load_points
 
-    side, units, fmt = check_side(side), check_units(units), check_format(fmt)
-    check_out_file(out, "--out", ".npy", strict=False)
     kf = load_keypoints(keypoints, fmt)
     pts = load_points(points)
     if pts.ndim == 3 and pts.shape[0] not in (1, len(kf)):
