@@ -75,3 +75,11 @@ def test_evaluate_on_a_damaged_split_fails_before_meshing(tmp_path, monkeypatch,
     )  # fmt: skip
     assert code == 2 and "SHA-256 differs" in err and len(err.strip().splitlines()) == 1
     assert calls == [] and not (tmp_path / "e.json").exists()
+
+
+def test_demo_into_a_file_fails_before_rendering(tmp_path, monkeypatch, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    code, err = _run(monkeypatch, capsys, "demo", "--out-dir", str(afile), "--frames", "2")
+    assert code == 2 and "not a folder" in err and len(err.strip().splitlines()) == 1
+    assert afile.read_text() == "keep me"

@@ -30,6 +30,7 @@ import numpy as np
 import typer
 
 from halohand.core.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from halohand.core.errors import HalohandInputError
 
 #: Camera: azimuth / elevation (degrees, see ``halohand.apps.render.view_rotation``) around which
 #: the camera sways during the loop. A three-quarter palm view shows the thumb opposition of
@@ -291,6 +292,8 @@ def run_demo(
     from halohand.handmodel.webxr import check_side, default_model
     from halohand.inference.halo import HALO
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HalohandInputError(f"--out-dir {out_dir}: exists and is not a folder")
     timer = _Timer()
     t_start = timer.now()
     side = check_side(side.lower())
