@@ -25,22 +25,20 @@ def is_tensor(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+#: Operations numpy and torch spell alike (with positional axes).
+_COMMON = (
+    "stack", "einsum", "sin", "cos", "sqrt", "sinc", "where", "zeros_like", "ones_like",
+    "broadcast_to",
+)  # fmt: skip
+
+
 class _Numpy:
     """numpy implementations; array-likes (lists, scalars) are taken as float arrays."""
 
-    stack = staticmethod(np.stack)
-    concat = staticmethod(np.concatenate)
-    einsum = staticmethod(np.einsum)
-    sin = staticmethod(np.sin)
-    cos = staticmethod(np.cos)
-    sqrt = staticmethod(np.sqrt)
-    sinc = staticmethod(np.sinc)
-    atan2 = staticmethod(np.arctan2)
-    where = staticmethod(np.where)
-    zeros_like = staticmethod(np.zeros_like)
-    ones_like = staticmethod(np.ones_like)
-    cross = staticmethod(np.cross)
-    broadcast_to = staticmethod(np.broadcast_to)
+    def __init__(self) -> None:
+        for name in _COMMON:
+            setattr(self, name, getattr(np, name))
+        self.concat, self.atan2, self.cross = np.concatenate, np.arctan2, np.cross
 
     @staticmethod
     def asarray(x: Any) -> np.ndarray:
@@ -75,19 +73,9 @@ class _Torch:
         import torch
 
         self.torch = torch
-        self.stack = torch.stack
-        self.concat = torch.cat
-        self.einsum = torch.einsum
-        self.sin = torch.sin
-        self.cos = torch.cos
-        self.sqrt = torch.sqrt
-        self.sinc = torch.sinc
-        self.atan2 = torch.atan2
-        self.where = torch.where
-        self.zeros_like = torch.zeros_like
-        self.ones_like = torch.ones_like
-        self.cross = torch.linalg.cross
-        self.broadcast_to = torch.broadcast_to
+        for name in _COMMON:
+            setattr(self, name, getattr(torch, name))
+        self.concat, self.atan2, self.cross = torch.cat, torch.atan2, torch.linalg.cross
 
     def asarray(self, x: Any) -> Any:
         return x if is_tensor(x) else self.torch.as_tensor(x)

@@ -10,16 +10,16 @@ Angles are computed with ``atan2`` of a sine-like and a cosine-like quantity, ne
 ``acos``/``asin``: those lose precision near 0 and pi and have infinite derivatives there,
 which is exactly where straight fingers live.
 
-=========================== =====================================================
-:func:`rot_x` / ``y`` / ``z`` elementary rotations ``[...] -> [..., 3, 3]``
-:func:`rodrigues`           unit axis and angle -> matrix
-:func:`axis_angle_to_matrix` rotation vector (axis * angle) -> matrix
-:func:`matrix_to_axis_angle` matrix -> rotation vector, angle in ``[0, pi]``
-:func:`align`               the rotation taking one direction to another
-:func:`quaternion_to_matrix` unit quaternion ``(x, y, z, w)`` -> matrix
-:func:`rotation_6d_to_matrix` two columns (Gram-Schmidt) -> matrix
-:func:`swing`               HALO's twist-free bone swing ``R_y R_x``
-=========================== =====================================================
+- :func:`rot_x`, :func:`rot_y`, :func:`rot_z`: elementary rotations, ``[...] -> [..., 3, 3]``;
+- :func:`rodrigues`: unit axis and angle -> matrix;
+- :func:`axis_angle_to_matrix` / :func:`matrix_to_axis_angle`: rotation vectors (axis times
+  angle) <-> matrices;
+- :func:`align`: the rotation taking one direction to another;
+- :func:`quaternion_to_matrix`: unit quaternions ``(x, y, z, w)`` -> matrices;
+- :func:`rotation_6d_to_matrix`: two columns, by Gram-Schmidt -> matrices;
+- :func:`swing`: HALO's twist-free bone swing ``R_y R_x``;
+- :func:`skew`, :func:`unit`, :func:`angle_between`, :func:`signed_angle`: the vector helpers
+  they are built from.
 """
 
 from __future__ import annotations
