@@ -83,3 +83,74 @@ def test_demo_into_a_file_fails_before_rendering(tmp_path, monkeypatch, capsys) 
     code, err = _run(monkeypatch, capsys, "demo", "--out-dir", str(afile), "--frames", "2")
     assert code == 2 and "not a folder" in err and len(err.strip().splitlines()) == 1
     assert afile.read_text() == "keep me"
+
+
+def _run_folder(folder):
+    from halohand.training.run import Run
+
+    return Run(
+        folder, {"k": 1}, columns=("step", "loss"), format_tag="t", required=("step",),
+        learning_rate=lambda s: 1e-3, checkpoint_every_s=60.0,
+    )  # fmt: skip
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path) -> None:
+    from halohand.core.errors import HalohandInputError
+
+    first = _run_folder(tmp_path / "run")
+    first.start()
+    second = _run_folder(tmp_path / "run")
+    with pytest.raises(HalohandInputError, match=r"in use by another training run \(pid \d+\)"):
+        second.start()
+    first.close()
+    second.start()  # free again once the first session ended
+    second.close()
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; sys.path.insert(0, sys.argv[1]); import test_first_contact as t; "
+         "r = t._run_folder(sys.argv[2]); r.start(); print('locked', flush=True); "
+         "time.sleep(60)", str(REPO / "tests"), str(folder)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        from halohand.core.errors import HalohandInputError
+
+        with pytest.raises(HalohandInputError, match="in use"):
+            _run_folder(folder).start()
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        time.sleep(0.1)
+        run = _run_folder(folder)
+        run.start()  # the dead holder's lock file is still there, its lock is not
+        assert (folder / ".lock").read_text().strip() == str(os.getpid())
+        run.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
+def test_train_on_damaged_data_leaves_nothing(tmp_path, monkeypatch, capsys) -> None:
+    data = tmp_path / "hands"
+    generate(data, {"train": 2, "val": 1, "test": 0}, seed=3, source=ToyHandSource(),
+             workers=1, progress=False)  # fmt: skip
+    shard = sorted((data / "train").glob("*.npz"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(f'data = "{data}"\nmax_steps = 2\nbatch_size = 1\n')
+    out = tmp_path / "run"
+    code, err = _run(monkeypatch, capsys, "train", "--config", str(cfg), "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() or list(out.iterdir()) == []

@@ -35,7 +35,7 @@ from _report import begin, emit  # noqa: E402
 
 def _source(name: str):  # noqa: ANN202 - a factory
     if name == "toy":
-        from halohand.data.toy import ToyHandSource
+        from halohand.handmodel.toy import ToyHandSource
 
         return ToyHandSource
     from functools import partial

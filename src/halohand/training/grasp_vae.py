@@ -311,79 +311,82 @@ def train_vae(
         for p in halo.network.parameters():
             p.requires_grad_(False)
     run.start()
-    warm = int(config.warmup_fraction * config.steps)
-    bar = tqdm(total=config.steps, initial=run.step, disable=not progress, desc="grasp VAE")
-    model.train()
-    row: dict[str, float] = {}
+    try:
+        warm = int(config.warmup_fraction * config.steps)
+        bar = tqdm(total=config.steps, initial=run.step, disable=not progress, desc="grasp VAE")
+        model.train()
+        row: dict[str, float] = {}
 
-    def state() -> dict[str, Any]:
-        return {
+        def state() -> dict[str, Any]:
+            return {
+                "config": config.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+            }
+
+        last_step = config.steps if stop_after is None else min(config.steps, run.step + stop_after)
+        with run.stop_signals():
+            while run.step < last_step:
+                step = run.step
+                run.set_lr(opt)
+                b = data.batch(
+                    gen,
+                    config.objects_per_batch,
+                    config.grasps_per_object,
+                    config.interior_points,
+                    config.rotate_z,
+                )
+                code = model.encode_object(b["clouds"])[b["group"]]
+                eps_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+                pred, mean, log_std, local = model(b["keypoints"], code, generator=eps_gen)
+                late = step >= warm
+                total, terms = grasp_losses(
+                    pred,
+                    b["keypoints"],
+                    mean,
+                    log_std,
+                    config,
+                    angles=late,
+                    halo=halo if late and config.w_interpenetration > 0 else None,
+                    interior=b["interiors"],
+                    local=local,
+                )
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                run.step = step = step + 1
+                bar.update(1)
+                if step % config.log_every == 0 or step == config.steps:
+                    row = {
+                        "step": step,
+                        "wall_s": round(run.elapsed(), 2),
+                        "lr": run.lr(step - 1),
+                        "loss": float(total.detach()),
+                        **terms,
+                    }
+                    run.log(row)
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", joints=f"{terms['joints']:.2f}")
+                if run.checkpoint_due():
+                    run.save(state())
+                if run.stop_requested:
+                    break
+        bar.close()
+        run.save(state())
+        wall = round(run.elapsed(), 1)
+        if run.step < config.steps:
+            return {"steps": run.step, "finished": False, "wall_s": wall, "grasps": len(data),
+                    "last": row}  # fmt: skip
+        meta = {
+            "finished": True,
+            "steps": run.step,
+            "wall_s": wall,
+            "grasps": len(data),
+            "objects": data.object_ids,
             "config": config.to_dict(),
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "generator": gen.get_state(),
+            "last": row,
         }
-
-    last_step = config.steps if stop_after is None else min(config.steps, run.step + stop_after)
-    with run.stop_signals():
-        while run.step < last_step:
-            step = run.step
-            run.set_lr(opt)
-            b = data.batch(
-                gen,
-                config.objects_per_batch,
-                config.grasps_per_object,
-                config.interior_points,
-                config.rotate_z,
-            )
-            code = model.encode_object(b["clouds"])[b["group"]]
-            eps_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            pred, mean, log_std, local = model(b["keypoints"], code, generator=eps_gen)
-            late = step >= warm
-            total, terms = grasp_losses(
-                pred,
-                b["keypoints"],
-                mean,
-                log_std,
-                config,
-                angles=late,
-                halo=halo if late and config.w_interpenetration > 0 else None,
-                interior=b["interiors"],
-                local=local,
-            )
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            run.step = step = step + 1
-            bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
-                row = {
-                    "step": step,
-                    "wall_s": round(run.elapsed(), 2),
-                    "lr": run.lr(step - 1),
-                    "loss": float(total.detach()),
-                    **terms,
-                }
-                run.log(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", joints=f"{terms['joints']:.2f}")
-            if run.checkpoint_due():
-                run.save(state())
-            if run.stop_requested:
-                break
-    bar.close()
-    run.save(state())
-    wall = round(run.elapsed(), 1)
-    if run.step < config.steps:
-        return {"steps": run.step, "finished": False, "wall_s": wall, "grasps": len(data),
-                "last": row}  # fmt: skip
-    meta = {
-        "finished": True,
-        "steps": run.step,
-        "wall_s": wall,
-        "grasps": len(data),
-        "objects": data.object_ids,
-        "config": config.to_dict(),
-        "last": row,
-    }
-    save_vae(run.folder / "model.safetensors", model.eval(), meta)
-    return meta
+        save_vae(run.folder / "model.safetensors", model.eval(), meta)
+        return meta
+    finally:
+        run.close()

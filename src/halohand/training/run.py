@@ -14,6 +14,8 @@ the run owns what is the same for all of them:
   torn last line, so the log always matches the trajectory;
 * the step counter and the training wall time over all sessions (:meth:`Run.elapsed`);
 * periodic checkpoints (:meth:`Run.checkpoint_due` every ``checkpoint_every_s``);
+* a lock on the folder for the session (:meth:`Run.start` / :meth:`Run.close`): a second
+  run on the same folder is refused while the first lives;
 * the stop signals (:meth:`Run.stop_signals`): the first SIGINT/SIGTERM sets
   :attr:`Run.stop_requested`, the recipe finishes its step, writes a checkpoint and returns;
   a second one raises ``KeyboardInterrupt``;
@@ -28,6 +30,7 @@ Under ``torchrun`` every process holds a run; only the main one (``main=True``) 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -36,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -125,6 +128,31 @@ def _plain(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _lock_folder(path: Path) -> IO[str]:
+    """Hold an exclusive lock on ``path`` (created) for as long as the returned file is open.
+
+    The lock is an ``flock``: the kernel drops it when its holder exits, however it exits, so
+    a lock file left by a killed run is simply taken over. The holder's pid is written into
+    the file for the message of a refused second run.
+    """
+    fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the session
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise HalohandInputError(
+            f"{path.parent} is in use by another training run (pid {holder}); wait for it to "
+            "finish or choose another output folder"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
 class Run:
     """The folder and session bookkeeping of one resumable training run (module docstring).
 
@@ -148,6 +176,7 @@ class Run:
     checkpoint_name = "checkpoint.pt"
     log_name = "log.csv"
     config_name = "config.json"
+    lock_name = ".lock"
 
     def __init__(
         self,
@@ -180,6 +209,7 @@ class Run:
         self._session_start = time.monotonic()
         self._last_checkpoint = self._session_start
         self._stop: StopSignal | None = None
+        self._lock: IO[str] | None = None
 
     # ------------------------------------------------------------------ start / resume
 
@@ -216,13 +246,25 @@ class Run:
         return doc
 
     def start(self) -> None:
-        """Begin a session: create the folder, write ``config.json``, trim ``log.csv`` to the
-        step (main process), and start the session clock."""
+        """Begin a session: create the folder, take its lock, write ``config.json``, trim
+        ``log.csv`` to the step (main process), and start the session clock.
+
+        Raises:
+            HalohandInputError: another process holds the folder's lock (a run in progress).
+        """
         if self.main:
             self.folder.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock_folder(self.folder / self.lock_name)
             write_text_atomic(self.config_path, json.dumps(self.config, indent=1))
             trim_log(self.log_path, self.columns, self.step)
         self._session_start = self._last_checkpoint = time.monotonic()
+
+    def close(self) -> None:
+        """End the session: release the folder's lock (the operating system releases it too
+        when the process dies, so a killed run never leaves the folder locked)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()
 
     def elapsed(self) -> float:
         """Training wall time over all sessions (seconds)."""

@@ -52,6 +52,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from halohand.core.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS
 from halohand.core.device import select_device
 from halohand.core.errors import HalohandInputError
+from halohand.data.engine import verify
 from halohand.evaluation.evaluate import predict_points
 from halohand.fields.inputs import network_inputs
 from halohand.training.config import RUN_CONTROL_KEYS, TrainConfig
@@ -389,6 +390,9 @@ class Trainer:
             self.query = nn.parallel.DistributedDataParallel(self.query, device_ids=ids)
 
         root = Path(cfg.data)
+        # The shards are checked (hashes, CRCs) before anything is written to the run
+        # folder: a damaged data folder fails here, in seconds, and leaves no run behind.
+        verify(root, splits=("train", "val"))
         self.train_set = OccupancyDataset(
             root, "train", n_points=cfg.points_per_hand,
             n_surface=max(1, cfg.surface_per_hand), seed=cfg.seed,
@@ -720,7 +724,10 @@ class Trainer:
         )  # fmt: skip
 
     def close(self) -> None:
-        """Tear down the process group this trainer created; restore the thread count."""
+        """Release the run folder; tear down the process group this trainer created; restore
+        the thread count."""
+        if getattr(self, "run_state", None) is not None:
+            self.run_state.close()
         if self._threads_before is not None:
             torch.set_num_threads(self._threads_before)
             self._threads_before = None
