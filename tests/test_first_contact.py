@@ -133,7 +133,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path) -> None:
         time.sleep(0.1)
         run = _run_folder(folder)
         run.start()  # the dead holder's lock file is still there, its lock is not
-        assert (folder / ".lock").read_text().strip() == str(os.getpid())
+        assert (folder / "run.lock").read_text().strip() == str(os.getpid())
         run.close()
     finally:
         if holder.poll() is None:

@@ -176,6 +176,7 @@ def test_log_rows_and_checkpoint_round_trip(tmp_path: Path) -> None:
     # trims the log back to the checkpoint
     with pytest.raises(HalohandInputError, match="--resume"):
         _run(tmp_path / "run").open(resume=False)
+    run.close()  # the first session ends (its folder lock is released)
     again = _run(tmp_path / "run")
     assert torch.equal(again.open(resume=True)["weights"], torch.full((2,), 3.0))
     assert (again.step, again.elapsed_prev, again.window) == (3, 12.5, {"loss": 1.5, "steps": 1.0})

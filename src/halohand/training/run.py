@@ -176,7 +176,7 @@ class Run:
     checkpoint_name = "checkpoint.pt"
     log_name = "log.csv"
     config_name = "config.json"
-    lock_name = ".lock"
+    lock_name = "run.lock"
 
     def __init__(
         self,
@@ -254,7 +254,8 @@ class Run:
         """
         if self.main:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock = _lock_folder(self.folder / self.lock_name)
+            if self._lock is None:  # a later session of the same run keeps its lock
+                self._lock = _lock_folder(self.folder / self.lock_name)
             write_text_atomic(self.config_path, json.dumps(self.config, indent=1))
             trim_log(self.log_path, self.columns, self.step)
         self._session_start = self._last_checkpoint = time.monotonic()
