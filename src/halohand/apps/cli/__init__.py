@@ -25,7 +25,10 @@ import sys
 
 import typer
 
+from halohand.apps.cli.options import CommandGroup
+
 app = typer.Typer(
+    cls=CommandGroup,
     name="halohand",
     help="Skeleton-driven neural hand models: keypoints -> occupancy -> watertight mesh.",
     no_args_is_help=True,

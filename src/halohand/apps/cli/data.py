@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
-from halohand.apps.cli.options import Progress, ResumableOut
+from halohand.apps.cli.options import CommandGroup, Progress, ResumableOut
 from halohand.core.errors import HalohandInputError
 from halohand.data import constants as C
 
-data_app = typer.Typer(help="Generate and inspect training data.", no_args_is_help=True)
+data_app = typer.Typer(
+    cls=CommandGroup, help="Generate and inspect training data.", no_args_is_help=True
+)
 
 
 # Choices and ranges are checked by the engine (HalohandInputError: one line, exit 2) rather

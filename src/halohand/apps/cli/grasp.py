@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from halohand.apps.cli.options import (
+    CommandGroup,
     GraspCandidates,
     GraspCount,
     GraspRefine,
@@ -30,7 +30,7 @@ from halohand.core.atomic import atomic_open, atomic_path, write_text_atomic
 from halohand.core.errors import HalohandInputError
 
 
-class _MeshFirstGroup(TyperGroup):
+class _MeshFirstGroup(CommandGroup):
     """``halohand grasp MESH ...`` is short for ``halohand grasp sample MESH ...``."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:  # noqa: ANN001 - click's signature

@@ -18,12 +18,31 @@ This module is imported for ``halohand --help``: it imports typer and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import UNIT_CHOICES
+
+
+class CommandGroup(TyperGroup):
+    """A command group (``halohand``, ``halohand data``, ...) whose ``--help`` flag defaults to
+    ``False`` instead of ``None``.
+
+    typer converts a parameter value that is not already a bool with a pydantic adapter,
+    built on first use (importing pydantic: about 0.1 s). A group's help flag is processed on
+    every run of its commands, so with ``None`` even ``halohand reconstruct --help`` paid for
+    it.
+    """
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
 
 #: Hand sides a keypoint file can be read as.
 SIDES = ("right", "left")
