@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from halohand.apps.cli.options import Checkpoint, Resolution, check_resolution
+from halohand.apps.cli.options import Checkpoint, Resolution, check_out_folder, check_resolution
 
 
 def demo(
@@ -39,6 +39,7 @@ def demo(
     """Animate the template through natural key poses, reconstruct each frame with HALO from
     its keypoints and render both side by side (PNG frames, GIF, contact sheet)."""
     check_resolution(resolution)
+    check_out_folder(out_dir)
 
     from halohand.apps.demo import run_demo
 

@@ -199,7 +199,7 @@ def check_parent(path: Path, option: str) -> None:
 def check_out_folder(path: Path, option: str = "--out-dir") -> Path:
     """An output folder that is not a file and can be made."""
     if path.exists() and not path.is_dir():
-        raise HalohandInputError(f"{option} {path} is a file; pass a folder")
+        raise HalohandInputError(f"{option} {path} is a file, not a folder")
     check_parent(path, option)
     return path
 
