@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from halohand.core.errors import HalohandInputError
 from halohand.core.schedule import cosine
+from halohand.grasp.energies import interior_points, interpenetration, valid_hands
+from halohand.grasp.vae import load_vae
+from halohand.inference.halo import HALO, pretrained_path
+from halohand.objects import registry as objects
 
 if TYPE_CHECKING:
     import trimesh
@@ -49,9 +54,14 @@ CONTACT_KEYPOINTS = (3, 4, 7, 8, 11, 12, 15, 16, 19, 20)
 
 #: The contact term's distance (mm) from those keypoints to the surface. The engine's
 #: accepted grasps have their nearest one at 4.9-7.2 mm (p10-p90, median 6.0;
-#: ``benchmarks/grasp_contact_distance.py``); 5.5 mm was chosen on training objects with
-#: ``benchmarks/grasp_selection_tuning.py``.
+#: ``benchmarks/studies/grasp_contact_distance.py``); 5.5 mm was chosen on training objects with
+#: ``benchmarks/studies/grasp_selection_tuning.py``.
 DEFAULT_CONTACT_MM = 5.5
+
+#: Grasps and samples per grasp in one call of :func:`generate_grasps` at most: keeps one
+#: call's memory bounded (a grasp's mesh is ~1 MB; every sample is refined).
+MAX_GRASPS_PER_CALL = 1000
+MAX_CANDIDATES = 64
 
 
 @dataclass
@@ -89,7 +99,6 @@ def penetration_probes(
     the rest lie in a shell under the surface (depth uniform in ``(0, shell_mm)``), where a
     closing finger enters first and which uniform points sample sparsely on large objects.
     """
-    from halohand.grasp.energies import interior_points
 
     key = ("probes", n, seed, shell_mm, shell_fraction)
     if key not in obj._cache:
@@ -123,7 +132,6 @@ def grasp_energy(
     farther than ``contact_mm`` from the ``[S, 3]`` surface samples. Differentiable in the
     keypoints.
     """
-    from halohand.grasp.energies import interpenetration
 
     pen = interpenetration(halo, keypoints_cm, probes_cm.expand(len(keypoints_cm), -1, -1))
     tips = list(CONTACT_KEYPOINTS)
@@ -211,7 +219,6 @@ def select_grasps(
     independent of one another, so selection trades little diversity. Hands with a
     degenerate bone are never chosen over a valid one.
     """
-    from halohand.grasp.energies import valid_hands
 
     kp = torch.as_tensor(np.asarray(keypoints_m), dtype=torch.float64) * 100.0
     k = len(kp) // n
@@ -244,12 +251,14 @@ def generate_grasps(
     (:func:`select_grasps`). ``contact_mm``: the contact term's distance (refinement and
     selection).
     """
-    from halohand.core.errors import HalohandInputError
 
-    if n < 1:
-        raise HalohandInputError(f"n must be >= 1, got {n}")
-    if candidates < 1:
-        raise HalohandInputError(f"candidates must be >= 1, got {candidates}")
+    if not 1 <= n <= MAX_GRASPS_PER_CALL:
+        raise HalohandInputError(
+            f"n must be 1..{MAX_GRASPS_PER_CALL:,} per call, got {n:,}; for more grasps call "
+            "again with another seed (each seed gives other grasps)"
+        )
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        raise HalohandInputError(f"candidates must be 1..{MAX_CANDIDATES}, got {candidates:,}")
     if (refine or meshes or candidates > 1) and halo is None:
         halo = grasp_halo()
     seconds: dict[str, float] = {}
@@ -294,8 +303,6 @@ def shipped_model_path() -> Path:
     Raises:
         HalohandInputError: this install ships none.
     """
-    from halohand.core.errors import HalohandInputError
-    from halohand.inference.halo import pretrained_path
 
     halo_path = pretrained_path()
     path = None if halo_path is None else halo_path.parent / "grasp_vae.safetensors"
@@ -315,12 +322,9 @@ def grasp_halo(device: str = "cpu") -> HALO:
     Raises:
         HalohandInputError: this install ships none.
     """
-    from halohand.inference.halo import HALO
 
     path = shipped_model_path().parent / "halo_grasp.safetensors"
     if not path.is_file():
-        from halohand.core.errors import HalohandInputError
-
         raise HalohandInputError("this install ships no HALO model for grasps")
     return HALO.from_checkpoint(path, device=device)
 
@@ -345,7 +349,6 @@ class GraspGenerator:
     @classmethod
     def from_file(cls, path: str | Path) -> GraspGenerator:
         """A model written by ``halohand grasp train`` (``model.safetensors``)."""
-        from halohand.grasp.vae import load_vae
 
         return cls(load_vae(path)[0])
 
@@ -375,7 +378,6 @@ class GraspGenerator:
         in the object's centred frame
         (``GraspSet.object``; add ``object.offset_m`` for the input file's frame).
         """
-        from halohand.objects import registry as objects
 
         if not isinstance(obj, objects.GraspObject):
             obj = objects.object_from_spec(obj, units=units)

@@ -27,8 +27,11 @@ from typing import Final
 
 import numpy as np
 
+from halohand.core.atomic import write_text_atomic
 from halohand.core.errors import HalohandInputError
 from halohand.handmodel.pose import HandPose
+from halohand.handmodel.prior import GESTURES
+from halohand.handmodel.webxr import default_model
 
 #: The demo's key poses, in sequence order (the sequence loops back to the first). Chosen
 #: so that consecutive poses differ in a few fingers at a time and every transition is a
@@ -63,8 +66,6 @@ class KeyPose:
 
 def build_key_poses(names: tuple[str, ...] = KEY_POSE_NAMES, side: str = "right") -> list[KeyPose]:
     """Pose the template hand in the named gestures of the pose prior."""
-    from halohand.handmodel.prior import GESTURES
-    from halohand.handmodel.webxr import default_model
 
     model = default_model()
     out = []
@@ -183,7 +184,6 @@ def _compact_json(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the key poses to ``demo_poses.json`` beside this module (or to ``argv[0]``)."""
-    from halohand.core.atomic import write_text_atomic
 
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0]) if args else Path(__file__).parent / "data" / "demo_poses.json"

@@ -25,6 +25,7 @@ import numpy as np
 from halohand.core.errors import HalohandInputError
 from halohand.core.rotations import rot_x, rot_y, rot_z
 from halohand.core.skinning import forward_kinematics, homogeneous, rigid_inverse, skin
+from halohand.handmodel.collision import load_sphere_proxy
 from halohand.handmodel.hand import PosedHand
 from halohand.handmodel.pose import (
     ABDUCTION_SIGN,
@@ -140,7 +141,6 @@ class WebXRHandModel:
     def self_penetration(self, pose: HandPose, identity: HandIdentity | None = None) -> float:
         """Deepest overlap (metres, at the identity's size) of the inscribed-sphere proxies
         of two non-adjacent bones; <= 0 when the pose is free of such collisions."""
-        from halohand.handmodel.collision import load_sphere_proxy
 
         pose, identity = _check_params(pose, identity)
         proxy = load_sphere_proxy()

@@ -26,10 +26,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from halohand.canonical import canonical_frames, canonicalize
 from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.core.rotations import swing
 from halohand.core.unpickle import restricted_loads
-from halohand.fields.conditioning import HALO_UNIT_M
+from halohand.fields.conditioning import HALO_UNIT_M, HandConditioning
 from halohand.fields.occupancy import OccupancyConfig, OccupancyNetwork
+from halohand.inference.query import occupancy_from_keypoints
+from halohand.skeleton import PARENTS, PART_BONES
 
 _ORIGINAL_PREFIX = "decoder."
 
@@ -263,9 +267,6 @@ def reference_part_matrices(canon: Any) -> Tensor:
     Returns:
         ``[B, 16, 4, 4]`` HALO units (``S^-1 M S``).
     """
-    from halohand.canonical import canonical_frames
-    from halohand.core.rotations import swing
-    from halohand.skeleton import PARENTS, PART_BONES
 
     p = canon.normalized_keypoints  # [B, 21, 3] HALO frame, metres
     dtype = p.dtype
@@ -312,8 +313,6 @@ def original_conditioning(keypoints_m: Tensor, *, reference_angles: bool = True)
     Returns:
         a :class:`halohand.fields.conditioning.HandConditioning`.
     """
-    from halohand.canonical import canonicalize
-    from halohand.fields.conditioning import HandConditioning
 
     if keypoints_m.ndim != 3 or keypoints_m.shape[1:] != (21, 3):
         raise HalohandInputError(f"keypoints must be [B, 21, 3], got {list(keypoints_m.shape)}")
@@ -350,7 +349,6 @@ def original_occupancy(
         ``occupancy [B, N]`` probabilities and ``part_probs [B, N, 16]`` (HALO part order),
         without the batch dimension if the inputs had none.
     """
-    from halohand.inference.query import occupancy_from_keypoints
 
     single = keypoints_m.ndim == 2
     if single:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from halohand.core.errors import HalohandInputError
+from halohand.fields import OccupancyConfig, variant_config
 
 __all__ = ["RUN_CONTROL_KEYS", "TrainConfig", "load_config", "read_toml"]
 
@@ -164,7 +165,6 @@ class TrainConfig:
 
     def model_config(self):  # -> OccupancyConfig (import kept lazy)
         """The :class:`~halohand.fields.OccupancyConfig` of the variant with the overrides."""
-        from halohand.fields import OccupancyConfig, variant_config
 
         names = {f.name for f in dataclasses.fields(OccupancyConfig)}
         unknown = sorted(set(self.model) - names)

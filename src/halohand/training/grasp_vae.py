@@ -41,9 +41,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from halohand.canonical import canonicalize
 from halohand.core.errors import HalohandInputError
 from halohand.grasp.energies import bone_lengths, interior_points, interpenetration
+from halohand.grasp.generate import grasp_halo
+from halohand.grasp.synthesis import load_grasps
 from halohand.grasp.vae import GraspVAE, VAEConfig, kl_divergence, save_vae
+from halohand.objects.registry import load_object
+from halohand.training.config import read_toml
 from halohand.training.run import Run, lr_schedule
 
 __all__ = ["GraspData", "VAETrainConfig", "grasp_losses", "load_vae_config", "train_vae"]
@@ -113,7 +118,6 @@ class VAETrainConfig:
 
 def load_vae_config(path: str | os.PathLike[str], **overrides: Any) -> VAETrainConfig:
     """Read a TOML config; ``overrides`` (not None) replace its top-level keys."""
-    from halohand.training.config import read_toml
 
     doc = read_toml(path)
     doc.update({k: v for k, v in overrides.items() if v is not None})
@@ -137,8 +141,6 @@ class GraspData:
         clouds_per_object: int = 8,
         interior_bank: int = 1024,
     ) -> None:
-        from halohand.grasp.synthesis import load_grasps
-        from halohand.objects.registry import load_object
 
         try:
             g = load_grasps(grasps_dir)
@@ -232,7 +234,6 @@ def grasp_losses(
     local: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted total and the unweighted terms (floats) for ``[B, 21, 3]`` keypoints in cm."""
-    from halohand.canonical import canonicalize
 
     terms: dict[str, Tensor] = {
         "joints": (pred - target).pow(2).mean(),
@@ -304,8 +305,6 @@ def train_vae(
     if data is None:
         data = GraspData(config.grasps, config.object_points)
     if halo is None and config.w_interpenetration > 0 and config.interior_points > 0:
-        from halohand.grasp.generate import grasp_halo
-
         halo = grasp_halo()
     if halo is not None:
         for p in halo.network.parameters():

@@ -52,11 +52,17 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from halohand.core.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS
 from halohand.core.device import select_device
 from halohand.core.errors import HalohandInputError
+from halohand.data.dataset import OccupancyDataset
 from halohand.data.engine import verify
+from halohand.evaluation import iou
 from halohand.evaluation.evaluate import predict_points
+from halohand.fields import OccupancyNetwork, save_model
 from halohand.fields.inputs import network_inputs
+from halohand.fields.io import load_any_model
+from halohand.fields.skipping import skip_mask
 from halohand.training.config import RUN_CONTROL_KEYS, TrainConfig
 from halohand.training.run import Run, lr_schedule
+from halohand.training.widen import adapt_network
 
 __all__ = [
     "LOG_COLUMNS", "SkinningSchedule", "StreamBatchSampler", "TrainResult", "Trainer",
@@ -237,7 +243,6 @@ def support_mask(model_config: Any, points_m: Tensor, keypoints_m: Tensor) -> Te
     radii = tuple(getattr(model_config, "part_radii_m", ()) or ())
     if not radii:
         return None
-    from halohand.fields.skipping import skip_mask
 
     return skip_mask(points_m.float(), keypoints_m.float(), radii)
 
@@ -337,8 +342,6 @@ class Trainer:
             raise
 
     def _setup(self, resume: bool) -> None:
-        from halohand.data.dataset import OccupancyDataset
-        from halohand.fields import OccupancyNetwork
 
         cfg, dist = self.cfg, self.dist
         if self.device.type == "cpu":
@@ -423,13 +426,11 @@ class Trainer:
         self.run_state.step = int(value)
 
     def _load_init_weights(self, path: Path) -> None:
-        from halohand.fields.io import load_any_model
 
         source = load_any_model(path)
         if source.config != self.model_config:
             # Wider part MLPs, another point_scale or a larger pose input: start from the
             # same function (halohand.training.widen), seeded by the run's seed.
-            from halohand.training.widen import adapt_network
 
             generator = torch.Generator().manual_seed(self.cfg.seed)
             try:
@@ -488,7 +489,6 @@ class Trainer:
         self.run_state.save(self._state() if self.dist.main else {}, elapsed, window)
 
     def _export(self, name: str, extra: dict[str, Any]) -> None:
-        from halohand.fields import save_model
 
         meta = {"step": str(self.step), "train_config": json.dumps(self.cfg.to_dict())}
         meta.update({k: str(v) for k, v in extra.items()})
@@ -568,7 +568,6 @@ class Trainer:
             labels on the hand's uniform + near-surface points (all 100k + 100k unless
             ``val_points``), and on the uniform ones only.
         """
-        from halohand.evaluation import iou
 
         sums = torch.zeros(3, dtype=torch.float64, device=self._reduce_device)
         for idx in self.val_indices[self.dist.rank :: self.dist.world]:
