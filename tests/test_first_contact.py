@@ -154,3 +154,49 @@ def test_train_on_damaged_data_leaves_nothing(tmp_path, monkeypatch, capsys) -> 
     code, err = _run(monkeypatch, capsys, "train", "--config", str(cfg), "--out", str(out))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["grasp", "examples/box_mm.stl", "--out-dir", "G", "--n", "100000000"], "at most 1,000"),
+        (["grasp", "examples/box_mm.stl", "--out-dir", "G", "--n", "1000000"], "another --seed"),
+        (["grasp", "examples/box_mm.stl", "--out-dir", "G", "--candidates", "10000"], "--candid"),
+        (["grasp", "evaluate", "--n", "5000"], "--n must be at most"),
+        (["grasp", "synthesize", "--out", "S", "--n-per-object", "10000000"], "--n-per-object"),
+        (["data", "generate", "--out", "D", "--n-train", "100000000"], "--n-train must be"),
+        (["data", "generate", "--out", "D", "--n-val", "-1"], "--n-val must be >= 0"),
+        (
+            [
+                "evaluate",
+                "--checkpoint",
+                "M",
+                "--data",
+                "D",
+                "--json",
+                "J",
+                "--surface-samples",
+                "10**9",
+            ],
+            "--surface-samples must be at most",
+        ),  # fmt: skip
+    ],
+)
+def test_count_options_have_limits(tmp_path, monkeypatch, capsys, args, match) -> None:
+    monkeypatch.chdir(REPO)
+    args = [a.replace("10**9", str(10**9)) for a in args]
+    args = [str(tmp_path / a) if a in ("S", "D", "M", "G", "J") else a for a in args]
+    code, err = _run(monkeypatch, capsys, *args)
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_library_limits_grasps_per_call_like_the_cli() -> None:
+    from halohand.apps.cli import options
+    from halohand.core.errors import HalohandInputError
+    from halohand.grasp import generate as grasp_generate
+
+    assert options.MAX_GRASPS == grasp_generate.MAX_GRASPS_PER_CALL
+    assert options.MAX_CANDIDATES == grasp_generate.MAX_CANDIDATES
+    with pytest.raises(HalohandInputError, match="another seed"):
+        grasp_generate.generate_grasps(None, None, n=10**8)  # type: ignore[arg-type]

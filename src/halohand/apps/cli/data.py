@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from halohand.apps.cli.options import CommandGroup, Progress, ResumableOut
+from halohand.apps.cli.options import (
+    MAX_HANDS_PER_SPLIT,
+    MAX_WORKERS,
+    CommandGroup,
+    Progress,
+    ResumableOut,
+    in_range,
+)
 from halohand.core.errors import HalohandInputError
 from halohand.data import constants as C
 
@@ -65,6 +72,12 @@ def generate_cmd(
     Deterministic for a seed (byte-identical reruns, any --workers). Rerunning with the same
     settings skips finished shards, so an interrupted run resumes where it stopped.
     """
+    for count, option in ((n_train, "--n-train"), (n_val, "--n-val"), (n_test, "--n-test")):
+        in_range(count, 0, MAX_HANDS_PER_SPLIT, option,
+                 "generate more in further data folders with other seeds")  # fmt: skip
+    in_range(hands_per_shard, 1, 10_000, "--hands-per-shard")
+    if workers is not None:
+        in_range(workers, 1, MAX_WORKERS, "--workers")
     from halohand.data.engine import generate
 
     factory = _source_factory(source, mano_model)

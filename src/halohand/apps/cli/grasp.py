@@ -10,6 +10,11 @@ from typing import Annotated
 import typer
 
 from halohand.apps.cli.options import (
+    MAX_CANDIDATES,
+    MAX_GRASPS,
+    MAX_THREADS,
+    MAX_WORKERS,
+    MORE_GRASPS,
     CommandGroup,
     GraspCandidates,
     GraspCount,
@@ -21,10 +26,10 @@ from halohand.apps.cli.options import (
     ResumableOut,
     Resume,
     Threads,
-    at_least,
     check_extension,
     check_out_folder,
     check_units,
+    in_range,
 )
 from halohand.core.atomic import atomic_open, atomic_path, write_text_atomic
 from halohand.core.errors import HalohandInputError
@@ -80,6 +85,11 @@ def synthesize_cmd(
     from halohand.grasp.synthesis import SynthesisConfig, synthesize
     from halohand.objects.registry import parse_object_list
 
+    in_range(n_per_object, 1, 100_000, "--n-per-object", "split the objects over several runs")
+    in_range(workers, 1, MAX_WORKERS, "--workers")
+    in_range(batch_size, 1, 4096, "--batch-size")
+    in_range(steps, 1, 1_000_000, "--steps")
+    in_range(max_batches, 1, 1_000_000, "--max-batches")
     torch.set_num_threads(1)
     ids = parse_object_list(objects)
     config = SynthesisConfig(
@@ -130,8 +140,8 @@ def sample_cmd(
     Writes OUT_DIR/grasp_XX.EXT (HALO hand meshes), keypoints.npy ([N, 21, 3], the
     object file's frame and units), object.EXT, contact_sheet.png and grasps.json.
     """
-    at_least(n, 1, "--n")
-    at_least(candidates, 1, "--candidates")
+    in_range(n, 1, MAX_GRASPS, "--n", MORE_GRASPS)
+    in_range(candidates, 1, MAX_CANDIDATES, "--candidates")
     check_units(units)
     ext = check_extension(ext)
     check_out_folder(out_dir)
@@ -184,7 +194,7 @@ def train_cmd(
     progress: Progress = True,
 ) -> None:
     """Train HALO-VAE on engine grasps (docs/grasp.md); writes OUT/model.safetensors."""
-    at_least(threads, 1, "--threads")
+    in_range(threads, 1, MAX_THREADS, "--threads")
 
     import torch
 
@@ -222,9 +232,9 @@ def evaluate_cmd(
     """Table 3 metrics on held-out objects: intersection volume, contact ratio, diversity."""
     if model is not None and engine is not None:
         raise HalohandInputError("pass at most one of --model and --engine")
-    at_least(n, 1, "--n")
-    at_least(candidates, 1, "--candidates")
-    at_least(threads, 1, "--threads")
+    in_range(n, 1, MAX_GRASPS, "--n", MORE_GRASPS)
+    in_range(candidates, 1, MAX_CANDIDATES, "--candidates")
+    in_range(threads, 1, MAX_THREADS, "--threads")
 
     import torch
 

@@ -180,6 +180,28 @@ def at_least(value: int, low: int, option: str) -> int:
     return value
 
 
+def in_range(value: int, low: int, high: int, option: str, beyond: str = "") -> int:
+    """``value`` if ``low <= value <= high``; else one line naming the range and, for an
+    upper limit, how to go beyond it (``beyond``)."""
+    at_least(value, low, option)
+    if value > high:
+        hint = f"; {beyond}" if beyond else ""
+        raise HalohandInputError(f"{option} must be at most {high:,}, got {value:,}{hint}")
+    return value
+
+
+#: Upper limits of the count options: each keeps one call's memory and time bounded
+#: (grasps: about 1 MB of meshes and a few ms of refinement each; hands: ~2.6 MB of shards
+#: each). :data:`halohand.grasp.generate.MAX_GRASPS_PER_CALL` is the library's own limit.
+MAX_GRASPS = 1000
+MAX_CANDIDATES = 64
+MAX_THREADS = 256
+MAX_WORKERS = 256
+MAX_HANDS_PER_SPLIT = 1_000_000
+MAX_SURFACE_SAMPLES = 10_000_000
+MORE_GRASPS = "for more grasps run again with another --seed (each seed gives other grasps)"
+
+
 def check_inputs_exist(paths: list[Path]) -> None:
     """Every input file is there (the readers say the same, after numpy has loaded)."""
     for path in paths:

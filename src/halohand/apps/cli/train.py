@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from halohand.apps.cli.options import (
+    MAX_SURFACE_SAMPLES,
     DataFolder,
     Device,
     ModelFile,
@@ -18,6 +19,7 @@ from halohand.apps.cli.options import (
     Resume,
     SplitLimit,
     at_least,
+    in_range,
 )
 from halohand.core.errors import HalohandInputError
 
@@ -146,7 +148,7 @@ def evaluate(
 
     if not padding >= 0 or padding == float("inf"):
         raise HalohandInputError(f"--padding must be a finite length >= 0 (metres), got {padding}")
-    at_least(samples, 1, "--surface-samples")
+    in_range(samples, 1, MAX_SURFACE_SAMPLES, "--surface-samples")
     resolve_device(device)  # an unknown device name is bad input, before any work
     doc = run_evaluation(
         checkpoint, data, split=split, json_out=json_out, csv_out=csv_out,
