@@ -200,3 +200,62 @@ def test_the_library_limits_grasps_per_call_like_the_cli() -> None:
     assert options.MAX_CANDIDATES == grasp_generate.MAX_CANDIDATES
     with pytest.raises(HalohandInputError, match="another seed"):
         grasp_generate.generate_grasps(None, None, n=10**8)  # type: ignore[arg-type]
+
+
+def _key_hand():
+    from halohand.handmodel.keyposes import load_key_poses
+
+    return load_key_poses()[0].keypoints
+
+
+@pytest.mark.parametrize("order", ["mano", "biomech", "interhand"])
+def test_check_names_a_likely_joint_order_and_refuses_to_fix_in_the_wrong_one(
+    tmp_path, monkeypatch, capsys, order: str
+) -> None:
+    from halohand.skeleton import from_openpose
+
+    path = tmp_path / "kp.npy"
+    np.save(path, from_openpose(_key_hand(), order))
+    out, _ = _run_ok(monkeypatch, capsys, "check", str(path))
+    assert f"pass --format {order}" in out
+    fixed = tmp_path / "fixed.npy"
+    code, err = _run(monkeypatch, capsys, "check", str(path), "--fix-skeleton", str(fixed))
+    assert code == 2 and f"pass --format {order}" in err and not fixed.exists()
+
+
+def _run_ok(monkeypatch, capsys, *args: str) -> tuple[str, str]:
+    monkeypatch.setattr("sys.argv", ["halohand", *args])
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_check_hint_is_printed(tmp_path, monkeypatch, capsys) -> None:
+    from halohand.skeleton import from_openpose
+
+    path = tmp_path / "kp.npy"
+    np.save(path, from_openpose(_key_hand(), "mano"))
+    out, _ = _run_ok(monkeypatch, capsys, "check", str(path))
+    assert "hint: the joints look like mano order" in out
+    out, _ = _run_ok(monkeypatch, capsys, "check", str(path), "--format", "mano")
+    assert "hint:" not in out and "plausible: no findings" in out
+
+
+def test_occupancy_warns_about_a_mirrored_hand_like_reconstruct(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from halohand.skeleton import mirror
+
+    path = tmp_path / "left_as_right.npy"
+    np.save(path, mirror(_key_hand()))
+    points = tmp_path / "p.npy"
+    np.save(points, np.zeros((4, 3)))
+    _, err = _run_ok(monkeypatch, capsys, "occupancy", str(path), str(points), "--out",
+                     str(tmp_path / "o.npy"))  # fmt: skip
+    assert "looks mirrored" in err
+    _, err = _run_ok(monkeypatch, capsys, "occupancy", str(path), str(points), "--side", "left",
+                     "--out", str(tmp_path / "o2.npy"))  # fmt: skip
+    assert "mirrored" not in err

@@ -65,7 +65,7 @@ from halohand.core.errors import HalohandInputError
 from halohand.core.rotations import swing
 from halohand.core.units import HAND_LENGTH_RANGE_M, UNIT_SCALE, check_unit, units_fitting
 from halohand.skeleton.bones import BONES
-from halohand.skeleton.orders import JOINT_NAMES
+from halohand.skeleton.orders import JOINT_NAMES, to_openpose
 from halohand.skeleton.sides import parse_side
 from halohand.skeleton.validation import MAX_COORDINATE
 
@@ -583,6 +583,40 @@ def check_skeleton(keypoints: Any, side: Any = "right", units: str = "auto") -> 
         degenerate=degenerate.reshape(batch_shape),
         findings=tuple(findings),
     )
+
+
+def suggest_format(
+    keypoints: Any, fmt: str, side: Any = "right", units: str = "auto"
+) -> tuple[str, int, int] | None:
+    """Another 21-joint order in which implausible keypoints would be a plausible hand.
+
+    Datasets order their joints differently (MANO's is thumb-last, InterHand's tip-first),
+    and keypoints read in the wrong order look like a broken hand. When the keypoints as
+    ``fmt`` have errors, each other 21-joint format is tried on the same array.
+
+    Args:
+        keypoints: ``[..., 21, 3]`` in the joint order ``fmt`` (the caller's reading).
+        fmt: the format they were read as.
+        side / units: as for :func:`check_skeleton`.
+
+    Returns:
+        ``(format, errors as fmt, errors as format)`` for the format with the fewest errors
+        when it has none (or at most a tenth of ``fmt``'s), else ``None``.
+    """
+    arr = _as_array(keypoints)
+    as_given = check_skeleton(to_openpose(arr, fmt), side, units).count("error")
+    if as_given == 0:
+        return None
+    best: tuple[str, int, int] | None = None
+    for other in ("openpose", "mano", "biomech", "interhand"):
+        if other == fmt or (fmt == "mediapipe" and other == "openpose"):
+            continue
+        errors = check_skeleton(to_openpose(arr, other), side, units).count("error")
+        if best is None or errors < best[2]:
+            best = (other, as_given, errors)
+    if best is not None and (best[2] == 0 or best[2] * 10 <= as_given):
+        return best
+    return None
 
 
 def summary_line(report: PlausibilityReport) -> str | None:

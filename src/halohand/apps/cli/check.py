@@ -37,7 +37,12 @@ _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 def skeleton_warning(
-    keypoints: np.ndarray, is_left: np.ndarray, units: str, is_sequence: bool
+    keypoints: np.ndarray,
+    is_left: np.ndarray,
+    units: str,
+    is_sequence: bool,
+    raw: np.ndarray | None = None,
+    fmt: str = "openpose",
 ) -> str | None:
     """One line about implausible or mirrored hands for ``halohand reconstruct``, or ``None``.
 
@@ -46,13 +51,31 @@ def skeleton_warning(
         is_left: ``[N]`` bool.
         units: ``m``, ``cm`` or ``mm``.
         is_sequence: the file held ``[N, 21, 3]`` (hands are then named by index).
+        raw / fmt: the keypoints as read, in their format ``fmt``; with them, a likely
+            wrong joint order is named (:func:`~halohand.canonical.plausibility.suggest_format`).
     """
-    from halohand.canonical.plausibility import check_skeleton, summary_line
+    from halohand.canonical.plausibility import check_skeleton, suggest_format, summary_line
 
-    if is_sequence:
-        return summary_line(check_skeleton(keypoints, is_left, units))
-    side = "left" if is_left[0] else "right"
-    return summary_line(check_skeleton(keypoints[0], side, units))
+    hands, side = (keypoints, is_left) if is_sequence else (keypoints[0], _side(is_left[0]))
+    report = check_skeleton(hands, side, units)
+    line = summary_line(report)
+    if line and not report.plausible and raw is not None and raw.shape[-2] == 21:
+        hint = suggest_format(raw if is_sequence else raw[0], fmt, side, units)
+        if hint is not None:
+            line = f"{line}; {_hint_text(hint, fmt)}"
+    return line
+
+
+def _side(is_left: bool) -> str:
+    return "left" if is_left else "right"
+
+
+def _hint_text(hint: tuple[str, int, int], fmt: str) -> str:
+    other, as_given, as_other = hint
+    return (
+        f"the joints look like {other} order ({as_given} errors read as {fmt}, {as_other} as "
+        f"{other}): pass --format {other}"
+    )
 
 
 def _fmt_value(value: float, unit: str) -> str:
@@ -176,14 +199,24 @@ def check(
     use_side = side or kf.side or "right"
     use_units = units or kf.units or "auto"
 
-    from halohand.canonical.plausibility import check_skeleton, fix_skeleton
+    from halohand.canonical.plausibility import check_skeleton, fix_skeleton, suggest_format
 
     kp = np.asarray(to_openpose(kf.keypoints, kf.fmt))
     hands = kp if kf.is_sequence else kp[0]
     report = check_skeleton(hands, use_side, use_units)
 
+    hint = None
+    if not report.plausible and kf.keypoints.shape[-2] == 21:
+        hint = suggest_format(kf.keypoints if kf.is_sequence else kf.keypoints[0], kf.fmt,
+                              use_side, use_units)  # fmt: skip
+
     fixed = None
     if fix_out is not None:
+        if hint is not None:
+            raise HalohandInputError(
+                f"{keypoints}: --fix-skeleton refused: {_hint_text(hint, kf.fmt)}; a fix in "
+                f"the wrong joint order would move joints far from the data"
+            )
         try:
             fixed = fix_skeleton(hands, use_side, report.units or "auto")
         except HalohandInputError as exc:
@@ -192,6 +225,10 @@ def check(
     _print_report(report, keypoints, use_side, use_units, kf.is_sequence)
     doc: dict[str, Any] = {"file": str(keypoints), "side": use_side, "format": kf.fmt}
     doc.update(report.to_dict())
+    if hint is not None:
+        typer.echo(f"hint: {_hint_text(hint, kf.fmt)}")
+        doc["format_hint"] = {"format": hint[0], "errors_as_given": hint[1],
+                              "errors_as_hint": hint[2]}  # fmt: skip
     if fixed is not None:
         assert fix_out is not None
         out = fixed.keypoints

@@ -102,8 +102,9 @@ def reconstruct(
         except HalohandInputError as exc:
             raise _with_path(exc, path, kf.is_sequence) from None
         warning = skeleton_warning(
-            prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence
-        )
+            prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence,
+            raw=kf.keypoints, fmt=kf.fmt,
+        )  # fmt: skip
         if warning:
             warnings.append(f"warning: {path}: {warning}")
         names = output_names(kf)
@@ -182,10 +183,18 @@ def occupancy(
 
     use_side = side or kf.side or "right"
     use_units = units or kf.units or "auto"
+    from halohand.apps.cli.check import skeleton_warning
+
     try:
-        prepare_hands(kf.keypoints, use_side, use_units, kf.fmt)  # validates the skeleton
+        prepared = prepare_hands(kf.keypoints, use_side, use_units, kf.fmt)  # validates
     except HalohandInputError as exc:
         raise _with_path(exc, keypoints, kf.is_sequence) from None
+    warning = skeleton_warning(
+        prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence,
+        raw=kf.keypoints, fmt=kf.fmt,
+    )  # fmt: skip
+    if warning:  # as reconstruct: a mirrored or implausible hand is said before the work
+        print(f"warning: {keypoints}: {warning}", file=sys.stderr)
     model = _load_model(checkpoint, device)
     kp = kf.keypoints if kf.is_sequence else kf.keypoints[0]
     with torch.no_grad():
