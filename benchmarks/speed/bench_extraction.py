@@ -75,8 +75,9 @@ def _hands(data: str | None, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
 def _instrumented(model, kp: np.ndarray, side: str, res: int, colors: bool):  # noqa: ANN001
     """One reconstruction with the lattice evaluation wrapped: ``([seconds in the network,
     queries], queries per level, the full (R+1)^3 grid)``."""
-    import halohand.inference as meshing
-    import halohand.inference.extract as extract
+    lib = _library()
+    extract = lib["extract"]
+    holders = [m for m in (extract, lib["package"], lib["halo"]) if hasattr(m, "evaluate_grid")]
 
     spent = [0.0, 0]
     captured: list[np.ndarray] = []
@@ -102,23 +103,45 @@ def _instrumented(model, kp: np.ndarray, side: str, res: int, colors: bool):  # 
         return out
 
     extract._evaluate = timed
-    extract.evaluate_grid = grid
-    meshing.evaluate_grid = grid
+    for holder in holders:  # every namespace that calls it by name
+        holder.evaluate_grid = grid
     try:
         model.reconstruct(kp, side=side, units="m", resolution=res, colors=colors)
     finally:
         extract._evaluate = original
-        extract.evaluate_grid = original_grid
-        meshing.evaluate_grid = original_grid
+        for holder in holders:
+            holder.evaluate_grid = original_grid
     return spent, level_sizes, captured[0]
+
+
+def _library() -> dict:
+    """The modules this script times, in the package layout of the library it runs on (a
+    ``--baseline-rev`` before the package restructure had them under other names)."""
+    import importlib
+
+    try:
+        halo = importlib.import_module("halohand.inference.halo")
+        extract = importlib.import_module("halohand.inference.extract")
+        package = importlib.import_module("halohand.inference")
+        query = importlib.import_module("halohand.inference.query")
+        box = halo.keypoint_box
+    except (ImportError, AttributeError):  # the layout before halohand.inference existed
+        halo = importlib.import_module("halohand.api")
+        extract = importlib.import_module("halohand.meshing.extract")
+        package = importlib.import_module("halohand.meshing")
+        query = importlib.import_module("halohand.model.inference")
+        box = halo._hand_box
+    return {"halo": halo, "extract": extract, "package": package, "query": query, "box": box}
 
 
 def _worker(args: argparse.Namespace) -> dict:
     import torch
 
-    from halohand.inference.extract import evaluate_grid, mesh_from_grid
-    from halohand.inference.halo import HALO, _hand_box, coarse_resolution_for
-    from halohand.inference.query import occupancy_from_keypoints
+    lib = _library()
+    evaluate_grid, mesh_from_grid = lib["extract"].evaluate_grid, lib["extract"].mesh_from_grid
+    HALO, coarse_resolution_for = lib["halo"].HALO, lib["halo"].coarse_resolution_for  # noqa: N806
+    occupancy_from_keypoints = lib["query"].occupancy_from_keypoints
+    _hand_box = lib["box"]
 
     torch.set_num_threads(args.threads)
     model = HALO.pretrained(args.checkpoint) if args.checkpoint else HALO.pretrained()
