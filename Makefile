@@ -6,12 +6,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast lint clean viewer-install viewer-test
 
+# PyTorch: the CPU build. Where plain PyPI serves CUDA wheels (Linux x86_64), pass the
+# CPU index: make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_SOURCE := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
 $(STAMP): pyproject.toml
+	@echo "setting up $(VENV): PyTorch $(if $(TORCH_INDEX),from $(TORCH_INDEX),from PyPI) and halohand's dependencies (about 2 minutes, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q torch==2.13.0 $(TORCH_SOURCE)
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(STAMP)
+	@echo "$(VENV) ready"
 
 demo: $(STAMP)
 	$(VENV)/bin/halohand demo --out-dir output
