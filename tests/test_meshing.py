@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from halohand.evaluation import chamfer_and_normals, iou, mesh_metrics
-from halohand.inference import evaluate_grid, extract_mesh, mesh_from_grid
+from halohand.inference import evaluate_grid, extract_mesh, lattice_grid, mesh_from_grid
 from halohand.objects.inside import contains
 
 BMIN = np.array([-0.08, -0.05, -0.05])
@@ -247,3 +247,23 @@ def test_concurrent_extractions_keep_the_torch_thread_count() -> None:
         t.join()
     assert torch.get_num_threads() == before
     assert len(results) == 3 and all(np.array_equal(results[0], r) for r in results)
+
+
+def test_lattice_grid_result_object_matches_the_tuple_form_and_meshes_itself() -> None:
+    grid = lattice_grid(two_spheres_labelled, BMIN, BMAX, 64, 16, labels=True, crop=True)
+    values, stats, labels = evaluate_grid(
+        two_spheres_labelled, BMIN, BMAX, 64, 16, labels=True, crop=True
+    )
+    np.testing.assert_array_equal(grid.values, values)
+    np.testing.assert_array_equal(grid.labels, labels)
+    assert grid.stats == stats and grid.resolution == 64
+    lo, hi = stats.grid_bounds(BMIN, BMAX, 64, values.shape)
+    np.testing.assert_allclose(grid.corners[0], lo)
+    np.testing.assert_allclose(grid.corners[1], hi)
+    own = grid.mesh(0.5, labelled=True)
+    ref = mesh_from_grid(values, lo, hi, 0.5, labels=labels)
+    np.testing.assert_array_equal(own.faces, ref.faces)
+    np.testing.assert_allclose(own.vertices, ref.vertices)
+    np.testing.assert_array_equal(own.vertex_attributes["label"], ref.vertex_attributes["label"])
+    plain = lattice_grid(two_spheres, BMIN, BMAX, 64, 16)
+    assert plain.labels is None and len(evaluate_grid(two_spheres, BMIN, BMAX, 64, 16)) == 2

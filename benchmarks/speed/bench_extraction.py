@@ -77,13 +77,16 @@ def _instrumented(model, kp: np.ndarray, side: str, res: int, colors: bool):  # 
     queries], queries per level, the full (R+1)^3 grid)``."""
     lib = _library()
     extract = lib["extract"]
-    holders = [m for m in (extract, lib["package"], lib["halo"]) if hasattr(m, "evaluate_grid")]
+    # The grid function HALO.meshes calls: lattice_grid (a result object) since the package
+    # restructure, evaluate_grid (a tuple) before.
+    name = "lattice_grid" if hasattr(lib["halo"], "lattice_grid") else "evaluate_grid"
+    holders = [m for m in (extract, lib["package"], lib["halo"]) if hasattr(m, name)]
 
     spent = [0.0, 0]
     captured: list[np.ndarray] = []
     level_sizes: list[int] = []
     original = extract._evaluate
-    original_grid = extract.evaluate_grid
+    original_grid = getattr(extract, name)
 
     def timed(fn, points, *a, **k):  # noqa: ANN001, ANN002, ANN003
         t = time.perf_counter()
@@ -95,22 +98,23 @@ def _instrumented(model, kp: np.ndarray, side: str, res: int, colors: bool):  # 
 
     def grid(*a, **k):  # noqa: ANN002, ANN003
         out = original_grid(*a, **k)
+        values, stats = (out.values, out.stats) if hasattr(out, "values") else out[:2]
         # A cropped grid goes back into the full lattice (all outside beyond it).
         full = np.zeros((res + 1,) * 3, dtype=np.float32)
-        start = getattr(out[1], "start", (0, 0, 0))
-        full[tuple(slice(s, s + m) for s, m in zip(start, out[0].shape, strict=True))] = out[0]
+        start = getattr(stats, "start", (0, 0, 0))
+        full[tuple(slice(s, s + m) for s, m in zip(start, values.shape, strict=True))] = values
         captured.append(full)
         return out
 
     extract._evaluate = timed
     for holder in holders:  # every namespace that calls it by name
-        holder.evaluate_grid = grid
+        setattr(holder, name, grid)
     try:
         model.reconstruct(kp, side=side, units="m", resolution=res, colors=colors)
     finally:
         extract._evaluate = original
         for holder in holders:
-            holder.evaluate_grid = original_grid
+            setattr(holder, name, original_grid)
     return spent, level_sizes, captured[0]
 
 

@@ -3,9 +3,14 @@
 
 from halohand.inference.extract import (
     ExtractionStats,
+    LatticeGrid,
     evaluate_grid,
     extract_mesh,
+    lattice_grid,
     mesh_from_grid,
 )
 
-__all__ = ["ExtractionStats", "evaluate_grid", "extract_mesh", "mesh_from_grid"]
+__all__ = [
+    "ExtractionStats", "LatticeGrid", "evaluate_grid", "extract_mesh", "lattice_grid",
+    "mesh_from_grid",
+]  # fmt: skip

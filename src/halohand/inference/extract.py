@@ -15,14 +15,15 @@ rise from below the others to above them within one coarse cell (2-9 mm for a ha
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import trimesh
 from scipy.ndimage import binary_dilation
+
+from halohand.inference.threads import run_batches
 
 OccupancyFn = Callable[[np.ndarray], np.ndarray]
 """Maps ``[N, 3]`` float32 points to ``[N]`` occupancy probabilities."""
@@ -50,6 +51,39 @@ class ExtractionStats:
         step = (np.asarray(bounds_max, dtype=np.float64) - bmin) / resolution
         first = np.asarray(self.start)
         return bmin + first * step, bmin + (first + np.asarray(shape) - 1) * step
+
+
+@dataclass(frozen=True, eq=False)
+class LatticeGrid:
+    """Occupancy on a lattice, as :func:`lattice_grid` evaluated it.
+
+    Attributes:
+        values: ``[A, B, C]`` float32 occupancy on the (possibly cropped) lattice.
+        stats: what was evaluated (queries per level, the crop's first lattice index).
+        labels: ``[A, B, C]`` uint8 labels (argmax part), or ``None`` when not asked for.
+        bounds_min / bounds_max: ``[3]`` corners of the full lattice's box.
+        resolution: cells per axis of the full lattice.
+    """
+
+    values: np.ndarray
+    stats: ExtractionStats
+    labels: np.ndarray | None
+    bounds_min: np.ndarray
+    bounds_max: np.ndarray
+    resolution: int
+
+    @property
+    def corners(self) -> tuple[np.ndarray, np.ndarray]:
+        """``([3], [3])`` corners of :attr:`values` (the full box unless cropped)."""
+        return self.stats.grid_bounds(
+            self.bounds_min, self.bounds_max, self.resolution, self.values.shape
+        )
+
+    def mesh(self, level: float, *, labelled: bool = False) -> trimesh.Trimesh:
+        """Marching cubes at ``level`` over the grid's own corners
+        (:func:`mesh_from_grid`); ``labelled`` carries :attr:`labels` to the vertices."""
+        lo, hi = self.corners
+        return mesh_from_grid(self.values, lo, hi, level, labels=self.labels if labelled else None)
 
 
 def _lattice_points(idx: np.ndarray, bmin: np.ndarray, step: np.ndarray) -> np.ndarray:
@@ -91,26 +125,8 @@ def _evaluate(
             res = fn(points[sl])
         out[sl] = np.asarray(res, dtype=np.float32).reshape(-1)
 
-    if workers > 1 and len(starts) > 1:
-        # Batches in parallel threads: torch releases the GIL inside its kernels, and two
-        # streams of small GEMMs use two cores better than one stream split by OpenMP
-        # (benchmarks/speed/bench_extraction.py). The pool lives as long as the process (new
-        # threads would each start their own OpenMP team), and torch runs one intra-op
-        # thread meanwhile so the streams do not oversubscribe the cores.
-        import torch
-
-        # The thread count is process-wide: extractions started from several user threads
-        # take turns here, so none of them restores another's setting.
-        with _POOL_LOCK:
-            before = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                list(_pool(workers).map(run, starts))
-            finally:
-                torch.set_num_threads(before)
-    else:
-        for s in starts:
-            run(s)
+    # Batches in parallel threads, one torch thread each (halohand.inference.threads).
+    run_batches(run, starts, workers)
     if not np.all(np.isfinite(out)):
         raise ValueError("the occupancy function returned NaN or inf")
     return out, lab, cand
@@ -187,16 +203,6 @@ def _dilate_bits(bits: np.ndarray) -> np.ndarray:
     return out
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="halohand-grid")
-    return _POOLS[workers]
-
-
 def _upsample_nearest(values: np.ndarray) -> np.ndarray:
     """``[a, b, c]`` -> ``[2a - 1, 2b - 1, 2c - 1]``: every fine lattice point copies its
     lower coarse corner."""
@@ -213,7 +219,7 @@ def _upsample_nearest(values: np.ndarray) -> np.ndarray:
 _CELL_OFFSETS = np.stack(np.meshgrid(*(np.arange(3),) * 3, indexing="ij"), -1).reshape(-1, 3)
 
 
-def evaluate_grid(
+def lattice_grid(
     fn: OccupancyFn,
     bounds_min: np.ndarray,
     bounds_max: np.ndarray,
@@ -227,7 +233,7 @@ def evaluate_grid(
     workers: int = 1,
     part_candidates: tuple[int, float, float] | None = None,
     crop: bool = False,
-) -> tuple[np.ndarray, ExtractionStats] | tuple[np.ndarray, ExtractionStats, np.ndarray]:
+) -> LatticeGrid:
     """Occupancy on the ``(resolution + 1)^3`` lattice spanning ``[bounds_min, bounds_max]``.
 
     Args:
@@ -260,8 +266,8 @@ def evaluate_grid(
             gives the mesh of the full grid, without filling the full grid.
 
     Returns:
-        ``([R+1, R+1, R+1] float32 values, stats)``, plus the ``[R+1]^3`` uint8 labels with
-        ``labels`` (with ``crop``, the sub-lattice of both).
+        a :class:`LatticeGrid`: ``[R+1, R+1, R+1]`` float32 values, the stats and, with
+        ``labels``, the ``[R+1]^3`` uint8 labels (with ``crop``, the sub-lattice of both).
     """
     bmin = np.asarray(bounds_min, dtype=np.float64)
     bmax = np.asarray(bounds_max, dtype=np.float64)
@@ -281,9 +287,8 @@ def evaluate_grid(
             parts,
         )  # fmt: skip
         stats = ExtractionStats([n**3])
-        if labels:
-            return vals.reshape(n, n, n), stats, lab.reshape(n, n, n)
-        return vals.reshape(n, n, n), stats
+        lab_grid = lab.reshape(n, n, n) if labels else None
+        return LatticeGrid(vals.reshape(n, n, n), stats, lab_grid, bmin, bmax, resolution)
 
     steps = np.log2(resolution / coarse_resolution)
     if steps < 0 or not float(steps).is_integer():
@@ -380,7 +385,19 @@ def evaluate_grid(
     stats = ExtractionStats(queries, tuple(int(x) for x in start))
     if label_grid is not None:
         label_grid = label_grid[_box(start, start + np.asarray(values.shape) - 1)]
-    return (values, stats, label_grid) if labels else (values, stats)
+    return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
+
+
+def evaluate_grid(
+    fn: OccupancyFn, *args: Any, **kwargs: Any
+) -> tuple[np.ndarray, ExtractionStats] | tuple[np.ndarray, ExtractionStats, np.ndarray]:
+    """:func:`lattice_grid` as a tuple: ``(values, stats)``, or ``(values, stats, labels)``
+    with ``labels=True`` (the form earlier releases returned; new code uses the result
+    object)."""
+    grid = lattice_grid(fn, *args, **kwargs)
+    if grid.labels is None:
+        return grid.values, grid.stats
+    return grid.values, grid.stats, grid.labels
 
 
 def mesh_from_grid(
@@ -480,8 +497,8 @@ def extract_mesh(
     threshold: float = 0.5,
     hierarchical: bool = True,
 ) -> trimesh.Trimesh:
-    """Occupancy function -> watertight mesh (see :func:`evaluate_grid`, :func:`mesh_from_grid`)."""
-    values, _ = evaluate_grid(
+    """Occupancy function -> watertight mesh (see :func:`lattice_grid`, :func:`mesh_from_grid`)."""
+    grid = lattice_grid(
         fn, bounds_min, bounds_max, resolution, coarse_resolution, threshold, hierarchical
     )
-    return mesh_from_grid(values, bounds_min, bounds_max, threshold)
+    return grid.mesh(threshold)

@@ -36,8 +36,14 @@ from halohand.core.errors import HalohandInputError
 from halohand.core.units import HAND_LENGTH_RANGE_M, UNIT_SCALE
 from halohand.fields.conditioning import HandConditioning, hand_conditioning
 from halohand.fields.io import load_any_model
-from halohand.inference.extract import evaluate_grid, mesh_from_grid
-from halohand.inference.query import occupancy_from_keypoints, query_occupancy
+from halohand.inference.extract import lattice_grid
+from halohand.inference.query import (
+    SPARSE_CHUNK,
+    can_query_sparse,
+    occupancy_from_keypoints,
+    query_occupancy,
+    sparse_occupancy,
+)
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
 from halohand.skeleton.colors import part_vertex_colors
@@ -199,7 +205,7 @@ class HALO:
             evaluates at a point only the parts whose probability, somewhere on the
             previous level's lattice within one of its cells, was within ``tolerance`` of
             the max and >= ``floor``
-            (see :func:`~halohand.inference.evaluate_grid`); ``None`` evaluates every part.
+            (see :func:`~halohand.inference.lattice_grid`); ``None`` evaluates every part.
     """
 
     def __init__(
@@ -336,9 +342,7 @@ class HALO:
         batch = kp_b.shape[0]
         pts_b = (pts[None] if pts.ndim == 2 else pts).to(dev)
         if pts_b.shape[0] != batch:
-            if pts_b.shape[0] == 1:
-                pts_b = pts_b.expand(batch, -1, -1)
-            else:
+            if pts_b.shape[0] != 1:
                 raise HalohandInputError(
                     f"points batch ({pts_b.shape[0]}) and keypoints batch ({batch}) differ"
                 )
@@ -346,18 +350,35 @@ class HALO:
         with torch.set_grad_enabled(grad):
             kp_m = to_openpose(kp_b, fmt) * scale
             hands = hand_conditioning(kp_m, side=_side_arg(side, batch))
-            occ, parts = self._query(hands, pts_b * scale)
+            occ, parts = self._query(hands, pts_b, scale, return_parts)
         if squeeze:
-            occ, parts = occ[0], parts[0]
+            occ = occ[0]
+            parts = None if parts is None else parts[0]
         return (occ, parts) if return_parts else occ
 
-    def _query(self, hands: HandConditioning, points_m: Tensor) -> tuple[Tensor, Tensor]:
-        """Occupancy and part probabilities ``[B, N]``, ``[B, N, 16]`` (grad mode as set)."""
-        occ, parts = query_occupancy(
-            self.network, hands, points_m, chunk_size=self.chunk_size, skip_radii=self.skip_radii
-        )
-        assert parts is not None
-        return occ, parts
+    def _query(
+        self, hands: HandConditioning, points: Tensor, scale: float, return_parts: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """Occupancy ``[B, N]`` and part probabilities ``[B, N, 16]`` (or None) at ``[B, N,
+        3]`` (or ``[1, N, 3]``) points in units of ``scale`` metres, grad mode as set.
+
+        Without gradients on the CPU, :func:`~halohand.inference.query.sparse_occupancy`
+        (the same values; points outside every part's support cost no network call, worker
+        threads as in mesh extraction); else the chunked, differentiable query.
+        """
+        if can_query_sparse(self.network, hands, points):
+            workers = self.grid_workers or torch.get_num_threads()
+            return sparse_occupancy(
+                self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
+                return_parts=return_parts, chunk_size=self.chunk_size or SPARSE_CHUNK,
+                workers=workers,
+            )  # fmt: skip
+        batch = hands.part_matrices.shape[0]
+        points_m = points.expand(batch, -1, -1) * scale
+        return query_occupancy(
+            self.network, hands, points_m, chunk_size=self.chunk_size,
+            skip_radii=self.skip_radii, return_parts=return_parts,
+        )  # fmt: skip
 
     # ---- meshes ----------------------------------------------------------------------
 
@@ -447,16 +468,13 @@ class HALO:
             # probability at the inside end of its lattice edge (< 1 voxel away), so the
             # vertices need no second network pass. Each level after the first evaluates
             # only the parts that were near the max around each point one level before.
-            grid = evaluate_grid(
+            grid = lattice_grid(
                 fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
                 labels=colors, batch=_GRID_BATCH, workers=workers,
                 part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
             )  # fmt: skip
-            # The grid covers only the lattice around the surface (``crop``): its corners.
-            lo, hi = grid[1].grid_bounds(bmin - centre, bmax - centre, res, grid[0].shape)
-            mesh = mesh_from_grid(
-                grid[0], lo, hi, self.iso_level, labels=grid[2] if colors else None
-            )
+            # The grid covers only the lattice around the surface (``crop``).
+            mesh = grid.mesh(self.iso_level, labelled=colors)
             mesh.vertices = np.asarray(mesh.vertices) + centre
             if colors:
                 labels = np.asarray(mesh.vertex_attributes.pop("label"), dtype=np.uint8)
