@@ -80,11 +80,15 @@ def _read_npy(path: Path) -> Any:
         raise CorruptFileError(f"{path}: not a valid .npy file or truncated ({msg})") from None
     except (EOFError, OSError) as exc:
         raise CorruptFileError(f"{path}: truncated or unreadable .npy file ({exc})") from None
+    except Exception as exc:  # a garbled header: numpy's parser raises what it meets
+        raise CorruptFileError(
+            f"{path}: corrupt .npy header ({type(exc).__name__}); save with numpy.save"
+        ) from None
 
 
 def _read_json(path: Path) -> tuple[Any, dict[str, Any]]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows) is fine
     except UnicodeDecodeError:
         raise CorruptFileError(f"{path}: not a UTF-8 JSON file") from None
     except RecursionError:
@@ -115,19 +119,20 @@ def _read_json(path: Path) -> tuple[Any, dict[str, Any]]:
 def _read_txt(path: Path, j: int) -> Any:
     rows: list[list[float]] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise CorruptFileError(f"{path}: not a text file") from None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].replace(",", " ").strip()
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].replace(",", " ").strip()
         if not line:
             continue
         parts = line.split()
         try:
             values = [float(v) for v in parts]
         except ValueError:
+            shown = raw.split("#", 1)[0].strip()[:40]
             raise HalohandInputError(
-                f"{path}: line {lineno} is not numbers ({line[:40]!r}); write 3 numbers per row"
+                f"{path}: line {lineno} is not numbers ({shown!r}); write 3 numbers per row"
             ) from None
         if len(values) != 3:
             raise HalohandInputError(
@@ -219,7 +224,7 @@ def load_points(path: str | os.PathLike[str]) -> np.ndarray:
     if path.stat().st_size == 0:
         raise HalohandInputError(f"{path}: empty file")
     arr = _read_npy(path)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+    if arr.dtype.kind not in "iuf":  # not bool, complex, text, dates or time spans
         raise HalohandInputError(f"{path}: points must be real numbers, got {arr.dtype}")
     if arr.ndim not in (2, 3) or arr.shape[-1] != 3:
         raise HalohandInputError(

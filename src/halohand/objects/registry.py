@@ -439,7 +439,7 @@ def object_from_mesh(
         HalohandInputError: missing or empty file, no triangles, non-finite coordinates,
             unknown units or a size no units make hand-held (1 cm - 1 m diagonal), not a
             closed surface after repair, several separate parts, zero volume.
-        CorruptFileError: a file trimesh cannot read.
+        CorruptFileError: a file trimesh cannot read (or of a format it does not know).
     """
     raw, label, source = _read_mesh(mesh)
     oid = object_id or (Path(source).stem if source else "mesh")
@@ -458,8 +458,16 @@ def _read_mesh(
         out = trimesh.util.concatenate(geoms) if geoms else trimesh.Trimesh()
         return out, "the mesh", ""
     path = Path(mesh)
+    if path.is_dir():
+        raise HalohandInputError(f"{path} is a folder, not a mesh file")
     if not path.is_file():
         raise HalohandInputError(f"no such mesh file: {path}")
+    name = path.name.lower()
+    if not any(name.endswith(f".{kind}") for kind in trimesh.available_formats()):
+        raise CorruptFileError(
+            f"mesh file {path}: unknown mesh format {path.suffix or '(no suffix)'!r}; use "
+            f"obj, ply, stl, glb or off"
+        )
     if path.stat().st_size == 0:
         raise HalohandInputError(f"mesh file {path} is empty")
     try:
@@ -489,7 +497,9 @@ def _mesh_object(
         raise HalohandInputError(f"{label} has non-finite vertex coordinates")
     if f.min() < 0 or f.max() >= len(v):
         raise HalohandInputError(f"{label} has faces that index missing vertices")
-    scale = _unit_scale(label, float(np.linalg.norm(np.ptp(v[np.unique(f)], axis=0))), units)
+    with np.errstate(over="ignore", invalid="ignore"):  # near the float limit: inf, refused
+        diagonal = float(np.linalg.norm(np.ptp(v[np.unique(f)], axis=0)))
+    scale = _unit_scale(label, diagonal, units)
     mesh, repairs = _close(trimesh.Trimesh(v * scale, f, process=True))
     if not mesh.is_watertight:
         raise HalohandInputError(

@@ -20,6 +20,9 @@ from halohand.skeleton.orders import FORMATS, num_joints, to_openpose
 #: be detected.
 MAX_COORDINATE = 1e6
 
+#: What an array of a non-numeric dtype kind holds, for messages.
+_KIND_NAMES = {"U": "text", "S": "bytes", "M": "dates", "m": "time spans", "V": "records"}
+
 
 def check_format(fmt: str) -> str:
     """Lower-cased keypoint format name; raises with the list of known formats."""
@@ -52,13 +55,11 @@ def check_keypoints(
         arr = np.asarray(keypoints)
     except (ValueError, TypeError):
         arr = None
-    if (
-        arr is None
-        or arr.dtype == object
-        or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool)
-    ):
+    if arr is None or arr.dtype.kind not in "biufc":  # timedelta64 is a numpy "number"
+        what = _KIND_NAMES.get(arr.dtype.kind, "") if arr is not None else ""
         raise HalohandInputError(
             f"{name}: keypoints must be numbers in a [{j}, 3] or [N, {j}, 3] array"
+            + (f", got {what}" if what else "")
         )
     if np.iscomplexobj(arr) or arr.dtype == bool:
         raise HalohandInputError(f"{name}: keypoints must be real numbers, got {arr.dtype}")
@@ -71,11 +72,7 @@ def check_keypoints(
     elif arr.ndim == 3 and arr.shape[1:] == (j, 3):
         seq = True
     else:
-        hint = ""
-        if arr.ndim in (2, 3) and arr.shape[-1] == 3 and arr.shape[-2] in (21, 25, 26, 42):
-            hint = f" (a {arr.shape[-2]}-joint skeleton: pass the matching --format)"
-        elif arr.ndim in (2, 3) and arr.shape[-1] in (2, 4):
-            hint = " (keypoints need x, y, z: 2D or homogeneous points are not accepted)"
+        hint = _shape_hint(arr.shape, j)
         raise HalohandInputError(
             f"{name}: keypoints must have shape [{j}, 3] or [N, {j}, 3] for format {fmt}, "
             f"got {shape}{hint}"
@@ -97,6 +94,25 @@ def check_keypoints(
             f"or mm (limit {MAX_COORDINATE:g}); check the file and its units"
         )
     return arr, seq
+
+
+def _shape_hint(shape: tuple[int, ...], j: int) -> str:
+    """Why an array of ``shape`` is not ``[J, 3]`` / ``[N, J, 3]``, when that can be told."""
+    last = shape[-1] if shape else 0
+    rows = shape[-2] if len(shape) >= 2 else 0
+    if len(shape) in (2, 3) and last == 3 and rows == 2 * j:
+        return (
+            f" (two hands in one array? store them as an [N, {j}, 3] sequence or one file per hand)"
+        )
+    if len(shape) in (2, 3) and last == 3 and rows in (21, 25, 26) and rows != j:
+        return f" (a {rows}-joint skeleton: pass the matching --format)"
+    if len(shape) in (2, 3) and last in (2, 4):
+        return " (keypoints need x, y, z: 2D or homogeneous points are not accepted)"
+    if len(shape) in (2, 3) and last == j and rows == 3:
+        return " (transposed? pass the array with one row per joint, [J, 3])"
+    if len(shape) in (1, 2) and last == 3 * j:
+        return f" (flattened? reshape it to [{j}, 3] or [N, {j}, 3])"
+    return ""
 
 
 def detect_units(keypoints: Any, fmt: str = "openpose") -> str:

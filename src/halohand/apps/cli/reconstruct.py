@@ -39,7 +39,7 @@ def _with_path(exc: HalohandInputError, path: Path, sequence: bool) -> HalohandI
     msg = str(exc)
     if not sequence:
         msg = msg.replace(" (first: hand [0])", "").replace(" in 1 of 1 hands", "")
-    if msg.startswith("degenerate skeleton"):
+    if msg.startswith("degenerate skeleton") and "--format" not in msg:
         msg += "; check for duplicated or misplaced joints and the --format"
     return type(exc)(msg if str(path) in msg else f"{path}: {msg}")
 
