@@ -407,15 +407,9 @@ class OccupancyNetwork(nn.Module):
     def _folded_query(
         self, points: Tensor, part_matrices: Tensor, bone_lengths: Tensor | None, mask: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Inference on the active (point, part) pairs with the part transforms folded in.
-
-        The first layer sees ``x_k = R_k p + t_k``, so ``x_k W = p (R_k^T W) + t_k W``: per
-        hand and part, the rotation goes into a 3 x H weight and the translation, the bias
-        and the hand's context (bone lengths, pose code) into one H-vector. Query points
-        are then never transformed 16 times, and the context is not multiplied per row.
-        Active pairs are sorted by part (then hand), so every layer is one ``addmm`` (bias
-        included) per part over a contiguous row range, with no per-block copies of the
-        weights and no per-row bias gathers.
+        """Inference on the active (point, part) pairs with the part transforms folded in
+        (:meth:`folded_weights`, :meth:`folded_logits`): query points are never transformed
+        16 times, and the context is not multiplied per row.
 
         Returns ``occupancy [B, N]`` and ``part_probs [B, N, K]`` (0 where not active).
         """
@@ -431,11 +425,46 @@ class OccupancyNetwork(nn.Module):
             raise HalohandInputError("points and part_matrices batch sizes differ")
         if mask.shape != (b, n, k):
             raise HalohandInputError(f"part_mask must be [{b}, {n}, {k}], got {list(mask.shape)}")
-        layers = self.mlp.layers
-        first = layers[0]
+        dtype = self.mlp.layers[0].weight.dtype
+        w_hand, const = self.folded_weights(part_matrices, bone_lengths)
+        m = b * n
+        part, row = mask.permute(2, 0, 1).reshape(k, m).nonzero(as_tuple=True)
+        logits = points.new_full((k, m), float("-inf"), dtype=dtype)
+        if part.numel():
+            group = part * b + torch.div(row, n, rounding_mode="floor")  # sorted
+            counts = torch.bincount(group, minlength=k * b)
+            pts = points.reshape(m, 3).to(dtype).index_select(0, row)
+            logits.index_put_((part, row), self.folded_logits(pts, counts, w_hand, const))
+        probs = torch.sigmoid(logits).view(k, b, n).permute(1, 2, 0)
+        # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max logit
+        occ = torch.sigmoid(logits.amax(0)).view(b, n)
+        return occ, probs
+
+    def folded_weights(
+        self, part_matrices: Tensor, bone_lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """First layer of every hand and part with the part transform folded in.
+
+        The first layer sees ``x_k = R_k p + t_k``, so ``x_k W = p (R_k^T W) + t_k W``:
+        per hand and part, the rotation goes into a 3 x H weight and the translation, the
+        bias and the hand's context (bone lengths, pose code) into one H-vector.
+
+        Args:
+            part_matrices: ``[B, K, 4, 4]`` (HALO units).
+            bone_lengths: ``[B, K]`` metres.
+
+        Returns:
+            ``w_hand [K, B, 3, H]`` and ``const [K, B, H]`` in the network's dtype, for
+            :meth:`folded_logits`.
+        """
+        k = self.num_parts
+        if part_matrices.ndim != 4 or part_matrices.shape[1:] != (k, 4, 4):
+            raise HalohandInputError(
+                f"part_matrices must be [B, {k}, 4, 4], got {list(part_matrices.shape)}"
+            )
+        b = part_matrices.shape[0]
+        first = self.mlp.layers[0]
         dtype = first.weight.dtype
-        width = first.out_features
-        slope = self.mlp.negative_slope
         rot = part_matrices[..., :3, :3]
         trans = part_matrices[..., :3, 3]
         ctx = self.hand_context(trans, bone_lengths)  # [K, B, C]
@@ -446,40 +475,51 @@ class OccupancyNetwork(nn.Module):
         const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
         if ctx.shape[-1] > 0:
             const = const + torch.bmm(ctx, first.weight[:, 3:])  # [K, B, H]
-        m = b * n
-        part, row = mask.permute(2, 0, 1).reshape(k, m).nonzero(as_tuple=True)
-        logits = points.new_full((k, m), float("-inf"), dtype=dtype)
-        if part.numel():
-            group = part * b + torch.div(row, n, rounding_mode="floor")  # sorted
-            counts = torch.bincount(group, minlength=k * b)
-            pts = points.reshape(m, 3).to(dtype).index_select(0, row)
-            total = len(row)
-            h = pts.new_empty(total, width)
-            for g, s0, s1 in _row_spans(counts):
-                kk, hb = divmod(g, b)
-                torch.addmm(const[kk, hb], pts[s0:s1], w_hand[kk, hb], out=h[s0:s1])
-            h = F.leaky_relu_(h, slope)
-            residual = self.mlp.residual
-            spans = _row_spans(counts.view(k, b).sum(1))
-            for layer in layers[1:]:
-                y = h.new_empty(total, layer.out_features)
-                for kk, s0, s1 in spans:
-                    torch.addmm(layer.bias[kk], h[s0:s1], layer.weight[kk], out=y[s0:s1])
-                if layer is layers[-1]:
-                    h = y
-                    break
-                same = layer.in_features == layer.out_features
-                if residual == "before" and same:
-                    h = F.leaky_relu_(y.add_(h), slope)
-                elif residual == "after" and same:
-                    h = F.leaky_relu_(y, slope).add_(h)
-                else:
-                    h = F.leaky_relu_(y, slope)
-            logits.index_put_((part, row), h[:, 0])
-        probs = torch.sigmoid(logits).view(k, b, n).permute(1, 2, 0)
-        # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max logit
-        occ = torch.sigmoid(logits.amax(0)).view(b, n)
-        return occ, probs
+        return w_hand, const
+
+    def folded_logits(
+        self, points: Tensor, counts: Tensor, w_hand: Tensor, const: Tensor
+    ) -> Tensor:
+        """Logits of (point, part) pairs sorted by part, then hand (no autograd).
+
+        Every layer is one ``addmm`` (bias included) per part over a contiguous row range,
+        with no per-block copies of the weights and no per-row bias gathers.
+
+        Args:
+            points: ``[P, 3]`` the pairs' points (network input frame, network dtype).
+            counts: ``[K * B]`` rows of each (part, hand) group, in order ``part * B + hand``.
+            w_hand, const: from :meth:`folded_weights` (``B`` hands).
+
+        Returns:
+            ``[P]`` logits.
+        """
+        k, b = const.shape[:2]
+        layers = self.mlp.layers
+        width = layers[0].out_features
+        slope = self.mlp.negative_slope
+        total = points.shape[0]
+        h = points.new_empty(total, width)
+        for g, s0, s1 in _row_spans(counts):
+            kk, hb = divmod(g, b)
+            torch.addmm(const[kk, hb], points[s0:s1], w_hand[kk, hb], out=h[s0:s1])
+        h = F.leaky_relu_(h, slope)
+        residual = self.mlp.residual
+        spans = _row_spans(counts.view(k, b).sum(1))
+        for layer in layers[1:]:
+            y = h.new_empty(total, layer.out_features)
+            for kk, s0, s1 in spans:
+                torch.addmm(layer.bias[kk], h[s0:s1], layer.weight[kk], out=y[s0:s1])
+            if layer is layers[-1]:
+                h = y
+                break
+            same = layer.in_features == layer.out_features
+            if residual == "before" and same:
+                h = F.leaky_relu_(y.add_(h), slope)
+            elif residual == "after" and same:
+                h = F.leaky_relu_(y, slope).add_(h)
+            else:
+                h = F.leaky_relu_(y, slope)
+        return h[:, 0]
 
 
 def _row_spans(counts: Tensor) -> list[tuple[int, int, int]]:

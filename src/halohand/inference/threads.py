@@ -1,0 +1,51 @@
+"""Worker threads for CPU inference: batches in parallel, one torch thread each.
+
+Torch releases the GIL inside its kernels, and two streams of small GEMMs use two cores
+better than one stream split by OpenMP (``benchmarks/speed/bench_extraction.py``,
+``benchmarks/speed/bench_occupancy.py``): on a shared 2-core machine, OpenMP's workers
+mostly wait on each other over kernels of a few microseconds. The pools live as long as
+the process (new threads would each start their own OpenMP team), and torch runs one
+intra-op thread while they work, so the streams do not oversubscribe the cores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="halohand-worker")
+    return _POOLS[workers]
+
+
+def run_batches(fn: Callable[[T], object], items: Iterable[T], workers: int = 1) -> None:
+    """Call ``fn`` on every item, in ``workers`` threads (one torch thread each) when there
+    are several items; ``fn`` must be thread-safe (torch kernels on separate outputs are).
+
+    The first exception raised by ``fn`` propagates once every item has run.
+    """
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    import torch
+
+    # The thread count is process-wide: calls from several user threads take turns here,
+    # so none of them restores another's setting.
+    with _POOL_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            list(_pool(workers).map(fn, items))
+        finally:
+            torch.set_num_threads(before)
