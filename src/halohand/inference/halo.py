@@ -38,7 +38,6 @@ from halohand.fields.conditioning import HandConditioning, hand_conditioning
 from halohand.fields.io import load_any_model
 from halohand.inference.extract import lattice_grid
 from halohand.inference.query import (
-    SPARSE_CHUNK,
     can_query_sparse,
     occupancy_from_keypoints,
     query_occupancy,
@@ -197,10 +196,13 @@ class HALO:
             fitted to the released HALO model; or ``[16]`` radii in metres fitted to this
             network with :func:`~halohand.fields.fit_skip_radii`).
         chunk_size: query points per network call (default: 1024 dense / 4096 skipping on
-            CPU, 131072 on CUDA).
+            CPU, 131072 on CUDA). Occupancy queries without gradients on the CPU bound
+            their network calls by (point, part) pairs instead
+            (:func:`~halohand.inference.query.sparse_occupancy`).
         padding_m: margin of the extraction box around the keypoints' bounding box (metres).
-        grid_workers: threads that evaluate batches of lattice points at once during mesh
-            extraction (default: ``torch.get_num_threads()`` on CPU, 1 on CUDA).
+        grid_workers: threads that evaluate batches of points at once during mesh
+            extraction and occupancy queries without gradients (default:
+            ``torch.get_num_threads()`` on CPU, 1 on CUDA).
         part_candidates: ``(tolerance, floor)``: every extraction level after the first
             evaluates at a point only the parts whose probability, somewhere on the
             previous level's lattice within one of its cells, was within ``tolerance`` of
@@ -304,6 +306,13 @@ class HALO:
         Differentiable with respect to both ``points`` and ``keypoints`` (and the network's
         parameters): pass tensors with ``requires_grad=True``.
 
+        Without gradients on the CPU, a network with part supports is evaluated only on the
+        (point, part) pairs inside the supports, in batches of at most 32,768 pairs, in
+        ``grid_workers`` threads (:func:`~halohand.inference.query.sparse_occupancy`):
+        points outside every support are 0 without a network call. The values are those of
+        the differentiable query up to float32 rounding (<= 1.2e-7 measured on the shipped
+        model; ``benchmarks/speed/bench_occupancy.py``).
+
         Args:
             points: ``[N, 3]`` or ``[B, N, 3]`` query points, same frame and units as the
                 keypoints (``[N, 3]`` with a batch of hands queries every hand there).
@@ -366,12 +375,11 @@ class HALO:
         (the same values; points outside every part's support cost no network call, worker
         threads as in mesh extraction); else the chunked, differentiable query.
         """
-        if can_query_sparse(self.network, hands, points):
+        if can_query_sparse(self.network, hands, points, self.skip_radii):
             workers = self.grid_workers or torch.get_num_threads()
             return sparse_occupancy(
                 self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
-                return_parts=return_parts, chunk_size=self.chunk_size or SPARSE_CHUNK,
-                workers=workers,
+                return_parts=return_parts, workers=workers,
             )  # fmt: skip
         batch = hands.part_matrices.shape[0]
         points_m = points.expand(batch, -1, -1) * scale

@@ -25,12 +25,15 @@ from halohand.fields.occupancy import OccupancyNetwork
 from halohand.fields.skipping import effective_radii, skip_mask
 from halohand.inference.threads import run_batches
 
-#: Query points per work item of :func:`sparse_occupancy` (its support test holds about
-#: eight ``[SPARSE_CHUNK, 24]`` float32 temporaries: ~1.6 MiB at 2048).
-SPARSE_CHUNK = 2048
-#: Most (point, part) pairs per network call of :func:`sparse_occupancy`: two ``[pairs,
-#: 64]`` float32 activations (+ inputs), ~4.3 MiB at 8192.
-SPARSE_MAX_PAIRS = 8192
+#: Query points per work item of :func:`sparse_occupancy` (items run in worker threads).
+SPARSE_CHUNK = 32_768
+#: Query points per support test of :func:`sparse_occupancy` (about eight ``[points, 24]``
+#: float32 temporaries: 6 MiB).
+SPARSE_MASK_CHUNK = 8192
+#: Most (point, part) pairs per network call of :func:`sparse_occupancy` (two ``[pairs,
+#: 64]`` float32 activations and the pairs' inputs: ~17 MiB). Each call costs ~1 ms of
+#: Python around its ~80 small matrix products, so calls should be large.
+SPARSE_MAX_PAIRS = 32_768
 
 
 def default_chunk(skipping: bool) -> int:
@@ -133,15 +136,21 @@ def occupancy_from_keypoints(
     return (occ, parts) if return_parts else occ
 
 
-def can_query_sparse(model: object, hands: HandConditioning, points_m: Tensor) -> bool:
+def can_query_sparse(
+    model: object,
+    hands: HandConditioning,
+    points: Tensor,
+    skip_radii: Sequence[float] | Tensor | bool | None = None,
+) -> bool:
     """Whether :func:`sparse_occupancy` serves this query: an
-    :class:`~halohand.fields.OccupancyNetwork` that takes its folded inference path
-    (CPU, float32, hard max over parts) and no autograd graph to build."""
-    if not isinstance(model, OccupancyNetwork):
+    :class:`~halohand.fields.OccupancyNetwork` with part supports or ``skip_radii`` (else
+    every part counts everywhere and nothing is skipped), on its folded inference path
+    (CPU, float32, hard max over parts), and no autograd graph to build."""
+    if not isinstance(model, OccupancyNetwork) or effective_radii(model, skip_radii) is None:
         return False
-    if points_m.device.type != "cpu" or hands.part_matrices.device.type != "cpu":
+    if points.device.type != "cpu" or hands.part_matrices.device.type != "cpu":
         return False
-    return model._can_fold(points_m, hands.part_matrices, hands.bone_lengths, hands.keypoints)
+    return model._can_fold(points, hands.part_matrices, hands.bone_lengths, hands.keypoints)
 
 
 def pair_batches(pair_counts: np.ndarray, max_pairs: int) -> list[tuple[int, int]]:
@@ -175,23 +184,32 @@ def sparse_occupancy(
     skip_radii: Sequence[float] | Tensor | bool | None = None,
     return_parts: bool = False,
     chunk_size: int = SPARSE_CHUNK,
+    mask_chunk: int = SPARSE_MASK_CHUNK,
     max_pairs: int = SPARSE_MAX_PAIRS,
     workers: int = 1,
 ) -> tuple[Tensor, Tensor | None]:
     """Inference form of :func:`query_occupancy` on the active (point, part) pairs only.
 
-    Per work item of ``chunk_size`` points of one hand: the support test
-    (:func:`~halohand.fields.skip_mask`, exactly as :func:`query_occupancy` runs it), the
-    points with at least one part in their support, then the folded network on their
-    pairs in batches of at most ``max_pairs`` pairs. Points without a part are 0 (the
-    network's value there); every other value is computed as :func:`query_occupancy`
-    computes it. Work items run in ``workers`` threads with one torch thread each.
+    The points of each hand are cut into work items of ``chunk_size`` points, which run
+    in ``workers`` threads with one torch thread each. An item takes ``mask_chunk``
+    points at a time through the support test (:func:`~halohand.fields.skip_mask`,
+    exactly as :func:`query_occupancy` runs it) and keeps the points with at least one
+    part in their support; once the kept points have ``max_pairs`` (point, part) pairs,
+    the folded network runs on them. Points without a part are 0 (the network's value
+    there) and cost no network call; every other value is computed as
+    :func:`query_occupancy` computes it (the same pairs, the same float32 network, up to
+    the rounding of differently sized matrix products: 1.2e-7 measured).
 
-    Memory beyond the inputs and outputs: per worker, the support test of ``chunk_size``
-    points and the network's activations of ``max_pairs`` pairs (~6 MiB at the defaults).
+    Memory beyond the inputs and outputs, per worker: the support test of ``mask_chunk``
+    points (~8 ``[mask_chunk, 24]`` float32 temporaries: 6 MiB at 8192) and at most
+    ``max_pairs`` pairs in one network call (~17 MiB at 32768: two ``[pairs, 64]``
+    float32 activations and the pairs' inputs), with the kept points waiting for it
+    (< ``max_pairs + 16 mask_chunk`` pairs, ~2 MiB). No call sees more than
+    ``max(max_pairs, 16)`` pairs, whatever the number of points.
 
-    A network that evaluates every part everywhere (no supports, no ``skip_radii``) has
-    16 pairs per point, all evaluated.
+    A network without supports and without ``skip_radii`` has every part at every point:
+    16 pairs per point, all evaluated (:func:`can_query_sparse` leaves such networks to
+    :func:`query_occupancy`, whose dense path is as fast there).
 
     Args:
         model: an occupancy network for which :func:`can_query_sparse` holds.
@@ -202,54 +220,41 @@ def sparse_occupancy(
         skip_radii: as for :func:`query_occupancy`.
         return_parts: also return the part probabilities (0 outside the supports).
         chunk_size: points per work item.
-        max_pairs: (point, part) pairs per network call (>= 1).
+        mask_chunk: points per support test.
+        max_pairs: (point, part) pairs per network call.
         workers: threads.
 
     Returns:
-        ``occupancy [B, N]`` float32 and ``part_probs [B, N, 16]`` float32 or None.
+        ``occupancy [B, N]`` and ``part_probs [B, N, 16]`` (or None), float32.
     """
     b = hands.part_matrices.shape[0]
     if points.ndim != 3 or points.shape[-1] != 3 or points.shape[0] not in (1, b):
         raise HalohandInputError(
             f"points must be [{b}, N, 3] or [1, N, 3], got {list(points.shape)}"
         )
-    if chunk_size < 1 or max_pairs < 1:
-        raise HalohandInputError("chunk_size and max_pairs must be >= 1")
+    if min(chunk_size, mask_chunk, max_pairs) < 1:
+        raise HalohandInputError("chunk_size, mask_chunk and max_pairs must be >= 1")
     k = model.num_parts
     n = points.shape[1]
     radii = effective_radii(model, skip_radii)
     w_hand, const = model.folded_weights(hands.part_matrices, hands.bone_lengths)
-    # Per hand, as query_occupancy runs them: the support test in float32 and the network
-    # input frame in the conditioning's dtype (float64).
+    # As query_occupancy runs them: the support test in float32, the network input frame
+    # in the conditioning's dtype (float64: hands far from the origin), the network in
+    # float32.
     keypoints32 = hands.keypoints.float()
     g = hands.global_transform
     occ = torch.zeros(b, n, dtype=torch.float32)
     parts = torch.zeros(b, n, k, dtype=torch.float32) if return_parts else None
 
-    @torch.no_grad()  # grad mode is per thread: workers start with grad on
-    def run(item: tuple[int, int]) -> None:
-        hand, start = item
-        sl = slice(start, start + chunk_size)
-        pts = points[min(hand, points.shape[0] - 1), sl]
-        if scale != 1.0:
-            pts = pts * scale
-        if radii is None:
-            mask = torch.ones(len(pts), k, dtype=torch.bool)
-        else:
-            mask = skip_mask(pts[None].float(), keypoints32[hand : hand + 1], radii)[0]
-        counts = mask.sum(1)
-        idx = counts.nonzero()[:, 0]
-        if idx.numel() == 0:
-            return
-        mask, counts = mask[idx], counts[idx]
-        p = pts.index_select(0, idx).to(g.dtype)
-        gh = g[hand : hand + 1]
-        p_halo = torch.einsum("bij,bnj->bni", gh[:, :3, :3], p[None]) + gh[:, None, :3, 3]
-        p_halo = (p_halo[0] / HALO_UNIT_M).float()
-        occ_c = torch.empty(len(idx), dtype=torch.float32)
-        parts_c = torch.zeros(len(idx), k, dtype=torch.float32) if parts is not None else None
+    def network(hand: int, kept: list[tuple[Tensor, Tensor, Tensor]]) -> None:
+        """Occupancy (and parts) of the kept ``(index, mask, network input)`` points."""
+        idx = torch.cat([x[0] for x in kept])
+        mask = torch.cat([x[1] for x in kept])
+        p_halo = torch.cat([x[2] for x in kept])
         w, c = w_hand[:, hand : hand + 1], const[:, hand : hand + 1]
-        for a, e in pair_batches(counts.numpy(), max_pairs):
+        occ_k = torch.empty(len(idx), dtype=torch.float32)
+        parts_k = None if parts is None else torch.zeros(len(idx), k, dtype=torch.float32)
+        for a, e in pair_batches(mask.sum(1).numpy(), max_pairs):
             part, row = mask[a:e].T.nonzero(as_tuple=True)  # sorted by part, then point
             logits = model.folded_logits(
                 p_halo[a:e].index_select(0, row), torch.bincount(part, minlength=k), w, c
@@ -257,12 +262,42 @@ def sparse_occupancy(
             top = logits.new_full((e - a,), float("-inf"))
             top.scatter_reduce_(0, row, logits, reduce="amax")
             # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max
-            occ_c[a:e] = torch.sigmoid(top)
-            if parts_c is not None:
-                parts_c[a:e].index_put_((row, part), torch.sigmoid(logits))
-        occ[hand, start + idx] = occ_c
+            occ_k[a:e] = torch.sigmoid(top)
+            if parts_k is not None:
+                parts_k[a:e].index_put_((row, part), torch.sigmoid(logits))
+        occ[hand, idx] = occ_k
         if parts is not None:
-            parts[hand, start + idx] = parts_c
+            parts[hand, idx] = parts_k
+
+    @torch.no_grad()  # grad mode is per thread: workers start with grad on
+    def run(item: tuple[int, int]) -> None:
+        hand, start = item
+        src = points[min(hand, points.shape[0] - 1)]
+        gh = g[hand : hand + 1]
+        kept: list[tuple[Tensor, Tensor, Tensor]] = []
+        held = 0
+        for s0 in range(start, min(start + chunk_size, n), mask_chunk):
+            pts = src[s0 : min(s0 + mask_chunk, start + chunk_size, n)]
+            if scale != 1.0:
+                pts = pts * scale
+            if radii is None:
+                mask = torch.ones(len(pts), k, dtype=torch.bool)
+            else:
+                mask = skip_mask(pts[None].float(), keypoints32[hand : hand + 1], radii)[0]
+            idx = mask.any(1).nonzero()[:, 0]
+            if idx.numel() == 0:
+                continue
+            mask = mask.index_select(0, idx)
+            p = pts.index_select(0, idx).to(g.dtype)[None]
+            p_halo = (torch.einsum("bij,bnj->bni", gh[:, :3, :3], p) + gh[:, None, :3, 3])[0]
+            pairs = int(mask.sum())
+            if kept and held + pairs > max_pairs:
+                network(hand, kept)
+                kept, held = [], 0
+            kept.append((idx + s0, mask, (p_halo / HALO_UNIT_M).float()))
+            held += pairs
+        if kept:
+            network(hand, kept)
 
     items = [(hand, s) for hand in range(b) for s in range(0, n, chunk_size)]
     run_batches(run, items, workers)
