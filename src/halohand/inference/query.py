@@ -190,15 +190,17 @@ def sparse_occupancy(
 ) -> tuple[Tensor, Tensor | None]:
     """Inference form of :func:`query_occupancy` on the active (point, part) pairs only.
 
-    The points of each hand are cut into work items of ``chunk_size`` points, which run
-    in ``workers`` threads with one torch thread each. An item takes ``mask_chunk``
-    points at a time through the support test (:func:`~halohand.fields.skip_mask`,
-    exactly as :func:`query_occupancy` runs it) and keeps the points with at least one
-    part in their support; once the kept points have ``max_pairs`` (point, part) pairs,
-    the folded network runs on them. Points without a part are 0 (the network's value
-    there) and cost no network call; every other value is computed as
-    :func:`query_occupancy` computes it (the same pairs, the same float32 network, up to
-    the rounding of differently sized matrix products: 1.2e-7 measured).
+    The points of each hand are cut into work items of ``chunk_size`` points (fewer when
+    that leaves a worker idle), which run in ``workers`` threads with one torch thread
+    each (also in the caller's thread when there is one item or worker: OpenMP's threads
+    would mostly wait on each other over these small kernels). An item takes
+    ``mask_chunk`` points at a time through the support test
+    (:func:`~halohand.fields.skip_mask`, exactly as :func:`query_occupancy` runs it) and
+    keeps the points with at least one part in their support; once the kept points have
+    ``max_pairs`` (point, part) pairs, the folded network runs on them. Points without a
+    part are 0 (the network's value there) and cost no network call; every other value
+    is computed as :func:`query_occupancy` computes it (the same pairs, the same float32
+    network, up to the rounding of differently sized matrix products: 1.2e-7 measured).
 
     Memory beyond the inputs and outputs, per worker: the support test of ``mask_chunk``
     points (~8 ``[mask_chunk, 24]`` float32 temporaries: 6 MiB at 8192) and at most
@@ -245,6 +247,8 @@ def sparse_occupancy(
     g = hands.global_transform
     occ = torch.zeros(b, n, dtype=torch.float32)
     parts = torch.zeros(b, n, k, dtype=torch.float32) if return_parts else None
+    # Items small enough that every worker gets one (but not below one support test).
+    per_item = min(chunk_size, max(mask_chunk, -(-n * b // max(workers, 1))))
 
     def network(hand: int, kept: list[tuple[Tensor, Tensor, Tensor]]) -> None:
         """Occupancy (and parts) of the kept ``(index, mask, network input)`` points."""
@@ -270,14 +274,14 @@ def sparse_occupancy(
             parts[hand, idx] = parts_k
 
     @torch.no_grad()  # grad mode is per thread: workers start with grad on
-    def run(item: tuple[int, int]) -> None:
-        hand, start = item
+    def run(work: tuple[int, int]) -> None:
+        hand, start = work
         src = points[min(hand, points.shape[0] - 1)]
         gh = g[hand : hand + 1]
         kept: list[tuple[Tensor, Tensor, Tensor]] = []
         held = 0
-        for s0 in range(start, min(start + chunk_size, n), mask_chunk):
-            pts = src[s0 : min(s0 + mask_chunk, start + chunk_size, n)]
+        for s0 in range(start, min(start + per_item, n), mask_chunk):
+            pts = src[s0 : min(s0 + mask_chunk, start + per_item, n)]
             if scale != 1.0:
                 pts = pts * scale
             if radii is None:
@@ -299,6 +303,6 @@ def sparse_occupancy(
         if kept:
             network(hand, kept)
 
-    items = [(hand, s) for hand in range(b) for s in range(0, n, chunk_size)]
-    run_batches(run, items, workers)
+    items = [(hand, s) for hand in range(b) for s in range(0, n, per_item)]
+    run_batches(run, items, workers, one_thread=True)
     return occ, parts

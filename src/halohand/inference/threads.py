@@ -27,14 +27,20 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[workers]
 
 
-def run_batches(fn: Callable[[T], object], items: Iterable[T], workers: int = 1) -> None:
+def run_batches(
+    fn: Callable[[T], object], items: Iterable[T], workers: int = 1, *, one_thread: bool = False
+) -> None:
     """Call ``fn`` on every item, in ``workers`` threads (one torch thread each) when there
     are several items; ``fn`` must be thread-safe (torch kernels on separate outputs are).
+
+    With ``one_thread``, items run on one torch thread even in the caller's thread (for work
+    made of small kernels, where OpenMP's threads mostly wait on each other).
 
     The first exception raised by ``fn`` propagates once every item has run.
     """
     items = list(items)
-    if workers <= 1 or len(items) <= 1:
+    threaded = workers > 1 and len(items) > 1
+    if not threaded and not one_thread:
         for item in items:
             fn(item)
         return
@@ -46,6 +52,10 @@ def run_batches(fn: Callable[[T], object], items: Iterable[T], workers: int = 1)
         before = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            list(_pool(workers).map(fn, items))
+            if threaded:
+                list(_pool(workers).map(fn, items))
+            else:
+                for item in items:
+                    fn(item)
         finally:
             torch.set_num_threads(before)
