@@ -256,3 +256,108 @@ def test_degenerate_skeleton_hint_names_the_format_once(tmp_path, monkeypatch, c
     code, _, err = _run(monkeypatch, capsys, caplog, "reconstruct",
                         CORPUS / "keypoints/all_zero.npy", "--out-dir", tmp_path / "o")  # fmt: skip
     assert code == 2 and err.count("--format") == 1, err
+
+
+def test_a_path_too_long_for_the_system_is_one_line(tmp_path, monkeypatch, capsys,
+                                                    caplog) -> None:  # fmt: skip
+    long_name = tmp_path / ("a" * 300 + ".npy")
+    code, _, err = _run(monkeypatch, capsys, caplog, "check", long_name)
+    assert code == 2 and err.count("\n") == 1 and "File name too long" in err, err
+    out = tmp_path / ("x" * 300) / "meshes"
+    code, _, err = _run(monkeypatch, capsys, caplog, "reconstruct",
+                        REPO / "examples/hand_right.npy", "--out-dir", out)  # fmt: skip
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "..." in err  # the long name is shortened in the message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("device", ["mps", "meta", "tpu", "cuda:x", ""])
+@pytest.mark.parametrize("command", ["reconstruct", "occupancy"])
+def test_an_unknown_device_is_refused_before_any_warning(tmp_path, monkeypatch, capsys, caplog,
+                                                         device, command) -> None:  # fmt: skip
+    hand = CORPUS / "keypoints/mirrored_left_hand.npy"  # valid, with a warning
+    args = {
+        "reconstruct": ["reconstruct", hand, "--out-dir", tmp_path / "o", "--resolution", "8"],
+        "occupancy": ["occupancy", hand, POINTS, "--out", tmp_path / "o.npy"],
+    }[command]
+    code, _, err = _run(monkeypatch, capsys, caplog, *args, "--device", device)
+    assert code == 2 and err.count("\n") == 1 and "--device" in err, err
+    assert "corrupt" not in err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "occupancy"])
+def test_a_bad_checkpoint_error_is_not_preceded_by_a_warning(tmp_path, monkeypatch, capsys,
+                                                             caplog, command) -> None:  # fmt: skip
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    hand = CORPUS / "keypoints/mirrored_left_hand.npy"
+    args = {
+        "reconstruct": ["reconstruct", hand, "--out-dir", tmp_path / "o", "--resolution", "8"],
+        "occupancy": ["occupancy", hand, POINTS, "--out", tmp_path / "o.npy"],
+    }[command]
+    code, _, err = _run(monkeypatch, capsys, caplog, *args, "--checkpoint", bad)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+@pytest.mark.parametrize("resolution", ["0", "7", "1025", "100000"])
+def test_grasp_resolution_is_checked_before_any_work(tmp_path, monkeypatch, capsys, caplog,
+                                                     resolution) -> None:  # fmt: skip
+    import halohand.grasp.generate as generate
+
+    monkeypatch.setattr(generate.GraspGenerator, "pretrained", None)  # must not be reached
+    for args in (
+        ["grasp", "examples/box_mm.stl", "--out-dir", tmp_path / "g"],
+        ["grasp", "evaluate", "--objects", "box_4", "--json", tmp_path / "e.json"],
+    ):
+        code, _, err = _run(monkeypatch, capsys, caplog, *args, "--n", "1", "--resolution",
+                            resolution)  # fmt: skip
+        assert code == 2 and err.count("\n") == 1 and "8..1024" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_grasp_evaluate_checks_its_outputs_first_and_writes_json(tmp_path, monkeypatch, capsys,
+                                                                 caplog) -> None:  # fmt: skip
+    monkeypatch.chdir(REPO)
+    (tmp_path / "blocker").write_text("keep")
+    common = ["grasp", "evaluate", "--objects", "box_4", "--n", "1", "--resolution", "8",
+              "--candidates", "1", "--no-progress"]  # fmt: skip
+    code, _, err = _run(monkeypatch, capsys, caplog, *common, "--json", tmp_path / "e.json",
+                        "--sheet", tmp_path / "blocker" / "s.png")  # fmt: skip
+    assert code == 2 and "is a file, not a folder" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+    (tmp_path / "e").mkdir()
+    code, _, err = _run(monkeypatch, capsys, caplog, *common, "--json", tmp_path / "e")
+    assert code == 2 and "is a folder" in err and list((tmp_path / "e").iterdir()) == []
+    # one grasp: no diversity to measure; the JSON says null, not NaN (which is not JSON)
+    code, stdout, err = _run(monkeypatch, capsys, caplog, *common, "--json", tmp_path / "e.json")
+    assert code == 0, err
+    text = (tmp_path / "e.json").read_text()
+    assert "NaN" not in text and "NaN" not in stdout
+    assert json.loads(text)["mean"]["diversity_entropy"] is None
+
+
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        (["--box", "x"], "--box"),
+        (["--coarse-resolution", "3"], "power of two"),
+        (["--coarse-resolution", "0"], "power of two"),
+        (["--resolution", "2000"], "8..1024"),
+        (["--threshold", "nan"], "--threshold"),
+        (["--limit", "0"], "--limit"),
+        (["--split", "dev"], "--split"),
+        (["--device", "mps"], "--device"),
+    ],
+)
+def test_evaluate_checks_its_options_before_making_the_mesh_folder(
+    tmp_path, monkeypatch, capsys, caplog, option, match
+) -> None:
+    code, _, err = _run(
+        monkeypatch, capsys, caplog, "evaluate", "--checkpoint",
+        REPO / "src/halohand/weights/halo_default.safetensors", "--data", tmp_path / "data",
+        "--json", tmp_path / "out" / "e.json", "--mesh-dir", tmp_path / "out" / "meshes", *option,
+    )  # fmt: skip
+    assert code == 2 and match in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []

@@ -74,15 +74,25 @@ def _first_line(text: str, default: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else default
 
 
+def _os_error_line(exc: OSError) -> str:
+    """``path: reason`` for an error the system raised on a path (a long path shortened)."""
+    if exc.strerror and exc.filename is not None:
+        name = str(exc.filename)
+        if len(name) > 120:
+            name = f"{name[:40]}...{name[-40:]}"
+        return f"{name}: {exc.strerror}"
+    return _first_line(str(exc), type(exc).__name__)
+
+
 def main() -> None:
     """Entry point of ``halohand``; maps bad input to one line on stderr and exit 2."""
     try:
         app(standalone_mode=False)
-    except (
-        ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-        PermissionError,
-    ) as exc:  # fmt: skip
+    except ValueError as exc:
         print(f"error: {_first_line(str(exc), type(exc).__name__)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as exc:  # a path the system refuses: missing, too long, read-only, a file...
+        print(f"error: {_os_error_line(exc)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

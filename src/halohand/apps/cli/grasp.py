@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +28,9 @@ from halohand.apps.cli.options import (
     Resume,
     Threads,
     check_extension,
+    check_out_file,
     check_out_folder,
+    check_resolution,
     check_units,
     in_range,
 )
@@ -142,6 +145,7 @@ def sample_cmd(
     """
     in_range(n, 1, MAX_GRASPS, "--n", MORE_GRASPS)
     in_range(candidates, 1, MAX_CANDIDATES, "--candidates")
+    check_resolution(resolution)
     check_units(units)
     ext = check_extension(ext)
     check_out_folder(out_dir)
@@ -206,6 +210,17 @@ def train_cmd(
     typer.echo(json.dumps({k: meta[k] for k in ("steps", "wall_s", "grasps", "last")}, indent=2))
 
 
+def _json_safe(value: object) -> object:
+    """``value`` with every NaN or infinite float (nested in dicts and lists) as ``None``."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 @grasp_app.command("evaluate")
 def evaluate_cmd(
     model: Annotated[
@@ -235,6 +250,9 @@ def evaluate_cmd(
     in_range(n, 1, MAX_GRASPS, "--n", MORE_GRASPS)
     in_range(candidates, 1, MAX_CANDIDATES, "--candidates")
     in_range(threads, 1, MAX_THREADS, "--threads")
+    check_resolution(resolution)
+    check_out_file(json_out, "--json", ".json", strict=False)  # both before any is written
+    check_out_file(sheet, "--sheet", ".png", strict=False)
 
     import torch
 
@@ -258,8 +276,9 @@ def evaluate_cmd(
     doc = {"source": str(model or engine), "refine": refine, "candidates": candidates,
            "n": n, "seed": seed,
            "resolution": resolution, "mean": res["mean"], "objects": res["objects"]}  # fmt: skip
+    doc = _json_safe(doc)  # an undefined measure (diversity of too few grasps) is null
     if json_out:
-        write_text_atomic(json_out, json.dumps(doc, indent=2))
+        write_text_atomic(json_out, json.dumps(doc, indent=2, allow_nan=False))
     if sheet:
         render_grasps(res["scenes"], str(sheet), columns=4,
                       labels=[s[1].object_id for s in res["scenes"]])  # fmt: skip

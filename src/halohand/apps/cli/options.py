@@ -157,6 +157,18 @@ def check_format(value: str | None) -> str | None:
     return check_keypoint_format(value)
 
 
+def check_device(value: str) -> str:
+    """A device name lower-cased: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether CUDA is
+    there is checked where the model loads, which imports torch)."""
+    key = str(value).strip().lower()
+    index = key[5:] if key.startswith("cuda:") else "0"
+    if key not in ("auto", "cpu", "cuda") and not (key.startswith("cuda:") and index.isdigit()):
+        raise HalohandInputError(
+            f"unknown device {value!r} (--device); use auto, cpu, cuda or cuda:N"
+        )
+    return key
+
+
 def check_extension(value: str) -> str:
     """A mesh format lower-cased, without a dot."""
     key = str(value).lower().lstrip(".")

@@ -21,6 +21,7 @@ from halohand.apps.cli.options import (
     KeypointUnits,
     MeshExtension,
     Resolution,
+    check_device,
     check_extension,
     check_format,
     check_inputs_exist,
@@ -76,6 +77,7 @@ def reconstruct(
     """
     ext = check_extension(ext)
     side, units, fmt = check_side(side), check_units(units), check_format(fmt)
+    device = check_device(device)
     check_resolution(resolution)
     check_out_folder(out_dir)
     check_inputs_exist(inputs)
@@ -116,11 +118,11 @@ def reconstruct(
                 )
             targets[target] = path
         jobs.append((kf, prepared, names))
+
+    # 2. the model (its errors too come before any warning), then one mesh per hand
+    model = _load_model(checkpoint, device)
     for line in warnings:
         print(line, file=sys.stderr)
-
-    # 2. the model, then one mesh per hand
-    model = _load_model(checkpoint, device)
     total = sum(len(names) for _, _, names in jobs)
     empty = 0
     with tqdm(total=total, desc="reconstruct", unit="hand", disable=None, file=sys.stderr) as bar:
@@ -162,6 +164,7 @@ def occupancy(
     Points [N, 3] with a batch of hands are queried around every hand.
     """
     side, units, fmt = check_side(side), check_units(units), check_format(fmt)
+    device = check_device(device)
     check_out_file(out, "--out", ".npy", strict=False)
     check_inputs_exist([keypoints, points])
 
@@ -193,9 +196,9 @@ def occupancy(
         prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence,
         raw=kf.keypoints, fmt=kf.fmt,
     )  # fmt: skip
+    model = _load_model(checkpoint, device)  # a bad model is one line, without the warning
     if warning:  # as reconstruct: a mirrored or implausible hand is said before the work
         print(f"warning: {keypoints}: {warning}", file=sys.stderr)
-    model = _load_model(checkpoint, device)
     kp = kf.keypoints if kf.is_sequence else kf.keypoints[0]
     with torch.no_grad():
         occ = model.occupancy(pts, kp, side=use_side, units=use_units, fmt=kf.fmt)

@@ -19,6 +19,11 @@ from halohand.apps.cli.options import (
     Resume,
     SplitLimit,
     at_least,
+    check_choice,
+    check_device,
+    check_out_file,
+    check_out_folder,
+    check_resolution,
     in_range,
 )
 from halohand.core.errors import HalohandInputError
@@ -149,7 +154,26 @@ def evaluate(
     if not padding >= 0 or padding == float("inf"):
         raise HalohandInputError(f"--padding must be a finite length >= 0 (metres), got {padding}")
     in_range(samples, 1, MAX_SURFACE_SAMPLES, "--surface-samples")
-    resolve_device(device)  # an unknown device name is bad input, before any work
+    # Every option before the model loads and anything (--mesh-dir) is made.
+    split = check_choice(split, ("train", "val", "test"), "--split") or split
+    box = check_choice(box, ("keypoints", "data"), "--box") or box
+    check_resolution(resolution)
+    ratio = resolution / coarse_resolution if coarse_resolution >= 1 else 0.0
+    if not (ratio >= 1 and ratio.is_integer() and int(ratio) & (int(ratio) - 1) == 0):
+        raise HalohandInputError(
+            f"--coarse-resolution must divide --resolution by a power of two (1, 2, 4...), got "
+            f"{resolution} / {coarse_resolution}"
+        )
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise HalohandInputError(f"--threshold must be in (0, 1), got {threshold}")
+    if limit is not None:
+        at_least(limit, 1, "--limit")
+    check_out_file(json_out, "--json", ".json", strict=False)
+    check_out_file(csv_out, "--csv", ".csv", strict=False)
+    if mesh_dir is not None:
+        check_out_folder(mesh_dir, "--mesh-dir")
+    device = check_device(device)
+    resolve_device(device)  # an unknown device is bad input, before any work
     doc = run_evaluation(
         checkpoint, data, split=split, json_out=json_out, csv_out=csv_out,
         resolution=resolution, coarse_resolution=coarse_resolution, limit=limit, box=box,
