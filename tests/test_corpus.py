@@ -361,3 +361,33 @@ def test_evaluate_checks_its_options_before_making_the_mesh_folder(
     )  # fmt: skip
     assert code == 2 and match in err and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_without_write_permission_is_refused_first(
+    tmp_path, monkeypatch, capsys, caplog
+) -> None:
+    """A read-only folder (as a user, not root, meets it) is named before any work."""
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+
+    def access(path, mode, **kw) -> bool:  # noqa: ANN001 - os.access's signature
+        return not (Path(path) == locked and mode & os.W_OK) and real_access(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    hand = REPO / "examples/hand_right.npy"
+    for args in (
+        ["reconstruct", hand, "--out-dir", locked / "meshes"],
+        ["reconstruct", hand, "--out-dir", locked],
+        ["occupancy", hand, POINTS, "--out", locked / "o.npy"],
+        ["check", hand, "--json", locked / "r.json"],
+        ["check", hand, "--fix-skeleton", locked / "sub" / "f.npy"],
+        ["grasp", "examples/box_mm.stl", "--out-dir", locked / "g"],
+        ["grasp", "evaluate", "--objects", "box_4", "--json", locked / "e.json"],
+        ["demo", "--out-dir", locked / "demo"],
+    ):
+        code, _, err = _run(monkeypatch, capsys, caplog, *args)
+        assert code == 2 and "permission denied" in err and err.count("\n") == 1, (args, err)
+    assert list(locked.iterdir()) == []

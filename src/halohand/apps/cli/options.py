@@ -17,6 +17,7 @@ This module is imported for ``halohand --help``: it imports typer and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -221,12 +222,19 @@ def check_inputs_exist(paths: list[Path]) -> None:
             raise HalohandInputError(f"{path}: no such file")
 
 
+def _check_writable(folder: Path, path: Path, option: str) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise HalohandInputError(f"{option} {path}: cannot write in {folder} (permission denied)")
+
+
 def check_parent(path: Path, option: str) -> None:
-    """Refuse an output path under a file before any work (its folders could not be made)."""
+    """Refuse an output path under a file, or in a folder this user cannot write to, before
+    any work (its folders could not be made, or the output not written)."""
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise HalohandInputError(f"{option} {path}: {parent} is a file, not a folder")
+            _check_writable(parent, path, option)
             return
 
 
@@ -234,6 +242,8 @@ def check_out_folder(path: Path, option: str = "--out-dir") -> Path:
     """An output folder that is not a file and can be made."""
     if path.exists() and not path.is_dir():
         raise HalohandInputError(f"{option} {path} is a file, not a folder")
+    if path.is_dir():
+        _check_writable(path, path, option)
     check_parent(path, option)
     return path
 
