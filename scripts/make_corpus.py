@@ -428,6 +428,9 @@ def meshes() -> None:
     flat_sq = np.array([[0, 0, 0], [0.08, 0, 0], [0.08, 0.06, 0], [0, 0.06, 0]], float)
     add("meshes/flat_square.obj", _obj(flat_sq, [[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]]),
         "a two-sided square: closed but no volume", MESH_BAD, "")  # fmt: skip
+    zero_h = np.asarray(v) * [1.0, 1.0, 0.0]
+    add("meshes/zero_height_box.obj", _obj(zero_h, f),
+        "a closed box squashed flat: no volume", MESH_BAD, "no volume")  # fmt: skip
     add("meshes/faces_out_of_range.obj", _obj(v, np.vstack([f, [[0, 1, 99]]])),
         "a face using vertex 100 of 8", MESH_BAD, "")  # fmt: skip
     add("meshes/faces_out_of_range.ply", _ply_ascii(v, np.vstack([f, [[0, 1, 99]]])),
@@ -459,6 +462,12 @@ def meshes() -> None:
     latin = _stl(box).decode().replace("solid", "solid Pi\xe8ce d\xe9coup\xe9e", 1)
     add("meshes/latin1_comment.stl", latin.encode("latin-1"),
         "valid: ASCII STL named in Latin-1", MESH_GOOD)  # fmt: skip
+    stl = _stl(box).decode()
+    start = stl.index("facet normal")
+    garbled = stl[:start] + "facet normal 0 0 x" + stl[stl.index("\n", start) :]
+    add("meshes/garbled_normal.stl", garbled.encode(),
+        "valid: an ASCII STL with one unreadable normal (normals are recomputed)",
+        MESH_GOOD)  # fmt: skip
     add("meshes/missing_mtl.obj", _obj(v, f, "mtllib missing.mtl\nusemtl wood"),
         "valid: OBJ referencing a missing .mtl", MESH_GOOD)  # fmt: skip
     add("meshes/inverted_box.obj", _obj(v, f[:, ::-1]), "valid: faces wound inward",

@@ -391,3 +391,44 @@ def test_an_output_folder_without_write_permission_is_refused_first(
         code, _, err = _run(monkeypatch, capsys, caplog, *args)
         assert code == 2 and "permission denied" in err and err.count("\n") == 1, (args, err)
     assert list(locked.iterdir()) == []
+
+
+@pytest.fixture
+def _no_serving(monkeypatch):
+    """``halohand view`` serves until Ctrl+C: here the serve loop stops at once."""
+    from halohand.apps.viewer import server
+
+    def serve(self) -> None:  # noqa: ANN001
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server.ViewerServer, "serve_forever", serve)
+
+
+@pytest.mark.parametrize("entry", _entries("meshes/"), ids=lambda e: e["file"])
+def test_mesh_file_view(monkeypatch, capsys, caplog, _no_serving, entry) -> None:
+    """The viewer reads .glb/.ply/.obj itself: every corpus mesh is shown or refused in one
+    line (faces beyond the vertices were an IndexError traceback)."""
+    code, _, err = _run(monkeypatch, capsys, caplog, "view", _input(entry), "--no-browser",
+                        "--port", "0")  # fmt: skip
+    lines = err.strip().splitlines()
+    assert code in (0, 2) and "Traceback" not in err, err
+    if code == 2:
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+    else:
+        assert all(line.startswith("warning: ") for line in lines), err
+    if entry["file"] == "meshes/faces_out_of_range.ply":
+        assert code == 2 and "vertices the file does not have" in err
+
+
+@pytest.mark.parametrize("units", ["auto", "m", "mm"])
+def test_mesh_reading_raises_no_warning(units) -> None:
+    """Coordinates near the float limit or a flat closed mesh: one error, no numpy warning
+    (trimesh's reader and mass properties warned)."""
+    from halohand.core.errors import HalohandInputError
+    from halohand.objects.registry import object_from_mesh
+
+    for name in ("box_1e300.stl", "zero_height_box.obj", "ascii_stl_nan.stl"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(HalohandInputError):
+                object_from_mesh(CORPUS / "meshes" / name, units=units)

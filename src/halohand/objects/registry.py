@@ -30,6 +30,10 @@ through (see :class:`SDFGrid`).
 from __future__ import annotations
 
 import hashlib
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -446,6 +450,22 @@ def object_from_mesh(
     return _mesh_object(raw, label, units, center, oid, "adhoc", source)
 
 
+@contextmanager
+def _quiet_reader() -> Iterator[None]:
+    """trimesh's readers log what they recover from (an STL's garbled normal: a warning with
+    a traceback) and let numpy warn on NaN or huge coordinates; the file is judged here
+    instead, in one message, so neither reaches stderr."""
+    log = logging.getLogger("trimesh")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+    finally:
+        log.setLevel(level)
+
+
 def _read_mesh(
     mesh: str | Path | trimesh.Trimesh | trimesh.Scene,
 ) -> tuple[trimesh.Trimesh, str, str]:
@@ -471,7 +491,8 @@ def _read_mesh(
     if path.stat().st_size == 0:
         raise HalohandInputError(f"mesh file {path} is empty")
     try:
-        loaded = trimesh.load(str(path), force="mesh", process=False)
+        with _quiet_reader():
+            loaded = trimesh.load(str(path), force="mesh", process=False)
     except Exception as exc:  # any reader failure: an unreadable or unsupported file
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CorruptFileError(f"cannot read mesh file {path}: {first}") from None
@@ -500,18 +521,20 @@ def _mesh_object(
     with np.errstate(over="ignore", invalid="ignore"):  # near the float limit: inf, refused
         diagonal = float(np.linalg.norm(np.ptp(v[np.unique(f)], axis=0)))
     scale = _unit_scale(label, diagonal, units)
-    mesh, repairs = _close(trimesh.Trimesh(v * scale, f, process=True))
-    if not mesh.is_watertight:
-        raise HalohandInputError(
-            f"{label} is not a closed surface even after repair ({_open_summary(mesh)}); "
-            "close it in a mesh editor and retry"
-        )
-    if mesh.body_count != 1:
-        raise HalohandInputError(
-            f"{label} has {mesh.body_count} separate parts; a grasp object is one closed part"
-        )
-    if not mesh.volume > 0:
-        raise HalohandInputError(f"{label} encloses no volume")
+    # trimesh's mass properties divide by the volume: a flat closed surface warns (then fails)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mesh, repairs = _close(trimesh.Trimesh(v * scale, f, process=True))
+        if not mesh.is_watertight:
+            raise HalohandInputError(
+                f"{label} is not a closed surface even after repair ({_open_summary(mesh)}); "
+                "close it in a mesh editor and retry"
+            )
+        if mesh.body_count != 1:
+            raise HalohandInputError(
+                f"{label} has {mesh.body_count} separate parts; a grasp object is one closed part"
+            )
+        if not mesh.volume > 0:
+            raise HalohandInputError(f"{label} encloses no volume")
     offset = mesh.bounds.mean(0) if center else np.zeros(3)
     mesh.apply_translation(-offset)
     return GraspObject(

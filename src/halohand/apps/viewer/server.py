@@ -15,10 +15,13 @@ for a whole sequence) and ``/frames/NNNN.glb``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -113,6 +116,19 @@ def _bounds(loaded: Any) -> list[list[float]] | None:
     return arr.round(9).tolist()
 
 
+@contextmanager
+def _quiet_reader() -> Iterator[None]:
+    log = logging.getLogger("trimesh")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+    finally:
+        log.setLevel(level)
+
+
 def load_frame(path: Path) -> Frame:
     """Read one mesh file and convert it to GLB; raises :class:`HalohandInputError`."""
     import trimesh
@@ -135,14 +151,24 @@ def load_frame(path: Path) -> Frame:
         if bad is not None:
             raise CorruptFileError(f"{path}: not a readable OBJ file (line {bad})")
     try:
-        # process=False keeps vertices (and so per-vertex part colours) exactly as written
-        loaded = trimesh.load(str(path), file_type=suffix[1:], process=False)
+        # process=False keeps vertices (and so per-vertex part colours) exactly as written;
+        # the reader's own log lines (warnings with tracebacks) and numpy warnings are kept
+        # off stderr: the file is judged here, in one message
+        with _quiet_reader():
+            loaded = trimesh.load(str(path), file_type=suffix[1:], process=False)
     except Exception as exc:  # trimesh raises many types for broken files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CorruptFileError(
             f"{path}: not a readable {suffix[1:].upper()} file ({detail})"
         ) from None
     meshes = _triangle_meshes(loaded)
+    for m in meshes:  # some readers keep faces that name vertices the file does not have
+        faces = np.asarray(m.faces)
+        if faces.min() < 0 or faces.max() >= len(m.vertices):
+            raise CorruptFileError(
+                f"{path}: faces use vertices the file does not have (largest index "
+                f"{int(faces.max())}, {len(m.vertices)} vertices)"
+            )
     triangles = sum(len(m.faces) for m in meshes)
     if suffix == ".glb":
         # served as written: keeps the skeleton / keypoints nodes and any materials
