@@ -428,6 +428,10 @@ def meshes() -> None:
     flat_sq = np.array([[0, 0, 0], [0.08, 0, 0], [0.08, 0.06, 0], [0, 0.06, 0]], float)
     add("meshes/flat_square.obj", _obj(flat_sq, [[0, 1, 2], [0, 2, 3], [0, 2, 1], [0, 3, 2]]),
         "a two-sided square: closed but no volume", MESH_BAD, "")  # fmt: skip
+    whole = _obj(v, f)
+    add("meshes/short_vertex_line.obj", whole + whole[:10],
+        "an OBJ ending in a vertex line cut short (read as [V, 1] vertices)", MESH_BAD,
+        "malformed")  # fmt: skip
     zero_h = np.asarray(v) * [1.0, 1.0, 0.0]
     add("meshes/zero_height_box.obj", _obj(zero_h, f),
         "a closed box squashed flat: no volume", MESH_BAD, "no volume")  # fmt: skip

@@ -514,6 +514,12 @@ def _mesh_object(
     f = np.asarray(raw.faces, dtype=np.int64)
     if len(f) == 0 or len(v) == 0:
         raise HalohandInputError(f"{label} is empty (no triangles)")
+    if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3:
+        # a vertex line cut short can leave a reader with [V, 1] "vertices"
+        raise HalohandInputError(
+            f"{label} is malformed: vertices {list(v.shape)}, faces {list(f.shape)} (expected "
+            "[V, 3] and [F, 3]); a line may be cut short"
+        )
     if not np.isfinite(v).all():
         raise HalohandInputError(f"{label} has non-finite vertex coordinates")
     if f.min() < 0 or f.max() >= len(v):
