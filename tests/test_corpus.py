@@ -432,3 +432,28 @@ def test_mesh_reading_raises_no_warning(units) -> None:
             warnings.simplefilter("error")
             with pytest.raises(HalohandInputError):
                 object_from_mesh(CORPUS / "meshes" / name, units=units)
+
+
+def test_a_file_name_with_a_newline_stays_one_whole_line(tmp_path, monkeypatch, capsys,
+                                                         caplog) -> None:  # fmt: skip
+    odd = tmp_path / "left\nhand.npy"
+    np.save(odd, np.zeros((20, 3)))
+    code, _, err = _run(monkeypatch, capsys, caplog, "check", odd)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "left\\nhand.npy" in err and "got [20, 3]" in err  # the whole message, escaped
+    hand = REPO / "examples/hand_right.npy"
+    code, _, err = _run(monkeypatch, capsys, caplog, "reconstruct", hand,
+                        "--out-dir", tmp_path / ("c" * 300 + "a\nb") / "o")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "a\\nb" in err, err
+
+
+def test_the_keypoint_readers_raise_input_errors_for_unusable_paths(tmp_path) -> None:
+    """A name the system refuses (too long, under a file) is an input error, not OSError."""
+    from halohand.apps.keypoint_io import load_keypoints, load_points
+    from halohand.core.errors import HalohandInputError
+
+    (tmp_path / "file").write_text("x")
+    for path in (tmp_path / ("a" * 300 + ".npy"), tmp_path / "file" / "kp.npy"):
+        for read in (load_keypoints, load_points):
+            with pytest.raises(HalohandInputError, match="cannot read"):
+                read(path)

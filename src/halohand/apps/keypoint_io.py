@@ -151,6 +151,16 @@ def _read_txt(path: Path, j: int) -> Any:
     return arr if len(rows) == j else arr.reshape(-1, j, 3)
 
 
+def _check_input_path(path: Path) -> None:
+    """The path names something (a name the system refuses, e.g. too long, is said so)."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise HalohandInputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CorruptFileError(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def load_keypoints(path: str | os.PathLike[str], fmt: str | None = None) -> KeypointFile:
     """Read and validate a keypoint file (see the module docstring).
 
@@ -163,8 +173,7 @@ def load_keypoints(path: str | os.PathLike[str], fmt: str | None = None) -> Keyp
         a :class:`KeypointFile`; its keypoints are finite with the format's joint count.
     """
     path = Path(path)
-    if not path.exists():
-        raise HalohandInputError(f"{path}: no such file")
+    _check_input_path(path)
     if path.is_dir():
         raise HalohandInputError(f"{path}: is a folder; pass keypoint files")
     suffix = path.suffix.lower()
@@ -217,8 +226,7 @@ def output_names(kf: KeypointFile) -> list[str]:
 def load_points(path: str | os.PathLike[str]) -> np.ndarray:
     """Query points from a ``.npy`` file: ``[N, 3]`` or ``[B, N, 3]``, finite (float64)."""
     path = Path(path)
-    if not path.exists():
-        raise HalohandInputError(f"{path}: no such file")
+    _check_input_path(path)
     if path.suffix.lower() != ".npy" or path.is_dir():
         raise HalohandInputError(f"{path}: query points must be a .npy file of shape [N, 3]")
     if path.stat().st_size == 0:

@@ -26,6 +26,7 @@ import sys
 import typer
 
 from halohand.apps.cli.options import CommandGroup
+from halohand.core.errors import HalohandInputError
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -77,7 +78,7 @@ def _first_line(text: str, default: str) -> str:
 def _os_error_line(exc: OSError) -> str:
     """``path: reason`` for an error the system raised on a path (a long path shortened)."""
     if exc.strerror and exc.filename is not None:
-        name = str(exc.filename)
+        name = str(exc.filename).replace("\r", "\\r").replace("\n", "\\n")
         if len(name) > 120:
             name = f"{name[:40]}...{name[-40:]}"
         return f"{name}: {exc.strerror}"
@@ -88,6 +89,10 @@ def main() -> None:
     """Entry point of ``halohand``; maps bad input to one line on stderr and exit 2."""
     try:
         app(standalone_mode=False)
+    except HalohandInputError as exc:  # one line by design, unless a path holds a newline
+        text = str(exc).strip().replace("\r", "\\r").replace("\n", "\\n")
+        print(f"error: {text or type(exc).__name__}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except ValueError as exc:
         print(f"error: {_first_line(str(exc), type(exc).__name__)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
