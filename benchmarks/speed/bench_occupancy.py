@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python benchmarks/speed/bench_occupancy.py [--checkpoint FILE] [--hands 4]
         [--points 200000] [--rounds 5] [--threads 2] [--agreement-hands 16]
-        [--agreement-points 200000] [--memory-points 2000000] [--seed 0] [--json OUT]
+        [--agreement-points 200000] [--memory-points 1000000,10000000] [--seed 0]
+        [--json OUT]
 
 Query points are uniform in each hand's box (the keypoints' bounding cube + 4 cm, as for
 meshes); hands are sampled from the embedded hand model (``--seed``; every third one a
@@ -21,17 +22,19 @@ every round, one warm-up call each first):
 * ``sparse_1worker``: the same in one thread.
 
 Reported per configuration: median (and min) seconds per call of ``--points`` points of
-one hand, and points/s per hand from the median; the ratio of every median to the
-baseline's. Peak memory: each configuration once more in its own subprocess on
-``--memory-points`` points, as the resident set's peak during the call above the
-resident set before it (Linux; the input points exist before the call, the output is
-made in it). Agreement, on ``--agreement-hands`` other hands x ``--agreement-points``
-points, uniform in the box and (as many again) within ~1 cm of the bones: each query
-against the dense evaluation (every part at every point through the unfolded network,
-then the network's part supports, float32), as max |difference| and decisions at the
-model's ``iso_level``; plus the shipped ``DEFAULT_SKIP_RADII_M`` on top of the supports
-(``HALO(skip_radii=True)``), which HALO does not use by default. With the machine and a
-matmul calibration before and after (``benchmarks/_report.py``).
+one hand, and points/s per hand from the median; the ratio of every median (and of every
+minimum: steadier on a shared machine) to the baseline's. Peak memory: each
+configuration once more in its own subprocess on each of ``--memory-points`` points, as the
+resident set's peak during the call above the resident set before it (Linux; the input
+points exist before the call, the output is made in it). Agreement, on
+``--agreement-hands`` other hands x ``--agreement-points`` points, uniform in the box and
+(as many again) within ~1 cm of the bones: each query against the dense evaluation
+(every part at every point through the unfolded network, then the network's part
+supports, float32), as max |difference| and decisions at the model's ``iso_level`` (with
+how far from the level the dense value is where they differ), and the sparse query
+against the chunked one; plus the shipped ``DEFAULT_SKIP_RADII_M`` on top of the
+supports (``HALO(skip_radii=True)``), which HALO does not use by default. With the
+machine and a matmul calibration before and after (``benchmarks/_report.py``).
 """
 
 from __future__ import annotations
@@ -143,10 +146,16 @@ def _agreement(model, skip_model, hands, n: int, seed: int, threads: int) -> dic
             acc = sets.setdefault(name, {})
             for key, occ in got.items():
                 diff = (occ - dense).abs()
-                flips = int(((occ >= level) != (dense >= level)).sum())
-                acc.setdefault(key, []).append((float(diff.max()), flips, float(diff.mean())))
+                flipped = (occ >= level) != (dense >= level)
+                # how close to the level the dense value is where a decision differs
+                margin = float((dense[flipped] - level).abs().max()) if flipped.any() else 0.0
+                acc.setdefault(key, []).append(
+                    (float(diff.max()), int(flipped.sum()), float(diff.mean()), margin)
+                )
             vs = (got["sparse"] - got["chunked"]).abs().max()
             acc.setdefault("sparse_vs_chunked_max_abs", []).append(float(vs))
+            same = (got["sparse"] >= level) != (got["chunked"] >= level)
+            acc.setdefault("sparse_vs_chunked_decisions_differing", []).append(int(same.sum()))
             acc.setdefault("points_inside", []).append(int((dense >= level).sum()))
             acc.setdefault("points_within_0.1_of_level", []).append(
                 int(((dense - level).abs() < 0.1).sum())
@@ -158,12 +167,16 @@ def _agreement(model, skip_model, hands, n: int, seed: int, threads: int) -> dic
             "points_inside": int(sum(acc.pop("points_inside"))),
             "points_within_0.1_of_level": int(sum(acc.pop("points_within_0.1_of_level"))),
             "sparse_vs_chunked_max_abs": max(acc.pop("sparse_vs_chunked_max_abs")),
+            "sparse_vs_chunked_decisions_differing": int(
+                sum(acc.pop("sparse_vs_chunked_decisions_differing"))
+            ),
         }
         for key, rows in acc.items():
             res[f"{key}_vs_dense"] = {
                 "max_abs": max(r[0] for r in rows),
                 "mean_abs": float(np.mean([r[2] for r in rows])),
                 "decisions_differing": int(sum(r[1] for r in rows)),
+                "dense_distance_to_level_where_differing_max": max(r[3] for r in rows),
             }
         out[name] = res
     return out
@@ -188,15 +201,16 @@ def _memory_worker(args: argparse.Namespace) -> dict:
     model = HALO.pretrained(args.checkpoint) if args.checkpoint else HALO.pretrained()
     kp, side = _hands(1, args.seed + 99)[0]
     _query(args.memory_worker, model, kp, side, _uniform(kp, 50_000, 0), args.threads)
-    pts = _uniform(kp, args.memory_points, 1)
+    n = int(args.memory_points)
+    pts = _uniform(kp, n, 1)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current resident set
     before = _status_mb("VmRSS")
     occ = _query(args.memory_worker, model, kp, side, pts, args.threads)
     peak = _status_mb("VmHWM")
-    assert occ.shape == (args.memory_points,)
+    assert occ.shape == (n,)
     return {
-        "points": args.memory_points,
+        "points": n,
         "rss_before_mb": round(before, 1),
         "peak_rss_mb": round(peak, 1),
         "peak_above_rss_before_mb": round(peak - before, 1),
@@ -213,7 +227,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--agreement-hands", type=int, default=16)
     parser.add_argument("--agreement-points", type=int, default=200_000)
-    parser.add_argument("--memory-points", type=int, default=2_000_000)
+    parser.add_argument(
+        "--memory-points", default="1000000,10000000", help="point counts of the memory runs"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
@@ -244,6 +260,7 @@ def main() -> None:
                 times[config].append(time.perf_counter() - t0)
     torch.set_num_threads(args.threads)
     base = statistics.median(times["chunked"])
+    base_min = min(times["chunked"])
     timing = {}
     for config, ts in times.items():
         med = statistics.median(ts)
@@ -251,21 +268,24 @@ def main() -> None:
             "s_per_call_median": med,
             "s_per_call_min": min(ts),
             "points_per_s_per_hand": args.points / med,
+            "points_per_s_per_hand_best": args.points / min(ts),
             "speed_ratio_to_chunked": base / med,
+            "speed_ratio_to_chunked_of_minima": base_min / min(ts),
             "calls": len(ts),
         }
-    memory = {}
-    for config in CONFIGS:
-        cmd = [
-            sys.executable, __file__, "--memory-worker", config, "--memory-points",
-            str(args.memory_points), "--threads", str(args.threads), "--seed", str(args.seed),
-        ]  # fmt: skip
-        if args.checkpoint:
-            cmd += ["--checkpoint", args.checkpoint]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            sys.exit(f"memory run of {config} failed:\n{proc.stderr}")
-        memory[config] = json.loads(proc.stdout.strip().splitlines()[-1])
+    memory: dict[str, list[dict]] = {}
+    for size in [int(x) for x in args.memory_points.split(",")]:
+        for config in CONFIGS:
+            cmd = [
+                sys.executable, __file__, "--memory-worker", config, "--memory-points",
+                str(size), "--threads", str(args.threads), "--seed", str(args.seed),
+            ]  # fmt: skip
+            if args.checkpoint:
+                cmd += ["--checkpoint", args.checkpoint]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                sys.exit(f"memory run of {config} failed:\n{proc.stderr}")
+            memory.setdefault(config, []).append(json.loads(proc.stdout.strip().splitlines()[-1]))
     agreement_hands = _hands(args.agreement_hands, args.seed + 1)
     agreement = _agreement(
         model, skip_model, agreement_hands, args.agreement_points, args.seed, args.threads
