@@ -186,3 +186,34 @@ def test_gradients_take_the_differentiable_query(shipped_halo: HALO, monkeypatch
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
     # the differentiable query runs the network unfolded: float32 in another order
     torch.testing.assert_close(occ.detach(), plain, atol=1e-4, rtol=0)
+
+
+def test_occupancy_inside_a_threaded_extraction_runs_nested(shipped_halo: HALO) -> None:
+    # An occupancy function that calls HALO.occupancy, evaluated in worker threads: the
+    # inner query runs in the worker's thread (it must not wait for the outer one's lock).
+    import threading
+
+    from halohand.inference.extract import evaluate_grid
+
+    kp = hand_keypoints("relaxed")
+    lo, hi = keypoint_box(kp, 0.04)
+
+    def fn(p: np.ndarray) -> np.ndarray:
+        return shipped_halo.occupancy(p.astype(np.float64), kp, units="m").numpy()
+
+    out: list = []
+    worker = threading.Thread(
+        target=lambda: out.append(
+            evaluate_grid(fn, lo, hi, resolution=16, hierarchical=False, batch=1000, workers=2)
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "nested occupancy query did not finish"
+    values = out[0][0]
+    axes = [np.linspace(lo[i], hi[i], 17) for i in range(3)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    want = shipped_halo.occupancy(grid.astype(np.float32).astype(np.float64), kp, units="m")
+    assert np.abs(values.reshape(-1) - want.numpy()).max() < 1e-6
+    assert torch.get_num_threads() == 1

@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
+#: ``inside`` is set in a thread while it runs items of :func:`run_batches`.
+_STATE = threading.local()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -40,7 +42,9 @@ def run_batches(
     """
     items = list(items)
     threaded = workers > 1 and len(items) > 1
-    if not threaded and not one_thread:
+    if getattr(_STATE, "inside", False) or (not threaded and not one_thread):
+        # Nested in another run_batches (e.g. an occupancy query inside an extraction's
+        # occupancy function): that one holds the lock and set the threads already.
         for item in items:
             fn(item)
         return
@@ -53,9 +57,19 @@ def run_batches(
         torch.set_num_threads(1)
         try:
             if threaded:
-                list(_pool(workers).map(fn, items))
+                list(_pool(workers).map(lambda item: _inside(fn, item), items))
             else:
                 for item in items:
-                    fn(item)
+                    _inside(fn, item)
         finally:
             torch.set_num_threads(before)
+
+
+def _inside(fn: Callable[[T], object], item: T) -> None:
+    """``fn(item)`` with this thread marked as running items of :func:`run_batches`."""
+    outer = getattr(_STATE, "inside", False)
+    _STATE.inside = True
+    try:
+        fn(item)
+    finally:
+        _STATE.inside = outer
