@@ -157,7 +157,8 @@ def occupancy(
     checkpoint: Checkpoint = None,
     device: Device = "cpu",
 ) -> None:
-    """Inside/outside queries: occupancy probabilities (float32, >= 0.5 = inside).
+    """Inside/outside queries: occupancy probabilities (float32; inside at or above the
+    model's mesh level, 0.65 for the shipped model).
 
     Output: [N] for one hand and [N, 3] points; [B, N] for a batch of hands.
 
@@ -205,5 +206,9 @@ def occupancy(
     result = occ.float().cpu().numpy()
     with atomic_open(out, "wb") as fh:
         np.save(fh, result)
-    inside = int((result >= 0.5).sum())
-    typer.echo(f"wrote {out} {list(result.shape)}: {inside} of {result.size} inside (p >= 0.5)")
+    level = model.iso_level
+    inside = int((result >= level).sum())
+    typer.echo(
+        f"wrote {out} {list(result.shape)}: {inside} of {result.size} inside (p >= {level:g}, "
+        "the model's mesh level)"
+    )
