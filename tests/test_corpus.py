@@ -102,45 +102,37 @@ def test_the_corpus_is_what_the_script_writes() -> None:
 
 
 @pytest.mark.parametrize("entry", _entries("keypoints/"), ids=lambda e: e["file"])
-def test_keypoint_file_reconstruct(tmp_path, monkeypatch, capsys, caplog, entry) -> None:
+def test_keypoint_file(tmp_path, monkeypatch, capsys, caplog, entry) -> None:
+    """One keypoint file through ``reconstruct``, ``occupancy`` and ``check``."""
+    path = _input(entry)
     out = tmp_path / "meshes"
     code, stdout, err = _run(
-        monkeypatch, capsys, caplog, "reconstruct", _input(entry), "--out-dir", out,
-        "--resolution", "16",
-    )  # fmt: skip
+        monkeypatch, capsys, caplog, "reconstruct", path, "--out-dir", out, "--resolution", "16"
+    )
     _assert_outcome(entry, "reconstruct", code, err, [out])
     if code == 0:
         assert sorted(out.iterdir()) and "wrote" in stdout
 
-
-@pytest.mark.parametrize("entry", _entries("keypoints/"), ids=lambda e: e["file"])
-def test_keypoint_file_occupancy(tmp_path, monkeypatch, capsys, caplog, entry) -> None:
-    out = tmp_path / "sub" / "occ.npy"
-    path = _input(entry)
+    occ_out = tmp_path / "sub" / "occ.npy"
     points = POINTS
-    valid = _expect(entry, "occupancy") == 0
-    if valid:
+    if _expect(entry, "occupancy") == 0:
         # query points in the hand's own units, around it
         from halohand.apps.keypoint_io import load_keypoints
 
-        kp = load_keypoints(path).keypoints
         points = tmp_path / "pts.npy"
-        np.save(points, kp.reshape(-1, 3)[:50])
-    code, _, err = _run(monkeypatch, capsys, caplog, "occupancy", path, points, "--out", out)
-    _assert_outcome(entry, "occupancy", code, err, [out.parent])
-    if valid:
-        occ = np.load(out)
+        np.save(points, load_keypoints(path).keypoints.reshape(-1, 3)[:50])
+    code, _, err = _run(monkeypatch, capsys, caplog, "occupancy", path, points, "--out", occ_out)
+    _assert_outcome(entry, "occupancy", code, err, [occ_out.parent])
+    if code == 0:
+        occ = np.load(occ_out)
         assert occ.dtype == np.float32 and np.isfinite(occ).all()
 
-
-@pytest.mark.parametrize("entry", _entries("keypoints/"), ids=lambda e: e["file"])
-def test_keypoint_file_check(tmp_path, monkeypatch, capsys, caplog, entry) -> None:
     report = tmp_path / "report.json"
-    code, stdout, err = _run(monkeypatch, capsys, caplog, "check", _input(entry), "--json", report)
+    code, stdout, err = _run(monkeypatch, capsys, caplog, "check", path, "--json", report)
     _assert_outcome(entry, "check", code, err, [report])
     if code == 0:
         doc = json.loads(report.read_text())
-        assert doc["file"] == str(_input(entry)) and "plausible" in stdout
+        assert doc["file"] == str(path) and "plausible" in stdout
 
 
 @pytest.mark.parametrize("entry", _entries("points/"), ids=lambda e: e["file"])
