@@ -449,3 +449,31 @@ def test_the_keypoint_readers_raise_input_errors_for_unusable_paths(tmp_path) ->
         for read in (load_keypoints, load_points):
             with pytest.raises(HalohandInputError, match="cannot read"):
                 read(path)
+
+
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        (["--json", "{tmp}/" + "x" * 300 + "/c.json"], "File name too long"),
+        (["--json", "{tmp}/blocker/c.json"], "is a file, not a folder"),
+        (["--out", "{tmp}/blocker/c.safetensors"], "is a file, not a folder"),
+        (["--resolution", "4"], "8..1024"),
+    ],
+)
+def test_calibrate_checks_its_outputs_before_the_work(tmp_path, monkeypatch, capsys, caplog,
+                                                       option, match) -> None:  # fmt: skip
+    """A --json that cannot be written failed after the calibrated model was saved."""
+    import halohand.evaluation.calibrate as calibrate
+
+    monkeypatch.setattr(calibrate, "calibrate", None)  # must not be reached
+    (tmp_path / "blocker").write_text("keep")
+    option = [o.replace("{tmp}", str(tmp_path)) for o in option]
+    args = {"--out": str(tmp_path / "out" / "c.safetensors")}
+    args.update(dict(zip(option[::2], option[1::2], strict=True)))
+    code, _, err = _run(
+        monkeypatch, capsys, caplog, "calibrate", "--checkpoint",
+        REPO / "src/halohand/weights/halo_default.safetensors", "--data", tmp_path / "data",
+        *[x for kv in args.items() for x in kv],
+    )  # fmt: skip
+    assert code == 2 and match in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]

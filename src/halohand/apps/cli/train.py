@@ -213,6 +213,10 @@ def calibrate(
     Meshes the split's hands at each level, then writes a copy of the model carrying the
     best one; `halohand reconstruct`, `HALO` and `halohand evaluate` use it by default.
     """
+    check_resolution(resolution)
+    check_out_file(out, "--out", ".safetensors", strict=False)  # both before the long work
+    check_out_file(json_out, "--json", ".json", strict=False)
+
     from halohand.evaluation.calibrate import calibrate as run_calibration
 
     try:
