@@ -259,3 +259,16 @@ def test_occupancy_warns_about_a_mirrored_hand_like_reconstruct(
     _, err = _run_ok(monkeypatch, capsys, "occupancy", str(path), str(points), "--side", "left",
                      "--out", str(tmp_path / "o2.npy"))  # fmt: skip
     assert "mirrored" not in err
+
+
+@pytest.mark.parametrize("name", ["mps", "meta", "xpu", "CPU ", "gpu"])
+def test_devices_other_than_cpu_and_cuda_are_refused_in_the_library(name: str) -> None:
+    from halohand.core.device import select_device
+    from halohand.core.errors import HalohandInputError
+    from halohand.inference.halo import HALO
+
+    with pytest.raises(HalohandInputError, match="unknown device"):
+        select_device(name)
+    with pytest.raises(HalohandInputError, match="unknown device"):
+        HALO.pretrained(device=name)
+    assert str(select_device("cpu")) == "cpu"

@@ -21,6 +21,8 @@ def select_device(name: str | torch.device, local_rank: int = 0) -> torch.device
         name = f"cuda:{local_rank}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise HalohandInputError(f"device {name!r} requested but CUDA is not available")
+    if name != "cpu" and not name.startswith("cuda"):  # mps, meta, xpu...: not supported here
+        raise HalohandInputError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     try:
         return torch.device(name)
     except RuntimeError:  # torch.device's "Expected one of cpu, cuda, ..."
