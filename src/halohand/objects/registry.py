@@ -30,10 +30,6 @@ through (see :class:`SDFGrid`).
 from __future__ import annotations
 
 import hashlib
-import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +40,7 @@ import torch
 import trimesh
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.core.quiet import quiet_mesh_reader
 from halohand.core.units import UNIT_SCALE, check_unit, units_fitting
 
 __all__ = [
@@ -450,22 +447,6 @@ def object_from_mesh(
     return _mesh_object(raw, label, units, center, oid, "adhoc", source)
 
 
-@contextmanager
-def _quiet_reader() -> Iterator[None]:
-    """trimesh's readers log what they recover from (an STL's garbled normal: a warning with
-    a traceback) and let numpy warn on NaN or huge coordinates; the file is judged here
-    instead, in one message, so neither reaches stderr."""
-    log = logging.getLogger("trimesh")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            yield
-    finally:
-        log.setLevel(level)
-
-
 def _read_mesh(
     mesh: str | Path | trimesh.Trimesh | trimesh.Scene,
 ) -> tuple[trimesh.Trimesh, str, str]:
@@ -491,7 +472,7 @@ def _read_mesh(
     if path.stat().st_size == 0:
         raise HalohandInputError(f"mesh file {path} is empty")
     try:
-        with _quiet_reader():
+        with quiet_mesh_reader():
             loaded = trimesh.load(str(path), force="mesh", process=False)
     except Exception as exc:  # any reader failure: an unreadable or unsupported file
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -15,13 +15,10 @@ for a whole sequence) and ``/frames/NNNN.glb``.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import sys
 import threading
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.core.quiet import quiet_mesh_reader
 
 #: Mesh files the viewer reads (lower-case suffixes).
 MESH_SUFFIXES = (".glb", ".ply", ".obj")
@@ -116,19 +114,6 @@ def _bounds(loaded: Any) -> list[list[float]] | None:
     return arr.round(9).tolist()
 
 
-@contextmanager
-def _quiet_reader() -> Iterator[None]:
-    log = logging.getLogger("trimesh")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            yield
-    finally:
-        log.setLevel(level)
-
-
 def load_frame(path: Path) -> Frame:
     """Read one mesh file and convert it to GLB; raises :class:`HalohandInputError`."""
     import trimesh
@@ -154,7 +139,7 @@ def load_frame(path: Path) -> Frame:
         # process=False keeps vertices (and so per-vertex part colours) exactly as written;
         # the reader's own log lines (warnings with tracebacks) and numpy warnings are kept
         # off stderr: the file is judged here, in one message
-        with _quiet_reader():
+        with quiet_mesh_reader():
             loaded = trimesh.load(str(path), file_type=suffix[1:], process=False)
     except Exception as exc:  # trimesh raises many types for broken files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
