@@ -586,7 +586,11 @@ def check_skeleton(keypoints: Any, side: Any = "right", units: str = "auto") -> 
 
 
 def suggest_format(
-    keypoints: Any, fmt: str, side: Any = "right", units: str = "auto"
+    keypoints: Any,
+    fmt: str,
+    side: Any = "right",
+    units: str = "auto",
+    errors_as_given: int | None = None,
 ) -> tuple[str, int, int] | None:
     """Another 21-joint order in which implausible keypoints would be a plausible hand.
 
@@ -598,13 +602,17 @@ def suggest_format(
         keypoints: ``[..., 21, 3]`` in the joint order ``fmt`` (the caller's reading).
         fmt: the format they were read as.
         side / units: as for :func:`check_skeleton`.
+        errors_as_given: the error count of :func:`check_skeleton` on them as ``fmt``, when
+            the caller has it (else it is measured here).
 
     Returns:
         ``(format, errors as fmt, errors as format)`` for the format with the fewest errors
         when it has none (or at most a tenth of ``fmt``'s), else ``None``.
     """
     arr = _as_array(keypoints)
-    as_given = check_skeleton(to_openpose(arr, fmt), side, units).count("error")
+    as_given = errors_as_given
+    if as_given is None:
+        as_given = check_skeleton(to_openpose(arr, fmt), side, units).count("error")
     if as_given == 0:
         return None
     best: tuple[str, int, int] | None = None

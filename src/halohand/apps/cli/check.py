@@ -60,7 +60,9 @@ def skeleton_warning(
     report = check_skeleton(hands, side, units)
     line = summary_line(report)
     if line and not report.plausible and raw is not None and raw.shape[-2] == 21:
-        hint = suggest_format(raw if is_sequence else raw[0], fmt, side, units)
+        hint = suggest_format(
+            raw if is_sequence else raw[0], fmt, side, units, report.count("error")
+        )
         if hint is not None:
             line = f"{line}; {_hint_text(hint, fmt)}"
     return line
@@ -208,7 +210,7 @@ def check(
     hint = None
     if not report.plausible and kf.keypoints.shape[-2] == 21:
         hint = suggest_format(kf.keypoints if kf.is_sequence else kf.keypoints[0], kf.fmt,
-                              use_side, use_units)  # fmt: skip
+                              use_side, use_units, report.count("error"))  # fmt: skip
 
     fixed = None
     if fix_out is not None:

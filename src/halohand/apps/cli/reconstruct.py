@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,6 +43,26 @@ def _with_path(exc: HalohandInputError, path: Path, sequence: bool) -> HalohandI
     if msg.startswith("degenerate skeleton") and "--format" not in msg:
         msg += "; check for duplicated or misplaced joints and the --format"
     return type(exc)(msg if str(path) in msg else f"{path}: {msg}")
+
+
+def _prepare(kf: Any, path: Path, side: str | None, units: str | None) -> tuple[Any, str | None]:
+    """A keypoint file's hands validated (errors name the file), with the one-line skeleton
+    warning (mirrored, implausible, likely wrong joint order) or ``None``; ``side`` and
+    ``units`` given on the command line win over the file's own."""
+    from halohand.apps.cli.check import skeleton_warning
+    from halohand.inference.halo import prepare_hands
+
+    try:
+        prepared = prepare_hands(
+            kf.keypoints, side or kf.side or "right", units or kf.units or "auto", kf.fmt
+        )
+    except HalohandInputError as exc:
+        raise _with_path(exc, path, kf.is_sequence) from None
+    warning = skeleton_warning(
+        prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence,
+        raw=kf.keypoints, fmt=kf.fmt,
+    )  # fmt: skip
+    return prepared, warning
 
 
 def _load_model(checkpoint: Path | None, device: str):
@@ -88,25 +108,14 @@ def reconstruct(
 
     from tqdm import tqdm
 
-    from halohand.apps.cli.check import skeleton_warning
     from halohand.apps.export import export_mesh
-    from halohand.inference.halo import prepare_hands
 
     # 1. validate every hand before anything runs or is written
     warnings: list[str] = []  # printed once every input is valid: an error stays one line
     jobs = []
     targets: dict[Path, Path] = {}
     for path, kf in zip(inputs, files, strict=True):
-        try:
-            prepared = prepare_hands(
-                kf.keypoints, side or kf.side or "right", units or kf.units or "auto", kf.fmt
-            )
-        except HalohandInputError as exc:
-            raise _with_path(exc, path, kf.is_sequence) from None
-        warning = skeleton_warning(
-            prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence,
-            raw=kf.keypoints, fmt=kf.fmt,
-        )  # fmt: skip
+        prepared, warning = _prepare(kf, path, side, units)
         if warning:
             warnings.append(f"warning: {path}: {warning}")
         names = output_names(kf)
@@ -183,20 +192,9 @@ def occupancy(
 
     import torch
 
-    from halohand.inference.halo import prepare_hands
-
     use_side = side or kf.side or "right"
     use_units = units or kf.units or "auto"
-    from halohand.apps.cli.check import skeleton_warning
-
-    try:
-        prepared = prepare_hands(kf.keypoints, use_side, use_units, kf.fmt)  # validates
-    except HalohandInputError as exc:
-        raise _with_path(exc, keypoints, kf.is_sequence) from None
-    warning = skeleton_warning(
-        prepared.keypoints, prepared.is_left, prepared.units, kf.is_sequence,
-        raw=kf.keypoints, fmt=kf.fmt,
-    )  # fmt: skip
+    _, warning = _prepare(kf, keypoints, side, units)  # validates the skeleton
     model = _load_model(checkpoint, device)  # a bad model is one line, without the warning
     if warning:  # as reconstruct: a mirrored or implausible hand is said before the work
         print(f"warning: {keypoints}: {warning}", file=sys.stderr)
