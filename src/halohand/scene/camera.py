@@ -24,6 +24,16 @@ def _matrix(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     return arr
 
 
+def rigid_transform(value: Any, name: str) -> np.ndarray:
+    """``value`` as a finite ``[4, 4]`` float64 rigid transform (rotation with det +1 and a
+    translation); anything else is a one-line error naming it."""
+    m = _matrix(value, (4, 4), name)
+    r = m[:3, :3]
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-6) or np.linalg.det(r) <= 0:
+        raise HalohandInputError(f"{name} must be a rigid transform (rotation, det +1)")
+    return m
+
+
 @dataclass(frozen=True, eq=False)
 class Camera:
     """A pinhole camera.
@@ -44,10 +54,7 @@ class Camera:
             raise HalohandInputError(
                 "intrinsics must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0"
             )
-        e = _matrix(self.extrinsics, (4, 4), "extrinsics")
-        r = e[:3, :3]
-        if not np.allclose(r @ r.T, np.eye(3), atol=1e-6) or np.linalg.det(r) <= 0:
-            raise HalohandInputError("extrinsics must be a rigid transform (rotation, det +1)")
+        e = rigid_transform(self.extrinsics, "extrinsics")
         object.__setattr__(self, "intrinsics", k)
         object.__setattr__(self, "extrinsics", e)
         if self.image is not None:

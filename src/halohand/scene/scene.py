@@ -10,7 +10,7 @@ import trimesh
 
 from halohand.core.errors import HalohandInputError
 from halohand.objects.registry import GraspObject, object_from_spec
-from halohand.scene.camera import Camera
+from halohand.scene.camera import Camera, rigid_transform
 from halohand.scene.hand import Hand
 
 #: Colour of objects in exported scenes (RGBA).
@@ -32,15 +32,7 @@ class SceneObject:
     name: str = "object"
 
     def __post_init__(self) -> None:
-        pose = np.asarray(self.pose, dtype=np.float64)
-        if pose.shape != (4, 4) or not np.isfinite(pose).all():
-            raise HalohandInputError(
-                f"object pose must be a finite [4, 4] matrix, got {pose.shape}"
-            )
-        r = pose[:3, :3]
-        if not np.allclose(r @ r.T, np.eye(3), atol=1e-6) or np.linalg.det(r) <= 0:
-            raise HalohandInputError("object pose must be a rigid transform (rotation, det +1)")
-        object.__setattr__(self, "pose", pose)
+        object.__setattr__(self, "pose", rigid_transform(self.pose, "object pose"))
 
     @classmethod
     def load(
