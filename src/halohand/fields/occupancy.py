@@ -441,7 +441,10 @@ class OccupancyNetwork(nn.Module):
         return occ, probs
 
     def folded_weights(
-        self, part_matrices: Tensor, bone_lengths: Tensor | None
+        self,
+        part_matrices: Tensor,
+        bone_lengths: Tensor | None,
+        points_frame: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """First layer of every hand and part with the part transform folded in.
 
@@ -452,6 +455,12 @@ class OccupancyNetwork(nn.Module):
         Args:
             part_matrices: ``[B, K, 4, 4]`` (HALO units).
             bone_lengths: ``[B, K]`` metres.
+            points_frame: optional ``[B, 4, 4]`` affine map ``p = A q + b`` from the
+                caller's points ``q`` to the network's input frame, folded in as well
+                (composed in the part matrices' dtype, float64 for the keypoint
+                pipeline): :meth:`folded_logits` then takes ``q`` directly, e.g. lattice
+                points in metres about a hand's centre, which float32 holds finely
+                wherever the hand is.
 
         Returns:
             ``w_hand [K, B, 3, H]`` and ``const [K, B, H]`` in the network's dtype, for
@@ -467,9 +476,18 @@ class OccupancyNetwork(nn.Module):
         dtype = first.weight.dtype
         rot = part_matrices[..., :3, :3]
         trans = part_matrices[..., :3, 3]
-        ctx = self.hand_context(trans, bone_lengths)  # [K, B, C]
+        ctx = self.hand_context(trans, bone_lengths)  # [K, B, C]  (the pose code is t_k)
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
+        if points_frame is not None:
+            if points_frame.shape != (b, 4, 4):
+                raise HalohandInputError(
+                    f"points_frame must be [{b}, 4, 4], got {list(points_frame.shape)}"
+                )
+            frame = points_frame.to(rot.dtype)
+            # R_k (A q + b) + t_k = (R_k A) q + (R_k b + t_k)
+            trans = torch.einsum("bkij,bj->bki", rot, frame[:, :3, 3]) + trans
+            rot = torch.einsum("bkij,bjl->bkil", rot, frame[:, :3, :3])
         w_x = first.weight[:, :3].to(rot.dtype) * self.config.point_scale  # [K, 3, H]
         w_hand = torch.einsum("bkji,kjh->kbih", rot, w_x).to(dtype)  # [K, B, 3, H] R^T W
         const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]

@@ -98,12 +98,14 @@ def _evaluate(
     workers: int = 1,
     parts: _PartMode | None = None,
     masks: np.ndarray | None = None,
+    candidate_bits: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Values (and labels) of ``fn`` at ``points``; in part mode also candidate bit masks.
 
     In part mode ``fn(points, part_mask)`` returns ``(values, part_probs [N, K])``; labels
     are the argmax part, and the third output holds each point's candidate parts as bits.
-    ``masks`` (bits per point) restricts the parts evaluated.
+    ``masks`` (bits per point) restricts the parts evaluated. With ``candidate_bits``,
+    ``fn(points, bits)`` takes the bits and returns ``(values, labels, bits)`` itself.
     """
     out = np.empty(len(points), dtype=np.float32)
     lab = np.zeros(len(points), dtype=np.uint8) if labels or parts is not None else None
@@ -112,7 +114,9 @@ def _evaluate(
 
     def run(s: int) -> None:
         sl = slice(s, s + batch)
-        if parts is not None:
+        if parts is not None and candidate_bits:
+            res, lab[sl], cand[sl] = fn(points[sl], None if masks is None else masks[sl])
+        elif parts is not None:
             mask = None if masks is None else parts.unpack(masks[sl])
             res, probs = fn(points[sl], mask)
             probs = np.asarray(probs, dtype=np.float32)
@@ -192,6 +196,16 @@ def _pair(a: np.ndarray, axis: int, op: np.ufunc) -> np.ndarray:
     return op(a[lo], a[hi])
 
 
+def _crossing_cells(inside: np.ndarray) -> np.ndarray:
+    """``[A-1, B-1, C-1]`` bool: the cells of an ``[A, B, C]`` lattice whose 8 corners
+    disagree (some but not all inside), i.e. the cells the surface passes through."""
+    some, every = inside, inside
+    for axis in range(3):
+        some = _pair(some, axis, np.logical_or)
+        every = _pair(every, axis, np.logical_and)
+    return some & ~every
+
+
 def _dilate_bits(bits: np.ndarray) -> np.ndarray:
     """OR of every lattice point's bits over its 3 x 3 x 3 neighbourhood (separable)."""
     out = bits.copy()
@@ -233,6 +247,7 @@ def lattice_grid(
     workers: int = 1,
     part_candidates: tuple[int, float, float] | None = None,
     crop: bool = False,
+    candidate_bits: bool = False,
 ) -> LatticeGrid:
     """Occupancy on the ``(resolution + 1)^3`` lattice spanning ``[bounds_min, bounds_max]``.
 
@@ -260,6 +275,12 @@ def lattice_grid(
             point of the 3 x 3 x 3 block around it, were within ``tolerance`` of that
             point's max and at least ``floor`` (a point never evaluated has the parts of
             the coarse corner it copies).
+        candidate_bits: with ``part_candidates``, ``fn(points, bits)`` takes ``None`` or
+            ``[N]`` uint32 bits of the parts to evaluate (bit k: part k) and returns
+            ``(values [N], labels [N], bits [N])`` itself: the argmax part and the bits of
+            its candidate parts, by the rule above (e.g.
+            :class:`~halohand.inference.lattice_query.LatticeQuery`, which reduces them
+            from the evaluated pairs without a ``[N, K]`` array).
         crop: return only the sub-lattice around the surface and the inside points (plus
             one cell of outside points, hierarchical only): lattice indices
             ``stats.start`` to ``stats.start + values.shape - 1``. Marching cubes on it
@@ -284,7 +305,7 @@ def lattice_grid(
         idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
         vals, lab, _ = _evaluate(
             fn, _lattice_points(idx, bmin, (bmax - bmin) / resolution), batch, labels, workers,
-            parts,
+            parts, None, candidate_bits,
         )  # fmt: skip
         stats = ExtractionStats([n**3])
         lab_grid = lab.reshape(n, n, n) if labels else None
@@ -297,31 +318,27 @@ def lattice_grid(
             f"{coarse_resolution}"
         )
     steps = int(steps)
-    n_final = resolution + 1
-    label_grid = np.zeros((n_final,) * 3, dtype=np.uint8) if labels else None
+    # Labels of every level's evaluated points, at their final-lattice indices; filled into
+    # the returned (possibly cropped) grid at the end, so no full [R+1]^3 array is made.
+    evaluated_labels: list[tuple[np.ndarray, np.ndarray]] = []
     r = coarse_resolution
     n = r + 1
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
     vals, lab, cand = _evaluate(
-        fn, _lattice_points(idx, bmin, (bmax - bmin) / r), batch, labels, workers, parts
+        fn, _lattice_points(idx, bmin, (bmax - bmin) / r), batch, labels, workers, parts, None,
+        candidate_bits,
     )
     values = vals.reshape(n, n, n)
     # Candidate bits of the current level's lattice points (the next level's masks).
     bits = cand.reshape(n, n, n) if cand is not None else None
-    if label_grid is not None:
-        stride = resolution // r
-        label_grid[::stride, ::stride, ::stride] = lab.reshape(n, n, n)
+    if labels:
+        evaluated_labels.append((idx * (resolution // r), lab))
     queries = [n**3]
     start = np.zeros(3, dtype=np.int64)
     for level in range(steps):
         last = level == steps - 1
         inside = values >= threshold
-        # A cell is active when its 8 corners disagree (some but not all inside).
-        some, every = inside, inside
-        for axis in range(3):
-            some = _pair(some, axis, np.logical_or)
-            every = _pair(every, axis, np.logical_and)
-        active = some & ~every
+        active = _crossing_cells(inside)
         if level < dilated_levels:
             # Dilation guards the coarsest levels against features thinner than a cell,
             # which the next level would otherwise never look at. Later steps refine cells
@@ -369,12 +386,11 @@ def lattice_grid(
         fine = _upsample_nearest(values[_box(lo, hi)])
         vals, lab, cand = _evaluate(
             fn, _lattice_points(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
-            parts, masks,
+            parts, masks, candidate_bits,
         )  # fmt: skip
         fine.reshape(-1)[todo] = vals
-        if label_grid is not None:
-            stride = resolution // r2
-            label_grid[tuple((todo_idx * stride).T)] = lab
+        if labels:
+            evaluated_labels.append((todo_idx * (resolution // r2), lab))
         if parts is not None and not last:
             # Like the values, points not evaluated take the bits of their coarse corner.
             bits = _upsample_nearest(bits)
@@ -383,8 +399,16 @@ def lattice_grid(
         values, r = fine, r2
         start = 2 * lo
     stats = ExtractionStats(queries, tuple(int(x) for x in start))
-    if label_grid is not None:
-        label_grid = label_grid[_box(start, start + np.asarray(values.shape) - 1)]
+    label_grid = None
+    if labels:
+        # Never-evaluated points keep label 0; later levels overwrite nothing (each point
+        # is evaluated once), so the order of filling does not matter.
+        label_grid = np.zeros(values.shape, dtype=np.uint8)
+        shape = np.asarray(values.shape)
+        for where, lab in evaluated_labels:
+            local = where - start
+            within = np.all((local >= 0) & (local < shape), axis=1)
+            label_grid[tuple(local[within].T)] = lab[within]
     return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
 
 
@@ -434,9 +458,14 @@ def mesh_from_grid(
     hi = np.minimum(hits[1] + 1, np.asarray(values.shape) - 1)
     sub = values[_box(lo, hi)]
     padded = np.pad(sub, 1, mode="constant", constant_values=0.0)
+    # Marching cubes visits only the cells the surface crosses (a band ~2 % of the box for
+    # a hand): scikit-image's mask entry (i, j, k) stands for the cell whose upper corner
+    # is lattice point (i, j, k). Same vertices and faces as the full volume, ~3x faster.
+    band = np.zeros(padded.shape, dtype=bool)
+    band[1:, 1:, 1:] = _crossing_cells(padded > threshold)
     # Unit spacing: vertices come out in lattice coordinates (exact on two axes), which
     # also locates the lattice edge of each vertex for the labels.
-    verts, faces, _, _ = marching_cubes(padded, level=threshold)
+    verts, faces, _, _ = marching_cubes(padded, level=threshold, mask=band)
     lattice = verts + (np.asarray(lo) - 1)
     verts = lattice * step + bmin
     # scikit-image orients faces toward increasing values (the inside): flip to outward.

@@ -36,7 +36,9 @@ from halohand.core.errors import HalohandInputError
 from halohand.core.units import HAND_LENGTH_RANGE_M, UNIT_SCALE
 from halohand.fields.conditioning import HandConditioning, hand_conditioning
 from halohand.fields.io import load_any_model
+from halohand.fields.skipping import effective_radii
 from halohand.inference.extract import lattice_grid
+from halohand.inference.lattice_query import LatticeQuery
 from halohand.inference.query import (
     can_query_sparse,
     occupancy_from_keypoints,
@@ -482,6 +484,18 @@ class HALO:
                     return occ[0].float().cpu().numpy(), parts[0].float().cpu().numpy()
                 return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
 
+            with torch.no_grad():  # the folded path serves inference only
+                fast = by_part and can_query_sparse(
+                    self.network, hand, centre_t[None, None], radii
+                )
+            if fast:
+                # The network's own CPU path: candidate pairs only, labels and candidate
+                # bits reduced from them (halohand.inference.lattice_query).
+                tolerance, floor = self.part_candidates[1:]
+                fn = LatticeQuery(
+                    self.network, hand, centre, effective_radii(self.network, radii),
+                    tolerance, floor,
+                )  # fmt: skip
             # Part colours come with the grid: each vertex takes the part with the highest
             # probability at the inside end of its lattice edge (< 1 voxel away), so the
             # vertices need no second network pass. Each level after the first evaluates
@@ -490,6 +504,7 @@ class HALO:
                 fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
                 labels=colors, batch=_GRID_BATCH, workers=workers,
                 part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
+                candidate_bits=fast,
             )  # fmt: skip
             # The grid covers only the lattice around the surface (``crop``).
             mesh = grid.mesh(self.iso_level, labelled=colors)

@@ -1,0 +1,134 @@
+"""One hand's occupancy on extraction lattice points, on the candidate (point, part) pairs.
+
+Mesh extraction (:func:`~halohand.inference.extract.lattice_grid` with
+``candidate_bits``) asks, level after level, for the occupancy of lattice points at which
+only a few parts are in question: the parts that were near the maximum around the point one
+level before, given as bits. :class:`LatticeQuery` answers from those pairs alone, and
+returns what the next level needs (the value, the argmax part, the candidate bits) without
+ever forming a ``[points, 16]`` array:
+
+* the support test runs on the candidate pairs (:class:`~halohand.fields.skipping.PartSupports`),
+  not on every part at every point;
+* the hand's global normalisation and the lattice's centre are folded into the first
+  layer (:meth:`~halohand.fields.OccupancyNetwork.folded_weights` with ``points_frame``),
+  so lattice points (float32 metres about the centre) enter the network unconverted;
+* the maximum, the argmax part and the parts within ``tolerance`` of the maximum are
+  reduced per point from the pairs' logits by scatter operations.
+
+The values are those of :func:`~halohand.inference.query.query_occupancy` on the same pairs
+up to float32 rounding (the first layer is composed in float64 and rounded once, instead of
+rounding the transformed points); ``benchmarks/speed/bench_extraction.py`` compares the
+meshes with the dense grid's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from halohand.fields.conditioning import HALO_UNIT_M, HandConditioning
+from halohand.fields.occupancy import OccupancyNetwork
+from halohand.fields.skipping import PartSupports, skip_mask
+
+
+class LatticeQuery:
+    """Occupancy, argmax part and candidate parts of one hand at lattice points.
+
+    Args:
+        network: an occupancy network on its folded CPU path (float32, hard max).
+        hand: the hand's network inputs (batch of one).
+        origin_m: ``[3]`` float64 metres: the lattice points are given relative to it.
+        radii: ``[16]`` part support radii in metres.
+        tolerance: a part is a candidate at a point when its probability is within
+            ``tolerance`` of the point's maximum ...
+        floor: ... and at least ``floor``.
+
+    Calling it is thread-safe (every call allocates its own outputs); the network runs in
+    the calling thread's torch threads.
+    """
+
+    def __init__(
+        self,
+        network: OccupancyNetwork,
+        hand: HandConditioning,
+        origin_m: np.ndarray,
+        radii: Tensor,
+        tolerance: float,
+        floor: float,
+    ) -> None:
+        if hand.part_matrices.shape[0] != 1:
+            raise ValueError("LatticeQuery takes one hand")
+        self.network = network
+        self.num_parts = network.num_parts
+        g = hand.global_transform[0].to(torch.float64).cpu()
+        origin = torch.as_tensor(np.asarray(origin_m, dtype=np.float64))
+        # q (metres about origin) -> network input p = (R (q + origin) + t) / unit
+        frame = torch.eye(4, dtype=torch.float64)
+        frame[:3, :3] = g[:3, :3] / HALO_UNIT_M
+        frame[:3, 3] = (g[:3, :3] @ origin + g[:3, 3]) / HALO_UNIT_M
+        with torch.no_grad():
+            w, c = network.folded_weights(hand.part_matrices, hand.bone_lengths, frame[None])
+        self._weights, self._const = w.contiguous(), c.contiguous()
+        keypoints = hand.keypoints[0].to(torch.float64).cpu() - origin
+        self._supports = PartSupports(keypoints, radii)
+        self._part_bits = torch.arange(self.num_parts, dtype=torch.int64)
+        self.tolerance = float(tolerance)
+        self.floor = float(floor)
+
+    @torch.no_grad()
+    def __call__(
+        self, points: np.ndarray, candidates: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Evaluate lattice points.
+
+        Args:
+            points: ``[N, 3]`` float32 metres about ``origin_m``.
+            candidates: ``[N]`` uint32 bits of the parts to evaluate at each point (bit k:
+                part k), or ``None`` for every part.
+
+        Returns:
+            ``values [N]`` float32 occupancy (0 where no candidate part is in its support),
+            ``labels [N]`` uint8 argmax part (the lowest index among equal maxima, as
+            ``numpy.argmax``; 0 without parts) and ``bits [N]`` uint32 of the parts within
+            ``tolerance`` of the maximum and at least ``floor``.
+        """
+        k = self.num_parts
+        q = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
+        n = q.shape[0]
+        if candidates is None:
+            # Every part: the [N, 16] support test is the cheaper form.
+            sup = self._supports
+            pairs = skip_mask(q[None], sup.keypoints[None], sup.radii.to(torch.float32))[0].T
+            part, row = pairs.nonzero(as_tuple=True)  # sorted by part, then point
+        else:
+            bits = torch.from_numpy(np.asarray(candidates).astype(np.int64))
+            pairs = (bits[None] >> self._part_bits[:, None]) & 1 != 0
+            part, row = pairs.nonzero(as_tuple=True)
+            coords = q.T.contiguous().index_select(1, row)
+            keep = self._supports.contains(coords, part).nonzero()[:, 0]
+            part, row = part.index_select(0, keep), row.index_select(0, keep)
+        pts = q.index_select(0, row)
+        counts = torch.bincount(part, minlength=k)
+        logits = self.network.folded_logits(pts, counts, self._weights, self._const)
+        probs = torch.sigmoid(logits)
+        # The max of the pairs' own probabilities (not the sigmoid of the max logit, which
+        # a vectorised sigmoid may round 1 ulp apart): the argmax test below is exact.
+        values = torch.zeros(n)
+        values.scatter_reduce_(0, row, probs, reduce="amax")
+        best = values.index_select(0, row)
+        is_top = (probs == best).nonzero()[:, 0]
+        labels = torch.zeros(n, dtype=torch.int64)
+        labels.scatter_reduce_(
+            0, row.index_select(0, is_top), part.index_select(0, is_top), reduce="amin",
+            include_self=False,
+        )  # fmt: skip
+        near = (probs >= (best - self.tolerance).clamp_min_(self.floor)).nonzero()[:, 0]
+        # Distinct powers of two: their sum is their OR.
+        cand = torch.zeros(n, dtype=torch.int64)
+        cand.index_add_(0, row.index_select(0, near), 1 << part.index_select(0, near))
+        return (
+            values.numpy(),
+            labels.to(torch.uint8).numpy(),
+            cand.numpy().astype(np.uint32),
+        )
