@@ -16,6 +16,8 @@ own subprocess (so peak memory is its own) on the same model and hands:
   every level, instead of the parts near the max one level before
   (``HALO(part_candidates=None)``);
 * ``hierarchical_nocolor``: the default without part colours;
+* ``sequence``: all ``--hands`` hands in one ``HALO.reconstruct`` call (a batch or a
+  sequence of frames), seconds per hand of each of three calls;
 * with ``--baseline-rev REV``: ``baseline_REV``, the ``hierarchical`` configuration of the
   library at git revision ``REV`` (its ``src`` extracted with ``git archive``, timed by
   this script), on the same hands in the same run.
@@ -28,7 +30,11 @@ mesh, after one warm-up hand; hierarchical configurations are timed on the plain
 call, and a second, instrumented call per hand gives the other figures), occupancy queries
 per hand, query throughput (queries / seconds spent evaluating the lattice), peak resident
 memory (``ru_maxrss``, including the instrumented call's full grid) and whether every mesh
-is watertight. The hierarchical grid is also compared with the dense one: the
+is watertight, and the (point, part) pairs the network evaluated with their FLOP
+(``gflop_per_hand_mean``). The compute floor of a hand is those FLOP at the best float32
+matmul rate the main process measures (1024^2 and 2048^2, 1 s each, ``--threads``
+threads): ``floor_s_per_hand`` and ``ratio_to_floor`` (median / floor) stand beside every
+configuration that counted its pairs. The hierarchical grid is also compared with the dense one: the
 fraction of lattice points on a different side of the model's mesh level, and the symmetric
 Chamfer-L1 (mm) between the two meshes. Prints one JSON object (and writes it with
 ``--json``), with the machine and a matmul calibration before and after the rounds
@@ -51,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
-from _report import REPO, begin, emit, repo_path  # noqa: E402
+from _report import REPO, begin, emit, matmul_gflops, repo_path  # noqa: E402
 
 
 def _hands(data: str | None, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
@@ -82,11 +88,17 @@ def _instrumented(model, kp: np.ndarray, side: str, res: int, colors: bool):  # 
     name = "lattice_grid" if hasattr(lib["halo"], "lattice_grid") else "evaluate_grid"
     holders = [m for m in (extract, lib["package"], lib["halo"]) if hasattr(m, name)]
 
-    spent = [0.0, 0]
+    spent = [0.0, 0, 0]
     captured: list[np.ndarray] = []
     level_sizes: list[int] = []
     original = extract._evaluate
     original_grid = getattr(extract, name)
+    network_class = type(model.network)
+    original_logits = getattr(network_class, "folded_logits", None)
+
+    def counted(self, points, *a, **k):  # noqa: ANN001, ANN002, ANN003
+        spent[2] += int(points.shape[0])  # (point, part) pairs through the network
+        return original_logits(self, points, *a, **k)
 
     def timed(fn, points, *a, **k):  # noqa: ANN001, ANN002, ANN003
         t = time.perf_counter()
@@ -109,10 +121,14 @@ def _instrumented(model, kp: np.ndarray, side: str, res: int, colors: bool):  # 
     extract._evaluate = timed
     for holder in holders:  # every namespace that calls it by name
         setattr(holder, name, grid)
+    if original_logits is not None:
+        network_class.folded_logits = counted
     try:
         model.reconstruct(kp, side=side, units="m", resolution=res, colors=colors)
     finally:
         extract._evaluate = original
+        if original_logits is not None:
+            network_class.folded_logits = original_logits
         for holder in holders:
             setattr(holder, name, original_grid)
     return spent, level_sizes, captured[0]
@@ -154,10 +170,12 @@ def _worker(args: argparse.Namespace) -> dict:
     hands = _hands(args.data, args.hands, args.seed)
     res = args.resolution
     level = getattr(model, "iso_level", 0.5)
-    times, queries, fn_time, watertight = [], [], [], []
+    times, queries, fn_time, watertight, pairs = [], [], [], [], []
     levels: list[list[int]] = []
     grids: list[np.ndarray] = []
     meshes = []
+    if args.config == "sequence":
+        return _sequence(model, hands, res, args.config)
     for i, (kp, side) in enumerate([hands[0], *hands]):  # the first run warms up
         warm = i == 0
         if args.config == "dense":
@@ -195,6 +213,8 @@ def _worker(args: argparse.Namespace) -> dict:
             levels.append(level_sizes)
         queries.append(spent[1])
         fn_time.append(spent[0])
+        if args.config != "dense":
+            pairs.append(spent[2])
         watertight.append(bool(mesh.is_watertight) and len(mesh.faces) > 0)
         grids.append(values >= level)
         meshes.append(np.asarray(mesh.vertices, dtype=np.float64))
@@ -218,9 +238,43 @@ def _worker(args: argparse.Namespace) -> dict:
             else None
         ),
         "queries_per_s": float(np.sum(queries) / max(np.sum(fn_time), 1e-9)),
+        "network_pairs_per_hand_mean": float(np.mean(pairs)) if pairs else None,
+        "gflop_per_hand_mean": (
+            float(np.mean(pairs)) * _flop_per_pair(model.network) / 1e9 if pairs else None
+        ),
         "share_of_time_in_occupancy": float(np.sum(fn_time) / np.sum(times)),
         "peak_rss_mb": peak_mb,
         "all_watertight": all(watertight),
+    }
+
+
+def _flop_per_pair(network) -> int:  # noqa: ANN001
+    """Multiply-adds x 2 of one (point, part) pair through the folded part MLP: the first
+    layer sees the 3 point coordinates (the context is folded into its bias), then the
+    hidden and output layers (25,088 for 4 x 64)."""
+    widths = [3, *network.config.hidden, 1]
+    return 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+
+def _sequence(model, hands: list, res: int, config: str) -> dict:  # noqa: ANN001
+    """All hands in one ``HALO.reconstruct`` call (a sequence), three times after a
+    warm-up: seconds per hand of each call."""
+    kp = np.stack([h[0] for h in hands])
+    sides = [h[1] for h in hands]
+    model.reconstruct(kp[:2], side=sides[:2], units="m", resolution=res)
+    times, watertight = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        meshes = model.reconstruct(kp, side=sides, units="m", resolution=res)
+        times.append((time.perf_counter() - t0) / len(hands))
+        watertight += [bool(m.is_watertight) and len(m.faces) > 0 for m in meshes]
+    return {
+        "config": config,
+        "s_per_hand_median": statistics.median(times),
+        "s_per_hand_all": times,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "all_watertight": all(watertight),
+        "queries_per_s": None,
     }
 
 
@@ -249,7 +303,8 @@ def _pool_rounds(rounds: list[dict]) -> dict:
     out["s_per_hand_median"] = statistics.median(times)
     out["s_per_hand_min"] = min(times)
     out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rounds)
-    out["queries_per_s"] = statistics.median(r["queries_per_s"] for r in rounds)
+    if rounds[0].get("queries_per_s") is not None:
+        out["queries_per_s"] = statistics.median(r["queries_per_s"] for r in rounds)
     out["all_watertight"] = all(r["all_watertight"] for r in rounds)
     return out
 
@@ -346,6 +401,24 @@ def main() -> None:
         report["hierarchical_vs_dense"] = _compare(Path(args.scratch) / "current", args.hands)
         report["speedup_hierarchical_over_dense"] = (
             results["dense"]["s_per_hand_median"] / results["hierarchical"]["s_per_hand_median"]
+        )
+    # The compute floor: the network's FLOP per hand at the best matmul rate this process
+    # measures (float32, the same threads), beside every configuration that counted them.
+    rate = max(matmul_gflops(1024, 1.0), matmul_gflops(2048, 1.0))
+    report["floor"] = {"matmul_gflops_best": rate}
+    for result in results.values():
+        gflop = result.get("gflop_per_hand_mean")
+        if gflop:
+            floor_s = gflop / rate
+            result["floor_s_per_hand"] = floor_s
+            result["ratio_to_floor"] = result["s_per_hand_median"] / floor_s
+    if "sequence" in results and "hierarchical" in results:
+        seq, one = results["sequence"], results["hierarchical"]
+        seq["floor_s_per_hand"] = one.get("floor_s_per_hand")
+        if one.get("floor_s_per_hand"):
+            seq["ratio_to_floor"] = seq["s_per_hand_median"] / one["floor_s_per_hand"]
+        report["sequence_over_single_per_hand"] = (
+            seq["s_per_hand_median"] / one["s_per_hand_median"]
         )
     base = f"baseline_{args.baseline_rev}"
     if base in results and "hierarchical" in results:

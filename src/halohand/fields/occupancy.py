@@ -524,15 +524,21 @@ class OccupancyNetwork(nn.Module):
         residual = self.mlp.residual
         spans = _row_spans(counts.view(k, b).sum(1))
         for layer in layers[1:]:
+            same = layer.in_features == layer.out_features
+            last = layer is layers[-1]
+            weight = layer.weight
+            if residual == "before" and same and not last:
+                # y + h = h W + b + h = h (W + I) + b: the skip rides in the GEMM instead
+                # of a separate pass over the activations.
+                weight = weight + torch.eye(weight.shape[-1], dtype=weight.dtype)
             y = h.new_empty(total, layer.out_features)
             for kk, s0, s1 in spans:
-                torch.addmm(layer.bias[kk], h[s0:s1], layer.weight[kk], out=y[s0:s1])
-            if layer is layers[-1]:
+                torch.addmm(layer.bias[kk], h[s0:s1], weight[kk], out=y[s0:s1])
+            if last:
                 h = y
                 break
-            same = layer.in_features == layer.out_features
             if residual == "before" and same:
-                h = F.leaky_relu_(y.add_(h), slope)
+                h = F.leaky_relu_(y, slope)
             elif residual == "after" and same:
                 h = F.leaky_relu_(y, slope).add_(h)
             else:

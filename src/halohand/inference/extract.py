@@ -90,14 +90,33 @@ def _lattice_points(idx: np.ndarray, bmin: np.ndarray, step: np.ndarray) -> np.n
     return (bmin + idx * step).astype(np.float32)
 
 
+class _Lazy:
+    """Rows of ``make(idx[rows])`` on demand: each batch's points (or candidate masks) are
+    made by the worker thread that evaluates it, in parallel, not all up front."""
+
+    def __init__(self, idx: np.ndarray, make: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.idx = idx
+        self.make = make
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.make(self.idx[rows])
+
+
+def _points_of(idx: np.ndarray, bmin: np.ndarray, step: np.ndarray) -> _Lazy:
+    return _Lazy(idx, lambda i: _lattice_points(i, bmin, step))
+
+
 def _evaluate(
     fn: OccupancyFn,
-    points: np.ndarray,
+    points: np.ndarray | _Lazy,
     batch: int,
     labels: bool = False,
     workers: int = 1,
     parts: _PartMode | None = None,
-    masks: np.ndarray | None = None,
+    masks: np.ndarray | _Lazy | None = None,
     candidate_bits: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Values (and labels) of ``fn`` at ``points``; in part mode also candidate bit masks.
@@ -304,7 +323,7 @@ def lattice_grid(
         n = resolution + 1
         idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
         vals, lab, _ = _evaluate(
-            fn, _lattice_points(idx, bmin, (bmax - bmin) / resolution), batch, labels, workers,
+            fn, _points_of(idx, bmin, (bmax - bmin) / resolution), batch, labels, workers,
             parts, None, candidate_bits,
         )  # fmt: skip
         stats = ExtractionStats([n**3])
@@ -325,7 +344,7 @@ def lattice_grid(
     n = r + 1
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
     vals, lab, cand = _evaluate(
-        fn, _lattice_points(idx, bmin, (bmax - bmin) / r), batch, labels, workers, parts, None,
+        fn, _points_of(idx, bmin, (bmax - bmin) / r), batch, labels, workers, parts, None,
         candidate_bits,
     )
     values = vals.reshape(n, n, n)
@@ -380,12 +399,12 @@ def lattice_grid(
             c_lo = np.maximum(cells.min(0) - 1, 0)
             c_hi = np.minimum(cells.max(0) + 2, r)
             near = _dilate_bits(bits[_box(c_lo, c_hi)])
-            masks = near[tuple((todo_idx // 2 - c_lo).T)]
+            masks = _Lazy(todo_idx, lambda i, near=near, c_lo=c_lo: near[tuple((i // 2 - c_lo).T)])
         # Points outside every active cell lie in cells whose corners agree: copying the
         # nearest lower coarse corner keeps their side of the threshold.
         fine = _upsample_nearest(values[_box(lo, hi)])
         vals, lab, cand = _evaluate(
-            fn, _lattice_points(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
+            fn, _points_of(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
             parts, masks, candidate_bits,
         )  # fmt: skip
         fine.reshape(-1)[todo] = vals

@@ -45,6 +45,7 @@ from halohand.inference.query import (
     query_occupancy,
     sparse_occupancy,
 )
+from halohand.inference.threads import run_batches
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
 from halohand.skeleton.colors import part_vertex_colors
@@ -446,80 +447,113 @@ class HALO:
         Each mesh carries ``metadata`` ``units`` / ``side`` and, with ``colors``,
         ``vertex_attributes["part"]`` (uint8 HALO part index). A model that predicts no
         surface in the box gives an empty mesh.
+
+        On the CPU, one hand spreads its lattice batches over ``grid_workers`` threads
+        (one torch thread each); several hands instead run side by side, one per thread,
+        so that one hand's serial steps (level bookkeeping, marching cubes) overlap the
+        others' network work. Meshes come out in order, at most
+        ``HANDS_IN_FLIGHT_PER_WORKER x workers`` at a time in memory.
         """
         res = _check_resolution(resolution)
         coarse = coarse_resolution_for(res) if coarse_resolution is None else coarse_resolution
-        radii = self.skip_radii
         dev = self.device
         # On CPU, batches of lattice points run in one thread per torch thread (see
         # halohand.inference.extract._evaluate); a GPU takes them one by one.
         workers = self.grid_workers or (torch.get_num_threads() if dev.type == "cpu" else 1)
+        n = len(prepared)
+        if workers < 2 or n < 2:
+            for i in range(n):
+                yield self._mesh(prepared, i, res, coarse, colors, workers)
+            return
+        group = HANDS_IN_FLIGHT_PER_WORKER * workers
+        for start in range(0, n, group):
+            done: dict[int, trimesh.Trimesh] = {}
+
+            def one(i: int, done: dict[int, trimesh.Trimesh] = done) -> None:
+                done[i] = self._mesh(prepared, i, res, coarse, colors, 1)
+
+            run_batches(one, range(start, min(start + group, n)), workers, one_thread=True)
+            for i in sorted(done):
+                yield done.pop(i)
+
+    def _mesh(
+        self,
+        prepared: PreparedHands,
+        i: int,
+        res: int,
+        coarse: int,
+        colors: bool,
+        workers: int,
+    ) -> trimesh.Trimesh:
+        """Mesh of prepared hand ``i`` (see :meth:`meshes`), lattice batches in ``workers``
+        threads."""
+        radii = self.skip_radii
+        dev = self.device
         by_part = self.part_candidates is not None
         chunk = self.chunk_size or _GRID_BATCH
-        for i in range(len(prepared)):
-            hand = _select(prepared.conditioning, i, dev)
-            kp_m = prepared.keypoints[i] * prepared.scale
-            bmin, bmax = keypoint_box(kp_m, self.padding_m)
-            # The lattice is built (in float32) around the box centre, which is added back
-            # in float64: hands far from the origin are meshed as precisely as near it.
-            centre = 0.5 * (bmin + bmax)
-            centre_t = torch.as_tensor(centre, dtype=torch.float64, device=dev)
+        hand = _select(prepared.conditioning, i, dev)
+        kp_m = prepared.keypoints[i] * prepared.scale
+        bmin, bmax = keypoint_box(kp_m, self.padding_m)
+        # The lattice is built (in float32) around the box centre, which is added back
+        # in float64: hands far from the origin are meshed as precisely as near it.
+        centre = 0.5 * (bmin + bmax)
+        centre_t = torch.as_tensor(centre, dtype=torch.float64, device=dev)
 
-            def fn(
-                points: np.ndarray,
-                part_mask: np.ndarray | None = None,
-                hand: HandConditioning = hand,
-                centre_t: Tensor = centre_t,
-            ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-                p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64)
-                mask = None if part_mask is None else torch.from_numpy(part_mask)[None].to(dev)
-                res = occupancy_from_keypoints(
-                    self.network, hand, (p + centre_t)[None], chunk_size=chunk,
-                    skip_radii=radii, return_parts=colors or by_part, part_mask=mask,
-                )  # fmt: skip
-                if not (colors or by_part):
-                    return res[0].float().cpu().numpy()
-                occ, parts = res
-                if by_part:
-                    return occ[0].float().cpu().numpy(), parts[0].float().cpu().numpy()
-                return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
-
-            with torch.no_grad():  # the folded path serves inference only
-                fast = by_part and can_query_sparse(
-                    self.network, hand, centre_t[None, None], radii
-                )
-            if fast:
-                # The network's own CPU path: candidate pairs only, labels and candidate
-                # bits reduced from them (halohand.inference.lattice_query).
-                tolerance, floor = self.part_candidates[1:]
-                fn = LatticeQuery(
-                    self.network, hand, centre, effective_radii(self.network, radii),
-                    tolerance, floor,
-                )  # fmt: skip
-            # Part colours come with the grid: each vertex takes the part with the highest
-            # probability at the inside end of its lattice edge (< 1 voxel away), so the
-            # vertices need no second network pass. Each level after the first evaluates
-            # only the parts that were near the max around each point one level before.
-            grid = lattice_grid(
-                fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
-                labels=colors, batch=_GRID_BATCH, workers=workers,
-                part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
-                candidate_bits=fast,
+        def fn(
+            points: np.ndarray,
+            part_mask: np.ndarray | None = None,
+            hand: HandConditioning = hand,
+            centre_t: Tensor = centre_t,
+        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+            p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64)
+            mask = None if part_mask is None else torch.from_numpy(part_mask)[None].to(dev)
+            res = occupancy_from_keypoints(
+                self.network, hand, (p + centre_t)[None], chunk_size=chunk,
+                skip_radii=radii, return_parts=colors or by_part, part_mask=mask,
             )  # fmt: skip
-            # The grid covers only the lattice around the surface (``crop``).
-            mesh = grid.mesh(self.iso_level, labelled=colors)
-            mesh.vertices = np.asarray(mesh.vertices) + centre
-            if colors:
-                labels = np.asarray(mesh.vertex_attributes.pop("label"), dtype=np.uint8)
-                if len(labels):  # an empty mesh keeps trimesh's default visual
-                    mesh.visual.vertex_colors = part_vertex_colors(labels)
-                    mesh.vertex_attributes["part"] = labels
-            if prepared.scale != 1.0:
-                # divide (not multiply by 1 / scale): exact for the metre -> mm round trip
-                mesh.vertices = np.asarray(mesh.vertices) / prepared.scale
-            mesh.metadata["units"] = prepared.units
-            mesh.metadata["side"] = "left" if prepared.is_left[i] else "right"
-            yield mesh
+            if not (colors or by_part):
+                return res[0].float().cpu().numpy()
+            occ, parts = res
+            if by_part:
+                return occ[0].float().cpu().numpy(), parts[0].float().cpu().numpy()
+            return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
+
+        with torch.no_grad():  # the folded path serves inference only
+            fast = by_part and can_query_sparse(
+                self.network, hand, centre_t[None, None], radii
+            )
+        if fast:
+            # The network's own CPU path: candidate pairs only, labels and candidate
+            # bits reduced from them (halohand.inference.lattice_query).
+            tolerance, floor = self.part_candidates[1:]
+            fn = LatticeQuery(
+                self.network, hand, centre, effective_radii(self.network, radii),
+                tolerance, floor,
+            )  # fmt: skip
+        # Part colours come with the grid: each vertex takes the part with the highest
+        # probability at the inside end of its lattice edge (< 1 voxel away), so the
+        # vertices need no second network pass. Each level after the first evaluates
+        # only the parts that were near the max around each point one level before.
+        grid = lattice_grid(
+            fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
+            labels=colors, batch=_GRID_BATCH, workers=workers,
+            part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
+            candidate_bits=fast,
+        )  # fmt: skip
+        # The grid covers only the lattice around the surface (``crop``).
+        mesh = grid.mesh(self.iso_level, labelled=colors)
+        mesh.vertices = np.asarray(mesh.vertices) + centre
+        if colors:
+            labels = np.asarray(mesh.vertex_attributes.pop("label"), dtype=np.uint8)
+            if len(labels):  # an empty mesh keeps trimesh's default visual
+                mesh.visual.vertex_colors = part_vertex_colors(labels)
+                mesh.vertex_attributes["part"] = labels
+        if prepared.scale != 1.0:
+            # divide (not multiply by 1 / scale): exact for the metre -> mm round trip
+            mesh.vertices = np.asarray(mesh.vertices) / prepared.scale
+        mesh.metadata["units"] = prepared.units
+        mesh.metadata["side"] = "left" if prepared.is_left[i] else "right"
+        return mesh
 
     def reconstruct(
         self,
@@ -591,6 +625,11 @@ class HALO:
             it = tqdm(it, total=len(prepared), desc="reconstruct", unit="hand")
         return list(it)
 
+
+#: Hands meshed at once per worker thread by :meth:`HALO.meshes` for several hands (more
+#: keeps the threads busy across the hands' serial steps; each holds its mesh until
+#: its turn to be yielded).
+HANDS_IN_FLIGHT_PER_WORKER = 2
 
 #: Lattice points per call of the occupancy function during mesh extraction, and per network
 #: chunk unless ``HALO(chunk_size=...)``: ~11k active (point, part) pairs near the surface,
