@@ -135,3 +135,15 @@ def test_reconstruct_uses_the_lattice_query_and_matches_the_generic_path(
     assert fast.is_watertight and generic.is_watertight
     assert len(fast.faces) == len(generic.faces)
     np.testing.assert_allclose(np.sort(fast.vertices, 0), np.sort(generic.vertices, 0), atol=1e-5)
+
+
+def test_several_hands_mesh_side_by_side_in_order(shipped_halo: HALO) -> None:
+    kp = np.stack([hand_keypoints(g) for g in ("spread", "fist", "relaxed")])
+    sides = ["right", "left", "right"]
+    batch = shipped_halo.reconstruct(kp, side=sides, units="m", resolution=64)
+    for one_kp, side, got in zip(kp, sides, batch, strict=True):
+        want = shipped_halo.reconstruct(one_kp, side=side, units="m", resolution=64)
+        assert got.metadata["side"] == side
+        np.testing.assert_array_equal(got.faces, want.faces)
+        np.testing.assert_array_equal(got.vertices, want.vertices)
+        np.testing.assert_array_equal(got.vertex_attributes["part"], want.vertex_attributes["part"])

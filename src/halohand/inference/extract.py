@@ -118,6 +118,7 @@ def _evaluate(
     parts: _PartMode | None = None,
     masks: np.ndarray | _Lazy | None = None,
     candidate_bits: bool = False,
+    alongside: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Values (and labels) of ``fn`` at ``points``; in part mode also candidate bit masks.
 
@@ -125,13 +126,20 @@ def _evaluate(
     are the argmax part, and the third output holds each point's candidate parts as bits.
     ``masks`` (bits per point) restricts the parts evaluated. With ``candidate_bits``,
     ``fn(points, bits)`` takes the bits and returns ``(values, labels, bits)`` itself.
+    ``alongside`` (no arguments) runs as one more work item among the batches: the
+    caller's bookkeeping for the level, in parallel with the network instead of after it.
     """
     out = np.empty(len(points), dtype=np.float32)
     lab = np.zeros(len(points), dtype=np.uint8) if labels or parts is not None else None
     cand = np.zeros(len(points), dtype=np.uint32) if parts is not None else None
-    starts = range(0, len(points), batch)
+    starts: list[int | None] = list(range(0, len(points), batch))
+    if alongside is not None:
+        starts.insert(0, None)
 
-    def run(s: int) -> None:
+    def run(s: int | None) -> None:
+        if s is None:
+            alongside()
+            return
         sl = slice(s, s + batch)
         if parts is not None and candidate_bits:
             res, lab[sl], cand[sl] = fn(points[sl], None if masks is None else masks[sl])
@@ -401,18 +409,29 @@ def lattice_grid(
             near = _dilate_bits(bits[_box(c_lo, c_hi)])
             masks = _Lazy(todo_idx, lambda i, near=near, c_lo=c_lo: near[tuple((i // 2 - c_lo).T)])
         # Points outside every active cell lie in cells whose corners agree: copying the
-        # nearest lower coarse corner keeps their side of the threshold.
-        fine = _upsample_nearest(values[_box(lo, hi)])
+        # nearest lower coarse corner keeps their side of the threshold. Like the values,
+        # points not evaluated take the candidate bits of their coarse corner. Both copies
+        # run beside the network's batches.
+        upsampled: dict[str, np.ndarray] = {}
+
+        def upsample(
+            box: tuple[slice, ...] = _box(lo, hi), values: np.ndarray = values,
+            bits: np.ndarray | None = bits, last: bool = last, out: dict = upsampled,
+        ) -> None:
+            out["values"] = _upsample_nearest(values[box])
+            if bits is not None and not last:
+                out["bits"] = _upsample_nearest(bits)
+
         vals, lab, cand = _evaluate(
             fn, _points_of(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
-            parts, masks, candidate_bits,
+            parts, masks, candidate_bits, upsample,
         )  # fmt: skip
+        fine = upsampled["values"]
         fine.reshape(-1)[todo] = vals
         if labels:
             evaluated_labels.append((todo_idx * (resolution // r2), lab))
         if parts is not None and not last:
-            # Like the values, points not evaluated take the bits of their coarse corner.
-            bits = _upsample_nearest(bits)
+            bits = upsampled["bits"]
             bits.reshape(-1)[todo] = cand
         queries.append(len(todo))
         values, r = fine, r2
