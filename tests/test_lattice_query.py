@@ -147,3 +147,21 @@ def test_several_hands_mesh_side_by_side_in_order(shipped_halo: HALO) -> None:
         np.testing.assert_array_equal(got.faces, want.faces)
         np.testing.assert_array_equal(got.vertices, want.vertices)
         np.testing.assert_array_equal(got.vertex_attributes["part"], want.vertex_attributes["part"])
+
+
+def test_mesh_winding_is_outward_for_every_axis_direction() -> None:
+    x = np.linspace(-1.0, 1.0, 25)
+    grid = np.stack(np.meshgrid(x, x, x, indexing="ij"))
+    # an off-centre ellipsoid, so a mirrored box moves it
+    r = np.sqrt(((grid[0] - 0.2) / 0.7) ** 2 + (grid[1] / 0.5) ** 2 + (grid[2] / 0.6) ** 2)
+    values = np.clip(0.5 + 2.0 * (1.0 - r), 0, 1).astype(np.float32)
+    for flips in range(8):
+        lo, hi = np.full(3, -1.0), np.full(3, 1.0)
+        for axis in range(3):
+            if flips >> axis & 1:
+                lo[axis], hi[axis] = hi[axis], lo[axis]
+        mesh = mesh_from_grid(values, lo, hi)
+        assert mesh.is_watertight and mesh.is_winding_consistent
+        assert mesh.volume > 0, f"inward faces with axes {flips:03b} reversed"
+        centre_x = mesh.vertices[:, 0].mean()
+        assert np.sign(centre_x) == (-1 if flips & 1 else 1)
