@@ -113,3 +113,27 @@ def test_snapping_reprojects_exactly_and_keeps_depth() -> None:
     assert np.allclose(cam.project(snapped), pixels, atol=1e-9)
     assert np.allclose(snapped[:, 2], (world + t)[:, 2])
     assert abs(t[2] - 0.5) < 0.05
+
+
+def test_camera_render_projects_and_keeps_the_nearest_surface() -> None:
+    from halohand.apps.render import render_camera_layer
+
+    k = np.array([[100.0, 0.0, 32.0], [0.0, 100.0, 24.0], [0.0, 0.0, 1.0]])
+
+    def square(x0, x1, y0, y1, z):  # facing the camera (normal toward -z)
+        v = np.array([[x0, y0, z], [x1, y0, z], [x1, y1, z], [x0, y1, z]], float)
+        return v, np.array([[0, 2, 1], [0, 3, 2]])
+
+    far_v, far_f = square(-0.2, 0.2, -0.1, 0.1, 1.0)  # pixels 12..52 x 14..34
+    near_v, near_f = square(0.0, 0.1, 0.0, 0.1, 0.5)  # pixels 32..52 x 24..44
+    v = np.concatenate([far_v, near_v])
+    f = np.concatenate([far_f, near_f + 4])
+    colors = np.concatenate([np.tile([1.0, 0.0, 0.0], (4, 1)), np.tile([0.0, 0.0, 1.0], (4, 1))])
+    rgb, alpha = render_camera_layer(v, f, k, (64, 48), colors, supersample=1)
+    assert alpha[20, 20] == 1 and alpha[5, 5] == 0 and alpha[40, 20] == 0
+    assert rgb[20, 20, 0] > rgb[20, 20, 2]  # far square: red
+    assert rgb[30, 40, 2] > rgb[30, 40, 0]  # near square in front of it: blue
+    assert alpha[40, 40] == 1  # the near square below the far one's edge
+    # behind the camera: nothing drawn
+    _, none = render_camera_layer(v * [1, 1, -1], f, k, (64, 48), colors, supersample=1)
+    assert none.sum() == 0
