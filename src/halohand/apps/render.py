@@ -398,6 +398,10 @@ def render_camera_layer(
     return rgb, alpha
 
 
+#: Overlays whose meshes cover a box above this many pixels are drawn without supersampling.
+SUPERSAMPLE_MAX_PIXELS = 250_000
+
+
 def overlay_meshes(
     image: np.ndarray,
     meshes: Sequence,
@@ -415,7 +419,10 @@ def overlay_meshes(
     scale = min(1.0, max_side / max(w, h))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if scale < 1.0:
-        img = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
+        # reducing_gap: a box-filtered reduction first, then Lanczos (4x faster on 12 MP)
+        img = np.asarray(
+            Image.fromarray(img).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        )
     k = np.asarray(intrinsics, dtype=np.float64).copy()
     k[:2] *= np.array([[size[0] / w], [size[1] / h]])
     verts, faces, cols = [], [], []
@@ -433,10 +440,25 @@ def overlay_meshes(
         offset += len(v)
     if not verts:
         return img.copy()
+    v = np.concatenate(verts)
+    # Render only the meshes' box on the photo (a hand is a small part of most photos).
+    front = v[:, 2] > 1e-9
+    if not front.any():
+        return img.copy()
+    uv = v[front, :2] / v[front, 2:3] * np.diag(k)[:2] + k[:2, 2]
+    x0, y0 = np.clip(np.floor(uv.min(0)).astype(int) - 1, 0, size)
+    x1, y1 = np.clip(np.ceil(uv.max(0)).astype(int) + 1, 0, size)
+    if x1 <= x0 or y1 <= y0:
+        return img.copy()
+    k_box = k.copy()
+    k_box[:2, 2] -= (x0, y0)
+    # a large hand's edges are long and smooth: anti-aliasing there costs 4x for little
+    ss = 2 if (x1 - x0) * (y1 - y0) <= SUPERSAMPLE_MAX_PIXELS else 1
     rgb, alpha = render_camera_layer(
-        np.concatenate(verts), np.concatenate(faces), k, size, np.concatenate(cols)
+        v, np.concatenate(faces), k_box, (x1 - x0, y1 - y0), np.concatenate(cols), ss
     )
-    photo = srgb_to_linear(img / 255.0)
+    out = img.copy()
+    photo = srgb_to_linear(img[y0:y1, x0:x1] / 255.0)
     a = opacity * alpha[..., None]
-    out = opacity * rgb + (1.0 - a) * photo
-    return to_uint8(linear_to_srgb(out))
+    out[y0:y1, x0:x1] = to_uint8(linear_to_srgb(opacity * rgb + (1.0 - a) * photo))
+    return out
