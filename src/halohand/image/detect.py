@@ -35,7 +35,7 @@ MIN_SCORE = 0.5
 NMS_IOU = 0.3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PalmDetection:
     """One palm, in the photo's pixel coordinates (``x`` right, ``y`` down, pixel centres
     at ``i + 0.5``).
@@ -61,7 +61,7 @@ class PalmDetection:
         return HandRegion(center, float(max(w, h) * HAND_SCALE), float(rotation))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HandRegion:
     """A rotated square of the photo (pixels).
 
@@ -114,7 +114,7 @@ def anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = STRIDES) ->
 ANCHORS = anchors()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Letterbox:
     """How a photo sits in the square detector input: ``input = photo * scale + pad``."""
 

@@ -33,7 +33,7 @@ _FOCAL_35MM = 0xA405
 FILM_DIAGONAL_MM = float(np.hypot(36.0, 24.0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Photo:
     """A decoded photo.
 

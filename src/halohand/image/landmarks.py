@@ -32,7 +32,7 @@ MIN_PRESENCE = 0.5
 MAX_SAMPLING_STEP = 1.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HandLandmarks:
     """One hand found in a photo.
 
