@@ -31,6 +31,15 @@ def test_keypoints_to_a_surface_example_runs(tmp_path, monkeypatch) -> None:
 
 def test_every_example_file_named_in_the_readme_ships() -> None:
     text = (REPO / "README.md").read_text()
-    named = set(re.findall(r"examples/[\w.]+", text))
+    named = set(re.findall(r"examples/[\w./-]*[\w]", text))
     assert named, "the README names no example files"
-    assert sorted(p for p in named if not (REPO / p).is_file()) == []
+    assert sorted(p for p in named if not (REPO / p).exists()) == []  # files and folders
+
+
+def test_from_a_photo_example_runs(monkeypatch) -> None:
+    (code,) = _python_blocks("From a photo")
+    monkeypatch.chdir(REPO)
+    env: dict = {}
+    exec(compile(code, "README.md", "exec"), env)  # noqa: S102 - the README's own example
+    assert [h.side for h in env["result"].hands] == ["left"]
+    assert len(env["meshes"]) == 1 and env["meshes"][0].is_watertight

@@ -10,9 +10,10 @@ __version__ = "0.1.0"
 
 _legacy.install()
 
-__all__ = ["HALO", "__version__", "detect_units"]
+__all__ = ["HALO", "__version__", "detect_units", "from_image"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from halohand.image import from_image
     from halohand.inference.halo import HALO, detect_units
 
 
@@ -22,4 +23,8 @@ def __getattr__(name: str) -> Any:
         from halohand.inference import halo
 
         return getattr(halo, name)
+    if name == "from_image":  # the photo path: TFLite runtime and Pillow, no torch
+        from halohand.image import from_image
+
+        return from_image
     raise AttributeError(f"module 'halohand' has no attribute {name!r}")

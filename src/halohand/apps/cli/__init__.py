@@ -43,6 +43,7 @@ def _register() -> None:
     from halohand.apps.cli.data import data_app
     from halohand.apps.cli.demo import demo
     from halohand.apps.cli.grasp import grasp_app
+    from halohand.apps.cli.image import image
     from halohand.apps.cli.reconstruct import occupancy, reconstruct
     from halohand.apps.cli.train import calibrate, evaluate, train
     from halohand.apps.cli.view import view
@@ -54,6 +55,7 @@ def _register() -> None:
     app.command("evaluate")(evaluate)
     app.command("calibrate")(calibrate)
     app.command("reconstruct")(reconstruct)
+    app.command("image")(image)
     app.command("occupancy")(occupancy)
     app.command("check")(check)
     app.command("view")(view)

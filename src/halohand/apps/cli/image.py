@@ -1,0 +1,124 @@
+"""``halohand image``: photos -> hands (landmarks, camera-frame keypoints), meshes, overlays.
+
+Every photo is decoded and checked (readable, not truncated, within the pixel limits)
+before the models run or any file is written; a bad photo ends with one line on stderr and
+exit status 2 (``halohand.apps.cli``). A photo without a hand is not an error: it gets a
+line saying so and a JSON with no hands. Per photo ``NAME.jpg`` the folder receives
+``NAME.json`` (everything: camera, per hand the pixel and metric joints, placed keypoints,
+reprojection errors, mesh files), ``NAME_overlay.png`` (the meshes drawn over the photo
+through its camera) and ``NAME_hand0_right.ply``... (metres, camera frame); each is
+written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from halohand.apps.cli.options import (
+    Checkpoint,
+    MeshExtension,
+    Resolution,
+    check_extension,
+    check_inputs_exist,
+    check_out_folder,
+    check_resolution,
+    in_range,
+)
+from halohand.core.atomic import atomic_path, write_text_atomic
+from halohand.core.errors import HalohandInputError
+
+#: Most hands ``--max-hands`` accepts (the library's :data:`halohand.image.photo.MAX_HANDS`).
+MAX_HANDS = 10
+
+
+def _hand_length_m(keypoints: Any) -> float:
+    """Wrist to middle fingertip along the middle finger's bones (metres): pose-free."""
+    import numpy as np
+
+    chain = keypoints[[0, 9, 10, 11, 12]]
+    return float(np.linalg.norm(np.diff(chain, axis=0), axis=1).sum())
+
+
+def image(
+    photos: Annotated[
+        list[Path], typer.Argument(metavar="PHOTO...", help="Photos (JPEG, PNG, ...).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the outputs.")],
+    max_hands: Annotated[int, typer.Option("--max-hands", help="Most hands per photo.")] = 2,
+    focal_px: Annotated[
+        float | None,
+        typer.Option(
+            "--focal-px",
+            help="Focal length in pixels (default: the photo's EXIF, else the image diagonal).",
+        ),
+    ] = None,
+    resolution: Resolution = 128,
+    ext: MeshExtension = "ply",
+    checkpoint: Checkpoint = None,
+) -> None:
+    """Find the hands in photos, place them in each photo's camera frame and reconstruct
+    their meshes.
+
+    Writes per photo NAME.json, NAME_overlay.png and NAME_hand<i>_<side>.<ext> (metres,
+    camera frame: x right, y down, z ahead).
+    """
+    in_range(max_hands, 1, MAX_HANDS, "--max-hands")
+    if focal_px is not None and not focal_px > 0:
+        raise HalohandInputError(f"--focal-px must be a positive number of pixels, got {focal_px}")
+    ext = check_extension(ext)
+    check_resolution(resolution)
+    check_out_folder(out_dir)
+    check_inputs_exist(photos)
+    stems: dict[str, Path] = {}
+    for path in photos:
+        if path.stem in stems:
+            raise HalohandInputError(
+                f"{path} and {stems[path.stem]} would both write {path.stem}.json; rename one"
+            )
+        stems[path.stem] = path
+
+    from halohand.image import from_image, load_photo
+
+    decoded = [load_photo(path) for path in photos]  # every photo readable first
+
+    from halohand.apps.cli.reconstruct import _load_model
+    from halohand.apps.export import export_mesh
+    from halohand.apps.render import overlay_meshes, save_png
+    from halohand.canonical.plausibility import check_skeleton, summary_line
+
+    model = _load_model(checkpoint, "cpu")
+    for path, photo in zip(photos, decoded, strict=True):
+        result = from_image(photo, max_hands=max_hands, focal_px=focal_px)
+        report = result.to_dict()
+        meshes = result.meshes(model, resolution) if result.hands else []
+        for i, (hand, mesh, entry) in enumerate(
+            zip(result.hands, meshes, report["hands"], strict=True)
+        ):
+            name = f"{path.stem}_hand{i}_{hand.side}.{ext}"
+            export_mesh(mesh, out_dir / name, keypoints=hand.keypoints)
+            warning = summary_line(check_skeleton(hand.keypoints, hand.side, "m"))
+            if warning:
+                print(f"warning: {path} hand {i}: {warning}", file=sys.stderr)
+            entry.update(
+                mesh=name,
+                mesh_watertight=bool(mesh.is_watertight),
+                mesh_faces=len(mesh.faces),
+                hand_length_m=round(_hand_length_m(hand.keypoints), 4),
+                skeleton_warning=warning,
+            )
+        overlay = f"{path.stem}_overlay.png"
+        with atomic_path(out_dir / overlay) as tmp:
+            save_png(str(tmp), overlay_meshes(photo.rgb, meshes, result.camera.intrinsics))
+        report.update(image=str(path), overlay=overlay)
+        write_text_atomic(out_dir / f"{path.stem}.json", json.dumps(report, indent=1) + "\n")
+        if result.hands:
+            sides = ", ".join(h.side for h in result.hands)
+            n = len(result.hands)
+            typer.echo(f"{path}: {n} hand{'s' if n != 1 else ''} ({sides}) -> {out_dir}")
+        else:
+            typer.echo(f"{path}: no hand found -> {out_dir / (path.stem + '.json')}")
