@@ -2,9 +2,20 @@
 
 ``scripts/pin_regression.py`` recorded them; these tests re-run the same cases
 (``tests/regression_cases.py``) and compare. Tolerances: mesh faces and part labels
-exactly, vertices within 1e-7 of the hand's unit (0.1 um for metres), occupancy and
+exactly, vertices within 1e-6 of the hand's unit (1 um for metres), occupancy and
 gradients within 1e-5, grasp keypoints within 1e-5 m, evaluation metrics within 1e-9
-relative.
+relative (Chamfer and normal consistency 1e-4).
+
+Since the extraction's own network path (``halohand.inference.lattice_query``: the hand's
+normalisation and the lattice centre folded into the first layer in float64, the residual
+skip folded into the hidden GEMMs, parts evaluated one after another), the float32
+arithmetic runs in another order: on the pinned cases faces and part labels are unchanged
+and vertices moved by at most 6.8e-7 m (the mm hand 5.3e-4 mm), occupancy by 1.9e-6; in the
+evaluate JSON IoUs and counts are unchanged, while the Chamfer distances and normal
+consistency, which come from points sampled on the faces, moved by up to 7.5e-5 relative.
+The tolerances for vertices (1e-6 of the hand's unit: 1 um) and for the sampled surface
+metrics (1e-4 relative) were widened by that much instead of re-recording the files;
+faces, labels and the other metrics stay as strict as before.
 
 The evaluate JSON was re-recorded once, on purpose: ``halohand evaluate`` now meshes
 keypoint-driven models through ``HALO.meshes`` (the path users call) instead of a parallel
@@ -39,7 +50,7 @@ def test_reconstruct_meshes_unchanged(pinned: dict[str, np.ndarray]) -> None:
     for key, value in got.items():
         if key.endswith("_vertices"):
             scale = 1000.0 if key.startswith("mesh3") else 1.0  # the mm hand
-            np.testing.assert_allclose(value, pinned[key], rtol=0, atol=1e-7 * scale, err_msg=key)
+            np.testing.assert_allclose(value, pinned[key], rtol=0, atol=1e-6 * scale, err_msg=key)
         else:
             np.testing.assert_array_equal(value, pinned[key], err_msg=key)
 
@@ -65,6 +76,8 @@ def test_evaluate_json_unchanged(tmp_path: Path) -> None:
         assert g.keys() == w.keys()
         for key, value in w.items():
             if isinstance(value, float):
-                assert g[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+                sampled = key.startswith(("chamfer", "normal"))
+                rel = 1e-4 if sampled else 1e-9
+                assert g[key] == pytest.approx(value, rel=rel, abs=1e-12), key
             else:
                 assert g[key] == value, key
