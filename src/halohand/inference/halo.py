@@ -39,9 +39,11 @@ from halohand.fields.io import load_any_model
 from halohand.inference.extract import lattice_grid
 from halohand.inference.query import (
     can_query_sparse,
+    can_query_sparse_grad,
     occupancy_from_keypoints,
     query_occupancy,
     sparse_occupancy,
+    sparse_query,
 )
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
@@ -383,11 +385,20 @@ class HALO:
 
         Without gradients on the CPU, :func:`~halohand.inference.query.sparse_occupancy`
         (the same values; points outside every part's support cost no network call, worker
-        threads as in mesh extraction); else the chunked, differentiable query.
+        threads as in mesh extraction); with gradients and part supports,
+        :func:`~halohand.inference.query.sparse_query` (the differentiable query on the
+        active (point, part) pairs only, in the same worker threads); else the chunked
+        query.
         """
         if can_query_sparse(self.network, hands, points, self.skip_radii):
             workers = self.grid_workers or torch.get_num_threads()
             return sparse_occupancy(
+                self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
+                return_parts=return_parts, workers=workers,
+            )  # fmt: skip
+        if can_query_sparse_grad(self.network, hands, self.skip_radii):
+            workers = self.grid_workers or torch.get_num_threads()
+            return sparse_query(
                 self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
                 return_parts=return_parts, workers=workers,
             )  # fmt: skip

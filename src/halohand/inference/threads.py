@@ -10,15 +10,18 @@ intra-op thread while they work, so the streams do not oversubscribe the cores.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOL_LOCK = threading.Lock()
+# Reentrant: a torch_threads block may call run_batches (and nest torch_threads) in the
+# same thread.
+_POOL_LOCK = threading.RLock()
 #: ``inside`` is set in a thread while it runs items of :func:`run_batches`.
 _STATE = threading.local()
 
@@ -73,3 +76,33 @@ def _inside(fn: Callable[[T], object], item: T) -> None:
         fn(item)
     finally:
         _STATE.inside = outer
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block on ``threads`` torch (OpenMP) threads, then restore the setting.
+
+    For work made of small kernels (autograd over a small MLP, optimization loops): with
+    two OpenMP threads on a shared 2-core machine, one CPU-bound neighbour process makes
+    every parallel region wait for the descheduled thread, and such loops slow down 3-10x
+    (``benchmarks/speed/bench_neighbour.py``); on one thread they lose at most their fair
+    share of the cores.
+
+    The thread count is process-wide: blocks in several user threads take turns (a lock,
+    reentrant, shared with :func:`run_batches`), so none restores another's setting.
+    Inside items of :func:`run_batches` (already on one thread) it does nothing.
+    """
+    if getattr(_STATE, "inside", False):
+        yield
+        return
+    import torch
+
+    with _POOL_LOCK:
+        before = torch.get_num_threads()
+        if before != threads:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
