@@ -45,6 +45,7 @@ from halohand.inference.query import (
     sparse_occupancy,
     sparse_query,
 )
+from halohand.inference.threads import worker_count
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
 from halohand.skeleton.colors import part_vertex_colors
@@ -391,13 +392,13 @@ class HALO:
         query.
         """
         if can_query_sparse(self.network, hands, points, self.skip_radii):
-            workers = self.grid_workers or torch.get_num_threads()
+            workers = self.grid_workers or worker_count()
             return sparse_occupancy(
                 self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
                 return_parts=return_parts, workers=workers,
             )  # fmt: skip
         if can_query_sparse_grad(self.network, hands, self.skip_radii):
-            workers = self.grid_workers or torch.get_num_threads()
+            workers = self.grid_workers or worker_count()
             return sparse_query(
                 self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
                 return_parts=return_parts, workers=workers,

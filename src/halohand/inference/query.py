@@ -403,7 +403,9 @@ def sparse_query(
         raise HalohandInputError("mask_chunk and max_pairs must be >= 1")
     radii = effective_radii(model, skip_radii)
     with torch_threads(1):
-        calls = _active_calls(points, hands, scale, radii, model.num_parts, mask_chunk, max_pairs)
+        calls = _active_calls(
+            points, hands, scale, radii, model.num_parts, mask_chunk, max_pairs, workers
+        )
         # Per-hand inputs, differentiable through the ordinary graph (a few small ops).
         const = first_layer_constants(model, hands.part_matrices, hands.bone_lengths)
         tensors = (
@@ -444,6 +446,8 @@ class _SparsePlan:
         self.keep_graphs = keep_graphs
         #: per call: (leaves, outputs) with their graph, when kept
         self.graphs: list[tuple[list[Tensor], tuple[Tensor, Tensor]] | None] = []
+        #: per call: the part of the max at each point, when only the occupancy is wanted
+        self.tops: list[Tensor | None] = []
 
     def leaves(self, i: int, inputs: tuple[Tensor, ...], needs: tuple[bool, ...]) -> list[Tensor]:
         """Detached inputs of call ``i`` (requiring grad where the query's do): its points,
@@ -455,11 +459,16 @@ class _SparsePlan:
         own = [src, g[hand], rot[hand], trans[hand], const[:, hand], *params]
         return [t.detach().requires_grad_(need) for t, need in zip(own, needs, strict=True)]
 
-    def run(self, i: int, leaves: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """Occupancy ``[M]`` and part probabilities ``[M, K]`` of call ``i``'s points."""
+    def run(self, i: int, leaves: list[Tensor], top: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Occupancy ``[M]`` and part probabilities ``[M, K]`` of call ``i``'s points; with
+        ``top`` (``[M]`` part indices), of those (point, part) pairs only."""
         model = self.model
         k = model.num_parts
         _, _, mask = self.calls[i]
+        if top is not None:
+            mask = torch.zeros_like(mask).index_put_(
+                (torch.arange(len(top), device=top.device), top), torch.tensor(True)
+            )
         p, g_h, rot_h, trans_h, const_h = leaves[:5]
         if self.scale != 1.0:
             p = p * self.scale
@@ -502,15 +511,28 @@ class _SparseQuery(torch.autograd.Function):
         keep = grad and plan.keep_graphs
         plan.graphs = [None] * len(plan.calls)
 
+        # The hard max passes the occupancy's gradient to one pair per point: without the
+        # part probabilities, only those pairs' graphs are built (about half of the pairs
+        # on uniform points), after a forward pass without autograd over all of them.
+        tops = grad and not plan.return_parts
+        plan.tops = [None] * len(plan.calls)
+
         def one(i: int) -> None:
             leaves = plan.leaves(i, inputs, needs if keep else (False,) * len(needs))
-            with torch.set_grad_enabled(keep):  # grad mode is per thread
+            graph = keep and not tops
+            with torch.set_grad_enabled(graph):  # grad mode is per thread
                 o, p = plan.run(i, leaves)
             hand, idx, _ = plan.calls[i]
             occ[hand, idx] = o.detach()
             if plan.return_parts:
                 parts[hand, idx] = p.detach()
-            if keep:
+            if tops:
+                # the index torch.max picks, as OccupancyNetwork.combine's backward does
+                plan.tops[i] = top = p.max(1).indices
+                if keep:
+                    with torch.enable_grad():
+                        plan.graphs[i] = (leaves, plan.run(i, leaves, top))
+            elif keep:
                 plan.graphs[i] = (leaves, (o, p))
 
         run_batches(one, range(len(plan.calls)), plan.workers, one_thread=True)
@@ -536,7 +558,7 @@ class _SparseQuery(torch.autograd.Function):
             if kept is None:  # not kept: rebuild this call's graph
                 leaves = plan.leaves(i, inputs, needs)
                 with torch.enable_grad():
-                    outs = plan.run(i, leaves)
+                    outs = plan.run(i, leaves, plan.tops[i])
             else:
                 leaves, outs = kept
                 plan.graphs[i] = None  # free the graph as soon as it is used
@@ -570,6 +592,7 @@ class _SparseQuery(torch.autograd.Function):
                     acc += got
         del pts_grad, g_grad, rot_grad, trans_grad, const_grad, param_grads
         ctx.plan = None
+        plan.tops = []
         return (None, *grads)
 
 
@@ -581,34 +604,40 @@ def _active_calls(
     k: int,
     mask_chunk: int,
     max_pairs: int,
+    workers: int = 1,
 ) -> list[tuple[int, Tensor, Tensor]]:
     """The network calls of :func:`sparse_query`: ``(hand, point indices [M], part mask [M,
     K])`` of the points with at least one active part, at most ``max_pairs`` pairs per call
-    (a point with more runs alone), in point order per hand."""
+    (a point with more runs alone), in point order per hand. The support tests run in
+    ``workers`` threads, ``mask_chunk`` points each."""
     b = hands.part_matrices.shape[0]
     n = points.shape[1]
+    keypoints32 = hands.keypoints.detach().float()
+    found: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+
+    @torch.no_grad()  # grad mode is per thread
+    def test(item: tuple[int, int]) -> None:
+        hand, s0 = item
+        pts = points[min(hand, points.shape[0] - 1), s0 : s0 + mask_chunk].detach()
+        if scale != 1.0:
+            pts = pts * scale
+        if radii is None:
+            mask = torch.ones(len(pts), k, dtype=torch.bool, device=pts.device)
+        else:
+            mask = skip_mask(pts[None].float(), keypoints32[hand : hand + 1], radii)[0]
+        idx = mask.any(1).nonzero()[:, 0]
+        if idx.numel():
+            found[item] = (idx + s0, mask.index_select(0, idx))
+
+    items = [(hand, s0) for hand in range(b) for s0 in range(0, n, mask_chunk)]
+    run_batches(test, items, workers, one_thread=True)
     calls: list[tuple[int, Tensor, Tensor]] = []
-    with torch.no_grad():
-        keypoints32 = hands.keypoints.detach().float()
-        for hand in range(b):
-            src = points[min(hand, points.shape[0] - 1)].detach()
-            idxs: list[Tensor] = []
-            masks: list[Tensor] = []
-            for s0 in range(0, n, mask_chunk):
-                pts = src[s0 : s0 + mask_chunk]
-                if scale != 1.0:
-                    pts = pts * scale
-                if radii is None:
-                    mask = torch.ones(len(pts), k, dtype=torch.bool, device=pts.device)
-                else:
-                    mask = skip_mask(pts[None].float(), keypoints32[hand : hand + 1], radii)[0]
-                idx = mask.any(1).nonzero()[:, 0]
-                if idx.numel():
-                    idxs.append(idx + s0)
-                    masks.append(mask.index_select(0, idx))
-            if not idxs:
-                continue
-            idx_h, mask_h = torch.cat(idxs), torch.cat(masks)
-            for a, e in pair_batches(mask_h.sum(1).cpu().numpy(), max_pairs):
-                calls.append((hand, idx_h[a:e], mask_h[a:e]))
+    for hand in range(b):
+        got = [found[(hand, s0)] for s0 in range(0, n, mask_chunk) if (hand, s0) in found]
+        if not got:
+            continue
+        idx_h = torch.cat([x[0] for x in got])
+        mask_h = torch.cat([x[1] for x in got])
+        for a, e in pair_batches(mask_h.sum(1).cpu().numpy(), max_pairs):
+            calls.append((hand, idx_h[a:e], mask_h[a:e]))
     return calls
