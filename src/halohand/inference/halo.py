@@ -397,13 +397,13 @@ class HALO:
                 self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
                 return_parts=return_parts, workers=workers,
             )  # fmt: skip
-        if can_query_sparse_grad(self.network, hands, self.skip_radii):
+        batch = hands.part_matrices.shape[0]
+        if can_query_sparse_grad(self.network, hands, self.skip_radii, batch * points.shape[1]):
             workers = self.grid_workers or worker_count()
             return sparse_query(
                 self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
                 return_parts=return_parts, workers=workers,
             )  # fmt: skip
-        batch = hands.part_matrices.shape[0]
         points_m = points.expand(batch, -1, -1) * scale
         return query_occupancy(
             self.network, hands, points_m, chunk_size=self.chunk_size,

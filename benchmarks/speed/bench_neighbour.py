@@ -1,0 +1,286 @@
+"""The hot paths quiet and next to one CPU-bound neighbour process: slowdown per path, for
+the code before the thread changes (baseline) and now (candidate), in one run.
+
+Usage::
+
+    .venv/bin/python benchmarks/speed/bench_neighbour.py [--rounds 3] [--repeats 2]
+        [--threads 2] [--resolution 128] [--paths occupancy_forward,...] [--json OUT]
+
+Paths (the shipped HALO model; hands from the embedded hand model, metres):
+
+* ``occupancy_forward``: ``HALO.occupancy`` on 2e5 points uniform in the hand's box;
+* ``occupancy_grad``: the same with points and keypoints requiring grad, forward and
+  backward of ``occ.sum()`` (network parameters frozen, as in refinement);
+* ``reconstruct``: ``HALO.reconstruct`` at ``--resolution`` (128 keeps the run short);
+* ``grasp_refine``: ``refine_translation`` of 4 VAE grasps of ``box_4``, 5 steps, then
+  ``select_grasps`` of 2 from them;
+* ``train_steps``: 2 ``Trainer.train_step`` calls (the method itself, on a trainer stub)
+  of a network with the shipped configuration, 4 hands x 2048 points (half uniform in the
+  box, half near the bones).
+
+Modes, alternating within each condition:
+
+* ``baseline``: the code before this change: differentiable occupancy through
+  :func:`~halohand.inference.query.query_occupancy` (``HALO._query`` without
+  ``sparse_query``) and training steps at ``--threads`` OpenMP threads (``train_step``'s
+  body without its thread choice); forward occupancy and extraction are unchanged;
+* ``candidate``: the code as it is.
+
+Conditions alternate ``quiet`` / ``loaded`` every round (the order reversed every other
+round); ``loaded`` runs one CPU-bound neighbour (``python -c 'while True: pass'``,
+unpinned) started 0.5 s before the timings and killed after them. Reported per path and
+mode: median seconds quiet and loaded, and ``slowdown`` = loaded / quiet medians;
+``acceptance``: every candidate slowdown <= 2.5. The mean number of other processes'
+runnable threads during each phase (``/proc/loadavg`` less this process's, every 20 ms;
+the neighbour is one) says whether a phase had company from outside. With the machine
+and a matmul calibration before and after (``benchmarks/_report.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_occupancy's point sets
+from _report import begin, emit  # noqa: E402
+from bench_occupancy import _hands, _near_bones, _uniform  # noqa: E402
+
+PATHS = ("occupancy_forward", "occupancy_grad", "reconstruct", "grasp_refine", "train_steps")
+MODES = ("baseline", "candidate")
+LIMIT = 2.5
+
+
+@contextlib.contextmanager
+def _mode(mode: str) -> Iterator[None]:
+    """The code of ``mode``: the baseline swaps today's changes for the code before them."""
+    if mode == "candidate":
+        yield
+        return
+    from halohand.grasp import generate
+    from halohand.inference import halo as halo_module
+    from halohand.training.trainer import Trainer
+
+    saved = (halo_module.can_query_sparse_grad, Trainer.train_step, generate.torch_threads)
+    halo_module.can_query_sparse_grad = lambda *a, **k: False
+    Trainer.train_step = Trainer._train_step  # its body, at the process's threads
+    generate.torch_threads = lambda threads: contextlib.nullcontext()
+    try:
+        yield
+    finally:
+        halo_module.can_query_sparse_grad, Trainer.train_step, generate.torch_threads = saved
+
+
+def _others_running() -> int:
+    """Runnable threads of other processes now."""
+    import os
+
+    with open("/proc/loadavg", encoding="ascii") as f:
+        running = int(f.read().split()[3].split("/")[0])
+    own = 0
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/stat") as f:
+            own += f.read().rsplit(")", 1)[1].split()[0] == "R"
+    return max(0, running - own)
+
+
+def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
+    from halohand.fields import OccupancyNetwork, skip_mask
+    from halohand.grasp.generate import (
+        grasp_halo,
+        refine_translation,
+        select_grasps,
+        shipped_model_path,
+    )
+    from halohand.grasp.vae import load_vae
+    from halohand.inference.halo import HALO
+    from halohand.objects.registry import load_object
+    from halohand.training.trainer import Trainer, _Query
+
+    model = HALO.pretrained()
+    for p in model.network.parameters():
+        p.requires_grad_(False)
+    (kp, side), (kp2, side2) = _hands(2, args.seed)
+    pts = torch.as_tensor(_uniform(kp, 200_000, args.seed))
+    kpt = torch.as_tensor(kp)
+
+    def forward() -> object:
+        return model.occupancy(pts, kpt, side=side, units="m")
+
+    def grad() -> object:
+        p = pts.clone().requires_grad_(True)
+        k = kpt.clone().requires_grad_(True)
+        model.occupancy(p, k, side=side, units="m").sum().backward()
+        return p.grad
+
+    def reconstruct() -> object:
+        return model.reconstruct(kp2, side2, units="m", resolution=args.resolution)
+
+    vae, _ = load_vae(str(shipped_model_path()))
+    halo = grasp_halo()
+    obj = load_object("box_4")
+    cloud = torch.as_tensor(obj.surface_points(600, 0)[0] * 100.0, dtype=torch.float32)
+    vae.eval()
+    grasps = vae.sample(cloud, 4, generator=torch.Generator().manual_seed(0))
+    grasps = grasps.double().numpy() / 100.0
+
+    def grasp() -> object:
+        kp_r = refine_translation(halo, grasps, obj, steps=5)
+        return select_grasps(halo, kp_r, obj, 2)
+
+    net = OccupancyNetwork(model.network.config)
+    trainer = Trainer.__new__(Trainer)
+    trainer.model_config = net.config
+    trainer.net = net
+    trainer.query = _Query(net)
+    trainer.optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    trainer.run_state = types.SimpleNamespace(set_lr=lambda opt: None)
+    trainer.schedule = types.SimpleNamespace(weight=0.0)
+    trainer.dist = types.SimpleNamespace(enabled=False)
+    trainer.device = torch.device("cpu")
+    trainer.micro_batch = 1
+    hands = _hands(4, args.seed + 7)
+    kps = torch.as_tensor(np.stack([h[0] for h in hands])).float()
+    points = torch.as_tensor(
+        np.stack(
+            [
+                np.concatenate([_uniform(h[0], 1024, i), _near_bones(h[0], 1024, i)])
+                for i, h in enumerate(hands)
+            ]
+        )
+    ).float()
+    with torch.no_grad():  # a stand-in target: the supports' union
+        radii = net.config.part_radii_m
+        inside = skip_mask(points, kps, radii).any(-1).float() if radii else None
+    batch = {
+        "keypoints": kps,
+        "side": torch.tensor([h[1] == "left" for h in hands]),
+        "part_transforms": torch.eye(4).expand(4, 16, 4, 4).clone(),
+        "bone_lengths": torch.zeros(4, 16),
+        "points": points,
+        "occupancies": inside if inside is not None else torch.zeros(points.shape[:2]),
+    }
+
+    def train() -> object:
+        for _ in range(2):
+            trainer.train_step(batch)
+        return None
+
+    every = {
+        "occupancy_forward": forward,
+        "occupancy_grad": grad,
+        "reconstruct": reconstruct,
+        "grasp_refine": grasp,
+        "train_steps": train,
+    }
+    return {name: every[name] for name in args.paths.split(",")}
+
+
+@contextlib.contextmanager
+def _condition(name: str, company: list[float]) -> Iterator[None]:
+    """Run the block quiet or next to the neighbour; append the mean number of other
+    processes' runnable threads seen during it (sampled every 20 ms) to ``company``."""
+    proc = None
+    if name == "loaded":
+        proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)
+    samples: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            samples.append(_others_running())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        done.set()
+        sampler.join()
+        company.append(round(statistics.mean(samples), 2) if samples else float("nan"))
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2, help="calls per path, mode, phase")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    paths = _paths(args)
+    begin()
+    for fn in paths.values():  # warm-up
+        for mode in MODES:
+            with _mode(mode):
+                fn()
+    times: dict[str, dict[str, dict[str, list[float]]]] = {
+        p: {m: {"quiet": [], "loaded": []} for m in MODES} for p in paths
+    }
+    company: dict[str, list[float]] = {"quiet": [], "loaded": []}
+    for rnd in range(args.rounds):
+        for cond in ("quiet", "loaded") if rnd % 2 == 0 else ("loaded", "quiet"):
+            with _condition(cond, company[cond]):
+                for name, fn in paths.items():
+                    for mode in MODES if rnd % 2 == 0 else MODES[::-1]:
+                        with _mode(mode):
+                            for _ in range(args.repeats):
+                                t0 = time.perf_counter()
+                                fn()
+                                times[name][mode][cond].append(time.perf_counter() - t0)
+    result: dict = {}
+    ok = True
+    for name, modes in times.items():
+        result[name] = {}
+        for mode, conds in modes.items():
+            quiet = statistics.median(conds["quiet"])
+            loaded = statistics.median(conds["loaded"])
+            result[name][mode] = {
+                "quiet_s_median": quiet,
+                "loaded_s_median": loaded,
+                "slowdown": loaded / quiet,
+                "quiet_s": conds["quiet"],
+                "loaded_s": conds["loaded"],
+            }
+            if mode == "candidate":
+                ok = ok and loaded / quiet <= LIMIT
+        base = result[name]["baseline"]
+        cand = result[name]["candidate"]
+        result[name]["candidate_speedup_quiet"] = base["quiet_s_median"] / cand["quiet_s_median"]
+        result[name]["candidate_speedup_loaded"] = base["loaded_s_median"] / cand["loaded_s_median"]
+    report = {
+        "benchmark": "neighbour_slowdown",
+        "neighbour": "one unpinned `python -c 'while True: pass'` process",
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "resolution": args.resolution,
+        "limit": LIMIT,
+        "acceptance_candidate_slowdown_within_limit": ok,
+        "other_processes_runnable_threads_mean_per_phase": company,
+        "paths": result,
+    }
+    emit(report, args.json, indent=2)
+
+
+if __name__ == "__main__":
+    main()
