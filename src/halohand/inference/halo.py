@@ -326,6 +326,15 @@ class HALO:
         the differentiable query up to float32 rounding (<= 1.2e-7 measured on the shipped
         model; ``benchmarks/speed/bench_occupancy.py``).
 
+        With gradients on the CPU (from 8192 points over all hands), such a network is
+        evaluated the same way on the active pairs only, forward and backward in the same
+        worker threads (:func:`~halohand.inference.query.sparse_query`): the values and
+        first derivatives of the chunked differentiable query, with memory bounded by
+        :data:`~halohand.inference.query.GRAD_CHECKPOINT_PAIRS` pairs of autograd graph
+        (~1 GiB; beyond, the graphs are rebuilt one network call at a time in the backward
+        pass); second derivatives through it are not supported
+        (``benchmarks/speed/bench_occupancy_grad.py``).
+
         Args:
             points: ``[N, 3]`` or ``[B, N, 3]`` query points, same frame and units as the
                 keypoints (``[N, 3]`` with a batch of hands queries every hand there).

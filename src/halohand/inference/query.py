@@ -380,11 +380,18 @@ def sparse_query(
 
     Memory beyond the inputs and outputs: the support test of ``mask_chunk`` points (~6
     MiB at 8192), the active points' indices and masks (~25 bytes per active point) and the
-    calls' autograd graphs, ~1.9 KiB per (point, part) pair. With more than
-    ``checkpoint_pairs`` pairs in all (over every hand; ``None``: no limit), the forward
-    pass keeps no graph and the backward pass rebuilds each call's: then at most one call's
-    graph per worker is alive (~60 MiB at 32768 pairs), for one more forward pass of the
-    network.
+    calls' autograd graphs, ~1.9 KiB per (point, part) pair in them: without the part
+    probabilities only the pair of the max at each point has a graph (the others run
+    without autograd first), about half of the pairs. With more than ``checkpoint_pairs``
+    pairs in all (over every hand; ``None``: no limit), the forward pass keeps no graph and
+    the backward pass rebuilds each call's: then at most one call's graph per worker is
+    alive (~60 MiB at 32768 pairs), for one more forward pass of those pairs. So the graphs
+    never exceed ~1 GiB at the defaults (~0.5 GiB without part probabilities), whatever
+    the number of points. Measured on the shipped model, uniform points in the box, peak
+    resident memory above the inputs, forward and backward
+    (``benchmarks/speed/bench_occupancy_grad.py``): 82 MiB for 2e5 points of one hand,
+    286 MiB for 8 hands x 1e5 (graphs kept), 339 MiB for 2e6 points (rebuilt); the
+    chunked query took 264 MiB, 695 MiB and 1.4 GiB for 1e6 points.
 
     Args:
         model: an occupancy network for which :func:`can_query_sparse_grad` holds.
