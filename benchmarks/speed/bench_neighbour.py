@@ -12,8 +12,8 @@ Paths (the shipped HALO model; hands from the embedded hand model, metres):
 * ``occupancy_grad``: the same with points and keypoints requiring grad, forward and
   backward of ``occ.sum()`` (network parameters frozen, as in refinement);
 * ``reconstruct``: ``HALO.reconstruct`` at ``--resolution`` (128 keeps the run short);
-* ``grasp_refine``: ``refine_translation`` of 4 VAE grasps of ``box_4``, 5 steps, then
-  ``select_grasps`` of 2 from them;
+* ``grasp_refine``: ``generate_grasps`` sampling 4 grasps of ``box_4`` (no
+  refinement there), ``refine_translation`` of the 4 (5 steps), ``select_grasps`` of 2;
 * ``train_steps``: 2 ``Trainer.train_step`` calls (the method itself, on a trainer stub)
   of a network with the shipped configuration, 4 hands x 2048 points (half uniform in the
   box, half near the bones).
@@ -22,8 +22,9 @@ Modes, alternating within each condition:
 
 * ``baseline``: the code before this change: differentiable occupancy through
   :func:`~halohand.inference.query.query_occupancy` (``HALO._query`` without
-  ``sparse_query``) and training steps at ``--threads`` OpenMP threads (``train_step``'s
-  body without its thread choice); forward occupancy and extraction are unchanged;
+  ``sparse_query``), grasp sampling, refinement and selection and training steps at
+  ``--threads`` OpenMP threads (without their ``torch_threads`` / ``fair_threads``
+  choice); forward occupancy and extraction are unchanged;
 * ``candidate``: the code as it is.
 
 Conditions alternate ``quiet`` / ``loaded`` every round (the order reversed every other
@@ -98,6 +99,7 @@ def _others_running() -> int:
 def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     from halohand.fields import OccupancyNetwork, skip_mask
     from halohand.grasp.generate import (
+        generate_grasps,
         grasp_halo,
         refine_translation,
         select_grasps,
@@ -130,13 +132,11 @@ def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     vae, _ = load_vae(str(shipped_model_path()))
     halo = grasp_halo()
     obj = load_object("box_4")
-    cloud = torch.as_tensor(obj.surface_points(600, 0)[0] * 100.0, dtype=torch.float32)
     vae.eval()
-    grasps = vae.sample(cloud, 4, generator=torch.Generator().manual_seed(0))
-    grasps = grasps.double().numpy() / 100.0
 
     def grasp() -> object:
-        kp_r = refine_translation(halo, grasps, obj, steps=5)
+        gs = generate_grasps(vae, obj, 4, 0, halo=halo)  # the sampling only
+        kp_r = refine_translation(halo, gs.keypoints, obj, steps=5)
         return select_grasps(halo, kp_r, obj, 2)
 
     net = OccupancyNetwork(model.network.config)

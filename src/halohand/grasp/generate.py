@@ -272,7 +272,8 @@ def generate_grasps(
     cloud = torch.as_tensor(obj.surface_points(600, seed)[0] * 100.0, dtype=torch.float32)
     gen = torch.Generator().manual_seed(int(seed))
     vae.eval()
-    kp = vae.sample(cloud, n * candidates, generator=gen).double().numpy() / 100.0
+    with torch_threads(fair_threads(torch.get_num_threads())):  # small kernels, as below
+        kp = vae.sample(cloud, n * candidates, generator=gen).double().numpy() / 100.0
     seconds["sample"] = time.perf_counter() - t
     if refine:
         t = time.perf_counter()
