@@ -27,20 +27,24 @@ Modes, alternating within each condition:
   choice); forward occupancy and extraction are unchanged;
 * ``candidate``: the code as it is.
 
-Conditions alternate ``quiet`` / ``loaded`` every round (the order reversed every other
-round); ``loaded`` runs one CPU-bound neighbour (``python -c 'while True: pass'``,
-unpinned) started 0.5 s before the timings and killed after them. Reported per path and
-mode: median seconds quiet and loaded, and ``slowdown`` = loaded / quiet medians;
-``acceptance``: every candidate slowdown <= 2.5. The mean number of other processes'
-runnable threads during each phase (``/proc/loadavg`` less this process's, every 20 ms;
-the neighbour is one) says whether a phase had company from outside. With the machine
-and a matmul calibration before and after (``benchmarks/_report.py``).
+Conditions alternate every round (the order reversed every other round): ``quiet``, and
+next to each of ``--neighbours``, one unpinned CPU-bound process started 0.5 s before the
+timings and killed after them: ``python`` (``while True: pass``), ``numpy`` (a loop of
+256 x 256 matrix products on one BLAS thread) and ``numpy_all_cores`` (the same at NumPy's
+default BLAS threads, one per core: as many busy threads as cores, i.e. more than one
+neighbour's worth). Reported per path and mode: the median seconds per condition and
+``slowdown_<neighbour>`` = its median / the quiet median; ``acceptance``: every candidate
+slowdown next to a one-thread neighbour <= 2.5. The mean number of other
+processes' runnable threads during each phase (``/proc/loadavg`` less this process's,
+every 20 ms; the neighbour counts) says whether a phase had company from outside. With the
+machine and a matmul calibration before and after (``benchmarks/_report.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -85,8 +89,6 @@ def _mode(mode: str) -> Iterator[None]:
 
 def _others_running() -> int:
     """Runnable threads of other processes now."""
-    import os
-
     with open("/proc/loadavg", encoding="ascii") as f:
         running = int(f.read().split()[3].split("/")[0])
     own = 0
@@ -187,13 +189,26 @@ def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     return {name: every[name] for name in args.paths.split(",")}
 
 
+_MATMUL = "import numpy as np\na = np.random.default_rng(0).random((256, 256))\nwhile True: a @ a"
+_ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+#: The neighbours, ``(code, environment, threads)``: a pure-Python busy loop, a NumPy
+#: matmul loop on one BLAS thread, and the same at NumPy's default threads (one per core,
+#: spinning between products like torch's OpenMP threads: as many busy threads as cores).
+NEIGHBOURS: dict[str, tuple[str, dict[str, str], str]] = {
+    "python": ("while True: pass", {}, "1"),
+    "numpy": (_MATMUL, _ONE_THREAD, "1"),
+    "numpy_all_cores": (_MATMUL, {}, "BLAS default (one per core)"),
+}
+
+
 @contextlib.contextmanager
 def _condition(name: str, company: list[float]) -> Iterator[None]:
-    """Run the block quiet or next to the neighbour; append the mean number of other
+    """Run the block quiet or next to neighbour ``name``; append the mean number of other
     processes' runnable threads seen during it (sampled every 20 ms) to ``company``."""
     proc = None
-    if name == "loaded":
-        proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    if name != "quiet":
+        code, env, _ = NEIGHBOURS[name]
+        proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env})
         time.sleep(0.5)
     samples: list[int] = []
     done = threading.Event()
@@ -222,23 +237,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--neighbours", default=",".join(NEIGHBOURS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     paths = _paths(args)
+    conditions = ("quiet", *args.neighbours.split(","))
     begin()
     for fn in paths.values():  # warm-up
         for mode in MODES:
             with _mode(mode):
                 fn()
     times: dict[str, dict[str, dict[str, list[float]]]] = {
-        p: {m: {"quiet": [], "loaded": []} for m in MODES} for p in paths
+        p: {m: {c: [] for c in conditions} for m in MODES} for p in paths
     }
-    company: dict[str, list[float]] = {"quiet": [], "loaded": []}
+    company: dict[str, list[float]] = {c: [] for c in conditions}
     for rnd in range(args.rounds):
-        for cond in ("quiet", "loaded") if rnd % 2 == 0 else ("loaded", "quiet"):
+        for cond in conditions if rnd % 2 == 0 else conditions[::-1]:
             with _condition(cond, company[cond]):
                 for name, fn in paths.items():
                     for mode in MODES if rnd % 2 == 0 else MODES[::-1]:
@@ -248,34 +265,34 @@ def main() -> None:
                                 fn()
                                 times[name][mode][cond].append(time.perf_counter() - t0)
     result: dict = {}
-    ok = True
+    worst = 0.0
     for name, modes in times.items():
         result[name] = {}
         for mode, conds in modes.items():
-            quiet = statistics.median(conds["quiet"])
-            loaded = statistics.median(conds["loaded"])
-            result[name][mode] = {
-                "quiet_s_median": quiet,
-                "loaded_s_median": loaded,
-                "slowdown": loaded / quiet,
-                "quiet_s": conds["quiet"],
-                "loaded_s": conds["loaded"],
-            }
-            if mode == "candidate":
-                ok = ok and loaded / quiet <= LIMIT
-        base = result[name]["baseline"]
-        cand = result[name]["candidate"]
-        result[name]["candidate_speedup_quiet"] = base["quiet_s_median"] / cand["quiet_s_median"]
-        result[name]["candidate_speedup_loaded"] = base["loaded_s_median"] / cand["loaded_s_median"]
+            med = {c: statistics.median(ts) for c, ts in conds.items()}
+            row: dict = {f"{c}_s_median": m for c, m in med.items()}
+            for c in conditions[1:]:
+                row[f"slowdown_{c}"] = med[c] / med["quiet"]
+                if mode == "candidate" and NEIGHBOURS[c][2] == "1":
+                    worst = max(worst, med[c] / med["quiet"])
+            row["seconds"] = conds
+            result[name][mode] = row
+        base, cand = result[name]["baseline"], result[name]["candidate"]
+        result[name]["candidate_speedup"] = {
+            c: base[f"{c}_s_median"] / cand[f"{c}_s_median"] for c in conditions
+        }
     report = {
         "benchmark": "neighbour_slowdown",
-        "neighbour": "one unpinned `python -c 'while True: pass'` process",
+        "neighbours": {
+            c: f"one unpinned `python -c` process: {NEIGHBOURS[c]!r}" for c in conditions[1:]
+        },  # fmt: skip
         "threads": args.threads,
         "rounds": args.rounds,
         "repeats": args.repeats,
         "resolution": args.resolution,
         "limit": LIMIT,
-        "acceptance_candidate_slowdown_within_limit": ok,
+        "candidate_worst_slowdown_one_thread_neighbours": worst,
+        "acceptance_candidate_slowdown_within_limit": worst <= LIMIT,
         "other_processes_runnable_threads_mean_per_phase": company,
         "paths": result,
     }
