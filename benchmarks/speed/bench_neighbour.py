@@ -30,13 +30,15 @@ Modes, alternating within each condition:
 Conditions alternate every round (the order reversed every other round): ``quiet``, and
 next to each of ``--neighbours``, one unpinned CPU-bound process started 0.5 s before the
 timings and killed after them: ``python`` (``while True: pass``), ``numpy`` (a loop of
-256 x 256 matrix products on one BLAS thread) and ``numpy_all_cores`` (the same at NumPy's
-default BLAS threads, one per core: as many busy threads as cores, i.e. more than one
-neighbour's worth). Reported per path and mode: the median seconds per condition and
-``slowdown_<neighbour>`` = its median / the quiet median; ``acceptance``: every candidate
-slowdown next to a one-thread neighbour <= 2.5. The mean number of other
-processes' runnable threads during each phase (``/proc/loadavg`` less this process's,
-every 20 ms; the neighbour counts) says whether a phase had company from outside. With the
+256 x 256 matrix products on one BLAS thread), ``numpy_all_cores`` (the same at NumPy's
+default BLAS threads, one per core: as many busy threads as cores, more than one
+neighbour's worth) and ``torch_all_cores`` (torch's in-place multiply of 2^18 floats in a
+loop, OpenMP threads on every core, as another torch job runs). Reported per path and
+mode: the median seconds per condition and ``slowdown_<neighbour>`` = its median / the
+quiet median; ``acceptance``: every candidate slowdown next to a one-thread neighbour <=
+2.5. The mean number of other processes' runnable threads during each phase
+(``/proc/loadavg`` less this process's, every 20 ms; the neighbour counts) says whether a
+phase had company from outside. With the
 machine and a matmul calibration before and after (``benchmarks/_report.py``).
 """
 
@@ -192,12 +194,18 @@ def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
 _MATMUL = "import numpy as np\na = np.random.default_rng(0).random((256, 256))\nwhile True: a @ a"
 _ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 #: The neighbours, ``(code, environment, threads)``: a pure-Python busy loop, a NumPy
-#: matmul loop on one BLAS thread, and the same at NumPy's default threads (one per core,
-#: spinning between products like torch's OpenMP threads: as many busy threads as cores).
+#: matmul loop on one BLAS thread, the same at NumPy's default threads (one per core,
+#: spinning between products: as many busy threads as cores), and a torch loop of
+#: parallel element-wise kernels at torch's default threads (another torch job).
 NEIGHBOURS: dict[str, tuple[str, dict[str, str], str]] = {
     "python": ("while True: pass", {}, "1"),
     "numpy": (_MATMUL, _ONE_THREAD, "1"),
     "numpy_all_cores": (_MATMUL, {}, "BLAS default (one per core)"),
+    "torch_all_cores": (
+        "import torch\nx = torch.randn(1 << 18)\nwhile True: x.mul_(1.0)",
+        {},
+        "torch default (one OpenMP thread per core)",
+    ),
 }
 
 
