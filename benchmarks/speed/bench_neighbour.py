@@ -38,8 +38,8 @@ mode: the median seconds per condition and ``slowdown_<neighbour>`` = its median
 quiet median; ``acceptance``: every candidate slowdown next to a one-thread neighbour <=
 2.5. The mean number of other processes' runnable threads during each phase
 (``/proc/loadavg`` less this process's, every 20 ms; the neighbour counts) says whether a
-phase had company from outside. With the
-machine and a matmul calibration before and after (``benchmarks/_report.py``).
+phase had company from outside. With the machine and a matmul calibration before and
+after (``benchmarks/_report.py``).
 """
 
 from __future__ import annotations
