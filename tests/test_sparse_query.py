@@ -217,3 +217,18 @@ def test_torch_threads_blocks_of_two_threads_take_turns() -> None:
 def test_fair_threads_stays_between_one_and_the_wanted_count() -> None:
     for wanted in (1, 2, 64):
         assert 1 <= fair_threads(wanted) <= wanted
+
+
+def test_the_command_sets_a_passive_openmp_wait_policy_unless_the_user_did(
+    monkeypatch, capsys
+) -> None:
+    import os
+
+    from halo_fakes import run_cli
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert run_cli(monkeypatch, capsys, "--help")[0] == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    run_cli(monkeypatch, capsys, "--help")
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -38,8 +38,10 @@ mode: the median seconds per condition and ``slowdown_<neighbour>`` = its median
 quiet median; ``acceptance``: every candidate slowdown next to a one-thread neighbour <=
 2.5. The mean number of other processes' runnable threads during each phase
 (``/proc/loadavg`` less this process's, every 20 ms; the neighbour counts) says whether a
-phase had company from outside. With the machine and a matmul calibration before and
-after (``benchmarks/_report.py``).
+phase had company from outside. ``OMP_WAIT_POLICY`` as the process got it is recorded (the
+``halohand`` command sets ``PASSIVE``; ``--json
+benchmarks/results/speed/bench_neighbour_passive.json`` with it set). With the machine and
+a matmul calibration before and after (``benchmarks/_report.py``).
 """
 
 from __future__ import annotations
@@ -295,6 +297,7 @@ def main() -> None:
             c: f"one unpinned `python -c` process: {NEIGHBOURS[c]!r}" for c in conditions[1:]
         },  # fmt: skip
         "threads": args.threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (libgomp's default)"),
         "rounds": args.rounds,
         "repeats": args.repeats,
         "resolution": args.resolution,
