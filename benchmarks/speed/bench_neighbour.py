@@ -38,8 +38,10 @@ mode: the median seconds per condition and ``slowdown_<neighbour>`` = its median
 quiet median; ``acceptance``: every candidate slowdown next to a one-thread neighbour <=
 2.5. The mean number of other processes' runnable threads during each phase
 (``/proc/loadavg`` less this process's, every 20 ms; the neighbour counts) says whether a
-phase had company from outside. ``OMP_WAIT_POLICY`` as the process got it is recorded (the
-``halohand`` command sets ``PASSIVE``; ``--json
+phase had company from outside; a phase with more than ``--max-company`` beyond its
+neighbour's threads (1, or the cores for an all-core one) is redone, up to ``--retries``
+times (the last try is kept whatever it saw). ``OMP_WAIT_POLICY`` as the process got it
+is recorded (the ``halohand`` command sets ``PASSIVE``; ``--json
 benchmarks/results/speed/bench_neighbour_passive.json`` with it set). With the machine and
 a matmul calibration before and after (``benchmarks/_report.py``).
 """
@@ -248,11 +250,17 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--neighbours", default=",".join(NEIGHBOURS))
+    parser.add_argument(
+        "--max-company", type=float, default=0.3,
+        help="outside runnable threads (mean, beyond the neighbour's) that redo a phase",
+    )  # fmt: skip
+    parser.add_argument("--retries", type=int, default=3, help="redos of a phase at most")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    cores = len(os.sched_getaffinity(0))
     paths = _paths(args)
     conditions = ("quiet", *args.neighbours.split(","))
     begin()
@@ -264,16 +272,31 @@ def main() -> None:
         p: {m: {c: [] for c in conditions} for m in MODES} for p in paths
     }
     company: dict[str, list[float]] = {c: [] for c in conditions}
+    redone: dict[str, int] = {c: 0 for c in conditions}
     for rnd in range(args.rounds):
         for cond in conditions if rnd % 2 == 0 else conditions[::-1]:
-            with _condition(cond, company[cond]):
-                for name, fn in paths.items():
-                    for mode in MODES if rnd % 2 == 0 else MODES[::-1]:
-                        with _mode(mode):
-                            for _ in range(args.repeats):
-                                t0 = time.perf_counter()
-                                fn()
-                                times[name][mode][cond].append(time.perf_counter() - t0)
+            # A phase with outside company (another job on the shared machine) is redone:
+            # its times would measure that job, not the neighbour.
+            expected = 0 if cond == "quiet" else (1 if NEIGHBOURS[cond][2] == "1" else cores)
+            for attempt in range(args.retries + 1):
+                phase: dict[tuple[str, str], list[float]] = {}
+                seen: list[float] = []
+                with _condition(cond, seen):
+                    for name, fn in paths.items():
+                        for mode in MODES if rnd % 2 == 0 else MODES[::-1]:
+                            with _mode(mode):
+                                for _ in range(args.repeats):
+                                    t0 = time.perf_counter()
+                                    fn()
+                                    phase.setdefault((name, mode), []).append(
+                                        time.perf_counter() - t0
+                                    )
+                if seen[0] <= expected + args.max_company or attempt == args.retries:
+                    break
+                redone[cond] += 1
+            company[cond] += seen
+            for (name, mode), ts in phase.items():
+                times[name][mode][cond] += ts
     result: dict = {}
     worst = 0.0
     for name, modes in times.items():
@@ -305,6 +328,8 @@ def main() -> None:
         "candidate_worst_slowdown_one_thread_neighbours": worst,
         "acceptance_candidate_slowdown_within_limit": worst <= LIMIT,
         "other_processes_runnable_threads_mean_per_phase": company,
+        "phases_redone_for_outside_company": redone,
+        "max_company": args.max_company,
         "paths": result,
     }
     emit(report, args.json, indent=2)
