@@ -169,10 +169,15 @@ def test_halo_takes_the_sparse_query_for_large_differentiable_queries(
         "halohand.inference.halo.query_occupancy",
         lambda *a, **k: used.append("chunked") or chunked(*a, **k),
     )
-    kp = torch.tensor(hand_keypoints("spread"), requires_grad=True)
-    for n, path in ((GRAD_SPARSE_MIN_POINTS, "sparse"), (GRAD_SPARSE_MIN_POINTS - 1, "chunked")):
+    one = hand_keypoints("spread")
+    for hands, n, path in (
+        (1, GRAD_SPARSE_MIN_POINTS, "sparse"),
+        (1, GRAD_SPARSE_MIN_POINTS - 1, "chunked"),
+        (3, GRAD_SPARSE_MIN_POINTS // 2, "chunked"),  # many hands, few points each
+    ):
         used.clear()
-        pts = torch.as_tensor(_points(hand_keypoints("spread"), n, 4))
+        kp = torch.tensor(np.stack([one] * hands), requires_grad=True)
+        pts = torch.as_tensor(_points(one, n, 4))
         occ = shipped_halo.occupancy(pts, kp, units="m")
         assert used == [path] and occ.requires_grad
     smooth = OccupancyNetwork(OccupancyConfig(smooth_max=True, part_radii_m=(0.05,) * 16))

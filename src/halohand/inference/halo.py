@@ -326,7 +326,7 @@ class HALO:
         the differentiable query up to float32 rounding (<= 1.2e-7 measured on the shipped
         model; ``benchmarks/speed/bench_occupancy.py``).
 
-        With gradients on the CPU (from 8192 points over all hands), such a network is
+        With gradients on the CPU (from 8192 points per hand), such a network is
         evaluated the same way on the active pairs only, forward and backward in the same
         worker threads (:func:`~halohand.inference.query.sparse_query`): the values and
         first derivatives of the chunked differentiable query, with memory bounded by
@@ -407,7 +407,7 @@ class HALO:
                 return_parts=return_parts, workers=workers,
             )  # fmt: skip
         batch = hands.part_matrices.shape[0]
-        if can_query_sparse_grad(self.network, hands, self.skip_radii, batch * points.shape[1]):
+        if can_query_sparse_grad(self.network, hands, self.skip_radii, points.shape[1]):
             workers = self.grid_workers or worker_count()
             return sparse_query(
                 self.network, hands, points, scale=scale, skip_radii=self.skip_radii,

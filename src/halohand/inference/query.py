@@ -316,9 +316,9 @@ def sparse_occupancy(
 #: holds ~1.9 KiB per pair (six ``[pairs, 64]`` float32 activations and their masks, the
 #: pairs' inputs), ~60 MiB at 32768.
 GRAD_MAX_PAIRS = 32_768
-#: Fewer query points than this (over all hands) take :func:`query_occupancy` even with
-#: gradients: one call over every hand there, against two per hand here (~6 ms of Python
-#: each); e.g. refinement's 4 hands x 512 probes, 2x faster there.
+#: Fewer query points per hand than this take :func:`query_occupancy` even with gradients:
+#: its network calls take every hand at once, while here each hand has its own (~6 ms of
+#: Python each); e.g. ``halohand grasp --n 20 --refine`` refines 80 hands x 512 probes.
 GRAD_SPARSE_MIN_POINTS = 8192
 #: Above this many (point, part) pairs in one :func:`sparse_query` (over all hands), the
 #: graphs of its network calls are not kept: the backward pass rebuilds them, one call per
@@ -333,10 +333,10 @@ def can_query_sparse_grad(
     points: int = GRAD_SPARSE_MIN_POINTS,
 ) -> bool:
     """Whether :func:`sparse_query` serves this (differentiable) query of ``points`` points
-    (over all hands): an :class:`~halohand.fields.OccupancyNetwork` with part supports or
+    per hand: an :class:`~halohand.fields.OccupancyNetwork` with part supports or
     ``skip_radii`` (else every pair is active and there is nothing to skip), the hard max
     over parts (the smooth max weighs every part, active or not), on the CPU (its worker
-    threads suit a CPU), at least :data:`GRAD_SPARSE_MIN_POINTS` points."""
+    threads suit a CPU), at least :data:`GRAD_SPARSE_MIN_POINTS` points per hand."""
     if points < GRAD_SPARSE_MIN_POINTS:
         return False
     if not isinstance(model, OccupancyNetwork) or effective_radii(model, skip_radii) is None:
