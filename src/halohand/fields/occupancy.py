@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -543,6 +544,70 @@ class OccupancyNetwork(nn.Module):
                 h = y.add_(h) if add_after else y
             torch.addmm(last.bias[kk], h, last.weight[kk], out=out[s0:s1])
         return out[:, 0]
+
+
+def part_chain_logits(
+    net: OccupancyNetwork,
+    canon: Tensor,
+    first_const: Tensor,
+    weights: Sequence[tuple[Tensor, Tensor]],
+) -> Tensor:
+    """Logits of one part's MLP at ``[P, 3]`` canonical points, differentiable.
+
+    The same operations as :meth:`PartMLP.forward` with a per-hand context
+    (:meth:`OccupancyNetwork.part_logits`), on one part's rows only: no rows of other parts
+    and no padding, so autograd records ~10 small matrix products per part and call.
+
+    Args:
+        net: the network (its configuration: point scale, slope, residuals).
+        canon: ``[P, 3]`` the points in the part's canonical frame (HALO units, any float
+            dtype: cast to the network's, then scaled by ``point_scale``, as
+            :meth:`~OccupancyNetwork.part_logits` does).
+        first_const: ``[H]`` or ``[P, H]`` the first layer's bias plus its context term
+            (``b_k + ctx_k W_k[3:]``, see :func:`first_layer_constants`).
+        weights: the part's ``(weight [in, out], bias [out])`` of every layer of
+            ``net.mlp`` (e.g. ``layer.weight[k], layer.bias[k]``; the first layer's bias is
+            not read, it is in ``first_const``).
+
+    Returns:
+        ``[P]`` logits in the network's dtype.
+    """
+    slope = net.mlp.negative_slope
+    residual = net.mlp.residual
+    w0 = weights[0][0]
+    x = canon.to(w0.dtype)
+    if net.config.point_scale != 1.0:
+        x = x * net.config.point_scale
+    h = F.leaky_relu_(torch.matmul(x, w0[:3]).add_(first_const), slope)
+    for w, b in weights[1:-1]:
+        same = w.shape[0] == w.shape[1]
+        if residual == "before" and same:
+            h = F.leaky_relu_(torch.addmm(h + b, h, w), slope)
+        elif residual == "after" and same:
+            h = F.leaky_relu_(torch.addmm(b, h, w), slope) + h
+        else:
+            h = F.leaky_relu_(torch.addmm(b, h, w), slope)
+    w, b = weights[-1]
+    return torch.addmm(b, h, w)[:, 0]
+
+
+def first_layer_constants(
+    net: OccupancyNetwork, part_matrices: Tensor, bone_lengths: Tensor | None
+) -> Tensor:
+    """``[K, B, H]`` first-layer bias plus context term of every part and hand
+    (differentiable): what :meth:`PartMLP.forward` adds to ``x_k W_k[:3]``.
+
+    Args:
+        net: the network.
+        part_matrices: ``[B, K, 4, 4]`` (HALO units); their translations are the pose code.
+        bone_lengths: ``[B, K]`` metres.
+    """
+    first = net.mlp.layers[0]
+    ctx = net.hand_context(part_matrices[..., :3, 3], bone_lengths)  # [K, B, C]
+    b = part_matrices.shape[0]
+    if ctx.shape[-1] == 0:
+        return first.bias[:, None].expand(-1, b, -1)
+    return torch.baddbmm(first.bias.unsqueeze(1), ctx, first.weight[:, 3:])
 
 
 def _row_spans(counts: Tensor) -> list[tuple[int, int, int]]:

@@ -30,6 +30,7 @@ from halohand.core.schedule import cosine
 from halohand.grasp.energies import interior_points, interpenetration, valid_hands
 from halohand.grasp.vae import load_vae
 from halohand.inference.halo import HALO, pretrained_path
+from halohand.inference.threads import fair_threads, torch_threads
 from halohand.objects import registry as objects
 
 if TYPE_CHECKING:
@@ -192,11 +193,16 @@ def refine_translation(
     for p in halo.network.parameters():
         p.requires_grad_(False)
     moments = (torch.zeros_like(shift), torch.zeros_like(shift))
+    threads = torch.get_num_threads()
     for k in range(steps):
         # Large first moves to leave a deep collision, then settle (cosine decay to zero).
         lr = cosine(k, steps, lr_m * 100.0, 0.0)
-        loss = grasp_energy(halo, kp + shift, inner, surface, contact_mm).sum()
-        (grad,) = torch.autograd.grad(loss, shift)
+        # Small kernels: next to a busy process, two OpenMP threads stall (the contact
+        # term's cdist backward, 1.3 ms on one thread, took 96 ms on two); fair_threads
+        # looks again every step.
+        with torch_threads(fair_threads(threads)):
+            loss = grasp_energy(halo, kp + shift, inner, surface, contact_mm).sum()
+            (grad,) = torch.autograd.grad(loss, shift)
         with torch.no_grad():
             _adam_step(shift, grad, moments, k, lr)
     return ((kp + shift.detach()) / 100.0).numpy()
@@ -223,7 +229,7 @@ def select_grasps(
     kp = torch.as_tensor(np.asarray(keypoints_m), dtype=torch.float64) * 100.0
     k = len(kp) // n
     inner, surface = _object_tensors(obj, probes, seed, shell_fraction)
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(fair_threads(torch.get_num_threads())):
         energy = grasp_energy(halo, kp, inner, surface, contact_mm)
     energy = torch.where(valid_hands(kp), energy, torch.inf)
     best = energy[: n * k].reshape(k, n).argmin(0)
@@ -266,7 +272,8 @@ def generate_grasps(
     cloud = torch.as_tensor(obj.surface_points(600, seed)[0] * 100.0, dtype=torch.float32)
     gen = torch.Generator().manual_seed(int(seed))
     vae.eval()
-    kp = vae.sample(cloud, n * candidates, generator=gen).double().numpy() / 100.0
+    with torch_threads(fair_threads(torch.get_num_threads())):  # small kernels, as below
+        kp = vae.sample(cloud, n * candidates, generator=gen).double().numpy() / 100.0
     seconds["sample"] = time.perf_counter() - t
     if refine:
         t = time.perf_counter()

@@ -41,11 +41,13 @@ from halohand.inference.extract import lattice_grid
 from halohand.inference.lattice_query import LatticeQuery
 from halohand.inference.query import (
     can_query_sparse,
+    can_query_sparse_grad,
     occupancy_from_keypoints,
     query_occupancy,
     sparse_occupancy,
+    sparse_query,
 )
-from halohand.inference.threads import run_batches
+from halohand.inference.threads import run_batches, worker_count
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
 from halohand.skeleton.colors import part_vertex_colors
@@ -326,6 +328,15 @@ class HALO:
         the differentiable query up to float32 rounding (<= 1.2e-7 measured on the shipped
         model; ``benchmarks/speed/bench_occupancy.py``).
 
+        With gradients on the CPU (from 8192 points per hand), such a network is
+        evaluated the same way on the active pairs only, forward and backward in the same
+        worker threads (:func:`~halohand.inference.query.sparse_query`): the values and
+        first derivatives of the chunked differentiable query, with memory bounded by
+        :data:`~halohand.inference.query.GRAD_CHECKPOINT_PAIRS` pairs of autograd graph
+        (~1 GiB; beyond, the graphs are rebuilt one network call at a time in the backward
+        pass); second derivatives through it are not supported
+        (``benchmarks/speed/bench_occupancy_grad.py``).
+
         Args:
             points: ``[N, 3]`` or ``[B, N, 3]`` query points, same frame and units as the
                 keypoints (``[N, 3]`` with a batch of hands queries every hand there).
@@ -386,15 +397,24 @@ class HALO:
 
         Without gradients on the CPU, :func:`~halohand.inference.query.sparse_occupancy`
         (the same values; points outside every part's support cost no network call, worker
-        threads as in mesh extraction); else the chunked, differentiable query.
+        threads as in mesh extraction); with gradients and part supports,
+        :func:`~halohand.inference.query.sparse_query` (the differentiable query on the
+        active (point, part) pairs only, in the same worker threads); else the chunked
+        query.
         """
         if can_query_sparse(self.network, hands, points, self.skip_radii):
-            workers = self.grid_workers or torch.get_num_threads()
+            workers = self.grid_workers or worker_count()
             return sparse_occupancy(
                 self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
                 return_parts=return_parts, workers=workers,
             )  # fmt: skip
         batch = hands.part_matrices.shape[0]
+        if can_query_sparse_grad(self.network, hands, self.skip_radii, points.shape[1]):
+            workers = self.grid_workers or worker_count()
+            return sparse_query(
+                self.network, hands, points, scale=scale, skip_radii=self.skip_radii,
+                return_parts=return_parts, workers=workers,
+            )  # fmt: skip
         points_m = points.expand(batch, -1, -1) * scale
         return query_occupancy(
             self.network, hands, points_m, chunk_size=self.chunk_size,
@@ -459,7 +479,7 @@ class HALO:
         dev = self.device
         # On CPU, batches of lattice points run in one thread per torch thread (see
         # halohand.inference.extract._evaluate); a GPU takes them one by one.
-        workers = self.grid_workers or (torch.get_num_threads() if dev.type == "cpu" else 1)
+        workers = self.grid_workers or (worker_count() if dev.type == "cpu" else 1)
         n = len(prepared)
         if workers < 2 or n < 2:
             for i in range(n):

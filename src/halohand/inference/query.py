@@ -21,9 +21,13 @@ from torch import Tensor
 
 from halohand.core.errors import HalohandInputError
 from halohand.fields.conditioning import HALO_UNIT_M, HandConditioning, hand_conditioning
-from halohand.fields.occupancy import OccupancyNetwork
+from halohand.fields.occupancy import (
+    OccupancyNetwork,
+    first_layer_constants,
+    part_chain_logits,
+)
 from halohand.fields.skipping import effective_radii, skip_mask
-from halohand.inference.threads import run_batches
+from halohand.inference.threads import run_batches, torch_threads
 
 #: Query points per work item of :func:`sparse_occupancy` (items run in worker threads).
 SPARSE_CHUNK = 32_768
@@ -306,3 +310,349 @@ def sparse_occupancy(
     items = [(hand, s) for hand in range(b) for s in range(0, n, per_item)]
     run_batches(run, items, workers, one_thread=True)
     return occ, parts
+
+
+#: Most (point, part) pairs per network call of :func:`sparse_query`: its autograd graph
+#: holds ~1.9 KiB per pair (six ``[pairs, 64]`` float32 activations and their masks, the
+#: pairs' inputs), ~60 MiB at 32768.
+GRAD_MAX_PAIRS = 32_768
+#: Fewer query points per hand than this take :func:`query_occupancy` even with gradients:
+#: its network calls take every hand at once, while here each hand has its own (~6 ms of
+#: Python each); e.g. ``halohand grasp --n 20 --refine`` refines 80 hands x 512 probes.
+GRAD_SPARSE_MIN_POINTS = 8192
+#: Above this many (point, part) pairs in one :func:`sparse_query` (over all hands), the
+#: graphs of its network calls are not kept: the backward pass rebuilds them, one call per
+#: worker at a time.
+GRAD_CHECKPOINT_PAIRS = 1 << 19
+
+
+def can_query_sparse_grad(
+    model: object,
+    hands: HandConditioning,
+    skip_radii: Sequence[float] | Tensor | bool | None = None,
+    points: int = GRAD_SPARSE_MIN_POINTS,
+) -> bool:
+    """Whether :func:`sparse_query` serves this (differentiable) query of ``points`` points
+    per hand: an :class:`~halohand.fields.OccupancyNetwork` with part supports or
+    ``skip_radii`` (else every pair is active and there is nothing to skip), the hard max
+    over parts (the smooth max weighs every part, active or not), on the CPU (its worker
+    threads suit a CPU), at least :data:`GRAD_SPARSE_MIN_POINTS` points per hand."""
+    if points < GRAD_SPARSE_MIN_POINTS:
+        return False
+    if not isinstance(model, OccupancyNetwork) or effective_radii(model, skip_radii) is None:
+        return False
+    if model.config.smooth_max or hands.part_matrices.shape[1] != model.num_parts:
+        return False
+    return hands.part_matrices.device.type == "cpu" and model.mlp.layers[0].weight.is_cpu
+
+
+def sparse_query(
+    model: OccupancyNetwork,
+    hands: HandConditioning,
+    points: Tensor,
+    *,
+    scale: float = 1.0,
+    skip_radii: Sequence[float] | Tensor | bool | None = None,
+    return_parts: bool = False,
+    mask_chunk: int = SPARSE_MASK_CHUNK,
+    max_pairs: int = GRAD_MAX_PAIRS,
+    checkpoint_pairs: int | None = GRAD_CHECKPOINT_PAIRS,
+    workers: int = 1,
+) -> tuple[Tensor, Tensor | None]:
+    """Differentiable :func:`query_occupancy` on the active (point, part) pairs only.
+
+    The support test runs first, without autograd (as in :func:`query_occupancy`, where the
+    mask is computed from detached inputs); only the points with at least one part in their
+    support reach the network, and each part's MLP runs on its own pairs
+    (:func:`~halohand.fields.occupancy.part_chain_logits`), in network calls of at most
+    ``max_pairs`` pairs. The values are those of :func:`query_occupancy` (the same float64
+    canonicalization and float32 network operations, up to the rounding of differently
+    sized matrix products), and so are the first derivatives with respect to the points,
+    the keypoints behind ``hands`` and the network's parameters; points outside every
+    support are 0 with gradient 0, as there. Second derivatives are not supported
+    (``create_graph`` through this query raises).
+
+    The network calls run in ``workers`` threads with one torch thread each, in the forward
+    and in the backward pass (one custom autograd node; each call's graph is built and
+    differentiated in a worker): their kernels are small, and two OpenMP threads over them
+    mostly wait on each other, or on a neighbouring process that shares a core
+    (``benchmarks/speed/bench_neighbour.py``).
+
+    Memory beyond the inputs and outputs: the support test of ``mask_chunk`` points (~6
+    MiB at 8192), the active points' indices and masks (~25 bytes per active point) and the
+    calls' autograd graphs, ~1.9 KiB per (point, part) pair in them: without the part
+    probabilities only the pair of the max at each point has a graph (the others run
+    without autograd first), about half of the pairs. With more than ``checkpoint_pairs``
+    pairs in all (over every hand; ``None``: no limit), the forward pass keeps no graph and
+    the backward pass rebuilds each call's: then at most one call's graph per worker is
+    alive (~60 MiB at 32768 pairs), for one more forward pass of those pairs. So the graphs
+    never exceed ~1 GiB at the defaults (~0.5 GiB without part probabilities), whatever
+    the number of points. Measured on the shipped model, uniform points in the box, peak
+    resident memory above the inputs, forward and backward
+    (``benchmarks/speed/bench_occupancy_grad.py``): 82 MiB for 2e5 points of one hand,
+    286 MiB for 8 hands x 1e5 (graphs kept), 339 MiB for 2e6 points (rebuilt); the
+    chunked query took 264 MiB, 695 MiB and 1.4 GiB for 1e6 points.
+
+    Args:
+        model: an occupancy network for which :func:`can_query_sparse_grad` holds.
+        hands: the hands' network inputs.
+        points: ``[B, N, 3]`` or ``[1, N, 3]`` (every hand at the same points) query points
+            in units of ``scale`` metres, the keypoints' frame.
+        scale: metres per unit of ``points``.
+        skip_radii: as for :func:`query_occupancy`.
+        return_parts: also return the part probabilities (0 outside the supports).
+        mask_chunk: points per support test.
+        max_pairs: (point, part) pairs per network call.
+        checkpoint_pairs: pairs above which graphs are rebuilt in the backward pass.
+        workers: threads for the network calls.
+
+    Returns:
+        ``occupancy [B, N]`` and ``part_probs [B, N, 16]`` (or None), in the network's dtype.
+    """
+    b = hands.part_matrices.shape[0]
+    if points.ndim != 3 or points.shape[-1] != 3 or points.shape[0] not in (1, b):
+        raise HalohandInputError(
+            f"points must be [{b}, N, 3] or [1, N, 3], got {list(points.shape)}"
+        )
+    if min(mask_chunk, max_pairs) < 1:
+        raise HalohandInputError("mask_chunk and max_pairs must be >= 1")
+    radii = effective_radii(model, skip_radii)
+    with torch_threads(1):
+        calls = _active_calls(
+            points, hands, scale, radii, model.num_parts, mask_chunk, max_pairs, workers
+        )
+        # Per-hand inputs, differentiable through the ordinary graph (a few small ops).
+        const = first_layer_constants(model, hands.part_matrices, hands.bone_lengths)
+        tensors = (
+            points,
+            hands.global_transform,
+            hands.part_matrices[..., :3, :3],
+            hands.part_matrices[..., :3, 3],
+            const,
+        )
+    total = sum(int(m.sum()) for _, _, m in calls)
+    plan = _SparsePlan(
+        model, calls, float(scale), return_parts, max(1, workers),
+        keep_graphs=checkpoint_pairs is None or total <= checkpoint_pairs,
+    )  # fmt: skip
+    params = [t for layer in model.mlp.layers for t in (layer.weight, layer.bias)]
+    out = _SparseQuery.apply(plan, *tensors, *params)
+    return (out[0], out[1]) if return_parts else (out[0], None)
+
+
+class _SparsePlan:
+    """What :class:`_SparseQuery` needs besides tensors: the network, its calls and the
+    graphs kept between the passes."""
+
+    def __init__(
+        self,
+        model: OccupancyNetwork,
+        calls: list[tuple[int, Tensor, Tensor]],
+        scale: float,
+        return_parts: bool,
+        workers: int,
+        keep_graphs: bool,
+    ) -> None:
+        self.model = model
+        self.calls = calls
+        self.scale = scale
+        self.return_parts = return_parts
+        self.workers = workers
+        self.keep_graphs = keep_graphs
+        #: per call: (leaves, outputs) with their graph, when kept
+        self.graphs: list[tuple[list[Tensor], tuple[Tensor, Tensor]] | None] = []
+        #: per call: the part of the max at each point, when only the occupancy is wanted
+        self.tops: list[Tensor | None] = []
+
+    def leaves(self, i: int, inputs: tuple[Tensor, ...], needs: tuple[bool, ...]) -> list[Tensor]:
+        """Detached inputs of call ``i`` (requiring grad where the query's do): its points,
+        its hand's transform, rotations, translations and first-layer constants, and the
+        MLP's parameters."""
+        hand, idx, _ = self.calls[i]
+        pts, g, rot, trans, const, *params = inputs
+        src = pts[min(hand, pts.shape[0] - 1)].index_select(0, idx)
+        own = [src, g[hand], rot[hand], trans[hand], const[:, hand], *params]
+        return [t.detach().requires_grad_(need) for t, need in zip(own, needs, strict=True)]
+
+    def run(self, i: int, leaves: list[Tensor], top: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Occupancy ``[M]`` and part probabilities ``[M, K]`` of call ``i``'s points; with
+        ``top`` (``[M]`` part indices), of those (point, part) pairs only."""
+        model = self.model
+        k = model.num_parts
+        _, _, mask = self.calls[i]
+        if top is not None:
+            mask = torch.zeros_like(mask).index_put_(
+                (torch.arange(len(top), device=top.device), top), torch.tensor(True)
+            )
+        p, g_h, rot_h, trans_h, const_h = leaves[:5]
+        if self.scale != 1.0:
+            p = p * self.scale
+        p = p.to(g_h.dtype)
+        # As HandConditioning.to_halo_frame and part_inputs compute them (float64).
+        p_halo = (p @ g_h[:3, :3].T + g_h[:3, 3]) / HALO_UNIT_M
+        part, row = mask.T.nonzero(as_tuple=True)  # sorted by part, then point
+        pairs = p_halo.index_select(0, row).split(torch.bincount(part, minlength=k).tolist())
+        # One unbind per parameter (not one select per part): its backward is one stack.
+        params = [t.unbind(0) for t in leaves[5:]]
+        layers = list(zip(params[0::2], params[1::2], strict=True))  # (weights, biases)
+        logits = [
+            part_chain_logits(
+                model, pp @ rot_h[kk].T + trans_h[kk], const_h[kk],
+                [(w[kk], b[kk]) for w, b in layers],
+            )
+            for kk, pp in enumerate(pairs)
+            if len(pp)
+        ]  # fmt: skip
+        dtype = model.mlp.layers[0].weight.dtype
+        probs = torch.zeros(len(mask), k, dtype=dtype, device=mask.device)
+        probs = probs.index_put((row, part), torch.sigmoid(torch.cat(logits)))
+        return model.combine(probs), probs
+
+
+class _SparseQuery(torch.autograd.Function):
+    """The network calls of :func:`sparse_query` as one autograd node whose forward and
+    backward passes run the calls in worker threads (one torch thread each)."""
+
+    @staticmethod
+    def forward(ctx, plan: _SparsePlan, *inputs: Tensor) -> tuple[Tensor, Tensor]:  # noqa: ANN001
+        needs = tuple(ctx.needs_input_grad[1:])
+        grad = any(needs)
+        points, const = inputs[0], inputs[4]
+        b = inputs[1].shape[0]
+        n = points.shape[1]
+        k = plan.model.num_parts
+        occ = torch.zeros(b, n, dtype=const.dtype, device=const.device)
+        parts = torch.zeros(b, n, k, dtype=const.dtype, device=const.device)
+        keep = grad and plan.keep_graphs
+        plan.graphs = [None] * len(plan.calls)
+
+        # The hard max passes the occupancy's gradient to one pair per point: without the
+        # part probabilities, only those pairs' graphs are built (about half of the pairs
+        # on uniform points), after a forward pass without autograd over all of them.
+        tops = grad and not plan.return_parts
+        plan.tops = [None] * len(plan.calls)
+
+        def one(i: int) -> None:
+            leaves = plan.leaves(i, inputs, needs if keep else (False,) * len(needs))
+            graph = keep and not tops
+            with torch.set_grad_enabled(graph):  # grad mode is per thread
+                o, p = plan.run(i, leaves)
+            hand, idx, _ = plan.calls[i]
+            occ[hand, idx] = o.detach()
+            if plan.return_parts:
+                parts[hand, idx] = p.detach()
+            if tops:
+                # the index torch.max picks, as OccupancyNetwork.combine's backward does
+                plan.tops[i] = top = p.max(1).indices
+                if keep:
+                    with torch.enable_grad():
+                        plan.graphs[i] = (leaves, plan.run(i, leaves, top))
+            elif keep:
+                plan.graphs[i] = (leaves, (o, p))
+
+        run_batches(one, range(len(plan.calls)), plan.workers, one_thread=True)
+        ctx.plan = plan
+        ctx.needs = needs
+        if grad:
+            ctx.save_for_backward(*inputs)
+        if not plan.return_parts:
+            ctx.mark_non_differentiable(parts)
+        return occ, parts
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_occ: Tensor, g_parts: Tensor | None) -> tuple[Tensor | None, ...]:  # noqa: ANN001
+        plan: _SparsePlan = ctx.plan
+        needs: tuple[bool, ...] = ctx.needs
+        inputs = ctx.saved_tensors
+        results: list[list[Tensor | None] | None] = [None] * len(plan.calls)
+
+        def one(i: int) -> None:
+            hand, idx, _ = plan.calls[i]
+            kept = plan.graphs[i]
+            if kept is None:  # not kept: rebuild this call's graph
+                leaves = plan.leaves(i, inputs, needs)
+                with torch.enable_grad():
+                    outs = plan.run(i, leaves, plan.tops[i])
+            else:
+                leaves, outs = kept
+                plan.graphs[i] = None  # free the graph as soon as it is used
+            grads_out = [g_occ[hand, idx]]
+            targets = [outs[0]]
+            if plan.return_parts and g_parts is not None:
+                grads_out.append(g_parts[hand, idx])
+                targets.append(outs[1])
+            wanted = [leaf for leaf, need in zip(leaves, needs, strict=True) if need]
+            got = iter(torch.autograd.grad(targets, wanted, grads_out, allow_unused=True))
+            results[i] = [next(got) if need else None for need in needs]
+
+        run_batches(one, range(len(plan.calls)), plan.workers, one_thread=True)
+        grads: list[Tensor | None] = [
+            torch.zeros_like(t) if need else None for t, need in zip(inputs, needs, strict=True)
+        ]
+        pts_grad, g_grad, rot_grad, trans_grad, const_grad, *param_grads = grads
+        for i, res in enumerate(results):
+            hand, idx, _ = plan.calls[i]
+            assert res is not None
+            for j, (acc, got) in enumerate(zip(grads, res, strict=True)):
+                if acc is None or got is None:
+                    continue
+                if j == 0:
+                    acc[min(hand, acc.shape[0] - 1)].index_add_(0, idx, got)
+                elif j == 4:
+                    acc[:, hand] += got
+                elif j < 4:
+                    acc[hand] += got
+                else:
+                    acc += got
+        del pts_grad, g_grad, rot_grad, trans_grad, const_grad, param_grads
+        ctx.plan = None
+        plan.tops = []
+        return (None, *grads)
+
+
+def _active_calls(
+    points: Tensor,
+    hands: HandConditioning,
+    scale: float,
+    radii: Tensor | None,
+    k: int,
+    mask_chunk: int,
+    max_pairs: int,
+    workers: int = 1,
+) -> list[tuple[int, Tensor, Tensor]]:
+    """The network calls of :func:`sparse_query`: ``(hand, point indices [M], part mask [M,
+    K])`` of the points with at least one active part, at most ``max_pairs`` pairs per call
+    (a point with more runs alone), in point order per hand. The support tests run in
+    ``workers`` threads, ``mask_chunk`` points each."""
+    b = hands.part_matrices.shape[0]
+    n = points.shape[1]
+    keypoints32 = hands.keypoints.detach().float()
+    found: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+
+    @torch.no_grad()  # grad mode is per thread
+    def test(item: tuple[int, int]) -> None:
+        hand, s0 = item
+        pts = points[min(hand, points.shape[0] - 1), s0 : s0 + mask_chunk].detach()
+        if scale != 1.0:
+            pts = pts * scale
+        if radii is None:
+            mask = torch.ones(len(pts), k, dtype=torch.bool, device=pts.device)
+        else:
+            mask = skip_mask(pts[None].float(), keypoints32[hand : hand + 1], radii)[0]
+        idx = mask.any(1).nonzero()[:, 0]
+        if idx.numel():
+            found[item] = (idx + s0, mask.index_select(0, idx))
+
+    items = [(hand, s0) for hand in range(b) for s0 in range(0, n, mask_chunk)]
+    run_batches(test, items, workers, one_thread=True)
+    calls: list[tuple[int, Tensor, Tensor]] = []
+    for hand in range(b):
+        got = [found[(hand, s0)] for s0 in range(0, n, mask_chunk) if (hand, s0) in found]
+        if not got:
+            continue
+        idx_h = torch.cat([x[0] for x in got])
+        mask_h = torch.cat([x[1] for x in got])
+        for a, e in pair_batches(mask_h.sum(1).cpu().numpy(), max_pairs):
+            calls.append((hand, idx_h[a:e], mask_h[a:e]))
+    return calls

@@ -60,6 +60,7 @@ from halohand.fields import OccupancyNetwork, save_model
 from halohand.fields.inputs import network_inputs
 from halohand.fields.io import load_any_model
 from halohand.fields.skipping import skip_mask
+from halohand.inference.threads import fair_threads, torch_threads
 from halohand.training.config import RUN_CONTROL_KEYS, TrainConfig
 from halohand.training.run import Run, lr_schedule
 from halohand.training.widen import adapt_network
@@ -510,6 +511,13 @@ class Trainer:
         Returns:
             ``(loss_occ, loss_skin)`` of this process's hands (floats; skin 0 when off).
         """
+        # Small kernels: on a shared machine, OpenMP threads that a neighbour deschedules
+        # stall every parallel region; fair_threads drops to the cores free right now.
+        with torch_threads(fair_threads(torch.get_num_threads())):
+            return self._train_step(batch)
+
+    def _train_step(self, batch: dict[str, Tensor]) -> tuple[float, float]:
+        """:meth:`train_step` at the thread count it chose."""
         w_skin = self.schedule.weight
         inputs = network_inputs(
             self.model_config, batch["keypoints"], batch["side"],

@@ -21,6 +21,7 @@ that importing this package loads none of numpy, torch, trimesh or scipy;
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -87,8 +88,19 @@ def _os_error_line(exc: OSError) -> str:
     return _first_line(str(exc), type(exc).__name__)
 
 
+#: OpenMP wait policy of the command (a user's ``OMP_WAIT_POLICY`` wins).
+OMP_WAIT_POLICY = "PASSIVE"
+
+
 def main() -> None:
     """Entry point of ``halohand``; maps bad input to one line on stderr and exit 2."""
+    # torch's OpenMP runtime (GNU libgomp) reads its wait policy once, when torch loads,
+    # i.e. inside a command: with PASSIVE its idle threads sleep instead of spinning, so a
+    # busy neighbour is not slowed by, and does not stall, threads that wait for work
+    # (next to another job, 3.5 s -> 0.15 s for the chunked differentiable query of 5e4
+    # points on two threads; the hot paths quiet and loaded under it:
+    # benchmarks/results/speed/bench_neighbour_passive.json).
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     try:
         app(standalone_mode=False)
     except HalohandInputError as exc:  # one line by design, unless a path holds a newline
