@@ -23,7 +23,10 @@ every round, one warm-up call each first):
 
 Reported per configuration: median (and min) seconds per call of ``--points`` points of
 one hand, and points/s per hand from the median; the ratio of every median (and of every
-minimum: steadier on a shared machine) to the baseline's. Peak memory: each
+minimum: steadier on a shared machine) to the baseline's; the (point, part) pairs one call
+sends through the network (first hand), and the compute floor of a call: those pairs'
+FLOP at the best float32 matmul rate of this process (``floor_s_per_call``,
+``ratio_to_floor`` = median / floor). Peak memory: each
 configuration once more in its own subprocess on each of ``--memory-points`` points, as the
 resident set's peak during the call above the resident set before it (Linux; the input
 points exist before the call, the output is made in it). Agreement, on
@@ -51,7 +54,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
-from _report import begin, emit, repo_path  # noqa: E402
+from _report import begin, emit, matmul_gflops, repo_path  # noqa: E402
 
 CONFIGS = ("chunked", "chunked_1thread", "sparse", "sparse_1worker")
 PADDING_M = 0.04
@@ -182,6 +185,25 @@ def _agreement(model, skip_model, hands, n: int, seed: int, threads: int) -> dic
     return out
 
 
+def _network_pairs(config: str, model, kp: np.ndarray, side: str, points: np.ndarray,  # noqa: ANN001
+                   threads: int) -> int:  # fmt: skip
+    """(point, part) pairs the folded network evaluates in one call of ``config``."""
+    cls = type(model.network)
+    original = cls.folded_logits
+    count = [0]
+
+    def counted(self, pts, *a, **k):  # noqa: ANN001, ANN002, ANN003
+        count[0] += int(pts.shape[0])
+        return original(self, pts, *a, **k)
+
+    cls.folded_logits = counted
+    try:
+        _query(config, model, kp, side, points, threads)
+    finally:
+        cls.folded_logits = original
+    return count[0]
+
+
 def _status_mb(field: str) -> float:
     """A ``VmRSS`` / ``VmHWM`` line of ``/proc/self/status`` in MiB."""
     with open("/proc/self/status") as f:
@@ -273,6 +295,18 @@ def main() -> None:
             "speed_ratio_to_chunked_of_minima": base_min / min(ts),
             "calls": len(ts),
         }
+    # The compute floor of a call: its network FLOP (25,088 per pair for 4 x 64) at the best
+    # float32 matmul rate of this process and thread count.
+    widths = [3, *model.network.config.hidden, 1]
+    flop_per_pair = 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    rate = max(matmul_gflops(1024, 1.0), matmul_gflops(2048, 1.0))
+    for config, row in timing.items():
+        pairs = _network_pairs(config, model, *hands[0], points[0], args.threads)
+        torch.set_num_threads(args.threads)
+        if pairs:
+            row["network_pairs_per_call"] = pairs
+            row["floor_s_per_call"] = pairs * flop_per_pair / (rate * 1e9)
+            row["ratio_to_floor"] = row["s_per_call_median"] / row["floor_s_per_call"]
     memory: dict[str, list[dict]] = {}
     for size in [int(x) for x in args.memory_points.split(",")]:
         for config in CONFIGS:
@@ -298,6 +332,7 @@ def main() -> None:
         "hands_timed": args.hands,
         "rounds": args.rounds,
         "threads": args.threads,
+        "floor_matmul_gflops_best": rate,
         "timing": timing,
         "peak_memory": memory,
         "agreement": agreement,
