@@ -540,20 +540,25 @@ def _edge_labels(
     b = a.copy()
     b[rows, axis] += 1
     a, b = np.clip(a, 0, top), np.clip(b, 0, top)
-    end = np.where((values[tuple(a.T)] >= threshold)[:, None], a, b)
+    # Flat indices: one gather per array instead of three-array fancy indexing.
+    strides = np.array([values.shape[1] * values.shape[2], values.shape[2], 1])
+    flat_a, flat_b = a @ strides, b @ strides
+    inside_a = np.ravel(values)[flat_a] >= threshold
     # A vertex on a lattice point (a value equal to the level, up to rounding) has no edge
     # of its own: take that point if inside, else an inside neighbour.
     on_point = np.flatnonzero(np.all(lattice == near, axis=1))
-    if len(on_point):
-        p = near[on_point].astype(np.int64)
-        best = p.copy()
-        found = values[tuple(p.T)] >= threshold
-        for d in np.concatenate([np.eye(3, dtype=np.int64), -np.eye(3, dtype=np.int64)]):
-            q = np.clip(p + d, 0, top)
-            take = ~found & (values[tuple(q.T)] >= threshold)
-            best[take] = q[take]
-            found |= take
-        end[on_point] = best
+    if not len(on_point):
+        return np.ravel(labels)[np.where(inside_a, flat_a, flat_b)]
+    end = np.where(inside_a[:, None], a, b)
+    p = near[on_point].astype(np.int64)
+    best = p.copy()
+    found = values[tuple(p.T)] >= threshold
+    for d in np.concatenate([np.eye(3, dtype=np.int64), -np.eye(3, dtype=np.int64)]):
+        q = np.clip(p + d, 0, top)
+        take = ~found & (values[tuple(q.T)] >= threshold)
+        best[take] = q[take]
+        found |= take
+    end[on_point] = best
     return labels[tuple(end.T)]
 
 
