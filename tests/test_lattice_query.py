@@ -165,3 +165,22 @@ def test_mesh_winding_is_outward_for_every_axis_direction() -> None:
         assert mesh.volume > 0, f"inward faces with axes {flips:03b} reversed"
         centre_x = mesh.vertices[:, 0].mean()
         assert np.sign(centre_x) == (-1 if flips & 1 else 1)
+
+
+def test_vertex_labels_come_from_an_inside_lattice_point_within_one_cell() -> None:
+    # Labels by octant; values exactly at the level put vertices on lattice points too.
+    x = np.linspace(-1.0, 1.0, 33)
+    grid = np.stack(np.meshgrid(x, x, x, indexing="ij"))
+    r = np.linalg.norm(grid, axis=0)
+    values = np.clip(0.5 + 2.0 * (0.6 - r), 0, 1).astype(np.float32)
+    values[np.abs(r - 0.6) < 0.02] = 0.5
+    labels = ((grid[0] > 0) * 1 + (grid[1] > 0) * 2 + (grid[2] > 0) * 4).astype(np.uint8)
+    mesh = mesh_from_grid(values, np.full(3, -1.0), np.full(3, 1.0), labels=labels)
+    got = np.asarray(mesh.vertex_attributes["label"])
+    assert len(got) == len(mesh.vertices) and (values == 0.5).any()
+    step = 2.0 / 32
+    for v, lab in zip(mesh.vertices[::7], got[::7], strict=True):
+        idx = np.rint((v + 1.0) / step).astype(int)
+        block = tuple(slice(max(i - 1, 0), i + 2) for i in idx)
+        near_inside = labels[block][values[block] >= 0.5]
+        assert lab in near_inside
