@@ -12,10 +12,8 @@ written atomically.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,19 +27,10 @@ from halohand.apps.cli.options import (
     check_resolution,
     in_range,
 )
-from halohand.core.atomic import atomic_path, write_text_atomic
 from halohand.core.errors import HalohandInputError
 
 #: Most hands ``--max-hands`` accepts (the library's :data:`halohand.image.photo.MAX_HANDS`).
 MAX_HANDS = 10
-
-
-def _hand_length_m(keypoints: Any) -> float:
-    """Wrist to middle fingertip along the middle finger's bones (metres): pose-free."""
-    import numpy as np
-
-    chain = keypoints[[0, 9, 10, 11, 12]]
-    return float(np.linalg.norm(np.diff(chain, axis=0), axis=1).sum())
 
 
 def image(
@@ -87,35 +76,12 @@ def image(
     decoded = [load_photo(path) for path in photos]  # every photo readable first
 
     from halohand.apps.cli.reconstruct import _load_model
-    from halohand.apps.export import export_mesh
-    from halohand.apps.render import overlay_meshes, save_png
-    from halohand.canonical.plausibility import check_skeleton, summary_line
+    from halohand.apps.photo_outputs import write_photo_outputs
 
     model = _load_model(checkpoint, "cpu")
     for path, photo in zip(photos, decoded, strict=True):
         result = from_image(photo, max_hands=max_hands, focal_px=focal_px)
-        report = result.to_dict()
-        meshes = result.meshes(model, resolution) if result.hands else []
-        for i, (hand, mesh, entry) in enumerate(
-            zip(result.hands, meshes, report["hands"], strict=True)
-        ):
-            name = f"{path.stem}_hand{i}_{hand.side}.{ext}"
-            export_mesh(mesh, out_dir / name, keypoints=hand.keypoints)
-            warning = summary_line(check_skeleton(hand.keypoints, hand.side, "m"))
-            if warning:
-                print(f"warning: {path} hand {i}: {warning}", file=sys.stderr)
-            entry.update(
-                mesh=name,
-                mesh_watertight=bool(mesh.is_watertight),
-                mesh_faces=len(mesh.faces),
-                hand_length_m=round(_hand_length_m(hand.keypoints), 4),
-                skeleton_warning=warning,
-            )
-        overlay = f"{path.stem}_overlay.png"
-        with atomic_path(out_dir / overlay) as tmp:
-            save_png(str(tmp), overlay_meshes(photo.rgb, meshes, result.camera.intrinsics))
-        report.update(image=str(path), overlay=overlay)
-        write_text_atomic(out_dir / f"{path.stem}.json", json.dumps(report, indent=1) + "\n")
+        write_photo_outputs(path, result, model, out_dir, resolution, ext)
         if result.hands:
             sides = ", ".join(h.side for h in result.hands)
             n = len(result.hands)
