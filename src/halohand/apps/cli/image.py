@@ -5,9 +5,10 @@ before the models run or any file is written; a bad photo ends with one line on 
 exit status 2 (``halohand.apps.cli``). A photo without a hand is not an error: it gets a
 line saying so and a JSON with no hands. Per photo ``NAME.jpg`` the folder receives
 ``NAME.json`` (everything: camera, per hand the pixel and metric joints, placed keypoints,
-reprojection errors, mesh files), ``NAME_overlay.png`` (the meshes drawn over the photo
-through its camera) and ``NAME_hand0_right.ply``... (metres, camera frame); each is
-written atomically.
+reprojection errors, mesh files; with ``--fit`` the fitted hand model's pose, identity,
+time and the plausibility of the placed and the fitted keypoints), ``NAME_overlay.png``
+(the meshes drawn over the photo through its camera) and ``NAME_hand0_right.ply``...
+(metres, camera frame); each is written atomically.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def image(
             help="Focal length in pixels (default: the photo's EXIF, else the image diagonal).",
         ),
     ] = None,
+    fit: Annotated[
+        bool,
+        typer.Option(
+            "--fit/--no-fit",
+            help="Fit the hand model to the landmarks (pose within joint limits, identity "
+            "within its prior) and reconstruct from its keypoints.",
+        ),
+    ] = False,
     resolution: Resolution = 128,
     ext: MeshExtension = "ply",
     checkpoint: Checkpoint = None,
@@ -80,7 +89,7 @@ def image(
 
     model = _load_model(checkpoint, "cpu")
     for path, photo in zip(photos, decoded, strict=True):
-        result = from_image(photo, max_hands=max_hands, focal_px=focal_px)
+        result = from_image(photo, max_hands=max_hands, focal_px=focal_px, fit=fit)
         write_photo_outputs(path, result, model, out_dir, resolution, ext)
         if result.hands:
             sides = ", ".join(h.side for h in result.hands)
