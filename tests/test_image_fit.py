@@ -116,9 +116,9 @@ def test_fit_of_no_hands_is_empty() -> None:
 
 
 @pytest.mark.slow
-def test_image_command_with_fit(tmp_path) -> None:
-    """``halohand image --fit`` on the thumbs-up example: the fit's entry in the JSON, its
-    keypoints reproject within a few percent of the hand and are plausible."""
+def test_image_command_fits_by_default(tmp_path) -> None:
+    """``halohand image`` (fits by default) on the thumbs-up example: the fit's entry in
+    the JSON, its keypoints reproject within a few percent of the hand and are plausible."""
     import json
     from pathlib import Path
 
@@ -128,7 +128,7 @@ def test_image_command_with_fit(tmp_path) -> None:
 
     photo = Path(__file__).parents[1] / "examples" / "photos" / "mpsamples_thumbs-up.png"
     result = CliRunner().invoke(
-        app, ["image", str(photo), "--fit", "--out-dir", str(tmp_path), "--resolution", "32"]
+        app, ["image", str(photo), "--out-dir", str(tmp_path), "--resolution", "32"]
     )
     assert result.exit_code == 0, result.output
     (hand,) = json.loads((tmp_path / "mpsamples_thumbs-up.json").read_text())["hands"]

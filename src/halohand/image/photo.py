@@ -160,7 +160,7 @@ def _fit_dict(hand: PhotoHand) -> dict[str, Any]:
 
 
 def from_image(
-    image: Any, max_hands: int = 2, focal_px: float | None = None, fit: bool = False
+    image: Any, max_hands: int = 2, focal_px: float | None = None, fit: bool = True
 ) -> PhotoHands:
     """Find the hands of a photo and place them in its camera frame.
 
@@ -173,8 +173,12 @@ def from_image(
         fit: fit the hand model to each hand's landmarks (:mod:`halohand.image.fit`:
             twist-swing start, then pose within the joint limits and the pose prior,
             identity within its prior, rotation and camera translation) and use its
-            keypoints: they reproject onto the landmarks and have a real hand's bone
-            proportions and joint angles (about 0.1-0.3 s per photo).
+            keypoints, which have a real hand's bone proportions and joint angles (about
+            0.5 s per hand on a shared 2-core machine). On rendered photos with ground
+            truth the fit is closer to the true joints than the placed keypoints in 2D and
+            in 3D (``benchmarks/studies/photo_benchmark.py``). ``False``: the placed
+            keypoints (each joint on its landmark's ray: exact reprojection, bone lengths
+            as the landmark model gave them).
 
     Returns:
         :class:`PhotoHands`; ``.scene`` is a :class:`~halohand.scene.Scene` (keypoints in

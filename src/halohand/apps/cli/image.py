@@ -5,8 +5,8 @@ before the models run or any file is written; a bad photo ends with one line on 
 exit status 2 (``halohand.apps.cli``). A photo without a hand is not an error: it gets a
 line saying so and a JSON with no hands. Per photo ``NAME.jpg`` the folder receives
 ``NAME.json`` (everything: camera, per hand the pixel and metric joints, placed keypoints,
-reprojection errors, mesh files; with ``--fit`` the fitted hand model's pose, identity,
-time and the plausibility of the placed and the fitted keypoints), ``NAME_overlay.png``
+reprojection errors, mesh files; unless ``--no-fit``, the fitted hand model's pose,
+identity, time and the plausibility of the placed and the fitted keypoints), ``NAME_overlay.png``
 (the meshes drawn over the photo through its camera) and ``NAME_hand0_right.ply``...
 (metres, camera frame); each is written atomically.
 """
@@ -52,9 +52,10 @@ def image(
         typer.Option(
             "--fit/--no-fit",
             help="Fit the hand model to the landmarks (pose within joint limits, identity "
-            "within its prior) and reconstruct from its keypoints.",
+            "within its prior) and reconstruct from its keypoints; --no-fit: from the "
+            "placed landmarks.",
         ),
-    ] = False,
+    ] = True,
     resolution: Resolution = 128,
     ext: MeshExtension = "ply",
     checkpoint: Checkpoint = None,
