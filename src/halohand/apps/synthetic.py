@@ -4,8 +4,9 @@ Each image is one hand of the embedded model (identity from the identity prior, 
 pose prior, either side) with a forearm stub, seen through a pinhole camera of random field of
 view from a random direction (palm or back toward the camera), at a distance where the hand
 spans 25-65 % of the image, lit by a random key light and ambient light, with a skin tone
-drawn from a palette (light to dark), over a background that is a plain colour, a gradient,
-smooth noise or a texture of several noise octaves, and a little sensor noise. Written per
+drawn from a palette (light to dark; palms and finger undersides lighter), over a
+background that is a plain colour, a gradient, smooth noise or a texture of several noise
+octaves, out of focus by a random amount, and a little sensor noise. Written per
 image ``i`` into the output folder, each atomically:
 
 * ``images/000042.png``: the photo (sRGB, ``--size`` pixels square);
@@ -41,7 +42,7 @@ from halohand.core.atomic import atomic_path, write_text_atomic
 from halohand.core.errors import HalohandInputError
 
 #: Format version of the rendered sets (bumped when a scene or a file changes).
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 #: Spawn key that separates these seeds from the data engine's splits.
 RENDER_KEY = 7
 MANIFEST = "manifest.json"
@@ -80,6 +81,7 @@ class Scene:
     arm_bend: np.ndarray
     noise_sigma: float
     bg_seed: int
+    defocus_px: float
 
 
 def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -155,6 +157,7 @@ def sample_scene(seed: int, index: int, size: int) -> tuple[Scene, Any]:
         arm_bend=rng.uniform(-0.25, 0.25, 2),
         noise_sigma=float(rng.uniform(0.0, 0.02)),
         bg_seed=int(rng.integers(2**31)),
+        defocus_px=float(rng.uniform(0.0, 4.0) * size / 512),
     )
     return scene, hand
 
@@ -168,8 +171,9 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
 
 
-def background(kind: int, size: int, seed: int) -> np.ndarray:
-    """``[size, size, 3]`` linear-light background of kind ``BACKGROUNDS[kind]``."""
+def background(kind: int, size: int, seed: int, defocus_px: float = 0.0) -> np.ndarray:
+    """``[size, size, 3]`` linear-light background of kind ``BACKGROUNDS[kind]``, blurred
+    by a Gaussian of ``defocus_px`` (a hand in focus, the scene behind it not)."""
     from halohand.apps.render import srgb_to_linear
 
     rng = np.random.default_rng(seed)
@@ -194,7 +198,12 @@ def background(kind: int, size: int, seed: int) -> np.ndarray:
             u = _smooth_noise(rng, size, cells)
             img += (0.6**octave) * u[..., None] * colour
         img /= img.max() + 1e-9
-    return srgb_to_linear(np.clip(img, 0.0, 1.0))
+    img = srgb_to_linear(np.clip(img, 0.0, 1.0))
+    if defocus_px > 0.3:
+        from scipy.ndimage import gaussian_filter
+
+        img = gaussian_filter(img, sigma=(defocus_px, defocus_px, 0.0), mode="reflect")
+    return img
 
 
 def arm_stub(scene: Scene, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -367,14 +376,26 @@ def render_scene(scene: Scene, hand, renderer: EGLRenderer | None) -> dict[str, 
     normals = np.concatenate([vertex_normals(hv, hand.faces), vertex_normals(av, af)])
     skin = srgb_to_linear(scene.skin)
     colors = np.broadcast_to(skin, verts.shape).copy()
-    colors[len(hv) :] *= 0.97  # forearm skin a shade apart
+    # Palms and the undersides of the fingers are lighter than the back of the hand (most
+    # of all on dark skin): blend toward a lighter, pinker tone where the rest-pose surface
+    # faces out of the palm.
+    _, palm_normal = _hand_axes(hand.rest_keypoints, scene.side)
+    rest_normals = vertex_normals(hand.canonical_vertices, hand.faces)
+    palmar = np.clip(rest_normals @ palm_normal, 0.0, 1.0)[:, None] ** 0.7
+    lighter = srgb_to_linear(
+        np.clip(scene.skin + 0.3 * (1.0 - scene.skin) * [1.0, 0.85, 0.8], 0, 1)
+    )
+    colors[: len(hv)] = skin * (1.0 - palmar) + lighter * palmar
+    # the forearm's inner side likewise (its normals in the camera frame, the palm's too)
+    arm_palmar = np.clip(vertex_normals(av, af) @ (rot @ palm_normal), 0.0, 1.0)[:, None]
+    colors[len(hv) :] = skin * (1.0 - arm_palmar**0.7) + lighter * arm_palmar**0.7
     ids = np.r_[np.ones(len(hv)), 2 * np.ones(len(av))]
     draw = renderer.render if renderer is not None else None
     if draw is not None:
         rgb, alpha, id_img = draw(verts, normals, colors, ids, faces, k, scene)
     else:
         rgb, alpha, id_img = _numpy_render(verts, normals, colors, ids, faces, k, scene)
-    bg = background(scene.background, scene.size, scene.bg_seed)
+    bg = background(scene.background, scene.size, scene.bg_seed, scene.defocus_px)
     lin = bg * (1.0 - alpha[..., None]) + rgb
     rng = np.random.default_rng(scene.bg_seed + 1)
     srgb = linear_to_srgb(np.clip(lin, 0.0, 1.0)) + scene.noise_sigma * rng.standard_normal(
