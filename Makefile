@@ -14,6 +14,11 @@ TORCH_SOURCE := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 $(STAMP): pyproject.toml
 	@echo "setting up $(VENV): PyTorch $(if $(TORCH_INDEX),from $(TORCH_INDEX),from PyPI) and halohand's dependencies (about 2 minutes, once)"
 	$(PYTHON) -m venv $(VENV)
+	@# Mesa's EGL for the headless OpenGL renderer of `halohand data render` (as root on
+	@# Debian/Ubuntu; elsewhere, or if it fails, the command uses its numpy renderer)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p | grep -q libEGL_mesa; then \
+		apt-get install -y -q libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null \
+		|| echo "warning: Mesa EGL not installed; halohand data render will use its numpy renderer"; fi
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q torch==2.13.0 $(TORCH_SOURCE)
 	$(VENV)/bin/pip install -q -e '.[dev]'

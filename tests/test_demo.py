@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from halohand.apps.cli import app
 from halohand.apps.render import gradient_background, render_layer, render_mesh
+from halohand.core.errors import HalohandInputError
 from halohand.handmodel.keyposes import (
     KEY_POSE_NAMES,
     build_key_poses,
@@ -121,6 +122,40 @@ def test_demo_tiny_configuration(tmp_path: Path) -> None:
     timings = json.loads((out / "timings.json").read_text())
     assert timings["frames"] == 2 and timings["per_frame_s"]["reconstruct"] >= 0
     assert not list(out.rglob("*.tmp"))  # atomic writes leave no temp files
+    # the photo step: the example photo through the photo path, beside the keypoint results
+    _non_trivial(out / "photo.png")
+    stem = "mpsamples_hand_thumb_up"
+    report = json.loads((out / "photo" / f"{stem}.json").read_text())
+    assert len(report["hands"]) == 1
+    hand = report["hands"][0]
+    assert (out / "photo" / hand["mesh"]).is_file() and hand["mesh_watertight"]
+    _non_trivial(out / "photo" / f"{stem}_overlay.png")
+    assert "photo mpsamples_hand_thumb_up.jpg: 1 hand" in result.output
+    assert timings["photo"].startswith("photo ") and timings["stages_s"]["photo"] >= 0
+
+
+def test_demo_refuses_a_missing_photo_before_writing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["demo", "--out-dir", str(out), "--photo", str(tmp_path / "nope.jpg")]
+    )
+    # main() turns a HalohandInputError into one line and exit status 2
+    assert isinstance(result.exception, HalohandInputError)
+    assert "no such file" in str(result.exception)
+    assert not (out / "demo.gif").exists()
+
+
+def test_demo_without_photo_step(tmp_path: Path) -> None:
+    """``--no-photo`` skips the photo path and says so."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--out-dir", str(out), "--frames", "1", "--resolution", "16", "--size", "48",
+         "--no-gallery", "--no-photo"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "photo step skipped" in result.output
+    assert not (out / "photo.png").exists() and not (out / "photo").exists()
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ from _report import REPO, begin, emit, repo_path  # noqa: E402
 
 #: The runtime's distribution and the dependencies only it brings into the environment.
 RUNTIME_DISTS = ("ai-edge-litert", "flatbuffers", "ml_dtypes", "protobuf", "backports.strenum")
-STAGES = ("decode", "detect", "landmarks", "placement", "mesh", "overlay")
+STAGES = ("decode", "detect", "landmarks", "placement", "fit", "mesh", "overlay")
 
 
 def dist_size_mb(name: str) -> float | None:
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     clock.wrap(find, "hand_landmarks", "landmarks")
     for attr in ("solve_translation", "snap_to_rays", "reprojection_px"):
         clock.wrap(photo, attr, "placement")
+    clock.wrap(photo, "fit_landmarks", "fit")
     begin()
 
     samples: dict[str, dict[str, list[float]]] = {

@@ -16,7 +16,13 @@ slowly around the hand. Written, atomically, into ``--out-dir``:
 * ``timings.json``: wall time per stage (the summary line printed at the end);
 * ``gestures.png``, ``samples.png`` and ``hands/`` (unless ``--no-gallery``): every
   gesture of the pose prior and a few random hands (``--samples``, ``--seed``) on the
-  template, rendered, with their PLY meshes and keypoints.
+  template, rendered, with their PLY meshes and keypoints;
+* ``photo.png`` and ``photo/`` (unless ``--no-photo``): one photo through the photo path
+  (``halohand image``: palm detection, landmarks, placement in its camera frame, HALO), the
+  photo with its landmarks beside the meshes drawn over it through its camera, and the
+  command's outputs (JSON, overlay PNG, a mesh per hand). The photo is ``--photo``, by
+  default the thumbs-up example of ``examples/photos`` when the demo runs from the source
+  tree (an installed package has no examples: the step is then skipped, and says so).
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ CAMERA_SWAY_ELEVATION = 8.0
 #: each gesture can be recognised).
 GIF_FRAME_MS = 90
 GIF_HOLD_MS = 450
+
+#: The photo of the photo step when ``--photo`` is not given (the source tree's example).
+DEFAULT_PHOTO = (
+    Path(__file__).resolve().parents[3] / "examples" / "photos" / "mpsamples_hand_thumb_up.jpg"
+)
 
 #: Text colours (RGB).
 _INK = (45, 48, 55)
@@ -164,6 +175,54 @@ def _gallery(out_dir: Path, samples: int, seed: int) -> int:
     return count
 
 
+def draw_landmarks(image: np.ndarray, pixels: np.ndarray, width: int = 3) -> np.ndarray:
+    """``[H, W, 3]`` uint8 with the 21 ``[21, 2]`` pixel joints drawn as a skeleton (bones
+    in their finger's colour, joints as white dots)."""
+    from PIL import Image, ImageDraw
+
+    from halohand.skeleton import PARENTS
+
+    finger_colors = [(230, 90, 60), (240, 180, 40), (80, 180, 80), (60, 130, 230), (170, 90, 210)]
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    draw = ImageDraw.Draw(img)
+    pts = [tuple(map(float, p)) for p in pixels]
+    for j in range(1, len(pts)):
+        draw.line([pts[int(PARENTS[j])], pts[j]], fill=finger_colors[(j - 1) // 4], width=width)
+    r = max(2.0, 1.2 * width)
+    for x, y in pts:
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 255), outline=(40, 40, 40))
+    return np.asarray(img)
+
+
+def _photo_step(photo: Path, out_dir: Path, model, resolution: int, height: int) -> str:
+    """The photo path on ``photo``: ``photo/`` (the ``halohand image`` outputs) and
+    ``photo.png`` (landmarks | meshes over the photo, ``height`` pixels tall); returns the
+    summary line."""
+    from PIL import Image
+
+    from halohand.apps.photo_outputs import write_photo_outputs
+    from halohand.apps.render import image_grid, save_png
+    from halohand.image import from_image
+
+    result = from_image(photo)
+    report = write_photo_outputs(photo, result, model, out_dir / "photo", resolution)
+    rgb = result.photo.rgb
+    width_px = rgb.shape[1]
+    marked = rgb
+    for hand in result.hands:
+        marked = draw_landmarks(marked, hand.landmarks.pixels, max(2, width_px // 250))
+    overlay = np.asarray(Image.open(out_dir / "photo" / report["overlay"]).convert("RGB"))
+    tiles = []
+    for img, title in ((marked, "photo: 21 landmarks"), (overlay, "HALO meshes, photo camera")):
+        pil = Image.fromarray(img)
+        pil = pil.resize((max(1, round(pil.width * height / pil.height)), height))
+        tiles.append(_label(np.asarray(pil), title))
+    with atomic_path(out_dir / "photo.png") as tmp:
+        save_png(str(tmp), image_grid(tiles, columns=2, pad=6))
+    sides = ", ".join(h["side"] for h in report["hands"]) or "no hand"
+    return f"photo {photo.name}: {len(report['hands'])} hand(s) ({sides}) -> photo.png, photo/"
+
+
 def _label(image: np.ndarray, text: str) -> np.ndarray:
     from halohand.apps.render import draw_text
 
@@ -266,6 +325,8 @@ def run_demo(
     samples: int,
     seed: int,
     checkpoint: Path | None,
+    photo: Path | None = None,
+    with_photo: bool = True,
 ) -> None:
     """``halohand demo`` (declared, with its defaults, in :mod:`halohand.apps.cli.demo`).
 
@@ -278,6 +339,8 @@ def run_demo(
         meshes: also write ``meshes/frame_*.ply``.
         gallery: also render every gesture and ``samples`` random hands (seed ``seed``).
         checkpoint: model file (``None``: the shipped weights).
+        photo: the photo step's photo (``None``: :data:`DEFAULT_PHOTO` if it exists).
+        with_photo: run the photo step.
     """
     from tqdm import tqdm
 
@@ -294,6 +357,14 @@ def run_demo(
 
     if out_dir.exists() and not out_dir.is_dir():
         raise HalohandInputError(f"--out-dir {out_dir}: exists and is not a folder")
+    if photo is not None and not photo.is_file():
+        raise HalohandInputError(f"--photo {photo}: no such file")
+    if with_photo and photo is None and DEFAULT_PHOTO.is_file():
+        photo = DEFAULT_PHOTO
+    if photo is not None and with_photo:
+        from halohand.image import load_photo
+
+        load_photo(photo)  # a bad photo stops the demo before anything is written
     timer = _Timer()
     t_start = timer.now()
     side = check_side(side.lower())
@@ -370,10 +441,21 @@ def run_demo(
         n_gallery = _gallery(out_dir, samples, seed)
         timer.add("gallery", t0)
 
+    photo_line = (
+        "photo step skipped (--no-photo)"
+        if not with_photo
+        else ("photo step skipped: no --photo and no examples/photos (installed package)")
+    )
+    if with_photo and photo is not None:
+        t0 = timer.now()
+        photo_line = _photo_step(photo, out_dir, model, resolution, size)
+        timer.add("photo", t0)
+
     total, total_cpu = (b - a for a, b in zip(t_start, timer.now(), strict=True))
     per_frame = ("reconstruct", "render", "write frames")
     report = {
         "frames": frames,
+        "photo": photo_line,
         "resolution": resolution,
         "panel_size": size,
         "total_s": round(total, 2),
@@ -390,6 +472,7 @@ def run_demo(
         f"wrote {frames} frames, demo.gif and contact_sheet.png to {out_dir}"
         + (f" (+ {n_gallery} gallery hands)" if gallery else "")
     )
+    typer.echo(photo_line)
     typer.echo(f"total {total:.1f} s ({total_cpu:.1f} s CPU): {stages}")
     typer.echo(
         "per frame (wall / CPU): "

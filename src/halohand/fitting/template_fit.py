@@ -50,10 +50,11 @@ from halohand.handmodel.pose import (
     HandIdentity,
     HandPose,
 )
-from halohand.handmodel.prior import GESTURES, IdentityPrior, PosePrior
+from halohand.handmodel.prior import GESTURES, pose_prior_stats
+from halohand.handmodel.prior import identity_precision as _identity_precision
 from halohand.handmodel.torch_model import TorchHandModel
 from halohand.handmodel.webxr import check_side
-from halohand.skeleton import NUM_PARTS, PART_NAMES, hand_length
+from halohand.skeleton import NUM_PARTS, hand_length
 from halohand.skeleton.validation import check_keypoints
 
 __all__ = ["FitConfig", "FitResult", "fit_template", "fit_templates", "pose_prior_stats"]
@@ -148,33 +149,6 @@ class FitResult:
         if self.vertices is None or self.faces is None:
             raise HalohandInputError("this fit was run with with_mesh=False")
         return trimesh.Trimesh(self.vertices, self.faces, process=False)
-
-
-@lru_cache(maxsize=1)
-def pose_prior_stats(draws: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std ``([15, 3], [15, 3])`` radians of :class:`PosePrior` draws (no collision
-    check: it barely changes the marginals and costs 10x). Std floored at 1 degree."""
-    rng = np.random.default_rng(seed)
-    prior = PosePrior()
-    angles = np.stack([prior.sample_angles(rng) for _ in range(draws)])
-    return angles.mean(0), np.maximum(angles.std(0), np.deg2rad(1.0))
-
-
-@lru_cache(maxsize=1)
-def _identity_precision() -> np.ndarray:
-    """``[17, 17]`` inverse covariance of (log length factors [16], log palm width) under
-    :class:`IdentityPrior`: fingers share a per-finger term, bones add their own."""
-    p = IdentityPrior()
-    cov = np.zeros((NUM_PARTS + 1, NUM_PARTS + 1))
-    cov[0, 0] = p.palm_length_std**2
-    finger = [name[:-1] for name in PART_NAMES]
-    for a in range(1, NUM_PARTS):
-        for b in range(1, NUM_PARTS):
-            if finger[a] == finger[b]:
-                cov[a, b] = p.finger_std**2
-        cov[a, a] += p.bone_std**2
-    cov[NUM_PARTS, NUM_PARTS] = p.palm_width_std**2
-    return np.linalg.inv(cov)
 
 
 def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -6,9 +6,18 @@ the front hand is visible (two overlapping thumbs-up: one palm found). So once h
 found, their pixels are blacked out and the detector runs again on what is left, until
 ``max_hands`` are found or a pass finds nothing new; the landmark model always sees the
 unmasked photo.
+
+A close-up palm can be larger than anything the detector was made to find (on rendered
+hands, 37 % of hands spanning over 70 % of the image were found against 82 % of those
+spanning 30-50 %). When a photo yields no hand, it is searched once more zoomed out: inside
+a border of its mean colour, so that it fills 1 / :data:`ZOOM_OUT` of each side (2.5 of
+1.5, 1.8, 2.5 and 3.5 found the most rendered hands; on a second rendered set, 80 images
+of another seed, it took the found hands from 61 to 69).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,6 +28,8 @@ from halohand.image.landmarks import MIN_PRESENCE, HandLandmarks, hand_landmarks
 DUPLICATE_IOU = 0.5
 #: Masked detection passes after the first (each costs one detector run, ~20 ms).
 MAX_EXTRA_PASSES = 3
+#: The zoomed-out view of a photo without a hand is this many times its size per side.
+ZOOM_OUT = 2.5
 
 
 def _is_new(hand: HandLandmarks, found: list[HandLandmarks]) -> bool:
@@ -42,7 +53,28 @@ def _masked(rgb: np.ndarray, hands: list[HandLandmarks]) -> np.ndarray:
 
 def find_hands(rgb: np.ndarray, max_hands: int = 2) -> list[HandLandmarks]:
     """Up to ``max_hands`` hands of an ``[H, W, 3]`` uint8 RGB photo, in the order found
-    (most confident palm first)."""
+    (most confident palm first); a photo without a hand is searched again zoomed out."""
+    found = _find(rgb, max_hands)
+    if found:
+        return found
+    h, w = rgb.shape[:2]
+    pad = int(round(0.5 * (ZOOM_OUT - 1.0) * max(h, w)))
+    mean = rgb.reshape(-1, rgb.shape[-1]).mean(0).round().astype(rgb.dtype)
+    wide = np.empty((h + 2 * pad, w + 2 * pad, rgb.shape[-1]), dtype=rgb.dtype)
+    wide[:] = mean
+    wide[pad : pad + h, pad : pad + w] = rgb
+    offset = np.array([pad, pad], dtype=np.float64)
+    return [
+        replace(
+            hand,
+            pixels=hand.pixels - offset,
+            region=replace(hand.region, center=hand.region.center - offset),
+        )
+        for hand in _find(wide, max_hands)
+    ]
+
+
+def _find(rgb: np.ndarray, max_hands: int) -> list[HandLandmarks]:
     found: list[HandLandmarks] = []
     image = rgb
     for _ in range(1 + MAX_EXTRA_PASSES):

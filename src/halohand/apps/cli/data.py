@@ -112,3 +112,29 @@ def verify_cmd(
 
     n_shards, n_hands = verify(root)
     typer.echo(f"{root}: {n_shards} shards, {n_hands} hands, all valid")
+
+
+@data_app.command("render")
+def render_cmd(
+    out: ResumableOut,
+    n: Annotated[int, typer.Option("--n", help="Images (indices 0..n-1).")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Master seed; same seed, same images.")] = 0,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels (square).")] = 512,
+    renderer: Annotated[
+        str,
+        typer.Option(
+            "--renderer",
+            help="auto (EGL if it starts, else numpy), egl (OpenGL on a headless EGL "
+            "context) or numpy (the project's rasteriser).",
+        ),
+    ] = "auto",
+) -> None:
+    """Render photos of posed hands with their ground truth (2D and 3D keypoints, masks,
+    meshes): varied skin tones, lights, backgrounds, cameras and distances; resumable."""
+    from halohand.apps.synthetic import render_set
+
+    report = render_set(out, n, seed, size, renderer, log=typer.echo)
+    typer.echo(
+        f"{out}: {report['rendered']} rendered, {report['skipped']} already there "
+        f"({report['renderer']} renderer, {report['seconds']} s)"
+    )

@@ -35,6 +35,18 @@ def demo(
     ] = 8,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the gallery's random hands.")] = 0,
     checkpoint: Checkpoint = None,
+    photo: Annotated[
+        Path | None,
+        typer.Option(
+            "--photo",
+            help="Photo of the photo step (default: examples/photos/mpsamples_hand_thumb_up.jpg"
+            " in the source tree).",
+        ),
+    ] = None,
+    with_photo: Annotated[
+        bool,
+        typer.Option("--photo-step/--no-photo", help="Run one photo through the photo path."),
+    ] = True,
 ) -> None:
     """Animate the template through natural key poses, reconstruct each frame with HALO from
     its keypoints and render both side by side (PNG frames, GIF, contact sheet)."""
@@ -46,4 +58,5 @@ def demo(
     run_demo(
         out_dir=out_dir, frames=frames, resolution=resolution, size=size, side=side,
         meshes=meshes, gallery=gallery, samples=samples, seed=seed, checkpoint=checkpoint,
+        photo=photo, with_photo=with_photo,
     )  # fmt: skip

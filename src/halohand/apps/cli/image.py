@@ -5,17 +5,16 @@ before the models run or any file is written; a bad photo ends with one line on 
 exit status 2 (``halohand.apps.cli``). A photo without a hand is not an error: it gets a
 line saying so and a JSON with no hands. Per photo ``NAME.jpg`` the folder receives
 ``NAME.json`` (everything: camera, per hand the pixel and metric joints, placed keypoints,
-reprojection errors, mesh files), ``NAME_overlay.png`` (the meshes drawn over the photo
-through its camera) and ``NAME_hand0_right.ply``... (metres, camera frame); each is
-written atomically.
+reprojection errors, mesh files; unless ``--no-fit``, the fitted hand model's pose,
+identity, time and the plausibility of the placed and the fitted keypoints), ``NAME_overlay.png``
+(the meshes drawn over the photo through its camera) and ``NAME_hand0_right.ply``...
+(metres, camera frame); each is written atomically.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,19 +28,10 @@ from halohand.apps.cli.options import (
     check_resolution,
     in_range,
 )
-from halohand.core.atomic import atomic_path, write_text_atomic
 from halohand.core.errors import HalohandInputError
 
 #: Most hands ``--max-hands`` accepts (the library's :data:`halohand.image.photo.MAX_HANDS`).
 MAX_HANDS = 10
-
-
-def _hand_length_m(keypoints: Any) -> float:
-    """Wrist to middle fingertip along the middle finger's bones (metres): pose-free."""
-    import numpy as np
-
-    chain = keypoints[[0, 9, 10, 11, 12]]
-    return float(np.linalg.norm(np.diff(chain, axis=0), axis=1).sum())
 
 
 def image(
@@ -57,6 +47,15 @@ def image(
             help="Focal length in pixels (default: the photo's EXIF, else the image diagonal).",
         ),
     ] = None,
+    fit: Annotated[
+        bool,
+        typer.Option(
+            "--fit/--no-fit",
+            help="Fit the hand model to the landmarks (pose within joint limits, identity "
+            "within its prior) and reconstruct from its keypoints; --no-fit: from the "
+            "placed landmarks.",
+        ),
+    ] = True,
     resolution: Resolution = 128,
     ext: MeshExtension = "ply",
     checkpoint: Checkpoint = None,
@@ -87,35 +86,12 @@ def image(
     decoded = [load_photo(path) for path in photos]  # every photo readable first
 
     from halohand.apps.cli.reconstruct import _load_model
-    from halohand.apps.export import export_mesh
-    from halohand.apps.render import overlay_meshes, save_png
-    from halohand.canonical.plausibility import check_skeleton, summary_line
+    from halohand.apps.photo_outputs import write_photo_outputs
 
     model = _load_model(checkpoint, "cpu")
     for path, photo in zip(photos, decoded, strict=True):
-        result = from_image(photo, max_hands=max_hands, focal_px=focal_px)
-        report = result.to_dict()
-        meshes = result.meshes(model, resolution) if result.hands else []
-        for i, (hand, mesh, entry) in enumerate(
-            zip(result.hands, meshes, report["hands"], strict=True)
-        ):
-            name = f"{path.stem}_hand{i}_{hand.side}.{ext}"
-            export_mesh(mesh, out_dir / name, keypoints=hand.keypoints)
-            warning = summary_line(check_skeleton(hand.keypoints, hand.side, "m"))
-            if warning:
-                print(f"warning: {path} hand {i}: {warning}", file=sys.stderr)
-            entry.update(
-                mesh=name,
-                mesh_watertight=bool(mesh.is_watertight),
-                mesh_faces=len(mesh.faces),
-                hand_length_m=round(_hand_length_m(hand.keypoints), 4),
-                skeleton_warning=warning,
-            )
-        overlay = f"{path.stem}_overlay.png"
-        with atomic_path(out_dir / overlay) as tmp:
-            save_png(str(tmp), overlay_meshes(photo.rgb, meshes, result.camera.intrinsics))
-        report.update(image=str(path), overlay=overlay)
-        write_text_atomic(out_dir / f"{path.stem}.json", json.dumps(report, indent=1) + "\n")
+        result = from_image(photo, max_hands=max_hands, focal_px=focal_px, fit=fit)
+        write_photo_outputs(path, result, model, out_dir, resolution, ext)
         if result.hands:
             sides = ", ".join(h.side for h in result.hands)
             n = len(result.hands)
