@@ -233,6 +233,26 @@ def _crossing_cells(inside: np.ndarray) -> np.ndarray:
     return some & ~every
 
 
+def _fine_corners(cells: np.ndarray) -> np.ndarray:
+    """``[a, b, c]`` bool coarse cells -> ``[2a+1, 2b+1, 2c+1]`` bool fine lattice points:
+    the 27 fine corners of every ``True`` cell's 2 x 2 x 2 fine cells."""
+    out = cells
+    for axis in range(3):
+        n = out.shape[axis]
+        shape = list(out.shape)
+        shape[axis] = 2 * n + 1
+        fine = np.zeros(shape, dtype=bool)
+        inner, below, above = ([slice(None)] * 3 for _ in range(3))
+        inner[axis] = slice(1, None, 2)  # fine 2c + 1: inside cell c
+        below[axis] = slice(0, -1, 2)  # fine 2c: the lower face of cell c ...
+        above[axis] = slice(2, None, 2)  # ... and fine 2c + 2 its upper face
+        fine[tuple(inner)] = out
+        fine[tuple(below)] |= out
+        fine[tuple(above)] |= out
+        out = fine
+    return out
+
+
 def _dilate_bits(bits: np.ndarray) -> np.ndarray:
     """OR of every lattice point's bits over its 3 x 3 x 3 neighbourhood (separable)."""
     out = bits.copy()
@@ -256,8 +276,6 @@ def _upsample_nearest(values: np.ndarray) -> np.ndarray:
     return fine
 
 
-#: The 27 fine lattice offsets of one coarse cell (its 2 x 2 x 2 fine cells' corners).
-_CELL_OFFSETS = np.stack(np.meshgrid(*(np.arange(3),) * 3, indexing="ij"), -1).reshape(-1, 3)
 
 
 def lattice_grid(
@@ -347,7 +365,7 @@ def lattice_grid(
     steps = int(steps)
     # Labels of every level's evaluated points, at their final-lattice indices; filled into
     # the returned (possibly cropped) grid at the end, so no full [R+1]^3 array is made.
-    evaluated_labels: list[tuple[np.ndarray, np.ndarray]] = []
+    evaluated_labels: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     r = coarse_resolution
     n = r + 1
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
@@ -359,7 +377,7 @@ def lattice_grid(
     # Candidate bits of the current level's lattice points (the next level's masks).
     bits = cand.reshape(n, n, n) if cand is not None else None
     if labels:
-        evaluated_labels.append((idx * (resolution // r), lab))
+        evaluated_labels.append((idx * (resolution // r), lab, None))
     queries = [n**3]
     start = np.zeros(3, dtype=np.int64)
     for level in range(steps):
@@ -374,38 +392,34 @@ def lattice_grid(
             # found one level later; dilating there would triple the finest queries.
             active = binary_dilation(active, iterations=1)
         r2 = 2 * r
-        cells = np.argwhere(active)
+        span = _occupied_range(active)  # the box of the active cells (inclusive)
         # The last level may cover only the box around the active cells and the inside
         # points (+ one coarse cell): beyond it every lattice point is outside and copied,
         # so marching cubes there finds nothing. ``lo`` is the box's lowest coarse index.
         lo = np.zeros(3, dtype=np.int64)
         hi = np.full(3, r, dtype=np.int64)
-        if crop and last and len(cells):
+        if crop and last and span is not None:
             hits = _occupied_range(inside)
             for axis in range(3):
-                first, end = cells[:, axis].min(), cells[:, axis].max() + 1
+                first, end = span[0][axis], span[1][axis] + 1
                 if hits is not None:
                     first, end = min(first, hits[0][axis]), max(end, hits[1][axis])
                 lo[axis], hi[axis] = max(first - 1, 0), min(end + 1, r)
         shape2 = tuple(int(x) for x in 2 * (hi - lo) + 1)
-        # Each active coarse cell becomes 2 x 2 x 2 fine cells whose 27 corners are needed;
-        # corners shared by neighbouring cells are taken once (a flat mark array, so the
-        # cost follows the number of active cells, not the lattice size).
-        local = (2 * (cells - lo)[:, None, :] + _CELL_OFFSETS[None]).reshape(-1, 3)
-        flat = (local[:, 0] * shape2[1] + local[:, 1]) * shape2[2] + local[:, 2]
-        mark = np.zeros(int(np.prod(shape2)), dtype=bool)
-        mark[flat] = True
-        # Coarse lattice points are known already.
-        mark.reshape(shape2)[::2, ::2, ::2] = False
+        # Each active coarse cell becomes 2 x 2 x 2 fine cells whose 27 corners are needed
+        # (separable: per axis, a fine point belongs to the one or two coarse cells around
+        # it); coarse lattice points are known already.
+        mark = _fine_corners(active[_box(lo, hi - 1)])
+        mark[::2, ::2, ::2] = False
         todo = np.flatnonzero(mark)
         todo_idx = np.stack(np.unravel_index(todo, shape2), -1) + 2 * lo
         masks = None
-        if parts is not None and len(cells):
+        if parts is not None and span is not None:
             # A fine point's coarse cell (or the cells sharing its face / edge) lies in
             # the 3 x 3 x 3 block around its lower coarse corner; the todo points' corners
             # lie in the box of the active cells, whose neighbours one cell out are needed.
-            c_lo = np.maximum(cells.min(0) - 1, 0)
-            c_hi = np.minimum(cells.max(0) + 2, r)
+            c_lo = np.maximum(span[0] - 1, 0)
+            c_hi = np.minimum(span[1] + 2, r)
             near = _dilate_bits(bits[_box(c_lo, c_hi)])
             masks = _Lazy(todo_idx, lambda i, near=near, c_lo=c_lo: near[tuple((i // 2 - c_lo).T)])
         # Points outside every active cell lie in cells whose corners agree: copying the
@@ -429,7 +443,8 @@ def lattice_grid(
         fine = upsampled["values"]
         fine.reshape(-1)[todo] = vals
         if labels:
-            evaluated_labels.append((todo_idx * (resolution // r2), lab))
+            # the last level's points are flat indices of the returned grid already
+            evaluated_labels.append((todo_idx * (resolution // r2), lab, todo if last else None))
         if parts is not None and not last:
             bits = upsampled["bits"]
             bits.reshape(-1)[todo] = cand
@@ -443,12 +458,13 @@ def lattice_grid(
         # is evaluated once), so the order of filling does not matter.
         label_grid = np.zeros(values.shape, dtype=np.uint8)
         shape = np.asarray(values.shape)
-        for level, (where, lab) in enumerate(evaluated_labels):
+        for where, lab, flat in evaluated_labels:
+            if flat is not None:
+                label_grid.reshape(-1)[flat] = lab
+                continue
             local = where - start
-            if level < len(evaluated_labels) - 1:  # the last level lies inside its crop
-                within = np.all((local >= 0) & (local < shape), axis=1)
-                local, lab = local[within], lab[within]
-            label_grid[tuple(local.T)] = lab
+            within = np.all((local >= 0) & (local < shape), axis=1)
+            label_grid[tuple(local[within].T)] = lab[within]
     return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
 
 
