@@ -251,3 +251,23 @@ def test_rigid_inverse_and_homogeneous() -> None:
     np.testing.assert_allclose(
         transform_points(t, p), (t[:, None, :3, :3] @ p[..., None])[..., 0] + t[:, None, :3, 3]
     )
+
+
+def test_similarity_transform_recovers_a_known_similarity_and_removes_reflections() -> None:
+    from halohand.core.alignment import procrustes_align, similarity_transform
+    from halohand.core.rotations import axis_angle_to_matrix
+
+    rng = np.random.default_rng(3)
+    src = rng.normal(size=(21, 3))
+    rot = axis_angle_to_matrix(np.array([0.3, -1.1, 0.7]))
+    dst = 2.5 * src @ rot.T + np.array([0.1, -0.4, 2.0])
+    scale, got_rot, trans = similarity_transform(src, dst)
+    assert scale == pytest.approx(2.5)
+    np.testing.assert_allclose(got_rot, rot, atol=1e-10)
+    np.testing.assert_allclose(trans, [0.1, -0.4, 2.0], atol=1e-10)
+    np.testing.assert_allclose(procrustes_align(src, dst), dst, atol=1e-10)
+    # a mirrored target: the best proper rotation, never a reflection
+    _, mirror_rot, _ = similarity_transform(src, src * np.array([-1.0, 1.0, 1.0]))
+    assert np.linalg.det(mirror_rot) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="N, 3"):
+        similarity_transform(src, dst[:5])

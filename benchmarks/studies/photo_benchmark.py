@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from halohand.core.alignment import procrustes_align, similarity_transform
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 from _report import emit  # noqa: E402
 
@@ -48,34 +50,16 @@ from _report import emit  # noqa: E402
 SEED = 20261205
 
 
-def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """``pred`` ``[N, 3]`` moved onto ``gt`` by the best similarity (least squares)."""
-    mu_p, mu_g = pred.mean(0), gt.mean(0)
-    a, b = pred - mu_p, gt - mu_g
-    u, sig, vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(u @ vt))
-    fix = np.diag([1.0, 1.0, d])
-    rot = u @ fix @ vt
-    scale = (sig * np.diag(fix)).sum() / (a * a).sum()
-    return scale * a @ rot.T + mu_g
-
-
 def _errors(kp: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     root = np.linalg.norm((kp - kp[0]) - (gt - gt[0]), axis=1).mean() * 1e3
-    pa = np.linalg.norm(procrustes(kp, gt) - gt, axis=1).mean() * 1e3
+    pa = np.linalg.norm(procrustes_align(kp, gt) - gt, axis=1).mean() * 1e3
     return float(root), float(pa)
 
 
 def similarity(pred: np.ndarray, gt: np.ndarray):
     """The best similarity ``x -> s R x + t`` taking ``pred`` ``[N, 3]`` onto ``gt``."""
-    mu_p, mu_g = pred.mean(0), gt.mean(0)
-    a, b = pred - mu_p, gt - mu_g
-    u, sig, vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(u @ vt))
-    fix = np.diag([1.0, 1.0, d])
-    rot = u @ fix @ vt
-    scale = (sig * np.diag(fix)).sum() / (a * a).sum()
-    return lambda x: scale * (x - mu_p) @ rot.T + mu_g
+    scale, rot, trans = similarity_transform(pred, gt)
+    return lambda x: scale * np.asarray(x) @ rot.T + trans
 
 
 def mesh_scores(
@@ -185,7 +169,7 @@ def main() -> None:
                 plaus["fit"].append(plausibility(fit.keypoints, hand.side))
                 if hand.side == side:
                     verts = labels["vertices"]
-                    pv = np.linalg.norm(procrustes(fit.vertices, verts) - verts, axis=1)
+                    pv = np.linalg.norm(procrustes_align(fit.vertices, verts) - verts, axis=1)
                     add("mesh_pa_vertex_err_fit", float(pv.mean() * 1e3))
                     # Meshes against the true mesh, each moved by the similarity that takes
                     # its keypoints onto the true ones (shape, not placement): HALO from the

@@ -39,6 +39,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from halohand.core.alignment import similarity_transform
 from halohand.core.errors import HalohandInputError
 from halohand.core.rotations import axis_angle_to_matrix
 from halohand.core.schedule import cosine
@@ -151,18 +152,6 @@ class FitResult:
         return trimesh.Trimesh(self.vertices, self.faces, process=False)
 
 
-def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity ``dst ~ s R src + t`` (least squares, proper rotation) of ``[N, 3]`` sets."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(u @ vt))
-    fix = np.diag([1.0, 1.0, d])
-    rot = u @ fix @ vt
-    scale = float((sig * np.diag(fix)).sum() / (a * a).sum())
-    return scale, rot, mu_d - scale * rot @ mu_s
-
-
 def _check_inputs(keypoints: object, sides: object) -> tuple[np.ndarray, list[str]]:
     """Validate ``[21, 3]`` / ``[N, 21, 3]`` metres and the side(s)."""
     kp, _ = check_keypoints(keypoints, "openpose", name="target keypoints")
@@ -232,7 +221,8 @@ def fit_templates(
     ones16 = torch.ones(1, NUM_PARTS, dtype=dt, device=dev)
     one = torch.ones(1, dtype=dt, device=dev)
     rest_kp = model(torch.zeros(1, 15, 3, dtype=dt), ones16, one, one).keypoints[0].cpu().numpy()
-    init = [_umeyama(rest_kp[list(PALM_KEYPOINTS)], t[list(PALM_KEYPOINTS)]) for t in target_np]
+    palm = list(PALM_KEYPOINTS)
+    init = [similarity_transform(rest_kp[palm], t[palm]) for t in target_np]
 
     mean, std = pose_prior_stats()
     start_angles = np.stack([mean if s == "mean" else GESTURES[s] for s in cfg.starts])

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from scipy.optimize import least_squares
 
+from halohand.core.alignment import similarity_transform
 from halohand.core.errors import HalohandInputError
 from halohand.core.rotations import axis_angle_to_matrix
 from halohand.handmodel.pose import (
@@ -143,18 +144,6 @@ def _tables() -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The model's local rest rotations ``[25, 3, 3]``, offsets ``[25, 3]`` and parents."""
     m = _model()
     return m.local_rot.numpy(), m.local_offset.numpy(), m.parents
-
-
-def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity ``dst ~ s R src + t`` (least squares, proper rotation) of ``[N, 3]`` sets."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(u @ vt))
-    fix = np.diag([1.0, 1.0, d])
-    rot = u @ fix @ vt
-    scale = float((sig * np.diag(fix)).sum() / (a * a).sum())
-    return scale, rot, mu_d - scale * rot @ mu_s
 
 
 def _rx(t: float) -> np.ndarray:
@@ -309,7 +298,7 @@ def analytic_start(
     kp = np.asarray(keypoints, dtype=np.float64)
     palm = list(PALM_KEYPOINTS)
     rest = _rest_keypoints()
-    scale, rot, trans = _umeyama(rest[palm], kp[palm])
+    scale, rot, trans = similarity_transform(rest[palm], kp[palm])
     local = (kp - trans) @ rot / scale
     return twist_swing_angles(local, clamp=clamp), scale, rot, trans
 
