@@ -159,15 +159,32 @@ def render_layer(
         sy = -(cam[:, 1] - center_cam[1]) * px_per_unit + 0.5 * h_px
         frag = _rasterize(sx, sy, cam[:, 2], f, w_px, h_px)
         if frag is not None:
-            pix, tri, bary = frag
-            corners = f[tri]
-            n = np.einsum("fk,fkc->fc", bary, normals[corners])
-            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-            c = np.einsum("fk,fkc->fc", bary, col[corners])
-            rgb[pix] = _shade(n, c)
-            alpha[pix] = 1.0
-    rgb = rgb.reshape(h_px, w_px, 3)
-    alpha = alpha.reshape(h_px, w_px)
+            _paint(frag, f, normals, col, rgb, alpha)
+    return _resolve(rgb, alpha, height, width, ss)
+
+
+def _paint(
+    frag: tuple[np.ndarray, np.ndarray, np.ndarray], faces: np.ndarray, normals: np.ndarray,
+    colors: np.ndarray, rgb: np.ndarray, alpha: np.ndarray,
+) -> None:  # fmt: skip
+    """Shade the rasterised fragments ``(pixels, triangles, barycentrics)`` into the flat
+    ``rgb [P, 3]`` / ``alpha [P]`` buffers from per-vertex normals and colours."""
+    pix, tri, bary = frag
+    corners = faces[tri]
+    n = np.einsum("fk,fkc->fc", bary, normals[corners])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
+    c = np.einsum("fk,fkc->fc", bary, colors[corners])
+    rgb[pix] = _shade(n, c)
+    alpha[pix] = 1.0
+
+
+def _resolve(
+    rgb: np.ndarray, alpha: np.ndarray, height: int, width: int, ss: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flat supersampled buffers -> ``[height, width, 3]`` / ``[height, width]`` images
+    (box filter over ``ss x ss`` samples)."""
+    rgb = rgb.reshape(height * ss, width * ss, 3)
+    alpha = alpha.reshape(height * ss, width * ss)
     if ss > 1:
         rgb = rgb.reshape(height, ss, width, ss, 3).mean(axis=(1, 3))
         alpha = alpha.reshape(height, ss, width, ss).mean(axis=(1, 3))
@@ -381,21 +398,10 @@ def render_camera_layer(
         # the rasteriser keeps the largest depth: nearer is smaller z here
         frag = _rasterize(sx, sy, -z, f, w_px, h_px)
         if frag is not None:
-            pix, tri, bary = frag
             # shading looks along +z with y up: flip y and z of the camera-frame normals
             normals = vertex_normals(v, f) * np.array([1.0, -1.0, -1.0])
-            corners = f[tri]
-            n = np.einsum("fk,fkc->fc", bary, normals[corners])
-            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-            c = np.einsum("fk,fkc->fc", bary, col[corners])
-            rgb[pix] = _shade(n, c)
-            alpha[pix] = 1.0
-    rgb = rgb.reshape(h_px, w_px, 3)
-    alpha = alpha.reshape(h_px, w_px)
-    if ss > 1:
-        rgb = rgb.reshape(height, ss, width, ss, 3).mean(axis=(1, 3))
-        alpha = alpha.reshape(height, ss, width, ss).mean(axis=(1, 3))
-    return rgb, alpha
+            _paint(frag, f, normals, col, rgb, alpha)
+    return _resolve(rgb, alpha, height, width, ss)
 
 
 #: Overlays whose meshes cover a box above this many pixels are drawn without supersampling.
