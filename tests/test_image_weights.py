@@ -43,3 +43,16 @@ def test_packed_range_reads_the_loader_list() -> None:
         '{"filename": "/x/palm.tflite", "start": 11, "end": 2341291}'
     )
     assert manifest.packed_range(loader, "/x/palm.tflite") == (11, 2341291)
+
+
+def test_loading_the_models_prints_nothing() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from halohand.image.models import landmark_model, palm_model\n"
+        "palm_model(); landmark_model()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == ""

@@ -8,7 +8,11 @@ not safe to call from two threads at once, so every call holds the model's lock.
 from __future__ import annotations
 
 import importlib.resources
+import os
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -44,8 +48,10 @@ class TFLiteModel:
                 "the photo path needs the TFLite runtime: pip install ai-edge-litert"
             ) from None
         self.path = path
-        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        with _native_stderr_silenced():
+            # the runtime announces its CPU delegate on the process's stderr
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
         self._lock = threading.Lock()
@@ -62,6 +68,27 @@ class TFLiteModel:
             self._interpreter.set_tensor(self._input["index"], x)
             self._interpreter.invoke()
             return [self._interpreter.get_tensor(i).copy() for i in self._outputs]
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 pointed at the null device for the block: native code's own
+    messages (not Python's) are dropped; Python's ``sys.stderr`` is flushed first."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 @cache
