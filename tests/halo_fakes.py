@@ -26,6 +26,21 @@ SOFTNESS_M = 0.002
 HALO_UNIT_M = 0.4
 
 
+def query_points(kp_m: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``[n, 3]`` query points around a hand: half uniform in its extraction box
+    (keypoints' cube + 4 cm), half within ~1 cm of the bones (where the surface and the
+    part borders are)."""
+    from halohand.inference.halo import keypoint_box
+
+    rng = np.random.default_rng(seed)
+    lo, hi = keypoint_box(kp_m, 0.04)
+    uniform = rng.uniform(lo, hi, size=(n - n // 2, 3))
+    a, b = rng.integers(0, 21, (2, n // 2))
+    t = rng.uniform(0, 1, (n // 2, 1))
+    near = kp_m[a] + t * (kp_m[b] - kp_m[a]) + rng.normal(0, 0.01, (n // 2, 3))
+    return np.concatenate([uniform, near])
+
+
 def hand_keypoints(gesture: str = "spread") -> np.ndarray:
     """``[21, 3]`` keypoints (metres, OpenPose order) of the embedded hand in a gesture."""
     from halohand.handmodel.prior import PosePrior

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from halo_fakes import hand_keypoints
+from halo_fakes import hand_keypoints, query_points
 from skimage.measure import marching_cubes
 
 from halohand.fields import hand_conditioning, part_distances, skip_mask
@@ -24,18 +24,9 @@ from halohand.inference.lattice_query import LatticeQuery
 from halohand.inference.query import query_occupancy
 
 
-def _near_bones(kp: np.ndarray, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    lo, hi = keypoint_box(kp, 0.04)
-    a, b = rng.integers(0, 21, (2, n // 2))
-    t = rng.uniform(0, 1, (n // 2, 1))
-    near = kp[a] + t * (kp[b] - kp[a]) + rng.normal(0, 0.012, (n // 2, 3))
-    return np.concatenate([rng.uniform(lo, hi, (n - n // 2, 3)), near])
-
-
 def test_pairwise_support_test_matches_skip_mask() -> None:
     kp = hand_keypoints("fist")
-    pts = _near_bones(kp, 20_000, seed=0)
+    pts = query_points(kp, 20_000, seed=0)
     origin = kp.mean(0)
     q = torch.as_tensor(pts - origin, dtype=torch.float32)
     kp_local = torch.as_tensor(kp - origin)
@@ -64,7 +55,7 @@ def test_lattice_query_values_labels_and_bits(shipped_halo: HALO) -> None:
         cond = hand_conditioning(torch.as_tensor(kp)[None], side)
         lo, hi = keypoint_box(kp, 0.04)
         centre = 0.5 * (lo + hi)
-        pts = _near_bones(kp, 8000, seed=i)
+        pts = query_points(kp, 8000, seed=i)
         radii = effective_radii(net)
         query = LatticeQuery(net, cond, centre, radii, tolerance, floor)
         with torch.no_grad():

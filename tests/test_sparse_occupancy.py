@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from halo_fakes import hand_keypoints
+from halo_fakes import hand_keypoints, query_points
 
 from halohand.fields import OccupancyNetwork, hand_conditioning, part_inputs, skip_mask
 from halohand.fields.skipping import effective_radii
@@ -39,18 +39,6 @@ def _dense(net: OccupancyNetwork, kp_m: np.ndarray, points_m: np.ndarray, side: 
         support = skip_mask(pts.float(), hands.keypoints.float(), effective_radii(net))
         logits = logits.masked_fill(~support, float("-inf"))
         return torch.sigmoid(logits.amax(-1))[0], torch.sigmoid(logits)[0]
-
-
-def _points(kp_m: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Half uniform in the hand's box (keypoints' cube + 4 cm), half within ~1 cm of the
-    bones (where the surface and the part borders are)."""
-    rng = np.random.default_rng(seed)
-    lo, hi = keypoint_box(kp_m, 0.04)
-    uniform = rng.uniform(lo, hi, size=(n - n // 2, 3))
-    a, b = rng.integers(0, 21, (2, n // 2))
-    t = rng.uniform(0, 1, (n // 2, 1))
-    near = kp_m[a] + t * (kp_m[b] - kp_m[a]) + rng.normal(0, 0.01, (n // 2, 3))
-    return np.concatenate([uniform, near])
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +69,7 @@ def test_shipped_occupancy_equals_the_dense_evaluation(shipped_halo: HALO, hands
     net = shipped_halo.network
     level = shipped_halo.iso_level
     for i, (kp, side) in enumerate(hands):
-        pts = _points(kp, 20_000, seed=i)
+        pts = query_points(kp, 20_000, seed=i)
         cond = hand_conditioning(torch.as_tensor(kp)[None], side)
         with torch.no_grad():
             assert can_query_sparse(net, cond, torch.zeros(1, 1, 3))
@@ -107,7 +95,7 @@ def test_worker_threads_and_batches_of_hands_give_the_same_values(
     net = shipped_halo.network
     kp = np.stack([h[0] for h in hands])
     sides = torch.tensor([h[1] == "left" for h in hands])
-    pts = torch.as_tensor(np.stack([_points(k, 6000, seed=7) for k in kp]))
+    pts = torch.as_tensor(np.stack([query_points(k, 6000, seed=7) for k in kp]))
     with torch.no_grad():
         cond = hand_conditioning(torch.as_tensor(kp), sides)
         ref, ref_parts = query_occupancy(net, cond, pts)
@@ -128,7 +116,7 @@ def test_worker_threads_and_batches_of_hands_give_the_same_values(
 def test_network_calls_stay_within_the_pair_bound(shipped_halo: HALO, monkeypatch) -> None:
     net = shipped_halo.network
     kp = hand_keypoints("fist")
-    pts = torch.as_tensor(_points(kp, 120_000, seed=3))[None]
+    pts = torch.as_tensor(query_points(kp, 120_000, seed=3))[None]
     cond = hand_conditioning(torch.as_tensor(kp)[None])
     calls: list[int] = []
     tests: list[int] = []
@@ -169,7 +157,7 @@ def test_points_outside_every_support_cost_no_network_call(shipped_halo: HALO, m
 
 def test_gradients_take_the_differentiable_query(shipped_halo: HALO, monkeypatch) -> None:
     kp = hand_keypoints("spread")
-    pts = _points(kp, 400, seed=5)
+    pts = query_points(kp, 400, seed=5)
     used: list[str] = []
     sparse = query_module.sparse_occupancy
     monkeypatch.setattr(

@@ -15,11 +15,11 @@ import threading
 import numpy as np
 import pytest
 import torch
-from halo_fakes import hand_keypoints
+from halo_fakes import hand_keypoints, query_points
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
 from halohand.inference import query as query_module
-from halohand.inference.halo import HALO, keypoint_box
+from halohand.inference.halo import HALO
 from halohand.inference.query import (
     GRAD_SPARSE_MIN_POINTS,
     _active_calls,
@@ -31,25 +31,13 @@ from halohand.inference.threads import fair_threads, torch_threads, worker_count
 from halohand.skeleton import mirror
 
 
-def _points(kp_m: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Half uniform in the hand's box (keypoints' cube + 4 cm), half within ~1 cm of the
-    bones (where the surface and the part borders are)."""
-    rng = np.random.default_rng(seed)
-    lo, hi = keypoint_box(kp_m, 0.04)
-    uniform = rng.uniform(lo, hi, size=(n - n // 2, 3))
-    a, b = rng.integers(0, 21, (2, n // 2))
-    t = rng.uniform(0, 1, (n // 2, 1))
-    near = kp_m[a] + t * (kp_m[b] - kp_m[a]) + rng.normal(0, 0.01, (n // 2, 3))
-    return np.concatenate([uniform, near])
-
-
 @pytest.fixture(scope="module")
 def batch() -> tuple[np.ndarray, np.ndarray, list[bool]]:
     """Two hands (a right one and a mirrored, shifted left one), 1500 points each."""
     spread, relaxed = hand_keypoints("spread"), hand_keypoints("relaxed")
     left = mirror(relaxed) + 0.3
     kp = np.stack([spread, left])
-    pts = np.stack([_points(spread, 1500, 1), _points(left, 1500, 2)])
+    pts = np.stack([query_points(spread, 1500, 1), query_points(left, 1500, 2)])
     return kp, pts, [False, True]
 
 
@@ -146,7 +134,7 @@ def test_points_outside_every_support_are_zero_with_zero_gradient(shipped_halo: 
     rng = np.random.default_rng(0)
     far = rng.normal(0, 1, (GRAD_SPARSE_MIN_POINTS, 3))
     far = kp.mean(0) + 0.3 * far / np.linalg.norm(far, axis=1, keepdims=True)
-    near = _points(kp, 64, 3)
+    near = query_points(kp, 64, 3)
     pts = torch.tensor(np.concatenate([far, near]), requires_grad=True)
     k = torch.tensor(kp, requires_grad=True)
     occ = shipped_halo.occupancy(pts, k, units="m")
@@ -177,7 +165,7 @@ def test_halo_takes_the_sparse_query_for_large_differentiable_queries(
     ):
         used.clear()
         kp = torch.tensor(np.stack([one] * hands), requires_grad=True)
-        pts = torch.as_tensor(_points(one, n, 4))
+        pts = torch.as_tensor(query_points(one, n, 4))
         occ = shipped_halo.occupancy(pts, kp, units="m")
         assert used == [path] and occ.requires_grad
     smooth = OccupancyNetwork(OccupancyConfig(smooth_max=True, part_radii_m=(0.05,) * 16))
