@@ -33,25 +33,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 from _report import REPO, begin, emit  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # speed/: the shared hand sampler
+from bench_occupancy import _hands  # noqa: E402
+
 STAGES = ("total", "cpu", "lattice_evaluation", "marching_cubes", "mesh_other",
           "bookkeeping_and_rest")  # fmt: skip
-
-
-def _hands(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
-    from halohand.handmodel.webxr import WebXRHandSource
-
-    rng = np.random.default_rng(seed)
-    source = WebXRHandSource()
-    out = []
-    for i in range(n):
-        side = "left" if i % 3 == 2 else "right"
-        out.append((np.asarray(source.sample(rng, side=side).keypoints, np.float64), side))
-    return out
 
 
 def _worker(args: argparse.Namespace) -> dict:
