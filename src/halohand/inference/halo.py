@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -519,29 +519,11 @@ class HALO:
         centre = 0.5 * (bmin + bmax)
         centre_t = torch.as_tensor(centre, dtype=torch.float64, device=dev)
 
-        def fn(
-            points: np.ndarray,
-            part_mask: np.ndarray | None = None,
-            hand: HandConditioning = hand,
-            centre_t: Tensor = centre_t,
-        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-            p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64)
-            mask = None if part_mask is None else torch.from_numpy(part_mask)[None].to(dev)
-            res = occupancy_from_keypoints(
-                self.network, hand, (p + centre_t)[None], chunk_size=chunk,
-                skip_radii=radii, return_parts=colors or by_part, part_mask=mask,
-            )  # fmt: skip
-            if not (colors or by_part):
-                return res[0].float().cpu().numpy()
-            occ, parts = res
-            if by_part:
-                return occ[0].float().cpu().numpy(), parts[0].float().cpu().numpy()
-            return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
-
         with torch.no_grad():  # the folded path serves inference only
             fast = by_part and can_query_sparse(
                 self.network, hand, centre_t[None, None], radii
             )
+        fn: Callable[..., Any]
         if fast:
             # The network's own CPU path: candidate pairs only, labels and candidate
             # bits reduced from them (halohand.inference.lattice_query).
@@ -550,6 +532,25 @@ class HALO:
                 self.network, hand, centre, effective_radii(self.network, radii),
                 tolerance, floor,
             )  # fmt: skip
+        else:
+            # Any other network (GPU, original checkpoint, no supports): the chunked
+            # query, returning dense part probabilities (or argmax labels) to the grid.
+            def fn(
+                points: np.ndarray, part_mask: np.ndarray | None = None
+            ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64)
+                mask = None if part_mask is None else torch.from_numpy(part_mask)[None].to(dev)
+                res = occupancy_from_keypoints(
+                    self.network, hand, (p + centre_t)[None], chunk_size=chunk,
+                    skip_radii=radii, return_parts=colors or by_part, part_mask=mask,
+                )  # fmt: skip
+                if not (colors or by_part):
+                    return res[0].float().cpu().numpy()
+                occ, parts = res
+                if by_part:
+                    return occ[0].float().cpu().numpy(), parts[0].float().cpu().numpy()
+                return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
+
         # Part colours come with the grid: each vertex takes the part with the highest
         # probability at the inside end of its lattice edge (< 1 voxel away), so the
         # vertices need no second network pass. Each level after the first evaluates
