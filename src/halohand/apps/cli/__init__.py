@@ -46,13 +46,14 @@ def _register() -> None:
     from halohand.apps.cli.grasp import grasp_app
     from halohand.apps.cli.image import image
     from halohand.apps.cli.reconstruct import occupancy, reconstruct
-    from halohand.apps.cli.train import calibrate, evaluate, train
+    from halohand.apps.cli.train import calibrate, evaluate, train, train_refiner
     from halohand.apps.cli.view import view
 
     app.add_typer(data_app, name="data")
     app.add_typer(grasp_app, name="grasp")
     app.command("demo")(demo)
     app.command("train")(train)
+    app.command("train-refiner")(train_refiner)
     app.command("evaluate")(evaluate)
     app.command("calibrate")(calibrate)
     app.command("reconstruct")(reconstruct)

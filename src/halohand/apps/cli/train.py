@@ -234,3 +234,34 @@ def calibrate(
             f"{m['chamfer_l1_mm']:.3f} mm ({m['hands']} {split} hands)"
         )
     typer.echo(f"iso_level {report['iso_level']:g} -> {out}")
+
+
+def train_refiner(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (checkpoint, weights).")],
+    resume: Resume = False,
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Items per step.")] = None,
+    width: Annotated[int | None, typer.Option("--width", help="Token width.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Data and init seed.")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="Torch CPU threads.")] = 1,
+) -> None:
+    """Train the keypoint refiner (docs/keypoint_refiner.md) on hands of the embedded model
+    with image-like noise; writes OUT/keypoint_refiner.safetensors and OUT/summary.json."""
+    import json
+    from dataclasses import replace
+
+    import torch
+
+    from halohand.training.keypoint_refiner import RefinerTrainConfig
+    from halohand.training.keypoint_refiner import train_refiner as run
+
+    in_range(threads, 1, 256, "--threads")
+    check_out_folder(out, "--out")
+    cfg = RefinerTrainConfig(seed=seed)
+    for name, value in (("steps", steps), ("batch", batch), ("width", width)):
+        if value is not None:
+            at_least(value, 1, f"--{name}")
+            cfg = replace(cfg, **{name: value})
+    torch.set_num_threads(threads)
+    summary = run(cfg, out, resume=resume, log=lambda s: typer.echo(s, err=True))
+    typer.echo(json.dumps(summary, indent=2))
