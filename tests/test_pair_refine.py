@@ -67,3 +67,25 @@ def test_bad_input(halo, pair):
     bad[0, 3, 1] = np.nan
     with pytest.raises(HalohandInputError, match="NaN"):
         refine_pair(halo, bad)
+
+
+def test_articulate_keeps_bones_and_is_rigid_with_one_rotation(pair):
+    from halohand.core.rotations import axis_angle_to_matrix
+    from halohand.fitting.articulate import articulate
+
+    base = torch.from_numpy(pair)
+    gen = torch.Generator().manual_seed(0)
+    turns = 0.5 * torch.randn(2, 21, 3, generator=gen, dtype=torch.float64)
+    posed = articulate(base, turns, torch.ones(2, 3, dtype=torch.float64))
+    torch.testing.assert_close(bone_lengths(posed), bone_lengths(base))
+    assert not torch.allclose(posed, base + 1.0)
+    torch.testing.assert_close(articulate(base, torch.zeros(2, 21, 3, dtype=torch.float64)), base)
+    one = turns[:, :1]
+    rot = axis_angle_to_matrix(one[:, 0])
+    rigid = (base - base[:, :1]) @ rot.transpose(-1, -2) + base[:, :1]
+    torch.testing.assert_close(articulate(base, one), rigid)
+    # A rotation at the index PIP moves only the index DIP and tip.
+    only = torch.zeros(2, 21, 3, dtype=torch.float64)
+    only[:, 6] = torch.tensor([0.3, 0.0, 0.0])
+    moved = (articulate(base, only) - base).norm(dim=-1) > 1e-12
+    assert moved[:, [7, 8]].all() and moved.sum() == 4

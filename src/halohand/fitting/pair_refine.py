@@ -29,8 +29,7 @@ import torch
 from torch import Tensor
 
 from halohand.core.errors import HalohandInputError
-from halohand.core.rotations import axis_angle_to_matrix
-from halohand.skeleton.bones import PARENTS
+from halohand.fitting.articulate import articulate
 
 __all__ = ["PairRefineConfig", "PairRefineResult", "overlap_grid", "refine_pair"]
 
@@ -130,18 +129,7 @@ def refine_pair(
     )
 
     def posed() -> Tensor:
-        rot = axis_angle_to_matrix(turns)  # [2, J, 3, 3]
-        eye = torch.eye(3, dtype=torch.float64).expand(2, 3, 3)
-        acc = [rot[:, 0]] + [eye] * 20  # accumulated rotation of the bones leaving joint j
-        out = [base[:, 0]]
-        for j in range(1, 21):
-            p = int(PARENTS[j])
-            out.append(
-                out[p] + ((base[:, j] - base[:, p])[:, None] @ acc[p].transpose(-1, -2))[:, 0]
-            )
-            if cfg.articulate:
-                acc[j] = acc[p] @ rot[:, j]
-        return torch.stack(out, dim=1) + shift
+        return articulate(base, turns, shift)
 
     def overlap(kp: Tensor) -> tuple[Tensor, float] | None:
         got = overlap_grid(kp, cfg.margin, cfg.grid)
