@@ -39,8 +39,7 @@ def articulate(base: Tensor, turns: Tensor, shift: Tensor | None = None) -> Tens
         p = int(PARENTS[k])
         bone = (base[:, k] - base[:, p])[:, None] @ acc[p].transpose(-1, -2)
         out.append(out[p] + bone[:, 0])
-        if k < j:
-            acc[k] = acc[p] @ rot[:, k]
+        acc[k] = acc[p] @ rot[:, k] if k < j else acc[p]
     posed = torch.stack(out, dim=1)
     if shift is not None:
         posed = posed + shift.reshape(b, 1, 3)
