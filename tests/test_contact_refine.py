@@ -1,0 +1,62 @@
+"""Contact-aware refinement of a hand and an object together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from halohand.core.errors import HalohandInputError
+from halohand.fitting.contact_refine import TIPS, ContactRefineConfig, refine_hand_object
+from halohand.skeleton.bones import bone_lengths
+from halohand.training.keypoint_refiner import hand_bank
+
+FAST = ContactRefineConfig(steps=30, interior_points=600, lr=1.5e-3)
+
+
+@pytest.fixture(scope="module")
+def halo():
+    from halohand.inference.halo import HALO
+
+    return HALO.pretrained()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A hand whose index tip is 8 mm deep in a 3 cm ball placed off the finger's side."""
+    kp = hand_bank(1, 8)[0].numpy() + [0.0, 0.0, 0.4]
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.03)
+    tip = kp[8]
+    away = np.cross(kp[8] - kp[7], kp[5] - kp[9])  # off the finger, across the palm plane
+    away /= np.linalg.norm(away)
+    pose = np.eye(4)
+    pose[:3, 3] = tip + away * (0.03 - 0.008)
+    return kp, ball, pose
+
+
+def test_penetrating_finger_is_pushed_out_and_kept_in_contact(halo, scene):
+    kp, ball, pose = scene
+    res = refine_hand_object(halo, kp, ball, pose, config=FAST)
+    assert 1 in res.contact_fingers  # the index finger was near the ball
+    assert res.overlap_before_cm3 > 0.5
+    assert res.overlap_after_cm3 <= 0.3 * res.overlap_before_cm3
+    assert -2.0 < res.tip_distance_mm[1] < 12.0  # still touching (pad ~5.5 mm)
+    np.testing.assert_allclose(bone_lengths(res.keypoints), bone_lengths(kp), atol=1e-9)
+    assert np.linalg.norm(res.object_pose[:3, 3] - pose[:3, 3]) < 0.02
+    assert res.moved_mm.max() < 30.0
+    assert len(TIPS) == 5
+
+
+def test_fixed_object_and_errors(halo, scene):
+    kp, ball, pose = scene
+    cfg = ContactRefineConfig(steps=3, interior_points=300, move_object=False)
+    res = refine_hand_object(halo, kp, ball, pose, config=cfg)
+    np.testing.assert_array_equal(res.object_pose, pose)
+    with pytest.raises(HalohandInputError, match=r"\[21, 3\]"):
+        refine_hand_object(halo, kp[:20], ball, pose)
+    with pytest.raises(HalohandInputError, match="rigid"):
+        refine_hand_object(halo, kp, ball, np.diag([2.0, 1.0, 1.0, 1.0]))
+    bad = kp.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(HalohandInputError, match="NaN"):
+        refine_hand_object(halo, bad, ball, pose)
