@@ -41,6 +41,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from halohand.apps.cli.check import check
+    from halohand.apps.cli.contact import contact
     from halohand.apps.cli.data import data_app
     from halohand.apps.cli.demo import demo
     from halohand.apps.cli.grasp import grasp_app
@@ -60,6 +61,7 @@ def _register() -> None:
     app.command("image")(image)
     app.command("occupancy")(occupancy)
     app.command("check")(check)
+    app.command("contact")(contact)
     app.command("view")(view)
 
 

@@ -1,0 +1,60 @@
+"""``halohand contact``: outputs of a hand and a ball refined together, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import trimesh
+from halo_fakes import run_cli
+
+from halohand.training.keypoint_refiner import hand_bank
+
+
+def _scene(tmp_path):
+    kp = hand_bank(1, 8)[0].numpy() + [0.0, 0.0, 0.4]
+    away = np.cross(kp[8] - kp[7], kp[5] - kp[9])
+    away /= np.linalg.norm(away)
+    pose = np.eye(4)
+    pose[:3, 3] = kp[8] + away * (0.03 - 0.008)  # the index tip 8 mm inside the ball
+    trimesh.creation.icosphere(subdivisions=3, radius=0.03).export(tmp_path / "ball.stl")
+    np.save(tmp_path / "kp.npy", kp * 1000.0)  # millimetres: units are read off the size
+    np.save(tmp_path / "pose.npy", pose)
+    return kp, pose
+
+
+def test_contact_writes_refined_scene(monkeypatch, capsys, tmp_path):
+    kp, pose = _scene(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        monkeypatch, capsys, "contact", tmp_path / "kp.npy", "--object", tmp_path / "ball.stl",
+        "--object-units", "m", "--pose", tmp_path / "pose.npy", "--out-dir", out,
+        "--steps", "25", "--resolution", "48",
+    )  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "kp_contact.json", "kp_hand.ply", "kp_scene.glb"
+    ]  # fmt: skip
+    report = json.loads((out / "kp_contact.json").read_text())
+    assert "index" in report["contact_fingers"]
+    assert report["overlap_after_cm3"] < 0.5 * report["overlap_before_cm3"]
+    assert np.asarray(report["keypoints_m"]).shape == (21, 3)
+    scene = trimesh.load(out / "kp_scene.glb")
+    assert len(scene.geometry) == 2
+    assert "overlap" in stdout
+
+
+def test_contact_bad_input_exits_2(monkeypatch, capsys, tmp_path):
+    _scene(tmp_path)
+    np.save(tmp_path / "bad_pose.npy", np.diag([2.0, 1.0, 1.0, 1.0]))
+    code, _, err = run_cli(
+        monkeypatch, capsys, "contact", tmp_path / "kp.npy", "--object", tmp_path / "ball.stl",
+        "--pose", tmp_path / "bad_pose.npy", "--out-dir", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 2 and "rigid" in err and len(err.strip().splitlines()) == 1
+    np.save(tmp_path / "two.npy", np.zeros((2, 21, 3)))
+    code, _, err = run_cli(
+        monkeypatch, capsys, "contact", tmp_path / "two.npy", "--object", tmp_path / "ball.stl",
+    )  # fmt: skip
+    assert code == 2 and "give one hand" in err
+    assert not (tmp_path / "o").exists()
