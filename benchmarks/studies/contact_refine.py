@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--seed", type=int, default=31_337)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--sheet", type=Path, default=None, help="PNG: input | refined | truth")
+    parser.add_argument("--sheet-scenes", type=int, default=6)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     grasps = load_grasps(args.scenes)
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         k: [] for k in ("truth", "input", "contact", "refiner+contact")
     }
     t_start = time.perf_counter()
+    tiles: list[tuple[trimesh.Trimesh, Any]] = []
+    labels: list[str] = []
     for i in range(n):
         obj = load_object(str(grasps["object_id"][i]))
         pose_true = np.eye(4)
@@ -145,6 +149,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if name == "contact":
                 row["seconds"] = res.seconds
             rows[name].append(row)
+            if args.sheet and i < args.sheet_scenes and name in ("input", "contact", "truth"):
+                # The sheet draws each hand in its object's frame.
+                tiles.append((hand.copy().apply_transform(np.linalg.inv(pose)), obj))
+                labels.append(f"{i} {name}: A-PD {row['apd_mm']:.1f} mm")
         print(f"scene {i} {row['object']}: " + "  ".join(
             f"{k} apd {v[-1]['apd_mm']:.2f} kept {v[-1]['contact_kept']:.2f} "
             f"mpjpe {v[-1]['mpjpe_mm']:.1f}" for k, v in rows.items()), flush=True)  # fmt: skip
@@ -165,6 +173,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from halohand.core.atomic import write_text_atomic
 
         write_text_atomic(args.json, json.dumps(doc, indent=2))
+    if args.sheet and tiles:
+        from halohand.apps.figures import render_grasps
+
+        order = sorted(
+            range(len(tiles)),
+            key=lambda k: (
+                k // 3,
+                ("input", "contact", "truth").index(labels[k].split()[1].rstrip(":")),
+            ),
+        )
+        render_grasps([tiles[k] for k in order], str(args.sheet), columns=3,
+                      labels=[labels[k] for k in order])  # fmt: skip
     return doc
 
 
