@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     grasps = load_grasps(args.scenes)
     n = len(grasps["keypoints"]) if not args.limit else min(args.limit, len(grasps["keypoints"]))
     halo, refiner, model = HALO.pretrained(), load_refiner(), TorchHandModel()
-    labels = load_template().part_labels
+    part_labels = load_template().part_labels
     rng = np.random.default_rng(args.seed)
     rows: dict[str, list[dict[str, Any]]] = {
         k: [] for k in ("truth", "input", "contact", "refiner+contact")
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         kp_true = to_world(out.keypoints[0].numpy())
         gt_hand = trimesh.Trimesh(to_world(out.vertices[0].numpy()), model.faces, process=False)
         obj_true = obj.mesh.copy().apply_transform(pose_true)
-        truth_fingers = _fingers(gt_hand, obj_true, labels)
+        truth_fingers = _fingers(gt_hand, obj_true, part_labels)
 
         kp_in = kp_true + rng.normal(0, args.noise_mm * 1e-3, kp_true.shape)
         off = rng.normal(size=3)
