@@ -25,6 +25,7 @@ MPJPE (mm), object pose error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -45,7 +46,7 @@ from halohand.interaction.plausibility import (  # noqa: E402
 )
 
 from halohand.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
-from halohand.fitting.contact_refine import refine_hand_object  # noqa: E402
+from halohand.fitting.contact_refine import ContactRefineConfig, refine_hand_object  # noqa: E402
 from halohand.fitting.keypoint_refiner import load_refiner, refine_keypoints  # noqa: E402
 from halohand.grasp.synthesis import load_grasps  # noqa: E402
 from halohand.handmodel.template import load_template  # noqa: E402
@@ -85,29 +86,36 @@ def score(hand, obj, truth_fingers, kp, kp_true, pose, pose_true) -> dict[str, A
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=Path, required=True, help="grasp engine output")
-    parser.add_argument("--limit", type=int, default=0, help="first N scenes (0: all)")
+    parser.add_argument("--limit", type=int, default=0, help="N scenes evenly spread (0: all)")
     parser.add_argument("--noise-mm", type=float, default=10.0)
     parser.add_argument("--pose-cm", type=float, default=1.0)
     parser.add_argument("--pose-deg", type=float, default=10.0)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--seed", type=int, default=31_337)
+    parser.add_argument("--w-data", type=float, default=None, help="override the data weight")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--sheet", type=Path, default=None, help="PNG: input | refined | truth")
     parser.add_argument("--sheet-scenes", type=int, default=6)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     grasps = load_grasps(args.scenes)
-    n = len(grasps["keypoints"]) if not args.limit else min(args.limit, len(grasps["keypoints"]))
+    total = len(grasps["keypoints"])
+    n = total if not args.limit else min(args.limit, total)
+    picks = np.linspace(0, total - 1, n).round().astype(int)
     halo, refiner, model = HALO.pretrained(), load_refiner(), TorchHandModel()
     part_labels = load_template().part_labels
     rng = np.random.default_rng(args.seed)
+    cfg = ContactRefineConfig()
+    if args.w_data is not None:
+        cfg = dataclasses.replace(cfg, w_data=args.w_data)
     rows: dict[str, list[dict[str, Any]]] = {
         k: [] for k in ("truth", "input", "contact", "refiner+contact")
     }
     t_start = time.perf_counter()
     tiles: list[tuple[trimesh.Trimesh, Any]] = []
     labels: list[str] = []
-    for i in range(n):
+    on_sheet = set(np.linspace(0, n - 1, min(args.sheet_scenes, n)).round().astype(int).tolist())
+    for s_i, i in enumerate(picks):
         obj = load_object(str(grasps["object_id"][i]))
         pose_true = np.eye(4)
         pose_true[:3, :3] = _random_rotation(rng)
@@ -135,13 +143,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pose_in[:3, :3] = _random_rotation(rng, np.radians(args.pose_deg)) @ pose_true[:3, :3]
         pose_in[:3, 3] = pose_true[:3, 3] + args.pose_cm * 1e-2 * off / np.linalg.norm(off)
         variants = {"truth": (kp_true, pose_true), "input": (kp_in, pose_in)}
-        res = refine_hand_object(halo, kp_in, obj, pose_in)
+        res = refine_hand_object(halo, kp_in, obj, pose_in, config=cfg)
         variants["contact"] = (res.keypoints, res.object_pose)
         kp_ref = refine_keypoints(kp_in, model=refiner)
-        res2 = refine_hand_object(halo, kp_ref, obj, pose_in)
+        res2 = refine_hand_object(halo, kp_ref, obj, pose_in, config=cfg)
         variants["refiner+contact"] = (res2.keypoints, res2.object_pose)
         for name, (kp, pose) in variants.items():
-            hand = halo.reconstruct(kp, units="m", resolution=args.resolution, colors=False)
+            hand = halo.reconstruct(kp, units="m", resolution=args.resolution)  # part labels
             obj_mesh = obj.mesh.copy().apply_transform(pose)
             row = score(hand, obj_mesh, truth_fingers, kp, kp_true, pose, pose_true)
             row.update(scene=i, object=str(grasps["object_id"][i]),
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if name == "contact":
                 row["seconds"] = res.seconds
             rows[name].append(row)
-            if args.sheet and i < args.sheet_scenes and name in ("input", "contact", "truth"):
+            if args.sheet and s_i in on_sheet and name in ("input", "contact", "truth"):
                 # The sheet draws each hand in its object's frame.
                 tiles.append((hand.copy().apply_transform(np.linalg.inv(pose)), obj))
                 labels.append(f"{i} {name}: A-PD {row['apd_mm']:.1f} mm")
@@ -164,7 +172,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(name, {k: round(v, 3) for k, v in row.items()})
     doc = {
         "command": "python benchmarks/studies/contact_refine.py " + " ".join(argv or sys.argv[1:]),
-        "scenes": n, "noise_mm": args.noise_mm, "pose_cm": args.pose_cm,
+        "scenes": n, "config": dataclasses.asdict(cfg),
+        "noise_mm": args.noise_mm, "pose_cm": args.pose_cm,
         "pose_deg": args.pose_deg, "summary": summary,
         "apd_reduction": 1.0 - summary["contact"]["apd_mm"] / max(summary["input"]["apd_mm"], 1e-9),
         "seconds": round(time.perf_counter() - t_start, 1), "rows": rows,
