@@ -11,7 +11,7 @@ from halohand.fitting.contact_refine import TIPS, ContactRefineConfig, refine_ha
 from halohand.skeleton.bones import bone_lengths
 from halohand.training.keypoint_refiner import hand_bank
 
-FAST = ContactRefineConfig(steps=30, interior_points=600, lr=1.5e-3)
+FAST = ContactRefineConfig(steps=30, interior_points=600, lr=1.5e-3, clean_keypoints=False)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,17 @@ def test_penetrating_finger_is_pushed_out_and_kept_in_contact(halo, scene):
     assert len(TIPS) == 5
 
 
-def test_fixed_object_and_errors(halo, scene):
+def test_fixed_object_cleaned_keypoints_and_errors(halo, scene):
+    from halohand.fitting.keypoint_refiner import refine_keypoints
+
     kp, ball, pose = scene
     cfg = ContactRefineConfig(steps=3, interior_points=300, move_object=False)
     res = refine_hand_object(halo, kp, ball, pose, config=cfg)
     np.testing.assert_array_equal(res.object_pose, pose)
+    # Cleaning first: the joints then move about the refiner's skeleton, bones kept from it.
+    cleaned = refine_keypoints(kp)
+    np.testing.assert_allclose(bone_lengths(res.keypoints), bone_lengths(cleaned), atol=1e-9)
+    assert not np.allclose(bone_lengths(cleaned), bone_lengths(kp), atol=1e-4)
     with pytest.raises(HalohandInputError, match=r"\[21, 3\]"):
         refine_hand_object(halo, kp[:20], ball, pose)
     with pytest.raises(HalohandInputError, match="rigid"):

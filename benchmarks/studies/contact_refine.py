@@ -9,8 +9,10 @@ mm/cm^3 out):
 
 * ``truth``: HALO's mesh of the true keypoints at the true pose (HALO's own floor);
 * ``input``: HALO's mesh of the noisy keypoints, object at the noisy pose;
-* ``contact``: after :func:`halohand.fitting.contact_refine.refine_hand_object`;
-* ``refiner+contact``: the keypoint refiner first, then the contact refinement.
+* ``contact``: :func:`halohand.fitting.contact_refine.refine_hand_object` without its
+  keypoint cleaning (``clean_keypoints=False``);
+* ``refiner``: the keypoint refiner alone (object left at the noisy pose);
+* ``refiner+contact``: the default, the keypoint refiner then the contact refinement.
 
 Per row: A-PD / M-PD of the hand into the object (32^3 grid), penetration volume, the share
 of fingers touching in the true scene (true hand mesh, 2 mm) that touch in the row's scene,
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.w_data is not None:
         cfg = dataclasses.replace(cfg, w_data=args.w_data)
     rows: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("truth", "input", "contact", "refiner+contact")
+        k: [] for k in ("truth", "input", "contact", "refiner", "refiner+contact")
     }
     t_start = time.perf_counter()
     tiles: list[tuple[trimesh.Trimesh, Any]] = []
@@ -143,10 +145,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pose_in[:3, :3] = _random_rotation(rng, np.radians(args.pose_deg)) @ pose_true[:3, :3]
         pose_in[:3, 3] = pose_true[:3, 3] + args.pose_cm * 1e-2 * off / np.linalg.norm(off)
         variants = {"truth": (kp_true, pose_true), "input": (kp_in, pose_in)}
-        res = refine_hand_object(halo, kp_in, obj, pose_in, config=cfg)
+        raw = dataclasses.replace(cfg, clean_keypoints=False)
+        res = refine_hand_object(halo, kp_in, obj, pose_in, config=raw)
         variants["contact"] = (res.keypoints, res.object_pose)
-        kp_ref = refine_keypoints(kp_in, model=refiner)
-        res2 = refine_hand_object(halo, kp_ref, obj, pose_in, config=cfg)
+        variants["refiner"] = (refine_keypoints(kp_in, model=refiner), pose_in)
+        res2 = refine_hand_object(halo, kp_in, obj, pose_in, config=cfg)
         variants["refiner+contact"] = (res2.keypoints, res2.object_pose)
         for name, (kp, pose) in variants.items():
             hand = halo.reconstruct(kp, units="m", resolution=args.resolution)  # part labels
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if name == "contact":
                 row["seconds"] = res.seconds
             rows[name].append(row)
-            if args.sheet and s_i in on_sheet and name in ("input", "contact", "truth"):
+            if args.sheet and s_i in on_sheet and name in ("input", "refiner+contact", "truth"):
                 # The sheet draws each hand in its object's frame.
                 tiles.append((hand.copy().apply_transform(np.linalg.inv(pose)), obj))
                 labels.append(f"{i} {name}: A-PD {row['apd_mm']:.1f} mm")
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "scenes": n, "config": dataclasses.asdict(cfg),
         "noise_mm": args.noise_mm, "pose_cm": args.pose_cm,
         "pose_deg": args.pose_deg, "summary": summary,
-        "apd_reduction": 1.0 - summary["contact"]["apd_mm"] / max(summary["input"]["apd_mm"], 1e-9),
+        "apd_reduction": 1.0 - summary["refiner+contact"]["apd_mm"] / summary["input"]["apd_mm"],
         "seconds": round(time.perf_counter() - t_start, 1), "rows": rows,
     }  # fmt: skip
     if args.json:
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             range(len(tiles)),
             key=lambda k: (
                 k // 3,
-                ("input", "contact", "truth").index(labels[k].split()[1].rstrip(":")),
+                ("input", "refiner+contact", "truth").index(labels[k].split()[1].rstrip(":")),
             ),
         )
         render_grasps([tiles[k] for k in order], str(args.sheet), columns=3,

@@ -20,7 +20,10 @@ object surface, ``pad`` the distance from a fingertip keypoint to the surface it
 (the embedded hand's tip joint sits under the pad). The hand moves by a translation and
 joint rotations (:func:`~halohand.fitting.articulate.articulate`: bone lengths stay as
 observed); the object by a rotation ``dr`` (axis-angle, applied in the world frame) and a
-translation.
+translation. With ``clean_keypoints`` (the default) the observed keypoints first go through
+the keypoint refiner (:mod:`~halohand.fitting.keypoint_refiner`): bone lengths and joint
+placement of a noisy estimate are fixed before the contact terms act on them, and ``k_obs``
+is the cleaned skeleton.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import torch
 from halohand.core.errors import HalohandInputError
 from halohand.core.rotations import axis_angle_to_matrix
 from halohand.fitting.articulate import articulate
+from halohand.fitting.keypoint_refiner import refine_keypoints
 from halohand.objects.registry import GraspObject, object_from_mesh
 from halohand.scene.camera import rigid_transform
 
@@ -55,10 +59,11 @@ class ContactRefineConfig:
     pad: float = 0.0055
     w_pen: float = 1.0
     w_contact: float = 0.2
-    w_data: float = 0.05
+    w_data: float = 0.5
     w_pose: float = 0.05
     w_turn: float = 0.05
     move_object: bool = True
+    clean_keypoints: bool = True
     seed: int = 0
 
 
@@ -72,7 +77,7 @@ class ContactRefineResult:
         overlap_before_cm3 / overlap_after_cm3: soft hand-object intersection volume.
         contact_fingers: indices (0 thumb .. 4 little) of the fingers asked to touch.
         tip_distance_mm: ``[5]`` signed distance of each tip keypoint to the refined object.
-        moved_mm: ``[21]`` distance each keypoint moved.
+        moved_mm: ``[21]`` distance of each keypoint from the observed one (mm).
         steps: optimizer steps; seconds: wall time.
     """
 
@@ -138,6 +143,9 @@ def refine_hand_object(
     if not isinstance(obj, GraspObject):
         obj = object_from_mesh(obj, units="m", center=False)
     t0 = time.perf_counter()
+    observed = kp_obs
+    if cfg.clean_keypoints:
+        kp_obs = refine_keypoints(kp_obs, sides=(side,))
     sdf = obj.sdf_grid()
     dt = torch.float64
     interior = torch.from_numpy(_interior(obj, cfg.interior_points, cfg.seed))
@@ -199,7 +207,7 @@ def refine_hand_object(
     out_pose = np.eye(4)
     out_pose[:3, :3] = rot.numpy()
     out_pose[:3, 3] = trans.numpy()
-    moved = torch.linalg.vector_norm(final[0] - base[0], dim=-1).numpy() * 1000.0
+    moved = np.linalg.norm(final[0].numpy() - observed, axis=-1) * 1000.0
     return ContactRefineResult(
         final[0].numpy(), out_pose, before, after, fingers, tips, moved, steps,
         time.perf_counter() - t0,
