@@ -1,0 +1,179 @@
+"""Signed distance of a rigid object in a pose, differentiable w.r.t. points and pose.
+
+A world point ``x`` is taken into the object's frame, ``q = R^T (x - t)`` (``R`` object ->
+world rotation ``[3, 3]``, ``t`` translation ``[3]``, metres), and the object's own signed
+distance is evaluated at ``q``. The frame change is plain torch, so autograd carries the
+gradient to ``x``, ``R`` and ``t``; only ``q -> d`` needs a rule of its own:
+
+- ``"exact"``: libigl's signed distance to the mesh (pseudonormal sign: exact for a closed,
+  consistently wound mesh). Its gradient is the unit direction from the closest surface
+  point to ``q`` (the distance's true gradient away from the medial axis), divided by the
+  sign: ``(q - c) / d``; on the surface (``|d| < 1e-9`` m), libigl's pseudonormal there.
+  This is :class:`MeshSignedDistance`, a custom autograd function usable for any closed mesh
+  (the hand field uses it for HALO's meshes).
+- ``"grid"``: :meth:`GraspObject.sdf_grid <halohand.objects.registry.GraspObject.sdf_grid>`
+  (the signed distance sampled on a ``resolution^3`` lattice over the bounding box plus a
+  margin, trilinear, differentiable through ``grid_sample``). Faster to query and to
+  differentiate (no BVH walk), at a cost of accuracy that grows with the lattice step and
+  the surface's curvature: measured in ``docs/interaction.md``
+  (``scripts/interaction_field_errors.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from torch import Tensor
+
+from halohand.core.errors import HalohandInputError
+from halohand.objects.registry import GraspObject, object_from_mesh
+
+__all__ = ["MeshSignedDistance", "ObjectField", "closest_points", "mesh_signed_distance"]
+
+#: Below this distance (metres) the closest-point direction is ill-defined and the
+#: pseudonormal is used as the gradient.
+_ON_SURFACE = 1e-9
+
+
+def closest_points(
+    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """libigl's signed distance ``[N]`` (metres, positive outside), closest surface points
+    ``[N, 3]`` and pseudonormals there ``[N, 3]`` of ``[N, 3]`` points to a closed mesh."""
+    import igl
+
+    q = np.ascontiguousarray(np.asarray(points, dtype=np.float64).reshape(-1, 3))
+    if len(q) == 0:
+        return np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3))
+    d, _, closest, normals = igl.signed_distance(
+        q,
+        np.ascontiguousarray(vertices, dtype=np.float64),
+        np.ascontiguousarray(faces, dtype=np.int64),
+        sign_type=igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL,
+    )
+    return np.asarray(d), np.asarray(closest), np.asarray(normals)
+
+
+class MeshSignedDistance(torch.autograd.Function):
+    """``d [N] = sdf(q [N, 3])`` of a closed mesh, with ``dd/dq`` = unit direction from the
+    closest point (see the module docstring). Values and gradient in ``q``'s dtype."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, vertices: np.ndarray, faces: np.ndarray) -> Tensor:  # noqa: ANN001
+        pts = np.ascontiguousarray(q.detach().cpu().numpy(), dtype=np.float64)
+        if len(pts) == 0:
+            ctx.save_for_backward(torch.zeros_like(q))
+            return q.new_zeros(0)
+        d, closest, normals = closest_points(pts, vertices, faces)
+        on = np.abs(d) < _ON_SURFACE
+        safe = np.where(on, 1.0, d)[:, None]
+        direction = np.where(on[:, None], normals, (pts - closest) / safe)
+        ctx.save_for_backward(torch.as_tensor(direction, dtype=q.dtype, device=q.device))
+        return torch.as_tensor(d, dtype=q.dtype, device=q.device)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # noqa: ANN001
+        (direction,) = ctx.saved_tensors
+        return grad[:, None] * direction, None, None
+
+
+def mesh_signed_distance(points: Tensor, vertices: np.ndarray, faces: np.ndarray) -> Tensor:
+    """Signed distance ``[...]`` (metres, positive outside) of ``[..., 3]`` points to a
+    closed mesh (``[V, 3]`` metres, ``[F, 3]`` outward-wound), differentiable w.r.t. the
+    points (:class:`MeshSignedDistance`)."""
+    if not isinstance(points, Tensor) or points.shape[-1:] != (3,):
+        raise HalohandInputError(
+            f"points must be a [..., 3] tensor, got {list(getattr(points, 'shape', ()))}"
+        )
+    v = np.ascontiguousarray(vertices, dtype=np.float64)
+    f = np.ascontiguousarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        raise HalohandInputError("the mesh has no triangles: no signed distance")
+    flat = points.reshape(-1, 3)
+    return MeshSignedDistance.apply(flat, v, f).reshape(points.shape[:-1])
+
+
+def _as_object(obj: GraspObject | trimesh.Trimesh | Any) -> GraspObject:
+    if isinstance(obj, GraspObject):
+        return obj
+    if isinstance(obj, trimesh.Trimesh):
+        # Kept in its own frame (no centring): the pose given to the field is the mesh's.
+        return object_from_mesh(obj, units="m", center=False)
+    raise HalohandInputError(
+        f"an object field needs a GraspObject or a trimesh.Trimesh, got {type(obj).__name__}"
+    )
+
+
+class ObjectField:
+    """The signed distance field of one rigid object, posed at query time.
+
+    Args:
+        obj: a registry :class:`~halohand.objects.registry.GraspObject` or a closed
+            ``trimesh.Trimesh`` in metres (validated and repaired by
+            :func:`~halohand.objects.registry.object_from_mesh`, kept in its frame).
+        mode: ``"exact"`` (mesh distance) or ``"grid"`` (the object's cached
+            ``sdf_grid(resolution, margin)``).
+        resolution / margin: lattice points per axis and margin (metres) of the grid mode.
+
+    Call it as ``field(points, rotation, translation)``: ``points [..., 3]`` world metres,
+    ``rotation [3, 3]`` object -> world, ``translation [3]`` metres (both default to the
+    identity pose; tensors with ``requires_grad`` get gradients). Returns ``[...]``
+    signed distances in metres, positive outside, in the points' dtype.
+    """
+
+    def __init__(
+        self,
+        obj: GraspObject | trimesh.Trimesh,
+        mode: str = "exact",
+        *,
+        resolution: int = 64,
+        margin: float = 0.05,
+    ) -> None:
+        if mode not in ("exact", "grid"):
+            raise HalohandInputError(f"mode must be 'exact' or 'grid', got {mode!r}")
+        self.object = _as_object(obj)
+        self.mode = mode
+        self.resolution = int(resolution)
+        self.margin = float(margin)
+        self._vertices = np.ascontiguousarray(self.object.vertices)
+        self._faces = np.ascontiguousarray(self.object.faces)
+
+    def local(self, points: Tensor) -> Tensor:
+        """Signed distance ``[...]`` of ``[..., 3]`` points given in the object's frame."""
+        if self.mode == "exact":
+            return mesh_signed_distance(points, self._vertices, self._faces)
+        grid = self.object.sdf_grid(self.resolution, self.margin)
+        values = grid(points)  # float64, differentiable through grid_sample
+        return values.to(points.dtype)
+
+    def __call__(
+        self,
+        points: Tensor,
+        rotation: Tensor | None = None,
+        translation: Tensor | None = None,
+    ) -> Tensor:
+        if not isinstance(points, Tensor) or points.shape[-1:] != (3,):
+            raise HalohandInputError(
+                f"points must be a [..., 3] tensor, got {list(getattr(points, 'shape', ()))}"
+            )
+        q = points
+        if translation is not None:
+            t = torch.as_tensor(translation, dtype=points.dtype, device=points.device)
+            if t.shape != (3,):
+                raise HalohandInputError(f"translation must be [3], got {list(t.shape)}")
+            q = q - t
+        if rotation is not None:
+            r = torch.as_tensor(rotation, dtype=points.dtype, device=points.device)
+            if r.shape != (3, 3):
+                raise HalohandInputError(f"rotation must be [3, 3], got {list(r.shape)}")
+            q = q @ r  # row vectors: (R^T x^T)^T = x R
+        return self.local(q)
+
+    def posed(self, rotation: Tensor | None = None, translation: Tensor | None = None) -> Any:
+        """This field at a fixed pose, as a one-argument field ``points -> distance`` (the
+        form :mod:`halohand.interaction.compose` takes); gradients still reach the pose
+        tensors."""
+        return lambda points: self(points, rotation, translation)
