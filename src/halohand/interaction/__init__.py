@@ -26,12 +26,13 @@ from halohand.interaction.compose import (
     union,
 )
 from halohand.interaction.hand_field import HandField
-from halohand.interaction.object_field import ObjectField, mesh_signed_distance
+from halohand.interaction.object_field import MeshDistance, ObjectField, mesh_signed_distance
 from halohand.interaction.plausibility import plausibility_report
 from halohand.interaction.primitives import box_sdf, capsule_sdf, sphere_sdf
 
 __all__ = [
-    "HandField", "ObjectField", "box_sdf", "capsule_sdf", "contact", "contact_energy",
-    "grid_points", "intersection", "mesh_signed_distance", "penetration_depth",
-    "penetration_energy", "penetration_volume", "plausibility_report", "sphere_sdf", "union",
+    "HandField", "MeshDistance", "ObjectField", "box_sdf", "capsule_sdf", "contact",
+    "contact_energy", "grid_points", "intersection", "mesh_signed_distance",
+    "penetration_depth", "penetration_energy", "penetration_volume", "plausibility_report",
+    "sphere_sdf", "union",
 ]  # fmt: skip

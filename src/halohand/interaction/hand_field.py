@@ -40,7 +40,7 @@ from torch import Tensor
 
 from halohand.core.errors import HalohandInputError
 from halohand.inference.halo import HALO
-from halohand.interaction.object_field import closest_points, mesh_signed_distance
+from halohand.interaction.object_field import MeshDistance, mesh_signed_distance
 
 __all__ = ["METHODS", "HandField"]
 
@@ -105,6 +105,7 @@ class HandField:
             if len(mesh.faces) == 0:
                 raise HalohandInputError("HALO predicts no surface for these keypoints")
             self.mesh = mesh
+            self.distance = MeshDistance(mesh.vertices, mesh.faces)
 
     def _logit(self, points: Tensor) -> tuple[Tensor, Tensor]:
         """Logit ``[N]`` (float64, graph to the keypoints) and its detached point gradient
@@ -157,13 +158,10 @@ class HandField:
         return d + ((x - x.detach()) * normal * inside_band).sum(-1)
 
     def _mesh_distance(self, flat: Tensor) -> Tensor:
-        assert self.mesh is not None
-        v = np.asarray(self.mesh.vertices, dtype=np.float64)
-        f = np.asarray(self.mesh.faces, dtype=np.int64)
-        d = mesh_signed_distance(flat.to(torch.float64), v, f)
+        d = mesh_signed_distance(flat.to(torch.float64), self.distance)
         if not self.keypoints.requires_grad:
             return d
-        _, closest, _ = closest_points(flat.detach().cpu().numpy(), v, f)
+        _, closest, _ = self.distance.query(flat.detach().cpu().numpy())
         c = torch.as_tensor(closest, dtype=torch.float64, device=flat.device)
         s = self.surface_shift(c)
         return d - (s - s.detach())
