@@ -51,6 +51,11 @@ METHODS = ("mesh", "first_order")
 _PROB_EPS = 1e-7
 
 
+def _to_logit(occupancy: Tensor) -> Tensor:
+    p = occupancy.to(torch.float64).clamp(_PROB_EPS, 1.0 - _PROB_EPS)
+    return torch.log(p) - torch.log1p(-p)
+
+
 class HandField:
     """The signed distance field of one hand of a :class:`~halohand.inference.halo.HALO`.
 
@@ -108,14 +113,22 @@ class HandField:
             self.distance = MeshDistance(mesh.vertices, mesh.faces)
 
     def _logit(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        """Logit ``[N]`` (float64, graph to the keypoints) and its detached point gradient
-        ``[N, 3]`` at detached ``[N, 3]`` points."""
+        """Logit ``[N]`` (float64, with its graph to the keypoints when they require grad)
+        and its detached point gradient ``[N, 3]`` at detached ``[N, 3]`` points.
+
+        Two queries: the point gradient from one with the keypoints detached, the logit's
+        graph to the keypoints from another. One graph used twice (point gradient now,
+        keypoint gradient at the caller's backward) is not possible: the sparse
+        differentiable query frees its plan after its one backward pass."""
         pts = points.detach().to(torch.float64).requires_grad_(True)
-        occ = self.model.occupancy(pts, self.keypoints, self.side, units="m", grad=True)
-        p = occ.to(torch.float64).clamp(_PROB_EPS, 1.0 - _PROB_EPS)
-        logit = torch.log(p) - torch.log1p(-p)
-        (g,) = torch.autograd.grad(logit.sum(), pts, retain_graph=True)
-        return logit, g.detach()
+        kp = self.keypoints.detach()
+        occ = self.model.occupancy(pts, kp, self.side, units="m", grad=True)
+        logit = _to_logit(occ)
+        (g,) = torch.autograd.grad(logit.sum(), pts)
+        if not self.keypoints.requires_grad:
+            return logit.detach(), g
+        occ = self.model.occupancy(pts.detach(), self.keypoints, self.side, units="m", grad=True)
+        return _to_logit(occ), g
 
     def surface_shift(self, points: Tensor) -> Tensor:
         """First-order outward displacement ``[N]`` (metres) of the level set near

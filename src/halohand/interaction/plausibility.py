@@ -15,8 +15,9 @@ vertices of one mesh inside the other, their distance to the other's surface):
   to ``b``'s surface", which also counts the volume between vertices). **A-PD** is the mean
   and **M-PD** the max over the penetrating points (0 when none penetrates). For two
   spheres overlapping by ``delta`` (sum of radii minus centre distance), M-PD is ``delta``
-  up to half a grid cell. ``symmetric=True`` (two hands) averages the A-PD of both
-  directions and takes the larger M-PD.
+  up to about one grid cell (the grid need not hold the deepest point).
+  ``symmetric=True`` (two hands) averages the A-PD of both directions and takes the larger
+  M-PD.
 - **Penetration volume** (:func:`penetration_volume`): voxel centres of a 1 mm grid over
   the bounding-box intersection inside both meshes, counted coarse to fine (blocks of
   ``4^3`` voxels decided by one distance query when the block's centre is farther from the
