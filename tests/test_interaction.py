@@ -376,6 +376,26 @@ def test_hand_field_bad_input(capsule_hand) -> None:
         HandField(model, kp[:20], method="first_order")
 
 
+def test_scene_report_meshes_hands_and_places_objects(capsule_hand) -> None:
+    from halohand.scene import Hand, Scene, SceneObject
+
+    model, kp, _ = capsule_hand
+    tip = kp[8] + 0.012 * (kp[8] - kp[7]) / np.linalg.norm(kp[8] - kp[7])
+    pose = np.eye(4)
+    pose[:3, 3] = tip  # a 1 cm ball whose centre lies 3 mm outside the tip's capsule
+    scene = Scene(
+        hands=(Hand.from_keypoints(kp, "right", units="m"),),
+        objects=(SceneObject(_sphere_mesh(0.01, subdivisions=3), pose),),
+    )
+    rep = plaus.scene_report(model, scene, resolution=96, self_intersection_points=10_000)
+    (entry,) = rep["hand_object"]
+    assert "index3" in entry["contact_parts"] and entry["volume_cm3"] > 0
+    assert entry["contact_finger_fraction"] == pytest.approx(0.2)
+    assert np.allclose(rep["meshes"]["objects"][0].bounds.mean(0), tip, atol=1e-3)
+    with pytest.raises(HalohandInputError, match="Scene"):
+        plaus.scene_report(model, [kp])
+
+
 @pytest.mark.parametrize("method", ["first_order", "mesh"])
 def test_hand_field_shipped_model_many_points(method: str) -> None:
     """From 8192 points per hand the shipped model's gradient queries take the sparse

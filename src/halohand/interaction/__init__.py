@@ -10,7 +10,7 @@
   energy, contact, for any fields;
 - :mod:`~halohand.interaction.plausibility`: plausibility metrics of meshes (penetration
   depth A-PD/M-PD and volume, contact, self-intersection, edge and normal errors) and
-  :func:`plausibility_report`.
+  :func:`plausibility_report` (of meshes) and :func:`scene_report` (of a ``Scene``).
 
 All lengths are metres and signed distances are positive outside (``docs/interaction.md``).
 """
@@ -27,12 +27,12 @@ from halohand.interaction.compose import (
 )
 from halohand.interaction.hand_field import HandField
 from halohand.interaction.object_field import MeshDistance, ObjectField, mesh_signed_distance
-from halohand.interaction.plausibility import plausibility_report
+from halohand.interaction.plausibility import plausibility_report, scene_report
 from halohand.interaction.primitives import box_sdf, capsule_sdf, sphere_sdf
 
 __all__ = [
     "HandField", "MeshDistance", "ObjectField", "box_sdf", "capsule_sdf", "contact",
     "contact_energy", "grid_points", "intersection", "mesh_signed_distance",
     "penetration_depth", "penetration_energy", "penetration_volume", "plausibility_report",
-    "sphere_sdf", "union",
+    "scene_report", "sphere_sdf", "union",
 ]  # fmt: skip

@@ -44,12 +44,15 @@ import trimesh
 
 from halohand.core.errors import HalohandInputError
 from halohand.handmodel.collision import self_intersection_volume
+from halohand.inference.halo import HALO
 from halohand.interaction.object_field import closest_points
+from halohand.scene import Scene
 from halohand.skeleton import FINGERS, PART_NAMES
 
 __all__ = [
     "PD_RESOLUTION", "VOXEL", "contact", "edge_length_error", "normal_error",
-    "penetration_depth", "penetration_volume", "plausibility_report", "self_intersection",
+    "penetration_depth", "penetration_volume", "plausibility_report", "scene_report",
+    "self_intersection",
 ]  # fmt: skip
 
 #: Grid points per axis of the penetration depth (the paper's 32^3).
@@ -366,4 +369,21 @@ def plausibility_report(
                     "volume_cm3": penetration_volume(hands[i], hands[j], voxel),
                 }
             )
+    return report
+
+
+def scene_report(model: HALO, scene: Scene, resolution: int = 256, **kwargs: Any) -> dict[str, Any]:
+    """:func:`plausibility_report` of a :class:`~halohand.scene.Scene`: its hands meshed by
+    ``model`` (each with its side, metres, world frame, part labels), its objects placed by
+    their poses; ``kwargs`` go to :func:`plausibility_report`. The meshes are returned too,
+    under ``"meshes"`` (``{"hands": [...], "objects": [...]}``)."""
+    if not isinstance(scene, Scene):
+        raise HalohandInputError(f"expected a halohand.scene.Scene, got {type(scene).__name__}")
+    hands: list[trimesh.Trimesh] = []
+    if scene.hands:
+        prepared = model.prepare(scene.keypoints_m(), [h.side for h in scene.hands], "m")
+        hands = list(model.meshes(prepared, resolution))
+    objects = [obj.world_mesh() for obj in scene.objects]
+    report = plausibility_report(hands, objects, **kwargs)
+    report["meshes"] = {"hands": hands, "objects": objects}
     return report
