@@ -27,7 +27,9 @@ vertices of one mesh inside the other, their distance to the other's surface):
   (HALO meshes carry ``vertex_attributes["part"]``), the parts and fingers that touch.
 - **Self-intersection** (:func:`self_intersection`): the volume a closed mesh covers twice
   (generalized winding number > 1.5, sampled;
-  :func:`halohand.handmodel.collision.self_intersection_volume`), in cm^3.
+  :func:`halohand.handmodel.collision.self_intersection_volume`), in cm^3. Meaningful for
+  rigged meshes (the template, MANO); a HALO mesh is a level set and cannot cover space
+  twice, so it is 0 there by construction.
 - **Edge-length and normal errors** (:func:`edge_length_error`, :func:`normal_error`) of a
   mesh against a ground truth with the same faces: the mean absolute difference of the
   lengths of corresponding edges (metres), and the mean angle between corresponding face
@@ -50,7 +52,7 @@ from halohand.scene import Scene
 from halohand.skeleton import FINGERS, PART_NAMES
 
 __all__ = [
-    "PD_RESOLUTION", "VOXEL", "contact", "edge_length_error", "normal_error",
+    "PD_RESOLUTION", "VOXEL", "contact", "edge_length_error", "inside_mask", "normal_error",
     "penetration_depth", "penetration_volume", "plausibility_report", "scene_report",
     "self_intersection",
 ]  # fmt: skip
