@@ -5,7 +5,7 @@ HALO is an occupancy network, not a distance network: its surface is the level s
 metre across the surface (measured on the shipped model: one logit unit per ~0.6 mm), so a
 distance has to be derived. Two methods, both giving metres, positive outside:
 
-- ``"first_order"`` (no mesh; a network query with its point gradient): one Newton step
+- ``"first_order"`` (no mesh; network queries with their point gradient): one Newton step
   towards the level set, ``d ~ (level - logit(x)) / |grad_x logit(x)|`` with
   ``level = logit(iso_level)``, clamped to ``+-clamp`` metres. Exact for a field whose
   logit is linear in the distance (a single capsule of :class:`tests.halo_fakes.CapsuleNet`),
@@ -17,16 +17,16 @@ distance has to be derived. Two methods, both giving metres, positive outside:
   query has none). The point gradient is the unit normal ``-grad_x logit / |.|``.
 - ``"mesh"`` (default): the exact signed distance to the mesh HALO extracts from these
   keypoints (:meth:`HALO.reconstruct <halohand.inference.halo.HALO.reconstruct>` at
-  ``resolution``, ~0.5 s at 256 on the CPU), valid at any distance. The mesh does not
-  depend differentiably on the keypoints, so the keypoint gradient is supplied by the
-  first-order surface motion at each point's closest surface point ``c``:
+  ``resolution``, 0.7-1.6 s at 256 on the loaded 2-core CPU), valid at any distance.
+  The mesh does not depend differentiably on the keypoints, so the keypoint gradient is
+  supplied by the first-order surface motion at each point's closest surface point ``c``:
   ``d = d_mesh(x) - (s(c) - stop_grad(s(c)))`` with ``s(c) = (logit(c) - level) /
   |grad_x logit(c)|``: the value is exactly the mesh distance, and moving the keypoints so
   the surface moves out by ``ds`` along its normal at ``c`` lowers ``d`` by ``ds``.
 
 Errors against the true distance to the extracted mesh, in bands near the surface, and
 checks of the keypoint gradient: ``docs/interaction.md``
-(``scripts/interaction_field_errors.py``).
+(``benchmarks/studies/interaction_fields.py``).
 """
 
 from __future__ import annotations

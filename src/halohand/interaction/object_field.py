@@ -16,7 +16,7 @@ gradient to ``x``, ``R`` and ``t``; only ``q -> d`` needs a rule of its own:
   margin, trilinear, differentiable through ``grid_sample``). Faster to query and to
   differentiate (no BVH walk), at a cost of accuracy that grows with the lattice step and
   the surface's curvature: measured in ``docs/interaction.md``
-  (``scripts/interaction_field_errors.py``).
+  (``benchmarks/studies/interaction_fields.py``).
 """
 
 from __future__ import annotations
@@ -66,13 +66,14 @@ _ON_FEATURE = 1e-9
 class MeshDistance:
     """Signed distance to one closed mesh, its bounding-volume tree built once.
 
-    ``igl.signed_distance`` builds its tree on every call (~0.3 s for a 60k-face HALO hand
-    mesh, 2 s for 330k faces), which dominates the repeated small queries of an
-    optimisation loop. Here the tree is libigl's ``AABB``, built at construction, and the
-    sign is the angle-weighted pseudonormal test libigl uses (Baerentzen and Aanaes): the
-    normal of the closest feature (face, edge or vertex) of the closest point, dotted with
-    the direction to the query. Matches ``igl.signed_distance`` (pseudonormal) on closed,
-    consistently wound meshes (``tests/test_interaction.py``).
+    ``igl.signed_distance`` builds its tree on every call (0.26 s for a HALO hand mesh of
+    119k faces, ``benchmarks/speed/bench_mesh_distance.py``), which dominates the repeated
+    small queries of an optimisation loop. Here the tree is libigl's ``AABB``, built at
+    construction, and the sign is the angle-weighted pseudonormal test libigl uses
+    (Baerentzen and Aanaes): the normal of the closest feature (face, edge or vertex) of
+    the closest point, dotted with the direction to the query. Matches
+    ``igl.signed_distance`` (pseudonormal) on closed, consistently wound meshes
+    (``tests/test_interaction.py``).
 
     Args:
         vertices: ``[V, 3]`` metres.
