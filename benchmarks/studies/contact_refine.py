@@ -41,12 +41,6 @@ import trimesh
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from halohand.interaction.plausibility import (  # noqa: E402
-    contact,
-    penetration_depth,
-    penetration_volume,
-)
-
 from halohand.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle  # noqa: E402
 from halohand.fitting.contact_refine import ContactRefineConfig, refine_hand_object  # noqa: E402
 from halohand.fitting.keypoint_refiner import load_refiner, refine_keypoints  # noqa: E402
@@ -54,6 +48,11 @@ from halohand.grasp.synthesis import load_grasps  # noqa: E402
 from halohand.handmodel.template import load_template  # noqa: E402
 from halohand.handmodel.torch_model import TorchHandModel  # noqa: E402
 from halohand.inference.halo import HALO  # noqa: E402
+from halohand.interaction.plausibility import (  # noqa: E402
+    contact,
+    penetration_depth,
+    penetration_volume,
+)
 from halohand.objects.registry import load_object  # noqa: E402
 from halohand.skeleton import FINGERS  # noqa: E402
 

@@ -35,12 +35,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from halohand.data.pairs import PairSampler  # noqa: E402
-from halohand.interaction.plausibility import penetration_depth, penetration_volume  # noqa: E402
 
 from halohand.evaluation.metrics import iou, mesh_metrics  # noqa: E402
 from halohand.fitting.keypoint_refiner import load_refiner, refine_keypoints  # noqa: E402
 from halohand.fitting.pair_refine import refine_pair  # noqa: E402
 from halohand.inference.halo import HALO  # noqa: E402
+from halohand.interaction.plausibility import penetration_depth, penetration_volume  # noqa: E402
 from halohand.objects.inside import contains  # noqa: E402
 
 
