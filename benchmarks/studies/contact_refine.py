@@ -93,7 +93,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pose-deg", type=float, default=10.0)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--seed", type=int, default=31_337)
-    parser.add_argument("--w-data", type=float, default=None, help="override the data weight")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="override a ContactRefineConfig field (float), e.g. --set pad=0.004",
+    )  # fmt: skip
+    parser.add_argument("--rows", default="", help="comma-separated rows only (default: all)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--sheet", type=Path, default=None, help="PNG: input | refined | truth")
     parser.add_argument("--sheet-scenes", type=int, default=6)
@@ -107,10 +111,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     part_labels = load_template().part_labels
     rng = np.random.default_rng(args.seed)
     cfg = ContactRefineConfig()
-    if args.w_data is not None:
-        cfg = dataclasses.replace(cfg, w_data=args.w_data)
+    for item in args.set:
+        name, _, value = item.partition("=")
+        cfg = dataclasses.replace(cfg, **{name: type(getattr(cfg, name))(float(value))})
+    every = ("truth", "input", "contact", "refiner", "refiner+contact")
+    wanted = [r for r in args.rows.split(",") if r] or list(every)
     rows: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("truth", "input", "contact", "refiner", "refiner+contact")
+        k: [] for k in every if k in wanted or k in ("truth", "input", "refiner+contact")
     }
     t_start = time.perf_counter()
     tiles: list[tuple[trimesh.Trimesh, Any]] = []
@@ -144,10 +151,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pose_in[:3, :3] = _random_rotation(rng, np.radians(args.pose_deg)) @ pose_true[:3, :3]
         pose_in[:3, 3] = pose_true[:3, 3] + args.pose_cm * 1e-2 * off / np.linalg.norm(off)
         variants = {"truth": (kp_true, pose_true), "input": (kp_in, pose_in)}
-        raw = dataclasses.replace(cfg, clean_keypoints=False)
-        res = refine_hand_object(halo, kp_in, obj, pose_in, config=raw)
-        variants["contact"] = (res.keypoints, res.object_pose)
-        variants["refiner"] = (refine_keypoints(kp_in, model=refiner), pose_in)
+        if "contact" in wanted:
+            raw = dataclasses.replace(cfg, clean_keypoints=False)
+            res = refine_hand_object(halo, kp_in, obj, pose_in, config=raw)
+            variants["contact"] = (res.keypoints, res.object_pose)
+        if "refiner" in wanted:
+            variants["refiner"] = (refine_keypoints(kp_in, model=refiner), pose_in)
         res2 = refine_hand_object(halo, kp_in, obj, pose_in, config=cfg)
         variants["refiner+contact"] = (res2.keypoints, res2.object_pose)
         for name, (kp, pose) in variants.items():
@@ -156,8 +165,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row = score(hand, obj_mesh, truth_fingers, kp, kp_true, pose, pose_true)
             row.update(scene=i, object=str(grasps["object_id"][i]),
                        truth_fingers=sorted(truth_fingers))  # fmt: skip
-            if name == "contact":
-                row["seconds"] = res.seconds
+            if name == "refiner+contact":
+                row["seconds"] = res2.seconds
             rows[name].append(row)
             if args.sheet and s_i in on_sheet and name in ("input", "refiner+contact", "truth"):
                 # The sheet draws each hand in its object's frame.
