@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from halohand.core.atomic import write_bytes_atomic
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.skeleton.bones import PARENTS
 
@@ -139,8 +140,6 @@ _WEIGHTS: Final = "keypoint_refiner.safetensors"
 def save_refiner(model: KeypointRefiner, path: str | os.PathLike[str]) -> None:
     """Write the weights and config to a safetensors file atomically."""
     from safetensors.torch import save
-
-    from halohand.core.atomic import write_bytes_atomic
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": "halohand.keypoint-refiner", "config": json.dumps(asdict(model.config))}
