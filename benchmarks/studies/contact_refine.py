@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             hand = halo.reconstruct(kp, units="m", resolution=args.resolution)  # part labels
             obj_mesh = obj.mesh.copy().apply_transform(pose)
             row = score(hand, obj_mesh, truth_fingers, kp, kp_true, pose, pose_true)
-            row.update(scene=i, object=str(grasps["object_id"][i]),
+            row.update(scene=int(i), object=str(grasps["object_id"][i]),
                        truth_fingers=sorted(truth_fingers))  # fmt: skip
             if name == "refiner+contact":
                 row["seconds"] = res2.seconds
