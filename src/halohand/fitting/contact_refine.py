@@ -14,7 +14,8 @@ so that
       + w_pose    * (|t - t_obs|^2 / (1 cm)^2 + |dr|^2 / (10 deg)^2)   and the object pose
       + w_turn    * mean |r|^2 / (0.1 rad)^2                small joint rotations
 
-``d`` is the object's signed distance (its gridded field, differentiable), ``k_c`` the tip
+``d`` is the object's signed distance (:class:`~halohand.interaction.ObjectField`, gridded,
+differentiable in the points and the pose), ``k_c`` the tip
 keypoints of the fingers whose observed tip lies within ``contact_radius`` of the observed
 object surface, ``pad`` the distance from a fingertip keypoint to the surface it touches
 (the embedded hand's tip joint sits under the pad). The hand moves by a translation and
@@ -39,6 +40,7 @@ from halohand.core.errors import HalohandInputError
 from halohand.core.rotations import axis_angle_to_matrix
 from halohand.fitting.articulate import articulate
 from halohand.fitting.keypoint_refiner import refine_keypoints
+from halohand.interaction.object_field import ObjectField
 from halohand.objects.registry import GraspObject, object_from_mesh
 from halohand.scene.camera import rigid_transform
 
@@ -146,7 +148,7 @@ def refine_hand_object(
     observed = kp_obs
     if cfg.clean_keypoints:
         kp_obs = refine_keypoints(kp_obs, sides=(side,))
-    sdf = obj.sdf_grid()
+    field = ObjectField(obj, "grid")
     dt = torch.float64
     interior = torch.from_numpy(_interior(obj, cfg.interior_points, cfg.seed))
     cell_cm3 = float(obj.mesh.volume) * 1e6 / cfg.interior_points
@@ -167,7 +169,7 @@ def refine_hand_object(
         return axis_angle_to_matrix(d_rot) @ r0, t0_obj + d_trans
 
     def distance(points: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
-        return sdf((points - trans) @ rot)  # world -> object frame: R^T (p - t)
+        return field(points, rot, trans)
 
     def overlap(kp: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
         pts = interior @ rot.transpose(-1, -2) + trans
