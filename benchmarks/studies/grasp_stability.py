@@ -218,6 +218,24 @@ def markdown(doc: dict) -> str:
             f"{a['max_penetration_mm']:.1f} | {touch} | {a['diversity_entropy']:.2f} | "
             f"{a['cluster_size_cm']:.2f} | {doc['methods'][m]['wall_s']:.0f} |"
         )
+    lines += ["", "| method | grasps | stable | stable with penetration > 5 mm | penetration "
+              "<= 5 mm | of those: stable / opposing / both | plausible | holds +x / -x / +y "
+              "/ -y / +z / -z |", "|---|" + "---|" * 7]  # fmt: skip
+    for m in methods:
+        gs = doc["methods"][m]["grasps"]
+        stable = [g for g in gs if g["stable"]]
+        ok = [g for g in gs if g["max_penetration_mm"] <= 5.0]
+        holds = " / ".join(
+            str(sum(g["shift_mm"][d] < 20.0 for g in gs))
+            for d in ("+x", "-x", "+y", "-y", "+z", "-z")
+        )
+        lines.append(
+            f"| {m} | {len(gs)} | {len(stable)} | "
+            f"{sum(g['max_penetration_mm'] > 5.0 for g in stable)} | {len(ok)} | "
+            f"{sum(g['stable'] for g in ok)} / {sum(g['opposition'] for g in ok)} / "
+            f"{sum(g['stable'] and g['opposition'] for g in ok)} | "
+            f"{sum(g['plausible'] for g in gs)} | {holds} |"
+        )
     return "\n".join(lines)
 
 
