@@ -190,3 +190,53 @@ def test_finger_through_a_thin_plate_counts_its_full_depth():
     surface = plate.surface_points(4000, 0)[0]
     both = _checks(hand, plate, surface)
     assert 6.0 < both.max_penetration_mm <= 7.5 + 1e-6
+
+
+# -- evaluation and command line -------------------------------------------------------------
+
+
+def test_evaluate_with_physics_on_a_far_hand(tmp_path) -> None:
+    from halo_fakes import hand_keypoints
+
+    from halohand.grasp.evaluate import evaluate_grasps
+    from halohand.inference.halo import HALO
+    from halohand.objects.registry import load_object
+
+    box = load_object("box_0")
+
+    def far(obj, n, seed):  # a relaxed right hand 20 cm beside the box
+        kp = hand_keypoints("relaxed")
+        kp = kp - kp[[0, 5, 9, 13, 17]].mean(0) + [obj.mesh.bounds[1, 0] + 0.2, 0.0, 0.0]
+        return np.stack([kp] * n), 0.0
+
+    res = evaluate_grasps(far, [box], HALO.pretrained(), n=2, resolution=32, progress=False,
+                          physics=True)  # fmt: skip
+    row = res["objects"][0]
+    assert row["stable"] == 0.0 and row["plausible"] == 0.0 and row["opposition"] == 0.0
+    assert row["penetration_ok"] == 1.0 and row["max_penetration_mm"] == 0.0
+    assert all(row[f"touch_{f}"] == 0.0 for f in FINGERS)
+    assert all(row[f"holds_{d}"] == 0.0 for d in ("+x", "-x", "+y", "-y", "+z", "-z"))
+    assert len(res["grasps"]) == 2 and min(res["grasps"][0]["shift_mm"].values()) > 20.0
+
+
+def test_evaluate_command_physics_and_sheets(tmp_path, monkeypatch, capsys) -> None:
+    from halo_fakes import run_cli
+
+    out, sheets = tmp_path / "e.json", tmp_path / "sheets"
+    code, _, err = run_cli(
+        monkeypatch, capsys, "grasp", "evaluate", "--objects", "box_4", "--n", "2",
+        "--resolution", "32", "--candidates", "1", "--physics", "--sheets", sheets,
+        "--json", out, "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    import json
+
+    doc = json.loads(out.read_text())
+    assert doc["physics"] is True
+    row = doc["objects"][0]
+    for key in ("stable", "plausible", "opposition", "penetration_ok", "touch_thumb", "holds_-z"):
+        assert 0.0 <= row[key] <= 1.0
+    assert len(doc["grasps"]) == 2 and set(doc["grasps"][0]["shift_mm"]) == {
+        "+x", "-x", "+y", "-y", "+z", "-z",
+    }  # fmt: skip
+    assert (sheets / "box_4.png").stat().st_size > 0
