@@ -107,7 +107,7 @@ def evaluate_grasps(
 
     ``keep_meshes``: per object, that many (hand mesh, object) pairs are returned under
     ``"scenes"`` for a contact sheet. ``physics``: also run the stability simulation
-    (~0.1-1 s per grasp) and the human-plausible share. ``"grasps"`` holds one record per
+    (0.3-0.9 s per grasp here) and the human-plausible share. ``"grasps"`` holds one record per
     grasp (object, index, the checks), in the order of ``"scenes"`` within each object.
     """
     import torch

@@ -254,7 +254,7 @@ def evaluate_cmd(
         typer.Option(
             "--physics/--no-physics",
             help="Simulate stability in MuJoCo (six "
-            "gravity directions, ~0.1-1 s per grasp) and the human-plausible share.",
+            "gravity directions, ~0.3-0.9 s per grasp) and the human-plausible share.",
         ),
     ] = False,
     threads: Threads = 1,
