@@ -36,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=str(RESULTS / "studies" / "grasp_decomposition_check.json"))
     ap.add_argument("--new", default="new_mug,new_glass,new_banana")
-    ap.add_argument("--objects", default="mug_4,torus_4")
+    ap.add_argument("--objects", default="mug_4,torus_4,bottle_4")
     args = ap.parse_args()
 
     from grasp_stability import new_objects
@@ -63,7 +63,9 @@ def main() -> None:
         filled = np.zeros(len(q), dtype=bool)
         for p in parts:
             filled |= _inside_hull(q, p)
-        rows[obj.object_id] = {"parts": len(parts), "seconds": round(seconds, 1),
+        ratio = obj.mesh.volume / obj.mesh.convex_hull.volume  # >= 0.97: simulated as its hull
+        rows[obj.object_id] = {"volume_over_hull": round(float(ratio), 3),
+                               "parts": len(parts), "seconds": round(seconds, 1),
                                "empty_points": int(len(q)),
                                "inside_a_part": int(filled.sum())}  # fmt: skip
         print(obj.object_id, rows[obj.object_id], flush=True)

@@ -128,7 +128,7 @@ def convex_parts(
     so the parts are deterministic). CoACD's search is cut down from its defaults
     (``mcts_iterations`` 150 -> 30, depth 3 -> 2, 2,000 -> 500 samples) and the mesh is
     remeshed on its 50^3 voxel lattice first: with the defaults a 4 mm-walled mug took about
-    3x as long on this 2-core machine (127 s in a trial), now 41 s, and no part reaches
+    3x as long on this 2-core machine (127 s in a trial), now 28-41 s, and no part reaches
     into its cavity or its handle's hole (``benchmarks/studies/grasp_decomposition_check.py``).
     """
     key = ("convex_parts", threshold, max_parts)
