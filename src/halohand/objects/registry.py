@@ -100,9 +100,10 @@ REAL_OBJECTS: Final[dict[str, tuple[str, tuple[float, float, float]]]] = {
 }
 
 #: ``units="auto"``: bounding-box diagonals (metres) a file's unit may give: 0.02-0.6 file
-#: units read as m, 2-60 as cm, 20-600 as mm.
+#: units read as m, 2-60 as cm, 20-600 as mm. A diagonal of 20-60 file units fits both cm
+#: and mm (a 2 cm cube in mm has 34.6: a 35 cm object or a 3.5 cm one); auto does not
+#: guess there and asks for the units.
 AUTO_DIAGONAL_RANGE_M: Final[tuple[float, float]] = (0.02, 0.6)
-_TYPICAL_DIAGONAL = 0.12  # metres; decides cm vs mm where both ranges fit (20-60)
 _DIAGONAL_LIMITS = (0.01, 1.0)  # metres; outside: not a hand-held object (wrong units?)
 
 
@@ -429,8 +430,9 @@ def object_from_mesh(
         mesh: a file trimesh reads (obj, ply, stl, glb, off, ...) or a ``Trimesh``/``Scene``
             (copied, never modified).
         units: ``"m"``, ``"cm"``, ``"mm"`` or ``"auto"``: from the bounding-box diagonal in
-            file units, metres if 0.02-0.6, centimetres if 2-60, millimetres if 20-600 (where
-            cm and mm both fit, the reading nearer a 12 cm diagonal: cm below ~38).
+            file units, metres if 0.02-0.6, centimetres if 2-60, millimetres if 20-600; a
+            diagonal of 20-60 file units fits cm and mm both, and is refused as ambiguous
+            (pass the units).
         center: move the bounding-box centre to the origin. The offset is kept:
             ``offset_m`` (metres) and ``unit_scale`` (metres per input unit) map a point
             ``p`` of the object back to the input frame as ``(p + offset_m) / unit_scale``.
@@ -438,8 +440,8 @@ def object_from_mesh(
 
     Raises:
         HalohandInputError: missing or empty file, no triangles, non-finite coordinates,
-            unknown units or a size no units make hand-held (1 cm - 1 m diagonal), not a
-            closed surface after repair, several separate parts, zero volume.
+            unknown or ambiguous units (``auto``), a size no units make hand-held (1 cm - 1 m
+            diagonal), not a closed surface after repair, several separate parts, zero volume.
         CorruptFileError: a file trimesh cannot read (or of a format it does not know).
     """
     raw, label, source = _read_mesh(mesh)
@@ -540,7 +542,15 @@ def _unit_scale(label: str, diagonal: float, units: str) -> float:
                 f"{diagonal:.3g} file units; auto reads 0.02-0.6 as m, 2-60 as cm, 20-600 as "
                 "mm): give the units (m, cm or mm)"
             )
-        units = min(fits, key=lambda u: abs(np.log(diagonal * UNIT_SCALE[u] / _TYPICAL_DIAGONAL)))
+        if len(fits) > 1:
+            # Both readings are hand-held sizes; a wrong guess makes hands 10x off.
+            sizes = " or ".join(f"{diagonal * UNIT_SCALE[u] * 100:.3g} cm" for u in fits)
+            raise HalohandInputError(
+                f"the units of {label} are ambiguous: its bounding-box diagonal of "
+                f"{diagonal:.3g} file units reads as {' or '.join(fits)} ({sizes} across); "
+                f"give the units (--units {' / --units '.join(fits)}, or units=)"
+            )
+        units = fits[0]
     scale = UNIT_SCALE[check_unit(units, allow_auto=False)]
     lo, hi = _DIAGONAL_LIMITS
     if not lo <= diagonal * scale <= hi:

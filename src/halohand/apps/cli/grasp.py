@@ -241,10 +241,27 @@ def evaluate_cmd(
     sheet: Annotated[
         Path | None, typer.Option("--sheet", help="Contact sheet PNG (2 grasps per object).")
     ] = None,
+    sheets: Annotated[
+        Path | None,
+        typer.Option(
+            "--sheets",
+            help="Folder: a contact sheet per object, every grasp, "
+            "labelled PASS or with its failed checks (S, P, O).",
+        ),
+    ] = None,
+    physics: Annotated[
+        bool,
+        typer.Option(
+            "--physics/--no-physics",
+            help="Simulate stability in MuJoCo (six "
+            "gravity directions, ~0.3-0.9 s per grasp) and the human-plausible share.",
+        ),
+    ] = False,
     threads: Threads = 1,
     progress: Progress = True,
 ) -> None:
-    """Table 3 metrics on held-out objects: intersection volume, contact ratio, diversity."""
+    """Table 3 metrics on held-out objects: intersection volume, contact ratio, diversity;
+    penetration depth, per-finger contact, thumb opposition; with --physics stability."""
     if model is not None and engine is not None:
         raise HalohandInputError("pass at most one of --model and --engine")
     in_range(n, 1, MAX_GRASPS, "--n", MORE_GRASPS)
@@ -253,10 +270,12 @@ def evaluate_cmd(
     check_resolution(resolution)
     check_out_file(json_out, "--json", ".json", strict=False)  # both before any is written
     check_out_file(sheet, "--sheet", ".png", strict=False)
+    if sheets is not None:
+        check_out_folder(sheets, "--sheets")
 
     import torch
 
-    from halohand.apps.figures import render_grasps
+    from halohand.apps.figures import grasp_verdict, render_grasps
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
     from halohand.grasp.generate import grasp_halo, shipped_model_path
     from halohand.objects.registry import load_objects
@@ -271,15 +290,33 @@ def evaluate_cmd(
         else vae_source(str(model), refine, halo, candidates=candidates)
     )
     objs = load_objects(objects)
-    res = evaluate_grasps(source, objs, halo, n, seed, resolution,
-                          keep_meshes=2 if sheet else 0, progress=progress)  # fmt: skip
+    keep = n if sheets else 2 if sheet else 0
+    res = evaluate_grasps(source, objs, halo, n, seed, resolution, keep_meshes=keep,
+                          progress=progress, physics=physics)  # fmt: skip
     doc = {"source": str(model or engine), "refine": refine, "candidates": candidates,
-           "n": n, "seed": seed,
-           "resolution": resolution, "mean": res["mean"], "objects": res["objects"]}  # fmt: skip
+           "n": n, "seed": seed, "physics": physics,
+           "resolution": resolution, "mean": res["mean"], "objects": res["objects"],
+           "grasps": res["grasps"]}  # fmt: skip
     doc = _json_safe(doc)  # an undefined measure (diversity of too few grasps) is null
     if json_out:
         write_text_atomic(json_out, json.dumps(doc, indent=2, allow_nan=False))
     if sheet:
-        render_grasps(res["scenes"], str(sheet), columns=4,
-                      labels=[s[1].object_id for s in res["scenes"]])  # fmt: skip
+        # With --sheets every mesh is kept (scenes align with grasps): the first two.
+        first = (
+            [i for i, g in enumerate(res["grasps"]) if g["index"] < 2]
+            if sheets
+            else list(range(len(res["scenes"])))
+        )
+        render_grasps([res["scenes"][i] for i in first], str(sheet), columns=4,
+                      labels=[res["scenes"][i][1].object_id for i in first])  # fmt: skip
+    if sheets:
+        sheets.mkdir(parents=True, exist_ok=True)
+        for obj in objs:
+            mine = [i for i, g in enumerate(res["grasps"]) if g["object"] == obj.object_id]
+            if not mine:  # no grasp of it has a surface
+                continue
+            verdicts = [grasp_verdict(res["grasps"][i]) for i in mine]
+            render_grasps([res["scenes"][i] for i in mine], str(sheets / f"{obj.object_id}.png"),
+                          columns=5, tile=160, labels=[v[0] for v in verdicts],
+                          label_colors=[v[1] for v in verdicts])  # fmt: skip
     typer.echo(json.dumps(doc["mean"], indent=2))
