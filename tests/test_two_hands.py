@@ -19,7 +19,7 @@ from halo_fakes import CapsuleNet, hand_keypoints, run_cli
 from halohand.apps.cli import reconstruct as reconstruct_cli
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
-from halohand.data.dataset import load_shard
+from halohand.data.dataset import OccupancyDataset, PairDataset, load_shard
 from halohand.data.engine import generate, verify
 from halohand.data.interhand import (
     INTERHAND_JOINT_NAMES,
@@ -170,6 +170,25 @@ def test_pair_shards_hold_per_hand_labels_on_shared_points(pair_data: Path) -> N
     assert item["penetration"][0] <= 0.001 + 1e-9
     with pytest.raises(CorruptFileError, match="pair"):
         shard.hand(0)
+
+
+def test_pair_dataset_items(pair_data: Path) -> None:
+    ds = PairDataset(pair_data, "train", n_points=512, seed=0)
+    assert len(ds) == 2
+    item = ds[1]
+    assert item["points"].shape == (512, 3) and item["occupancies"].shape == (2, 512)
+    assert item["keypoints"].shape == (2, 21, 3) and int(item["index"]) == 1
+    full = PairDataset(pair_data, "train", n_points=None).pair(1)
+    # the sampled labels are the stored ones at the sampled points
+    pts = np.concatenate([full["points_uniform"], full["points_near"]])
+    occ = np.concatenate([full["occ_uniform"], full["occ_near"]], axis=1)
+    lookup = {tuple(p): i for i, p in enumerate(np.round(pts / C.COORD_QUANTUM_M).astype(int))}
+    rows = [lookup[tuple(p)] for p in np.round(item["points"].numpy() / C.COORD_QUANTUM_M)
+            .astype(int)]  # fmt: skip
+    np.testing.assert_array_equal(item["occupancies"].numpy().astype(bool), occ[:, rows])
+    assert item["occupancies"].sum() > 0
+    with pytest.raises(HalohandInputError, match="PairDataset"):
+        OccupancyDataset(pair_data, "train")
 
 
 def test_pair_data_resumes_to_identical_bytes(pair_data: Path, tmp_path: Path) -> None:

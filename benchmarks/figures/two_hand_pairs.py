@@ -6,8 +6,9 @@
 One row per interaction of :data:`halohand.data.pairs.INTERACTIONS` (pair ``i`` drawn from
 ``default_rng([seed, i])``), seen from ``--views`` directions. The right hand is skin-toned,
 the left hand blue, both in one image (the numpy renderer's z-buffer resolves the contact).
-With ``--meshes DIR`` the tiles show HALO reconstructions (``DIR/<interaction>_{right,left}.ply``,
-as written by ``halohand reconstruct`` from the pairs' keypoints) instead.
+With ``--halo`` each row continues with the same views of the shipped model's independent
+per-hand reconstruction (``HALO.reconstruct_pair`` from the pair's ground-truth keypoints,
+``--resolution``), labelled with its penetration (vertex depth, libigl).
 """
 
 from __future__ import annotations
@@ -44,33 +45,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--views", type=int, default=2, choices=(1, 2, 3))
     parser.add_argument("--tile", type=int, default=256, help="tile size in pixels")
-    parser.add_argument("--meshes", type=Path, default=None)
+    parser.add_argument("--halo", action="store_true", help="add HALO's reconstructions")
+    parser.add_argument("--resolution", type=int, default=128)
     args = parser.parse_args(argv)
 
-    import trimesh
-
     from halohand.apps.render import draw_text, image_grid, save_png
-    from halohand.data.pairs import INTERACTIONS, PairSampler
+    from halohand.data.pairs import INTERACTIONS, PairSampler, penetration
 
+    model = None
+    if args.halo:
+        from halohand import HALO
+
+        model = HALO.pretrained()
     sampler = PairSampler()
     tiles = []
     for i, kind in enumerate(INTERACTIONS):
-        if args.meshes is None:
-            pair = sampler.sample(np.random.default_rng([args.seed, i]), kind)
-            r, lf = pair.right, pair.left
-            rv, rf, lv, lff = r.vertices, r.faces, lf.vertices, lf.faces
-            label = f"{kind}  pen {pair.penetration.max_depth * 1e3:.2f} mm"
-        else:
-            rm = trimesh.load(args.meshes / f"{kind}_right.ply", process=False)
-            lm = trimesh.load(args.meshes / f"{kind}_left.ply", process=False)
-            rv, rf, lv, lff = rm.vertices, rm.faces, lm.vertices, lm.faces
-            label = f"{kind} (HALO)"
-        row = pair_tiles(np.asarray(rv), np.asarray(rf), np.asarray(lv), np.asarray(lff),
-                         args.tile, args.views)  # fmt: skip
-        row[0] = draw_text(row[0], label, (6, 6))
+        pair = sampler.sample(np.random.default_rng([args.seed, i]), kind)
+        r, lf = pair.right, pair.left
+        row = pair_tiles(r.vertices, r.faces, lf.vertices, lf.faces, args.tile, args.views)
+        row[0] = draw_text(row[0], f"{kind}: GT, pen {pair.penetration.max_depth * 1e3:.2f} mm",
+                           (6, 6))  # fmt: skip
+        if model is not None:
+            rec = model.reconstruct_pair(pair.keypoints, units="m", resolution=args.resolution)
+            rv, rf = np.asarray(rec.right.vertices), np.asarray(rec.right.faces, np.int64)
+            lv, lff = np.asarray(rec.left.vertices), np.asarray(rec.left.faces, np.int64)
+            pen = penetration(rv, rf, lv, lff)
+            halo = pair_tiles(rv, rf, lv, lff, args.tile, args.views)
+            halo[0] = draw_text(halo[0], f"HALO per hand, pen {pen.max_depth * 1e3:.1f} mm",
+                                (6, 6))  # fmt: skip
+            row += halo
         tiles.extend(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_png(str(args.out), image_grid(tiles, args.views))
+    save_png(str(args.out), image_grid(tiles, len(tiles) // len(INTERACTIONS)))
     print(f"wrote {args.out}")
 
 
