@@ -8,7 +8,8 @@ One row per interaction of :data:`halohand.data.pairs.INTERACTIONS` (pair ``i`` 
 the left hand blue, both in one image (the numpy renderer's z-buffer resolves the contact).
 With ``--halo`` each row continues with the same views of the shipped model's independent
 per-hand reconstruction (``HALO.reconstruct_pair`` from the pair's ground-truth keypoints,
-``--resolution``), labelled with its penetration (vertex depth, libigl).
+``--resolution``). Each row's first tiles are labelled with the largest penetration depth
+of a vertex of one hand inside the other (libigl, :func:`halohand.data.pairs.penetration`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         pair = sampler.sample(np.random.default_rng([args.seed, i]), kind)
         r, lf = pair.right, pair.left
         row = pair_tiles(r.vertices, r.faces, lf.vertices, lf.faces, args.tile, args.views)
-        row[0] = draw_text(row[0], f"{kind}: GT, pen {pair.penetration.max_depth * 1e3:.2f} mm",
+        row[0] = draw_text(row[0], f"{kind} (GT) {pair.penetration.max_depth * 1e3:.2f} mm",
                            (6, 6))  # fmt: skip
         if model is not None:
             rec = model.reconstruct_pair(pair.keypoints, units="m", resolution=args.resolution)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             lv, lff = np.asarray(rec.left.vertices), np.asarray(rec.left.faces, np.int64)
             pen = penetration(rv, rf, lv, lff)
             halo = pair_tiles(rv, rf, lv, lff, args.tile, args.views)
-            halo[0] = draw_text(halo[0], f"HALO per hand, pen {pen.max_depth * 1e3:.1f} mm",
+            halo[0] = draw_text(halo[0], f"HALO per hand {pen.max_depth * 1e3:.1f} mm",
                                 (6, 6))  # fmt: skip
             row += halo
         tiles.extend(row)
