@@ -508,8 +508,10 @@ def _check_manifest(out: Path, settings: dict[str, Any]) -> None:
             f"{out} holds data of another format version or constants; use another --out"
         )
     if old_settings != settings:
-        diff = sorted(k for k in settings if old_settings.get(k) != settings[k])
-        was = ", ".join(f"{k}={old_settings.get(k)!r} (now {settings[k]!r})" for k in diff)
+        # "kind" is only recorded for pairs: a key on either side counts
+        keys = set(settings) | set(old_settings)
+        diff = sorted(k for k in keys if old_settings.get(k) != settings.get(k))
+        was = ", ".join(f"{k}={old_settings.get(k)!r} (now {settings.get(k)!r})" for k in diff)
         raise HalohandInputError(
             f"{out} was generated with {was}; use the same settings to resume, or another --out"
         )
