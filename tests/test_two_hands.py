@@ -409,3 +409,13 @@ def test_viewer_reads_both_hands_of_a_pair_scene(model: HALO, two_hands, tmp_pat
     export_scene(pair.scene(), tmp_path / "p.glb")
     frame = load_frame(tmp_path / "p.glb")
     assert frame.triangles == len(pair.right.faces) + len(pair.left.faces)
+
+
+def test_data_pairs_cli_bad_input_and_other_kind(monkeypatch, capsys, pair_data, tmp_path) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, "data", "pairs", "--out", tmp_path / "p",
+                           "--n-train", "-1")  # fmt: skip
+    assert code == 2 and "--n-train" in err and not (tmp_path / "p").exists()
+    # a single-hand run refuses the pair folder, naming the kind
+    code, _, err = run_cli(monkeypatch, capsys, "data", "generate", "--out", pair_data,
+                           "--n-train", "2", "--source", "toy")  # fmt: skip
+    assert code == 2 and "kind='pairs'" in err
