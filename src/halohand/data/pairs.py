@@ -70,6 +70,8 @@ DEFAULT_TOLERANCE_M: Final = 0.001
 _FAR_M: Final = 0.25
 #: Bisection steps of the contact resolution (step 0.25 m / 2^k; 12 -> 0.06 mm).
 _BISECT: Final = 12
+#: Draws per pair before giving up (a failed contact resolution is redrawn).
+_MAX_TRIES: Final = 8
 #: Gap of ``near`` pairs (metres), uniform.
 NEAR_GAP_RANGE_M: Final = (0.003, 0.020)
 
@@ -399,19 +401,8 @@ class PairSampler:
         pose = self._priors[gestures].sample(rng, identity, self.model)
         return self.model.pose(pose, identity, side)
 
-    def sample(self, rng: np.random.Generator, interaction: str | None = None) -> HandPair:
-        """Draw one pair (``interaction``: fixed, or drawn uniformly)."""
-        if not isinstance(rng, np.random.Generator):
-            raise HalohandInputError(
-                f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
-            )
-        if interaction is None:
-            interaction = self.interactions[rng.integers(len(self.interactions))]
-        if interaction not in INTERACTIONS:
-            raise HalohandInputError(
-                f"unknown interaction {interaction!r}; expected one of {', '.join(INTERACTIONS)}"
-            )
-        near = interaction == "near"
+    def _draw(self, rng: np.random.Generator, interaction: str, near: bool) -> tuple | None:
+        """One attempt: identities, poses, placement and contact; ``None`` if it failed."""
         base = INTERACTIONS[rng.integers(len(INTERACTIONS) - 1)] if near else interaction
         ids = {s: self.identity_prior.sample(rng) for s in ("right", "left")}
         # the fixed hand: right for the symmetric interactions, else either side
@@ -426,11 +417,41 @@ class PairSampler:
         vb = _moved(b, place.pose_b, place.separate, 0.0)
         fa64, fb64 = a.faces.astype(np.int64), b.faces.astype(np.int64)
         t, pen = resolve_contact(va, fa64, vb, fb64, place.separate, place.start, self.tolerance_m)
+        if pen.max_depth > self.tolerance_m * (1.0 + 1e-6) or pen.count == 0:
+            return None  # still too deep, or never touched
         gap = 0.0
         if near:
             gap = float(rng.uniform(*NEAR_GAP_RANGE_M))
             t += gap
             pen = penetration(va, fa64, vb + t * place.separate, fb64)
+        return a, b, a_side, b_side, place, t, pen, gap
+
+    def sample(self, rng: np.random.Generator, interaction: str | None = None) -> HandPair:
+        """Draw one pair (``interaction``: fixed, or drawn uniformly)."""
+        if not isinstance(rng, np.random.Generator):
+            raise HalohandInputError(
+                f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
+            )
+        if interaction is None:
+            interaction = self.interactions[rng.integers(len(self.interactions))]
+        if interaction not in INTERACTIONS:
+            raise HalohandInputError(
+                f"unknown interaction {interaction!r}; expected one of {', '.join(INTERACTIONS)}"
+            )
+        near = interaction == "near"
+        drawn = None
+        for _ in range(_MAX_TRIES):
+            # a draw whose contact resolution fails (the hands miss each other on the way
+            # in, or cannot get apart) is redrawn from the same generator: deterministic
+            drawn = self._draw(rng, interaction, near)
+            if drawn is not None:
+                break
+        if drawn is None:
+            raise HalohandInputError(
+                f"no {interaction} pair in contact within {self.tolerance_m * 1e3:g} mm after "
+                f"{_MAX_TRIES} draws; raise tolerance_m"
+            )
+        a, b, a_side, b_side, place, t, pen, gap = drawn
         pose_b = place.pose_b.copy()
         pose_b[:3, 3] += t * place.separate
         placed = {a_side: transform_hand(a, place.pose_a), b_side: transform_hand(b, pose_b)}
