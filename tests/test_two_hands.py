@@ -371,7 +371,7 @@ def test_cli_two_hand_files(monkeypatch, capsys, tmp_path, cli_model, two_hands)
         "--out-dir", out, "--resolution", RES,
     )  # fmt: skip
     assert code == 0, err
-    assert "wrote 4 meshes and 2 two-hand scenes" in stdout
+    assert "wrote 6 mesh files (4 hand meshes and 2 two-hand scenes)" in stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "ann_c5_f9_left.ply", "ann_c5_f9_pair.glb", "ann_c5_f9_right.ply",
         "ih_left.ply", "ih_pair.glb", "ih_right.ply",

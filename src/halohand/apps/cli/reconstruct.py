@@ -236,8 +236,13 @@ def reconstruct(
                     scene = []
     note = f" ({empty} empty)" if empty else ""
     scenes = sum(len({i for i, _ in w}) for _, _, w in pair_jobs)
-    also = f" and {scenes} two-hand scene{'s' if scenes != 1 else ''}" if scenes else ""
-    typer.echo(f"wrote {total} mesh{'es' if total != 1 else ''}{note}{also} to {out_dir}")
+    if scenes:  # the count first, as for single hands: every file written is a mesh file
+        typer.echo(
+            f"wrote {total + scenes} mesh files ({total} hand meshes{note} and {scenes} "
+            f"two-hand scene{'s' if scenes != 1 else ''}) to {out_dir}"
+        )
+    else:
+        typer.echo(f"wrote {total} mesh{'es' if total != 1 else ''}{note} to {out_dir}")
 
 
 def occupancy(
