@@ -100,12 +100,12 @@ def test_pairs_touch_without_penetrating(sampler: PairSampler, kind: str) -> Non
     fr, fl = r.faces.astype(np.int64), lf.faces.astype(np.int64)
     # recomputed independently of the sampler's own record
     pen = penetration(r.vertices, fr, lf.vertices, fl)
-    assert pen.max_depth <= 0.001 + 1e-9
+    assert pen.max_depth <= sampler.tolerance_m + 1e-9
     if kind == "near":
         assert pen.count == 0 and pen.min_distance >= 0.5 * pair.gap_m > 0.0
     else:
         assert pen.count > 0, "the hands should touch"
-        assert penetration_volume(r.vertices, fr, lf.vertices, fl) < 200e-9  # < 200 mm^3
+        assert penetration_volume(r.vertices, fr, lf.vertices, fl) < 30e-9  # < 30 mm^3
     for hand in pair.hands:
         mesh = trimesh.Trimesh(hand.vertices, hand.faces, process=False)
         assert mesh.is_watertight and mesh.volume > 0
@@ -167,7 +167,7 @@ def test_pair_shards_hold_per_hand_labels_on_shared_points(pair_data: Path) -> N
         assert own.mean() > 0.2
     both = occ.all(0).mean()
     assert both < 1e-3  # the hands barely overlap
-    assert item["penetration"][0] <= 0.001 + 1e-9
+    assert item["penetration"][0] <= PairSampler().tolerance_m + 1e-9
     with pytest.raises(CorruptFileError, match="pair"):
         shard.hand(0)
 

@@ -121,7 +121,7 @@ def pairs_cmd(
 ) -> None:
     """Generate two-hand data: interacting left/right pairs of the embedded hand (clasped,
     interlaced, palm to palm, holding a finger or the wrist, fingertip on palm, crossed,
-    near), placed to touch without penetrating (<= 1 mm), with per-hand inside labels on
+    near), placed to touch without penetrating (<= 0.25 mm), with per-hand inside labels on
     100k uniform + 100k near-surface shared points (see docs/two_hands.md).
 
     Deterministic for a seed and resumable, as 'data generate'.
