@@ -2,7 +2,7 @@
 placed pairs still overlap, per interaction (docs/two_hands.md).
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/two_hand_penetration.py \
-        [--per-kind 10] [--seed 0] [--voxel-mm 0.5] [--tolerance-mm 1.0] [--json OUT]
+        [--per-kind 10] [--seed 0] [--voxel-mm 0.5] [--tolerance-mm T] [--json OUT]
 
 Pair ``i`` of interaction ``k`` comes from ``default_rng([seed, k, i])``
 (:class:`halohand.data.pairs.PairSampler`). Per pair, recomputed here from the placed
@@ -48,14 +48,18 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--voxel-mm", type=float, default=0.5)
-    # the sampler's contact tolerance: the largest vertex depth it leaves
-    parser.add_argument("--tolerance-mm", type=float, default=1.0)
+    # the sampler's contact tolerance, the largest vertex depth it leaves (default: its own)
+    parser.add_argument("--tolerance-mm", type=float, default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     from halohand.data.pairs import INTERACTIONS, PairSampler, penetration, penetration_volume
 
-    sampler = PairSampler(tolerance_m=args.tolerance_mm / 1000.0)
+    sampler = (
+        PairSampler()
+        if args.tolerance_mm is None
+        else PairSampler(tolerance_m=args.tolerance_mm / 1000.0)
+    )
     rows = []
     for k, kind in enumerate(INTERACTIONS):
         for i in range(args.per_kind):
