@@ -115,7 +115,7 @@ def pairs_cmd(
         typer.Option("--workers", help="Worker processes (default: number of CPU cores)."),
     ] = None,
     pairs_per_shard: Annotated[
-        int, typer.Option("--pairs-per-shard", help="Pairs per shard file (~2.4 MB each).")
+        int, typer.Option("--pairs-per-shard", help="Pairs per shard file (~1.4 MB each).")
     ] = C.DEFAULT_HANDS_PER_SHARD,
     progress: Progress = True,
 ) -> None:
