@@ -381,10 +381,11 @@ def test_cli_two_hand_files(monkeypatch, capsys, tmp_path, cli_model, two_hands)
     left = trimesh.load(out / "ih_left.ply", process=False)
     assert left.is_watertight and left.vertices[:, 0].mean() > 200.0  # mm, the left hand
     # [2, 21, 3] is a sequence of single hands unless --pair says otherwise
-    code, stdout, _ = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "stacked.npy",
-                              "--out-dir", tmp_path / "o2", "--resolution", RES)  # fmt: skip
+    code, stdout, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "stacked.npy",
+                                "--out-dir", tmp_path / "o2", "--resolution", RES)  # fmt: skip
     assert code == 0 and "wrote 2 meshes to" in stdout
     assert (tmp_path / "o2" / "stacked_0000.ply").exists()
+    assert "mirrored" in err and "pass --pair" in err  # the left hand read as a right one
     code, stdout, err = run_cli(
         monkeypatch, capsys, "reconstruct", tmp_path / "stacked.npy", "--pair",
         "--out-dir", tmp_path / "o3", "--resolution", RES,

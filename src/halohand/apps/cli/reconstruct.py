@@ -162,6 +162,9 @@ def reconstruct(
     targets: dict[Path, Path] = {}
     for path, kf in zip(singles, files, strict=True):
         prepared, warning = _prepare(kf, path, side, units)
+        if warning and "mirrored" in warning and len(kf) == 2 and kf.is_sequence:
+            # two hands read as a sequence of two same-side hands: likely a right/left pair
+            warning += "; if the file holds a right and a left hand, pass --pair"
         if warning:
             warnings.append(f"warning: {path}: {warning}")
         names = output_names(kf)
