@@ -420,3 +420,22 @@ def test_data_pairs_cli_bad_input_and_other_kind(monkeypatch, capsys, pair_data,
     code, _, err = run_cli(monkeypatch, capsys, "data", "generate", "--out", pair_data,
                            "--n-train", "2", "--source", "toy")  # fmt: skip
     assert code == 2 and "kind='pairs'" in err
+
+
+def test_pair_keypoints_formats_and_tensors() -> None:
+    from halohand.inference.two_hands import pair_keypoints
+    from halohand.skeleton.orders import OPENPOSE_FROM_WEBXR
+
+    rng = np.random.default_rng(0)
+    webxr = rng.normal(size=(2, 25, 3))
+    kp, fmt = pair_keypoints(webxr, "webxr")
+    assert fmt == "webxr" and kp.shape == (2, 21, 3)
+    np.testing.assert_array_equal(kp[1], webxr[1][OPENPOSE_FROM_WEBXR])
+    # a [42, 3] tensor stays a tensor, and gradients reach every joint through the reorder
+    t = torch.tensor(rng.normal(size=(42, 3)), requires_grad=True)
+    out, _ = pair_keypoints(t)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 21, 3)
+    out.sum().backward()
+    assert torch.equal(t.grad, torch.ones_like(t))
+    with pytest.raises(HalohandInputError, match="NaN"):
+        pair_keypoints(np.full((42, 3), np.nan))
