@@ -78,3 +78,35 @@ def export_mesh(
     data = mesh_bytes(mesh, path.suffix, keypoints)
     write_bytes_atomic(path, data)
     return path
+
+
+def hands_scene(hands: list[tuple[str, trimesh.Trimesh, np.ndarray | None]]) -> trimesh.Scene:
+    """Several hands in one scene: per ``(name, mesh, keypoints)`` a node ``hand_<name>``
+    and, with ``[21, 3]`` keypoints, ``skeleton_<name>`` (bones as lines); e.g. the
+    ``hand_right`` / ``hand_left`` nodes of a two-hand GLB."""
+    from halohand.skeleton import BONES
+
+    scene = trimesh.Scene()
+    for name, mesh, keypoints in hands:
+        scene.add_geometry(mesh, node_name=f"hand_{name}", geom_name=f"hand_{name}")
+        if keypoints is not None:
+            kp = np.asarray(keypoints, dtype=np.float64)
+            if kp.shape != (21, 3):
+                raise HalohandInputError(
+                    f"skeleton keypoints must be [21, 3], got {list(kp.shape)}"
+                )
+            scene.add_geometry(
+                trimesh.load_path(kp[BONES]),
+                node_name=f"skeleton_{name}",
+                geom_name=f"skeleton_{name}",
+            )
+    return scene
+
+
+def export_scene(scene: trimesh.Scene, path: str | os.PathLike[str]) -> Path:
+    """Write a scene atomically as GLB (the only scene format written)."""
+    path = Path(path)
+    if path.suffix.lower() != ".glb":
+        raise HalohandInputError(f"{path}: scenes are written as .glb")
+    write_bytes_atomic(path, bytes(scene.export(file_type="glb")))
+    return path

@@ -242,3 +242,126 @@ def load_points(path: str | os.PathLike[str]) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise HalohandInputError(f"{path}: points contain NaN or inf")
     return arr
+
+
+# --------------------------------------------------------------------------- two hands
+
+
+@dataclass(frozen=True)
+class PairFile:
+    """Two-hand keypoints read from a file (see :func:`load_pair_file`).
+
+    Attributes:
+        path: the file.
+        keypoints: ``[N, 2, 21, 3]`` float64 (right, left), project order, the file's frame
+            and units.
+        complete: ``[N, 2]`` bool: the hand is there with every joint valid (InterHand
+            annotations name absent hands and invalid joints; arrays hold both hands).
+        names: ``N`` output stems (``r00``; ``seq_0000``...; ``ann_c<capture>_f<frame>``).
+        units: ``mm`` for InterHand annotations, the JSON object's ``units``, else ``None``.
+        layout: ``interhand-json``, ``interhand42`` or ``stacked`` (how it was detected).
+    """
+
+    path: Path
+    keypoints: np.ndarray
+    complete: np.ndarray
+    names: list[str]
+    units: str | None
+    layout: str
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+
+def _pair_stems(path: Path, n: int, sequence: bool) -> list[str]:
+    if not sequence:
+        return [path.stem]
+    width = max(4, len(str(n - 1)))
+    return [f"{path.stem}_{i:0{width}d}" for i in range(n)]
+
+
+def load_pair_file(
+    path: str | os.PathLike[str], fmt: str | None = None, pair: bool = False
+) -> PairFile | None:
+    """Read ``path`` as two hands when it holds them, else return ``None`` (one hand or a
+    sequence of single hands: :func:`load_keypoints`).
+
+    Detected without being told: an InterHand2.6M joint annotation (``.json``: one record
+    with ``world_coord``, or a ``*_joint_3d.json`` file; millimetres, world frame), and any
+    ``[42, 3]`` / ``[N, 42, 3]`` array (``.npy``, ``.json``: InterHand layout, right hand at
+    0-20 and left at 21-41, InterHand order unless ``fmt`` names another 21-joint order).
+    With ``pair=True`` (``--pair``) also ``[2, J, 3]`` / ``[N, 2, J, 3]`` (right, left; in
+    ``fmt``, default openpose) and ``.txt`` files of ``2 J`` rows per pair; these shapes
+    otherwise mean a sequence of single hands, as they always have.
+    """
+    from halohand.data.interhand import is_joint_file, iter_frames
+    from halohand.inference.two_hands import pair_keypoints
+
+    path = Path(path)
+    _check_input_path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES or path.is_dir() or path.stat().st_size == 0:
+        if pair:  # the single-hand reader words the error
+            load_keypoints(path, fmt)
+        return None
+    use_fmt = check_format(fmt) if fmt is not None else None
+    j = num_joints(use_fmt or "openpose")
+    units: str | None = None
+    try:
+        if suffix == ".npy":
+            data: Any = _read_npy(path)
+        elif suffix == ".json":
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8-sig"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+                if pair:  # the single-hand reader words the error
+                    load_keypoints(path, fmt)
+                return None
+            if is_joint_file(doc):
+                frames = list(iter_frames(doc, where=str(path)))
+                kp = np.stack([f.keypoints for f in frames]) / UNIT_SCALE["mm"]
+                complete = np.stack([f.complete for f in frames])
+                single = isinstance(doc, dict) and "world_coord" in doc
+                names = (
+                    [path.stem]
+                    if single
+                    else [f"{path.stem}_c{f.capture}_f{f.frame}" for f in frames]
+                )
+                return PairFile(path, kp, complete, names, "mm", "interhand-json")
+            if isinstance(doc, dict):
+                units = doc.get("units") if doc.get("units") in UNITS else None
+                data = doc.get("keypoints")
+            else:
+                data = doc
+        else:
+            data = _read_txt(path, 2 * j) if pair else None
+    except OSError as exc:
+        raise CorruptFileError(f"{path}: cannot read ({exc.strerror})") from None
+    if data is None:
+        return None
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.ndim in (2, 3) and arr.shape[-2:] == (42, 3) and j == 21:
+        layout, per = "interhand42", arr.reshape(-1, 42, 3)
+    elif pair and arr.ndim in (3, 4) and arr.shape[-3:] == (2, j, 3):
+        layout, per = "stacked", arr.reshape(-1, 2, j, 3)
+    elif pair and suffix in (".txt", ".csv") and arr.shape[-2:] == (2 * j, 3):
+        layout, per = "stacked", arr.reshape(-1, 2, j, 3)
+    elif pair:
+        raise HalohandInputError(
+            f"{path}: --pair needs [2, {j}, 3] or [N, 2, {j}, 3] (right, left) or [42, 3] "
+            f"keypoints, got {list(arr.shape)}"
+        )
+    else:
+        return None
+    sequence = arr.ndim == (3 if layout == "interhand42" else 4) or (
+        suffix in (".txt", ".csv") and len(per) > 1
+    )
+    try:
+        kp = np.stack([np.asarray(pair_keypoints(p, use_fmt)[0]) for p in per])
+    except HalohandInputError as exc:
+        raise HalohandInputError(f"{path}: {exc}") from None
+    complete = np.ones(kp.shape[:2], dtype=bool)
+    return PairFile(path, kp, complete, _pair_stems(path, len(kp), sequence), units, layout)

@@ -57,6 +57,19 @@ WINDING_THRESHOLD: Final = 0.5
 QUERY_SUBSAMPLE: Final = 2048
 SURFACE_SUBSAMPLE: Final = 2000
 
+#: Interactions of the ``pairs`` kind (:mod:`halohand.data.pairs`), in the order of the
+#: ids stored in pair shards.
+PAIR_INTERACTIONS: Final[tuple[str, ...]] = (
+    "palm_to_palm",
+    "interlaced",
+    "clasped",
+    "hold_finger",
+    "hold_wrist",
+    "fingertip_palm",
+    "crossed",
+    "near",
+)
+
 #: Default hands per shard file (about 2.5 MB per hand).
 DEFAULT_HANDS_PER_SHARD: Final = 16
 

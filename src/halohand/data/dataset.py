@@ -24,7 +24,7 @@ from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
 from halohand.data.shards import Shard, open_shard
 
-__all__ = ["OccupancyDataset", "load_shard", "read_manifest"]
+__all__ = ["OccupancyDataset", "PairDataset", "load_shard", "read_manifest"]
 
 
 def load_shard(path: str | os.PathLike[str], verify: bool = False) -> Shard:
@@ -103,11 +103,18 @@ class OccupancyDataset(Dataset):
                 f"{self.root}: generation has not finished (manifest incomplete); "
                 "rerun 'halohand data generate' with the same settings"
             )
+        kind = manifest.get("kind", "hands")
+        if kind != self.kind:
+            reader = "PairDataset" if kind == "pairs" else "OccupancyDataset"
+            raise HalohandInputError(f"{self.root} holds {kind}: read it with {reader}")
         entries = [e for e in manifest["shards"] if e["file"].startswith(f"{split}/")]
         self.files = [self.root / e["file"] for e in entries]
         counts = [int(e["hands"]) for e in entries]
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._cache: OrderedDict[int, Shard] = OrderedDict()
+
+    #: The dataset kind this reader reads (``manifest.json``'s ``kind``; absent = hands).
+    kind = "hands"
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers started by spawn get a copy without the mapped shards (pickling a
@@ -204,5 +211,79 @@ class OccupancyDataset(Dataset):
             ),
             "bone_lengths": torch.from_numpy(np.asarray(a["bone_lengths"][k], dtype=np.float32)),
             "side": torch.tensor(int(a["side"][k]), dtype=torch.int64),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+
+
+class PairDataset(OccupancyDataset):
+    """Two-hand pairs of one split (``halohand data pairs``; :mod:`halohand.data.pairs`).
+
+    Each item draws ``n_points`` shared query points with replacement (half uniform in the
+    pair's box, half near either hand's surface) and gives each hand's label there. Same
+    arguments as :class:`OccupancyDataset` (``n_surface`` is unused: pairs store no
+    labelled surface samples).
+    """
+
+    kind = "pairs"
+
+    def pair(self, index: int) -> dict[str, Any]:
+        """Everything stored about pair ``index``, decoded (see :meth:`Shard.pair`)."""
+        shard, k = self.locate(index)
+        return shard.pair(k)
+
+    def hand(self, index: int) -> dict[str, Any]:
+        raise HalohandInputError("a PairDataset holds pairs: use pair(index)")
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """One pair.
+
+        Returns:
+            ``points`` [N, 3] float32 metres (the pair's frame, origin at its box centre);
+            ``occupancies`` [2, N] float32 in {0, 1} (right, left);
+            ``point_is_uniform`` [N] bool;
+            ``keypoints`` [2, 21, 3], ``part_transforms`` [2, 16, 4, 4] (posed ->
+            canonical, metres), ``bone_lengths`` [2, 16]: float32 (right, left);
+            ``interaction`` int64 (index into ``halohand.data.constants.PAIR_INTERACTIONS``);
+            ``index`` int64.
+        """
+        shard, k = self.locate(index)
+        a = shard.arrays
+        if self.seed is None:
+            rng = np.random.default_rng()
+        else:
+            rng = np.random.default_rng(
+                np.random.SeedSequence(self.seed, spawn_key=(self.epoch, index))
+            )
+        nu, nn = a["points_uniform"].shape[1], a["points_near"].shape[1]
+        if self.n_points is None:
+            iu, inear = np.arange(nu), np.arange(nn)
+        else:
+            half = self.n_points // 2
+            iu = np.sort(rng.integers(0, nu, self.n_points - half))
+            inear = np.sort(rng.integers(0, nn, half))
+        q = np.float32(shard.meta["constants"]["coord_quantum_m"])
+        points = np.concatenate([a["points_uniform"][k][iu], a["points_near"][k][inear]])
+        occ = np.stack(
+            [
+                np.concatenate(
+                    [
+                        _gather_bits(a["occ_uniform"][k][h], iu),
+                        _gather_bits(a["occ_near"][k][h], inear),
+                    ]
+                )  # fmt: skip
+                for h in range(2)
+            ]
+        )
+        perm = rng.permutation(len(points)) if self.n_points is not None else np.arange(len(points))
+        is_uniform = np.arange(len(points)) < len(iu)
+        f32 = np.float32
+        return {
+            "points": torch.from_numpy(points[perm].astype(f32) * q),
+            "occupancies": torch.from_numpy(occ[:, perm].astype(f32)),
+            "point_is_uniform": torch.from_numpy(is_uniform[perm]),
+            "keypoints": torch.from_numpy(np.asarray(a["keypoints"][k], dtype=f32)),
+            "part_transforms": torch.from_numpy(np.asarray(a["part_transforms"][k], dtype=f32)),
+            "bone_lengths": torch.from_numpy(np.asarray(a["bone_lengths"][k], dtype=f32)),
+            "interaction": torch.tensor(int(a["interaction"][k]), dtype=torch.int64),
             "index": torch.tensor(index, dtype=torch.int64),
         }

@@ -53,7 +53,9 @@ import numpy as np
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
 from halohand.data.dataset import read_manifest
+from halohand.data.pairs import HandPair, PairSampler
 from halohand.data.shards import (
+    KINDS,
     SIDES,
     open_shard,
     shard_arrays,
@@ -233,6 +235,89 @@ def make_hand(
     return arrays, timings
 
 
+# --------------------------------------------------------------------------- per pair
+
+
+def sample_pair(
+    pair: HandPair, rng: np.random.Generator
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """All stored arrays of one pair (shapes: :func:`halohand.data.shards.pair_schema`).
+
+    Query points are shared by the two hands: uniform in the cube of half-side
+    ``BOX_HALF_SIDE_M`` about the pair's centre (its frame's origin), and near-surface points,
+    half around each hand; each point has one label per hand, computed on the stored
+    (quantized) coordinates with the same inside test as single hands.
+    """
+    t0 = time.perf_counter()
+    hands = pair.hands
+    mesh = [
+        (np.ascontiguousarray(h.vertices, np.float64), np.ascontiguousarray(h.faces, np.int64))
+        for h in hands
+    ]
+    b = C.BOX_HALF_SIDE_M
+    uniform = quantize(rng.uniform(-b, b, (C.NUM_UNIFORM_POINTS, 3)))
+    halves = (C.NUM_NEAR_POINTS // 2, C.NUM_NEAR_POINTS - C.NUM_NEAR_POINTS // 2)
+    near_parts = []
+    for (v, f), n in zip(mesh, halves, strict=True):
+        surf, _, _ = sample_surface(v, f, n, rng)
+        near_parts.append(surf + rng.normal(0.0, C.NEAR_SURFACE_SIGMA_M, surf.shape))
+    near = quantize(np.concatenate(near_parts))
+    t1 = time.perf_counter()
+    pts = dequantize(np.concatenate([uniform, near]))
+    occ = np.stack([inside(v, f, pts) for v, f in mesh])
+    t2 = time.perf_counter()
+    pen = pair.penetration
+    arrays: dict[str, Any] = {
+        "points_uniform": uniform,
+        "occ_uniform": np.packbits(occ[:, : C.NUM_UNIFORM_POINTS], axis=-1),
+        "points_near": near,
+        "occ_near": np.packbits(occ[:, C.NUM_UNIFORM_POINTS :], axis=-1),
+        "keypoints": np.stack([h.keypoints for h in hands]),
+        "part_transforms": np.stack([h.part_transforms for h in hands]),
+        "bone_lengths": np.stack([h.bone_lengths for h in hands]),
+        "rest_keypoints": np.stack(
+            [
+                np.full((21, 3), np.nan) if h.rest_keypoints is None else h.rest_keypoints
+                for h in hands
+            ]
+        ),
+        "interaction": np.uint8(C.PAIR_INTERACTIONS.index(pair.interaction)),
+        "penetration": np.array(
+            [pen.max_depth, pen.mean_depth, pen.count, pen.min_distance], dtype=np.float64
+        ),
+        "gap_m": np.float64(pair.gap_m),
+        "mesh_vertices": [v for v, _ in mesh],
+        "mesh_faces": [f.astype(np.int32) for _, f in mesh],
+    }
+    reach = float(max(np.abs(v).max() for v, _ in mesh))
+    return arrays, {"sampling_s": t1 - t0, "inside_s": t2 - t1, "reach_m": reach}
+
+
+def make_pair(
+    sampler: PairSampler, seed: int, split: str, index: int
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Place and sample pair ``index`` of ``split``: deterministic in (seed, split, index)."""
+    t0 = time.perf_counter()
+    pair = sampler.sample(np.random.default_rng(hand_seed(seed, split, index, 0)))
+    for hand in pair.hands:
+        validate_hand(hand, where=f"{split} pair {index} ({hand.side} hand)")
+    t1 = time.perf_counter()
+    arrays, timings = sample_pair(pair, np.random.default_rng(hand_seed(seed, split, index, 1)))
+    arrays["hand_index"] = np.int64(index)
+    timings["posing_s"] = t1 - t0
+    return arrays, timings
+
+
+def make_item(
+    source: Any, seed: int, split: str, index: int, side: str
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """One item of the dataset kind ``source`` samples: a pair from a :class:`PairSampler`,
+    else a hand."""
+    if isinstance(source, PairSampler):
+        return make_pair(source, seed, split, index)
+    return make_hand(source, seed, split, index, side)
+
+
 # --------------------------------------------------------------------------- workers
 
 _WORKER_SOURCE: HandSource | None = None
@@ -276,7 +361,7 @@ def _worker_make_hand(
     seed: int, split: str, index: int, side: str
 ) -> tuple[str, int, dict[str, np.ndarray], dict[str, float]]:
     assert _WORKER_SOURCE is not None
-    arrays, timings = make_hand(_WORKER_SOURCE, seed, split, index, side)
+    arrays, timings = make_item(_WORKER_SOURCE, seed, split, index, side)
     return split, index, arrays, timings
 
 
@@ -347,7 +432,10 @@ def _versions() -> dict[str, str]:
 
 
 def _shard_meta(settings: dict[str, Any], plan: ShardPlan) -> dict[str, Any]:
-    return {
+    # single-hand shards keep the metadata they always had (no "kind"), so existing data
+    # folders resume and verify unchanged
+    kind = {"kind": settings["kind"]} if "kind" in settings else {}
+    return kind | {
         "format": C.FORMAT_NAME,
         "version": C.FORMAT_VERSION,
         "split": plan.split,
@@ -392,6 +480,7 @@ def _manifest_text(settings: dict[str, Any], shards: list[dict[str, Any]] | None
     doc = {
         "format": C.FORMAT_NAME,
         "version": C.FORMAT_VERSION,
+        **({"kind": settings["kind"]} if "kind" in settings else {}),
         "settings": settings,
         "constants": C.constants_dict(),
         "units": "metres, hand frame with the wrist at the origin; int16 coordinates are "
@@ -419,8 +508,10 @@ def _check_manifest(out: Path, settings: dict[str, Any]) -> None:
             f"{out} holds data of another format version or constants; use another --out"
         )
     if old_settings != settings:
-        diff = sorted(k for k in settings if old_settings.get(k) != settings[k])
-        was = ", ".join(f"{k}={old_settings.get(k)!r} (now {settings[k]!r})" for k in diff)
+        # "kind" is only recorded for pairs: a key on either side counts
+        keys = set(settings) | set(old_settings)
+        diff = sorted(k for k in keys if old_settings.get(k) != settings.get(k))
+        was = ", ".join(f"{k}={old_settings.get(k)!r} (now {settings.get(k)!r})" for k in diff)
         raise HalohandInputError(
             f"{out} was generated with {was}; use the same settings to resume, or another --out"
         )
@@ -450,6 +541,7 @@ def generate(
     hands_per_shard: int = C.DEFAULT_HANDS_PER_SHARD,
     workers: int | None = None,
     progress: bool = True,
+    kind: str = "hands",
 ) -> GenerateReport:
     """Generate (or resume) a dataset in ``out``.
 
@@ -464,6 +556,10 @@ def generate(
         hands_per_shard: hands per shard file.
         workers: processes; ``None`` = number of CPU cores; 1 = in this process.
         progress: show a tqdm bar on stderr.
+        kind: ``"hands"`` (one hand per item) or ``"pairs"`` (two interacting hands per
+            item with per-hand labels on shared points; ``source`` is then a
+            :class:`~halohand.data.pairs.PairSampler`, ``side`` is ignored and counts, shard
+            sizes and ``hand_index`` count pairs).
 
     Raises:
         HalohandInputError: bad arguments, or ``out`` holds data made with other settings.
@@ -493,9 +589,15 @@ def generate(
         raise HalohandInputError(f"--out {out} exists and is not a folder")
 
     resolved: HandSource | None = None
-    if source_name is None:
+    if source_name is None or kind == "pairs":
         resolved = _resolve(source)
-        source_name = resolved.name
+        source_name = resolved.name if source_name is None else source_name
+    if kind not in KINDS:
+        raise HalohandInputError(f"unknown dataset kind {kind!r}; expected {', '.join(KINDS)}")
+    if (kind == "pairs") != isinstance(resolved, PairSampler):
+        raise HalohandInputError(
+            "pairs are sampled by a halohand.data.pairs.PairSampler, hands by a hand source"
+        )
     settings = {
         "seed": int(seed),
         "source": source_name,
@@ -503,6 +605,8 @@ def generate(
         "hands_per_shard": int(hands_per_shard),
         "counts": {s: int(counts.get(s, 0)) for s in C.SPLITS},
     }
+    if kind == "pairs":
+        settings["kind"] = "pairs"
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole run
     try:
@@ -593,7 +697,7 @@ def _run(
         if workers == 1:
             src = resolved if resolved is not None else _resolve(source)
             for split, index, side in tasks:
-                arrays, timings = make_hand(src, seed, split, index, side)
+                arrays, timings = make_item(src, seed, split, index, side)
                 accept(split, index, arrays, timings)
             return
         ctx = _mp_context()
@@ -652,9 +756,7 @@ def verify(root: str | os.PathLike[str], splits: Sequence[str] | None = None) ->
     if not manifest.get("complete"):
         raise HalohandInputError(f"{root}: generation has not finished (manifest incomplete)")
     hands = 0
-    entries = [
-        e for e in manifest["shards"] if splits is None or e["file"].split("/")[0] in splits
-    ]
+    entries = [e for e in manifest["shards"] if splits is None or e["file"].split("/")[0] in splits]
     for entry in entries:
         path = root / entry["file"]
         if not path.is_file():

@@ -67,6 +67,52 @@ def hand_schema(consts: Mapping[str, Any]) -> dict[str, tuple[np.dtype, tuple[in
     }
 
 
+def pair_schema(consts: Mapping[str, Any]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Per-pair arrays of the ``pairs`` kind (:mod:`halohand.data.pairs`): shared query points
+    and one occupancy per hand on them (axis 0 of ``occ_*``: 0 right, 1 left).
+
+    ``points_uniform``: uniform in the box about the pair's centre; ``points_near``: half
+    near each hand's surface (right first). Hands are stacked right, left.
+    """
+    nu, nn = int(consts["num_uniform_points"]), int(consts["num_near_points"])
+    return {
+        "points_uniform": (np.dtype(np.int16), (nu, 3)),
+        "occ_uniform": (np.dtype(np.uint8), (2, (nu + 7) // 8)),
+        "points_near": (np.dtype(np.int16), (nn, 3)),
+        "occ_near": (np.dtype(np.uint8), (2, (nn + 7) // 8)),
+        "keypoints": (np.dtype(np.float64), (2, 21, 3)),
+        "part_transforms": (np.dtype(np.float64), (2, 16, 4, 4)),
+        "bone_lengths": (np.dtype(np.float64), (2, 16)),
+        "rest_keypoints": (np.dtype(np.float64), (2, 21, 3)),
+        "interaction": (np.dtype(np.uint8), ()),
+        "penetration": (np.dtype(np.float64), (4,)),
+        "gap_m": (np.dtype(np.float64), ()),
+        "hand_index": (np.dtype(np.int64), ()),
+    }
+
+
+#: Dataset kinds: ``hands`` (one hand per item, the default) and ``pairs`` (two hands).
+KINDS = ("hands", "pairs")
+
+
+def kind_of(meta: Mapping[str, Any]) -> str:
+    """The dataset kind a shard's (or manifest's) metadata names (``hands`` when absent)."""
+    return str(meta.get("kind", "hands"))
+
+
+def schema_for(meta: Mapping[str, Any]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """The per-item schema of a shard from its metadata (kind and constants)."""
+    kind = kind_of(meta)
+    if kind not in KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}")
+    return (pair_schema if kind == "pairs" else hand_schema)(meta["constants"])
+
+
+def meshes_per_item(meta: Mapping[str, Any]) -> int:
+    """Ragged meshes per item: 1 for hands, 2 (right, left) for pairs."""
+    return 2 if kind_of(meta) == "pairs" else 1
+
+
 #: Ragged per-shard arrays: name -> (dtype, trailing shape), with their offsets arrays.
 RAGGED: dict[str, tuple[np.dtype, tuple[int, ...], str]] = {
     "mesh_vertices": (np.dtype(np.float64), (3,), "mesh_vertex_offsets"),
@@ -139,12 +185,13 @@ def _fsync_dir(folder: Path) -> None:
 
 def shard_arrays(hands: list[dict[str, np.ndarray]], meta: Mapping[str, Any]) -> dict[str, Any]:
     """Stack per-hand arrays (from :func:`halohand.data.engine.sample_hand`) into shard order."""
-    schema = hand_schema(meta["constants"])
+    schema = schema_for(meta)
     out: dict[str, Any] = {"meta": np.array(json.dumps(dict(meta), sort_keys=True))}
     for key, (dtype, _) in schema.items():
         out[key] = np.stack([h[key] for h in hands]).astype(dtype, copy=False)
     for key, (dtype, _, offsets_key) in RAGGED.items():
-        parts = [h[key] for h in hands]
+        # a pair holds a list of its two meshes (right, left); a hand holds one
+        parts = [p for h in hands for p in (h[key] if isinstance(h[key], list) else [h[key]])]
         out[key] = np.concatenate(parts).astype(dtype, copy=False)
         out[offsets_key] = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(
             np.int64
@@ -169,15 +216,46 @@ class Shard:
         return int(self.meta["num_hands"])
 
     def mesh(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Ground-truth mesh of hand ``k``: ``([V, 3] float64 metres, [F, 3] int64)``."""
+        """Ground-truth mesh ``k``: ``([V, 3] float64 metres, [F, 3] int64)``; hand ``k``,
+        or for pairs hand ``k % 2`` (0 right, 1 left) of pair ``k // 2``."""
         vo, fo = self.arrays["mesh_vertex_offsets"], self.arrays["mesh_face_offsets"]
         v = np.array(self.arrays["mesh_vertices"][vo[k] : vo[k + 1]])
         f = np.array(self.arrays["mesh_faces"][fo[k] : fo[k + 1]], dtype=np.int64)
         return v, f
 
+    def pair(self, k: int) -> dict[str, Any]:
+        """Everything about pair ``k`` of a ``pairs`` shard, decoded: shared points as
+        float32 metres, ``occ_*`` ``[2, N]`` bool (right, left), the interaction's name,
+        ``penetration`` (max depth, mean depth, penetrating vertices, min distance; metres)
+        and both GT meshes (``meshes``: [(V, F) right, (V, F) left])."""
+        if kind_of(self.meta) != "pairs":
+            raise CorruptFileError(f"{self.path}: holds single hands, not pairs")
+        if not 0 <= k < self.num_hands:
+            raise IndexError(f"pair {k} out of range for {self.path} ({self.num_hands} pairs)")
+        q = np.float32(self.meta["constants"]["coord_quantum_m"])
+        a = self.arrays
+        nu, nn = a["points_uniform"].shape[1], a["points_near"].shape[1]
+        return {
+            "points_uniform": a["points_uniform"][k].astype(np.float32) * q,
+            "occ_uniform": np.unpackbits(a["occ_uniform"][k], axis=-1)[:, :nu].astype(bool),
+            "points_near": a["points_near"][k].astype(np.float32) * q,
+            "occ_near": np.unpackbits(a["occ_near"][k], axis=-1)[:, :nn].astype(bool),
+            "keypoints": np.array(a["keypoints"][k]),
+            "part_transforms": np.array(a["part_transforms"][k]),
+            "bone_lengths": np.array(a["bone_lengths"][k]),
+            "rest_keypoints": np.array(a["rest_keypoints"][k]),
+            "interaction": C.PAIR_INTERACTIONS[int(a["interaction"][k])],
+            "penetration": np.array(a["penetration"][k]),
+            "gap_m": float(a["gap_m"][k]),
+            "hand_index": int(a["hand_index"][k]),
+            "meshes": [self.mesh(2 * k), self.mesh(2 * k + 1)],
+        }
+
     def hand(self, k: int) -> dict[str, Any]:
         """Everything about hand ``k``, decoded: coordinates as float32 metres, occupancies
         as bool, labels as int64, ``side`` as ``"right"``/``"left"``, plus the GT mesh."""
+        if kind_of(self.meta) != "hands":
+            raise CorruptFileError(f"{self.path}: holds hand pairs; read them with pair(k)")
         if not 0 <= k < self.num_hands:
             raise IndexError(f"hand {k} out of range for {self.path} ({self.num_hands} hands)")
         q = np.float32(self.meta["constants"]["coord_quantum_m"])
@@ -278,7 +356,8 @@ def open_shard(path: str | os.PathLike[str], verify: bool = False) -> Shard:
             raise _bad(path, f"format version {meta.get('version')}, expected {C.FORMAT_VERSION}")
         try:
             k = int(meta["num_hands"])
-            schema = hand_schema(meta["constants"])
+            schema = schema_for(meta)
+            n_meshes = k * meshes_per_item(meta)
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad(path, f"incomplete meta: {exc}") from None
         expected: dict[str, tuple[np.dtype, tuple[int, ...] | None]] = {
@@ -286,7 +365,7 @@ def open_shard(path: str | os.PathLike[str], verify: bool = False) -> Shard:
         }
         for key, (dt, _, offsets_key) in RAGGED.items():
             expected[key] = (dt, None)
-            expected[offsets_key] = (np.dtype(np.int64), (k + 1,))
+            expected[offsets_key] = (np.dtype(np.int64), (n_meshes + 1,))
         arrays: dict[str, np.ndarray] = {}
         with open(path, "rb") as fh:
             for key, (dt, shape) in expected.items():

@@ -48,6 +48,12 @@ from halohand.inference.query import (
     sparse_query,
 )
 from halohand.inference.threads import run_batches, worker_count
+from halohand.inference.two_hands import (
+    PairRefiner,
+    TwoHandReconstruction,
+    pair_occupancy,
+    reconstruct_pair,
+)
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
 from halohand.skeleton.colors import part_vertex_colors
@@ -520,9 +526,7 @@ class HALO:
         centre_t = torch.as_tensor(centre, dtype=torch.float64, device=dev)
 
         with torch.no_grad():  # the folded path serves inference only
-            fast = by_part and can_query_sparse(
-                self.network, hand, centre_t[None, None], radii
-            )
+            fast = by_part and can_query_sparse(self.network, hand, centre_t[None, None], radii)
         fn: Callable[..., Any]
         if fast:
             # The network's own CPU path: candidate pairs only, labels and candidate
@@ -625,6 +629,55 @@ class HALO:
             prepared = self.prepare(kp, sides, "m")
             meshes = list(self.meshes(prepared, resolution, colors=colors))
         return scene.to_trimesh(meshes)
+
+    def reconstruct_pair(
+        self,
+        keypoints: Any,
+        units: str = "auto",
+        fmt: str | None = None,
+        resolution: int = 256,
+        *,
+        colors: bool = True,
+        refine: PairRefiner | None = None,
+    ) -> TwoHandReconstruction:
+        """A right and a left hand from one array: two watertight meshes and their
+        occupancy fields (:mod:`halohand.inference.two_hands`).
+
+        Args:
+            keypoints: ``[42, 3]`` (InterHand2.6M: right at 0-20, left at 21-41) or
+                ``[2, J, 3]`` (right, left), one frame and unit for both hands.
+            units: ``auto`` (detected from the hands' size), ``m``, ``cm`` or ``mm``.
+            fmt: joint order of each hand (default ``interhand`` for ``[42, 3]``,
+                ``openpose`` for ``[2, J, 3]``).
+            resolution: extraction lattice cells per axis (see :meth:`meshes`).
+            colors: colour vertices by part.
+            refine: two-hand keypoint refinement applied before meshing: ``[2, 21, 3]``
+                metres (project order, right then left) -> the same. ``None``: each hand
+                is reconstructed independently from the given keypoints (the baseline).
+
+        Returns:
+            a :class:`~halohand.inference.two_hands.TwoHandReconstruction` (``right``,
+            ``left``, ``keypoints``, ``occupancy(points)`` ``[2, N]``, ``scene()``).
+
+        On the CPU the two hands are meshed side by side, one thread each (:meth:`meshes`).
+        """
+        return reconstruct_pair(
+            self, keypoints, units, fmt, resolution, colors=colors, refine=refine
+        )
+
+    def pair_occupancy(
+        self,
+        points: Any,
+        keypoints: Any,
+        units: str = "auto",
+        fmt: str | None = None,
+        *,
+        grad: bool | None = None,
+    ) -> Tensor:
+        """``[2, N]`` occupancy of each hand of a pair (right, left) at shared points
+        ``[N, 3]`` (keypoints as :meth:`reconstruct_pair`; same frame and units).
+        Differentiable with respect to points and keypoints, as :meth:`occupancy`."""
+        return pair_occupancy(self, points, keypoints, units, fmt, grad=grad)
 
     def reconstruct_batch(
         self,

@@ -73,11 +73,36 @@ def _load_model(checkpoint: Path | None, device: str):
     return HALO.from_checkpoint(checkpoint, device=device)
 
 
+def _prepare_pair(pf: Any, units: str | None) -> tuple[Any, list[tuple[int, str]], str | None]:
+    """A two-hand file's complete hands validated (errors name the file): the prepared
+    hands, their ``(pair, side)`` in order, and the one-line skeleton warning or ``None``."""
+    import numpy as np
+
+    from halohand.apps.cli.check import skeleton_warning
+    from halohand.inference.halo import prepare_hands
+
+    where = [(i, side) for i in range(len(pf)) for s, side in enumerate(("right", "left"))
+             if pf.complete[i, s]]  # fmt: skip
+    if not where:
+        raise HalohandInputError(f"{pf.path}: no hand with all 21 joints valid")
+    kp = np.stack([pf.keypoints[i, 0 if side == "right" else 1] for i, side in where])
+    sides = [side for _, side in where]
+    try:
+        prepared = prepare_hands(kp, sides, units or pf.units or "auto", "openpose")
+    except HalohandInputError as exc:
+        raise _with_path(exc, pf.path, True) from None
+    warning = skeleton_warning(prepared.keypoints, prepared.is_left, prepared.units, True)
+    return prepared, where, warning
+
+
 def reconstruct(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            metavar="KP...", help="Keypoint files (.npy, .json, .txt): [21, 3] or [N, 21, 3]."
+            metavar="KP...",
+            help="Keypoint files (.npy, .json, .txt): [21, 3] or [N, 21, 3]; two hands: "
+            "[42, 3] / [N, 42, 3] (InterHand layout) or InterHand2.6M joint JSON, found "
+            "by shape; [2, 21, 3] / [N, 2, 21, 3] with --pair.",
         ),
     ],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the meshes.")],
@@ -88,12 +113,22 @@ def reconstruct(
     ext: MeshExtension = "ply",
     checkpoint: Checkpoint = None,
     device: Device = "cpu",
+    pair: Annotated[
+        bool,
+        typer.Option(
+            "--pair",
+            help="Read [2, J, 3] / [N, 2, J, 3] arrays and .txt files of 2 x J rows as two "
+            "hands (right, left) instead of a sequence of single hands.",
+        ),
+    ] = False,
 ) -> None:
     """Reconstruct watertight, part-coloured hand meshes from keypoint files.
 
     Meshes are in each input's frame and units.
 
     Named after the input: r00.npy -> r00.ply; seq.npy [N, 21, 3] -> seq_0000.ply, ...
+    Two hands: kp.npy [42, 3] -> kp_right.ply, kp_left.ply and kp_pair.glb (both hands,
+    nodes hand_right / hand_left with their skeletons).
     """
     ext = check_extension(ext)
     side, units, fmt = check_side(side), check_units(units), check_format(fmt)
@@ -102,20 +137,34 @@ def reconstruct(
     check_out_folder(out_dir)
     check_inputs_exist(inputs)
 
-    from halohand.apps.keypoint_io import load_keypoints, output_names
+    from halohand.apps.keypoint_io import load_keypoints, load_pair_file, output_names
 
-    files = [load_keypoints(path, fmt) for path in inputs]  # every file readable first
+    pair_files = {}
+    for path in inputs:  # two-hand files: InterHand JSON, [42, 3], or --pair shapes
+        pf = load_pair_file(path, fmt, pair)
+        if pf is not None:
+            pair_files[path] = pf
+    if pair_files and side is not None:
+        raise HalohandInputError(
+            f"--side does not apply to two-hand files ({next(iter(pair_files))}): the layout "
+            "says which hand is right and which is left"
+        )
+    singles = [path for path in inputs if path not in pair_files]
+    files = [load_keypoints(path, fmt) for path in singles]  # every file readable first
 
     from tqdm import tqdm
 
-    from halohand.apps.export import export_mesh
+    from halohand.apps.export import export_mesh, export_scene, hands_scene
 
     # 1. validate every hand before anything runs or is written
     warnings: list[str] = []  # printed once every input is valid: an error stays one line
     jobs = []
     targets: dict[Path, Path] = {}
-    for path, kf in zip(inputs, files, strict=True):
+    for path, kf in zip(singles, files, strict=True):
         prepared, warning = _prepare(kf, path, side, units)
+        if warning and "mirrored" in warning and len(kf) == 2 and kf.is_sequence:
+            # two hands read as a sequence of two same-side hands: likely a right/left pair
+            warning += "; if the file holds a right and a left hand, pass --pair"
         if warning:
             warnings.append(f"warning: {path}: {warning}")
         names = output_names(kf)
@@ -127,12 +176,32 @@ def reconstruct(
                 )
             targets[target] = path
         jobs.append((kf, prepared, names))
+    pair_jobs = []
+    for path, pf in pair_files.items():
+        prepared, where, warning = _prepare_pair(pf, units)
+        if warning:
+            warnings.append(f"warning: {path}: {warning}")
+        missing = int((~pf.complete).sum())
+        if missing:
+            warnings.append(
+                f"warning: {path}: {missing} hand(s) absent or with invalid joints; skipped"
+            )
+        names = [f"{pf.names[i]}_{s}.{ext}" for i, s in where]
+        names += [f"{pf.names[i]}_pair.glb" for i in sorted({i for i, _ in where})]
+        for name in names:
+            target = out_dir / name
+            if target in targets:
+                raise HalohandInputError(
+                    f"{path} and {targets[target]} would both write {target.name}; rename one"
+                )
+            targets[target] = path
+        pair_jobs.append((pf, prepared, where))
 
     # 2. the model (its errors too come before any warning), then one mesh per hand
     model = _load_model(checkpoint, device)
     for line in warnings:
         print(line, file=sys.stderr)
-    total = sum(len(names) for _, _, names in jobs)
+    total = sum(len(names) for _, _, names in jobs) + sum(len(w) for _, _, w in pair_jobs)
     empty = 0
     with tqdm(total=total, desc="reconstruct", unit="hand", disable=None, file=sys.stderr) as bar:
         for kf, prepared, names in jobs:
@@ -147,8 +216,36 @@ def reconstruct(
                     )
                 export_mesh(mesh, out_dir / f"{name}.{ext}", keypoints=prepared.keypoints[i])
                 bar.update(1)
+        for pf, prepared, where in pair_jobs:
+            # meshes come in order, right before left within a pair: each pair's scene is
+            # written once its last hand is done
+            scene: list[tuple[str, Any, Any]] = []
+            meshes = model.meshes(prepared, resolution)
+            for k, ((i, hand_side), mesh) in enumerate(zip(where, meshes, strict=True)):
+                stem = pf.names[i]
+                if len(mesh.faces) == 0:
+                    empty += 1
+                    tqdm.write(
+                        f"warning: {pf.path} {stem} {hand_side} hand: the model predicts no "
+                        "surface; wrote an empty mesh",
+                        file=sys.stderr,
+                    )
+                kp = prepared.keypoints[k]
+                export_mesh(mesh, out_dir / f"{stem}_{hand_side}.{ext}", keypoints=kp)
+                scene.append((hand_side, mesh, kp))
+                bar.update(1)
+                if k + 1 == len(where) or where[k + 1][0] != i:
+                    export_scene(hands_scene(scene), out_dir / f"{stem}_pair.glb")
+                    scene = []
     note = f" ({empty} empty)" if empty else ""
-    typer.echo(f"wrote {total} mesh{'es' if total != 1 else ''}{note} to {out_dir}")
+    scenes = sum(len({i for i, _ in w}) for _, _, w in pair_jobs)
+    if scenes:  # the count first, as for single hands: every file written is a mesh file
+        typer.echo(
+            f"wrote {total + scenes} mesh files ({total} hand meshes{note} and {scenes} "
+            f"two-hand scene{'s' if scenes != 1 else ''}) to {out_dir}"
+        )
+    else:
+        typer.echo(f"wrote {total} mesh{'es' if total != 1 else ''}{note} to {out_dir}")
 
 
 def occupancy(

@@ -1,0 +1,188 @@
+"""Two hands at once: a right and a left hand from one ``[2, 21, 3]`` / ``[42, 3]`` array.
+
+```python
+pair = model.reconstruct_pair(kp42)              # InterHand2.6M order, right 0-20, left 21-41
+pair.right, pair.left                            # watertight trimesh.Trimesh each
+occ = pair.occupancy(points)                     # [2, N] per-hand probabilities, differentiable
+pair.scene().export("pair.glb")                  # one GLB, nodes hand_right and hand_left
+```
+
+Input layouts (:func:`pair_keypoints`): ``[42, 3]`` is InterHand2.6M's (right hand at joints
+0-20, left at 21-41, each in InterHand order unless ``fmt`` names another 21-joint order);
+``[2, J, 3]`` is (right, left), each in ``fmt`` (default ``openpose``; ``J`` = 25 / 26 for
+``webxr`` / ``openxr``). Both hands share one frame and one unit.
+
+Each hand is reconstructed on its own (the baseline of Im2Hands' initial per-hand stage).
+``refine`` is the hook for a two-hand stage that corrects the keypoints before meshing
+(e.g. against interpenetration or keypoint noise): it receives and returns ``[2, 21, 3]``
+metres in the project's order (right, left), in the input frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from torch import Tensor
+
+from halohand.core.errors import HalohandInputError
+from halohand.core.units import UNIT_SCALE
+from halohand.skeleton import BONES
+from halohand.skeleton.orders import num_joints, split_interhand, to_openpose
+from halohand.skeleton.validation import check_format, resolve_units
+
+#: The sides of a pair, in the order of every ``[2, ...]`` axis.
+PAIR_SIDES = ("right", "left")
+
+#: A two-hand keypoint refinement: ``[2, 21, 3]`` metres (right, left) -> the same.
+PairRefiner = Callable[[np.ndarray], np.ndarray]
+
+
+def pair_layout(shape: tuple[int, ...], fmt: str | None = None) -> str | None:
+    """``"interhand42"`` for ``[42, 3]``, ``"stacked"`` for ``[2, J, 3]`` (``J`` of ``fmt``,
+    default 21), or ``None`` when ``shape`` is neither."""
+    j = num_joints(check_format(fmt)) if fmt is not None else 21
+    if tuple(shape) == (42, 3):
+        return "interhand42"
+    if tuple(shape) == (2, j, 3):
+        return "stacked"
+    return None
+
+
+def pair_keypoints(keypoints: Any, fmt: str | None = None) -> tuple[Any, str]:
+    """Two hands as ``[2, 21, 3]`` (right, left) in the project's order, input units.
+
+    Args:
+        keypoints: ``[42, 3]`` (InterHand2.6M layout) or ``[2, J, 3]``; numpy, lists or a
+            torch tensor (kept a tensor, so gradients flow through the reordering).
+        fmt: joint order of each hand; default ``interhand`` for ``[42, 3]`` and
+            ``openpose`` for ``[2, J, 3]``.
+
+    Returns:
+        the ``[2, 21, 3]`` keypoints (float64 numpy, or the tensor's dtype) and the format
+        they were read in.
+    """
+    if not isinstance(keypoints, Tensor):
+        try:
+            keypoints = np.asarray(keypoints, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise HalohandInputError("two-hand keypoints must be a numeric array") from None
+    shape = tuple(keypoints.shape)
+    layout = pair_layout(shape, fmt)
+    if layout is None:
+        j = num_joints(check_format(fmt)) if fmt is not None else 21
+        raise HalohandInputError(
+            f"two-hand keypoints must have shape [42, 3] (InterHand2.6M: right 0-20, left "
+            f"21-41) or [2, {j}, 3] (right, left), got {list(shape)}"
+        )
+    finite = (
+        bool(keypoints.isfinite().all()) if isinstance(keypoints, Tensor)
+        else bool(np.isfinite(keypoints).all())
+    )  # fmt: skip
+    if not finite:
+        raise HalohandInputError("two-hand keypoints contain NaN or inf")
+    if layout == "interhand42":
+        use = check_format(fmt or "interhand")
+        if num_joints(use) != 21:
+            raise HalohandInputError(f"[42, 3] holds two 21-joint hands; {use} has more joints")
+        if use == "interhand":
+            right, left = split_interhand(keypoints)
+        else:
+            right, left = to_openpose(keypoints[:21], use), to_openpose(keypoints[21:], use)
+        stacked = (
+            torch.stack([right, left]) if isinstance(keypoints, Tensor)
+            else np.stack([right, left])
+        )  # fmt: skip
+        return stacked, use
+    use = check_format(fmt or "openpose")
+    return to_openpose(keypoints, use), use
+
+
+@dataclass(eq=False)
+class TwoHandReconstruction:
+    """A reconstructed pair (from :meth:`halohand.HALO.reconstruct_pair`).
+
+    Attributes:
+        right / left: watertight meshes in the input's frame and units (metadata ``side``).
+        keypoints: ``[2, 21, 3]`` float64 (right, left), project order, input frame and
+            units: the keypoints the meshes were made from (after ``refine``, if any).
+        units: the input's unit (resolved).
+        model: the :class:`~halohand.HALO` that made them (queried by :meth:`occupancy`).
+    """
+
+    right: trimesh.Trimesh
+    left: trimesh.Trimesh
+    keypoints: np.ndarray
+    units: str
+    model: Any = field(repr=False)
+
+    @property
+    def meshes(self) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+        return (self.right, self.left)
+
+    def occupancy(self, points: Any, *, grad: bool | None = None) -> Tensor:
+        """``[2, N]`` occupancy of each hand (right, left) at ``[N, 3]`` points in the input's
+        frame and units; differentiable with respect to ``points`` (a tensor with
+        ``requires_grad``), as :meth:`halohand.HALO.occupancy`."""
+        return self.model.occupancy(
+            points, self.keypoints, side=list(PAIR_SIDES), units=self.units, grad=grad
+        )
+
+    def scene(self, skeleton: bool = True) -> trimesh.Scene:
+        """Both hands as one ``trimesh.Scene`` (input frame and units): nodes
+        ``hand_right`` and ``hand_left`` and, with ``skeleton``, ``skeleton_<side>`` bones."""
+        out = trimesh.Scene()
+        for side, mesh, kp in zip(PAIR_SIDES, self.meshes, self.keypoints, strict=True):
+            out.add_geometry(mesh, node_name=f"hand_{side}", geom_name=f"hand_{side}")
+            if skeleton:
+                bones = trimesh.load_path(np.asarray(kp)[BONES])
+                out.add_geometry(bones, node_name=f"skeleton_{side}", geom_name=f"skeleton_{side}")
+        return out
+
+
+def reconstruct_pair(
+    model: Any,
+    keypoints: Any,
+    units: str = "auto",
+    fmt: str | None = None,
+    resolution: int = 256,
+    *,
+    colors: bool = True,
+    refine: PairRefiner | None = None,
+) -> TwoHandReconstruction:
+    """Mesh a right and a left hand (see :meth:`halohand.HALO.reconstruct_pair`)."""
+    kp, _ = pair_keypoints(keypoints, fmt)
+    if isinstance(kp, Tensor):
+        kp = kp.detach().cpu().numpy().astype(np.float64)
+    unit = resolve_units(units, kp)
+    scale = UNIT_SCALE[unit]
+    if refine is not None:
+        refined = np.asarray(refine(kp * scale), dtype=np.float64)
+        if refined.shape != (2, 21, 3) or not np.isfinite(refined).all():
+            raise HalohandInputError(
+                f"the pair refiner must return finite [2, 21, 3] keypoints, got "
+                f"{list(refined.shape)}"
+            )
+        kp = refined / scale
+    prepared = model.prepare(kp, list(PAIR_SIDES), unit)
+    right, left = model.meshes(prepared, resolution, colors=colors)
+    return TwoHandReconstruction(right, left, prepared.keypoints, unit, model)
+
+
+def pair_occupancy(
+    model: Any,
+    points: Any,
+    keypoints: Any,
+    units: str = "auto",
+    fmt: str | None = None,
+    *,
+    grad: bool | None = None,
+) -> Tensor:
+    """``[2, N]`` per-hand occupancy of a pair at shared ``[N, 3]`` points (see
+    :meth:`halohand.HALO.pair_occupancy`)."""
+    kp, _ = pair_keypoints(keypoints, fmt)
+    return model.occupancy(points, kp, side=list(PAIR_SIDES), units=units, grad=grad)
