@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from halohand.data.pairs import PairSampler  # noqa: E402
-
 from halohand.evaluation.metrics import iou, mesh_metrics  # noqa: E402
 from halohand.fitting.keypoint_refiner import load_refiner, refine_keypoints  # noqa: E402
 from halohand.fitting.pair_refine import refine_pair  # noqa: E402
