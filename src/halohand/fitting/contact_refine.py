@@ -5,9 +5,9 @@ end up inside the object, or hover a centimetre off it. Given the hand's keypoin
 object's mesh and its approximate pose, this refinement moves both, as little as it can,
 so that
 
-    E = w_pen     * sum_i o_H(R x_i + t) V/N               hand-object soft intersection
-                                                            volume (cm^3): HALO occupancy at
-                                                            N points inside the object
+    E = w_pen     * sum_i [o_H > l] o_H(R x_i + t) V/N     HALO occupancy at N points inside
+                                                            the object, where it is above the
+                                                            mesh level l (cm^3)
       + w_contact * mean_c (d(k_c) - pad)^2 / (5 mm)^2      fingertips that were near the
                                                             object touch it
       + w_data    * mean |k - k_obs|^2 / (1 cm)^2           stay near the keypoints
@@ -76,7 +76,8 @@ class ContactRefineResult:
     Attributes:
         keypoints: ``[21, 3]`` refined keypoints (metres, input frame, project order).
         object_pose: ``[4, 4]`` refined object -> world pose.
-        overlap_before_cm3 / overlap_after_cm3: soft hand-object intersection volume.
+        overlap_before_cm3 / overlap_after_cm3: volume of the object inside the hand's
+            surface (its inner sample points with occupancy above the mesh level).
         contact_fingers: indices (0 thumb .. 4 little) of the fingers asked to touch.
         tip_distance_mm: ``[5]`` signed distance of each tip keypoint to the refined object.
         moved_mm: ``[21]`` distance of each keypoint from the observed one (mm).
@@ -171,16 +172,25 @@ def refine_hand_object(
     def distance(points: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
         return field(points, rot, trans)
 
+    level = float(getattr(halo, "iso_level", 0.5))
+
     def overlap(kp: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
+        """Penalty of the object's inner points that are inside the hand's surface."""
         pts = interior @ rot.transpose(-1, -2) + trans
         occ = halo.occupancy(pts, kp[0], side=side, units="m", grad=True)
-        return occ.sum() * cell_cm3
+        return (occ * (occ > level)).sum() * cell_cm3
+
+    def inside_cm3(kp: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> float:
+        pts = interior @ rot.transpose(-1, -2) + trans
+        with torch.no_grad():
+            occ = halo.occupancy(pts, kp[0], side=side, units="m")
+        return float((occ > level).sum()) * cell_cm3
 
     with torch.no_grad():
         tips_d = distance(base[0, list(TIPS)], r0, t0_obj)
     fingers = tuple(int(i) for i in np.flatnonzero(tips_d.numpy() < cfg.contact_radius))
     contact_tips = [TIPS[i] for i in fingers]
-    before = float(overlap(base, r0, t0_obj).detach())
+    before = inside_cm3(base, r0, t0_obj)
 
     steps = 0
     for steps in range(1, cfg.steps + 1):  # noqa: B007 - the count is reported
@@ -205,7 +215,7 @@ def refine_hand_object(
         final = articulate(base, turns, shift)
         rot, trans = object_pose_now()
         tips = distance(final[0, list(TIPS)], rot, trans).numpy() * 1000.0
-    after = float(overlap(final, rot, trans).detach())
+    after = inside_cm3(final, rot, trans)
     out_pose = np.eye(4)
     out_pose[:3, :3] = rot.numpy()
     out_pose[:3, 3] = trans.numpy()

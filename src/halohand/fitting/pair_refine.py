@@ -7,15 +7,17 @@ longer overlap. It optimises, with Adam, per hand a translation and a rotation a
 joint that turns the bones below it (forward kinematics on the 21-joint skeleton, so
 every bone keeps its length exactly), for
 
-    E = w_pen * sum_p o_R(p) o_L(p) dV      soft intersection volume (cm^3), Im2Hands Eq. 9
+    E = w_pen * sum_p [o_R, o_L > l] o_R(p) o_L(p) dV    Im2Hands Eq. 9 (cm^3)
       + w_data * mean |k - k0|^2 / (1 cm)^2 stay near the observed keypoints
       + w_turn * mean |r|^2 / (0.1 rad)^2   small joint rotations
 
 where ``o_R``, ``o_L`` are the two hands' occupancies (:meth:`HALO.occupancy`, with
 gradients) at the centres of a grid over the overlap of the hands' boxes (grown by the
-surface margin), redrawn each step as the hands move. It is not Im2Hands' learned
-refinement network: it needs no training and no image, and it changes only the
-keypoints (the surfaces stay HALO's).
+surface margin), redrawn each step as the hands move, and only cells inside both surfaces
+(both occupancies above the mesh level ``l``) count: hands that touch without entering
+each other are left where they are. It stops once no cell is inside both. It is not
+Im2Hands' learned refinement network: it needs no training and no image, and it changes
+only the keypoints (the surfaces stay HALO's).
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ class PairRefineResult:
 
     Attributes:
         keypoints: ``[2, 21, 3]`` refined keypoints (metres, input frame and order).
-        overlap_before_cm3 / overlap_after_cm3: soft intersection volume of the two
-            occupancy fields (``sum o_R o_L dV`` on the grid over the overlap of the
-            hands' boxes), for the input and the refined keypoints.
+        overlap_before_cm3 / overlap_after_cm3: volume of the grid cells inside both
+            hands' surfaces (both occupancies above the mesh level), for the input and
+            the refined keypoints.
         moved_mm: ``[2, 21]`` distance each keypoint moved (mm).
         steps: optimizer steps taken (stops early once the overlap is gone).
         seconds: wall time.
@@ -131,21 +133,26 @@ def refine_pair(
     def posed() -> Tensor:
         return articulate(base, turns, shift)
 
+    level = float(getattr(halo, "iso_level", 0.5))
+
     def overlap(kp: Tensor) -> tuple[Tensor, float] | None:
+        """(penalty, volume cm^3) of the cells inside both hands' surfaces; None: apart."""
         got = overlap_grid(kp, cfg.margin, cfg.grid)
         if got is None:
             return None
         grid, cell = got
         occ = halo.occupancy(grid, kp, side=list(sides), units="m", grad=True)  # [2, M]
-        return (occ[0] * occ[1]).sum() * cell * 1e6, cell  # cm^3
+        both = (occ[0] > level) & (occ[1] > level)
+        penalty = (occ[0] * occ[1] * both).sum() * cell * 1e6
+        return penalty, float(both.sum()) * cell * 1e6
 
     before = overlap(base.clone())
-    before_cm3 = 0.0 if before is None else float(before[0].detach())
+    before_cm3 = 0.0 if before is None else before[1]
     steps = 0
     for steps in range(1, cfg.steps + 1):  # noqa: B007 - the count is reported
         kp = posed()
         got = overlap(kp)
-        if got is None or float(got[0].detach()) < 1e-3:
+        if got is None or got[1] == 0.0:
             steps -= 1
             break
         pen = got[0]
@@ -158,7 +165,7 @@ def refine_pair(
     with torch.no_grad():
         final = posed()
     after = overlap(final.clone())
-    after_cm3 = 0.0 if after is None else float(after[0].detach())
+    after_cm3 = 0.0 if after is None else after[1]
     moved = torch.linalg.vector_norm(final - base, dim=-1).numpy() * 1000.0
     return PairRefineResult(
         final.numpy(), before_cm3, after_cm3, moved, steps, time.perf_counter() - t0
