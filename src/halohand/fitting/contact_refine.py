@@ -5,9 +5,8 @@ end up inside the object, or hover a centimetre off it. Given the hand's keypoin
 object's mesh and its approximate pose, this refinement moves both, as little as it can,
 so that
 
-    E = w_pen     * sum_i [o_H > l] o_H(R x_i + t) V/N     HALO occupancy at N points inside
-                                                            the object, where it is above the
-                                                            mesh level l (cm^3)
+    E = w_pen     * sum_i o_H(R x_i + t) V/N               HALO occupancy at N points inside
+                                                            the object (soft volume, cm^3)
       + w_contact * mean_c (d(k_c) - pad)^2 / (5 mm)^2      fingertips that were near the
                                                             object touch it
       + w_data    * mean |k - k_obs|^2 / (1 cm)^2           stay near the keypoints
@@ -175,10 +174,13 @@ def refine_hand_object(
     level = float(getattr(halo, "iso_level", 0.5))
 
     def overlap(kp: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
-        """Penalty of the object's inner points that are inside the hand's surface."""
+        """Soft volume of the object inside the hand (occupancy at its inner points). Unlike
+        two hands, the soft tail is kept: with the contact term it holds fingertips on the
+        surface rather than in it (on the validation objects: A-PD 0.61 mm, 95 % of the
+        contacts kept, against 0.85 mm and 88 % with the occupancy cut at the level)."""
         pts = interior @ rot.transpose(-1, -2) + trans
         occ = halo.occupancy(pts, kp[0], side=side, units="m", grad=True)
-        return (occ * (occ > level)).sum() * cell_cm3
+        return occ.sum() * cell_cm3
 
     def inside_cm3(kp: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> float:
         pts = interior @ rot.transpose(-1, -2) + trans

@@ -40,8 +40,8 @@ __all__ = ["PairRefineConfig", "PairRefineResult", "overlap_grid", "refine_pair"
 class PairRefineConfig:
     """Weights and budget of :func:`refine_pair` (lengths in metres)."""
 
-    steps: int = 40
-    lr: float = 1e-3
+    steps: int = 100
+    lr: float = 5e-4
     grid: int = 24
     margin: float = 0.012
     w_pen: float = 1.0
