@@ -94,22 +94,6 @@ class ContactRefineResult:
     seconds: float
 
 
-def _interior(obj: GraspObject, n: int, seed: int) -> np.ndarray:
-    """``[n, 3]`` points uniform inside the object (its frame, metres)."""
-    rng = np.random.default_rng(seed)
-    lo, hi = obj.mesh.bounds
-    found: list[np.ndarray] = []
-    have = 0
-    for _ in range(100):
-        cand = rng.uniform(lo, hi, size=(max(4 * n, 1024), 3))
-        inside = cand[obj.contains(cand)]
-        found.append(inside)
-        have += len(inside)
-        if have >= n:
-            return np.concatenate(found)[:n]
-    raise HalohandInputError("the object is too thin to sample points inside it")
-
-
 def refine_hand_object(
     halo: Any,
     keypoints: Any,
@@ -150,7 +134,7 @@ def refine_hand_object(
         kp_obs = refine_keypoints(kp_obs, sides=(side,))
     field = ObjectField(obj, "grid")
     dt = torch.float64
-    interior = torch.from_numpy(_interior(obj, cfg.interior_points, cfg.seed))
+    interior = torch.from_numpy(obj.interior_points(cfg.interior_points, cfg.seed))
     cell_cm3 = float(obj.mesh.volume) * 1e6 / cfg.interior_points
     base = torch.from_numpy(kp_obs)[None]
     r0 = torch.from_numpy(pose[:3, :3])

@@ -24,21 +24,7 @@ __all__ = ["bone_lengths", "interior_points", "interpenetration", "valid_hands"]
 
 def interior_points(obj: Any, n: int, seed: int) -> np.ndarray:
     """``[n, 3]`` points uniform inside a :class:`~halohand.objects.registry.GraspObject` (m)."""
-    rng = np.random.default_rng(seed)
-    lo, hi = obj.mesh.bounds
-    out: list[np.ndarray] = []
-    have = 0
-    for _ in range(200):
-        cand = rng.uniform(lo, hi, size=(max(4 * n, 1024), 3))
-        inside = cand[obj.contains(cand)]
-        out.append(inside)
-        have += len(inside)
-        if have >= n:
-            break
-    pts = np.concatenate(out)[:n]
-    if len(pts) < n:
-        raise HalohandInputError("object too thin to sample interior points")
-    return pts
+    return obj.interior_points(n, seed)
 
 
 def bone_lengths(keypoints: Tensor) -> Tensor:

@@ -200,6 +200,29 @@ class GraspObject:
         pts = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
         return pts, np.asarray(self.mesh.face_normals[face], dtype=np.float64)
 
+    def interior_points(self, n: int, seed: int = 0) -> np.ndarray:
+        """``[n, 3]`` points uniform inside the object (metres, its frame): rejection
+        sampling of its bounding box, deterministic for ``seed``.
+
+        Raises:
+            HalohandInputError: too thin to find ``n`` points in 200 rounds.
+        """
+        rng = np.random.default_rng(seed)
+        lo, hi = self.mesh.bounds
+        found: list[np.ndarray] = []
+        have = 0
+        for _ in range(200):
+            cand = rng.uniform(lo, hi, size=(max(4 * n, 1024), 3))
+            inside = cand[self.contains(cand)]
+            found.append(inside)
+            have += len(inside)
+            if have >= n:
+                break
+        pts = np.concatenate(found)[:n]
+        if len(pts) < n:
+            raise HalohandInputError("object too thin to sample interior points")
+        return pts
+
     def signed_distance(self, points: np.ndarray) -> np.ndarray:
         """Exact signed distance ``[N]`` (metres, negative inside) of ``[N, 3]`` points.
 
