@@ -55,6 +55,25 @@ def _gather_bits(packed: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return (packed[idx >> 3] >> (7 - (idx & 7)).astype(np.uint8)) & 1
 
 
+def _draw_points(
+    arrays: dict[str, np.ndarray], seed: int | None, epoch: int, index: int, n_points: int | None
+) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """The item's generator (from ``(seed, epoch, index)``; fresh entropy without a seed)
+    and the sorted indices of its uniform and near-surface points: all of them, or
+    ``n_points`` drawn with replacement, half near the surface."""
+    if seed is None:
+        rng = np.random.default_rng()
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(epoch, index)))
+    nu, nn = arrays["points_uniform"].shape[1], arrays["points_near"].shape[1]
+    if n_points is None:
+        return rng, np.arange(nu), np.arange(nn)
+    half = n_points // 2
+    iu = np.sort(rng.integers(0, nu, n_points - half))
+    inear = np.sort(rng.integers(0, nn, half))
+    return rng, iu, inear
+
+
 class OccupancyDataset(Dataset):
     """Hands of one split, as the trainer consumes them (spec section 2).
 
@@ -173,19 +192,7 @@ class OccupancyDataset(Dataset):
         """
         shard, k = self.locate(index)
         a = shard.arrays
-        if self.seed is None:
-            rng = np.random.default_rng()
-        else:
-            rng = np.random.default_rng(
-                np.random.SeedSequence(self.seed, spawn_key=(self.epoch, index))
-            )
-        nu, nn = a["points_uniform"].shape[1], a["points_near"].shape[1]
-        if self.n_points is None:
-            iu, inear = np.arange(nu), np.arange(nn)
-        else:
-            half = self.n_points // 2
-            iu = np.sort(rng.integers(0, nu, self.n_points - half))
-            inear = np.sort(rng.integers(0, nn, half))
+        rng, iu, inear = _draw_points(a, self.seed, self.epoch, index, self.n_points)
         q = np.float32(shard.meta["constants"]["coord_quantum_m"])
         points = np.concatenate([a["points_uniform"][k][iu], a["points_near"][k][inear]]).astype(
             np.float32
@@ -248,19 +255,7 @@ class PairDataset(OccupancyDataset):
         """
         shard, k = self.locate(index)
         a = shard.arrays
-        if self.seed is None:
-            rng = np.random.default_rng()
-        else:
-            rng = np.random.default_rng(
-                np.random.SeedSequence(self.seed, spawn_key=(self.epoch, index))
-            )
-        nu, nn = a["points_uniform"].shape[1], a["points_near"].shape[1]
-        if self.n_points is None:
-            iu, inear = np.arange(nu), np.arange(nn)
-        else:
-            half = self.n_points // 2
-            iu = np.sort(rng.integers(0, nu, self.n_points - half))
-            inear = np.sort(rng.integers(0, nn, half))
+        rng, iu, inear = _draw_points(a, self.seed, self.epoch, index, self.n_points)
         q = np.float32(shard.meta["constants"]["coord_quantum_m"])
         points = np.concatenate([a["points_uniform"][k][iu], a["points_near"][k][inear]])
         occ = np.stack(
