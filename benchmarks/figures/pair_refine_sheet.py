@@ -1,6 +1,6 @@
 """Two hands from noisy keypoints before and after refinement (docs/pair_refine.png).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/figures/pair_refine.py \
+    PYTHONPATH=src .venv/bin/python benchmarks/figures/pair_refine_sheet.py \
         [--out docs/pair_refine.png] [--pairs 4] [--seed 90210] [--noise-mm 10]
 
 Held-out pairs of the pair sampler (the first ``--pairs`` of
