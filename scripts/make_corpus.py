@@ -167,7 +167,9 @@ def keypoint_skeletons() -> None:
         "valid: a hand in inches, 7 units long, reads as a 7 cm hand (check warns on its "
         "size; inches are not a unit the tools take)", GOOD)  # fmt: skip
     add("keypoints/two_hands_42x3.npy", npy(np.vstack([h, h * [-1, 1, 1]])),
-        "42 joints (two hands in one array)", BAD, "two hands")  # fmt: skip
+        "42 joints (two hands in one array): reconstruct reads a pair (InterHand layout), "
+        "occupancy and check take one hand", {"reconstruct": 0, "occupancy": 2, "check": 2},
+        "two hands")  # fmt: skip
     add("keypoints/random_noise.npy", npy(rng(1).normal(scale=0.05, size=(21, 3))),
         "random points at hand scale", SKELETON_BAD,
         "fits none")  # fmt: skip

@@ -339,9 +339,11 @@ def load_pair_file(
         raise CorruptFileError(f"{path}: cannot read ({exc.strerror})") from None
     if data is None:
         return None
+    if isinstance(data, np.ndarray) and data.dtype.kind not in "iuf":
+        return None  # complex, bool, text, records: the single-hand reader words the error
     try:
         arr = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if arr.ndim in (2, 3) and arr.shape[-2:] == (42, 3) and j == 21:
         layout, per = "interhand42", arr.reshape(-1, 42, 3)
