@@ -58,3 +58,33 @@ def test_contact_bad_input_exits_2(monkeypatch, capsys, tmp_path):
     )  # fmt: skip
     assert code == 2 and "give one hand" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_reconstruct_refine_moves_noisy_hands_toward_a_hand(monkeypatch, capsys, tmp_path):
+    """``halohand reconstruct --refine``: single hands and a pair are cleaned before meshing
+    (the skeleton the mesh file records is the refined one)."""
+    bank = hand_bank(2, 4).numpy()
+    rng = np.random.default_rng(0)
+    right = bank[0] + [0.0, 0.0, 0.4]
+    left = bank[1] * [-1.0, 1.0, 1.0] + [0.12, 0.0, 0.4]
+    noisy = right + rng.normal(0, 0.01, right.shape)
+    np.save(tmp_path / "one.npy", noisy)
+    np.save(tmp_path / "both.npy", np.stack([noisy, left + rng.normal(0, 0.01, left.shape)]))
+    out = tmp_path / "out"
+    for args in ([tmp_path / "one.npy"], [tmp_path / "both.npy", "--pair"]):
+        code, stdout, err = run_cli(
+            monkeypatch, capsys, "reconstruct", *args, "--refine", "--resolution", "32",
+            "--out-dir", out,
+        )  # fmt: skip
+        assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["both_left.ply", "both_pair.glb", "both_right.ply", "one.ply"]
+    plain = tmp_path / "plain"
+    code, _, err = run_cli(
+        monkeypatch, capsys, "reconstruct", tmp_path / "one.npy", "--resolution", "32",
+        "--out-dir", plain,
+    )  # fmt: skip
+    assert code == 0, err
+    a = trimesh.load(out / "one.ply", process=False)
+    b = trimesh.load(plain / "one.ply", process=False)
+    assert not np.allclose(a.bounds, b.bounds)  # the refined skeleton gives another mesh
