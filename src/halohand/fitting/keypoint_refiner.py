@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from halohand.core.atomic import write_bytes_atomic
 from halohand.core.errors import CorruptFileError, HalohandInputError
+from halohand.core.weights_file import read_weights, write_weights
 from halohand.skeleton.bones import PARENTS
 
 __all__ = ["UNIT", "KeypointRefiner", "RefinerConfig", "refine_keypoints", "skeleton_adjacency"]
@@ -139,11 +139,8 @@ _WEIGHTS: Final = "keypoint_refiner.safetensors"
 
 def save_refiner(model: KeypointRefiner, path: str | os.PathLike[str]) -> None:
     """Write the weights and config to a safetensors file atomically."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": "halohand.keypoint-refiner", "config": json.dumps(asdict(model.config))}
-    write_bytes_atomic(path, save(state, metadata=meta))
+    write_weights(path, model.state_dict(), meta)
 
 
 def load_refiner(path: str | os.PathLike[str] | None = None) -> KeypointRefiner:
@@ -152,19 +149,12 @@ def load_refiner(path: str | os.PathLike[str] | None = None) -> KeypointRefiner:
     Raises:
         CorruptFileError: a missing, unreadable or foreign file.
     """
-    from safetensors import SafetensorError, safe_open
-
     if path is None:
         path = Path(str(resources.files("halohand") / "weights" / _WEIGHTS))
     path = Path(path)
     if not path.is_file():
         raise CorruptFileError(f"{path}: keypoint refiner weights not found")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open API
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CorruptFileError(f"{path}: cannot read keypoint refiner weights ({exc})") from None
+    state, meta = read_weights(path, "keypoint refiner weights")
     if meta.get("format") != "halohand.keypoint-refiner":
         raise CorruptFileError(f"{path}: not a halohand keypoint refiner file")
     model = KeypointRefiner(RefinerConfig(**json.loads(meta["config"])))

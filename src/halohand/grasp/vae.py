@@ -35,9 +35,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from halohand.core.atomic import atomic_path
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.rotations import rotation_6d_to_matrix
+from halohand.core.weights_file import read_weights, write_weights
 from halohand.handmodel.prior import IdentityPrior
 from halohand.handmodel.torch_model import TorchHandModel
 
@@ -265,32 +265,20 @@ def kl_divergence(mean: Tensor, log_std: Tensor) -> Tensor:
 
 def save_vae(path: str | os.PathLike[str], model: GraspVAE, meta: dict[str, Any]) -> Path:
     """Write the weights as safetensors with the config and ``meta`` in the header (atomic)."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {
         "format": "halohand-grasp-vae-1",
         "config": json.dumps(asdict(model.config)),
         "meta": json.dumps(meta),
     }
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=header)
-    return Path(path)
+    return write_weights(path, model.state_dict(), header)
 
 
 def load_vae(path: str | os.PathLike[str]) -> tuple[GraspVAE, dict[str, Any]]:
     """Read a file of :func:`save_vae`; returns the model (eval mode) and its ``meta``."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise HalohandInputError(f"no such grasp model file: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except Exception as exc:
-        raise CorruptFileError(f"cannot read grasp model {path}: {exc}") from exc
+    state, header = read_weights(path, "grasp model")
     if header.get("format") != "halohand-grasp-vae-1":
         raise CorruptFileError(f"{path} is not a halohand grasp model")
     model = GraspVAE(VAEConfig(**json.loads(header["config"])))

@@ -1,0 +1,54 @@
+"""Small models' weights as one safetensors file with string metadata (no pickle).
+
+The keypoint refiner and the grasp VAE store their weights with a ``format`` tag and their
+config's JSON in the metadata; this module does the file part once: atomic writes of CPU
+tensors, and reads that turn any failure into one :class:`CorruptFileError` naming the file.
+Each model checks its own tag and config. (The occupancy network's files, which carry a
+format version and are validated further, have their own reader in
+:mod:`halohand.fields.io`.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from halohand.core.atomic import atomic_path
+from halohand.core.errors import CorruptFileError
+
+__all__ = ["read_weights", "write_weights"]
+
+
+def write_weights(
+    path: str | os.PathLike[str], state: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> Path:
+    """Write ``state`` (moved to the CPU, contiguous) with ``metadata`` to ``path``
+    atomically; returns the path."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_weights(
+    path: str | os.PathLike[str], what: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a file of :func:`write_weights` (CPU tensors).
+
+    Raises:
+        CorruptFileError: ``"{path}: cannot read {what} ({reason})"`` for a missing,
+            truncated or foreign file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open API
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CorruptFileError(f"{path}: cannot read {what} ({exc})") from None
+    return tensors, metadata
