@@ -135,25 +135,31 @@ def refine_pair(
 
     level = float(getattr(halo, "iso_level", 0.5))
 
-    def overlap(kp: Tensor) -> tuple[Tensor, float] | None:
+    def overlap(kp: Tensor, grad: bool = True) -> tuple[Tensor, float] | None:
         """(penalty, volume cm^3) of the cells inside both hands' surfaces; None: apart."""
         got = overlap_grid(kp, cfg.margin, cfg.grid)
         if got is None:
             return None
         grid, cell = got
-        occ = halo.occupancy(grid, kp, side=list(sides), units="m", grad=True)  # [2, M]
+        occ = halo.occupancy(grid, kp, side=list(sides), units="m", grad=grad)  # [2, M]
         both = (occ[0] > level) & (occ[1] > level)
         penalty = (occ[0] * occ[1] * both).sum() * cell * 1e6
         return penalty, float(both.sum()) * cell * 1e6
 
-    before = overlap(base.clone())
-    before_cm3 = 0.0 if before is None else before[1]
+    # The first step's keypoints are the input's (zero parameters): its overlap is the
+    # "before"; a loop that stops because nothing overlaps needs no "after" query.
+    before_cm3: float | None = None
+    after_cm3: float | None = None
     steps = 0
     for steps in range(1, cfg.steps + 1):  # noqa: B007 - the count is reported
         kp = posed()
         got = overlap(kp)
-        if got is None or got[1] == 0.0:
+        volume = 0.0 if got is None else got[1]
+        if before_cm3 is None:
+            before_cm3 = volume
+        if volume == 0.0:
             steps -= 1
+            after_cm3 = 0.0
             break
         pen = got[0]
         data = ((kp - base) ** 2).sum(-1).mean() / 1e-4
@@ -164,8 +170,12 @@ def refine_pair(
         opt.step()
     with torch.no_grad():
         final = posed()
-    after = overlap(final.clone())
-    after_cm3 = 0.0 if after is None else after[1]
+    if before_cm3 is None:  # no step was allowed
+        first = overlap(base, grad=False)
+        before_cm3 = 0.0 if first is None else first[1]
+    if after_cm3 is None:
+        after = overlap(final, grad=False)
+        after_cm3 = 0.0 if after is None else after[1]
     moved = torch.linalg.vector_norm(final - base, dim=-1).numpy() * 1000.0
     return PairRefineResult(
         final.numpy(), before_cm3, after_cm3, moved, steps, time.perf_counter() - t0
