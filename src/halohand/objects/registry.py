@@ -417,13 +417,13 @@ def parse_object_list(spec: str) -> list[str]:
 
 
 def object_from_spec(
-    spec: str | Path | trimesh.Trimesh | trimesh.Scene, units: str = "auto"
+    spec: str | Path | trimesh.Trimesh | trimesh.Scene, units: str = "auto", center: bool = True
 ) -> GraspObject:
     """A registry id (``mug_4``: no suffix and no such file), else a mesh file or trimesh
-    (:func:`object_from_mesh` with ``units``)."""
+    (:func:`object_from_mesh` with ``units`` and ``center``)."""
     if isinstance(spec, str) and Path(spec).suffix == "" and not Path(spec).exists():
         return load_object(spec)
-    return object_from_mesh(spec, units=units)
+    return object_from_mesh(spec, units=units, center=center)
 
 
 def load_objects(spec: str, units: str = "auto") -> list[GraspObject]:

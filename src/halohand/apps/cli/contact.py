@@ -88,14 +88,10 @@ def contact(
         convention=kf.fmt,
     )  # fmt: skip
     object_pose = _read_pose(pose)
-    from halohand.objects.registry import load_object, object_from_mesh
+    from halohand.objects.registry import object_from_spec
 
-    path = Path(object_spec)
-    obj = (
-        object_from_mesh(path, units=object_units, center=False)
-        if path.suffix or path.exists()
-        else load_object(object_spec)
-    )
+    # The pose refers to the file's own frame: the mesh is not centred.
+    obj = object_from_spec(object_spec, units=object_units, center=False)
 
     from halohand.core.atomic import atomic_open, write_text_atomic
     from halohand.fitting.contact_refine import ContactRefineConfig, refine_hand_object
