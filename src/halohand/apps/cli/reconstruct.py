@@ -95,16 +95,16 @@ def _prepare_pair(pf: Any, units: str | None) -> tuple[Any, list[tuple[int, str]
     return prepared, where, warning
 
 
-def _refined(model: Any, prepared: Any, where: list[tuple[int, str]] | None) -> Any:
+def _refined(
+    model: Any, refiner: Any, prepared: Any, where: list[tuple[int, str]] | None
+) -> Any:
     """``prepared`` with its keypoints cleaned by the keypoint refiner (in metres, back in
     the input's units); ``where`` (two-hand files: ``(pair, side)`` per hand) refines the
     two hands of a pair together and then moves them out of each other's occupancy."""
-
-    from halohand.fitting.keypoint_refiner import load_refiner, refine_keypoints
+    from halohand.fitting.keypoint_refiner import refine_keypoints
     from halohand.fitting.pair_refine import refine_pair
     from halohand.inference.halo import prepare_hands
 
-    refiner = load_refiner()
     kp = prepared.keypoints * prepared.scale
     sides = ["left" if left else "right" for left in prepared.is_left]
     out = kp.copy()
@@ -236,10 +236,11 @@ def reconstruct(
     for line in warnings:
         print(line, file=sys.stderr)
     if refine:
-        jobs = [(kf, _refined(model, prepared, None), names) for kf, prepared, names in jobs]
-        pair_jobs = [
-            (pf, _refined(model, prepared, where), where) for pf, prepared, where in pair_jobs
-        ]
+        from halohand.fitting.keypoint_refiner import load_refiner
+
+        refiner = load_refiner()
+        jobs = [(kf, _refined(model, refiner, p, None), names) for kf, p, names in jobs]
+        pair_jobs = [(pf, _refined(model, refiner, p, where), where) for pf, p, where in pair_jobs]
     total = sum(len(names) for _, _, names in jobs) + sum(len(w) for _, _, w in pair_jobs)
     empty = 0
     with tqdm(total=total, desc="reconstruct", unit="hand", disable=None, file=sys.stderr) as bar:
