@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from halohand.core.errors import HalohandInputError
-from halohand.fitting.contact_refine import TIPS, ContactRefineConfig, refine_hand_object
+from halohand.fitting.contact_refine import (
+    FINGER_CHAINS,
+    TIPS,
+    ContactRefineConfig,
+    finger_capsules,
+    finger_gaps,
+    refine_hand_object,
+)
 from halohand.skeleton.bones import bone_lengths
 from halohand.training.keypoint_refiner import hand_bank
 
@@ -66,3 +74,34 @@ def test_fixed_object_cleaned_keypoints_and_errors(halo, scene):
     bad[0, 0] = np.nan
     with pytest.raises(HalohandInputError, match="NaN"):
         refine_hand_object(halo, bad, ball, pose)
+
+
+def test_finger_capsules_run_along_the_bones_with_interpolated_radius():
+    kp = torch.randn(2, 21, 3, dtype=torch.float64)
+    points, radius = finger_capsules(kp, (0.008, 0.007, 0.006, 0.0055))
+    assert points.shape == (2, 5, 13, 3) and radius.shape == (13,)
+    for f, chain in enumerate(FINGER_CHAINS):
+        torch.testing.assert_close(points[:, f, 0], kp[:, chain[0]])  # knuckle
+        torch.testing.assert_close(points[:, f, 4], kp[:, chain[1]])
+        torch.testing.assert_close(points[:, f, -1], kp[:, chain[3]])  # tip
+        torch.testing.assert_close(points[:, f, 2], (kp[:, chain[0]] + kp[:, chain[1]]) / 2)
+    assert radius[0] == 0.008 and radius[4] == 0.007 and radius[-1] == 0.0055
+    assert radius[2] == pytest.approx(0.0075)
+
+
+def test_finger_gap_against_a_plane_closed_form():
+    """Fingers lying along x at heights 1..5 cm over the plane z = 0: each finger's gap is
+    its lowest capsule point's height minus the radius there (soft minimum within ~1 mm)."""
+    kp = torch.zeros(21, 3, dtype=torch.float64)
+    radii = (0.008, 0.007, 0.006, 0.0055)
+    for f, chain in enumerate(FINGER_CHAINS):
+        for j, joint in enumerate(chain):
+            # tilted down toward the tip: the tip is the lowest point of each finger
+            kp[joint] = torch.tensor([0.02 * j, 0.02 * f, 0.01 * (f + 1) + 0.004 * (3 - j)])
+    gaps = finger_gaps(kp, lambda p: p[:, 2], radii, temperature=1e-4)
+    expected = torch.tensor([0.01 * (f + 1) - 0.0055 for f in range(5)], dtype=torch.float64)
+    torch.testing.assert_close(gaps, expected, atol=2e-4, rtol=0)
+    # differentiable in the keypoints: raising the tips raises the gap
+    kp.requires_grad_(True)
+    finger_gaps(kp, lambda p: p[:, 2], radii).sum().backward()
+    assert (kp.grad[[c[-1] for c in FINGER_CHAINS], 2] > 0.5).all()

@@ -77,7 +77,7 @@ def score(hand, obj, truth_fingers, kp, kp_true, pose, pose_true) -> dict[str, A
     return {
         "apd_mm": pd["mean"] * 1e3, "mpd_mm": pd["max"] * 1e3,
         "volume_cm3": penetration_volume(hand, obj),
-        "contact_kept": kept, "fingers_touching": len(fingers),
+        "contact_kept": kept, "fingers_touching": len(fingers), "fingers": sorted(fingers),
         "mpjpe_mm": float(np.linalg.norm(kp - kp_true, axis=-1).mean() * 1e3),
         "pose_mm": float(np.linalg.norm(pose[:3, 3] - pose_true[:3, 3]) * 1e3),
         "pose_deg": float(np.degrees(np.linalg.norm(matrix_to_axis_angle(rel)))),
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=31_337)
     parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",
-        help="override a ContactRefineConfig field (float), e.g. --set pad=0.004",
+        help="override a ContactRefineConfig field (a float, or a,b,... for a tuple), "
+             "e.g. --set contact_radius=0.025",
     )  # fmt: skip
     parser.add_argument("--rows", default="", help="comma-separated rows only (default: all)")
     parser.add_argument("--json", type=Path, default=None)
@@ -113,7 +114,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = ContactRefineConfig()
     for item in args.set:
         name, _, value = item.partition("=")
-        cfg = dataclasses.replace(cfg, **{name: type(getattr(cfg, name))(float(value))})
+        current = getattr(cfg, name)
+        parsed = (
+            tuple(float(v) for v in value.split(","))
+            if isinstance(current, tuple)
+            else type(current)(float(value))
+        )
+        cfg = dataclasses.replace(cfg, **{name: parsed})
     every = ("truth", "input", "contact", "refiner", "refiner+contact")
     wanted = [r for r in args.rows.split(",") if r] or list(every)
     rows: dict[str, list[dict[str, Any]]] = {
@@ -167,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        truth_fingers=sorted(truth_fingers))  # fmt: skip
             if name == "refiner+contact":
                 row["seconds"] = res2.seconds
+                row["asked_to_touch"] = [FINGERS[f] for f in res2.contact_fingers]
             rows[name].append(row)
             if args.sheet and s_i in on_sheet and name in ("input", "refiner+contact", "truth"):
                 # The sheet draws each hand in its object's frame.

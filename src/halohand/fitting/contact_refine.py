@@ -7,17 +7,23 @@ so that
 
     E = w_pen     * sum_i o_H(R x_i + t) V/N               HALO occupancy at N points inside
                                                             the object (soft volume, cm^3)
-      + w_contact * mean_c (d(k_c) - pad)^2 / (5 mm)^2      fingertips that were near the
+      + w_contact * mean_f gap_f^2 / (5 mm)^2               fingers that were near the
                                                             object touch it
       + w_data    * mean |k - k_obs|^2 / (1 cm)^2           stay near the keypoints
       + w_pose    * (|t - t_obs|^2 / (1 cm)^2 + |dr|^2 / (10 deg)^2)   and the object pose
       + w_turn    * mean |r|^2 / (0.1 rad)^2                small joint rotations
 
 ``d`` is the object's signed distance (:class:`~halohand.interaction.ObjectField`, gridded,
-differentiable in the points and the pose), ``k_c`` the tip
-keypoints of the fingers whose observed tip lies within ``contact_radius`` of the observed
-object surface, ``pad`` the distance from a fingertip keypoint to the surface it touches
-(the embedded hand's tip joint sits under the pad). The hand moves by a translation and
+differentiable in the points and the pose). Each finger is a chain of capsules along its
+three bones (points every quarter bone) whose radius runs from ``finger_radii[0]`` at the
+knuckle to ``finger_radii[-1]`` at the tip keypoint: the half thickness of the embedded
+hand's fingers on the palm side (measured on the template: 8-10 mm at the proximal
+phalanx, 6-7 mm at the distal one, the tip joint ~6 mm under the pad). A finger's gap
+``gap_f`` is the soft minimum (1 mm temperature) over its points of ``d - radius``: the
+distance between the finger's skin and the object wherever it is closest, so a finger
+holds the object with whichever phalanx is nearest (a power grasp touches with the
+proximal ones), not only with its tip. Fingers whose observed gap is below
+``contact_radius`` are asked to touch. The hand moves by a translation and
 joint rotations (:func:`~halohand.fitting.articulate.articulate`: bone lengths stay as
 observed); the object by a rotation ``dr`` (axis-angle, applied in the world frame) and a
 translation. With ``clean_keypoints`` (the default) the observed keypoints first go through
@@ -43,10 +49,64 @@ from halohand.interaction.object_field import ObjectField
 from halohand.objects.registry import GraspObject, object_from_mesh
 from halohand.scene.camera import rigid_transform
 
-__all__ = ["TIPS", "ContactRefineConfig", "ContactRefineResult", "refine_hand_object"]
+__all__ = [
+    "FINGER_CHAINS", "TIPS", "ContactRefineConfig", "ContactRefineResult", "finger_capsules",
+    "finger_gaps", "refine_hand_object",
+]  # fmt: skip
 
 #: Fingertip keypoints (thumb to little finger), project order.
 TIPS = (4, 8, 12, 16, 20)
+
+
+#: Joint chains of the fingers (knuckle to tip), thumb to little finger, project order.
+FINGER_CHAINS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+#: Samples per bone along each finger's chain (the tip itself is added).
+_PER_BONE = 4
+
+
+def finger_capsules(
+    keypoints: torch.Tensor, radii: tuple[float, float, float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points along each finger's bones and the finger's half thickness there.
+
+    Args:
+        keypoints: ``[..., 21, 3]`` metres, project order.
+        radii: half thickness (metres) at the knuckle, the two middle joints and the tip.
+
+    Returns:
+        ``points [..., 5, 13, 3]`` (thumb to little finger, knuckle to tip) and
+        ``radius [13]`` metres (linear along each bone).
+    """
+    s = torch.arange(_PER_BONE, dtype=keypoints.dtype, device=keypoints.device) / _PER_BONE
+    chains = keypoints[..., torch.tensor(FINGER_CHAINS), :]  # [..., 5, 4, 3]
+    a, b = chains[..., :-1, None, :], chains[..., 1:, None, :]  # [..., 5, 3, 1, 3]
+    along = (a + s[:, None] * (b - a)).flatten(-3, -2)  # [..., 5, 12, 3]
+    points = torch.cat([along, chains[..., -1:, :]], dim=-2)
+    r = torch.tensor(radii, dtype=keypoints.dtype, device=keypoints.device)
+    radius = torch.cat([(r[:-1, None] + s * (r[1:, None] - r[:-1, None])).flatten(), r[-1:]])
+    return points, radius
+
+
+def finger_gaps(
+    keypoints: torch.Tensor,
+    distance: Any,
+    radii: tuple[float, float, float, float],
+    temperature: float = 1e-3,
+) -> torch.Tensor:
+    """Each finger's soft-minimum gap (metres) between its capsules and a surface.
+
+    Args:
+        keypoints: ``[21, 3]`` metres.
+        distance: callable ``[N, 3] -> [N]`` signed distance (metres, positive outside).
+        radii: see :func:`finger_capsules`.
+        temperature: soft-minimum temperature (metres).
+
+    Returns:
+        ``[5]`` gaps, thumb to little finger (negative where a capsule is inside).
+    """
+    points, radius = finger_capsules(keypoints, radii)
+    gap = distance(points.reshape(-1, 3)).reshape(5, -1) - radius
+    return -temperature * torch.logsumexp(-gap / temperature, dim=-1)
 
 
 @dataclass(frozen=True)
@@ -57,9 +117,9 @@ class ContactRefineConfig:
     lr: float = 1e-3
     interior_points: int = 2000
     contact_radius: float = 0.02
-    pad: float = 0.0055
+    finger_radii: tuple[float, float, float, float] = (0.008, 0.007, 0.006, 0.0055)
     w_pen: float = 1.0
-    w_contact: float = 0.2
+    w_contact: float = 1.0
     w_data: float = 0.5
     w_pose: float = 0.05
     w_turn: float = 0.05
@@ -79,6 +139,8 @@ class ContactRefineResult:
             surface (its inner sample points with occupancy above the mesh level).
         contact_fingers: indices (0 thumb .. 4 little) of the fingers asked to touch.
         tip_distance_mm: ``[5]`` signed distance of each tip keypoint to the refined object.
+        finger_gap_mm: ``[5]`` each finger's gap to the refined object (module docstring;
+            about the distance between its skin and the object, negative inside).
         moved_mm: ``[21]`` distance of each keypoint from the observed one (mm).
         steps: optimizer steps; seconds: wall time.
     """
@@ -89,6 +151,7 @@ class ContactRefineResult:
     overlap_after_cm3: float
     contact_fingers: tuple[int, ...]
     tip_distance_mm: np.ndarray
+    finger_gap_mm: np.ndarray
     moved_mm: np.ndarray
     steps: int
     seconds: float
@@ -175,10 +238,12 @@ def refine_hand_object(
         occ = inner_occupancy(kp, rot, trans, grad=False)
         return float((occ > level).sum()) * cell_cm3
 
+    def gaps(kp: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
+        return finger_gaps(kp, lambda p: distance(p, rot, trans), cfg.finger_radii)
+
     with torch.no_grad():
-        tips_d = distance(base[0, list(TIPS)], r0, t0_obj)
-    fingers = tuple(int(i) for i in np.flatnonzero(tips_d.numpy() < cfg.contact_radius))
-    contact_tips = [TIPS[i] for i in fingers]
+        observed_gaps = gaps(base[0], r0, t0_obj)
+    fingers = tuple(int(i) for i in np.flatnonzero(observed_gaps.numpy() < cfg.contact_radius))
     before = inside_cm3(base, r0, t0_obj)
 
     steps = 0
@@ -187,9 +252,9 @@ def refine_hand_object(
         rot, trans = object_pose_now()
         pen = overlap(kp, rot, trans)
         loss = cfg.w_pen * pen
-        if contact_tips:
-            d = distance(kp[0, contact_tips], rot, trans)
-            loss = loss + cfg.w_contact * ((d - cfg.pad) ** 2).mean() / 25e-6
+        if fingers:
+            gap = gaps(kp[0], rot, trans)[list(fingers)]
+            loss = loss + cfg.w_contact * (gap**2).mean() / 25e-6
         loss = loss + cfg.w_data * ((kp - base) ** 2).sum(-1).mean() / 1e-4
         loss = loss + cfg.w_turn * (turns**2).sum(-1).mean() / 1e-2
         if cfg.move_object:
@@ -204,12 +269,13 @@ def refine_hand_object(
         final = articulate(base, turns, shift)
         rot, trans = object_pose_now()
         tips = distance(final[0, list(TIPS)], rot, trans).numpy() * 1000.0
+        final_gaps = gaps(final[0], rot, trans).numpy() * 1000.0
     after = inside_cm3(final, rot, trans)
     out_pose = np.eye(4)
     out_pose[:3, :3] = rot.numpy()
     out_pose[:3, 3] = trans.numpy()
     moved = np.linalg.norm(final[0].numpy() - observed, axis=-1) * 1000.0
     return ContactRefineResult(
-        final[0].numpy(), out_pose, before, after, fingers, tips, moved, steps,
+        final[0].numpy(), out_pose, before, after, fingers, tips, final_gaps, moved, steps,
         time.perf_counter() - t0,
     )  # fmt: skip

@@ -111,6 +111,7 @@ def contact(
         "contact_fingers": [("thumb", "index", "middle", "ring", "pinky")[i]
                             for i in res.contact_fingers],
         "tip_distance_mm": res.tip_distance_mm.round(2).tolist(),
+        "finger_gap_mm": res.finger_gap_mm.round(2).tolist(),
         "moved_mm_max": float(res.moved_mm.max()), "steps": res.steps,
         "seconds": round(res.seconds, 2),
     }  # fmt: skip
