@@ -35,6 +35,7 @@ from halohand.data.pairs import (
     resolve_contact,
 )
 from halohand.inference.halo import HALO
+from halohand.inference.two_hands import separate_occupancy
 from halohand.objects.inside import winding_number
 from halohand.skeleton.orders import INTERHAND_FROM_OPENPOSE, JOINT_NAMES
 
@@ -439,3 +440,68 @@ def test_pair_keypoints_formats_and_tensors() -> None:
     assert torch.equal(t.grad, torch.ones_like(t))
     with pytest.raises(HalohandInputError, match="NaN"):
         pair_keypoints(np.full((42, 3), np.nan))
+
+
+def test_separate_occupancy_rule() -> None:
+    rng = np.random.default_rng(0)
+    own, other = rng.uniform(0, 1, 1000), rng.uniform(0, 1, 1000)
+    level = 0.4
+    out = separate_occupancy(own, other, level)
+    free = other <= level
+    np.testing.assert_array_equal(out[free], own[free])  # unchanged unless the other claims
+    np.testing.assert_allclose(out[~free], own[~free] - (other[~free] - level))
+    assert ((out > level) == ((own > level) & (free | (own > other)))).all()
+    both = (own > level) & (other > level)
+    back = separate_occupancy(other, own, level)
+    # where both claimed a point, exactly one keeps it (ties excepted)
+    claim = both & (own != other)
+    assert ((out[claim] > level) ^ (back[claim] > level)).all() and claim.sum() > 50
+    t = separate_occupancy(torch.tensor(own, requires_grad=True), torch.tensor(other), level)
+    np.testing.assert_allclose(t.detach().numpy(), out)
+    t.sum().backward()  # differentiable
+
+
+def test_separate_removes_the_overlap_of_two_hands(model: HALO, two_hands: np.ndarray) -> None:
+    """The left hand moved onto the right one: the independent meshes overlap by cm^3; the
+    separated ones meet without overlapping, and stay watertight."""
+    from halohand.interaction.plausibility import penetration_volume as mesh_overlap
+
+    crossed = two_hands.copy()
+    crossed[1] += [-0.25 + 0.035, 0.0, 0.012]  # palms overlapping by ~1-2 cm
+    base = model.reconstruct_pair(crossed, resolution=48)
+    sep = model.reconstruct_pair(crossed, resolution=48, separate=True)
+    before, after = mesh_overlap(*base.meshes), mesh_overlap(*sep.meshes)
+    assert before > 1.0  # cm^3
+    assert after < 0.05 * before
+    for mesh in sep.meshes:
+        assert mesh.is_watertight
+    assert sep.separated and not base.separated
+    # the occupancy the meshes came from: no point is inside both hands
+    pts = torch.from_numpy(np.concatenate([base.right.vertices, base.left.vertices]))
+    occ = sep.occupancy(pts)
+    level = model.iso_level
+    assert not ((occ[0] > level) & (occ[1] > level)).any()
+    with pytest.raises(HalohandInputError, match="exactly two hands"):
+        next(model.meshes(model.prepare(crossed[:1]), 32, separate=True))
+
+
+def test_cli_separates_overlapping_pairs_by_default(
+    monkeypatch, capsys, tmp_path, cli_model, two_hands
+) -> None:
+    from halohand.interaction.plausibility import penetration_volume as mesh_overlap
+
+    crossed = two_hands.copy()
+    crossed[1] += [-0.25 + 0.035, 0.0, 0.012]
+    np.save(tmp_path / "x.npy", crossed)
+    overlap = {}
+    for flag in ("--separate", "--no-separate"):
+        out = tmp_path / flag.strip("-")
+        code, _, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "x.npy", "--pair",
+                               "--out-dir", out, "--resolution", 48, flag)  # fmt: skip
+        assert code == 0, err
+        meshes = [trimesh.load(out / f"x_{s}.ply", process=False) for s in ("right", "left")]
+        assert all(m.is_watertight for m in meshes)
+        overlap[flag] = mesh_overlap(*meshes)
+    assert (
+        overlap["--no-separate"] > 1.0 and overlap["--separate"] < 0.05 * overlap["--no-separate"]
+    )

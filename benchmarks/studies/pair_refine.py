@@ -11,8 +11,11 @@ symmetric A-PD / M-PD (mm, 32^3 grid) (``halohand.interaction.plausibility``). R
 * ``truth``: the true meshes themselves (penetration of the ground truth);
 * ``halo``: each hand from its true keypoints, independently (the baseline);
 * ``halo+refine``: after :func:`halohand.fitting.pair_refine.refine_pair`;
+* ``halo+separate`` / ``halo+refine+separate``: the same keypoints meshed with the
+  occupancy overlap removed (``HALO.reconstruct_pair(..., separate=True)``,
+  :func:`halohand.inference.two_hands.separate_occupancy`);
 * with ``--noise-mm`` (Gaussian per axis): ``noisy``, ``noisy+kprefine`` (the keypoint
-  refiner) and ``noisy+kprefine+refine``.
+  refiner), ``noisy+kprefine+refine`` and ``noisy+kprefine+refine+separate``.
 
     python benchmarks/studies/pair_refine.py --pairs 24 \\
         --json benchmarks/results/studies/pair_refine.json
@@ -106,11 +109,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cleaned = refine_keypoints(noisy, model=refiner)
             inputs["noisy+kprefine"] = cleaned
             inputs["noisy+kprefine+refine"] = refine_pair(halo, cleaned).keypoints
+        for name in ("halo", "halo+refine", "noisy+kprefine+refine"):
+            if name in inputs:
+                inputs[f"{name}+separate"] = inputs[name]
         results = {"truth": score(truths, truths, samples, pair_points, pair_occ)}
         for name, k in inputs.items():
-            meshes = halo.reconstruct_batch(
-                k, side=["right", "left"], units="m", resolution=args.resolution, colors=False
-            )
+            pair_meshes = halo.reconstruct_pair(
+                k, units="m", resolution=args.resolution, colors=False,
+                separate=name.endswith("+separate"),
+            )  # fmt: skip
+            meshes = pair_meshes.meshes
             row = score(list(meshes), truths, samples, pair_points, pair_occ)
             row["mpjpe_mm"] = float(np.linalg.norm(k - kp, axis=-1).mean() * 1e3)
             results[name] = row
@@ -128,10 +136,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, row in summary.items():
         print(name, {k: round(v, 4) for k, v in row.items()})
     base, ref = summary["halo"]["penetration_cm3"], summary["halo+refine"]["penetration_cm3"]
+    sep = summary["halo+separate"]["penetration_cm3"]
     doc = {
         "command": "python benchmarks/studies/pair_refine.py " + " ".join(argv or sys.argv[1:]),
         "pairs": args.pairs, "seed": args.seed, "resolution": args.resolution,
         "penetration_reduction": 1.0 - ref / base if base > 0 else None,
+        "penetration_reduction_separate": 1.0 - sep / base if base > 0 else None,
         "summary": summary, "seconds": round(time.perf_counter() - t_start, 1), "rows": rows,
     }  # fmt: skip
     if args.json:

@@ -53,6 +53,7 @@ from halohand.inference.two_hands import (
     TwoHandReconstruction,
     pair_occupancy,
     reconstruct_pair,
+    separate_occupancy,
 )
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
@@ -457,6 +458,7 @@ class HALO:
         *,
         colors: bool = True,
         coarse_resolution: int | None = None,
+        separate: bool = False,
     ) -> Iterator[trimesh.Trimesh]:
         """Yield one watertight mesh per prepared hand, in the input's frame and units.
 
@@ -469,6 +471,10 @@ class HALO:
             coarse_resolution: cells per axis of the first extraction level (default
                 :func:`coarse_resolution_for`); ``resolution / coarse_resolution`` must be a
                 power of two.
+            separate: for exactly two hands (a pair): mesh each hand's occupancy with the
+                other's claim removed
+                (:func:`~halohand.inference.two_hands.separate_occupancy`), so the two
+                surfaces meet instead of passing through each other.
 
         Each mesh carries ``metadata`` ``units`` / ``side`` and, with ``colors``,
         ``vertex_attributes["part"]`` (uint8 HALO part index). A model that predicts no
@@ -487,16 +493,22 @@ class HALO:
         # halohand.inference.extract._evaluate); a GPU takes them one by one.
         workers = self.grid_workers or (worker_count() if dev.type == "cpu" else 1)
         n = len(prepared)
+        if separate and n != 2:
+            raise HalohandInputError(f"separate=True needs exactly two hands, got {n}")
+
+        def other(i: int) -> int | None:
+            return 1 - i if separate else None
+
         if workers < 2 or n < 2:
             for i in range(n):
-                yield self._mesh(prepared, i, res, coarse, colors, workers)
+                yield self._mesh(prepared, i, res, coarse, colors, workers, other(i))
             return
         group = HANDS_IN_FLIGHT_PER_WORKER * workers
         for start in range(0, n, group):
             done: dict[int, trimesh.Trimesh] = {}
 
             def one(i: int, done: dict[int, trimesh.Trimesh] = done) -> None:
-                done[i] = self._mesh(prepared, i, res, coarse, colors, 1)
+                done[i] = self._mesh(prepared, i, res, coarse, colors, 1, other(i))
 
             run_batches(one, range(start, min(start + group, n)), workers, one_thread=True)
             for i in sorted(done):
@@ -510,9 +522,10 @@ class HALO:
         coarse: int,
         colors: bool,
         workers: int,
+        other: int | None = None,
     ) -> trimesh.Trimesh:
         """Mesh of prepared hand ``i`` (see :meth:`meshes`), lattice batches in ``workers``
-        threads."""
+        threads; with ``other``, hand ``other``'s claim removed from its occupancy."""
         radii = self.skip_radii
         dev = self.device
         by_part = self.part_candidates is not None
@@ -555,6 +568,8 @@ class HALO:
                     return occ[0].float().cpu().numpy(), parts[0].float().cpu().numpy()
                 return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
 
+        if other is not None:
+            fn = self._separated(fn, prepared, other, centre_t)
         # Part colours come with the grid: each vertex takes the part with the highest
         # probability at the inside end of its lattice edge (< 1 voxel away), so the
         # vertices need no second network pass. Each level after the first evaluates
@@ -579,6 +594,41 @@ class HALO:
         mesh.metadata["units"] = prepared.units
         mesh.metadata["side"] = "left" if prepared.is_left[i] else "right"
         return mesh
+
+    def _separated(
+        self, fn: Callable[..., Any], prepared: PreparedHands, other: int, centre: Tensor
+    ) -> Callable[..., Any]:
+        """``fn`` (a lattice occupancy function about ``centre``) with prepared hand
+        ``other``'s claim removed (:func:`~halohand.inference.two_hands.separate_occupancy`).
+        The other hand is queried only at points inside its own keypoint box: outside it,
+        its occupancy is below the level by construction of the box's padding."""
+        dev = self.device
+        hand = _select(prepared.conditioning, other, dev)
+        kp_m = prepared.keypoints[other] * prepared.scale
+        lo, hi = (torch.as_tensor(b, dtype=torch.float64, device=dev)
+                  for b in keypoint_box(kp_m, self.padding_m))  # fmt: skip
+        level = self.iso_level
+
+        def separated(points: np.ndarray, *rest: Any) -> Any:
+            out = fn(points, *rest)
+            values = out[0] if isinstance(out, tuple) else out
+            p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64) + centre
+            near = ((p >= lo) & (p <= hi)).all(-1).nonzero()[:, 0]
+            if len(near) == 0:
+                return out
+            with torch.no_grad():
+                occ = occupancy_from_keypoints(
+                    self.network, hand, p[near][None], chunk_size=self.chunk_size or _GRID_BATCH,
+                    skip_radii=self.skip_radii,
+                )[0]  # fmt: skip
+            idx = near.cpu().numpy()
+            values = np.array(values, copy=True)
+            values[idx] = separate_occupancy(
+                values[idx], occ.float().cpu().numpy().astype(values.dtype), level
+            )
+            return (values, *out[1:]) if isinstance(out, tuple) else values
+
+        return separated
 
     def reconstruct(
         self,
@@ -639,6 +689,7 @@ class HALO:
         *,
         colors: bool = True,
         refine: PairRefiner | None = None,
+        separate: bool = False,
     ) -> TwoHandReconstruction:
         """A right and a left hand from one array: two watertight meshes and their
         occupancy fields (:mod:`halohand.inference.two_hands`).
@@ -654,6 +705,11 @@ class HALO:
             refine: two-hand keypoint refinement applied before meshing: ``[2, 21, 3]``
                 metres (project order, right then left) -> the same. ``None``: each hand
                 is reconstructed independently from the given keypoints (the baseline).
+            separate: remove the overlap of the two occupancy fields before meshing: each
+                loses the other's excess over the mesh level, so where both hands claim a
+                point the surer one keeps it
+                (:func:`~halohand.inference.two_hands.separate_occupancy`); the meshes meet
+                instead of passing through each other (after ``refine``, if any).
 
         Returns:
             a :class:`~halohand.inference.two_hands.TwoHandReconstruction` (``right``,
@@ -662,8 +718,9 @@ class HALO:
         On the CPU the two hands are meshed side by side, one thread each (:meth:`meshes`).
         """
         return reconstruct_pair(
-            self, keypoints, units, fmt, resolution, colors=colors, refine=refine
-        )
+            self, keypoints, units, fmt, resolution, colors=colors, refine=refine,
+            separate=separate,
+        )  # fmt: skip
 
     def pair_occupancy(
         self,

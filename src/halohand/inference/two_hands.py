@@ -13,9 +13,19 @@ Input layouts (:func:`pair_keypoints`): ``[42, 3]`` is InterHand2.6M's (right ha
 ``webxr`` / ``openxr``). Both hands share one frame and one unit.
 
 Each hand is reconstructed on its own (the baseline of Im2Hands' initial per-hand stage).
-``refine`` is the hook for a two-hand stage that corrects the keypoints before meshing
-(e.g. against interpenetration or keypoint noise): it receives and returns ``[2, 21, 3]``
-metres in the project's order (right, left), in the input frame.
+With ``separate=True`` the two occupancy fields are made consistent with each other before
+meshing (:func:`separate_occupancy`): each hand's occupancy loses the other hand's excess
+over the mesh level ``l``, ``o' = o - max(0, o_other - l)``. Where only one hand claims a
+point nothing changes; where both do, ``o' - l = o - o_other`` for one and the opposite for
+the other, so exactly the surer hand keeps it and both surfaces lie on the same set
+(``o = o_other``): they meet instead of passing through each other. The fields stay
+continuous, so the two meshes approximate that one interface from both sides to within the
+lattice's interpolation error. This is a rule, not a learned refinement: it removes the
+overlap HALO's independent fields leave; a finger that the keypoints put through the other
+hand is cut where the other hand is surer, not moved (moving it is ``refine``'s job). ``refine`` is
+the hook for a two-hand stage that corrects the keypoints before meshing (e.g. against
+interpenetration or keypoint noise): it receives and returns ``[2, 21, 3]`` metres in the
+project's order (right, left), in the input frame.
 """
 
 from __future__ import annotations
@@ -40,6 +50,24 @@ PAIR_SIDES = ("right", "left")
 
 #: A two-hand keypoint refinement: ``[2, 21, 3]`` metres (right, left) -> the same.
 PairRefiner = Callable[[np.ndarray], np.ndarray]
+
+
+def separate_occupancy(own: Any, other: Any, level: float) -> Any:
+    """One hand's occupancy with the other hand's claim removed (module docstring).
+
+    Args:
+        own, other: occupancy probabilities at the same points, ``[...]`` (numpy arrays or
+            torch tensors, same shape).
+        level: the mesh level (probability).
+
+    Returns:
+        ``own - max(0, other - level)``: unchanged where the other hand is outside, above
+        the level only where ``own`` is above it and above ``other``. Differentiable (torch)
+        in both inputs.
+    """
+    if isinstance(own, Tensor):
+        return own - torch.clamp(other - level, min=0.0)
+    return (own - np.maximum(other - level, 0.0)).astype(own.dtype, copy=False)
 
 
 def pair_layout(shape: tuple[int, ...], fmt: str | None = None) -> str | None:
@@ -112,6 +140,8 @@ class TwoHandReconstruction:
             units: the keypoints the meshes were made from (after ``refine``, if any).
         units: the input's unit (resolved).
         model: the :class:`~halohand.HALO` that made them (queried by :meth:`occupancy`).
+        separated: whether the meshes (and :meth:`occupancy`) have the overlap removed
+            (:func:`separate_occupancy`).
     """
 
     right: trimesh.Trimesh
@@ -119,6 +149,7 @@ class TwoHandReconstruction:
     keypoints: np.ndarray
     units: str
     model: Any = field(repr=False)
+    separated: bool = False
 
     @property
     def meshes(self) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
@@ -127,9 +158,16 @@ class TwoHandReconstruction:
     def occupancy(self, points: Any, *, grad: bool | None = None) -> Tensor:
         """``[2, N]`` occupancy of each hand (right, left) at ``[N, 3]`` points in the input's
         frame and units; differentiable with respect to ``points`` (a tensor with
-        ``requires_grad``), as :meth:`halohand.HALO.occupancy`."""
-        return self.model.occupancy(
+        ``requires_grad``), as :meth:`halohand.HALO.occupancy`; separated like the meshes
+        when :attr:`separated`."""
+        occ = self.model.occupancy(
             points, self.keypoints, side=list(PAIR_SIDES), units=self.units, grad=grad
+        )
+        if not self.separated:
+            return occ
+        level = float(self.model.iso_level)
+        return torch.stack(
+            [separate_occupancy(occ[0], occ[1], level), separate_occupancy(occ[1], occ[0], level)]
         )
 
     def scene(self, skeleton: bool = True) -> trimesh.Scene:
@@ -153,6 +191,7 @@ def reconstruct_pair(
     *,
     colors: bool = True,
     refine: PairRefiner | None = None,
+    separate: bool = False,
 ) -> TwoHandReconstruction:
     """Mesh a right and a left hand (see :meth:`halohand.HALO.reconstruct_pair`)."""
     kp, _ = pair_keypoints(keypoints, fmt)
@@ -169,8 +208,8 @@ def reconstruct_pair(
             )
         kp = refined / scale
     prepared = model.prepare(kp, list(PAIR_SIDES), unit)
-    right, left = model.meshes(prepared, resolution, colors=colors)
-    return TwoHandReconstruction(right, left, prepared.keypoints, unit, model)
+    right, left = model.meshes(prepared, resolution, colors=colors, separate=separate)
+    return TwoHandReconstruction(right, left, prepared.keypoints, unit, model, separate)
 
 
 def pair_occupancy(

@@ -95,9 +95,25 @@ def _prepare_pair(pf: Any, units: str | None) -> tuple[Any, list[tuple[int, str]
     return prepared, where, warning
 
 
-def _refined(
-    model: Any, refiner: Any, prepared: Any, where: list[tuple[int, str]] | None
+def _pair_meshes(
+    model: Any, prepared: Any, where: list[tuple[int, str]], resolution: int, separate: bool
 ) -> Any:
+    """Meshes of a two-hand file's hands in ``where`` order; with ``separate``, the two
+    hands of each complete pair are meshed together with their overlap removed
+    (``HALO.meshes(..., separate=True)``)."""
+    if not separate:
+        yield from model.meshes(prepared, resolution)
+        return
+    k = 0
+    while k < len(where):
+        n = 2 if k + 1 < len(where) and where[k + 1][0] == where[k][0] else 1
+        sides = [side for _, side in where[k : k + n]]
+        sub = model.prepare(prepared.keypoints[k : k + n], sides, prepared.units)
+        yield from model.meshes(sub, resolution, separate=n == 2)
+        k += n
+
+
+def _refined(model: Any, refiner: Any, prepared: Any, where: list[tuple[int, str]] | None) -> Any:
     """``prepared`` with its keypoints cleaned by the keypoint refiner (in metres, back in
     the input's units); ``where`` (two-hand files: ``(pair, side)`` per hand) refines the
     two hands of a pair together and then moves them out of each other's occupancy."""
@@ -155,6 +171,15 @@ def reconstruct(
             "Not for ground-truth keypoints: it adds ~1.6 mm to clean ones.",
         ),
     ] = False,
+    separate: Annotated[
+        bool,
+        typer.Option(
+            "--separate/--no-separate",
+            help="Two-hand files: where both hands' occupancy fields claim a point, the surer "
+            "hand keeps it, so the meshes meet instead of overlapping (docs/two_hands.md). "
+            "--no-separate meshes each hand on its own.",
+        ),
+    ] = True,
 ) -> None:
     """Reconstruct watertight, part-coloured hand meshes from keypoint files.
 
@@ -260,7 +285,7 @@ def reconstruct(
             # meshes come in order, right before left within a pair: each pair's scene is
             # written once its last hand is done
             scene: list[tuple[str, Any, Any]] = []
-            meshes = model.meshes(prepared, resolution)
+            meshes = _pair_meshes(model, prepared, where, resolution, separate)
             for k, ((i, hand_side), mesh) in enumerate(zip(where, meshes, strict=True)):
                 stem = pf.names[i]
                 if len(mesh.faces) == 0:
