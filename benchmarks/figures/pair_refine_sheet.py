@@ -5,8 +5,9 @@
 
 Held-out pairs of the pair sampler (the first ``--pairs`` of
 ``benchmarks/studies/pair_refine.py``'s draws with the same seed), one row each: HALO's
-per-hand meshes of the noisy keypoints, of the keypoint refiner's output, of that after the
-occupancy-overlap refinement, and the true meshes; each tile labelled with the two hands'
+per-hand meshes of the noisy keypoints, the same keypoints meshed with the overlap removed
+(``separate=True``: what the rule does to a large overlap), the keypoint refiner's output, that
+after the occupancy-overlap refinement, and the true meshes; each tile labelled with the two hands'
 penetration volume (cm^3, :func:`halohand.interaction.plausibility.penetration_volume`).
 """
 
@@ -57,16 +58,18 @@ def main(argv: list[str] | None = None) -> None:
         noisy = pair.keypoints + rng.normal(0, args.noise_mm * 1e-3, pair.keypoints.shape)
         cleaned = refine_keypoints(noisy)
         paired = refine_pair(halo, cleaned).keypoints
-        rows = {"noisy": noisy, "refiner": cleaned, "refiner+pair": paired}
+        rows = {"noisy": noisy, "noisy separated": noisy, "refiner": cleaned,
+                "refiner+pair": paired}  # fmt: skip
         for name, kp in list(rows.items()) + [("truth", None)]:
-            meshes = truth if kp is None else halo.reconstruct_batch(
-                kp, side=["right", "left"], units="m", resolution=args.resolution, colors=False
-            )  # fmt: skip
+            meshes = truth if kp is None else halo.reconstruct_pair(
+                kp, units="m", resolution=args.resolution, colors=False,
+                separate=name.endswith("separated"),
+            ).meshes  # fmt: skip
             (tile,) = pair_tiles(meshes[0].vertices, meshes[0].faces, meshes[1].vertices,
                                  meshes[1].faces, args.tile, 1)  # fmt: skip
             vol = penetration_volume(meshes[0], meshes[1])
             tiles.append(draw_text(tile, f"{pair.interaction} {name}: {vol:.2f} cm3", (6, 6)))
-    save_png(str(args.out), image_grid(tiles, columns=4))
+    save_png(str(args.out), image_grid(tiles, columns=5))
     print(f"wrote {args.out}")
 
 
