@@ -73,3 +73,25 @@ def test_command_writes_the_pair(monkeypatch, capsys, tmp_path, shipped_halo) ->
     # the JSON's keypoints are the parted ones
     depths = [float(np.mean(np.asarray(h["keypoints_m"])[:, 2])) for h in report["hands"]]
     np.testing.assert_allclose(depths, pair["depth_after_m"], atol=1e-4)
+
+
+def test_a_right_and_a_left_hand_go_through_reconstruct_pair(placed) -> None:
+    """Sides right and left: one reconstruct_pair call with (right, left) keypoints, and the
+    meshes come back in the photo's hand order."""
+    from dataclasses import replace
+
+    hands = list(placed.hands)
+    hands[0] = replace(hands[0], landmarks=replace(hands[0].landmarks, right_score=0.1))
+    mixed = replace(placed, hands=tuple(hands))  # hand 0 left, hand 1 right
+    calls = []
+
+    class Model:
+        def reconstruct_pair(self, keypoints, **kwargs):
+            calls.append((np.asarray(keypoints), kwargs))
+            return type("Pair", (), {"right": "right mesh", "left": "left mesh"})()
+
+    assert pair_meshes(mixed, Model(), 32) == ["left mesh", "right mesh"]
+    ((kp, kwargs),) = calls
+    np.testing.assert_array_equal(kp[0], hands[1].keypoints)  # right first
+    np.testing.assert_array_equal(kp[1], hands[0].keypoints)
+    assert kwargs["units"] == "m" and kwargs["resolution"] == 32
