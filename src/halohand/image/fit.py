@@ -542,6 +542,7 @@ def fit_landmarks(
     latent = torch.zeros(n, ident.size, dtype=dt)
     dtrans = torch.zeros(n, 3, dtype=dt)
     inv_m = 1.0 / cfg.metric_sigma_m
+    len_lo, len_hi = (math.log(v) for v in HAND_LENGTH_RANGE)
 
     def forward(with_vertices: bool = False):
         log_id = ident.log_identity(latent)
@@ -579,14 +580,22 @@ def fit_landmarks(
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac)))
             opt.zero_grad(set_to_none=True)
-            loss, _ = objective()
+            loss, kp = objective()
             loss.sum().backward()
+            with torch.no_grad():
+                # the hand's length at unit scale, from the keypoints (pose-free: the
+                # middle finger's chain): the identity's, a step behind, which saves a pass
+                # of the model; the last projection below is exact
+                chain = kp[:, [0, 9, 10, 11, 12]]
+                length = torch.linalg.vector_norm(torch.diff(chain, dim=1), dim=-1).sum(-1)
+                log_unit = torch.log(length) - log_scale
             opt.step()
             with torch.no_grad():
                 # Projected steps: the pose inside the joint limits, the hand's length
                 # inside its range (the identity is inside its prior by its map).
                 angles.copy_(torch.minimum(torch.maximum(angles, lo), hi))
-                log_scale.copy_(_length_bounds(model, ident, latent, log_scale))
+                log_scale.copy_(torch.minimum(torch.maximum(log_scale, len_lo - log_unit),
+                                              len_hi - log_unit))  # fmt: skip
     with torch.no_grad():
         log_scale.copy_(_length_bounds(model, ident, latent, log_scale))
         out = forward(with_vertices=True)
