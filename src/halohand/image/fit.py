@@ -93,11 +93,11 @@ class FitSettings:
         pose_prior_weight / identity_prior_weight: multipliers of the prior terms.
 
     ``pose_prior_weight`` 4 and ``metric_sigma_m`` 0.015 were chosen on rendered photos of
-    a validation seed (``benchmarks/studies/photo_benchmark.py --seed 777002 --n 60``, 44
-    hands found; PA-MPJPE median 11.5 mm at 1 and 0.012, 11.2 at 3, 11.0 at 4, 10.8 at 4 and
-    0.015, 10.7 at 6 and 0.015, at 0.3-0.5 px more reprojection error): those renders'
-    poses come from the same pose prior, so a stronger prior than that would fit the
-    benchmark more than photos.
+    a validation seed (``benchmarks/studies/photo_fit_tuning.py --seed 777002 --n 60``, 44
+    hands; ``benchmarks/results/studies/photo_fit_tuning.json``: PA-MPJPE median 11.5 mm at
+    1 and 0.012, 11.2 at 3, 11.0 at 4, 10.8 at 4 and 0.015, 10.7 at 6 and 0.015, at 0.35-0.5
+    px more reprojection error): those renders' poses come from the same pose prior, so a
+    stronger prior than that would fit the benchmark more than photos.
     """
 
     iterations: int = 120
