@@ -32,8 +32,8 @@ proportions within the identity prior, joint angles within the joint limits.
    ``sigma_px`` is a fraction of the hand's size in the photo, so the balance does not
    depend on the resolution. Every fit is inside the priors by construction; on the
    held-out rendered photos :func:`plausibility` finds all 114 fitted hands so (and all
-   150 true hands; ``benchmarks/results/studies/photo_benchmark_fit.json``). Left hands are fitted as mirrored right hands (a mirrored
-   camera) and mirrored back.
+   150 true hands; ``benchmarks/results/studies/photo_benchmark_fit.json``). Left hands
+   are fitted as mirrored right hands (a mirrored camera) and mirrored back.
 
 All hands of a photo are fitted in one batch.
 """
