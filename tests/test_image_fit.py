@@ -107,6 +107,53 @@ def test_fit_reprojects_and_recovers_a_known_hand(side: str) -> None:
     assert p["bones_outside"] == 0
 
 
+def test_fit_stays_inside_the_priors_on_random_landmarks() -> None:
+    """Property: whatever the landmarks (posed hands under heavy noise, or points thrown at
+    random), the fitted pose is inside the joint limits, the identity inside the identity
+    prior's support, the hand's length in range and consistent with the keypoints, and the
+    plausibility measure finds nothing outside."""
+    from halohand.handmodel.pose import HAND_LENGTH_RANGE
+    from halohand.handmodel.prior import IdentityPrior
+    from halohand.skeleton import PART_NAMES
+
+    rng = np.random.default_rng(11)
+    cam = photo_camera(640, 480, 600.0)
+    pixels, world, placed, sides = [], [], [], []
+    for seed, side in zip(range(3), ("right", "left", "right"), strict=True):
+        kp, px, _, _, _ = _synthetic(side, 20 + seed)
+        pixels.append(px + rng.normal(0.0, 25.0, px.shape))
+        world.append(kp - kp.mean(0) + rng.normal(0.0, 0.02, kp.shape))
+        placed.append(kp + rng.normal(0.0, 0.03, kp.shape))
+        sides.append(side)
+    for side in ("left", "right", "left"):
+        px = rng.uniform([200, 140], [440, 340], size=(21, 2))
+        rays = np.c_[px, np.ones(21)] @ np.linalg.inv(cam.intrinsics).T
+        pixels.append(px)
+        world.append(rng.normal(0.0, 0.04, (21, 3)))
+        placed.append(rays * rng.uniform(0.3, 0.7, (21, 1)))
+        sides.append(side)
+    fits = fit_landmarks(np.stack(pixels), np.stack(world), np.stack(placed), sides,
+                         cam.intrinsics, FitSettings(iterations=60))  # fmt: skip
+    prior = IdentityPrior()
+    finger_bound = 2.5 * (prior.finger_std + prior.bone_std) + 1e-9
+    palm_bound = 2.5 * max(prior.palm_length_std, prior.palm_width_std) + 1e-9
+    for fit, side in zip(fits, sides, strict=True):
+        angles = fit.pose.as_array()
+        assert np.all(angles >= JOINT_LIMITS[..., 0] - 1e-9)
+        assert np.all(angles <= JOINT_LIMITS[..., 1] + 1e-9)
+        log_f = np.log(fit.identity.length_factors)
+        assert abs(log_f[PART_NAMES.index("palm")]) <= palm_bound
+        assert np.abs(np.delete(log_f, PART_NAMES.index("palm"))).max() <= finger_bound
+        assert abs(np.log(fit.identity.palm_width)) <= palm_bound
+        length = fit.identity.hand_length
+        assert HAND_LENGTH_RANGE[0] <= length <= HAND_LENGTH_RANGE[1]
+        chain = fit.keypoints[[0, 9, 10, 11, 12]]
+        np.testing.assert_allclose(np.linalg.norm(np.diff(chain, axis=0), axis=1).sum(),
+                                   length, rtol=1e-6)  # fmt: skip
+        p = plausibility(fit.keypoints, side)
+        assert p["limit_violations"] == 0 and p["bones_outside"] == 0, p
+
+
 def test_fit_of_no_hands_is_empty() -> None:
     cam = photo_camera(64, 64, 60.0)
     empty = np.zeros((0, 21, 2))

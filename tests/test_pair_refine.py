@@ -61,12 +61,35 @@ def test_separate_pair_is_left_alone(halo, pair):
 def test_bad_input(halo, pair):
     with pytest.raises(HalohandInputError, match=r"\[2, 21, 3\] or \[42, 3\]"):
         refine_pair(halo, pair[0])
-    with pytest.raises(HalohandInputError, match="one right and one left"):
-        refine_pair(halo, pair, sides=("right", "right"))
+    with pytest.raises(HalohandInputError, match="two sides, each right or left"):
+        refine_pair(halo, pair, sides=("right", "up"))
+    with pytest.raises(HalohandInputError, match="in front of the camera"):
+        refine_pair(halo, pair, along_rays=True)  # the pair sits around the origin
     bad = pair.copy()
     bad[0, 3, 1] = np.nan
     with pytest.raises(HalohandInputError, match="NaN"):
         refine_pair(halo, bad)
+
+
+def test_pair_in_a_photo_parts_along_the_camera_rays(halo, pair):
+    """Two right hands (two people's) 40 cm in front of a camera, inside each other: each
+    moves rigidly along the ray through its centre, so its place in the photo stays."""
+    twin = np.stack([pair[0], pair[0] + [0.01, 0.0, 0.01]]) + [0.0, 0.0, 0.4]
+    res = refine_pair(halo, twin, sides=("right", "right"), config=FAST, along_rays=True)
+    assert res.overlap_before_cm3 > 20.0
+    assert res.overlap_after_cm3 <= 0.2 * res.overlap_before_cm3
+    for before, after in zip(twin, res.keypoints, strict=True):
+        move = after - before
+        np.testing.assert_allclose(move, np.broadcast_to(move[0], move.shape), atol=1e-12)
+        ray = before.mean(0) / np.linalg.norm(before.mean(0))
+        assert np.linalg.norm(np.cross(move[0], ray)) < 1e-12  # along the ray
+        centre = before.mean(0)
+        uv = (centre + move[0])[:2] / (centre + move[0])[2]
+        np.testing.assert_allclose(uv, centre[:2] / centre[2], atol=1e-12)
+    # one hand came forward, the other went back
+    assert np.sign(res.keypoints[0, 0, 2] - twin[0, 0, 2]) != np.sign(
+        res.keypoints[1, 0, 2] - twin[1, 0, 2]
+    )
 
 
 def test_articulate_keeps_bones_and_is_rigid_with_one_rotation(pair):

@@ -214,7 +214,15 @@ def main() -> None:
         return {
             key: _summary([float(p[key]) for p in items])
             for key in ("bones_outside", "limit_violations", "limit_excess_deg")
-        } | {"hands_with_any_violation": sum(p["limit_violations"] > 0 for p in items)}
+        } | {
+            "hands_with_any_violation": sum(p["limit_violations"] > 0 for p in items),
+            # inside the priors: no angle beyond a limit and no bone outside the identity
+            # prior's range
+            "hands_inside_prior": sum(
+                p["limit_violations"] == 0 and p["bones_outside"] == 0 for p in items
+            ),
+            "hands": len(items),
+        }
 
     n = counts["images"]
     report = {

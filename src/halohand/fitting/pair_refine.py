@@ -18,6 +18,11 @@ surface margin), redrawn each step as the hands move, and only cells inside both
 each other are left where they are. It stops once no cell is inside both. It is not
 Im2Hands' learned refinement network: it needs no training and no image, and it changes
 only the keypoints (the surfaces stay HALO's).
+
+Two hands of one photo (``along_rays``, keypoints in the camera's frame): the photo shows
+where each joint is across the image and barely how far away, so each hand only moves
+along the ray through its centre (its depth changes, its place in the photo barely: a few
+pixels of perspective) and its pose stays; the hands part in depth.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class PairRefineConfig:
     w_data: float = 0.05
     w_turn: float = 0.05
     articulate: bool = True
+    ray_lr: float = 2e-3
 
 
 @dataclass(frozen=True)
@@ -92,20 +98,27 @@ def refine_pair(
     keypoints: Any,
     sides: tuple[str, str] = ("right", "left"),
     config: PairRefineConfig | None = None,
+    *,
+    along_rays: bool = False,
 ) -> PairRefineResult:
     """Move two hands' keypoints until their occupancy fields stop overlapping.
 
     Args:
         halo: a :class:`~halohand.inference.halo.HALO` model.
         keypoints: ``[2, 21, 3]`` or ``[42, 3]`` metres, project order, one world frame.
-        sides: the side of each hand.
+        sides: the side of each hand (a right and a left, or two of one side: two
+            people's right hands in one photo).
         config: weights and budget (:class:`PairRefineConfig`).
+        along_rays: the keypoints are in a photo's camera frame (camera at the origin,
+            ``z`` ahead): each hand moves rigidly along the ray through its keypoints'
+            centre, nothing else (module docstring); its step is ``ray_lr`` (metres).
 
     Returns:
         :class:`PairRefineResult`.
 
     Raises:
-        HalohandInputError: wrong shape, NaN, sides that are not one right and one left.
+        HalohandInputError: wrong shape, NaN, sides that are not two of right / left, hands
+            behind the camera (``along_rays``).
     """
     cfg = config or PairRefineConfig()
     kp0 = np.asarray(keypoints, dtype=np.float64)
@@ -117,21 +130,34 @@ def refine_pair(
         )
     if not np.isfinite(kp0).all():
         raise HalohandInputError("keypoints contain NaN or inf")
-    if sorted(sides) != ["left", "right"]:
-        raise HalohandInputError(f"a pair needs one right and one left hand, got sides {sides}")
+    if along_rays and not (kp0[..., 2] > 0).all():
+        raise HalohandInputError("along_rays: keypoints must lie in front of the camera (z > 0)")
+    if len(sides) != 2 or any(s not in ("right", "left") for s in sides):
+        raise HalohandInputError(f"a pair needs two sides, each right or left, got {sides}")
     t0 = time.perf_counter()
     base = torch.from_numpy(kp0)
-    shift = torch.zeros(2, 1, 3, dtype=torch.float64, requires_grad=True)
-    # Rotation at each joint (radians, axis-angle) of the bones below it; only the wrist's
-    # without articulation. Radians are ~10x a length in metres here, so they get 10x lr.
-    turns = torch.zeros(2, 21 if cfg.articulate else 1, 3, dtype=torch.float64)
-    turns.requires_grad_(True)
-    opt = torch.optim.Adam(
-        [{"params": [shift], "lr": cfg.lr}, {"params": [turns], "lr": 10.0 * cfg.lr}]
-    )
+    if along_rays:
+        centre = base.mean(1, keepdim=True)
+        ray = centre / torch.linalg.vector_norm(centre, dim=-1, keepdim=True)  # [2, 1, 3]
+        depth = torch.zeros(2, 1, 1, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([depth], lr=cfg.ray_lr)
 
-    def posed() -> Tensor:
-        return articulate(base, turns, shift)
+        def posed() -> Tensor:
+            return base + depth * ray
+
+    else:
+        shift = torch.zeros(2, 1, 3, dtype=torch.float64, requires_grad=True)
+        # Rotation at each joint (radians, axis-angle) of the bones below it; only the
+        # wrist's without articulation. Radians are ~10x a length in metres here, so they
+        # get 10x lr.
+        turns = torch.zeros(2, 21 if cfg.articulate else 1, 3, dtype=torch.float64)
+        turns.requires_grad_(True)
+        opt = torch.optim.Adam(
+            [{"params": [shift], "lr": cfg.lr}, {"params": [turns], "lr": 10.0 * cfg.lr}]
+        )
+
+        def posed() -> Tensor:
+            return articulate(base, turns, shift)
 
     level = float(getattr(halo, "iso_level", 0.5))
 
@@ -163,8 +189,9 @@ def refine_pair(
             break
         pen = got[0]
         data = ((kp - base) ** 2).sum(-1).mean() / 1e-4
-        turn = (turns**2).sum(-1).mean() / 1e-2
-        loss = cfg.w_pen * pen + cfg.w_data * data + cfg.w_turn * turn
+        loss = cfg.w_pen * pen + cfg.w_data * data
+        if not along_rays:
+            loss = loss + cfg.w_turn * (turns**2).sum(-1).mean() / 1e-2
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -182,7 +182,11 @@ def from_image(
 
     Returns:
         :class:`PhotoHands`; ``.scene`` is a :class:`~halohand.scene.Scene` (keypoints in
-        metres, camera frame) and ``.meshes(HALO.pretrained())`` its meshes.
+        metres, camera frame) and ``.meshes(HALO.pretrained())`` its meshes. Each hand is
+        placed from its own landmarks, so two overlapping hands can come out inside each
+        other: :func:`halohand.apps.photo_outputs.pair_photo_hands` parts them along the
+        camera rays and :func:`~halohand.apps.photo_outputs.pair_meshes` meshes them as a
+        pair (what ``halohand image`` does with two hands).
 
     Raises:
         HalohandInputError: an unreadable, empty, truncated, too large or too small image,

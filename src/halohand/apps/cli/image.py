@@ -6,7 +6,9 @@ exit status 2 (``halohand.apps.cli``). A photo without a hand is not an error: i
 line saying so and a JSON with no hands. Per photo ``NAME.jpg`` the folder receives
 ``NAME.json`` (everything: camera, per hand the pixel and metric joints, placed keypoints,
 reprojection errors, mesh files; unless ``--no-fit``, the fitted hand model's pose,
-identity, time and the plausibility of the placed and the fitted keypoints), ``NAME_overlay.png``
+identity, time and the plausibility of the placed and the fitted keypoints; for two hands,
+unless ``--no-pair``, the ``pair`` entry: overlap before and after they were parted along
+the camera rays, how far they moved), ``NAME_overlay.png``
 (the meshes drawn over the photo through its camera) and ``NAME_hand0_right.ply``...
 (metres, camera frame); each is written atomically.
 """
@@ -56,6 +58,15 @@ def image(
             "placed landmarks.",
         ),
     ] = True,
+    pair: Annotated[
+        bool,
+        typer.Option(
+            "--pair/--no-pair",
+            help="A photo with two hands: part them in depth where their surfaces overlap "
+            "(pair refinement along the camera rays) and mesh them as a pair; --no-pair: "
+            "each hand as placed.",
+        ),
+    ] = True,
     resolution: Resolution = 128,
     ext: MeshExtension = "ply",
     checkpoint: Checkpoint = None,
@@ -91,7 +102,7 @@ def image(
     model = _load_model(checkpoint, "cpu")
     for path, photo in zip(photos, decoded, strict=True):
         result = from_image(photo, max_hands=max_hands, focal_px=focal_px, fit=fit)
-        write_photo_outputs(path, result, model, out_dir, resolution, ext)
+        write_photo_outputs(path, result, model, out_dir, resolution, ext, pair=pair)
         if result.hands:
             sides = ", ".join(h.side for h in result.hands)
             n = len(result.hands)
