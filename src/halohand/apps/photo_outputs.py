@@ -85,15 +85,19 @@ def pair_photo_hands(
 def pair_meshes(result: PhotoHands, model: HALO, resolution: int = 128) -> list[trimesh.Trimesh]:
     """The meshes of a photo's two hands (in ``result.hands`` order) through the two-hand
     path: a right and a left hand by :meth:`~halohand.HALO.reconstruct_pair`; two hands of
-    one side (two people's right hands) together by :meth:`~halohand.HALO.meshes`."""
+    one side (two people's right hands) together by :meth:`~halohand.HALO.meshes`; either
+    way with ``separate=True``, so whatever overlap the parting left is cut where the other
+    hand is surer (:func:`~halohand.inference.two_hands.separate_occupancy`)."""
     kp = np.stack([h.keypoints for h in result.hands])
     sides = [h.side for h in result.hands]
     if sorted(sides) == ["left", "right"]:
         order = [sides.index("right"), sides.index("left")]
-        pair = model.reconstruct_pair(kp[order], units="m", fmt="openpose", resolution=resolution)
+        pair = model.reconstruct_pair(
+            kp[order], units="m", fmt="openpose", resolution=resolution, separate=True
+        )
         by_side = {"right": pair.right, "left": pair.left}
         return [by_side[s] for s in sides]
-    return list(model.meshes(model.prepare(kp, sides, "m"), resolution))
+    return list(model.meshes(model.prepare(kp, sides, "m"), resolution, separate=True))
 
 
 def _pair_entry(refined: PairRefineResult, before: PhotoHands, after: PhotoHands) -> dict:
