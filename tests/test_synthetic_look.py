@@ -91,18 +91,18 @@ def test_nails_are_lighter_than_the_back_of_the_fingers() -> None:
     assert np.median(np.abs(gain - 1.0)) < 0.06  # most skin keeps its tone
 
 
-def test_forearm_meets_the_wrist_and_wears_a_sleeve_when_drawn() -> None:
+def test_forearm_starts_inside_the_wrist_end() -> None:
     for index in range(6):
         scene, hand = sample_scene(4, index, 128)
         kp = hand.keypoints @ scene.rotation.T + scene.translation
         hv = hand.vertices @ scene.rotation.T + scene.translation
-        av, af, cloth = arm_stub(scene, kp, True, hv)
-        assert af.max() < len(av) and len(cloth) == len(av)
-        assert cloth.any() == (scene.sleeve_start <= 1.0)
-        assert not arm_stub(scene, kp, False, hv)[2].any()
-        # the arm's first ring sits inside the hand's own wrist end
-        ring = av[:24].mean(0)
-        assert trimesh.Trimesh(hv, hand.faces, process=False).contains(ring[None])[0]
+        av, af = arm_stub(scene, kp, hv)
+        assert af.max() < len(av)
+        # its first ring's centre lies inside the hand, and the ring itself reaches past the
+        # hand's surface there (it covers the wrist's capped end)
+        mesh = trimesh.Trimesh(hv, hand.faces, process=False)
+        assert mesh.contains(av[:24].mean(0)[None])[0]
+        assert not mesh.contains(av[:24]).all()
 
 
 def test_switches_change_the_look_not_the_labels() -> None:
@@ -124,8 +124,28 @@ def test_switches_change_the_look_not_the_labels() -> None:
 
 
 def test_manifest_records_a_changed_look_and_refuses_another(tmp_path: Path) -> None:
-    render_set(tmp_path, 1, seed=2, size=64, renderer="numpy", log=None, look=Look(sleeve=False))
+    render_set(tmp_path, 1, seed=2, size=64, renderer="numpy", log=None, look=Look(wrist=False))
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["look"] == {"sleeve": False}
+    assert manifest["look"] == {"wrist": False}
     with pytest.raises(HalohandInputError, match="other settings"):
         render_set(tmp_path, 1, seed=2, size=64, renderer="numpy", log=None)
+
+
+def test_camera_switch_keeps_the_scene_but_the_field_of_view() -> None:
+    for index in range(12):
+        new, _ = sample_scene(6, index, 128)
+        old, _ = sample_scene(6, index, 128, Look(camera=False))
+        fov_new, fov_old = (2 * np.degrees(np.arctan(64 / s.intrinsics[0, 0])) for s in (new, old))
+        assert 35.0 <= fov_new <= 60.0 and fov_new <= fov_old <= 75.0
+        np.testing.assert_array_equal(new.rotation, old.rotation)
+        np.testing.assert_array_equal(new.skin, old.skin)
+
+
+def test_smooth_hand_keeps_its_silhouette_and_the_labels_their_mesh() -> None:
+    gl, _ = make_renderer("auto", 128)
+    scene, hand = sample_scene(9, 2, 128)
+    smooth = render_scene(scene, hand, gl)
+    facets = render_scene(scene, hand, gl, Look(smooth=False))
+    assert len(smooth["labels"]["vertices"]) == len(hand.vertices)
+    a, b = (smooth["mask"] == 1).sum(), (facets["mask"] == 1).sum()
+    assert abs(a - b) < 0.06 * b

@@ -22,7 +22,7 @@ beside the full look's: an A/B on the same hands, cameras and lights.
         --json benchmarks/results/studies/render_detection.json \\
         --grid benchmarks/results/studies/render_detection_missed.png \\
         --ablate all --ablate skin --ablate shading --ablate exposure --ablate backgrounds \\
-        --ablate sleeve
+        --ablate wrist
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Rendered photos of posed hands with their ground truth: ``halohand data render``.
 
 Each image is one hand of the embedded model (identity from the identity prior, pose from the
-pose prior, either side) with a forearm that continues its wrist (half of them in a sleeve),
+pose prior, either side) with a forearm that continues its wrist,
 seen through a pinhole camera of random field of view from a random direction (palm or back
 toward the camera), at a distance where the hand spans 25-65 % of the image, lit by a random
 key light and an ambient light tinted by the surroundings, and exposed for the hand as a
@@ -95,17 +95,22 @@ class Look:
         shading: crease darkening, albedo variation, redder knuckles and lighter nails.
         exposure: the hand exposed as a camera would (else the raw sum of the lights).
         backgrounds: photo-like backgrounds (else version 2's saturated noise).
-        sleeve: a sleeve over part of the forearm in some images.
         wrist: the forearm continues the hand's wrist (else a fixed frustum whose step
             shows as a band around the wrist).
+        smooth: the hand drawn once Loop-subdivided (4x the triangles: round fingers, not
+            the model's 2.3k facets); labels keep the model's own mesh.
+        camera: fields of view of everyday cameras, 35-60 degrees across the image (a
+            phone's main camera cropped square ~46-53, a webcam or front camera ~43-53;
+            else version 2's 35-75, a third of it ultra-wide).
     """
 
     skin: bool = True
     shading: bool = True
     exposure: bool = True
     backgrounds: bool = True
-    sleeve: bool = True
     wrist: bool = True
+    smooth: bool = True
+    camera: bool = True
 
     def changed(self) -> dict[str, bool]:
         """The switches that differ from the default (what a manifest records)."""
@@ -156,8 +161,6 @@ class Scene:
     bg_seed: int
     defocus_px: float
     exposure: float
-    sleeve_start: float
-    sleeve_srgb: np.ndarray
     tone: int
 
 
@@ -179,8 +182,9 @@ def _hand_axes(rest_keypoints: np.ndarray, side: str) -> tuple[np.ndarray, np.nd
     return finger, normal / np.linalg.norm(normal)
 
 
-def sample_scene(seed: int, index: int, size: int) -> tuple[Scene, Any]:
-    """The scene of image ``index`` and its posed hand (a :class:`PosedHand`)."""
+def sample_scene(seed: int, index: int, size: int, look: Look | None = None) -> tuple[Scene, Any]:
+    """The scene of image ``index`` and its posed hand (a :class:`PosedHand`); ``look``
+    chooses the field of view's range (:attr:`Look.camera`) from the same draw."""
     from halohand.handmodel.prior import IdentityPrior, PosePrior
     from halohand.handmodel.webxr import default_model
 
@@ -201,7 +205,8 @@ def sample_scene(seed: int, index: int, size: int) -> tuple[Scene, Any]:
     rot = _rot(up, rng.uniform(-1.0, 1.0)) @ rot  # turn about the fingers (+-57 deg)
     rot = _rot(np.array([1.0, 0.0, 0.0]), rng.uniform(-0.6, 0.5)) @ rot  # tilt
     rot = _rot(toward, rng.normal(0.0, 0.6)) @ rot  # roll in the image plane
-    fov = np.radians(rng.uniform(35.0, 75.0))
+    fov_range = (35.0, 60.0) if (look is None or look.camera) else (35.0, 75.0)
+    fov = np.radians(fov_range[0] + (fov_range[1] - fov_range[0]) * rng.random())
     focal = 0.5 * size / np.tan(0.5 * fov)
     k = np.array([[focal, 0.0, size / 2.0], [0.0, focal, size / 2.0], [0.0, 0.0, 1.0]])
     span = rng.uniform(0.25, 0.65)
@@ -218,7 +223,9 @@ def sample_scene(seed: int, index: int, size: int) -> tuple[Scene, Any]:
     # The draws keep version 2's order (the same hands, cameras and lights per index); the
     # ones added since come after them.
     tone = int(rng.integers(len(SKIN_TONES)))
-    skin = np.clip(SKIN_TONES[tone] * rng.uniform(0.94, 1.06, 3), 0, 1)
+    # +-6 % brightness, but only half that per channel (more turns light skin green or grey)
+    jitter = rng.uniform(0.94, 1.06, 3)
+    skin = np.clip(SKIN_TONES[tone] * (0.5 * jitter + 0.5 * jitter.mean()), 0, 1)
     light_rgb = np.array([1.0, 0.97, 0.92]) * rng.uniform(0.7, 1.2) * rng.uniform(0.9, 1.1, 3)
     ambient = float(rng.uniform(0.15, 0.45))
     kind = int(rng.integers(len(BACKGROUNDS)))
@@ -227,9 +234,6 @@ def sample_scene(seed: int, index: int, size: int) -> tuple[Scene, Any]:
     bg_seed = int(rng.integers(2**31))
     defocus_px = float(rng.uniform(0.0, 4.0) * size / 512)
     exposure = float(rng.uniform(0.8, 1.3))
-    # half the forearms in a sleeve, starting 10-60 % of the way from the wrist
-    sleeve_start = float(rng.uniform(0.1, 0.6)) if rng.random() < 0.5 else 2.0
-    sleeve_srgb = _muted_colour(rng)
     scene = Scene(
         index=index,
         side=side,
@@ -251,8 +255,6 @@ def sample_scene(seed: int, index: int, size: int) -> tuple[Scene, Any]:
         bg_seed=bg_seed,
         defocus_px=defocus_px,
         exposure=exposure,
-        sleeve_start=sleeve_start,
-        sleeve_srgb=sleeve_srgb,
         tone=tone,
     )
     return scene, hand
@@ -280,17 +282,18 @@ def _wood(rng: np.random.Generator, size: int, x: np.ndarray, y: np.ndarray) -> 
     """Planks: grain along one direction, warped by smooth noise, each plank its own shade."""
     import colorsys
 
-    hue, sat = rng.uniform(0.04, 0.1), rng.uniform(0.3, 0.65)
+    hue, sat = rng.uniform(0.06, 0.11), rng.uniform(0.3, 0.65)
     light, dark = rng.uniform(0.5, 0.9), rng.uniform(0.2, 0.45)
     angle = rng.uniform(0, np.pi)
     v = -x * np.sin(angle) + y * np.cos(angle)  # across the grain
     plank = rng.uniform(0.08, 0.25)
     index = np.floor(v / plank)
     warp = _smooth_noise(rng, size, int(rng.integers(3, 8)))
-    lines = 0.5 + 0.5 * np.sin(2 * np.pi * (v * rng.uniform(6, 20) + 1.5 * warp + index * 1.7))
+    # fine grain (tens of lines across a plank seen a metre away), gently wavy
+    lines = 0.5 + 0.5 * np.sin(2 * np.pi * (v * rng.uniform(40, 120) + 1.5 * warp + index * 1.7))
     shade = 1.0 + 0.12 * np.sin(index * 12.9898 + rng.uniform(0, 6))  # plank to plank
     seam = 1.0 - 0.5 * np.exp(-(((v / plank - index) * plank) ** 2) / (2 * 0.002**2))
-    t = (0.4 * lines**2 + 0.25 * _smooth_noise(rng, size, 40))[..., None]
+    t = (0.3 * lines**3 + 0.15 * _smooth_noise(rng, size, 40))[..., None]
     lo, hi = (np.array(colorsys.hsv_to_rgb(hue, sat, val)) for val in (dark, light))
     img = hi * (1 - t) + lo * t
     return img * (shade * seam * (0.9 + 0.2 * _smooth_noise(rng, size, 30)))[..., None]
@@ -412,17 +415,16 @@ def _background_v2(rng: np.random.Generator, kind: int, size: int, defocus_px: f
 
 
 def arm_stub(
-    scene: Scene,
-    keypoints: np.ndarray,
-    sleeve: bool = True,
-    hand_vertices: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    scene: Scene, keypoints: np.ndarray, hand_vertices: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A forearm (elliptic frustum, closed at the far end) leaving the wrist away from the
-    fingers, in the camera frame: ``(vertices [V, 3], faces [F, 3], cloth [V] bool)``;
-    with ``sleeve`` and a scene that has one, it is wider from ``scene.sleeve_start`` of
-    its length on, where ``cloth`` is true. Given the hand's ``hand_vertices`` ``[V, 3]``,
-    it starts inside the hand's wrist end with the wrist's cross-section (no step where
-    the two meet), else at a fixed size inside the heel of the palm."""
+    fingers, in the camera frame: ``(vertices [V, 3], faces [F, 3])``. Given the hand's
+    ``hand_vertices`` ``[V, 3]``, it starts inside the hand's wrist end with the wrist's
+    cross-section (no step where the two meet), else at a fixed size inside the heel of the
+    palm.
+
+    (A sleeve over part of the forearm was tried: on the tuning seed it cost 2 of 150 hands
+    and found none, so the forearm is bare.)"""
     kp = keypoints
     finger = kp[9] - kp[0]
     finger /= np.linalg.norm(finger)
@@ -452,26 +454,12 @@ def arm_stub(
     theta = np.linspace(0, 2 * np.pi, ring, endpoint=False)
     # half-axes along the arm: wrist, muscle, elbow end (the forearm widens to the elbow)
     ts, ws, hs = [0.0, 0.35, 1.0], [w0, w0 + 0.005, w0 + 0.012], [h0, h0 + 0.006, h0 + 0.012]
-    stations = [(t, w, h, False) for t, w, h in zip(ts, ws, hs, strict=True)]
-    if sleeve and scene.sleeve_start <= 1.0:
-        t0 = scene.sleeve_start
-        w1, h1 = np.interp(t0, ts, ws), np.interp(t0, ts, hs)
-        # the cuff: a ring on the skin, then the cloth 20-30 % wider, hanging loose after
-        stations = [st for st in stations if st[0] < t0] + [
-            (t0, w1, h1, False),
-            (t0 + 1e-3, 1.3 * w1, 1.3 * h1, True),
-            (max(t0 + 0.02, 0.35), 1.3 * ws[1], 1.35 * hs[1], True),
-            (1.0, 1.2 * ws[2], 1.25 * hs[2], True),
-        ]
-        stations = sorted({st[0]: st for st in stations}.values())
-    rings, cloth = [], []
-    for t, w, h, is_cloth in stations:
+    rings = []
+    for t, w, h in zip(ts, ws, hs, strict=True):
         c = start + axis * length * t
         rings.append(c + size * (w * np.cos(theta)[:, None] * across
                                  + h * np.sin(theta)[:, None] * thick))  # fmt: skip
-        cloth += [is_cloth] * ring
     verts = np.concatenate([*rings, [start + axis * length]])
-    cloth.append(stations[-1][3])
     faces = []
     for r in range(len(rings) - 1):
         for q in range(ring):
@@ -481,7 +469,7 @@ def arm_stub(
     cap = len(verts) - 1
     last = (len(rings) - 1) * ring
     faces += [(last + q, cap, last + (q + 1) % ring) for q in range(ring)]
-    return verts, np.asarray(faces, dtype=np.int64), np.asarray(cloth, dtype=bool)
+    return verts, np.asarray(faces, dtype=np.int64)
 
 
 def crease_occlusion(vertices: np.ndarray, normals: np.ndarray, radius: float) -> np.ndarray:
@@ -698,7 +686,7 @@ def render_scene(
     rot, t, k = scene.rotation, scene.translation, scene.intrinsics
     hv = hand.vertices @ rot.T + t
     kp3 = hand.keypoints @ rot.T + t
-    av, af, cloth = arm_stub(scene, kp3, look.sleeve, hv if look.wrist else None)
+    av, af = arm_stub(scene, kp3, hv if look.wrist else None)
     verts = np.concatenate([hv, av])
     faces = np.concatenate([hand.faces, af + len(hv)])
     hand_n, arm_n = vertex_normals(hv, hand.faces), vertex_normals(av, af)
@@ -716,7 +704,6 @@ def render_scene(
     lighter = srgb_to_linear(np.clip(skin_srgb + 0.3 * (1.0 - skin_srgb) * [1.0, 0.85, 0.8], 0, 1))
     arm_palmar = np.clip(arm_n @ (rot @ palm_normal), 0.0, 1.0)[:, None] ** 0.7
     colors[len(hv) :] = skin * (1.0 - arm_palmar) + lighter * arm_palmar
-    colors[len(hv) :][cloth] = srgb_to_linear(scene.sleeve_srgb)
     if look.shading:
         # creases, the gaps between fingers and a fist's palm get less light, and what
         # they get has passed through skin (redder): darken toward a red-brown
@@ -727,8 +714,20 @@ def render_scene(
     if look.backgrounds:
         # light bounced off the surroundings takes their colour
         mean = bg.reshape(-1, 3).mean(0)
-        ambient = ambient * (0.7 + 0.3 * mean / max(float(mean.mean()), 1e-3))
-    ids = np.r_[np.ones(len(hv)), 2 * np.ones(len(av))]
+        # (a little: a camera's white balance takes most of the cast away)
+        ambient = ambient * (0.85 + 0.15 * mean / max(float(mean.mean()), 1e-3))
+    if look.smooth:
+        # positions and colours by the same (linear) Loop rule, normals from the new mesh
+        import trimesh
+
+        hand_colors, _ = trimesh.remesh.subdivide_loop(colors[: len(hv)], hand.faces, 1)
+        hv_draw, hand_faces = trimesh.remesh.subdivide_loop(hv, hand.faces, 1)
+        verts = np.concatenate([hv_draw, av])
+        faces = np.concatenate([hand_faces, af + len(hv_draw)])
+        normals = np.concatenate([vertex_normals(hv_draw, hand_faces), arm_n])
+        colors = np.concatenate([hand_colors, colors[len(hv) :]])
+    n_hand = len(verts) - len(av)
+    ids = np.r_[np.ones(n_hand), 2 * np.ones(len(av))]
     draw = renderer.render if renderer is not None else _numpy_render
     rgb, alpha, id_img = draw(verts, normals, colors, ids, faces, k, scene, ambient)
     if look.exposure:
@@ -857,7 +856,7 @@ def render_set(
         if all(f.is_file() for f in files):
             skipped += 1
             continue
-        scene, hand = sample_scene(int(seed), i, int(size))
+        scene, hand = sample_scene(int(seed), i, int(size), look)
         result = render_scene(scene, hand, gl, look)
         with atomic_path(files[0]) as tmp:
             save_png(str(tmp), result["image"])
