@@ -1,6 +1,6 @@
 """How often the photo path's detector finds rendered hands (``halohand data render``), and
 which ones it misses: detection and landmarks only (no fit, no HALO), so 150 images take
-about a minute.
+1-3 minutes (rendering included) on two shared cores.
 
 It renders (or completes) a set in ``--data`` with the TUNING seed :data:`SEED` (777001;
 the held-out benchmark, ``photo_benchmark.py``, renders with its own seed, which is never
