@@ -20,9 +20,10 @@ hand-model fit (:mod:`halohand.image.fit`), and score against the rendered hand:
   placement): HALO from the placed landmarks, HALO from the fit, the fitted model's mesh;
 * fit seconds per hand;
 * detection rates by background kind, skin tone (light / dark) and the hand's extent in the
-  image (mask bounding box over the image side), and the raw landmarks' 2D error per joint
-  (percent of the hand's size: a landmark placed elsewhere on the joint than the model's
-  joint shows as a constant offset).
+  image (mask bounding box over the image side), over the visible hands only (all keypoints
+  in the frame: :func:`halohand.apps.synthetic.hand_visible`) with their count, and the raw
+  landmarks' 2D error per joint (percent of the hand's size: a landmark placed elsewhere on
+  the joint than the model's joint shows as a constant offset).
 
 Images where the found hand is not the rendered one (2D error over half the hand's size) are
 counted as missed. The rendered set is made (or completed) first in ``--data``.
@@ -109,7 +110,7 @@ def main() -> None:
 
     from PIL import Image
 
-    from halohand.apps.synthetic import read_labels, render_set
+    from halohand.apps.synthetic import hand_visible, read_labels, render_set, skin_group
     from halohand.image import from_image
     from halohand.image.fit import plausibility
     from halohand.inference.halo import HALO
@@ -125,6 +126,7 @@ def main() -> None:
     by_skin: dict[str, list[int]] = {}
     by_span: dict[str, list[int]] = {}
     joint_px_pct: list[np.ndarray] = []
+    visible_hits: list[int] = []
 
     def add(key: str, value: float) -> None:
         rows.setdefault(key, []).append(value)
@@ -138,7 +140,7 @@ def main() -> None:
         size_px = np.linalg.norm(np.diff(gt2[[0, 9, 10, 11, 12]], axis=0), axis=1).sum()
         plaus["truth"].append(plausibility(gt3, side))
         result = from_image(image, max_hands=1, focal_px=float(k[0, 0]), fit=True)
-        skin = "light" if labels["skin_srgb"].mean() > 0.6 else "dark"
+        skin = skin_group(labels["skin_srgb"])
         hit = 0
         if result.hands:
             hand = result.hands[0]
@@ -193,7 +195,10 @@ def main() -> None:
         by_background.setdefault(int(labels["background"]), []).append(hit)
         by_skin.setdefault(skin, []).append(hit)
         # the hand's extent in the image (its mask's bounding box over the image side)
-        ys, xs = np.nonzero(np.asarray(Image.open(args.data / "masks" / f"{i:06d}.png")) == 1)
+        mask = np.asarray(Image.open(args.data / "masks" / f"{i:06d}.png"))
+        if hand_visible(gt2, mask):  # all keypoints in the frame, enough of the hand shown
+            visible_hits.append(hit)
+        ys, xs = np.nonzero(mask == 1)
         span = max(np.ptp(xs), np.ptp(ys)) / args.size if len(xs) else 0.0
         span_bin = (
             "<0.3"
@@ -234,6 +239,9 @@ def main() -> None:
         "render_seconds": round(render_s, 1),
         "counts": counts,
         "detection_rate": round(counts["found"] / n, 3),
+        "detection_rate_visible_hands": [round(float(np.mean(visible_hits)), 3), len(visible_hits)]
+        if visible_hits
+        else None,
         "side_accuracy_of_found": round(counts["found_right_side"] / max(counts["found"], 1), 3),
         "detection_rate_by_background": {
             BACKGROUNDS[b]: round(float(np.mean(v)), 3) for b, v in sorted(by_background.items())
