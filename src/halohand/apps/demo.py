@@ -391,7 +391,9 @@ def run_demo(
         tqdm(list(zip(sequence, hands, views, strict=True)), desc="demo", unit="frame")
     ):
         t0 = timer.now()
-        mesh = model.reconstruct(hand.keypoints, side=side, units="m", resolution=resolution)
+        mesh = model.reconstruct(
+            hand.keypoints, side=side, units="m", resolution=resolution, convention="rig"
+        )
         timer.add("reconstruct", t0)
 
         t0 = timer.now()

@@ -93,11 +93,13 @@ def pair_meshes(result: PhotoHands, model: HALO, resolution: int = 128) -> list[
     if sorted(sides) == ["left", "right"]:
         order = [sides.index("right"), sides.index("left")]
         pair = model.reconstruct_pair(
-            kp[order], units="m", fmt="openpose", resolution=resolution, separate=True
-        )
+            kp[order], units="m", fmt="openpose", resolution=resolution, separate=True,
+            convention="rig",
+        )  # fmt: skip
         by_side = {"right": pair.right, "left": pair.left}
         return [by_side[s] for s in sides]
-    return list(model.meshes(model.prepare(kp, sides, "m"), resolution, separate=True))
+    prepared = model.prepare(kp, sides, "m", convention="rig")  # the fit's keypoints
+    return list(model.meshes(prepared, resolution, separate=True))
 
 
 def _pair_entry(refined: PairRefineResult, before: PhotoHands, after: PhotoHands) -> dict:

@@ -191,7 +191,10 @@ def evaluate(
         hand = ds.hand(i)
 
         if halo is not None:  # the shipped path: HALO.meshes, as users call it
-            prepared = prepare_hands(hand["keypoints"], hand["side"], "m", device=dev)
+            # the data's keypoints are the rig's, whatever their proportions (toy hands)
+            prepared = prepare_hands(
+                hand["keypoints"], hand["side"], "m", device=dev, convention="rig"
+            )
             mesh = next(halo.meshes(prepared, resolution, colors=False,
                                     coarse_resolution=coarse_resolution))  # fmt: skip
         else:

@@ -122,7 +122,9 @@ def evaluate_grasps(
         ok = valid_hands(torch.as_tensor(kp * 100.0)).numpy()
         t = time.perf_counter()
         meshes = (
-            halo.reconstruct_batch(kp[ok], "right", "m", resolution=resolution) if ok.any() else []
+            halo.reconstruct_batch(kp[ok], "right", "m", resolution=resolution, convention="rig")
+            if ok.any()
+            else []
         )
         mesh_s = time.perf_counter() - t
         # A skeleton HALO gives no surface (a far-off decoder output) fails the same way.

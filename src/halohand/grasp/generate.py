@@ -287,7 +287,9 @@ def generate_grasps(
     out = GraspSet(keypoints=kp, seconds=seconds, object=obj)
     if meshes:
         t = time.perf_counter()
-        out.meshes = halo.reconstruct_batch(kp, "right", "m", resolution=resolution)
+        out.meshes = halo.reconstruct_batch(
+            kp, "right", "m", resolution=resolution, convention="rig"
+        )
         seconds["meshes"] = time.perf_counter() - t
     return out
 

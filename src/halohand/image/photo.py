@@ -95,7 +95,9 @@ class PhotoHands:
         """One watertight mesh per hand (metres, camera frame), from ``model``
         (e.g. ``HALO.pretrained()``)."""
         return [
-            model.reconstruct(h.keypoints, side=h.side, units="m", resolution=resolution)
+            model.reconstruct(
+                h.keypoints, side=h.side, units="m", resolution=resolution, convention="rig"
+            )
             for h in self.hands
         ]
 

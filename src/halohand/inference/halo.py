@@ -58,6 +58,7 @@ from halohand.inference.two_hands import (
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
 from halohand.skeleton.colors import part_vertex_colors
+from halohand.skeleton.conventions import resolve_convention, to_rig
 from halohand.skeleton.sides import parse_side
 from halohand.skeleton.validation import check_format, check_keypoints, detect_units, resolve_units
 
@@ -167,6 +168,7 @@ def prepare_hands(
     units: str = "auto",
     fmt: str = "openpose",
     device: str | torch.device = "cpu",
+    convention: str = "auto",
 ) -> PreparedHands:
     """Validate hands and compute their network inputs; see :meth:`HALO.prepare`."""
     fmt = check_format(fmt)
@@ -174,6 +176,8 @@ def prepare_hands(
     kp = np.ascontiguousarray(to_openpose(arr, fmt))
     unit = resolve_units(units, kp)
     scale = UNIT_SCALE[unit]
+    conventions = _conventions(convention, kp)
+    kp = np.ascontiguousarray(to_rig(kp, conventions, scale))
     side_arg = _side_arg(side, len(kp))
     with torch.no_grad():
         hands = hand_conditioning(torch.as_tensor(kp * scale).to(device), side_arg)
@@ -181,7 +185,15 @@ def prepare_hands(
         is_left = np.full(len(kp), side_arg == "left")
     else:
         is_left = side_arg.numpy()
-    return PreparedHands(kp, unit, scale, hands, is_left)
+    return PreparedHands(kp, unit, scale, hands, is_left, tuple(conventions))
+
+
+def _conventions(convention: str, keypoints: Any) -> list[str]:
+    """:func:`~halohand.skeleton.conventions.resolve_convention` with the project's error."""
+    try:
+        return resolve_convention(convention, keypoints)
+    except ValueError as exc:
+        raise HalohandInputError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -189,11 +201,14 @@ class PreparedHands:
     """Validated hands ready for reconstruction (see :meth:`HALO.prepare`).
 
     Attributes:
-        keypoints: ``[N, 21, 3]`` float64, project (OpenPose) order, input frame and units.
+        keypoints: ``[N, 21, 3]`` float64, project (OpenPose) order, input frame and units,
+            in the rig's joint placement (the network's input: skin-tip hands have their
+            tips moved, :func:`~halohand.skeleton.conventions.to_rig`).
         units: the input's unit (``m``/``cm``/``mm``; detected if ``auto`` was asked).
         scale: metres per input unit.
         conditioning: the network inputs of the ``N`` hands (metres), on the model's device.
         is_left: ``[N]`` bool.
+        conventions: the joint placement each hand was read in (``"rig"`` / ``"mano"``).
     """
 
     keypoints: np.ndarray
@@ -201,6 +216,7 @@ class PreparedHands:
     scale: float
     conditioning: HandConditioning
     is_left: np.ndarray
+    conventions: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -322,6 +338,7 @@ class HALO:
         *,
         return_parts: bool = False,
         grad: bool | None = None,
+        convention: str = "rig",
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Occupancy probability of query points around one hand or a batch of hands.
 
@@ -355,6 +372,10 @@ class HALO:
             return_parts: also return the per-part probabilities (HALO part order).
             grad: build the autograd graph; default: when ``points`` or ``keypoints`` is a
                 tensor that requires grad.
+            convention: the keypoints' joint placement (:mod:`halohand.skeleton.conventions`):
+                ``"rig"`` (the default here: optimisation loops move rig-placed keypoints
+                and must not switch reading mid-way), ``"mano"`` (fingertips on the skin,
+                moved onto the rig's tip joints, differentiably) or ``"auto"``.
 
         Returns:
             ``occupancy [N]`` or ``[B, N]`` in [0, 1] (the network's dtype, on its device),
@@ -389,6 +410,7 @@ class HALO:
         squeeze = single_kp and pts.ndim == 2
         with torch.set_grad_enabled(grad):
             kp_m = to_openpose(kp_b, fmt) * scale
+            kp_m = to_rig(kp_m, _conventions(convention, kp_m.detach()))
             hands = hand_conditioning(kp_m, side=_side_arg(side, batch))
             occ, parts = self._query(hands, pts_b, scale, return_parts)
         if squeeze:
@@ -436,6 +458,7 @@ class HALO:
         side: SideSpec = "right",
         units: str = "auto",
         fmt: str = "openpose",
+        convention: str = "auto",
     ) -> PreparedHands:
         """Validate hands and compute their network inputs (no network evaluation).
 
@@ -448,8 +471,13 @@ class HALO:
             side: ``"right"``, ``"left"`` or one per hand.
             units: ``auto``, ``m``, ``cm`` or ``mm``.
             fmt: keypoint format.
+            convention: where the keypoints sit on the hand
+                (:mod:`halohand.skeleton.conventions`): ``"auto"`` (told per hand from the
+                tip bones' proportions), ``"rig"`` (joint centres, tips under the skin, as
+                the model was trained) or ``"mano"`` (MANO-based datasets, MediaPipe:
+                fingertips on the skin, moved back onto the rig's tip joints).
         """
-        return prepare_hands(keypoints, side, units, fmt, self.device)
+        return prepare_hands(keypoints, side, units, fmt, self.device, convention)
 
     def meshes(
         self,
@@ -639,6 +667,7 @@ class HALO:
         resolution: int = 256,
         *,
         colors: bool = True,
+        convention: str = "auto",
     ) -> trimesh.Trimesh | list[trimesh.Trimesh]:
         """Watertight, part-coloured mesh of a hand, in the keypoints' frame and units.
 
@@ -652,13 +681,18 @@ class HALO:
                 ``interhand``, ``webxr``, ``openxr``.
             resolution: extraction lattice cells per axis (see :meth:`meshes`).
             colors: colour vertices by part.
+            convention: the keypoints' joint placement, ``"auto"``, ``"rig"`` or ``"mano"``
+                (see :meth:`prepare`): a MANO-based dataset's fingertips are on the skin,
+                so the surface ends there instead of ~2 cm beyond.
 
         Returns:
             a ``trimesh.Trimesh`` (RGBA vertex colours from ``halohand.apps.render.PART_COLORS``),
             or a list of them for ``[N, J, 3]`` input.
         """
         arr, seq = check_keypoints(keypoints, check_format(fmt))
-        meshes = self.reconstruct_batch(arr, side, units, fmt, resolution, colors=colors)
+        meshes = self.reconstruct_batch(
+            arr, side, units, fmt, resolution, colors=colors, convention=convention
+        )
         return meshes if seq else meshes[0]
 
     def reconstruct_scene(
@@ -690,6 +724,7 @@ class HALO:
         colors: bool = True,
         refine: PairRefiner | None = None,
         separate: bool = False,
+        convention: str = "auto",
     ) -> TwoHandReconstruction:
         """A right and a left hand from one array: two watertight meshes and their
         occupancy fields (:mod:`halohand.inference.two_hands`).
@@ -710,6 +745,7 @@ class HALO:
                 point the surer one keeps it
                 (:func:`~halohand.inference.two_hands.separate_occupancy`); the meshes meet
                 instead of passing through each other (after ``refine``, if any).
+            convention: the keypoints' joint placement per hand (see :meth:`prepare`).
 
         Returns:
             a :class:`~halohand.inference.two_hands.TwoHandReconstruction` (``right``,
@@ -719,7 +755,7 @@ class HALO:
         """
         return reconstruct_pair(
             self, keypoints, units, fmt, resolution, colors=colors, refine=refine,
-            separate=separate,
+            separate=separate, convention=convention,
         )  # fmt: skip
 
     def pair_occupancy(
@@ -746,9 +782,11 @@ class HALO:
         *,
         colors: bool = True,
         progress: bool = False,
+        convention: str = "auto",
     ) -> list[trimesh.Trimesh]:
-        """One mesh per hand of ``[N, J, 3]`` keypoints (all validated before any meshing)."""
-        prepared = self.prepare(keypoints, side, units, fmt)
+        """One mesh per hand of ``[N, J, 3]`` keypoints (all validated before any meshing;
+        ``convention`` as :meth:`prepare`)."""
+        prepared = self.prepare(keypoints, side, units, fmt, convention)
         it = self.meshes(prepared, resolution, colors=colors)
         if progress:
             from tqdm import tqdm

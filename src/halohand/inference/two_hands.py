@@ -192,6 +192,7 @@ def reconstruct_pair(
     colors: bool = True,
     refine: PairRefiner | None = None,
     separate: bool = False,
+    convention: str = "auto",
 ) -> TwoHandReconstruction:
     """Mesh a right and a left hand (see :meth:`halohand.HALO.reconstruct_pair`)."""
     kp, _ = pair_keypoints(keypoints, fmt)
@@ -207,7 +208,7 @@ def reconstruct_pair(
                 f"{list(refined.shape)}"
             )
         kp = refined / scale
-    prepared = model.prepare(kp, list(PAIR_SIDES), unit)
+    prepared = model.prepare(kp, list(PAIR_SIDES), unit, convention=convention)
     right, left = model.meshes(prepared, resolution, colors=colors, separate=separate)
     return TwoHandReconstruction(right, left, prepared.keypoints, unit, model, separate)
 

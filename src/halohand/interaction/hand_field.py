@@ -104,9 +104,11 @@ class HandField:
         if method == "mesh":
             if mesh is None:
                 kp_np = self.keypoints.detach().cpu().numpy().astype(np.float64)
+                # rig placement, as the occupancy queried beside it
                 mesh = model.reconstruct(
-                    kp_np, side, units="m", resolution=resolution, colors=False
-                )
+                    kp_np, side, units="m", resolution=resolution, colors=False,
+                    convention="rig",
+                )  # fmt: skip
             if len(mesh.faces) == 0:
                 raise HalohandInputError("HALO predicts no surface for these keypoints")
             self.mesh = mesh

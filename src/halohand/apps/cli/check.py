@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from halohand.apps.cli.options import (
+    KeypointConvention,
     KeypointFormat,
     KeypointSide,
     KeypointUnits,
@@ -161,6 +162,25 @@ def _print_report(report: Any, path: Path, side: str, units_given: str, sequence
     console.print(f"{verdict}: {report.count('error')} errors, {report.count('warning')} warnings")
 
 
+def _read_convention(hands: Any, convention: str, units: str) -> tuple[list[str], Any]:
+    """The joint placement of each hand (``convention`` resolved) and the hands moved into
+    the rig's placement (unchanged when the units cannot be told: the unit error is the
+    report's to give)."""
+    from halohand.core.units import UNIT_SCALE
+    from halohand.skeleton.conventions import resolve_convention, to_rig
+    from halohand.skeleton.validation import resolve_units
+
+    try:
+        read_as = resolve_convention(convention, hands)
+    except ValueError as exc:
+        raise HalohandInputError(str(exc)) from None
+    try:
+        scale = UNIT_SCALE[resolve_units(units, hands)]
+    except HalohandInputError:
+        return read_as, hands
+    return read_as, to_rig(hands, read_as, scale)
+
+
 def check(
     keypoints: Annotated[
         Path,
@@ -181,6 +201,7 @@ def check(
             help="Write the nearest plausible skeleton (.npy, input order, shape and units).",
         ),
     ] = None,
+    convention: KeypointConvention = "auto",
 ) -> None:
     """Check that keypoints are a plausible human hand: joint angles, proportions, units, side.
 
@@ -205,7 +226,10 @@ def check(
 
     kp = np.asarray(to_openpose(kf.keypoints, kf.fmt))
     hands = kp if kf.is_sequence else kp[0]
-    report = check_skeleton(hands, use_side, use_units)
+    # Proportions are judged in the rig's joint placement: a MANO-style hand's fingertips
+    # are on the skin, which is its convention, not an implausible hand.
+    read_as, rig_hands = _read_convention(hands, convention, use_units)
+    report = check_skeleton(rig_hands, use_side, use_units)
 
     hint = None
     if not report.plausible and kf.keypoints.shape[-2] == 21:
@@ -225,7 +249,14 @@ def check(
             raise HalohandInputError(f"{keypoints}: --fix-skeleton: {exc}") from None
 
     _print_report(report, keypoints, use_side, use_units, kf.is_sequence)
-    doc: dict[str, Any] = {"file": str(keypoints), "side": use_side, "format": kf.fmt}
+    counts = {name: read_as.count(name) for name in dict.fromkeys(read_as)}
+    typer.echo("convention: " + ", ".join(
+        f"{name} ({n} of {len(read_as)} hands)" if kf.is_sequence else name
+        for name, n in counts.items()
+    ) + (" (fingertips on the skin; judged with the tips on the rig's joints)"
+         if "mano" in counts else ""))  # fmt: skip
+    doc: dict[str, Any] = {"file": str(keypoints), "side": use_side, "format": kf.fmt,
+                           "convention": read_as if kf.is_sequence else read_as[0]}  # fmt: skip
     doc.update(report.to_dict())
     if hint is not None:
         typer.echo(f"hint: {_hint_text(hint, kf.fmt)}")

@@ -101,7 +101,9 @@ def contact(
     halo = HALO.pretrained()
     cfg = ContactRefineConfig(steps=steps, move_object=not keep_object)
     res = refine_hand_object(halo, hand.keypoints_m, obj, object_pose, hand.side, cfg)
-    mesh = halo.reconstruct(res.keypoints, side=hand.side, units="m", resolution=resolution)
+    mesh = halo.reconstruct(
+        res.keypoints, side=hand.side, units="m", resolution=resolution, convention="rig"
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = keypoints.stem
     report = {

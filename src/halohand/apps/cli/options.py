@@ -70,6 +70,16 @@ KeypointFormat = Annotated[
     ),
 ]
 
+KeypointConvention = Annotated[
+    str,
+    typer.Option(
+        "--convention",
+        help="Where the keypoints sit on the hand: auto (told from the tip bones), rig (joint "
+        "centres, tips under the skin) or mano (MANO-based datasets, MediaPipe: fingertips on "
+        "the skin); docs/conventions.md.",
+    ),
+]
+
 # ------------------------------------------------------------------ models and devices
 
 #: An optional model for ``reconstruct`` / ``occupancy`` (``None``: the shipped weights).

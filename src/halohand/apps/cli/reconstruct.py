@@ -16,6 +16,7 @@ import typer
 from halohand.apps.cli.options import (
     Checkpoint,
     Device,
+    KeypointConvention,
     KeypointFormat,
     KeypointSide,
     KeypointUnits,
@@ -45,7 +46,9 @@ def _with_path(exc: HalohandInputError, path: Path, sequence: bool) -> HalohandI
     return type(exc)(msg if str(path) in msg else f"{path}: {msg}")
 
 
-def _prepare(kf: Any, path: Path, side: str | None, units: str | None) -> tuple[Any, str | None]:
+def _prepare(
+    kf: Any, path: Path, side: str | None, units: str | None, convention: str = "auto"
+) -> tuple[Any, str | None]:
     """A keypoint file's hands validated (errors name the file), with the one-line skeleton
     warning (mirrored, implausible, likely wrong joint order) or ``None``; ``side`` and
     ``units`` given on the command line win over the file's own."""
@@ -54,8 +57,9 @@ def _prepare(kf: Any, path: Path, side: str | None, units: str | None) -> tuple[
 
     try:
         prepared = prepare_hands(
-            kf.keypoints, side or kf.side or "right", units or kf.units or "auto", kf.fmt
-        )
+            kf.keypoints, side or kf.side or "right", units or kf.units or "auto", kf.fmt,
+            convention=convention,
+        )  # fmt: skip
     except HalohandInputError as exc:
         raise _with_path(exc, path, kf.is_sequence) from None
     warning = skeleton_warning(
@@ -63,6 +67,18 @@ def _prepare(kf: Any, path: Path, side: str | None, units: str | None) -> tuple[
         raw=kf.keypoints, fmt=kf.fmt,
     )  # fmt: skip
     return prepared, warning
+
+
+def _convention_note(path: Path, prepared: Any, convention: str) -> list[str]:
+    """One line when ``auto`` read some hands as skin-tipped (MANO-style)."""
+    n = sum(c == "mano" for c in prepared.conventions)
+    if convention != "auto" or n == 0:
+        return []
+    which = "its hands" if n == len(prepared) else f"{n} of {len(prepared)} hands"
+    return [
+        f"note: {path}: {which} read as MANO-style keypoints (fingertips on the skin): the "
+        "tips are moved onto the model's tip joints; --convention rig keeps them"
+    ]
 
 
 def _load_model(checkpoint: Path | None, device: str):
@@ -73,7 +89,9 @@ def _load_model(checkpoint: Path | None, device: str):
     return HALO.from_checkpoint(checkpoint, device=device)
 
 
-def _prepare_pair(pf: Any, units: str | None) -> tuple[Any, list[tuple[int, str]], str | None]:
+def _prepare_pair(
+    pf: Any, units: str | None, convention: str = "auto"
+) -> tuple[Any, list[tuple[int, str]], str | None]:
     """A two-hand file's complete hands validated (errors name the file): the prepared
     hands, their ``(pair, side)`` in order, and the one-line skeleton warning or ``None``."""
     import numpy as np
@@ -88,7 +106,9 @@ def _prepare_pair(pf: Any, units: str | None) -> tuple[Any, list[tuple[int, str]
     kp = np.stack([pf.keypoints[i, 0 if side == "right" else 1] for i, side in where])
     sides = [side for _, side in where]
     try:
-        prepared = prepare_hands(kp, sides, units or pf.units or "auto", "openpose")
+        prepared = prepare_hands(
+            kp, sides, units or pf.units or "auto", "openpose", convention=convention
+        )
     except HalohandInputError as exc:
         raise _with_path(exc, pf.path, True) from None
     warning = skeleton_warning(prepared.keypoints, prepared.is_left, prepared.units, True)
@@ -108,7 +128,7 @@ def _pair_meshes(
     while k < len(where):
         n = 2 if k + 1 < len(where) and where[k + 1][0] == where[k][0] else 1
         sides = [side for _, side in where[k : k + n]]
-        sub = model.prepare(prepared.keypoints[k : k + n], sides, prepared.units)
+        sub = model.prepare(prepared.keypoints[k : k + n], sides, prepared.units, convention="rig")
         yield from model.meshes(sub, resolution, separate=n == 2)
         k += n
 
@@ -133,7 +153,7 @@ def _refined(model: Any, refiner: Any, prepared: Any, where: list[tuple[int, str
         if len(rows) == 2:
             cleaned = refine_pair(model, cleaned, sides=own).keypoints
         out[rows] = cleaned
-    return prepare_hands(out / prepared.scale, sides, prepared.units, "openpose")
+    return prepare_hands(out / prepared.scale, sides, prepared.units, "openpose", convention="rig")
 
 
 def reconstruct(
@@ -171,6 +191,7 @@ def reconstruct(
             "Not for ground-truth keypoints: it adds ~1.6 mm to clean ones.",
         ),
     ] = False,
+    convention: KeypointConvention = "auto",
     separate: Annotated[
         bool,
         typer.Option(
@@ -220,12 +241,13 @@ def reconstruct(
     jobs = []
     targets: dict[Path, Path] = {}
     for path, kf in zip(singles, files, strict=True):
-        prepared, warning = _prepare(kf, path, side, units)
+        prepared, warning = _prepare(kf, path, side, units, convention)
         if warning and "mirrored" in warning and len(kf) == 2 and kf.is_sequence:
             # two hands read as a sequence of two same-side hands: likely a right/left pair
             warning += "; if the file holds a right and a left hand, pass --pair"
         if warning:
             warnings.append(f"warning: {path}: {warning}")
+        warnings += _convention_note(path, prepared, convention)
         names = output_names(kf)
         for name in names:
             target = out_dir / f"{name}.{ext}"
@@ -237,9 +259,10 @@ def reconstruct(
         jobs.append((kf, prepared, names))
     pair_jobs = []
     for path, pf in pair_files.items():
-        prepared, where, warning = _prepare_pair(pf, units)
+        prepared, where, warning = _prepare_pair(pf, units, convention)
         if warning:
             warnings.append(f"warning: {path}: {warning}")
+        warnings += _convention_note(path, prepared, convention)
         missing = int((~pf.complete).sum())
         if missing:
             warnings.append(
@@ -327,6 +350,7 @@ def occupancy(
     fmt: KeypointFormat = None,
     checkpoint: Checkpoint = None,
     device: Device = "cpu",
+    convention: KeypointConvention = "auto",
 ) -> None:
     """Inside/outside queries: occupancy probabilities (float32; inside at or above the
     model's mesh level, 0.65 for the shipped model).
@@ -356,13 +380,19 @@ def occupancy(
 
     use_side = side or kf.side or "right"
     use_units = units or kf.units or "auto"
-    _, warning = _prepare(kf, keypoints, side, units)  # validates the skeleton
+    prepared, warning = _prepare(kf, keypoints, side, units, convention)  # validates
     model = _load_model(checkpoint, device)  # a bad model is one line, without the warning
     if warning:  # as reconstruct: a mirrored or implausible hand is said before the work
         print(f"warning: {keypoints}: {warning}", file=sys.stderr)
+    for note in _convention_note(keypoints, prepared, convention):
+        print(note, file=sys.stderr)
     kp = kf.keypoints if kf.is_sequence else kf.keypoints[0]
+    # the convention each hand was read in (``auto`` resolved once, as for meshes)
+    read_as = prepared.conventions[0] if len(set(prepared.conventions)) == 1 else "auto"
     with torch.no_grad():
-        occ = model.occupancy(pts, kp, side=use_side, units=use_units, fmt=kf.fmt)
+        occ = model.occupancy(
+            pts, kp, side=use_side, units=use_units, fmt=kf.fmt, convention=read_as
+        )
     result = occ.float().cpu().numpy()
     with atomic_open(out, "wb") as fh:
         np.save(fh, result)

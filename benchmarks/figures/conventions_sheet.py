@@ -1,0 +1,70 @@
+"""Real MANO-style frames read as the rig's keypoints vs in their own convention
+(docs/conventions.png).
+
+    PYTHONPATH=src .venv/bin/python benchmarks/figures/conventions_sheet.py \
+        [--out docs/conventions.png] [--frames 0,30,60,84]
+
+Per frame of ``../shared/reference/halo-original/real_poses_openpose_m.npy`` (reference
+data, never shipped): HALO's mesh with ``convention="rig"`` and with ``"auto"`` (read as
+MANO-style), semi-transparent, with the given keypoints as dots (red: more than 2 mm outside
+the surface), from two views.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "conventions.png")
+    parser.add_argument("--frames", default="0,30,60,84")
+    parser.add_argument("--resolution", type=int, default=128)
+    args = parser.parse_args(argv)
+    if not FRAMES.exists():
+        sys.exit(f"{FRAMES} is absent")
+
+    from halohand.apps.render import draw_text, image_grid, render_mesh, save_png
+    from halohand.inference.halo import HALO
+    from halohand.interaction.object_field import closest_points
+
+    halo = HALO.pretrained()
+    frames = np.load(FRAMES).astype(np.float64)
+    tiles = []
+    for i in [int(x) for x in args.frames.split(",")]:
+        kp = frames[i]
+        for reading in ("rig", "auto"):
+            mesh = halo.reconstruct(kp, units="m", resolution=args.resolution, convention=reading)
+            v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+            outside = closest_points(kp, v, f)[0] * 1e3
+            # keypoints as small octahedra drawn with the hand (red: > 2 mm outside)
+            dots_v, dots_f, dots_c = [], [], []
+            octa_v = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1],
+                               [0, 0, -1]], float) * 0.003  # fmt: skip
+            octa_f = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5],
+                               [1, 2, 5], [3, 1, 5], [0, 3, 5]])  # fmt: skip
+            for k, p in enumerate(kp):
+                dots_f.append(octa_f + len(v) + 6 * k)
+                dots_v.append(octa_v + p)
+                dots_c.append(np.tile([0.85, 0.1, 0.1] if outside[k] > 2 else [0.1, 0.2, 0.8],
+                                      (6, 1)))  # fmt: skip
+            verts = np.concatenate([v, *dots_v])
+            faces = np.concatenate([f, *dots_f])
+            colors = np.concatenate([np.tile([0.9, 0.75, 0.65], (len(v), 1)), *dots_c])
+            for view in ("palm34", "back"):
+                img = render_mesh(verts, faces, colors, size=(256, 256), view=view)
+                label = f"frame {i} {reading}: {int((outside > 2).sum())} kp > 2 mm out"
+                tiles.append(draw_text(img, label, (6, 6)))
+    save_png(str(args.out), image_grid(tiles, columns=4))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

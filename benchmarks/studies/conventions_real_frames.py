@@ -1,0 +1,137 @@
+"""MANO-style keypoints through the default model: read as the rig's (as before) or in their
+own convention (``convention="auto"``), on the 85 real HO3D-derived frames.
+
+Usage::
+
+    PYTHONPATH=src .venv/bin/python benchmarks/studies/conventions_real_frames.py \
+        [--resolution 128] [--json benchmarks/results/studies/conventions_real_frames.json]
+
+The frames are ``../shared/reference/halo-original/real_poses_openpose_m.npy`` (reference
+data, never shipped; the study skips when it is absent). Per frame and reading, the mesh of
+``HALO.reconstruct(kp, convention=...)`` is scored against the acceptance of the HALO v2
+issue on real frames:
+
+* tip excess (mm): how far the surface reaches past each fingertip keypoint along its distal
+  bone (vertices within 8 mm of the bone's line); target 0-5 mm (today's rig reading: ~2 cm);
+* keypoints outside (mm): signed distance of each of the 21 keypoints to the surface
+  (positive outside); target: every keypoint inside or at most 2 mm outside;
+* one body with Euler characteristic 2; volume 250-450 cm^3;
+* consecutive-frame IoU: inside/outside agreement of consecutive frames' meshes on 20k
+  points of their joint box (smoothness; the frames are a slowly moving sequence).
+
+Also the detected convention of every frame and of 500 hands of the project's own sampler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _report import emit  # noqa: E402
+
+FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
+CHAINS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+
+
+def tip_excess_mm(vertices: np.ndarray, kp: np.ndarray) -> list[float]:
+    out = []
+    for chain in CHAINS:
+        d = kp[chain[3]] - kp[chain[2]]
+        d /= np.linalg.norm(d)
+        rel = vertices - kp[chain[3]]
+        along = rel @ d
+        near = np.linalg.norm(rel - along[:, None] * d, axis=1) < 0.008
+        out.append(float(along[near].max() * 1e3) if near.any() else float("nan"))
+    return out
+
+
+def _stats(x: np.ndarray) -> dict[str, float]:
+    return {"median": float(np.nanmedian(x)), "min": float(np.nanmin(x)),
+            "max": float(np.nanmax(x))}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    if not FRAMES.exists():
+        print(f"skipped: {FRAMES} is absent")
+        return {}
+
+    import torch
+
+    from halohand.inference.halo import HALO
+    from halohand.interaction.object_field import closest_points
+    from halohand.objects.inside import contains
+    from halohand.skeleton.conventions import detect_convention, tip_ratio
+    from halohand.training.keypoint_refiner import hand_bank
+
+    torch.set_num_threads(1)
+    frames = np.load(FRAMES).astype(np.float64)
+    own = hand_bank(500, 1).numpy()
+    halo = HALO.pretrained()
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    rows: dict[str, dict] = {}
+    for reading in ("rig", "auto"):
+        excess, outside, euler, bodies, volume, meshes = [], [], [], [], [], []
+        for kp in frames:
+            mesh = halo.reconstruct(kp, units="m", resolution=args.resolution, convention=reading)
+            v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+            excess.append(tip_excess_mm(v, kp))
+            outside.append(closest_points(kp, v, f)[0] * 1e3)
+            euler.append(int(mesh.euler_number))
+            bodies.append(len(mesh.split(only_watertight=False)))
+            volume.append(float(mesh.volume * 1e6))
+            meshes.append((v, f))
+        ious = []
+        for (va, fa), (vb, fb) in zip(meshes[:-1], meshes[1:], strict=True):
+            lo = np.minimum(va.min(0), vb.min(0))
+            hi = np.maximum(va.max(0), vb.max(0))
+            pts = rng.uniform(lo, hi, (20_000, 3))
+            a, b = contains(va, fa, pts), contains(vb, fb, pts)
+            ious.append(float((a & b).sum() / max((a | b).sum(), 1)))
+        ex, out = np.asarray(excess), np.asarray(outside)
+        rows[reading] = {
+            "tip_excess_mm": {
+                name: _stats(ex[:, i])
+                for i, name in enumerate(("thumb", "index", "middle", "ring", "pinky"))
+            },
+            "tips_within_0_5mm": float(((ex >= 0.0) & (ex <= 5.0)).mean()),
+            "keypoint_outside_mm": {"max_per_frame": _stats(out.max(1)),
+                                    "tips_median": float(np.median(out[:, [4, 8, 12, 16, 20]]))},
+            "frames_all_keypoints_within_2mm": int((out.max(1) <= 2.0).sum()),
+            "frames_euler_2_one_body": int(((np.asarray(euler) == 2) & (np.asarray(bodies) == 1))
+                                           .sum()),  # fmt: skip
+            "volume_cm3": _stats(np.asarray(volume)),
+            "frames_volume_250_450": int(((np.asarray(volume) >= 250) &
+                                          (np.asarray(volume) <= 450)).sum()),  # fmt: skip
+            "consecutive_iou": _stats(np.asarray(ious)),
+        }  # fmt: skip
+        print(reading, rows[reading], flush=True)
+    report = {
+        "study": "conventions_real_frames",
+        "frames": len(frames),
+        "resolution": args.resolution,
+        "detected_real": sorted(set(detect_convention(frames))),
+        "detected_own_sampler_500": sorted(set(detect_convention(own))),
+        "tip_ratio_real_median": np.median(tip_ratio(frames), axis=0).round(3).tolist(),
+        "tip_ratio_own_median": np.median(tip_ratio(own), axis=0).round(3).tolist(),
+        "readings": rows,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    emit(report, args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main()

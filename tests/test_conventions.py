@@ -1,0 +1,114 @@
+"""Keypoint conventions: the rig's joint centres against skin fingertips (MANO-style)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from halo_fakes import CapsuleNet, hand_keypoints, run_cli
+
+from halohand.core.errors import HalohandInputError
+from halohand.handmodel.template import load_template
+from halohand.inference.halo import HALO
+from halohand.skeleton.conventions import (
+    FINGER_CHAINS,
+    MOVED_TIPS,
+    TIP_EXTENSION,
+    TIP_MARGIN_M,
+    detect_convention,
+    resolve_convention,
+    tip_ratio,
+    to_rig,
+)
+
+
+def skin_tips(kp: np.ndarray) -> np.ndarray:
+    """A rig hand's keypoints with each tip moved to where its finger's skin ends (less the
+    margin): the closed-form inverse of :func:`to_rig`."""
+    out = kp.copy()
+    for f in MOVED_TIPS:
+        chain = FINGER_CHAINS[f]
+        bone = kp[chain[3]] - kp[chain[2]]
+        length = np.linalg.norm(bone)
+        out[chain[3]] = kp[chain[2]] + bone / length * (
+            length * (1.0 + TIP_EXTENSION[f]) - TIP_MARGIN_M
+        )
+    return out
+
+
+def test_tip_extension_is_the_templates() -> None:
+    """The constant is what the embedded hand's mesh shows: skin past each tip joint along
+    its distal bone, over the bone's length."""
+    t = load_template()
+    kp, v = t.rest_keypoints, t.vertices
+    for f, chain in enumerate(FINGER_CHAINS):
+        d = kp[chain[3]] - kp[chain[2]]
+        length = np.linalg.norm(d)
+        d /= length
+        rel = v - kp[chain[3]]
+        along = rel @ d
+        near = (np.linalg.norm(rel - along[:, None] * d, axis=1) < 0.008) & (along > -0.005)
+        assert along[near].max() / length == pytest.approx(TIP_EXTENSION[f], abs=0.01)
+
+
+def test_detection_tells_the_rig_from_skin_tips() -> None:
+    rig = np.stack([hand_keypoints(g) for g in ("spread", "fist", "point", "relaxed")])
+    assert detect_convention(rig) == ["rig"] * 4
+    assert detect_convention(skin_tips(rig[0])) == ["mano"]
+    assert (np.median(tip_ratio(rig)[:, 1:4], axis=-1) < 0.6).all()
+    assert detect_convention(torch.from_numpy(rig[1])) == ["rig"]
+    assert resolve_convention("mano", rig) == ["mano"] * 4
+    with pytest.raises(ValueError, match="unknown keypoint convention"):
+        resolve_convention("openpose", rig)
+
+
+def test_to_rig_inverts_skin_tips_and_keeps_the_rest() -> None:
+    kp = hand_keypoints("relaxed")
+    skin = skin_tips(kp)
+    back = to_rig(skin, ["mano"])
+    np.testing.assert_allclose(back, kp, atol=1e-12)
+    assert to_rig(kp, ["rig"]) is kp
+    # millimetres: the margin is in metres
+    np.testing.assert_allclose(to_rig(skin_tips(kp) * 1000.0, ["mano"], 1e-3) / 1000.0,
+                               to_rig(skin, ["mano"]), atol=1e-12)  # fmt: skip
+    # batch with mixed readings, and torch (differentiable) gives the numpy values
+    both = np.stack([skin, kp])
+    np.testing.assert_allclose(to_rig(both, ["mano", "rig"]), np.stack([kp, kp]), atol=1e-12)
+    t = torch.tensor(both, requires_grad=True)
+    out = to_rig(t, ["mano", "rig"])
+    np.testing.assert_allclose(out.detach().numpy(), np.stack([kp, kp]), atol=1e-12)
+    out.sum().backward()
+    assert torch.isfinite(t.grad).all()
+
+
+def test_model_reads_skin_tips_in_their_convention() -> None:
+    model = HALO(CapsuleNet(hand_keypoints("spread")))
+    kp = hand_keypoints("spread")
+    skin = skin_tips(kp)
+    prepared = model.prepare(skin)
+    assert prepared.conventions == ("mano",)
+    np.testing.assert_allclose(prepared.keypoints[0], kp, atol=1e-12)
+    assert model.prepare(skin, convention="rig").conventions == ("rig",)
+    auto = model.reconstruct(skin, resolution=32)
+    rig = model.reconstruct(kp, resolution=32)
+    np.testing.assert_allclose(auto.vertices, rig.vertices)
+    pts = torch.from_numpy(kp[[4, 8, 12]])
+    torch.testing.assert_close(model.occupancy(pts, skin, convention="mano"),
+                               model.occupancy(pts, kp))  # fmt: skip
+    with pytest.raises(HalohandInputError, match="unknown keypoint convention"):
+        model.prepare(kp, convention="mediapipe-ish")
+
+
+def test_cli_reports_and_uses_the_convention(monkeypatch, capsys, tmp_path) -> None:
+    skin = skin_tips(hand_keypoints("spread"))
+    np.save(tmp_path / "skin.npy", skin)
+    code, out, err = run_cli(monkeypatch, capsys, "check", tmp_path / "skin.npy")
+    assert code == 0, err
+    assert "convention: mano" in out
+    code, out, _ = run_cli(monkeypatch, capsys, "check", tmp_path / "skin.npy",
+                           "--convention", "rig")  # fmt: skip
+    assert code == 0 and "convention: rig" in out
+    code, _, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "skin.npy",
+                           "--out-dir", tmp_path / "o", "--convention", "bogus")  # fmt: skip
+    assert code == 2 and "unknown keypoint convention" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
