@@ -75,6 +75,9 @@ def tip_ratio(keypoints: Any) -> Any:
     chains = np.asarray(FINGER_CHAINS)
     mid = _norm(keypoints[..., chains[:, 2], :] - keypoints[..., chains[:, 1], :])
     tip = _norm(keypoints[..., chains[:, 3], :] - keypoints[..., chains[:, 2], :])
+    if isinstance(tip, np.ndarray):
+        with np.errstate(divide="ignore", invalid="ignore"):  # degenerate bones: nan / inf
+            return tip / mid
     return tip / mid
 
 
@@ -91,6 +94,7 @@ def detect_convention(keypoints: Any) -> list[str]:
     kp = keypoints.detach().cpu().numpy() if hasattr(keypoints, "detach") else keypoints
     kp = np.asarray(kp, dtype=np.float64).reshape(-1, 21, 3)
     ratio = np.median(tip_ratio(kp)[:, 1:4], axis=-1)
+    # a degenerate hand (nan ratio) reads as the rig's: its validation says what is wrong
     return ["mano" if r > MANO_RATIO_THRESHOLD else "rig" for r in ratio]
 
 
@@ -136,7 +140,9 @@ def to_rig(keypoints: Any, conventions: list[str], scale: float = 1.0) -> Any:
     length = _norm(bone)[..., None]
     if isinstance(kp, np.ndarray):
         ext = np.asarray(TIP_EXTENSION)[list(MOVED_TIPS), None]
-        moved = dip + bone / length * (length + TIP_MARGIN_M / scale) / (1.0 + ext)
+        with np.errstate(divide="ignore", invalid="ignore"):  # zero-length tip bones
+            moved = dip + bone / length * (length + TIP_MARGIN_M / scale) / (1.0 + ext)
+        moved = np.where(length > 0, moved, tip)
         mano = np.asarray([c == "mano" for c in conventions])[:, None, None]
         out = kp.copy()
         out[:, chains[:, 3], :] = np.where(mano, moved, tip)

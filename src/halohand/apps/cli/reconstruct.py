@@ -76,7 +76,7 @@ def _convention_note(path: Path, prepared: Any, convention: str) -> list[str]:
         return []
     which = "its hands" if n == len(prepared) else f"{n} of {len(prepared)} hands"
     return [
-        f"note: {path}: {which} read as MANO-style keypoints (fingertips on the skin): the "
+        f"warning: {path}: {which} read as MANO-style keypoints (fingertips on the skin): the "
         "tips are moved onto the model's tip joints; --convention rig keeps them"
     ]
 
