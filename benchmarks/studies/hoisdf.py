@@ -1,0 +1,209 @@
+"""HOISDF at this machine's scale on rendered hand-object scenes: training runs, their
+evaluation on held-out scenes and held-out objects, and an SDF slice figure.
+
+Data: ``scripts/make_hoi_data.py`` (see its docstring for the grasp-engine commands). The
+model is given the image, the camera intrinsics and the true wrist position in the camera
+(root-relative evaluation, as DexYCB protocols do); see ``docs/hoisdf.md``.
+
+    python benchmarks/studies/hoisdf.py train --config configs/experiments/hoisdf/cpu_sdf.toml \\
+        --data /tmp/hoi/data --out /tmp/hoi/runs/sdf
+    python benchmarks/studies/hoisdf.py evaluate --data /tmp/hoi/data \\
+        --run sdf=/tmp/hoi/runs/sdf --run nosdf=/tmp/hoi/runs/nosdf \\
+        --json benchmarks/results/studies/hoisdf.json
+    python benchmarks/studies/hoisdf.py figure --data /tmp/hoi/data --run /tmp/hoi/runs/sdf \\
+        --out docs/images/hoisdf_sdf_slice.png
+
+``train`` resumes from ``OUT/checkpoint.pt``; ``evaluate`` merges into an existing JSON
+(one entry per run name, each with the command that made it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+
+from halohand.handobject import HOISDFConfig, load_hoi  # noqa: E402
+from halohand.training.hoisdf import (  # noqa: E402
+    HOISDFTrainConfig,
+    evaluate_hoisdf,
+    load_run,
+    train_hoisdf,
+)
+
+SPLITS = ("heldout_scenes", "heldout_objects")
+
+
+def read_config(path: Path) -> tuple[HOISDFConfig, HOISDFTrainConfig]:
+    doc = tomllib.loads(path.read_text())
+    return HOISDFConfig.from_dict(doc.get("model", {})), HOISDFTrainConfig(**doc.get("train", {}))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    model_cfg, train_cfg = read_config(args.config)
+    torch.set_num_threads(train_cfg.threads)
+    t0 = time.perf_counter()
+    data = load_hoi(args.data / "train", model_cfg.image_size)
+    print(f"{len(data)} train images in {time.perf_counter() - t0:.0f} s", flush=True)
+    summary = train_hoisdf(data, args.out, model_cfg, train_cfg, log=None)
+    summary["command"] = "python benchmarks/studies/hoisdf.py " + " ".join(sys.argv[1:])
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: summary[k] for k in ("steps", "train_seconds")}), flush=True)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from halohand.core.atomic import write_text_atomic
+
+    torch.set_num_threads(1)
+    doc: dict[str, Any] = {}
+    if args.json and args.json.exists():
+        doc = json.loads(args.json.read_text())
+    doc.setdefault("note", "rendered hand-object scenes of this project, not DexYCB numbers")
+    runs = doc.setdefault("runs", {})
+    cache: dict[int, dict[str, Any]] = {}
+    for spec in args.run:
+        name, _, path = spec.partition("=")
+        model, meta = load_run(path)
+        size = model.config.image_size
+        if size not in cache:
+            cache[size] = {s: load_hoi(args.data / s, size) for s in SPLITS}
+        t0 = time.perf_counter()
+        res = {s: evaluate_hoisdf(model, cache[size][s], grid=args.grid) for s in SPLITS}
+        summary_path = Path(path) / "summary.json"
+        train_cmd = (
+            json.loads(summary_path.read_text()).get("command") if summary_path.exists() else None
+        )
+        runs[name] = {
+            "train_command": train_cmd,
+            "eval_command": "python benchmarks/studies/hoisdf.py " + " ".join(sys.argv[1:]),
+            "steps": meta["step"],
+            "train_seconds": round(meta["elapsed_s"], 1),
+            "model_config": meta["model_config"],
+            "train_config": meta["config"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "eval_seconds": round(time.perf_counter() - t0, 1),
+            "eval_grid": args.grid,
+            **res,
+        }
+        line = "  ".join(
+            f"{s}: "
+            + " ".join(f"{k} {res[s][k]:.1f}" for k in ("mje", "pa_mje", "oce", "mce", "add_s"))
+            for s in SPLITS
+        )
+        print(f"{name} ({meta['step']} steps, {meta['elapsed_s']:.0f} s): {line}", flush=True)
+    if args.json:
+        write_text_atomic(args.json, json.dumps(doc, indent=2) + "\n")
+
+
+def cmd_figure(args: argparse.Namespace) -> None:
+    """Predicted vs true hand and object SDF on the plane through the wrist spanned by the
+    camera's x axis and the direction to the object centre, for a few held-out views."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from halohand.apps.handobject_data import hand_signed_distance
+    from halohand.objects.registry import load_object
+
+    torch.set_num_threads(1)
+    model, _ = load_run(args.run)
+    data = load_hoi(args.data / args.split, model.config.image_size)
+    picks = np.linspace(0, len(data) - 1, args.views).round().astype(int)
+    res, half = 64, model.config.volume_half
+    fig, axes = plt.subplots(len(picks), 5, figsize=(15, 3.1 * len(picks)))
+    shard_paths = sorted((args.data / args.split / "shards").glob("g_*.npz"))
+    for row, i in enumerate(picks):
+        b = data.batch(torch.tensor([int(i)]))
+        # plane: through the root, spanned by the camera x axis and the camera z axis
+        u = torch.linspace(-half, half, res)
+        uu, vv = torch.meshgrid(u, u, indexing="xy")
+        pts = torch.stack([uu, torch.zeros_like(uu), vv], -1).reshape(1, -1, 3)
+        pts[..., 1] = b["object_translation"][0, 1]  # the plane through the object centre's height
+        with torch.no_grad():
+            d_h, d_o = model.field_values(b["images"], b["intrinsics"], b["root"], pts)
+        g = int(data.grasp[i])
+        with np.load(shard_paths[g]) as z:
+            rot = data.rotation[i].double().numpy()
+            trans = data.translation[i].double().numpy()
+            root = b["root"][0].double().numpy()
+            to_grasp = (pts[0].double().numpy() + root - trans) @ rot  # camera -> grasp frame
+            t_h = hand_signed_distance(z["hand_vertices"], z["hand_faces"], to_grasp)
+            t_o = load_object(str(z["object_id"])).signed_distance(to_grasp)
+        c = model.config.sdf_clamp
+        panels = [
+            (b["images"][0].permute(1, 2, 0).numpy(), "input"),
+            (np.clip(t_h, -c, c).reshape(res, res), "hand SDF, truth"),
+            (d_h[0].numpy().reshape(res, res), "hand SDF, predicted"),
+            (np.clip(t_o, -c, c).reshape(res, res), "object SDF, truth"),
+            (d_o[0].numpy().reshape(res, res), "object SDF, predicted"),
+        ]
+        for col, (img, title) in enumerate(panels):
+            ax = axes[row, col]
+            if col == 0:
+                ax.imshow(img)
+            else:
+                ax.imshow(
+                    img,
+                    cmap="RdBu",
+                    vmin=-c,
+                    vmax=c,
+                    origin="lower",
+                    extent=(-half, half, -half, half),
+                )
+                ax.contour(
+                    np.linspace(-half, half, res),
+                    np.linspace(-half, half, res),
+                    img,
+                    levels=[0.0],
+                    colors="k",
+                    linewidths=1.0,
+                )
+                ax.set_xlabel("camera x (m)")
+                ax.set_ylabel("camera z (m)")
+            ax.set_title(f"{data.object_ids[g]}: {title}" if col == 0 else title, fontsize=9)
+    fig.suptitle(
+        f"Signed distance (m, clamped to +-{c:.2f}) on the plane y = object centre, "
+        "root-relative; black: zero level",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=70)
+    print(f"wrote {args.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("train")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("evaluate")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--run", action="append", required=True, metavar="NAME=DIR")
+    p.add_argument("--grid", type=int, default=20, help="test-time lattice per axis")
+    p.add_argument("--json", type=Path, default=None)
+    p = sub.add_parser("figure")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--split", default="heldout_objects")
+    p.add_argument("--views", type=int, default=3)
+    p.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "figure": cmd_figure}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
