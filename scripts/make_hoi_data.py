@@ -61,25 +61,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--renderer", default="auto")
+    parser.add_argument("--splits", default="train,heldout_scenes,heldout_objects")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
-    train_ids = load_grasps(args.train_grasps)["object_id"]
-    train, held = split_indices(train_ids, args.heldout_per_object)
-    test_ids = load_grasps(args.test_grasps)["object_id"]
-    test, _ = split_indices(test_ids, 0)
-    test = [
-        i
-        for oid in dict.fromkeys(test_ids.tolist())
-        for i in np.flatnonzero(test_ids == oid)[: args.test_per_object].tolist()
-    ]
+    wanted = args.splits.split(",")
+    jobs = []
+    if "train" in wanted or "heldout_scenes" in wanted:
+        train, held = split_indices(
+            load_grasps(args.train_grasps)["object_id"], args.heldout_per_object
+        )
+        jobs += [
+            ("train", args.train_grasps, train, args.views),
+            ("heldout_scenes", args.train_grasps, held, args.heldout_views),
+        ]
+    if "heldout_objects" in wanted:
+        test_ids = load_grasps(args.test_grasps)["object_id"]
+        test = [
+            i
+            for oid in dict.fromkeys(test_ids.tolist())
+            for i in np.flatnonzero(test_ids == oid)[: args.test_per_object].tolist()
+        ]
+        jobs.append(("heldout_objects", args.test_grasps, test, args.heldout_views))
+    jobs = [j for j in jobs if j[0] in wanted]
     base = dict(size=args.size, samples=args.samples, seed=args.seed, renderer=args.renderer)
-    jobs = [
-        ("train", args.train_grasps, train, args.views),
-        ("heldout_scenes", args.train_grasps, held, args.heldout_views),
-        ("heldout_objects", args.test_grasps, test, args.heldout_views),
-    ]
     t0 = time.perf_counter()
     summary = []
     for split, grasp_dir, idx, views in jobs:
