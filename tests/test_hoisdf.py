@@ -13,7 +13,13 @@ import trimesh
 from halohand.apps.handobject_data import HOIDataConfig, generate_split, hand_signed_distance
 from halohand.core.errors import HalohandInputError
 from halohand.handobject import HOISDF, HOISDFConfig, hand_object_errors, load_hoi
-from halohand.training.hoisdf import HOISDFTrainConfig, hoisdf_losses, load_run, train_hoisdf
+from halohand.training.hoisdf import (
+    HOISDFTrainConfig,
+    branch_run,
+    hoisdf_losses,
+    load_run,
+    train_hoisdf,
+)
 
 TINY = dict(
     image_size=32,
@@ -226,3 +232,27 @@ def test_resume_matches_an_uninterrupted_run(split: Path, tmp_path: Path) -> Non
         assert torch.equal(p, q), name
     with pytest.raises(HalohandInputError, match="another model config"):
         train_hoisdf(data, tmp_path / "resumed", HOISDFConfig(**{**TINY, "sdf": False}), tcfg)
+
+
+def test_a_branch_before_the_field_phase_equals_training_the_variant(
+    split: Path, tmp_path: Path
+) -> None:
+    data = load_hoi(split / "a", 32)
+    cfg = HOISDFConfig(**TINY)
+    variant = HOISDFConfig(**{**TINY, "sampling": "signed"})
+    tcfg = HOISDFTrainConfig(batch=2, max_steps=6, max_seconds=1e6, checkpoint_every=2,
+                             n_sdf=16, field_after=0.5)  # fmt: skip
+    train_hoisdf(data, tmp_path / "base", cfg, tcfg, stop_after=2)
+    assert branch_run(tmp_path / "base", tmp_path / "branch", variant, tcfg) == 2
+    train_hoisdf(data, tmp_path / "branch", variant, tcfg)
+    train_hoisdf(data, tmp_path / "scratch", variant, tcfg)
+    a, _ = load_run(tmp_path / "branch")
+    b, _ = load_run(tmp_path / "scratch")
+    assert a.config.sampling == "signed"
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    train_hoisdf(data, tmp_path / "base", cfg, tcfg, stop_after=4)  # into the field phase
+    with pytest.raises(HalohandInputError, match="past the shared phase"):
+        branch_run(tmp_path / "base", tmp_path / "late", variant, tcfg)
+    with pytest.raises(HalohandInputError, match="more than its sampling"):
+        branch_run(tmp_path / "scratch", tmp_path / "x", HOISDFConfig(**{**TINY, "grid": 7}), tcfg)

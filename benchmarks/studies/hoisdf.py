@@ -13,6 +13,9 @@ model is given the image, the camera intrinsics and the true wrist position in t
     python benchmarks/studies/hoisdf.py figure --data /tmp/hoi/data --run /tmp/hoi/runs/sdf \\
         --out docs/images/hoisdf_sdf_slice.png
 
+    python benchmarks/studies/hoisdf.py curves --run sdf=/tmp/hoi/runs/sdf \\
+        --run nosdf=/tmp/hoi/runs/nosdf --out docs/hoisdf_training.png
+
 ``train`` resumes from ``OUT/checkpoint.pt``; ``evaluate`` merges into an existing JSON
 (one entry per run name, each with the command that made it).
 """
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from halohand.handobject import HOISDFConfig, load_hoi  # noqa: E402
 from halohand.training.hoisdf import (  # noqa: E402
     HOISDFTrainConfig,
+    branch_run,
     evaluate_hoisdf,
     load_run,
     train_hoisdf,
@@ -55,6 +59,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     data = load_hoi(args.data / "train", model_cfg.image_size)
     print(f"{len(data)} train images in {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.branch_from and not (args.out / "checkpoint.pt").exists():
+        args.out.mkdir(parents=True, exist_ok=True)
+        at = branch_run(args.branch_from, args.out, model_cfg, train_cfg)
+        print(f"branched from {args.branch_from} at step {at}", flush=True)
     summary = train_hoisdf(data, args.out, model_cfg, train_cfg, log=None)
     summary["command"] = "python benchmarks/studies/hoisdf.py " + " ".join(sys.argv[1:])
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -183,6 +191,31 @@ def cmd_figure(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_curves(args: argparse.Namespace) -> None:
+    """Training losses (joints and object centre, cm; window means of log.jsonl) against
+    training time for several runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for spec in args.run:
+        name, _, path = spec.partition("=")
+        rows = [json.loads(line) for line in open(Path(path) / "log.jsonl")]
+        rows = [r for r in rows if "step" in r and "joints" in r]
+        t = [r["elapsed_s"] / 60 for r in rows]
+        for ax, key in zip(axes, ("joints", "center", "add_s"), strict=True):
+            ax.plot(t, [r[key] for r in rows], label=name, lw=1)
+            ax.set_title(f"train loss: {key} (cm, L1 / ADD-S)", fontsize=9)
+            ax.set_xlabel("training time (min)")
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=70)
+    print(f"wrote {args.out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -190,6 +223,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--branch-from",
+        type=Path,
+        default=None,
+        help="start from this run's checkpoint (same run but its sampling; before field_after)",
+    )
     p = sub.add_parser("evaluate")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--run", action="append", required=True, metavar="NAME=DIR")
@@ -201,8 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="heldout_objects")
     p.add_argument("--views", type=int, default=3)
     p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("curves")
+    p.add_argument("--run", action="append", required=True, metavar="NAME=DIR")
+    p.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    {"train": cmd_train, "evaluate": cmd_evaluate, "figure": cmd_figure}[args.cmd](args)
+    cmds = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "figure": cmd_figure,
+        "curves": cmd_curves,
+    }
+    cmds[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,14 @@ from halohand.core.errors import HalohandInputError
 from halohand.core.schedule import cosine
 from halohand.handobject import HOISDF, HOIData, HOISDFConfig, add_s, hand_object_errors
 
-__all__ = ["HOISDFTrainConfig", "evaluate_hoisdf", "hoisdf_losses", "load_run", "train_hoisdf"]
+__all__ = [
+    "HOISDFTrainConfig",
+    "branch_run",
+    "evaluate_hoisdf",
+    "hoisdf_losses",
+    "load_run",
+    "train_hoisdf",
+]
 
 _FORMAT = "halohand.hoisdf-checkpoint"
 METRICS = ("mje", "pa_mje", "oce", "mce", "add_s")
@@ -239,6 +246,32 @@ def train_hoisdf(
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     write_log({"event": "done", **{k: summary[k] for k in ("steps", "train_seconds")}})
     return summary
+
+
+def branch_run(
+    source: str | Path, out: str | Path, model_config: HOISDFConfig, config: HOISDFTrainConfig
+) -> int:
+    """Start run ``out`` from ``source``'s checkpoint with another test-time ``sampling``.
+
+    Sampling strategies act only in the field phase and at test time, so two runs that
+    differ in nothing else are identical until ``field_after``: a branch taken before then
+    equals training the variant from scratch (with the same seed). Refuses any other
+    difference and a checkpoint already in the field phase. Returns the step branched at.
+    """
+    state = load_checkpoint(
+        Path(source) / "checkpoint.pt",
+        format_tag=_FORMAT,
+        required=("step", "model", "model_config", "config"),
+    )
+    base = dict(state["model_config"], sampling=model_config.sampling)
+    if base != model_config.to_dict() or state["config"] != asdict(config):
+        raise HalohandInputError(f"{source} differs from this run in more than its sampling")
+    if not config.max_steps or state["step"] >= config.field_after * config.max_steps:
+        raise HalohandInputError(f"{source} is past the shared phase (step {state['step']})")
+    state = {k: v for k, v in state.items() if k not in ("format", "version")}
+    state["model_config"] = model_config.to_dict()
+    save_checkpoint(Path(out) / "checkpoint.pt", state, format_tag=_FORMAT)
+    return int(state["step"])
 
 
 def load_run(out: str | Path) -> tuple[HOISDF, dict[str, Any]]:
