@@ -69,17 +69,33 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps({k: summary[k] for k in ("steps", "train_seconds")}), flush=True)
 
 
+def root_baseline(data: Any) -> dict[str, Any]:
+    """The floor of the protocol: every joint and the object centre at the given root,
+    the object unrotated (what the root alone tells)."""
+    from halohand.handobject import hand_object_errors
+
+    b = data.batch(torch.arange(len(data)))
+    n = len(data)
+    pred = {
+        "joints": torch.zeros(n, 21, 3),
+        "object_translation": torch.zeros(n, 3),
+        "object_rotation": torch.eye(3).expand(n, 3, 3),
+    }
+    errs = hand_object_errors(pred, b)
+    return {"images": n, **{k: round(float(v.mean()), 2) for k, v in errs.items()}}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from halohand.core.atomic import write_text_atomic
 
     torch.set_num_threads(1)
-    doc: dict[str, Any] = {}
-    if args.json and args.json.exists():
-        doc = json.loads(args.json.read_text())
-    doc.setdefault("note", "rendered hand-object scenes of this project, not DexYCB numbers")
-    runs = doc.setdefault("runs", {})
+    command = "python benchmarks/studies/hoisdf.py " + " ".join(sys.argv[1:])
+    new: dict[str, Any] = {}
     cache: dict[int, dict[str, Any]] = {}
-    for spec in args.run:
+    if args.root_baseline:
+        data = {s: load_hoi(args.data / s, 96) for s in SPLITS}
+        new["root_only"] = {"eval_command": command, **{s: root_baseline(data[s]) for s in SPLITS}}
+    for spec in args.run or []:
         name, _, path = spec.partition("=")
         model, meta = load_run(path)
         size = model.config.image_size
@@ -91,9 +107,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         train_cmd = (
             json.loads(summary_path.read_text()).get("command") if summary_path.exists() else None
         )
-        runs[name] = {
+        new[name] = {
             "train_command": train_cmd,
-            "eval_command": "python benchmarks/studies/hoisdf.py " + " ".join(sys.argv[1:]),
+            "eval_command": command,
             "steps": meta["step"],
             "train_seconds": round(meta["elapsed_s"], 1),
             "model_config": meta["model_config"],
@@ -103,13 +119,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             "eval_grid": args.grid,
             **res,
         }
+    for name, r in new.items():
         line = "  ".join(
             f"{s}: "
-            + " ".join(f"{k} {res[s][k]:.1f}" for k in ("mje", "pa_mje", "oce", "mce", "add_s"))
+            + " ".join(f"{k} {r[s][k]:.1f}" for k in ("mje", "pa_mje", "oce", "mce", "add_s"))
             for s in SPLITS
         )
-        print(f"{name} ({meta['step']} steps, {meta['elapsed_s']:.0f} s): {line}", flush=True)
+        print(f"{name} ({r.get('steps', '-')} steps): {line}", flush=True)
     if args.json:
+        # read just before writing: several evaluations may share one file
+        doc: dict[str, Any] = json.loads(args.json.read_text()) if args.json.exists() else {}
+        doc.setdefault("note", "rendered hand-object scenes of this project, not DexYCB numbers")
+        doc.setdefault("runs", {}).update(new)
         write_text_atomic(args.json, json.dumps(doc, indent=2) + "\n")
 
 
@@ -231,8 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p = sub.add_parser("evaluate")
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--run", action="append", required=True, metavar="NAME=DIR")
+    p.add_argument("--run", action="append", default=[], metavar="NAME=DIR")
     p.add_argument("--grid", type=int, default=20, help="test-time lattice per axis")
+    p.add_argument("--root-baseline", action="store_true", help="add the root-only row")
     p.add_argument("--json", type=Path, default=None)
     p = sub.add_parser("figure")
     p.add_argument("--data", type=Path, required=True)
