@@ -237,6 +237,20 @@ def cmd_curves(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_table(args: argparse.Namespace) -> None:
+    """Markdown tables (mm) of the named runs of an evaluation JSON, one per split."""
+    runs = json.loads(args.json.read_text())["runs"]
+    keys = ("mje", "pa_mje", "oce", "mce", "add_s")
+    for split in SPLITS:
+        print(f"\n{split} (mm) | steps | train min | MJE | PA-MJE | OCE | MCE | ADD-S")
+        print("|".join(["---"] * 8))
+        for name in args.names.split(","):
+            r = runs[name]
+            mins = f"{r['train_seconds'] / 60:.1f}" if "train_seconds" in r else "-"
+            vals = " | ".join(f"{r[split][k]:.1f}" for k in keys)
+            print(f"{name} | {r.get('steps', '-')} | {mins} | {vals}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -265,8 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("curves")
     p.add_argument("--run", action="append", required=True, metavar="NAME=DIR")
     p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("table")
+    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--names", required=True, help="comma-separated run names, in order")
     args = parser.parse_args(argv)
     cmds = {
+        "table": cmd_table,
         "train": cmd_train,
         "evaluate": cmd_evaluate,
         "figure": cmd_figure,
