@@ -102,7 +102,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if size not in cache:
             cache[size] = {s: load_hoi(args.data / s, size) for s in SPLITS}
         t0 = time.perf_counter()
-        res = {s: evaluate_hoisdf(model, cache[size][s], grid=args.grid) for s in SPLITS}
+        res = {
+            s: evaluate_hoisdf(
+                model, cache[size][s], oracle_points=args.oracle_points, grid=args.grid
+            )
+            for s in SPLITS
+        }
+        if args.oracle_points:
+            name += "+oracle_points"
         summary_path = Path(path) / "summary.json"
         train_cmd = (
             json.loads(summary_path.read_text()).get("command") if summary_path.exists() else None
@@ -269,6 +276,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run", action="append", default=[], metavar="NAME=DIR")
     p.add_argument("--grid", type=int, default=20, help="test-time lattice per axis")
     p.add_argument("--root-baseline", action="store_true", help="add the root-only row")
+    p.add_argument(
+        "--oracle-points",
+        action="store_true",
+        help="diagnostic: points near the true surfaces (uses the truth; rows NAME+oracle_points)",
+    )
     p.add_argument("--json", type=Path, default=None)
     p = sub.add_parser("figure")
     p.add_argument("--data", type=Path, required=True)

@@ -287,11 +287,14 @@ def load_run(out: str | Path) -> tuple[HOISDF, dict[str, Any]]:
 
 
 def evaluate_hoisdf(
-    model: HOISDF, data: HOIData, batch: int = 32, **overrides: Any
+    model: HOISDF, data: HOIData, batch: int = 32, oracle_points: bool = False, **overrides: Any
 ) -> dict[str, Any]:
     """Mean metrics (mm) over all views of ``data`` with test-time sampling (the lattice, no
     ground truth but the root); ``overrides`` replace model config fields for the
-    evaluation (e.g. ``grid``). Also per-object means."""
+    evaluation (e.g. ``grid``). Also per-object means.
+
+    ``oracle_points``: query points drawn near the true surfaces instead (a diagnostic of
+    what perfect fields would give the regression; not an estimate: it uses the truth)."""
     if overrides:
         model.config = model.config.with_(**overrides)
     model.eval()
@@ -299,8 +302,14 @@ def evaluate_hoisdf(
     with torch.no_grad():
         for s in range(0, len(data), batch):
             idx = torch.arange(s, min(s + batch, len(data)))
-            b = data.batch(idx)
-            errs = hand_object_errors(model(b["images"], b["intrinsics"], b["root"]), b)
+            if oracle_points:
+                gen = torch.Generator().manual_seed(s)
+                b = data.batch(idx, k_near=model.config.hand_points, generator=gen)
+                pts = (b["hand_near"], b["object_near"][:, : model.config.object_points])
+            else:
+                b, pts = data.batch(idx), (None, None)
+            out = model(b["images"], b["intrinsics"], b["root"], *pts)
+            errs = hand_object_errors(out, b)
             for k in METRICS:
                 per[k].append(errs[k])
     arr = {k: np.concatenate(v) for k, v in per.items()}
