@@ -35,6 +35,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+
+from _report import relative_paths  # noqa: E402
 
 from halohand.handobject import HOISDFConfig, load_hoi  # noqa: E402
 from halohand.training.hoisdf import (  # noqa: E402
@@ -137,7 +140,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         # read just before writing: several evaluations may share one file
         doc: dict[str, Any] = json.loads(args.json.read_text()) if args.json.exists() else {}
         doc.setdefault("note", "rendered hand-object scenes of this project, not DexYCB numbers")
-        doc.setdefault("runs", {}).update(new)
+        doc.setdefault("runs", {}).update(relative_paths(new))  # no /tmp or repo paths
         write_text_atomic(args.json, json.dumps(doc, indent=2) + "\n")
 
 
