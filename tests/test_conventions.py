@@ -58,6 +58,12 @@ def test_detection_tells_the_rig_from_skin_tips() -> None:
     assert (np.median(tip_ratio(rig)[:, 1:4], axis=-1) < 0.6).all()
     assert detect_convention(torch.from_numpy(rig[1])) == ["rig"]
     assert resolve_convention("mano", rig) == ["mano"] * 4
+    # auto reads one call's hands alike (one source): the majority of the ratios decides
+    mixed = np.stack([skin_tips(rig[0]), rig[1], rig[2]])
+    assert detect_convention(mixed) == ["mano", "rig", "rig"]
+    assert resolve_convention("auto", mixed) == ["rig"] * 3
+    noisy = rig[[0, 1, 2, 3] * 3] + np.random.default_rng(0).normal(0, 0.005, (12, 21, 3))
+    assert resolve_convention("auto", noisy) == ["rig"] * 12
     with pytest.raises(ValueError, match="unknown keypoint convention"):
         resolve_convention("openpose", rig)
 

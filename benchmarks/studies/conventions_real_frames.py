@@ -124,9 +124,16 @@ def main(argv: list[str] | None = None) -> dict:
     for sigma_mm in (2, 5, 10):
         own_noisy = own + noise_rng.normal(0, sigma_mm * 1e-3, own.shape)
         real_noisy = frames + noise_rng.normal(0, sigma_mm * 1e-3, frames.shape)
+        # ``auto`` reads one call's hands alike: groups of 10 consecutive hands / frames
+        own_groups = [detect_convention(own_noisy[i : i + 10], pooled=True)[0]
+                      for i in range(0, len(own_noisy) - 9, 10)]  # fmt: skip
+        real_groups = [detect_convention(real_noisy[i : i + 10], pooled=True)[0]
+                       for i in range(0, len(real_noisy) - 9, 10)]  # fmt: skip
         flips[f"{sigma_mm}mm"] = {
             "own_read_as_mano": float(np.mean([c == "mano" for c in detect_convention(own_noisy)])),
             "real_read_as_rig": float(np.mean([c == "rig" for c in detect_convention(real_noisy)])),
+            "own_groups_of_10_read_as_mano": float(np.mean([c == "mano" for c in own_groups])),
+            "real_groups_of_10_read_as_rig": float(np.mean([c == "rig" for c in real_groups])),
         }
     report = {
         "study": "conventions_real_frames",

@@ -81,12 +81,15 @@ def tip_ratio(keypoints: Any) -> Any:
     return tip / mid
 
 
-def detect_convention(keypoints: Any) -> list[str]:
+def detect_convention(keypoints: Any, pooled: bool = False) -> list[str]:
     """``"mano"`` or ``"rig"`` per hand, from the median tip ratio of the index, middle and
     ring fingers (module docstring).
 
     Args:
         keypoints: ``[21, 3]`` or ``[N, 21, 3]`` project order (numpy or torch).
+        pooled: one reading for all ``N`` hands, from the median over hands and fingers:
+            the hands of one sequence or pair come from one source, and noise on single
+            frames (which lengthens the short tip bones more than the others) is outvoted.
 
     Returns:
         one name per hand (a list of one for a single hand).
@@ -94,18 +97,22 @@ def detect_convention(keypoints: Any) -> list[str]:
     kp = keypoints.detach().cpu().numpy() if hasattr(keypoints, "detach") else keypoints
     kp = np.asarray(kp, dtype=np.float64).reshape(-1, 21, 3)
     ratio = np.median(tip_ratio(kp)[:, 1:4], axis=-1)
+    if pooled:
+        ratio = np.full_like(ratio, np.median(ratio))
     # a degenerate hand (nan ratio) reads as the rig's: its validation says what is wrong
     return ["mano" if r > MANO_RATIO_THRESHOLD else "rig" for r in ratio]
 
 
 def resolve_convention(convention: str, keypoints: Any) -> list[str]:
-    """``convention`` (``"auto"``, ``"rig"`` or ``"mano"``) as one name per hand.
+    """``convention`` (``"auto"``, ``"rig"`` or ``"mano"``) as one name per hand; ``"auto"``
+    reads all the hands of one call alike (:func:`detect_convention` with ``pooled``): a
+    call's hands are taken to come from one source.
 
     Raises:
         ValueError: an unknown name (callers turn it into their own input error).
     """
     if convention == "auto":
-        return detect_convention(keypoints)
+        return detect_convention(keypoints, pooled=True)
     if convention not in CONVENTIONS:
         raise ValueError(
             f"unknown keypoint convention {convention!r}: use auto, {', '.join(CONVENTIONS)}"
