@@ -38,13 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _re
 
 from _report import emit  # noqa: E402
 
+from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
+
 FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
-CHAINS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
 
 
 def tip_excess_mm(vertices: np.ndarray, kp: np.ndarray) -> list[float]:
     out = []
-    for chain in CHAINS:
+    for chain in FINGER_CHAINS:
         d = kp[chain[3]] - kp[chain[2]]
         d /= np.linalg.norm(d)
         rel = vertices - kp[chain[3]]

@@ -48,6 +48,7 @@ from halohand.fitting.keypoint_refiner import refine_keypoints
 from halohand.interaction.object_field import ObjectField
 from halohand.objects.registry import GraspObject, object_from_mesh
 from halohand.scene.camera import rigid_transform
+from halohand.skeleton.orders import FINGER_CHAINS
 
 __all__ = [
     "FINGER_CHAINS", "TIPS", "ContactRefineConfig", "ContactRefineResult", "finger_capsules",
@@ -58,8 +59,6 @@ __all__ = [
 TIPS = (4, 8, 12, 16, 20)
 
 
-#: Joint chains of the fingers (knuckle to tip), thumb to little finger, project order.
-FINGER_CHAINS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
 #: Samples per bone along each finger's chain (the tip itself is added).
 _PER_BONE = 4
 

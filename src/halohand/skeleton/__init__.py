@@ -14,6 +14,7 @@ from halohand.skeleton.bones import (
     part_bone_lengths,
 )
 from halohand.skeleton.orders import (
+    FINGER_CHAINS,
     FINGERS,
     FORMATS,
     JOINT_NAMES,
@@ -28,7 +29,7 @@ from halohand.skeleton.orders import (
 )
 
 __all__ = [
-    "BONES", "BONE_PART", "FINGERS", "FORMATS", "JOINT_NAMES", "MANO_JOINT_NAMES",
+    "BONES", "BONE_PART", "FINGER_CHAINS", "FINGERS", "FORMATS", "JOINT_NAMES", "MANO_JOINT_NAMES",
     "NUM_JOINTS", "NUM_PARTS", "OPENXR_JOINT_NAMES", "PARENTS", "PART_BONES", "PART_NAMES",
     "WEBXR_JOINT_NAMES", "bone_lengths", "bone_vectors", "from_openpose", "hand_length",
     "mirror", "num_joints", "part_bone_lengths", "split_interhand", "to_openpose",

@@ -30,6 +30,8 @@ from typing import Any, Final
 import numpy as np
 import torch
 
+from halohand.skeleton.orders import FINGER_CHAINS
+
 __all__ = [
     "CONVENTIONS", "FINGER_CHAINS", "MANO_RATIO_THRESHOLD", "MOVED_TIPS", "TIP_EXTENSION",
     "TIP_MARGIN_M",
@@ -38,10 +40,6 @@ __all__ = [
 
 #: Conventions a caller may name (``"auto"`` is resolved by :func:`detect_convention`).
 CONVENTIONS: Final = ("rig", "mano")
-
-#: Joint chains (knuckle to tip) of thumb, index, middle, ring, little finger; project order.
-FINGER_CHAINS: Final = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16),
-                        (17, 18, 19, 20))  # fmt: skip
 
 #: How far the embedded hand's skin reaches past each tip joint along the distal bone, over
 #: the distal bone's length (thumb to little finger), measured on the template

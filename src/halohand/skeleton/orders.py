@@ -42,6 +42,12 @@ JOINT_NAMES: Final[tuple[str, ...]] = (
 
 FINGERS: Final[tuple[str, ...]] = ("thumb", "index", "middle", "ring", "pinky")
 
+#: Each finger's joints in project (OpenPose) order, knuckle to tip, in :data:`FINGERS` order
+#: (the thumb's first joint is its CMC).
+FINGER_CHAINS: Final[tuple[tuple[int, int, int, int], ...]] = (
+    (1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20),
+)  # fmt: skip
+
 #: MANO's native order (16 kinematic joints + 5 tips); also HO3D's and the "halo" order.
 MANO_JOINT_NAMES: Final[tuple[str, ...]] = (
     "wrist",

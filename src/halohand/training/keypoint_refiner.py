@@ -33,12 +33,13 @@ from halohand.fitting.keypoint_refiner import (
 )
 from halohand.handmodel.prior import IdentityPrior, PosePrior
 from halohand.handmodel.torch_model import TorchHandModel
+from halohand.skeleton.orders import FINGER_CHAINS
 
 __all__ = ["RefinerTrainConfig", "clean_pairs", "corrupt", "hand_bank", "train_refiner"]
 
 _FORMAT = "halohand.keypoint-refiner-checkpoint"
 #: Finger joints (MCP/CMC to tip) of each finger in the project order.
-_FINGER_JOINTS = np.arange(1, 21).reshape(5, 4)
+_FINGER_JOINTS = np.asarray(FINGER_CHAINS)
 
 
 @dataclass(frozen=True)
