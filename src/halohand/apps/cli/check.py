@@ -249,14 +249,12 @@ def check(
             raise HalohandInputError(f"{keypoints}: --fix-skeleton: {exc}") from None
 
     _print_report(report, keypoints, use_side, use_units, kf.is_sequence)
-    counts = {name: read_as.count(name) for name in dict.fromkeys(read_as)}
-    typer.echo("convention: " + ", ".join(
-        f"{name} ({n} of {len(read_as)} hands)" if kf.is_sequence else name
-        for name, n in counts.items()
-    ) + (" (fingertips on the skin; judged with the tips on the rig's joints)"
-         if "mano" in counts else ""))  # fmt: skip
+    # one reading for the file's hands (resolve_convention reads a call's hands alike)
+    read = read_as[0]
+    suffix = " (fingertips on the skin; judged with the tips on the rig's joints)"
+    typer.echo(f"convention: {read}" + (suffix if read == "mano" else ""))
     doc: dict[str, Any] = {"file": str(keypoints), "side": use_side, "format": kf.fmt,
-                           "convention": read_as if kf.is_sequence else read_as[0]}  # fmt: skip
+                           "convention": read}  # fmt: skip
     doc.update(report.to_dict())
     if hint is not None:
         typer.echo(f"hint: {_hint_text(hint, kf.fmt)}")

@@ -70,14 +70,13 @@ def _prepare(
 
 
 def _convention_note(path: Path, prepared: Any, convention: str) -> list[str]:
-    """One line when ``auto`` read some hands as skin-tipped (MANO-style)."""
-    n = sum(c == "mano" for c in prepared.conventions)
-    if convention != "auto" or n == 0:
+    """One line when ``auto`` read the file's hands (one reading for all of them) as
+    skin-tipped (MANO-style)."""
+    if convention != "auto" or prepared.conventions[0] != "mano":
         return []
-    which = "its hands" if n == len(prepared) else f"{n} of {len(prepared)} hands"
     return [
-        f"warning: {path}: {which} read as MANO-style keypoints (fingertips on the skin): the "
-        "tips are moved onto the model's tip joints; --convention rig keeps them"
+        f"warning: {path}: read as MANO-style keypoints (fingertips on the skin): the tips "
+        "are moved onto the model's tip joints; --convention rig keeps them"
     ]
 
 
@@ -387,12 +386,11 @@ def occupancy(
     for note in _convention_note(keypoints, prepared, convention):
         print(note, file=sys.stderr)
     kp = kf.keypoints if kf.is_sequence else kf.keypoints[0]
-    # the convention each hand was read in (``auto`` resolved once, as for meshes)
-    read_as = prepared.conventions[0] if len(set(prepared.conventions)) == 1 else "auto"
-    with torch.no_grad():
+    with torch.no_grad():  # in the convention the file's hands were read in, as for meshes
         occ = model.occupancy(
-            pts, kp, side=use_side, units=use_units, fmt=kf.fmt, convention=read_as
-        )
+            pts, kp, side=use_side, units=use_units, fmt=kf.fmt,
+            convention=prepared.conventions[0],
+        )  # fmt: skip
     result = occ.float().cpu().numpy()
     with atomic_open(out, "wb") as fh:
         np.save(fh, result)
