@@ -34,6 +34,18 @@ def _source_factory(name: str, mano_model: Path | None):  # noqa: ANN202 - a zer
     return functools.partial(make_source, name, mano_model)
 
 
+def _check_sizes(
+    counts: tuple[int, int, int], per_shard: int, shard_option: str, workers: int | None
+) -> None:
+    """The split sizes (train, val, test), items per shard and workers of a data command."""
+    for count, option in zip(counts, ("--n-train", "--n-val", "--n-test"), strict=True):
+        in_range(count, 0, MAX_HANDS_PER_SPLIT, option,
+                 "generate more in further data folders with other seeds")  # fmt: skip
+    in_range(per_shard, 1, 10_000, shard_option)
+    if workers is not None:
+        in_range(workers, 1, MAX_WORKERS, "--workers")
+
+
 @data_app.command("generate")
 def generate_cmd(
     out: ResumableOut,
@@ -72,12 +84,7 @@ def generate_cmd(
     Deterministic for a seed (byte-identical reruns, any --workers). Rerunning with the same
     settings skips finished shards, so an interrupted run resumes where it stopped.
     """
-    for count, option in ((n_train, "--n-train"), (n_val, "--n-val"), (n_test, "--n-test")):
-        in_range(count, 0, MAX_HANDS_PER_SPLIT, option,
-                 "generate more in further data folders with other seeds")  # fmt: skip
-    in_range(hands_per_shard, 1, 10_000, "--hands-per-shard")
-    if workers is not None:
-        in_range(workers, 1, MAX_WORKERS, "--workers")
+    _check_sizes((n_train, n_val, n_test), hands_per_shard, "--hands-per-shard", workers)
     from halohand.data.engine import generate
 
     factory = _source_factory(source, mano_model)
@@ -126,12 +133,7 @@ def pairs_cmd(
 
     Deterministic for a seed and resumable, as 'data generate'.
     """
-    for count, option in ((n_train, "--n-train"), (n_val, "--n-val"), (n_test, "--n-test")):
-        in_range(count, 0, MAX_HANDS_PER_SPLIT, option,
-                 "generate more in further data folders with other seeds")  # fmt: skip
-    in_range(pairs_per_shard, 1, 10_000, "--pairs-per-shard")
-    if workers is not None:
-        in_range(workers, 1, MAX_WORKERS, "--workers")
+    _check_sizes((n_train, n_val, n_test), pairs_per_shard, "--pairs-per-shard", workers)
     from halohand.data.engine import generate
     from halohand.data.pairs import PairSampler
 
