@@ -4,8 +4,9 @@ frame and the command's outputs.
 
 Expected hands, read off the photos: two overlapping thumbs-up right hands (the one behind
 is found by the masked second detection pass); one left thumbs-up (palm toward the camera,
-fingers pointing right); one right thumbs-up on black (RGBA); the V-sign close-up is a
-known miss of the palm detector (0 hands) and carries an EXIF focal length.
+fingers pointing right); one right thumbs-up on black (RGBA); the V-sign close-up of a
+right palm over a wooden floor (found only in the grey view: :mod:`halohand.image.find`)
+carries an EXIF focal length.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ EXPECTED = {
     "mpsamples_hand_landmarker_test_image.jpg": ["right", "right"],
     "mpsamples_hand_thumb_up.jpg": ["left"],
     "mpsamples_thumbs-up.png": ["right"],
-    "mpsamples_hand_victory.jpg": [],
+    "mpsamples_hand_victory.jpg": ["right"],
 }
 
 
@@ -53,7 +54,7 @@ def test_hands_and_sides(results, name) -> None:
         assert not report.looks_mirrored.any() and report.plausible, name
 
 
-def test_the_close_up_miss_uses_its_exif_focal_length(results) -> None:
+def test_the_close_up_uses_its_exif_focal_length(results) -> None:
     victory = results["mpsamples_hand_victory.jpg"]
     assert victory.photo.size == (3000, 4000)  # upright after EXIF
     assert victory.focal_source == "exif" and victory.photo.focal_35mm == 26
@@ -61,10 +62,15 @@ def test_the_close_up_miss_uses_its_exif_focal_length(results) -> None:
 
 
 @pytest.mark.parametrize("name", [n for n, sides in EXPECTED.items() if sides])
-def test_hands_are_upright_thumbs_of_a_hands_size(results, name) -> None:
+def test_hands_are_upright_gestures_of_a_hands_size(results, name) -> None:
     for hand in results[name].hands:
-        # every photo is a thumbs-up: the thumb tip is the topmost joint
-        assert hand.landmarks.pixels[:, 1].argmin() == 4
+        y = hand.landmarks.pixels[:, 1]  # down
+        if name == "mpsamples_hand_victory.jpg":
+            # V sign: index and middle straight up, ring and little curled below their bases
+            assert y.argmin() in (8, 12) and y[8] < y[6] < y[5] and y[12] < y[10] < y[9]
+            assert y[16] > y[14] and y[20] > y[18]
+        else:  # a thumbs-up: the thumb tip is the topmost joint
+            assert y.argmin() == 4
         assert 0.15 <= hand_length_m(hand.keypoints) <= 0.22
         assert 0.2 <= hand.keypoints[:, 2].mean() <= 1.0  # an arm's length from the camera
 

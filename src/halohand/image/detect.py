@@ -202,15 +202,34 @@ def detect_palms(
     max_palms: int | None = None,
     min_score: float = MIN_SCORE,
     model: TFLiteModel | None = None,
+    weak_score: float | None = None,
+    max_weak: int = 0,
 ) -> list[PalmDetection]:
-    """Palms of an ``[H, W, 3]`` uint8 RGB photo, best first (at most ``max_palms``)."""
+    """Palms of an ``[H, W, 3]`` uint8 RGB photo, best first (at most ``max_palms``).
+
+    With ``weak_score``, up to ``max_weak`` *weak* palms, scored in ``[weak_score,
+    min_score)``, follow the confident ones (best first; merged among themselves, and
+    dropped where they overlap a confident palm): candidates for the caller to verify with
+    the landmark model, from the same detector run. The confident palms are those of a call
+    without it."""
     tensor, box = letterbox(rgb)
     raw, logits = (model or palm_model())(tensor[None])
-    scores, boxes, kps = decode(raw[0], logits[0, :, 0], min_score)
-    palms = []
-    for score, b, k in weighted_nms(scores, boxes, kps):
-        corners = box.to_image(b.reshape(2, 2)).reshape(4)
-        palms.append(PalmDetection(score, corners, box.to_image(k)))
-        if max_palms is not None and len(palms) >= max_palms:
-            break
-    return palms
+    lowest = min_score if weak_score is None else min(weak_score, min_score)
+    scores, boxes, kps = decode(raw[0], logits[0, :, 0], lowest)
+    strong = scores >= min_score
+    confident = weighted_nms(scores[strong], boxes[strong], kps[strong])
+    if max_palms is not None:
+        confident = confident[:max_palms]
+    weak = []
+    if weak_score is not None and max_weak > 0:
+        kept = np.array([b for _, b, _ in confident]).reshape(-1, 4)
+        for candidate in weighted_nms(scores[~strong], boxes[~strong], kps[~strong]):
+            if len(kept) and (box_iou(candidate[1], kept) > NMS_IOU).any():
+                continue
+            weak.append(candidate)
+            if len(weak) >= max_weak:
+                break
+    return [
+        PalmDetection(score, box.to_image(b.reshape(2, 2)).reshape(4), box.to_image(k))
+        for score, b, k in confident + weak
+    ]
