@@ -29,3 +29,14 @@ def test_close_up_is_found_zoomed_out() -> None:
     err = np.linalg.norm(close.pixels - (px - [left, top]), axis=1)
     assert err.mean() < 0.04 * size
     assert close.side == hand.side
+
+
+def test_views_made_from_a_scaled_down_photo_give_its_own_pixels(monkeypatch) -> None:
+    photo = load_photo(PHOTO)
+    rgb = np.ascontiguousarray(photo.rgb[::2, ::2])  # 960 x 640
+    (full,) = find._framed(rgb, 1, find.ZOOM_OUT, grey=False)
+    monkeypatch.setattr(find, "MAX_VIEW_SIDE", 480)  # the views at half this photo's size
+    (half,) = find._framed(rgb, 1, find.ZOOM_OUT, grey=False)
+    size = np.linalg.norm(np.diff(full.pixels[[0, 9, 10, 11, 12]], axis=0), axis=1).sum()
+    assert np.linalg.norm(half.pixels - full.pixels, axis=1).mean() < 0.04 * size
+    assert abs(half.region.size / full.region.size - 1.0) < 0.1

@@ -50,6 +50,9 @@ MAX_WEAK = 3
 WEAK_PRESENCE = 0.7
 #: The zoomed-out view of a photo without a hand is this many times its size per side.
 ZOOM_OUT = 2.5
+#: The zoomed-out and grey views are made from the photo scaled to at most this many pixels
+#: along its longer side (the detector sees 192, the landmark model a 224-pixel crop).
+MAX_VIEW_SIDE = 1280
 
 
 def _is_new(hand: HandLandmarks, found: list[HandLandmarks]) -> bool:
@@ -84,10 +87,17 @@ def find_hands(rgb: np.ndarray, max_hands: int = 2) -> list[HandLandmarks]:
 
 def _framed(rgb: np.ndarray, max_hands: int, zoom: float, grey: bool) -> list[HandLandmarks]:
     """Hands found with the photo centred in a square of its mean colour, ``zoom`` times its
-    longer side, in grey if ``grey``. Pixels are the photo's."""
+    longer side, in grey if ``grey``. The square is built from the photo scaled down to
+    :data:`MAX_VIEW_SIDE` (a 12-megapixel photo would make a 10,000-pixel square); pixels
+    are the photo's."""
     from PIL import Image
 
     h, w = rgb.shape[:2]
+    scale = min(1.0, MAX_VIEW_SIDE / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
+        h, w = rgb.shape[:2]
     side = int(round(zoom * max(h, w)))
     x0, y0 = (side - w) // 2, (side - h) // 2
     mean = rgb.reshape(-1, rgb.shape[-1]).mean(0).round().astype(rgb.dtype)
@@ -101,8 +111,12 @@ def _framed(rgb: np.ndarray, max_hands: int, zoom: float, grey: bool) -> list[Ha
     return [
         replace(
             hand,
-            pixels=hand.pixels - offset,
-            region=replace(hand.region, center=hand.region.center - offset),
+            pixels=(hand.pixels - offset) / scale,
+            region=replace(
+                hand.region,
+                center=(hand.region.center - offset) / scale,
+                size=hand.region.size / scale,
+            ),
         )
         for hand in _find(square, max_hands)
     ]
