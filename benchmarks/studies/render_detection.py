@@ -23,6 +23,9 @@ beside the full look's: an A/B on the same hands, cameras and lights.
         --grid benchmarks/results/studies/render_detection_missed.png \\
         --ablate all --ablate skin --ablate shading --ablate exposure --ablate backgrounds \\
         --ablate wrist
+
+``--negatives N`` also runs the search on N hand-free backgrounds (the renders' four kinds,
+seeds from :data:`NEGATIVE_SEED`) and counts the hands it finds there: all false.
 """
 
 from __future__ import annotations
@@ -169,6 +172,28 @@ def _speed(rendered: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Seeds of the hand-free backgrounds (none of them is a render's background seed).
+NEGATIVE_SEED = 5000
+
+
+def false_hands(n: int, size: int) -> dict[str, Any]:
+    """Hands found on ``n`` hand-free backgrounds of the renders' four kinds (in turn, with
+    their range of defocus): every hand found is a false one."""
+    from halohand.apps.render import linear_to_srgb
+    from halohand.apps.synthetic import BACKGROUNDS, background
+    from halohand.image.find import find_hands
+
+    rng = np.random.default_rng(NEGATIVE_SEED)
+    hits = []
+    for j in range(n):
+        kind = j % len(BACKGROUNDS)
+        linear = background(kind, size, NEGATIVE_SEED + j, defocus_px=float(rng.uniform(0, 3)))
+        image = (np.clip(linear_to_srgb(linear), 0, 1) * 255).round().astype(np.uint8)
+        if find_hands(image, max_hands=1):
+            hits.append({"index": j, "background": BACKGROUNDS[kind]})
+    return {"n": n, "with_a_hand": len(hits), "rate": round(len(hits) / n, 4), "hits": hits}
+
+
 def main() -> None:
     from dataclasses import fields
 
@@ -184,6 +209,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--grid", type=Path, default=None, help="PNG of the missed images.")
     parser.add_argument(
+        "--negatives", type=int, default=0,
+        help="Also search this many hand-free backgrounds (false hands).",
+    )  # fmt: skip
+    parser.add_argument(
         "--ablate", action="append", default=[], choices=[*switches, "all"],
         help="Also render with this realism switch off (repeatable).",
     )  # fmt: skip
@@ -197,6 +226,7 @@ def main() -> None:
     detect_s = time.perf_counter() - t0
     if args.grid is not None:
         missed_grid(args.data, rows, args.grid)
+    negatives = false_hands(args.negatives, args.size) if args.negatives else None
     ablations: dict[str, Any] = {}
     for name in args.ablate:
         off = {s: False for s in switches} if name == "all" else {name: False}
@@ -227,6 +257,7 @@ def main() -> None:
         "not_visible": [r["index"] for r in rows if not r["visible"]],
         "missed": [r["index"] for r in rows if not r["found"]],
         "grid": str(args.grid) if args.grid is not None else None,
+        "hand_free_backgrounds": negatives,
         "ablations": ablations,
     }
     emit(report, args.json)
