@@ -44,6 +44,41 @@ def test_contact_writes_refined_scene(monkeypatch, capsys, tmp_path):
     assert "overlap" in stdout
 
 
+def test_contact_reads_mano_style_tips_and_answers_in_them(monkeypatch, capsys, tmp_path):
+    """Skin-tipped keypoints (HO3D, DexYCB) are refined in the model's placement and come
+    back in their own; ``--convention rig`` takes them as they are."""
+    from halohand.skeleton.conventions import from_rig, to_rig
+
+    kp, pose = _scene(tmp_path)
+    np.save(tmp_path / "skin.npy", from_rig(kp, ["mano"]) * 1000.0)
+    readings = {}
+    for convention in ("auto", "rig"):
+        out = tmp_path / convention
+        code, _, err = run_cli(
+            monkeypatch, capsys, "contact", tmp_path / "skin.npy", "--object",
+            tmp_path / "ball.stl", "--object-units", "m", "--pose", tmp_path / "pose.npy",
+            "--out-dir", out, "--steps", "3", "--resolution", "32", "--convention", convention,
+        )  # fmt: skip
+        assert code == 0, err
+        report = json.loads((out / "skin_contact.json").read_text())
+        readings[convention] = report["convention"]
+        user, rig = np.asarray(report["keypoints_m"]), np.asarray(report["keypoints_rig_m"])
+        if convention == "auto":
+            assert "read as MANO-style" in err and err.startswith("warning: ")
+            np.testing.assert_allclose(to_rig(user, ["mano"]), rig, atol=1e-9)
+            tips = [8, 12, 16, 20]  # moved out to the skin: 6-12 mm past the model's joints
+            assert (np.linalg.norm(user[tips] - rig[tips], axis=1) > 0.004).all()
+        else:
+            assert err == "" and np.array_equal(user, rig)
+    assert readings == {"auto": "mano", "rig": "rig"}
+    code, _, err = run_cli(
+        monkeypatch, capsys, "contact", tmp_path / "skin.npy", "--object",
+        tmp_path / "ball.stl", "--convention", "openpose", "--out-dir", tmp_path / "bad",
+    )  # fmt: skip
+    assert code == 2 and "unknown keypoint convention" in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_contact_bad_input_exits_2(monkeypatch, capsys, tmp_path):
     _scene(tmp_path)
     np.save(tmp_path / "bad_pose.npy", np.diag([2.0, 1.0, 1.0, 1.0]))

@@ -16,6 +16,7 @@ from halohand.skeleton.conventions import (
     TIP_EXTENSION,
     TIP_MARGIN_M,
     detect_convention,
+    from_rig,
     resolve_convention,
     tip_ratio,
     to_rig,
@@ -118,3 +119,16 @@ def test_cli_reports_and_uses_the_convention(monkeypatch, capsys, tmp_path) -> N
                            "--out-dir", tmp_path / "o", "--convention", "bogus")  # fmt: skip
     assert code == 2 and "unknown keypoint convention" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_from_rig_is_the_closed_form_inverse_of_to_rig() -> None:
+    kp = np.stack([hand_keypoints(g) for g in ("relaxed", "fist")])
+    skin = from_rig(kp, ["mano", "rig"])
+    np.testing.assert_allclose(skin[0], skin_tips(kp[0]), atol=1e-12)
+    np.testing.assert_array_equal(skin[1], kp[1])
+    np.testing.assert_allclose(to_rig(skin, ["mano", "rig"]), kp, atol=1e-12)
+    one = kp[0]
+    assert from_rig(one, ["rig"]) is one
+    # millimetres: the margin is in metres
+    np.testing.assert_allclose(from_rig(kp[0] * 1000.0, ["mano"], 1e-3) / 1000.0, skin[0],
+                               atol=1e-12)  # fmt: skip

@@ -35,7 +35,7 @@ from halohand.skeleton.orders import FINGER_CHAINS
 __all__ = [
     "CONVENTIONS", "FINGER_CHAINS", "MANO_RATIO_THRESHOLD", "MOVED_TIPS", "TIP_EXTENSION",
     "TIP_MARGIN_M",
-    "detect_convention", "resolve_convention", "tip_ratio", "to_rig",
+    "detect_convention", "from_rig", "resolve_convention", "tip_ratio", "to_rig",
 ]  # fmt: skip
 
 #: Conventions a caller may name (``"auto"`` is resolved by :func:`detect_convention`).
@@ -158,4 +158,37 @@ def to_rig(keypoints: Any, conventions: list[str], scale: float = 1.0) -> Any:
         mano = torch.as_tensor([c == "mano" for c in conventions], device=kp.device)
         out = kp.clone()
         out[:, chains[:, 3], :] = torch.where(mano[:, None, None], moved, tip)
+    return out[0] if single else out
+
+
+def from_rig(keypoints: np.ndarray, conventions: list[str], scale: float = 1.0) -> np.ndarray:
+    """The inverse of :func:`to_rig`: rig-placed keypoints given back in each hand's own
+    convention (a ``"mano"`` hand's tips moved out to where its finger's skin ends, less
+    the margin), so that results go back to a user in the placement they came in.
+
+    Args:
+        keypoints: ``[21, 3]`` or ``[N, 21, 3]`` numpy, project order, ``1 / scale`` metres
+            per unit.
+        conventions: one name per hand.
+        scale: metres per input unit.
+
+    Returns:
+        the same shape; the input itself when every hand is ``"rig"``.
+    """
+    if all(c == "rig" for c in conventions):
+        return keypoints
+    kp = np.asarray(keypoints, dtype=np.float64)
+    single = kp.ndim == 2
+    kp = kp[None] if single else kp
+    chains = np.asarray(FINGER_CHAINS)[list(MOVED_TIPS)]
+    dip, tip = kp[:, chains[:, 2], :], kp[:, chains[:, 3], :]
+    bone = tip - dip
+    length = _norm(bone)[..., None]
+    ext = np.asarray(TIP_EXTENSION)[list(MOVED_TIPS), None]
+    with np.errstate(divide="ignore", invalid="ignore"):  # zero-length tip bones
+        skin = dip + bone / length * (length * (1.0 + ext) - TIP_MARGIN_M / scale)
+    skin = np.where(length > 0, skin, tip)
+    mano = np.asarray([c == "mano" for c in conventions])[:, None, None]
+    out = kp.copy()
+    out[:, chains[:, 3], :] = np.where(mano, skin, tip)
     return out[0] if single else out

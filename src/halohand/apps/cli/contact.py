@@ -3,8 +3,11 @@
 Reads one hand's keypoints and an object (mesh file in its own frame, or registry id) with
 its approximate pose, runs :func:`halohand.fitting.contact_refine.refine_hand_object`, and
 writes the refined keypoints and pose with a report (JSON), the hand's mesh and a GLB scene
-of hand and object (metres). Everything is validated before the model runs; bad input ends
-with one line and exit status 2.
+of hand and object (metres). Keypoints with MANO-style skin tips (``--convention``, read
+from the tip bones by default) are moved onto the model's tip joints for the refinement and
+written back in their own placement (``keypoints_m``; ``keypoints_rig_m`` is the model's).
+Everything is validated before the model runs; bad input ends with one line and exit
+status 2.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Annotated
 import typer
 
 from halohand.apps.cli.options import (
+    KeypointConvention,
     KeypointFormat,
     KeypointSide,
     KeypointUnits,
@@ -27,6 +31,7 @@ from halohand.apps.cli.options import (
     check_resolution,
     check_side,
     check_units,
+    convention_note,
 )
 from halohand.core.errors import HalohandInputError
 
@@ -62,6 +67,7 @@ def contact(
     side: KeypointSide = None,
     units: KeypointUnits = None,
     fmt: KeypointFormat = None,
+    convention: KeypointConvention = "auto",
     steps: Annotated[int, typer.Option("--steps", help="Optimizer steps.")] = 60,
     keep_object: Annotated[
         bool, typer.Option("--keep-object", help="Move only the hand, not the object.")
@@ -87,6 +93,12 @@ def contact(
         kf.keypoints[0], side=side or kf.side or "right", units=units or kf.units or "auto",
         convention=kf.fmt,
     )  # fmt: skip
+    from halohand.skeleton.conventions import from_rig, resolve_convention, to_rig
+
+    try:  # MANO-style tips (HO3D, DexYCB) would make the model's fingers ~2 cm too long
+        reading = resolve_convention(convention, hand.keypoints_m)
+    except ValueError as exc:
+        raise HalohandInputError(str(exc)) from None
     object_pose = _read_pose(pose)
     from halohand.objects.registry import object_from_spec
 
@@ -100,14 +112,19 @@ def contact(
 
     halo = HALO.pretrained()
     cfg = ContactRefineConfig(steps=steps, move_object=not keep_object)
-    res = refine_hand_object(halo, hand.keypoints_m, obj, object_pose, hand.side, cfg)
+    for note in convention_note(keypoints, reading[0], convention):
+        typer.echo(note, err=True)
+    start = to_rig(hand.keypoints_m, reading)
+    res = refine_hand_object(halo, start, obj, object_pose, hand.side, cfg)
     mesh = halo.reconstruct(
         res.keypoints, side=hand.side, units="m", resolution=resolution, convention="rig"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = keypoints.stem
     report = {
-        "keypoints_m": res.keypoints.tolist(), "side": hand.side,
+        # in the placement they came in; the model's (rig) placement beside them
+        "keypoints_m": from_rig(res.keypoints, reading).tolist(),
+        "keypoints_rig_m": res.keypoints.tolist(), "convention": reading[0], "side": hand.side,
         "object": obj.object_id, "object_pose": res.object_pose.tolist(),
         "overlap_before_cm3": res.overlap_before_cm3, "overlap_after_cm3": res.overlap_after_cm3,
         "contact_fingers": [("thumb", "index", "middle", "ring", "pinky")[i]

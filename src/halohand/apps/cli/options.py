@@ -268,3 +268,14 @@ def check_out_file(path: Path | None, option: str, suffix: str, *, strict: bool 
     if strict and path.suffix.lower() != suffix:
         raise HalohandInputError(f"{option} {path}: expected a {suffix} file name")
     check_parent(path, option)
+
+
+def convention_note(path: Path, reading: str, convention: str) -> list[str]:
+    """One warning line when ``auto`` read a file's hands (one reading for all of them) as
+    skin-tipped (MANO-style)."""
+    if convention != "auto" or reading != "mano":
+        return []
+    return [
+        f"warning: {path}: read as MANO-style keypoints (fingertips on the skin): the tips "
+        "are moved onto the model's tip joints; --convention rig keeps them"
+    ]

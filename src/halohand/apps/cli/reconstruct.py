@@ -31,6 +31,7 @@ from halohand.apps.cli.options import (
     check_resolution,
     check_side,
     check_units,
+    convention_note,
 )
 from halohand.core.atomic import atomic_open
 from halohand.core.errors import HalohandInputError
@@ -67,17 +68,6 @@ def _prepare(
         raw=kf.keypoints, fmt=kf.fmt,
     )  # fmt: skip
     return prepared, warning
-
-
-def _convention_note(path: Path, prepared: Any, convention: str) -> list[str]:
-    """One line when ``auto`` read the file's hands (one reading for all of them) as
-    skin-tipped (MANO-style)."""
-    if convention != "auto" or prepared.conventions[0] != "mano":
-        return []
-    return [
-        f"warning: {path}: read as MANO-style keypoints (fingertips on the skin): the tips "
-        "are moved onto the model's tip joints; --convention rig keeps them"
-    ]
 
 
 def _load_model(checkpoint: Path | None, device: str):
@@ -246,7 +236,7 @@ def reconstruct(
             warning += "; if the file holds a right and a left hand, pass --pair"
         if warning:
             warnings.append(f"warning: {path}: {warning}")
-        warnings += _convention_note(path, prepared, convention)
+        warnings += convention_note(path, prepared.conventions[0], convention)
         names = output_names(kf)
         for name in names:
             target = out_dir / f"{name}.{ext}"
@@ -261,7 +251,7 @@ def reconstruct(
         prepared, where, warning = _prepare_pair(pf, units, convention)
         if warning:
             warnings.append(f"warning: {path}: {warning}")
-        warnings += _convention_note(path, prepared, convention)
+        warnings += convention_note(path, prepared.conventions[0], convention)
         missing = int((~pf.complete).sum())
         if missing:
             warnings.append(
@@ -383,7 +373,7 @@ def occupancy(
     model = _load_model(checkpoint, device)  # a bad model is one line, without the warning
     if warning:  # as reconstruct: a mirrored or implausible hand is said before the work
         print(f"warning: {keypoints}: {warning}", file=sys.stderr)
-    for note in _convention_note(keypoints, prepared, convention):
+    for note in convention_note(keypoints, prepared.conventions[0], convention):
         print(note, file=sys.stderr)
     kp = kf.keypoints if kf.is_sequence else kf.keypoints[0]
     with torch.no_grad():  # in the convention the file's hands were read in, as for meshes
