@@ -256,3 +256,44 @@ def test_a_branch_before_the_field_phase_equals_training_the_variant(
         branch_run(tmp_path / "base", tmp_path / "late", variant, tcfg)
     with pytest.raises(HalohandInputError, match="more than its sampling"):
         branch_run(tmp_path / "scratch", tmp_path / "x", HOISDFConfig(**{**TINY, "grid": 7}), tcfg)
+
+
+def test_study_splits_hold_out_the_last_grasps_of_each_object() -> None:
+    from halohand.apps.handobject_data import split_indices
+
+    ids = np.array(["a", "b", "a", "a", "b", "c"])
+    assert split_indices(ids, 1) == ([0, 2, 1], [3, 4, 5])
+    assert split_indices(ids, 0) == ([0, 2, 3, 1, 4, 5], [])
+
+
+def test_data_hoi_command_renders_the_study_splits_and_resumes(monkeypatch, capsys, tmp_path):
+    from halo_fakes import run_cli
+
+    grasps = _grasp_dir(tmp_path)
+    out = tmp_path / "data"
+    args = ["data", "hoi", "--out", out, "--train-grasps", grasps, "--test-grasps", grasps,
+            "--views", "2", "--heldout-views", "1", "--heldout-per-object", "1",
+            "--size", "32", "--samples", "64", "--renderer", "numpy"]  # fmt: skip
+    code, stdout, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, err
+    shards = {s: sorted(p.name for p in (out / s / "shards").iterdir()) for s in
+              ("train", "heldout_scenes", "heldout_objects")}  # fmt: skip
+    assert shards == {
+        "train": ["g_00000.npz"], "heldout_scenes": ["g_00001.npz"],
+        "heldout_objects": ["g_00000.npz", "g_00001.npz"],
+    }  # fmt: skip
+    assert np.load(out / "train" / "shards" / "g_00000.npz")["images"].shape == (2, 32, 32, 3)
+    code, stdout, err = run_cli(monkeypatch, capsys, *args)  # a rerun makes nothing new
+    rows = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert code == 0 and len(rows) == 3 and all('"made": 0' in row for row in rows)
+    for bad, says in (
+        (["--splits", "train,bogus"], "splits must be among"),
+        (["--views", "0"], "--views"),
+        (["--renderer", "vulkan"], "unknown --renderer"),
+    ):
+        code, _, err = run_cli(monkeypatch, capsys, *args, *bad)
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli(monkeypatch, capsys, "data", "hoi", "--out", tmp_path / "o2",
+                           "--splits", "heldout_objects", "--train-grasps", grasps)  # fmt: skip
+    assert code == 2 and "needs --test-grasps" in err
+    assert not (tmp_path / "o2").exists()

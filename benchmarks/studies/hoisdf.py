@@ -1,7 +1,7 @@
 """HOISDF at this machine's scale on rendered hand-object scenes: training runs, their
 evaluation on held-out scenes and held-out objects, and an SDF slice figure.
 
-Data: ``scripts/make_hoi_data.py`` (see its docstring for the grasp-engine commands). The
+Data: ``halohand data hoi`` (docs/hoisdf.md has the grasp-engine commands). The
 model is given the image, the camera intrinsics and the true wrist position in the camera
 (root-relative evaluation, as DexYCB protocols do); see ``docs/hoisdf.md``.
 

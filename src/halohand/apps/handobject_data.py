@@ -1,5 +1,5 @@
 """Rendered hand-object scenes with ground truth for image-based hand-object pose models
-(HOISDF, :mod:`halohand.handobject`): ``scripts/make_hoi_data.py``.
+(HOISDF, :mod:`halohand.handobject`): ``halohand data hoi`` (:func:`render_study`).
 
 A scene is one accepted grasp of the grasp engine (``halohand grasp synthesize``: a right
 hand's pose parameters in the frame of a centred registry object) seen from one random
@@ -59,7 +59,10 @@ __all__ = [
     "generate_split",
     "grasp_geometry",
     "load_split",
+    "render_study",
     "sdf_samples",
+    "split_indices",
+    "study_jobs",
 ]
 
 #: Format version of the rendered hand-object sets.
@@ -71,6 +74,8 @@ HOI_KEY = 21
 VOLUME_HALF_M = 0.2
 MANIFEST = "manifest.json"
 SPLIT_KEYS = {"train": 0, "heldout_scenes": 1, "heldout_objects": 2, "test": 3}
+#: The HOISDF study's splits (:func:`study_jobs`).
+SPLITS = ("train", "heldout_scenes", "heldout_objects")
 
 
 @dataclass(frozen=True)
@@ -370,3 +375,80 @@ def load_split(out: str | Path) -> list[dict[str, np.ndarray]]:
     if not paths:
         raise HalohandInputError(f"no hand-object shards under {out}")
     return [dict(np.load(p)) for p in paths]
+
+
+def split_indices(object_ids: np.ndarray, last: int) -> tuple[list[int], list[int]]:
+    """Indices of all but the last ``last`` grasps of each object, and of those last ones
+    (objects in order of first appearance)."""
+    keep: list[int] = []
+    held: list[int] = []
+    for oid in dict.fromkeys(object_ids.tolist()):
+        idx = np.flatnonzero(object_ids == oid).tolist()
+        cut = max(len(idx) - last, 0)
+        keep += idx[:cut]
+        held += idx[cut:]
+    return keep, held
+
+
+def study_jobs(
+    train_grasps: str | Path | None,
+    test_grasps: str | Path | None,
+    splits: tuple[str, ...] = SPLITS,
+    views: int = 8,
+    heldout_views: int = 4,
+    heldout_per_object: int = 2,
+    test_per_object: int = 8,
+) -> list[tuple[str, Path, list[int], int]]:
+    """The HOISDF study's splits as ``(split, grasp folder, grasp indices, views)``:
+
+    * ``train``: the accepted grasps of ``train_grasps`` except the last
+      ``heldout_per_object`` of each object, ``views`` cameras each;
+    * ``heldout_scenes``: those last grasps of each train object (grasps never trained on,
+      objects seen), ``heldout_views`` new cameras each;
+    * ``heldout_objects``: the grasps of ``test_grasps`` (objects never trained on), at most
+      ``test_per_object`` per object, ``heldout_views`` cameras each.
+    """
+    from halohand.grasp.synthesis import load_grasps
+
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or not splits:
+        raise HalohandInputError(f"splits must be among {', '.join(SPLITS)}, got {splits}")
+    jobs = []
+    if {"train", "heldout_scenes"} & set(splits):
+        if train_grasps is None:
+            raise HalohandInputError("the train and held-out scene splits need --train-grasps")
+        train, held = split_indices(load_grasps(train_grasps)["object_id"], heldout_per_object)
+        jobs += [
+            ("train", Path(train_grasps), train, views),
+            ("heldout_scenes", Path(train_grasps), held, heldout_views),
+        ]
+    if "heldout_objects" in splits:
+        if test_grasps is None:
+            raise HalohandInputError("the held-out object split needs --test-grasps")
+        ids = load_grasps(test_grasps)["object_id"]
+        test = [
+            i
+            for oid in dict.fromkeys(ids.tolist())
+            for i in np.flatnonzero(ids == oid)[:test_per_object].tolist()
+        ]
+        jobs.append(("heldout_objects", Path(test_grasps), test, heldout_views))
+    return [j for j in jobs if j[0] in splits]
+
+
+def render_study(
+    out: str | Path,
+    jobs: list[tuple[str, Path, list[int], int]],
+    config: HOIDataConfig,
+    log: Any = None,
+) -> list[dict[str, Any]]:
+    """Render each job of :func:`study_jobs` into ``out/<split>`` (``config.views`` is each
+    job's own); resumable. Returns one summary per split."""
+    from dataclasses import replace
+
+    summary = []
+    for split, grasp_dir, idx, views in jobs:
+        res = generate_split(
+            grasp_dir, Path(out) / split, split, idx, replace(config, views=views), log=log
+        )
+        summary.append({**res, "views": views, "images": len(idx) * views})
+    return summary

@@ -197,3 +197,69 @@ def render_cmd(
         f"{out}: {report['rendered']} rendered, {report['skipped']} already there "
         f"({report['renderer']} renderer, {report['seconds']} s)"
     )
+
+
+@data_app.command("hoi")
+def hoi_cmd(
+    out: ResumableOut,
+    train_grasps: Annotated[
+        Path | None,
+        typer.Option("--train-grasps", help="'halohand grasp synthesize' output, train objects."),
+    ] = None,
+    test_grasps: Annotated[
+        Path | None,
+        typer.Option("--test-grasps", help="'halohand grasp synthesize' output, test objects."),
+    ] = None,
+    splits: Annotated[
+        str,
+        typer.Option(
+            "--splits",
+            help="Comma-separated, of: train, heldout_scenes, heldout_objects.",
+        ),
+    ] = "train,heldout_scenes,heldout_objects",
+    views: Annotated[int, typer.Option("--views", help="Cameras per training grasp.")] = 8,
+    heldout_views: Annotated[
+        int, typer.Option("--heldout-views", help="Cameras per held-out grasp.")
+    ] = 4,
+    heldout_per_object: Annotated[
+        int, typer.Option("--heldout-per-object", help="Last grasps of each train object held out.")
+    ] = 2,
+    test_per_object: Annotated[
+        int, typer.Option("--test-per-object", help="Grasps per test object, at most.")
+    ] = 8,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels (square).")] = 128,
+    samples: Annotated[
+        int, typer.Option("--samples", help="Signed-distance samples per grasp.")
+    ] = 4096,
+    seed: Annotated[int, typer.Option("--seed", help="Master seed; same seed, same scenes.")] = 0,
+    renderer: Annotated[
+        str, typer.Option("--renderer", help="auto, egl or numpy (as 'data render').")
+    ] = "auto",
+) -> None:
+    """Render hand-object scenes (a grasp of the grasp engine seen by random cameras) with
+    their ground truth: image, masks, camera, object pose, hand keypoints and mesh, signed
+    distances near both surfaces; the splits of the HOISDF study (docs/hoisdf.md);
+    resumable."""
+    import json
+
+    from halohand.apps.handobject_data import HOIDataConfig, render_study, study_jobs
+
+    for value, low, high, option in (
+        (views, 1, 64, "--views"), (heldout_views, 1, 64, "--heldout-views"),
+        (heldout_per_object, 0, 1000, "--heldout-per-object"),
+        (test_per_object, 1, 1000, "--test-per-object"), (size, 16, 1024, "--size"),
+        (samples, 8, 1_000_000, "--samples"),
+    ):  # fmt: skip
+        in_range(value, low, high, option)
+    if renderer not in ("auto", "egl", "numpy"):
+        raise HalohandInputError(f"unknown --renderer {renderer!r}; expected auto, egl or numpy")
+    for folder in (train_grasps, test_grasps):
+        if folder is not None and not folder.is_dir():
+            raise HalohandInputError(f"{folder}: not a folder of grasp-engine output")
+    jobs = study_jobs(
+        train_grasps, test_grasps, tuple(s.strip() for s in splits.split(",") if s.strip()),
+        views, heldout_views, heldout_per_object, test_per_object,
+    )  # fmt: skip
+    config = HOIDataConfig(size=size, samples=samples, seed=seed, renderer=renderer)
+    for row in render_study(out, jobs, config, log=typer.echo):
+        typer.echo(json.dumps(row))
