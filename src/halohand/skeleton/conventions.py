@@ -135,30 +135,8 @@ def to_rig(keypoints: Any, conventions: list[str], scale: float = 1.0) -> Any:
     Returns:
         the same shape and type; a new array or tensor when a hand is moved.
     """
-    if all(c == "rig" for c in conventions):
-        return keypoints
-    single = keypoints.ndim == 2
-    kp = keypoints[None] if single else keypoints
-    chains = np.asarray(FINGER_CHAINS)[list(MOVED_TIPS)]
-    dip, tip = kp[:, chains[:, 2], :], kp[:, chains[:, 3], :]
-    bone = tip - dip
-    length = _norm(bone)[..., None]
-    if isinstance(kp, np.ndarray):
-        ext = np.asarray(TIP_EXTENSION)[list(MOVED_TIPS), None]
-        with np.errstate(divide="ignore", invalid="ignore"):  # zero-length tip bones
-            moved = dip + bone / length * (length + TIP_MARGIN_M / scale) / (1.0 + ext)
-        moved = np.where(length > 0, moved, tip)
-        mano = np.asarray([c == "mano" for c in conventions])[:, None, None]
-        out = kp.copy()
-        out[:, chains[:, 3], :] = np.where(mano, moved, tip)
-    else:
-        ext = torch.as_tensor(TIP_EXTENSION, dtype=kp.dtype, device=kp.device)
-        ext = ext[list(MOVED_TIPS), None]
-        moved = dip + bone / length * (length + TIP_MARGIN_M / scale) / (1.0 + ext)
-        mano = torch.as_tensor([c == "mano" for c in conventions], device=kp.device)
-        out = kp.clone()
-        out[:, chains[:, 3], :] = torch.where(mano[:, None, None], moved, tip)
-    return out[0] if single else out
+    margin = TIP_MARGIN_M / scale
+    return _move_tips(keypoints, conventions, lambda length, ext: (length + margin) / (1 + ext))
 
 
 def from_rig(keypoints: np.ndarray, conventions: list[str], scale: float = 1.0) -> np.ndarray:
@@ -175,20 +153,37 @@ def from_rig(keypoints: np.ndarray, conventions: list[str], scale: float = 1.0) 
     Returns:
         the same shape; the input itself when every hand is ``"rig"``.
     """
+    margin = TIP_MARGIN_M / scale
     if all(c == "rig" for c in conventions):
         return keypoints
     kp = np.asarray(keypoints, dtype=np.float64)
-    single = kp.ndim == 2
-    kp = kp[None] if single else kp
+    return _move_tips(kp, conventions, lambda length, ext: length * (1 + ext) - margin)
+
+
+def _move_tips(keypoints: Any, conventions: list[str], new_length: Any) -> Any:
+    """``keypoints`` (numpy or torch, ``[21, 3]`` or ``[N, 21, 3]``) with each ``"mano"``
+    hand's index-to-little tips moved along their distal bones to ``new_length(length,
+    extension)`` from the DIP joint (``extension``: :data:`TIP_EXTENSION` of the finger)."""
+    if all(c == "rig" for c in conventions):
+        return keypoints
+    single = keypoints.ndim == 2
+    kp = keypoints[None] if single else keypoints
     chains = np.asarray(FINGER_CHAINS)[list(MOVED_TIPS)]
     dip, tip = kp[:, chains[:, 2], :], kp[:, chains[:, 3], :]
     bone = tip - dip
     length = _norm(bone)[..., None]
-    ext = np.asarray(TIP_EXTENSION)[list(MOVED_TIPS), None]
-    with np.errstate(divide="ignore", invalid="ignore"):  # zero-length tip bones
-        skin = dip + bone / length * (length * (1.0 + ext) - TIP_MARGIN_M / scale)
-    skin = np.where(length > 0, skin, tip)
-    mano = np.asarray([c == "mano" for c in conventions])[:, None, None]
-    out = kp.copy()
-    out[:, chains[:, 3], :] = np.where(mano, skin, tip)
+    if isinstance(kp, np.ndarray):
+        ext = np.asarray(TIP_EXTENSION)[list(MOVED_TIPS), None]
+        with np.errstate(divide="ignore", invalid="ignore"):  # zero-length tip bones
+            moved = dip + bone / length * new_length(length, ext)
+        moved = np.where(length > 0, moved, tip)
+        mano = np.asarray([c == "mano" for c in conventions])[:, None, None]
+        out = kp.copy()
+        out[:, chains[:, 3], :] = np.where(mano, moved, tip)
+    else:
+        ext = torch.as_tensor(TIP_EXTENSION, dtype=kp.dtype, device=kp.device)
+        moved = dip + bone / length * new_length(length, ext[list(MOVED_TIPS), None])
+        mano = torch.as_tensor([c == "mano" for c in conventions], device=kp.device)
+        out = kp.clone()
+        out[:, chains[:, 3], :] = torch.where(mano[:, None, None], moved, tip)
     return out[0] if single else out
