@@ -18,7 +18,7 @@ from halohand.image.detect import (
     box_iou,
     detect_palms,
 )
-from halohand.image.landmarks import HandLandmarks
+from halohand.image.landmarks import HandLandmarks, PhotoSource
 
 PHOTO = Path(__file__).parents[1] / "examples" / "photos" / "mpsamples_hand_thumb_up.jpg"
 
@@ -74,7 +74,7 @@ def test_a_weak_palm_needs_a_surer_landmark_model(monkeypatch, score, presences,
 
     monkeypatch.setattr(find, "hand_landmarks", fake_landmarks)
     monkeypatch.setattr(HandLandmarks, "refined_region", lambda self: self.region)
-    hand = find._verified(np.zeros((8, 8, 3), np.uint8), _palm(score))
+    hand = find._verified(PhotoSource(np.zeros((8, 8, 3), np.uint8)), _palm(score))
     assert (None if hand is None else hand.presence) == kept
 
 
@@ -93,3 +93,14 @@ def test_views_of_a_photo_without_a_hand_in_order(monkeypatch) -> None:
     photo = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     assert find.find_hands(photo, 2) == []
     assert seen == [((40, 60), False), ((150, 150), False), ((60, 60), True)]
+
+
+def test_a_photo_source_crops_as_the_photo_and_reduces_once() -> None:
+    from halohand.image.landmarks import crop
+
+    rgb = load_photo(PHOTO).rgb
+    source = PhotoSource(rgb)
+    for size in (60.0, 500.0, 1500.0):  # sampling steps below and above the box filter's
+        region = HandRegion(np.array([320.0, 260.0]), size, 0.4)
+        np.testing.assert_array_equal(crop(source, region), crop(rgb, region))
+    assert source.reduced(3) is source.reduced(3) and source.reduced(1).size == (640, 521)

@@ -37,7 +37,7 @@ from dataclasses import replace
 import numpy as np
 
 from halohand.image.detect import MIN_SCORE, PalmDetection, box_iou, detect_palms
-from halohand.image.landmarks import MIN_PRESENCE, HandLandmarks, hand_landmarks
+from halohand.image.landmarks import MIN_PRESENCE, HandLandmarks, PhotoSource, hand_landmarks
 
 #: Two hands whose joint boxes overlap more than this are one hand seen twice.
 DUPLICATE_IOU = 0.5
@@ -122,7 +122,7 @@ def _framed(rgb: np.ndarray, max_hands: int, zoom: float, grey: bool) -> list[Ha
     ]
 
 
-def _verified(rgb: np.ndarray, palm: PalmDetection) -> HandLandmarks | None:
+def _verified(rgb: PhotoSource, palm: PalmDetection) -> HandLandmarks | None:
     """The landmarks of a palm's hand, or ``None`` where the landmark model sees no hand
     there: a confident palm needs presence :data:`MIN_PRESENCE` at the first look, a weak
     one :data:`WEAK_PRESENCE` at the better of two looks (its own box frames the hand worse
@@ -140,12 +140,12 @@ def _verified(rgb: np.ndarray, palm: PalmDetection) -> HandLandmarks | None:
 
 def _find(rgb: np.ndarray, max_hands: int) -> list[HandLandmarks]:
     found: list[HandLandmarks] = []
-    image = rgb
+    image, source = rgb, PhotoSource(rgb)  # the landmark model's crops share one source
     for _ in range(1 + MAX_EXTRA_PASSES):
         added = False
         palms = detect_palms(image, max_palms=max_hands, weak_score=WEAK_SCORE, max_weak=MAX_WEAK)
         for palm in palms:
-            hand = _verified(rgb, palm)
+            hand = _verified(source, palm)
             if hand is not None and _is_new(hand, found):
                 found.append(hand)
                 added = True

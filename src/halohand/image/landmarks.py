@@ -73,16 +73,35 @@ class HandLandmarks:
         return np.concatenate([self.pixels.min(0), self.pixels.max(0)])
 
 
-def crop(rgb: np.ndarray, region: HandRegion, side: int = CROP_SIZE) -> np.ndarray:
+class PhotoSource:
+    """A photo prepared for many crops: its Pillow image and box-filtered copies, each made
+    once (on a 12-megapixel photo, making them took most of a landmark look's time).
+
+    Attributes:
+        rgb: ``[H, W, 3]`` uint8 RGB.
+    """
+
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.rgb = rgb
+        self._reduced: dict[int, Image.Image] = {}
+
+    def reduced(self, factor: int) -> Image.Image:
+        """The photo box-filtered by ``factor`` (1: as it is)."""
+        if 1 not in self._reduced:
+            self._reduced[1] = Image.fromarray(self.rgb)
+        if factor not in self._reduced:
+            self._reduced[factor] = self._reduced[1].reduce(factor)
+        return self._reduced[factor]
+
+
+def crop(rgb: np.ndarray | PhotoSource, region: HandRegion, side: int = CROP_SIZE) -> np.ndarray:
     """``[side, side, 3]`` float32 in ``[0, 1]``: the region of the photo, upright; outside
     the photo is black."""
-    img = Image.fromarray(rgb)
+    source = rgb if isinstance(rgb, PhotoSource) else PhotoSource(rgb)
     step = region.size / side
-    factor = int(step // MAX_SAMPLING_STEP)
-    if factor > 1:  # box-filter first: the affine sampling below does not anti-alias
-        img = img.reduce(factor)
-    else:
-        factor = 1
+    factor = max(1, int(step // MAX_SAMPLING_STEP))
+    # box-filter first (factor > 1): the affine sampling below does not anti-alias
+    img = source.reduced(factor)
     # Photo pixel p = M @ (u, v, 1) for crop pixel (u, v); Pillow's affine takes that map.
     rot = rotation_matrix(region.rotation) * step
     offset = region.center - rot @ np.full(2, 0.5 * side)
@@ -94,10 +113,10 @@ def crop(rgb: np.ndarray, region: HandRegion, side: int = CROP_SIZE) -> np.ndarr
 
 
 def hand_landmarks(
-    rgb: np.ndarray, region: HandRegion, model: TFLiteModel | None = None
+    rgb: np.ndarray | PhotoSource, region: HandRegion, model: TFLiteModel | None = None
 ) -> HandLandmarks:
-    """The landmarks of the hand in ``region`` of an ``[H, W, 3]`` uint8 RGB photo (the
-    caller judges ``presence``)."""
+    """The landmarks of the hand in ``region`` of an ``[H, W, 3]`` uint8 RGB photo (or a
+    :class:`PhotoSource` of it, for several regions; the caller judges ``presence``)."""
     screen, presence, handedness, world = (model or landmark_model())(crop(rgb, region)[None])
     uv = screen.reshape(21, 3)[:, :2].astype(np.float64)
     pixels = region.to_image(uv, CROP_SIZE)
