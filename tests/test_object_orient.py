@@ -217,3 +217,8 @@ def test_cli_orient_maps_back_and_reports_the_frame(tmp_path, monkeypatch, capsy
     code, err = _cli(monkeypatch, capsys, bad)
     assert code == 2 and err.count("\n") == 1 and "orient" in err, err
     assert not (tmp_path / "bad").exists()
+    bad = ["evaluate", "--objects", str(tmp_path / "box_m.stl"), "--orient", "Principal",
+           "--json", str(tmp_path / "bad.json")]  # fmt: skip
+    code, err = _cli(monkeypatch, capsys, bad)
+    assert code == 2 and err.count("\n") == 1 and "orient" in err, err
+    assert not (tmp_path / "bad.json").exists()

@@ -250,6 +250,14 @@ def evaluate_cmd(
     objects: Annotated[
         str, typer.Option("--objects", help="test, val, real, or registry ids / mesh files.")
     ] = "test",
+    orient: Annotated[
+        str,
+        typer.Option(
+            "--orient",
+            help="Mesh files: principal (turned to their principal frame) or keep (their "
+            "axes). Registry objects keep theirs.",
+        ),
+    ] = "principal",
     n: GraspCount = 20,
     seed: GraspSeed = 0,
     resolution: GraspResolution = 128,
@@ -294,8 +302,10 @@ def evaluate_cmd(
     from halohand.apps.figures import grasp_verdict, render_grasps
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
     from halohand.grasp.generate import grasp_halo, shipped_model_path
+    from halohand.objects.orient import check_orient
     from halohand.objects.registry import load_objects
 
+    check_orient(orient)
     torch.set_num_threads(threads)
     halo = grasp_halo()
     if engine is None and model is None:
@@ -305,7 +315,7 @@ def evaluate_cmd(
         if engine
         else vae_source(str(model), refine, halo, candidates=candidates)
     )
-    objs = load_objects(objects)
+    objs = load_objects(objects, orient=orient)
     keep = n if sheets else 2 if sheet else 0
     res = evaluate_grasps(source, objs, halo, n, seed, resolution, keep_meshes=keep,
                           progress=progress, physics=physics)  # fmt: skip
