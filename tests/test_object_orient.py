@@ -128,6 +128,11 @@ def test_file_frame_grasps_lie_on_the_turned_object() -> None:
     assert np.abs(canon).min() < 0.05  # a grasp, not a far hand
 
 
+def test_a_ball_keeps_the_files_axes() -> None:
+    ball = _turned(trimesh.creation.icosphere(3, radius=0.05), 6)
+    np.testing.assert_array_equal(object_from_mesh(ball, units="m").rotation, np.eye(3))
+
+
 def test_keep_leaves_the_files_axes() -> None:
     file_mesh = _turned(SHAPES["box"](), 1, (0.01, 0.02, 0.03))
     obj = object_from_mesh(file_mesh, units="m", orient="keep")

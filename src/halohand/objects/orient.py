@@ -24,6 +24,9 @@ The rule (:func:`principal_rotation`), for a closed, outward-wound mesh:
    and is fixed by the right-hand rule; if all three are signed, the axis with the weakest
    third moment is flipped when the frame would be left-handed.
 
+An object with no preferred axis (all three variances within ``TIE``: a ball, a cube)
+keeps the file's axes (``R`` = identity).
+
 The result is a proper rotation ``R`` (``det R = +1``): a point ``p`` (metres, about the
 mesh's origin) has canonical coordinates ``R @ p``. Objects with a symmetry (a box, a
 cylinder, a ball) have several equally valid canonical frames; this rule picks one, and all
@@ -91,6 +94,8 @@ def principal_rotation(mesh: trimesh.Trimesh) -> np.ndarray:
     inertia = np.asarray(mesh.moment_inertia, dtype=np.float64) / mesh.mass
     cov = 0.5 * np.trace(inertia) * np.eye(3) - inertia
     var, vec = np.linalg.eigh(cov)  # ascending variance, columns are axes
+    if var[2] - var[0] < TIE * var[2]:
+        return np.eye(3)  # no preferred axis (a ball, a cube): the file's axes
     axes = _settle_ties(vec.T, var)
     order = [1, 0, 2]  # variance: middle -> x, smallest -> y, largest -> z
     if var[2] - var[1] < TIE * var[2] and var[1] - var[0] >= TIE * var[2]:
@@ -125,14 +130,12 @@ def _settle_ties(axes: np.ndarray, var: np.ndarray) -> np.ndarray:
     replaced by axes from the file's frame: there the eigenvectors are any basis of their
     plane (a cylinder, a torus) or of space (a ball, a cube), and rounding picks one.
 
-    All three equal: the file's axes. Two equal: the plane normal to the distinct axis
-    ``n`` gets ``u``, the file axis least along ``n`` projected onto the plane (into slot 1,
-    which becomes x), and ``n x u``.
+    (All three equal is left to the caller.) Two equal: the plane normal to the distinct
+    axis ``n`` gets ``u``, the file axis least along ``n`` projected onto the plane (into
+    slot 1, which becomes x), and ``n x u``.
     """
     top = var[2]
     low_tie, high_tie = var[1] - var[0] < TIE * top, var[2] - var[1] < TIE * top
-    if low_tie and high_tie:
-        return np.eye(3)
     if not (low_tie or high_tie):
         return axes
     out = axes.copy()
