@@ -86,7 +86,7 @@ def test_real_object_sdf_grid_agrees_with_the_exact_distance() -> None:
 def test_object_from_mesh_box_in_mm_auto_units_and_offset() -> None:
     box = trimesh.creation.box(extents=(40.0, 60.0, 100.0))  # millimetres
     box.apply_translation((5.0, -7.0, 30.0))
-    obj = object_from_mesh(box, units="auto")
+    obj = object_from_mesh(box, units="auto", orient="keep")  # the file's axes: see below
     assert obj.unit_scale == 0.001 and obj.kind == "mesh" and obj.split == "adhoc"
     np.testing.assert_allclose(obj.mesh.extents, (0.04, 0.06, 0.1), atol=1e-12)
     np.testing.assert_allclose(obj.mesh.bounds.mean(0), 0.0, atol=1e-12)
@@ -96,9 +96,14 @@ def test_object_from_mesh_box_in_mm_auto_units_and_offset() -> None:
     # Back to the input frame and units.
     back = (obj.vertices + obj.offset_m) / obj.unit_scale
     np.testing.assert_allclose(np.sort(back, 0), np.sort(np.asarray(box.vertices), 0), atol=1e-9)
+    # Turned to its principal frame (the default; 60 mm -> x, 40 mm -> y) and back alike.
+    turned = object_from_mesh(box, units="auto")
+    np.testing.assert_allclose(turned.mesh.extents, (0.06, 0.04, 0.1), atol=1e-12)
+    back = turned.to_file_frame(turned.vertices)
+    np.testing.assert_allclose(np.sort(back, 0), np.sort(np.asarray(box.vertices), 0), atol=1e-9)
     # The input is not modified; explicit units and no centring.
     assert box.bounds[0, 2] == pytest.approx(-20.0)
-    raw = object_from_mesh(box, units="mm", center=False)
+    raw = object_from_mesh(box, units="mm", center=False, orient="keep")
     np.testing.assert_allclose(raw.mesh.bounds, box.bounds / 1000.0, atol=1e-12)
     np.testing.assert_array_equal(raw.offset_m, 0.0)
 

@@ -181,7 +181,7 @@ def test_hand_without_part_labels_is_refused():
 
 def test_finger_through_a_thin_plate_counts_its_full_depth():
     plate = object_from_mesh(trimesh.creation.box(extents=[0.15, 0.1, 0.008]), units="m",
-                             object_id="plate")  # fmt: skip
+                             object_id="plate", orient="keep")  # fmt: skip
     # A 15 mm thick "finger" straight through the 8 mm plate: no vertex of it is more than
     # 4 mm inside the plate, but the plate's surface lies up to 7.5 mm inside the finger.
     hand = _labelled_hand({FINGER_PARTS["index"][1]: [0.0, 0.0, 0.0]}, (0.015, 0.015, 0.05))

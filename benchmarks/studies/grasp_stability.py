@@ -22,6 +22,16 @@ time, from analytic signed distances or trimesh primitives (not stored in the re
 A contact sheet per object (``--sheets/<object>.png``): the first row(s) are ``vae_refine``
 (labels ``rNN``), then ``vae_select`` (``sNN``); a label reads ``PASS`` (human-plausible) or
 the failed checks: ``S`` unstable, ``P`` penetration > 5 mm, ``O`` no thumb opposition.
+
+Orientation (``--turn SEED``, ``--orients``): each new object is turned by a fixed random
+rotation (one per object, from ``SEED``) before it is given to the generator, which then
+loads it with each of ``--orients`` (``keep``: as turned; ``principal``: back to its
+principal frame, ``objects.orient``). Methods are then named ``<orient>/<method>``, sheets
+``<object>_<orient>.png``; the default (no turn, ``keep``) is the baseline above:
+
+    .venv/bin/python benchmarks/studies/grasp_stability.py --objects new --turn 7 \
+        --orients keep,principal --n 8 --json benchmarks/results/studies/grasp_orient.json \
+        --sheets docs/grasp_sheets_orient
 """
 
 from __future__ import annotations
@@ -109,6 +119,23 @@ def new_objects() -> dict:
     }
 
 
+def turned(meshes: dict, seed: int) -> dict:
+    """Each mesh turned by its own uniformly random rotation about its bounding-box centre
+    (``scipy``'s ``Rotation.random``, seeded by ``seed`` and the object's position)."""
+    from scipy.spatial.transform import Rotation
+
+    out = {}
+    for i, (name, mesh) in enumerate(meshes.items()):
+        m = mesh.copy()
+        m.apply_translation(-m.bounds.mean(0))
+        m.apply_transform(np.block([
+            [Rotation.random(random_state=seed * 1000 + i).as_matrix(), np.zeros((3, 1))],
+            [np.zeros((1, 3)), 1.0],
+        ]))  # fmt: skip
+        out[name] = m
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=str(RESULTS / "studies" / "grasp_stability_baseline.json"))
@@ -122,6 +149,17 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=4)
     ap.add_argument("--tile", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--turn",
+        type=int,
+        default=-1,
+        help="Turn each new object by a random rotation from this seed (-1: no).",
+    )
+    ap.add_argument(
+        "--orients",
+        default="keep",
+        help="How the new objects are loaded: keep, principal, or both.",
+    )
     ap.add_argument("--markdown", action="store_true", help="Print the tables of --json; no runs.")
     args = ap.parse_args()
     if args.markdown:
@@ -140,26 +178,42 @@ def main() -> None:
     halo = grasp_halo()
     model = str(shipped_model_path())
     groups = args.objects.split(",")
-    objs = load_objects("test") if "test" in groups else []
-    if "new" in groups:
-        objs += [object_from_mesh(m, units="m", object_id=k) for k, m in new_objects().items()]
-    if args.only:
-        objs = [o for o in objs if o.object_id in args.only.split(",")]
+    orients = args.orients.split(",")
+    meshes = new_objects() if "new" in groups else {}
+    if args.turn >= 0:
+        meshes = turned(meshes, args.turn)
+    object_sets = {}
+    for orient in orients:
+        objs = load_objects("test") if "test" in groups else []
+        objs += [object_from_mesh(m, units="m", object_id=k, orient=orient)
+                 for k, m in meshes.items()]  # fmt: skip
+        if args.only:
+            objs = [o for o in objs if o.object_id in args.only.split(",")]
+        object_sets[orient] = objs
+    objs = object_sets[orients[0]]
     sizes = {o.object_id: [round(float(e) * 100, 1) for e in o.mesh.extents] for o in objs}
     print("objects:", json.dumps(sizes), flush=True)
     makers = {"vae_refine": 1, "vae_select": args.candidates}
     doc: dict = {"model": "weights/grasp_vae.safetensors", "n": args.n, "seed": args.seed,
-                 "resolution": args.resolution, "objects_cm": sizes, "methods": {}}  # fmt: skip
-    scenes: dict[str, list] = {o.object_id: [] for o in objs}
-    for name in args.methods.split(","):
+                 "resolution": args.resolution, "objects_cm": sizes, "turn": args.turn,
+                 "orients": {o: {x.object_id: np.asarray(x.rotation).round(6).tolist()
+                                 for x in object_sets[o]} for o in orients},
+                 "methods": {}}  # fmt: skip
+    scenes: dict[str, list] = {}
+    runs = [(o, m) for o in orients for m in args.methods.split(",")]
+    for orient, method in runs:
+        name = method if orients == ["keep"] else f"{orient}/{method}"
+        objs = object_sets[orient]
         t = time.perf_counter()
-        src = vae_source(model, True, halo, candidates=makers[name])
+        src = vae_source(model, True, halo, candidates=makers[method])
         res = evaluate_grasps(src, objs, halo, args.n, args.seed, args.resolution,
                               keep_meshes=args.n, progress=True, physics=True)  # fmt: skip
-        prefix = "r" if name == "vae_refine" else "s"
+        prefix = "r" if method == "vae_refine" else "s"
         for (mesh, obj), g in zip(res["scenes"], res["grasps"], strict=True):
-            scenes[obj.object_id].append((mesh, obj, *grasp_verdict(g, prefix)))
-        doc["methods"][name] = {"candidates": makers[name], "mean": res["mean"],
+            sheet = obj.object_id if orients == ["keep"] else f"{obj.object_id}_{orient}"
+            scenes.setdefault(sheet, []).append((mesh, obj, *grasp_verdict(g, prefix)))
+        doc["methods"][name] = {"candidates": makers[method], "mean": res["mean"],
+                                "orient": orient, "method": method,
                                 "objects": res["objects"], "grasps": res["grasps"],
                                 "wall_s": round(time.perf_counter() - t, 1)}  # fmt: skip
         write(doc, args.json, indent=1)

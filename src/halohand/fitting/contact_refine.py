@@ -189,7 +189,7 @@ def refine_hand_object(
         raise HalohandInputError("keypoints contain NaN or inf")
     pose = rigid_transform(np.eye(4) if object_pose is None else object_pose, "object pose")
     if not isinstance(obj, GraspObject):
-        obj = object_from_mesh(obj, units="m", center=False)
+        obj = object_from_mesh(obj, units="m", center=False, orient="keep")
     t0 = time.perf_counter()
     observed = kp_obs
     if cfg.clean_keypoints:

@@ -1,7 +1,9 @@
 """Grasps for an object from a trained HALO-VAE: sampling, refinement, HALO meshes, figures.
 
 Frames and units: the object (a :class:`~halohand.objects.registry.GraspObject`, metres,
-centred) defines the frame; keypoints come back in metres in that frame, right hands.
+centred, a user mesh turned to its principal frame unless ``orient="keep"``) defines the
+frame; keypoints come back in metres in that frame, right hands
+(:meth:`GraspSet.file_keypoints`: in the input file's frame and units).
 
 Refinement (the paper's post-hoc step): ``steps`` Adam steps (step size ``lr_m``, cosine
 decay over the steps) on one global translation per hand, keypoints otherwise fixed,
@@ -80,6 +82,24 @@ class GraspSet:
     meshes: list[trimesh.Trimesh] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     object: GraspObject | None = None
+
+    def file_keypoints(self) -> np.ndarray:
+        """``[n, 21, 3]`` keypoints in the object file's frame and units
+        (:meth:`GraspObject.to_file_frame`: turned back, moved back, rescaled)."""
+        if self.object is None:
+            raise HalohandInputError("these grasps have no object to map back to")
+        return self.object.to_file_frame(self.keypoints)
+
+    def file_meshes(self) -> list[trimesh.Trimesh]:
+        """The hand meshes in the object file's frame and units (copies)."""
+        if self.object is None:
+            raise HalohandInputError("these grasps have no object to map back to")
+        out = []
+        for mesh in self.meshes:
+            m = mesh.copy()
+            m.vertices = self.object.to_file_frame(np.asarray(m.vertices))
+            out.append(m)
+        return out
 
 
 def _surface_distance(points: torch.Tensor, surface: torch.Tensor) -> torch.Tensor:
@@ -378,18 +398,21 @@ class GraspGenerator:
         meshes: bool = True,
         resolution: int = 96,
         units: str = "auto",
+        orient: str = "principal",
     ) -> GraspSet:
         """``n`` right-hand grasps of ``obj``: a registry id, a mesh file, a trimesh or a
         :class:`~halohand.objects.registry.GraspObject`.
 
         ``candidates`` samples per grasp are refined and the one of lowest collision and
         contact energy is kept (:func:`generate_grasps`). Keypoints and meshes are in metres
-        in the object's centred frame
-        (``GraspSet.object``; add ``object.offset_m`` for the input file's frame).
+        in the object's centred frame (``GraspSet.object``); a mesh is first turned to its
+        principal frame (``orient="principal"``, the default; ``"keep"``: its own axes), as
+        the training objects stand. :meth:`GraspSet.file_keypoints` and
+        :meth:`GraspSet.file_meshes` give them in the input file's frame and units.
         """
 
         if not isinstance(obj, objects.GraspObject):
-            obj = objects.object_from_spec(obj, units=units)
+            obj = objects.object_from_spec(obj, units=units, orient=orient)
         return generate_grasps(self.vae, obj, n, seed, refine=refine, halo=self.halo,
                                meshes=meshes, resolution=resolution,
                                candidates=candidates)  # fmt: skip

@@ -194,7 +194,7 @@ def _as_object(obj: GraspObject | trimesh.Trimesh | Any) -> GraspObject:
         return obj
     if isinstance(obj, trimesh.Trimesh):
         # Kept in its own frame (no centring): the pose given to the field is the mesh's.
-        return object_from_mesh(obj, units="m", center=False)
+        return object_from_mesh(obj, units="m", center=False, orient="keep")
     raise HalohandInputError(
         f"an object field needs a GraspObject or a trimesh.Trimesh, got {type(obj).__name__}"
     )

@@ -42,6 +42,7 @@ import trimesh
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.quiet import quiet_mesh_reader
 from halohand.core.units import UNIT_SCALE, check_unit, units_fitting
+from halohand.objects.orient import check_orient, principal_rotation
 
 __all__ = [
     "KINDS", "PER_KIND", "REAL_DIR", "REAL_OBJECTS", "REGISTRY_SEED", "SPLITS", "TEST_OBJECTS",
@@ -157,11 +158,15 @@ class GraspObject:
         params: the drawn proportions (metres) of :data:`KIND_RANGES` (empty for meshes).
         mesh: the ``trimesh.Trimesh`` (outward faces, ``is_watertight``).
         split: ``"train"``, ``"test"``, ``"real"`` or ``"adhoc"``.
-        offset_m: ``[3]`` metres subtracted after the unit conversion to centre a mesh of
-            :func:`object_from_mesh`: a point ``p`` of this object is
-            ``(p + offset_m) / unit_scale`` in the input file's frame and units (zeros for
-            registry objects, procedural or real: their frame is the registry's).
+        offset_m: ``[3]`` metres, with ``rotation`` the map back to the input file: a point
+            ``p`` of this object is ``(rotation.T @ p + offset_m) / unit_scale`` in the
+            input file's frame and units (:meth:`to_file_frame`; zeros for registry
+            objects, procedural or real: their frame is the registry's).
         unit_scale: metres per input unit (1 for metres, 0.001 for millimetres).
+        rotation: ``[3, 3]`` proper rotation from the file's axes to the object's (identity
+            unless :func:`object_from_mesh` turned it, ``orient="principal"``).
+        orient: ``"principal"`` (turned to its principal frame, ``objects.orient``) or
+            ``"keep"`` (the file's axes; registry objects).
         source: the mesh file it was loaded from (empty for procedural objects).
         repairs: what was done to close a loaded mesh (empty: watertight as loaded).
     """
@@ -173,9 +178,23 @@ class GraspObject:
     split: str = "adhoc"
     offset_m: np.ndarray = field(default_factory=lambda: np.zeros(3))
     unit_scale: float = 1.0
+    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
+    orient: str = "keep"
     source: str = ""
     repairs: tuple[str, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def to_file_frame(self, points: np.ndarray) -> np.ndarray:
+        """``[..., 3]`` points (metres, this object's frame) in the input file's frame and
+        units: ``(rotation.T @ p + offset_m) / unit_scale``."""
+        p = np.asarray(points, dtype=np.float64)
+        return (p @ self.rotation + self.offset_m) / self.unit_scale
+
+    def from_file_frame(self, points: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_file_frame`: file-frame points (file units) -> ``[..., 3]``
+        metres in this object's frame."""
+        p = np.asarray(points, dtype=np.float64) * self.unit_scale
+        return (p - self.offset_m) @ self.rotation.T
 
     @property
     def vertices(self) -> np.ndarray:
@@ -417,19 +436,24 @@ def parse_object_list(spec: str) -> list[str]:
 
 
 def object_from_spec(
-    spec: str | Path | trimesh.Trimesh | trimesh.Scene, units: str = "auto", center: bool = True
+    spec: str | Path | trimesh.Trimesh | trimesh.Scene,
+    units: str = "auto",
+    center: bool = True,
+    orient: str = "principal",
 ) -> GraspObject:
-    """A registry id (``mug_4``: no suffix and no such file), else a mesh file or trimesh
-    (:func:`object_from_mesh` with ``units`` and ``center``)."""
+    """A registry id (``mug_4``: no suffix and no such file; always in the registry's
+    frame), else a mesh file or trimesh (:func:`object_from_mesh` with ``units``, ``center``
+    and ``orient``)."""
+    check_orient(orient)
     if isinstance(spec, str) and Path(spec).suffix == "" and not Path(spec).exists():
         return load_object(spec)
-    return object_from_mesh(spec, units=units, center=center)
+    return object_from_mesh(spec, units=units, center=center, orient=orient)
 
 
-def load_objects(spec: str, units: str = "auto") -> list[GraspObject]:
+def load_objects(spec: str, units: str = "auto", orient: str = "principal") -> list[GraspObject]:
     """The objects of a CLI spec: a split name, or comma-separated registry ids and mesh
-    files (:func:`object_from_spec`)."""
-    return [object_from_spec(name, units) for name in _spec_names(spec)]
+    files (:func:`object_from_spec`; ``orient`` applies to the mesh files)."""
+    return [object_from_spec(name, units, orient=orient) for name in _spec_names(spec)]
 
 
 # -- objects from mesh files ----------------------------------------------------------------
@@ -440,6 +464,7 @@ def object_from_mesh(
     units: str = "auto",
     center: bool = True,
     object_id: str | None = None,
+    orient: str = "principal",
 ) -> GraspObject:
     """A :class:`GraspObject` (kind ``"mesh"``, split ``"adhoc"``) from a mesh file or a trimesh.
 
@@ -460,16 +485,23 @@ def object_from_mesh(
             ``offset_m`` (metres) and ``unit_scale`` (metres per input unit) map a point
             ``p`` of the object back to the input frame as ``(p + offset_m) / unit_scale``.
         object_id: name of the object (default: the file stem, or ``"mesh"``).
+        orient: ``"principal"`` (default) turns the mesh into its principal frame
+            (:func:`~halohand.objects.orient.principal_rotation`: largest spread along +z,
+            bulk toward -z, as the registry's objects stand, on which the grasp model was
+            trained), then centres it; ``"keep"`` keeps the file's axes. ``rotation`` holds
+            the turn; :meth:`GraspObject.to_file_frame` maps points back to the file.
 
     Raises:
         HalohandInputError: missing or empty file, no triangles, non-finite coordinates,
-            unknown or ambiguous units (``auto``), a size no units make hand-held (1 cm - 1 m
-            diagonal), not a closed surface after repair, several separate parts, zero volume.
+            unknown ``orient``, unknown or ambiguous units (``auto``), a size no units make
+            hand-held (1 cm - 1 m diagonal), not a closed surface after repair, several
+            separate parts, zero volume.
         CorruptFileError: a file trimesh cannot read (or of a format it does not know).
     """
+    check_orient(orient)
     raw, label, source = _read_mesh(mesh)
     oid = object_id or (Path(source).stem if source else "mesh")
-    return _mesh_object(raw, label, units, center, oid, "adhoc", source)
+    return _mesh_object(raw, label, units, center, oid, "adhoc", source, orient)
 
 
 def _read_mesh(
@@ -515,6 +547,7 @@ def _mesh_object(
     object_id: str,
     split: str,
     source: str,
+    orient: str = "keep",
 ) -> GraspObject:
     v = np.asarray(raw.vertices, dtype=np.float64)
     f = np.asarray(raw.faces, dtype=np.int64)
@@ -547,11 +580,16 @@ def _mesh_object(
             )
         if not mesh.volume > 0:
             raise HalohandInputError(f"{label} encloses no volume")
-    offset = mesh.bounds.mean(0) if center else np.zeros(3)
-    mesh.apply_translation(-offset)
+        rot = principal_rotation(mesh) if orient == "principal" else np.eye(3)
+    if orient == "principal":
+        # About the file's origin; the centring below then works in the turned frame.
+        mesh.apply_transform(np.block([[rot, np.zeros((3, 1))], [np.zeros((1, 3)), 1.0]]))
+    centre = mesh.bounds.mean(0) if center else np.zeros(3)
+    mesh.apply_translation(-centre)
+    offset = centre @ rot  # the centre in the file's axes (metres): p_file = R^T p + offset
     return GraspObject(
         object_id, "mesh", {}, mesh, split, offset_m=np.asarray(offset, dtype=np.float64),
-        unit_scale=scale, source=source, repairs=tuple(repairs),
+        unit_scale=scale, rotation=rot, orient=orient, source=source, repairs=tuple(repairs),
     )  # fmt: skip
 
 

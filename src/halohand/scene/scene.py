@@ -40,7 +40,7 @@ class SceneObject:
     ) -> SceneObject:
         """An object from a registry id, a mesh file or a trimesh (metres after ``units``),
         kept in its file's frame (converted to metres): the object frame is the input's."""
-        obj: GraspObject = object_from_spec(spec, units=units)
+        obj: GraspObject = object_from_spec(spec, units=units, orient="keep")
         mesh = obj.mesh.copy()
         mesh.apply_translation(obj.offset_m)  # back to the input's frame, in metres
         return cls(mesh, np.eye(4) if pose is None else pose, obj.object_id)

@@ -103,7 +103,7 @@ def contact(
     from halohand.objects.registry import object_from_spec
 
     # The pose refers to the file's own frame: the mesh is not centred.
-    obj = object_from_spec(object_spec, units=object_units, center=False)
+    obj = object_from_spec(object_spec, units=object_units, center=False, orient="keep")
 
     from halohand.core.atomic import atomic_open, write_text_atomic
     from halohand.fitting.contact_refine import ContactRefineConfig, refine_hand_object

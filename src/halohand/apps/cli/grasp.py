@@ -129,6 +129,15 @@ def sample_cmd(
     candidates: GraspCandidates = 4,
     seed: GraspSeed = 0,
     units: Annotated[str, typer.Option("--units", help="Mesh units: auto, m, cm or mm.")] = "auto",
+    orient: Annotated[
+        str,
+        typer.Option(
+            "--orient",
+            help="principal: turn a mesh file to its principal frame (largest spread +z, as "
+            "the training objects stand) for generation; keep: its own axes. Outputs are "
+            "in the file's frame either way.",
+        ),
+    ] = "principal",
     model: Annotated[
         Path | None, typer.Option("--model", help="Grasp VAE (default: the shipped one).")
     ] = None,
@@ -141,12 +150,16 @@ def sample_cmd(
     """Generate N grasps of an object: hand meshes, keypoints and a contact sheet.
 
     Writes OUT_DIR/grasp_XX.EXT (HALO hand meshes), keypoints.npy ([N, 21, 3], the
-    object file's frame and units), object.EXT, contact_sheet.png and grasps.json.
+    object file's frame and units), object.EXT, contact_sheet.png (the generation frame)
+    and grasps.json (with the frame used and its rotation).
     """
+    from halohand.objects.orient import check_orient
+
     in_range(n, 1, MAX_GRASPS, "--n", MORE_GRASPS)
     in_range(candidates, 1, MAX_CANDIDATES, "--candidates")
     check_resolution(resolution)
     check_units(units)
+    check_orient(orient)
     ext = check_extension(ext)
     check_out_folder(out_dir)
 
@@ -160,18 +173,17 @@ def sample_cmd(
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     gen = GraspGenerator.from_file(model) if model else GraspGenerator.pretrained()
     gs = gen.generate(object_mesh, n, seed, refine=refine, candidates=candidates,
-                      resolution=resolution, units=units)  # fmt: skip
+                      resolution=resolution, units=units, orient=orient)  # fmt: skip
     obj = gs.object
-    # Back to the input file's frame and units.
-    offset, scale = np.asarray(obj.offset_m), float(obj.unit_scale)
+    # Back to the input file's frame and units (turned back, moved back, rescaled).
     out_dir.mkdir(parents=True, exist_ok=True)
-    kp = (gs.keypoints + offset) / scale
+    kp = gs.file_keypoints()
     with atomic_open(out_dir / "keypoints.npy", "wb") as fh:  # np.save(path) adds ".npy"
         np.save(fh, kp.astype(np.float32), allow_pickle=False)
     named = [(f"grasp_{i:02d}", mesh) for i, mesh in enumerate(gs.meshes)]
     for name, mesh in [*named, ("object", obj.mesh)]:
         m = mesh.copy()
-        m.vertices = (np.asarray(m.vertices) + offset) / scale
+        m.vertices = obj.to_file_frame(np.asarray(m.vertices))
         with atomic_path(out_dir / f"{name}.{ext}") as tmp:
             m.export(tmp, file_type=ext)
     if sheet:
@@ -182,6 +194,10 @@ def sample_cmd(
     total = time.perf_counter() - t0
     summary = {"object": object_mesh, "n": n, "seed": seed, "refine": refine,
                "candidates": candidates,
+               # generation frame: registry objects keep theirs (orient "keep")
+               "orient": obj.orient, "units_m": obj.unit_scale,
+               "rotation": np.asarray(obj.rotation).round(9).tolist(),
+               "offset_m": np.asarray(obj.offset_m).round(9).tolist(),
                "seconds": {k: round(v, 3) for k, v in gs.seconds.items()},
                "total_s": round(total, 2)}  # fmt: skip
     write_text_atomic(out_dir / "grasps.json", json.dumps(summary, indent=2))
@@ -234,6 +250,14 @@ def evaluate_cmd(
     objects: Annotated[
         str, typer.Option("--objects", help="test, val, real, or registry ids / mesh files.")
     ] = "test",
+    orient: Annotated[
+        str,
+        typer.Option(
+            "--orient",
+            help="Mesh files: principal (turned to their principal frame) or keep (their "
+            "axes). Registry objects keep theirs.",
+        ),
+    ] = "principal",
     n: GraspCount = 20,
     seed: GraspSeed = 0,
     resolution: GraspResolution = 128,
@@ -278,8 +302,10 @@ def evaluate_cmd(
     from halohand.apps.figures import grasp_verdict, render_grasps
     from halohand.grasp.evaluate import engine_source, evaluate_grasps, vae_source
     from halohand.grasp.generate import grasp_halo, shipped_model_path
+    from halohand.objects.orient import check_orient
     from halohand.objects.registry import load_objects
 
+    check_orient(orient)
     torch.set_num_threads(threads)
     halo = grasp_halo()
     if engine is None and model is None:
@@ -289,7 +315,7 @@ def evaluate_cmd(
         if engine
         else vae_source(str(model), refine, halo, candidates=candidates)
     )
-    objs = load_objects(objects)
+    objs = load_objects(objects, orient=orient)
     keep = n if sheets else 2 if sheet else 0
     res = evaluate_grasps(source, objs, halo, n, seed, resolution, keep_meshes=keep,
                           progress=progress, physics=physics)  # fmt: skip
