@@ -297,3 +297,23 @@ def test_data_hoi_command_renders_the_study_splits_and_resumes(monkeypatch, caps
                            "--splits", "heldout_objects", "--train-grasps", grasps)  # fmt: skip
     assert code == 2 and "needs --test-grasps" in err
     assert not (tmp_path / "o2").exists()
+
+
+def test_a_plain_model_can_train_on_its_own_test_time_draw(split: Path) -> None:
+    """``plain_points="sampler"``: the no-SDF model's training points are drawn as at test
+    time (points that project into the image first), not anywhere in the cube."""
+    from halohand.training.hoisdf import _forward_train
+
+    data = load_hoi(split / "a", 32)
+    model = HOISDF(HOISDFConfig(**{**TINY, "sdf": False}))
+    b = data.batch(torch.arange(2), n_sdf=16, k_near=8)
+    outside = {}
+    for how in ("cube", "sampler"):
+        out = _forward_train(model, b, False, torch.Generator().manual_seed(0), how)
+        pts = torch.cat([out["hand_points"], out["object_points"]], 1)
+        _, inside = model.image_features(model.encode(b["images"])[0], pts, b["intrinsics"],
+                                         b["root"])  # fmt: skip
+        outside[how] = float((~inside).float().mean())
+    assert outside["sampler"] == 0.0 and outside["cube"] > 0.1
+    with pytest.raises(HalohandInputError, match="plain_points"):
+        HOISDFTrainConfig(plain_points="grid")

@@ -72,6 +72,17 @@ class HOISDFTrainConfig:
     log_every: int = 25
     seed: int = 0
     threads: int = 1
+    #: Training points of a model without fields: ``"cube"``, uniform in the whole cube
+    #: (the runs before the equal-time pairs ``eq_*``), or ``"sampler"``, the model's own
+    #: test-time draw (uniform candidates, those projecting into the image first: trained
+    #: as it is tested, as the SDF model's uniform sampling is).
+    plain_points: str = "cube"
+
+    def __post_init__(self) -> None:
+        if self.plain_points not in ("cube", "sampler"):
+            raise HalohandInputError(
+                f"plain_points must be 'cube' or 'sampler', got {self.plain_points!r}"
+            )
 
 
 def hoisdf_losses(
@@ -109,10 +120,16 @@ def hoisdf_losses(
 
 
 def _forward_train(
-    model: HOISDF, batch: dict[str, Tensor], field_phase: bool, gen: torch.Generator
+    model: HOISDF,
+    batch: dict[str, Tensor],
+    field_phase: bool,
+    gen: torch.Generator,
+    plain_points: str = "cube",
 ) -> dict[str, Tensor]:
     args = (batch["images"], batch["intrinsics"], batch["root"])
     sdf_pts = batch.get("sdf_points")
+    if not model.config.sdf and plain_points == "sampler":
+        return model(*args, generator=gen)
     if not model.config.sdf:
         h = model.config.volume_half
         b = len(batch["root"])
@@ -209,7 +226,7 @@ def train_hoisdf(
             # both kinds of near points are drawn with the hand's count; cut the object's
             batch["object_near"] = batch["object_near"][:, : model_config.object_points]
         field_phase = frac >= config.field_after
-        outp = _forward_train(model, batch, field_phase, gen)
+        outp = _forward_train(model, batch, field_phase, gen, config.plain_points)
         terms = hoisdf_losses(model, outp, batch, config)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
