@@ -276,6 +276,23 @@ def _upsample_nearest(values: np.ndarray) -> np.ndarray:
     return fine
 
 
+def _earlier_labels(
+    evaluated: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    start: np.ndarray,
+    shape: tuple[int, ...],
+) -> np.ndarray:
+    """``shape`` uint8 grid from lattice index ``start`` holding the labels of the entries
+    of ``evaluated`` given by final-lattice indices (``[N, 3]`` each, flat ``None``); entries
+    with flat indices and points outside the grid are skipped, the rest stay 0."""
+    grid = np.zeros(shape, dtype=np.uint8)
+    top = np.asarray(shape)
+    for where, lab, flat in evaluated:
+        if flat is not None:
+            continue
+        local = where - start
+        within = np.all((local >= 0) & (local < top), axis=1)
+        grid[tuple(local[within].T)] = lab[within]
+    return grid
 
 
 def lattice_grid(
@@ -370,7 +387,13 @@ def lattice_grid(
     n = r + 1
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
     vals, lab, cand = _evaluate(
-        fn, _points_of(idx, bmin, (bmax - bmin) / r), batch, labels, workers, parts, None,
+        fn,
+        _points_of(idx, bmin, (bmax - bmin) / r),
+        batch,
+        labels,
+        workers,
+        parts,
+        None,
         candidate_bits,
     )
     values = vals.reshape(n, n, n)
@@ -426,15 +449,24 @@ def lattice_grid(
         # nearest lower coarse corner keeps their side of the threshold. Like the values,
         # points not evaluated take the candidate bits of their coarse corner. Both copies
         # run beside the network's batches.
+        # On the last level, the labels of the earlier levels' points are filled into
+        # the returned grid there too (they are known by then; no full grid is made).
         upsampled: dict[str, np.ndarray] = {}
 
         def upsample(
-            box: tuple[slice, ...] = _box(lo, hi), values: np.ndarray = values,
-            bits: np.ndarray | None = bits, last: bool = last, out: dict = upsampled,
+            box: tuple[slice, ...] = _box(lo, hi),
+            values: np.ndarray = values,
+            bits: np.ndarray | None = bits,
+            last: bool = last,
+            out: dict = upsampled,
+            start: np.ndarray = 2 * lo,
+            shape: tuple[int, ...] = shape2,
         ) -> None:
             out["values"] = _upsample_nearest(values[box])
             if bits is not None and not last:
                 out["bits"] = _upsample_nearest(bits)
+            if labels and last:
+                out["labels"] = _earlier_labels(evaluated_labels, start, shape)
 
         vals, lab, cand = _evaluate(
             fn, _points_of(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
@@ -456,15 +488,12 @@ def lattice_grid(
     if labels:
         # Never-evaluated points keep label 0; later levels overwrite nothing (each point
         # is evaluated once), so the order of filling does not matter.
-        label_grid = np.zeros(values.shape, dtype=np.uint8)
-        shape = np.asarray(values.shape)
-        for where, lab, flat in evaluated_labels:
-            if flat is not None:
-                label_grid.reshape(-1)[flat] = lab
-                continue
-            local = where - start
-            within = np.all((local >= 0) & (local < shape), axis=1)
-            label_grid[tuple(local[within].T)] = lab[within]
+        if steps:
+            label_grid = upsampled["labels"]
+            _, lab, flat = evaluated_labels[-1]
+            label_grid.reshape(-1)[flat] = lab
+        else:
+            label_grid = _earlier_labels(evaluated_labels, start, values.shape)
     return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
 
 
@@ -549,33 +578,34 @@ def _edge_labels(
     coordinates)."""
     top = np.asarray(values.shape) - 1
     near = np.rint(lattice)
-    axis = np.abs(lattice - near).argmax(1)
-    rows = np.arange(len(lattice))
-    a = near.astype(np.int64)
-    a[rows, axis] = np.floor(lattice[rows, axis]).astype(np.int64)
-    b = a.copy()
-    b[rows, axis] += 1
-    a, b = np.clip(a, 0, top), np.clip(b, 0, top)
-    # Flat indices: one gather per array instead of three-array fancy indexing.
+    dev = lattice - near
+    axis = np.abs(dev).argmax(1)[:, None]
+    # The vertex lies on the edge from its nearest lattice point along ``axis`` (exact
+    # integers on the other two), towards the side it deviates to: flat indices of the
+    # edge's lower end ``a`` and upper end ``b``, computed once per vertex (exact in
+    # float64 below 2^53) instead of clipping and gathering [V, 3] integer arrays.
     strides = np.array([values.shape[1] * values.shape[2], values.shape[2], 1])
-    flat_a, flat_b = a @ strides, b @ strides
-    inside_a = np.ravel(values)[flat_a] >= threshold
+    step = strides[axis[:, 0]]
+    along = np.take_along_axis(dev, axis, 1)[:, 0]
+    flat_a = (near @ strides.astype(np.float64)).astype(np.int64) - step * (along < 0)
+    flat_b = flat_a + step
     # A vertex on a lattice point (a value equal to the level, up to rounding) has no edge
     # of its own: take that point if inside, else an inside neighbour.
-    on_point = np.flatnonzero(np.all(lattice == near, axis=1))
-    if not len(on_point):
-        return np.ravel(labels)[np.where(inside_a, flat_a, flat_b)]
-    end = np.where(inside_a[:, None], a, b)
-    p = near[on_point].astype(np.int64)
-    best = p.copy()
-    found = values[tuple(p.T)] >= threshold
-    for d in np.concatenate([np.eye(3, dtype=np.int64), -np.eye(3, dtype=np.int64)]):
-        q = np.clip(p + d, 0, top)
-        take = ~found & (values[tuple(q.T)] >= threshold)
-        best[take] = q[take]
-        found |= take
-    end[on_point] = best
-    return labels[tuple(end.T)]
+    on_point = np.flatnonzero(along == 0)
+    flat_b[on_point] = flat_a[on_point]  # its "b" may lie beyond the grid; replaced below
+    inside_a = np.ravel(values)[flat_a] >= threshold
+    end = np.where(inside_a, flat_a, flat_b)
+    if len(on_point):
+        p = near[on_point].astype(np.int64)
+        best = p.copy()
+        found = values[tuple(p.T)] >= threshold
+        for d in np.concatenate([np.eye(3, dtype=np.int64), -np.eye(3, dtype=np.int64)]):
+            q = np.clip(p + d, 0, top)
+            take = ~found & (values[tuple(q.T)] >= threshold)
+            best[take] = q[take]
+            found |= take
+        end[on_point] = best @ strides
+    return np.ravel(labels)[end]
 
 
 def extract_mesh(
