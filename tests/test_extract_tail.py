@@ -1,5 +1,5 @@
-"""The serial tail of mesh extraction: vertex labels from lattice edges, lattice indices
-unravelled per batch."""
+"""The serial steps of mesh extraction: fine corners of refined cells, vertex labels from
+lattice edges, lattice indices unravelled per batch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from halohand.inference.extract import _edge_labels, _Unravelled, mesh_from_grid
+from halohand.inference.extract import _edge_labels, _fine_corners, _Unravelled, mesh_from_grid
 
 
 def _edge_labels_one_by_one(
@@ -86,3 +86,13 @@ def test_unravelled_rows_match_unravel_index_in_every_thread() -> None:
         t.join()
     np.testing.assert_array_equal(np.concatenate([got[s] for s in sorted(got)]), want)
     np.testing.assert_array_equal(rows[10:20], want[10:20])
+
+
+def test_fine_corners_are_the_27_corners_of_every_cell() -> None:
+    rng = np.random.default_rng(1)
+    for shape in [(1, 1, 1), (1, 4, 2), (5, 3, 6)]:
+        cells = rng.random(shape) < 0.3
+        want = np.zeros(tuple(2 * n + 1 for n in shape), dtype=bool)
+        for i, j, k in np.argwhere(cells):
+            want[2 * i : 2 * i + 3, 2 * j : 2 * j + 3, 2 * k : 2 * k + 3] = True
+        np.testing.assert_array_equal(_fine_corners(cells), want)

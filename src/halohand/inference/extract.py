@@ -267,17 +267,23 @@ def _fine_corners(cells: np.ndarray) -> np.ndarray:
     the 27 fine corners of every ``True`` cell's 2 x 2 x 2 fine cells."""
     out = cells
     for axis in range(3):
-        n = out.shape[axis]
         shape = list(out.shape)
-        shape[axis] = 2 * n + 1
-        fine = np.zeros(shape, dtype=bool)
-        inner, below, above = ([slice(None)] * 3 for _ in range(3))
-        inner[axis] = slice(1, None, 2)  # fine 2c + 1: inside cell c
-        below[axis] = slice(0, -1, 2)  # fine 2c: the lower face of cell c ...
-        above[axis] = slice(2, None, 2)  # ... and fine 2c + 2 its upper face
-        fine[tuple(inner)] = out
-        fine[tuple(below)] |= out
-        fine[tuple(above)] |= out
+        shape[axis] = 2 * shape[axis] + 1
+        fine = np.empty(shape, dtype=bool)
+
+        def along(s: slice, axis: int = axis) -> tuple[slice, ...]:
+            idx = [slice(None)] * 3
+            idx[axis] = s
+            return tuple(idx)
+
+        # Every fine point written once (no zeroed array ORed into): fine 2c + 1 lies
+        # inside cell c, fine 2c (0 < c < n) on the face cells c - 1 and c share, and the
+        # two end points on the faces of the first and last cells.
+        fine[along(slice(1, None, 2))] = out
+        fine[along(slice(0, 1))] = out[along(slice(0, 1))]
+        fine[along(slice(-1, None))] = out[along(slice(-1, None))]
+        lo, hi = _neighbours(axis)
+        np.logical_or(out[lo], out[hi], out=fine[along(slice(2, -1, 2))])
         out = fine
     return out
 
