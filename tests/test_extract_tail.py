@@ -1,5 +1,5 @@
-"""The serial steps of mesh extraction: fine corners of refined cells, vertex labels from
-lattice edges, lattice indices unravelled per batch."""
+"""The serial steps of mesh extraction: crossing cells, fine corners of refined cells,
+vertex labels from lattice edges, lattice indices unravelled per batch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import threading
 
 import numpy as np
 
-from halohand.inference.extract import _edge_labels, _fine_corners, _Unravelled, mesh_from_grid
+from halohand.inference.extract import (
+    _crossing_cells,
+    _edge_labels,
+    _fine_corners,
+    _Unravelled,
+    mesh_from_grid,
+)
 
 
 def _edge_labels_one_by_one(
@@ -96,3 +102,17 @@ def test_fine_corners_are_the_27_corners_of_every_cell() -> None:
         for i, j, k in np.argwhere(cells):
             want[2 * i : 2 * i + 3, 2 * j : 2 * j + 3, 2 * k : 2 * k + 3] = True
         np.testing.assert_array_equal(_fine_corners(cells), want)
+
+
+def test_crossing_cells_are_those_with_corners_on_both_sides() -> None:
+    rng = np.random.default_rng(2)
+    for shape in [(2, 2, 2), (1, 3, 4), (6, 5, 7)]:
+        inside = rng.random(shape) < 0.5
+        inside[0, 0, 0] = True  # and a block all inside, one all outside
+        cells = _crossing_cells(inside)
+        assert cells.shape == tuple(max(n - 1, 0) for n in shape)
+        for i, j, k in np.ndindex(cells.shape):
+            corners = inside[i : i + 2, j : j + 2, k : k + 2]
+            assert cells[i, j, k] == (corners.any() and not corners.all())
+    assert not _crossing_cells(np.ones((3, 3, 3), dtype=bool)).any()
+    assert not _crossing_cells(np.zeros((3, 3, 3), dtype=bool)).any()

@@ -255,11 +255,14 @@ def _pair(a: np.ndarray, axis: int, op: np.ufunc) -> np.ndarray:
 def _crossing_cells(inside: np.ndarray) -> np.ndarray:
     """``[A-1, B-1, C-1]`` bool: the cells of an ``[A, B, C]`` lattice whose 8 corners
     disagree (some but not all inside), i.e. the cells the surface passes through."""
-    some, every = inside, inside
+    # Count the inside corners of every cell (uint8 sums of neighbours, axis by axis:
+    # three additions); 1 to 7 of 8 is a crossing. Subtracting 1 wraps 0 to 255, so one
+    # comparison tests both ends.
+    count = inside.view(np.uint8)
     for axis in range(3):
-        some = _pair(some, axis, np.logical_or)
-        every = _pair(every, axis, np.logical_and)
-    return some & ~every
+        count = _pair(count, axis, np.add)
+    count -= 1
+    return count < 7
 
 
 def _fine_corners(cells: np.ndarray) -> np.ndarray:
