@@ -15,6 +15,7 @@ rise from below the others to above them within one coarse cell (2-9 mm for a ha
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,7 +95,9 @@ class _Lazy:
     """Rows of ``make(idx[rows])`` on demand: each batch's points (or candidate masks) are
     made by the worker thread that evaluates it, in parallel, not all up front."""
 
-    def __init__(self, idx: np.ndarray, make: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(
+        self, idx: np.ndarray | _Unravelled, make: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
         self.idx = idx
         self.make = make
 
@@ -105,7 +108,33 @@ class _Lazy:
         return self.make(self.idx[rows])
 
 
-def _points_of(idx: np.ndarray, bmin: np.ndarray, step: np.ndarray) -> _Lazy:
+class _Unravelled:
+    """``[N, 3]`` lattice indices of the flat indices ``flat`` into a block of ``shape``
+    whose first point has lattice index ``offset``, made per batch by the worker thread
+    that asks (for ~300k points of the last level: 5-10 ms off the serial path). Each
+    thread keeps its last batch's rows: a batch's points and its candidate masks both
+    ask for them."""
+
+    def __init__(self, flat: np.ndarray, shape: tuple[int, ...], offset: np.ndarray) -> None:
+        self.flat = flat
+        self.shape = shape
+        self.offset = offset
+        self._kept = threading.local()
+
+    def __len__(self) -> int:
+        return len(self.flat)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        key = (rows.start, rows.stop)
+        kept = getattr(self._kept, "rows", None)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        idx = np.stack(np.unravel_index(self.flat[rows], self.shape), -1) + self.offset
+        self._kept.rows = (key, idx)
+        return idx
+
+
+def _points_of(idx: np.ndarray | _Unravelled, bmin: np.ndarray, step: np.ndarray) -> _Lazy:
     return _Lazy(idx, lambda i: _lattice_points(i, bmin, step))
 
 
@@ -226,11 +255,14 @@ def _pair(a: np.ndarray, axis: int, op: np.ufunc) -> np.ndarray:
 def _crossing_cells(inside: np.ndarray) -> np.ndarray:
     """``[A-1, B-1, C-1]`` bool: the cells of an ``[A, B, C]`` lattice whose 8 corners
     disagree (some but not all inside), i.e. the cells the surface passes through."""
-    some, every = inside, inside
+    # Count the inside corners of every cell (uint8 sums of neighbours, axis by axis:
+    # three additions); 1 to 7 of 8 is a crossing. Subtracting 1 wraps 0 to 255, so one
+    # comparison tests both ends.
+    count = inside.view(np.uint8)
     for axis in range(3):
-        some = _pair(some, axis, np.logical_or)
-        every = _pair(every, axis, np.logical_and)
-    return some & ~every
+        count = _pair(count, axis, np.add)
+    count -= 1
+    return count < 7
 
 
 def _fine_corners(cells: np.ndarray) -> np.ndarray:
@@ -238,17 +270,23 @@ def _fine_corners(cells: np.ndarray) -> np.ndarray:
     the 27 fine corners of every ``True`` cell's 2 x 2 x 2 fine cells."""
     out = cells
     for axis in range(3):
-        n = out.shape[axis]
         shape = list(out.shape)
-        shape[axis] = 2 * n + 1
-        fine = np.zeros(shape, dtype=bool)
-        inner, below, above = ([slice(None)] * 3 for _ in range(3))
-        inner[axis] = slice(1, None, 2)  # fine 2c + 1: inside cell c
-        below[axis] = slice(0, -1, 2)  # fine 2c: the lower face of cell c ...
-        above[axis] = slice(2, None, 2)  # ... and fine 2c + 2 its upper face
-        fine[tuple(inner)] = out
-        fine[tuple(below)] |= out
-        fine[tuple(above)] |= out
+        shape[axis] = 2 * shape[axis] + 1
+        fine = np.empty(shape, dtype=bool)
+
+        def along(s: slice, axis: int = axis) -> tuple[slice, ...]:
+            idx = [slice(None)] * 3
+            idx[axis] = s
+            return tuple(idx)
+
+        # Every fine point written once (no zeroed array ORed into): fine 2c + 1 lies
+        # inside cell c, fine 2c (0 < c < n) on the face cells c - 1 and c share, and the
+        # two end points on the faces of the first and last cells.
+        fine[along(slice(1, None, 2))] = out
+        fine[along(slice(0, 1))] = out[along(slice(0, 1))]
+        fine[along(slice(-1, None))] = out[along(slice(-1, None))]
+        lo, hi = _neighbours(axis)
+        np.logical_or(out[lo], out[hi], out=fine[along(slice(2, -1, 2))])
         out = fine
     return out
 
@@ -276,6 +314,23 @@ def _upsample_nearest(values: np.ndarray) -> np.ndarray:
     return fine
 
 
+def _earlier_labels(
+    evaluated: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | None]],
+    start: np.ndarray,
+    shape: tuple[int, ...],
+) -> np.ndarray:
+    """``shape`` uint8 grid from lattice index ``start`` holding the labels of the entries
+    of ``evaluated`` given by final-lattice indices (``[N, 3]`` each, flat ``None``); entries
+    with flat indices and points outside the grid are skipped, the rest stay 0."""
+    grid = np.zeros(shape, dtype=np.uint8)
+    top = np.asarray(shape)
+    for where, lab, flat in evaluated:
+        if flat is not None:
+            continue
+        local = where - start
+        within = np.all((local >= 0) & (local < top), axis=1)
+        grid[tuple(local[within].T)] = lab[within]
+    return grid
 
 
 def lattice_grid(
@@ -365,12 +420,18 @@ def lattice_grid(
     steps = int(steps)
     # Labels of every level's evaluated points, at their final-lattice indices; filled into
     # the returned (possibly cropped) grid at the end, so no full [R+1]^3 array is made.
-    evaluated_labels: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    evaluated_labels: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | None]] = []
     r = coarse_resolution
     n = r + 1
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
     vals, lab, cand = _evaluate(
-        fn, _points_of(idx, bmin, (bmax - bmin) / r), batch, labels, workers, parts, None,
+        fn,
+        _points_of(idx, bmin, (bmax - bmin) / r),
+        batch,
+        labels,
+        workers,
+        parts,
+        None,
         candidate_bits,
     )
     values = vals.reshape(n, n, n)
@@ -412,7 +473,10 @@ def lattice_grid(
         mark = _fine_corners(active[_box(lo, hi - 1)])
         mark[::2, ::2, ::2] = False
         todo = np.flatnonzero(mark)
-        todo_idx = np.stack(np.unravel_index(todo, shape2), -1) + 2 * lo
+        todo_idx: np.ndarray | _Unravelled = _Unravelled(todo, shape2, 2 * lo)
+        if labels and not last:
+            # these levels' labels are kept at their lattice indices (see below)
+            todo_idx = todo_idx[0 : len(todo)]
         masks = None
         if parts is not None and span is not None:
             # A fine point's coarse cell (or the cells sharing its face / edge) lies in
@@ -426,15 +490,24 @@ def lattice_grid(
         # nearest lower coarse corner keeps their side of the threshold. Like the values,
         # points not evaluated take the candidate bits of their coarse corner. Both copies
         # run beside the network's batches.
+        # On the last level, the labels of the earlier levels' points are filled into
+        # the returned grid there too (they are known by then; no full grid is made).
         upsampled: dict[str, np.ndarray] = {}
 
         def upsample(
-            box: tuple[slice, ...] = _box(lo, hi), values: np.ndarray = values,
-            bits: np.ndarray | None = bits, last: bool = last, out: dict = upsampled,
+            box: tuple[slice, ...] = _box(lo, hi),
+            values: np.ndarray = values,
+            bits: np.ndarray | None = bits,
+            last: bool = last,
+            out: dict = upsampled,
+            start: np.ndarray = 2 * lo,
+            shape: tuple[int, ...] = shape2,
         ) -> None:
             out["values"] = _upsample_nearest(values[box])
             if bits is not None and not last:
                 out["bits"] = _upsample_nearest(bits)
+            if labels and last:
+                out["labels"] = _earlier_labels(evaluated_labels, start, shape)
 
         vals, lab, cand = _evaluate(
             fn, _points_of(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
@@ -444,7 +517,10 @@ def lattice_grid(
         fine.reshape(-1)[todo] = vals
         if labels:
             # the last level's points are flat indices of the returned grid already
-            evaluated_labels.append((todo_idx * (resolution // r2), lab, todo if last else None))
+            if last:
+                evaluated_labels.append((None, lab, todo))
+            else:
+                evaluated_labels.append((todo_idx * (resolution // r2), lab, None))
         if parts is not None and not last:
             bits = upsampled["bits"]
             bits.reshape(-1)[todo] = cand
@@ -456,15 +532,12 @@ def lattice_grid(
     if labels:
         # Never-evaluated points keep label 0; later levels overwrite nothing (each point
         # is evaluated once), so the order of filling does not matter.
-        label_grid = np.zeros(values.shape, dtype=np.uint8)
-        shape = np.asarray(values.shape)
-        for where, lab, flat in evaluated_labels:
-            if flat is not None:
-                label_grid.reshape(-1)[flat] = lab
-                continue
-            local = where - start
-            within = np.all((local >= 0) & (local < shape), axis=1)
-            label_grid[tuple(local[within].T)] = lab[within]
+        if steps:
+            label_grid = upsampled["labels"]
+            _, lab, flat = evaluated_labels[-1]
+            label_grid.reshape(-1)[flat] = lab
+        else:
+            label_grid = _earlier_labels(evaluated_labels, start, values.shape)
     return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
 
 
@@ -549,33 +622,34 @@ def _edge_labels(
     coordinates)."""
     top = np.asarray(values.shape) - 1
     near = np.rint(lattice)
-    axis = np.abs(lattice - near).argmax(1)
-    rows = np.arange(len(lattice))
-    a = near.astype(np.int64)
-    a[rows, axis] = np.floor(lattice[rows, axis]).astype(np.int64)
-    b = a.copy()
-    b[rows, axis] += 1
-    a, b = np.clip(a, 0, top), np.clip(b, 0, top)
-    # Flat indices: one gather per array instead of three-array fancy indexing.
+    dev = lattice - near
+    axis = np.abs(dev).argmax(1)[:, None]
+    # The vertex lies on the edge from its nearest lattice point along ``axis`` (exact
+    # integers on the other two), towards the side it deviates to: flat indices of the
+    # edge's lower end ``a`` and upper end ``b``, computed once per vertex (exact in
+    # float64 below 2^53) instead of clipping and gathering [V, 3] integer arrays.
     strides = np.array([values.shape[1] * values.shape[2], values.shape[2], 1])
-    flat_a, flat_b = a @ strides, b @ strides
-    inside_a = np.ravel(values)[flat_a] >= threshold
+    step = strides[axis[:, 0]]
+    along = np.take_along_axis(dev, axis, 1)[:, 0]
+    flat_a = (near @ strides.astype(np.float64)).astype(np.int64) - step * (along < 0)
+    flat_b = flat_a + step
     # A vertex on a lattice point (a value equal to the level, up to rounding) has no edge
     # of its own: take that point if inside, else an inside neighbour.
-    on_point = np.flatnonzero(np.all(lattice == near, axis=1))
-    if not len(on_point):
-        return np.ravel(labels)[np.where(inside_a, flat_a, flat_b)]
-    end = np.where(inside_a[:, None], a, b)
-    p = near[on_point].astype(np.int64)
-    best = p.copy()
-    found = values[tuple(p.T)] >= threshold
-    for d in np.concatenate([np.eye(3, dtype=np.int64), -np.eye(3, dtype=np.int64)]):
-        q = np.clip(p + d, 0, top)
-        take = ~found & (values[tuple(q.T)] >= threshold)
-        best[take] = q[take]
-        found |= take
-    end[on_point] = best
-    return labels[tuple(end.T)]
+    on_point = np.flatnonzero(along == 0)
+    flat_b[on_point] = flat_a[on_point]  # its "b" may lie beyond the grid; replaced below
+    inside_a = np.ravel(values)[flat_a] >= threshold
+    end = np.where(inside_a, flat_a, flat_b)
+    if len(on_point):
+        p = near[on_point].astype(np.int64)
+        best = p.copy()
+        found = values[tuple(p.T)] >= threshold
+        for d in np.concatenate([np.eye(3, dtype=np.int64), -np.eye(3, dtype=np.int64)]):
+            q = np.clip(p + d, 0, top)
+            take = ~found & (values[tuple(q.T)] >= threshold)
+            best[take] = q[take]
+            found |= take
+        end[on_point] = best @ strides
+    return np.ravel(labels)[end]
 
 
 def extract_mesh(

@@ -18,8 +18,12 @@ PART_COLORS = np.array(
 )  # fmt: skip
 
 
+#: ``[16, 4]`` RGBA uint8 of :data:`PART_COLORS`, rounded once: a mesh's colours are one
+#: gather from it instead of a ``[V, 4]`` float64 array rounded per mesh.
+_PART_RGBA = np.round(np.c_[PART_COLORS, np.ones(len(PART_COLORS))] * 255).astype(np.uint8)
+
+
 def part_vertex_colors(part_labels: np.ndarray) -> np.ndarray:
     """``[V]`` part indices (HALO order) -> ``[V, 4]`` RGBA uint8 from :data:`PART_COLORS`."""
     labels = np.asarray(part_labels, dtype=np.int64)
-    rgb = PART_COLORS[labels] if len(labels) else np.zeros((0, 3))
-    return np.round(np.c_[rgb, np.ones(len(rgb))] * 255).astype(np.uint8)
+    return _PART_RGBA[labels] if len(labels) else np.zeros((0, 4), dtype=np.uint8)
