@@ -179,7 +179,7 @@ NEGATIVE_SEED = 5000
 def false_hands(n: int, size: int) -> dict[str, Any]:
     """Hands found on ``n`` hand-free backgrounds of the renders' four kinds (in turn, with
     their range of defocus): every hand found is a false one."""
-    from halohand.apps.render import linear_to_srgb
+    from halohand.apps.render import linear_to_srgb, to_uint8
     from halohand.apps.synthetic import BACKGROUNDS, background
     from halohand.image.find import find_hands
 
@@ -188,7 +188,7 @@ def false_hands(n: int, size: int) -> dict[str, Any]:
     for j in range(n):
         kind = j % len(BACKGROUNDS)
         linear = background(kind, size, NEGATIVE_SEED + j, defocus_px=float(rng.uniform(0, 3)))
-        image = (np.clip(linear_to_srgb(linear), 0, 1) * 255).round().astype(np.uint8)
+        image = to_uint8(linear_to_srgb(linear))
         if find_hands(image, max_hands=1):
             hits.append({"index": j, "background": BACKGROUNDS[kind]})
     return {"n": n, "with_a_hand": len(hits), "rate": round(len(hits) / n, 4), "hits": hits}

@@ -217,6 +217,7 @@ def _render(
         linear_to_srgb,
         render_camera_layer,
         srgb_to_linear,
+        to_uint8,
         vertex_normals,
     )
     from halohand.apps.synthetic import SKIN_TONES, background
@@ -256,7 +257,7 @@ def _render(
     bg = background(bg_kind, size, bg_seed, defocus)
     lin = bg * (1.0 - alpha[..., None]) + rgb
     srgb = linear_to_srgb(np.clip(lin, 0.0, 1.0)) + noise * rng.standard_normal(lin.shape)
-    return np.clip(np.round(srgb * 255.0), 0, 255).astype(np.uint8), mask.astype(np.uint8)
+    return to_uint8(srgb), mask.astype(np.uint8)
 
 
 def _check_manifest(out: Path, settings: dict[str, Any]) -> None:

@@ -699,7 +699,7 @@ def render_scene(
     """Render one scene: ``image`` uint8 ``[S, S, 3]``, ``mask`` uint8 ``[S, S]`` and the
     labels of :mod:`this module <halohand.apps.synthetic>`; ``look``: the realism switches
     (default all on)."""
-    from halohand.apps.render import linear_to_srgb, srgb_to_linear, vertex_normals
+    from halohand.apps.render import linear_to_srgb, srgb_to_linear, to_uint8, vertex_normals
 
     look = Look() if look is None else look
     rot, t, k = scene.rotation, scene.translation, scene.intrinsics
@@ -769,7 +769,7 @@ def render_scene(
     srgb = linear_to_srgb(np.clip(lin, 0.0, 1.0)) + scene.noise_sigma * rng.standard_normal(
         lin.shape
     )
-    image = np.clip(np.round(srgb * 255.0), 0, 255).astype(np.uint8)
+    image = to_uint8(srgb)
     if look.photo:
         import io
 
