@@ -289,7 +289,7 @@ def test_data_hoi_command_renders_the_study_splits_and_resumes(monkeypatch, caps
     for bad, says in (
         (["--splits", "train,bogus"], "splits must be among"),
         (["--views", "0"], "--views"),
-        (["--renderer", "vulkan"], "unknown --renderer"),
+        (["--renderer", "vulkan"], "--renderer must be one of auto, egl, numpy"),
     ):
         code, _, err = run_cli(monkeypatch, capsys, *args, *bad)
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err

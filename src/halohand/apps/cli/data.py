@@ -14,6 +14,7 @@ from halohand.apps.cli.options import (
     CommandGroup,
     Progress,
     ResumableOut,
+    check_choice,
     in_range,
 )
 from halohand.core.errors import HalohandInputError
@@ -243,6 +244,7 @@ def hoi_cmd(
     import json
 
     from halohand.apps.handobject_data import HOIDataConfig, render_study, study_jobs
+    from halohand.apps.synthetic import RENDERERS
 
     for value, low, high, option in (
         (views, 1, 64, "--views"), (heldout_views, 1, 64, "--heldout-views"),
@@ -251,8 +253,7 @@ def hoi_cmd(
         (samples, 8, 1_000_000, "--samples"),
     ):  # fmt: skip
         in_range(value, low, high, option)
-    if renderer not in ("auto", "egl", "numpy"):
-        raise HalohandInputError(f"unknown --renderer {renderer!r}; expected auto, egl or numpy")
+    renderer = check_choice(renderer, RENDERERS, "--renderer") or renderer
     for folder in (train_grasps, test_grasps):
         if folder is not None and not folder.is_dir():
             raise HalohandInputError(f"{folder}: not a folder of grasp-engine output")
