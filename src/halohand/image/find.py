@@ -14,8 +14,8 @@ kept only when the landmark model, looking at the region, is sure of a hand (pre
 
 A close-up palm can be larger than anything the detector was made to find (on rendered
 hands, 37 % of hands spanning over 70 % of the image were found against 82 % of those
-spanning 30-50 %). When a photo yields no hand, it is searched once more zoomed out: inside
-a border of its mean colour, so that it fills 1 / :data:`ZOOM_OUT` of each side (2.5 of
+spanning 30-50 %). When a photo yields no hand, it is searched once more zoomed out: centred
+in a square of its mean colour :data:`ZOOM_OUT` times its longer side (2.5 of
 1.5, 1.8, 2.5 and 3.5 found the most rendered hands; on a second rendered set, 80 images
 of another seed, it took the found hands from 61 to 69).
 
