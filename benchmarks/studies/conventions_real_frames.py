@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _re
 
 from _report import emit  # noqa: E402
 
+from halohand.skeleton import JOINT_NAMES as KEYPOINT_NAMES  # noqa: E402
 from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
 
 FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
@@ -112,6 +113,13 @@ def main(argv: list[str] | None = None) -> dict:
             "keypoint_outside_mm": {"max_per_frame": _stats(out.max(1)),
                                     "tips_median": float(np.median(out[:, [4, 8, 12, 16, 20]]))},
             "frames_all_keypoints_within_2mm": int((out.max(1) <= 2.0).sum()),
+            # which keypoints miss the target: median signed distance and the share of
+            # frames in which each keypoint is more than 2 mm outside
+            "per_keypoint_outside": {
+                name: {"median_mm": round(float(np.median(out[:, i])), 2),
+                       "frames_over_2mm": round(float((out[:, i] > 2.0).mean()), 3)}
+                for i, name in enumerate(KEYPOINT_NAMES)
+            },  # fmt: skip
             "frames_euler_2_one_body": int(((np.asarray(euler) == 2) & (np.asarray(bodies) == 1))
                                            .sum()),  # fmt: skip
             "volume_cm3": _stats(np.asarray(volume)),
