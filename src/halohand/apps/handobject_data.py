@@ -42,14 +42,14 @@ split_key, g))``, independent of the order of work and of the other grasps.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from halohand.core.atomic import atomic_path, write_text_atomic
+from halohand.apps.scene_render import check_manifest, random_camera, render_meshes
+from halohand.core.atomic import atomic_path
 from halohand.core.errors import HalohandInputError
 
 __all__ = [
@@ -164,44 +164,6 @@ def sdf_samples(
     }
 
 
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random rotation (QR of a Gaussian matrix, signs fixed)."""
-    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
-
-
-@dataclass(frozen=True)
-class _Light:
-    """What :meth:`halohand.apps.synthetic.EGLRenderer.render` reads of a scene."""
-
-    light_dir: np.ndarray
-    light_rgb: np.ndarray
-    ambient: float
-
-
-def _camera(
-    rng: np.random.Generator, points: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rotation, translation and ``K`` that show ``points`` (grasp frame) spanning 70-90 %
-    of a ``size`` image from a uniformly random direction."""
-    rot = _random_rotation(rng)
-    fov = np.radians(rng.uniform(40.0, 60.0))
-    focal = 0.5 * size / np.tan(0.5 * fov)
-    k = np.array([[focal, 0.0, size / 2.0], [0.0, focal, size / 2.0], [0.0, 0.0, 1.0]])
-    p = points @ rot.T
-    mid = 0.5 * (p.min(0) + p.max(0))
-    extent = np.ptp(p[:, :2], axis=0).max()
-    span = rng.uniform(0.7, 0.9)
-    # depth of the nearest face of the box so that its extent spans `span` of the image
-    depth = focal * extent / (span * size) + 0.5 * np.ptp(p[:, 2])
-    centre_px = size / 2.0 + rng.uniform(-0.06, 0.06, 2) * size
-    ray = np.array([(centre_px[0] - k[0, 2]) / focal, (centre_px[1] - k[1, 2]) / focal, 1.0])
-    return rot, depth * ray - mid, k
-
-
 def _render(
     renderer: Any,
     hand_v: np.ndarray,
@@ -212,64 +174,14 @@ def _render(
     size: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(image [S, S, 3] uint8, mask [S, S] uint8)`` of a hand and an object (camera frame)."""
-    from halohand.apps.render import (
-        linear_to_srgb,
-        render_camera_layer,
-        srgb_to_linear,
-        to_uint8,
-        vertex_normals,
-    )
-    from halohand.apps.synthetic import SKIN_TONES, background
+    """``(image [S, S, 3] uint8, mask [S, S] uint8)`` of a hand (mask 1) in a skin tone and
+    an object (mask 2) in a random colour, camera frame
+    (:func:`~halohand.apps.scene_render.render_meshes`)."""
+    from halohand.apps.synthetic import SKIN_TONES
 
     skin = np.clip(SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.94, 1.06, 3), 0, 1)
     colour = rng.uniform(0.05, 0.95, 3)
-    light = rng.normal(size=3)
-    light[2] = -abs(light[2]) - 0.3  # from the camera's side
-    lights = _Light(
-        light_dir=light / np.linalg.norm(light),
-        light_rgb=np.array([1.0, 0.97, 0.92]) * rng.uniform(0.7, 1.2) * rng.uniform(0.9, 1.1, 3),
-        ambient=float(rng.uniform(0.15, 0.45)),
-    )
-    bg_kind, bg_seed = int(rng.integers(4)), int(rng.integers(2**31))
-    defocus = float(rng.uniform(0.0, 4.0) * size / 512)
-    noise = float(rng.uniform(0.0, 0.02))
-    verts = np.concatenate([hand_v, obj_v])
-    faces = np.concatenate([hand_f, obj_f + len(hand_v)])
-    normals = np.concatenate([vertex_normals(hand_v, hand_f), vertex_normals(obj_v, obj_f)])
-    colors = np.concatenate(
-        [
-            np.broadcast_to(srgb_to_linear(skin), hand_v.shape),
-            np.broadcast_to(srgb_to_linear(colour), obj_v.shape),
-        ]
-    )
-    ids = np.r_[np.ones(len(hand_v)), 2 * np.ones(len(obj_v))]
-    if renderer is not None:
-        rgb, alpha, mask = renderer.render(verts, normals, colors, ids, faces, k, lights)
-    else:
-        # numpy fallback: its own studio lighting; the mask from a render in id colours
-        rgb, alpha = render_camera_layer(verts, faces, k, (size, size), linear_to_srgb(colors), 2)
-        id_rgb = np.zeros_like(colors)
-        id_rgb[: len(hand_v), 0] = 1.0
-        id_rgb[len(hand_v) :, 1] = 1.0
-        idc, ida = render_camera_layer(verts, faces, k, (size, size), id_rgb, 1)
-        mask = np.where(ida > 0.5, np.where(idc[..., 0] > idc[..., 1], 1, 2), 0).astype(np.uint8)
-    bg = background(bg_kind, size, bg_seed, defocus)
-    lin = bg * (1.0 - alpha[..., None]) + rgb
-    srgb = linear_to_srgb(np.clip(lin, 0.0, 1.0)) + noise * rng.standard_normal(lin.shape)
-    return to_uint8(srgb), mask.astype(np.uint8)
-
-
-def _check_manifest(out: Path, settings: dict[str, Any]) -> None:
-    path = out / MANIFEST
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(settings)):
-            raise HalohandInputError(
-                f"{out} holds a split made with other settings; use a new --out"
-            )
-    else:
-        write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    return render_meshes(renderer, [(hand_v, hand_f, skin), (obj_v, obj_f, colour)], k, size, rng)
 
 
 def generate_split(
@@ -307,7 +219,7 @@ def generate_split(
         "grasp_dir": str(Path(grasp_dir).resolve()),
         "indices": list(map(int, indices)),
     }
-    _check_manifest(out, settings)
+    check_manifest(out / MANIFEST, settings)
     model = TorchHandModel()
     t0, made = time.perf_counter(), 0
     for g in indices:
@@ -325,7 +237,7 @@ def generate_split(
             k: [] for k in ("images", "masks", "intrinsics", "rotation", "translation")
         }
         for _ in range(config.views):
-            rot, trans, k = _camera(rng, surf, config.size)
+            rot, trans, k = random_camera(rng, surf, config.size)
             image, mask = _render(
                 renderer,
                 hand["vertices"] @ rot.T + trans,

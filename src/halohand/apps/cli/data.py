@@ -163,6 +163,46 @@ def pairs_cmd(
         )
 
 
+@data_app.command("pair-images")
+def pair_images_cmd(
+    out: ResumableOut,
+    pairs: Annotated[Path, typer.Option("--pairs", help="'halohand data pairs' output to render.")],
+    splits: Annotated[
+        str, typer.Option("--splits", help="Comma-separated, of: train, val, test.")
+    ] = "train,val,test",
+    views: Annotated[int, typer.Option("--views", help="Cameras per pair.")] = 4,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels (square).")] = 128,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Render only the first N pairs of each split.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Master seed; same seed, same images.")] = 0,
+    renderer: Annotated[
+        str, typer.Option("--renderer", help="auto, egl or numpy (as 'data render').")
+    ] = "auto",
+) -> None:
+    """Render the pairs of a two-hand dataset ('data pairs') from random cameras: images,
+    masks (right / left hand), cameras and keypoints per pair, for the image-conditioned
+    two-hand model (docs/two_hands.md); resumable."""
+    from halohand.apps.pair_images import PairImagesConfig, render_pair_split
+    from halohand.apps.synthetic import RENDERERS
+
+    in_range(views, 1, 64, "--views")
+    in_range(size, 16, 1024, "--size")
+    if limit is not None:
+        in_range(limit, 1, 10_000_000, "--limit")
+    renderer = check_choice(renderer, RENDERERS, "--renderer") or renderer
+    names = [check_choice(s.strip(), C.SPLITS, "--splits") or s for s in splits.split(",")]
+    if not (pairs / "manifest.json").is_file():
+        raise HalohandInputError(f"{pairs}: not a folder of 'halohand data pairs' output")
+    config = PairImagesConfig(views=views, size=size, seed=seed, renderer=renderer)
+    for name in names:
+        report = render_pair_split(pairs, name, out, config, limit=limit)
+        typer.echo(
+            f"{out / name}: {report['made']} pairs rendered, {report['skipped']} already "
+            f"there ({report['renderer']} renderer, {report['seconds']} s)"
+        )
+
+
 @data_app.command("verify")
 def verify_cmd(
     root: Annotated[Path, typer.Argument(help="A folder written by 'halohand data generate'.")],
