@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,13 @@ _CACHE_VERSION = 1
 
 @dataclass(frozen=True)
 class PairRefinerTrainConfig:
-    """The CPU recipe by default (one torch thread, ~35 min with the cache on a loaded
-    2-core machine); :data:`PRESETS` ``gpu`` scales it up."""
+    """The CPU recipe by default: 1,000 steps of 4 pairs x 2,048 points, one torch thread
+    (3.2 min of steps after a 4.4 min cache of 352 pairs on the loaded 2-core machine,
+    docs/two_hands.md). Longer runs overfit 320 training pairs: 4,000 steps (with Im2Hands'
+    penetration weight 0.001) ended at val IoU 0.859 after 0.866 at step 750. :data:`PRESETS`
+    ``gpu`` scales it up, for more pairs than that."""
 
-    steps: int = 4000
+    steps: int = 1000
     batch: int = 4
     points: int = 2048
     lr: float = 1e-3
@@ -73,17 +76,18 @@ class PairRefinerTrainConfig:
     model: PairRefinerConfig = PairRefinerConfig()
 
 
-#: Named recipes: ``cpu`` (the default) and ``gpu`` (wider, more anchors, larger batches).
+#: Named recipes: ``cpu`` (the default) and ``gpu`` (wider, more anchors, larger batches;
+#: meant for a few thousand training pairs, whose generation stays on the CPU).
 PRESETS: dict[str, PairRefinerTrainConfig] = {
     "cpu": PairRefinerTrainConfig(),
     "gpu": PairRefinerTrainConfig(
-        steps=20_000,
+        steps=4000,
         batch=32,
         points=8192,
         lr=5e-4,
         device="cuda",
         model=PairRefinerConfig(iso_points=512, anchors=128, width=128, context_layers=2),
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -225,25 +229,35 @@ def evaluate_cache(
 
 def train_pair_refiner(
     config: PairRefinerTrainConfig,
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     out: str | Path,
     resume: bool = False,
     halo: HALO | None = None,
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
 ) -> dict[str, Any]:
-    """Train on ``data`` (train and val splits): the caches of :func:`build_cache` in
-    ``out``, then :func:`train_on_caches`."""
+    """Train on one or more pair datasets (their train splits pooled, their val splits
+    pooled; a dataset without val pairs gives none): the caches of :func:`build_cache` in
+    ``out`` (``cache_<split>.npz`` for the first dataset, ``cache_<split>_<i>.npz`` for
+    the others), then :func:`train_on_caches`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = _logger(out, log)
     halo = halo or HALO.pretrained()
+    roots = [Path(data)] if isinstance(data, str | Path) else [Path(d) for d in data]
     t_cache = time.perf_counter()
-    caches = {
-        split: build_cache(halo, data, split, config.model, config, out / f"cache_{split}.npz", say)
-        for split in ("train", "val")
-    }
-    extra = {"data": str(data), "cache_s": round(time.perf_counter() - t_cache, 1)}
+    caches: dict[str, dict[str, np.ndarray]] = {}
+    for split in ("train", "val"):
+        parts = []
+        for i, root in enumerate(roots):
+            if len(PairDataset(root, split)) == 0:
+                continue
+            name = f"cache_{split}.npz" if i == 0 else f"cache_{split}_{i}.npz"
+            parts.append(build_cache(halo, root, split, config.model, config, out / name, say))
+        if not parts:
+            raise HalohandInputError(f"no {split} pairs in {', '.join(map(str, roots))}")
+        caches[split] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    extra = {"data": [str(r) for r in roots], "cache_s": round(time.perf_counter() - t_cache, 1)}
     return train_on_caches(
         config, caches["train"], caches["val"], float(halo.iso_level), out, resume=resume,
         log=log, stop_after=stop_after, extra=extra,
@@ -319,7 +333,7 @@ def train_on_caches(
                 "optimizer": opt.state_dict(),
                 "rng": gen.get_state(),
                 "config": json.loads(json.dumps(asdict(config))),
-            },  # fmt: skip
+            },
             format_tag=_FORMAT,
         )
 

@@ -268,7 +268,9 @@ def train_refiner(
 
 
 def train_pair_refiner(
-    data: Annotated[Path, typer.Option("--data", help="Pair data (halohand data pairs).")],
+    data: Annotated[
+        list[Path], typer.Option("--data", help="Pair data (halohand data pairs); repeatable.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output folder (cache, checkpoint, weights).")],
     resume: Resume = False,
     preset: Annotated[str, typer.Option("--preset", help="Recipe: cpu or gpu.")] = "cpu",
@@ -291,10 +293,11 @@ def train_pair_refiner(
     name = check_choice(preset, ("cpu", "gpu"), "--preset")
     in_range(threads, 1, 256, "--threads")
     check_out_folder(out, "--out")
-    if not (data / "manifest.json").is_file():
-        raise HalohandInputError(
-            f"--data {data}: no manifest.json (make it with halohand data pairs)"
-        )
+    for root in data:
+        if not (root / "manifest.json").is_file():
+            raise HalohandInputError(
+                f"--data {root}: no manifest.json (make it with halohand data pairs)"
+            )
     for option, value in (("--steps", steps), ("--batch", batch), ("--points", points),
                           ("--anchors", anchors), ("--width", width)):  # fmt: skip
         if value is not None:
