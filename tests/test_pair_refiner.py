@@ -62,14 +62,14 @@ def model() -> HALO:
     return HALO(CapsuleNet(hand_keypoints("spread")))
 
 
-def _inputs(b: int = 2, n: int = 100, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def _inputs(b: int = 2, n: int = 100, seed: int = 0, iso: int = 80) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
     kp = torch.from_numpy(np.stack([hand_keypoints("spread"), hand_keypoints("fist")]))
     kp = kp[None].repeat(b, 1, 1, 1) + 0.01 * torch.randn(b, 2, 21, 3, generator=g, dtype=kp.dtype)
-    iso = 0.05 * torch.randn(b, 2, 80, 3, generator=g, dtype=torch.float64)
+    iso_pts = 0.05 * torch.randn(b, 2, iso, 3, generator=g, dtype=torch.float64)
     points = 0.05 * torch.randn(b, n, 3, generator=g, dtype=torch.float64)
     prob = torch.rand(b, n, 2, generator=g)
-    return iso, kp, points, prob
+    return iso_pts, kp, points, prob
 
 
 # ------------------------------------------------------------------ network
@@ -304,3 +304,18 @@ def test_training_learns_and_resumes(tmp_path: Path) -> None:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
     assert resumed["val"] == pytest.approx(full["val"], abs=1e-6)
     assert "resumed at step 10" in (tmp_path / "part" / "train.log").read_text()
+
+
+def test_shipped_weights_load_as_the_card_says() -> None:
+    from halohand.inference.pair_refiner import pair_refiner_path
+
+    path = pair_refiner_path()
+    if path is None:
+        pytest.skip("no pair refiner weights shipped")
+    net = load_pair_refiner()
+    assert net.config == PairRefinerConfig(penetration_weight=0.05)
+    assert sum(p.numel() for p in net.parameters()) == 91_590
+    iso, kp, points, prob = _inputs(b=1, iso=600)
+    with torch.no_grad():
+        r = net.residual(net.context(iso, kp), points, level_logits(prob, 0.65))
+    assert r.abs().max() > 0.01  # trained: not the zero residual it starts from

@@ -74,8 +74,12 @@ def main(argv: list[str] | None = None) -> None:
         d, j = cKDTree(truth[1].vertices).query(truth[0].vertices)
         k = int(np.argmin(d))
         close = 0.5 * (truth[0].vertices[k] + truth[1].vertices[j[k]])
-        rows = {"HALO": (False, False), "learned": (True, False), "learned+sep": (True, True)}
-        for name, (refine, sep) in list(rows.items()) + [("truth", None)]:
+        rows: dict[str, tuple[bool | None, bool]] = {
+            "HALO": (False, False),
+            "learned": (True, False),
+            "learned+sep": (True, True),
+        }
+        for name, (refine, sep) in [*rows.items(), ("truth", (None, False))]:
             meshes = truth if refine is None else halo.reconstruct_pair(
                 pair.keypoints, units="m", resolution=args.resolution, colors=False,
                 separate=sep, refine_occupancy=learned if refine else False,
