@@ -87,9 +87,11 @@ def main(argv: list[str] | None = None) -> None:
             vol = penetration_volume(meshes[0], meshes[1])
             whole = 0.5 * (np.min([m.bounds[0] for m in meshes], 0)
                            + np.max([m.bounds[1] for m in meshes], 0))  # fmt: skip
-            label = f"{pair.interaction} {name}: {vol:.3f} cm3"
+            label = f"{name}: {vol:.3f} cm3"
+            if name == "HALO":
+                label = f"{pair.interaction} {label}"
             tiles.append(draw_text(_tile(meshes, whole, 0.30, args.tile), label, (6, 6)))
-            tiles.append(draw_text(_tile(meshes, close, 0.08, args.tile), "close-up", (6, 6)))
+            tiles.append(_tile(meshes, close, 0.08, args.tile))
     save_png(str(args.out), image_grid(tiles, columns=8))
     print(f"wrote {args.out}")
 
