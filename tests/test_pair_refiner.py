@@ -319,3 +319,31 @@ def test_shipped_weights_load_as_the_card_says() -> None:
     with torch.no_grad():
         r = net.residual(net.context(iso, kp), points, level_logits(prob, 0.65))
     assert r.abs().max() > 0.01  # trained: not the zero residual it starts from
+
+
+def test_cli_learned_two_hand_file(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path, model: HALO, two_hands: np.ndarray
+) -> None:
+    import trimesh
+
+    from halohand.apps.cli import reconstruct as reconstruct_cli
+    from halohand.inference import pair_refiner as pair_refiner_module
+
+    monkeypatch.setattr(reconstruct_cli, "_load_model", lambda checkpoint, device: model)
+    np.save(tmp_path / "kp.npy", two_hands)
+    meshes = {}
+    for name, net in (("untrained", PairOccupancyRefiner(SMALL)), ("perturbed", _perturbed())):
+        monkeypatch.setattr(pair_refiner_module, "load_pair_refiner", lambda net=net: net)
+        code, _, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "kp.npy", "--pair",
+                               "--learned", "--no-separate", "--out-dir", tmp_path / name,
+                               "--resolution", RES)  # fmt: skip
+        assert code == 0, err
+        meshes[name] = trimesh.load(tmp_path / name / "kp_right.ply", process=False)
+    code, _, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "kp.npy", "--pair",
+                           "--no-separate", "--out-dir", tmp_path / "plain",
+                           "--resolution", RES)  # fmt: skip
+    assert code == 0, err
+    plain = trimesh.load(tmp_path / "plain" / "kp_right.ply", process=False)
+    np.testing.assert_array_equal(meshes["untrained"].vertices, plain.vertices)
+    changed = meshes["perturbed"].vertices
+    assert changed.shape != plain.vertices.shape or not np.array_equal(changed, plain.vertices)
