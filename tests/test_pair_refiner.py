@@ -347,3 +347,16 @@ def test_cli_learned_two_hand_file(
     np.testing.assert_array_equal(meshes["untrained"].vertices, plain.vertices)
     changed = meshes["perturbed"].vertices
     assert changed.shape != plain.vertices.shape or not np.array_equal(changed, plain.vertices)
+
+
+def test_presets_build_and_options_reach_the_model() -> None:
+    from halohand.training.pair_refiner import PRESETS, config_with
+
+    for preset in PRESETS.values():
+        net = PairOccupancyRefiner(preset.model)
+        iso, kp, points, prob = _inputs(b=1, n=8, iso=preset.model.iso_points)
+        with torch.no_grad():
+            assert net(iso, kp, points, prob, 0.65).shape == (1, 8, 2)
+    cfg = config_with(PRESETS["cpu"], anchors=32, penetration_weight=0.5, steps=7, device=None)
+    assert (cfg.model.anchors, cfg.model.penetration_weight, cfg.steps) == (32, 0.5, 7)
+    assert cfg.device == "cpu" and cfg.model.width == PRESETS["cpu"].model.width
