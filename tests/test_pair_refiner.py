@@ -128,6 +128,18 @@ def test_refined_meshes_follow_the_refined_field(model: HALO, two_hands: np.ndar
     assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
+def test_refined_pair_in_millimetres_is_the_pair_in_metres(model: HALO, two_hands) -> None:
+    net = _perturbed()
+    m = model.reconstruct_pair(two_hands, units="m", resolution=RES, refine_occupancy=net)
+    mm = model.reconstruct_pair(
+        two_hands * 1000.0, units="mm", resolution=RES, refine_occupancy=net
+    )
+    for a, b in zip(m.meshes, mm.meshes, strict=True):
+        np.testing.assert_allclose(np.asarray(b.vertices) / 1000.0, a.vertices, atol=1e-9)
+    pts = two_hands.reshape(-1, 3)[::5]
+    torch.testing.assert_close(mm.occupancy(pts * 1000.0), m.occupancy(pts))
+
+
 def test_output_does_not_depend_on_the_pair_pose() -> None:
     """Everything is seen in the pair's own frame: moving and turning the whole input
     changes nothing."""

@@ -679,7 +679,7 @@ class HALO:
             if learned is not None:
                 both = torch.stack([mine, occ] if own == 0 else [occ, mine], -1)
                 with torch.no_grad():
-                    both = learned.refine(p * prepared.scale, both)
+                    both = learned.refine(p, both)  # the lattice is in metres
                 mine, occ = both[:, own], both[:, other]
             if separate:
                 mine = separate_occupancy(mine, occ, level)
