@@ -3,7 +3,7 @@
 Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/speed/bench_pair.py [--pairs 6] [--rounds 3]
-        [--resolution 256] [--json benchmarks/results/speed/bench_pair.json]
+        [--resolution 256] [--learned] [--json benchmarks/results/speed/bench_pair.json]
 
 Pairs come from the two-hand sampler (:class:`halohand.data.pairs.PairSampler`, pair ``i``
 from ``default_rng([seed, i])``, interactions in turn), as ``[42, 3]`` InterHand-order
@@ -11,7 +11,9 @@ millimetres, the layout ``halohand reconstruct`` reads. Each round times, altern
 pair, the baseline (the pair's right hand alone, ``HALO.reconstruct``) and the candidate
 (both hands, ``HALO.reconstruct_pair``) and the pair with the overlap removed
 (``reconstruct_pair(..., separate=True)``, what ``halohand reconstruct`` does for two-hand
-files), so that the machine's drifts hit them alike. One
+files), and with ``--learned`` the pair through the learned two-hand refinement without
+and with the separation (``refine_occupancy=...``; the latter is ``halohand reconstruct
+--learned``), so that the machine's drifts hit them alike. One
 untimed warm-up call of each first. Reported: seconds per call (median, min, all), the
 ratio pair / single, whether every mesh is watertight, and the machine (load average and a
 matmul calibration before and after; ``benchmarks/_report.py``). The target of the
@@ -61,6 +63,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--learned", action="store_true", help="also the learned refinement")
     args = parser.parse_args()
 
     import torch
@@ -75,7 +78,15 @@ def main() -> None:
     model.reconstruct(split_interhand(pairs[0][1])[0], resolution=res)
     model.reconstruct_pair(pairs[0][1], resolution=res)
     model.reconstruct_pair(pairs[0][1], resolution=res, separate=True)
+    refiner = None
+    if args.learned:
+        from halohand.inference.pair_refiner import load_pair_refiner
+
+        refiner = load_pair_refiner()
+        model.reconstruct_pair(pairs[0][1], resolution=res, refine_occupancy=refiner)
     begin()
+    learned_t: list[float] = []
+    learned_sep_t: list[float] = []
     single: list[float] = []
     pair_t: list[float] = []
     separated_t: list[float] = []
@@ -95,6 +106,14 @@ def main() -> None:
             watertight &= bool(mesh.is_watertight and both.right.is_watertight)
             watertight &= bool(both.left.is_watertight)
             watertight &= bool(apart.right.is_watertight and apart.left.is_watertight)
+            if refiner is not None:
+                for separate, times in ((False, learned_t), (True, learned_sep_t)):
+                    t0 = time.perf_counter()
+                    done = model.reconstruct_pair(
+                        kp42, resolution=res, separate=separate, refine_occupancy=refiner
+                    )
+                    times.append(time.perf_counter() - t0)
+                    watertight &= bool(done.right.is_watertight and done.left.is_watertight)
     report = {
         "benchmark": "bench_pair",
         "resolution": res,
@@ -113,6 +132,12 @@ def main() -> None:
         "separated_meets_target_median": bool(np.median(separated_t) <= 1.2),
         "all_watertight": watertight,
     }
+    if refiner is not None:
+        report["pair_learned"] = _stats(learned_t)
+        report["pair_learned_separated"] = _stats(learned_sep_t)
+        report["learned_over_pair_median"] = round(
+            float(np.median(learned_t) / np.median(pair_t)), 3
+        )
     emit(report, args.json)
 
 

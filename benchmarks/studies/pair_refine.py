@@ -14,8 +14,14 @@ symmetric A-PD / M-PD (mm, 32^3 grid) (``halohand.interaction.plausibility``). R
 * ``halo+separate`` / ``halo+refine+separate``: the same keypoints meshed with the
   occupancy overlap removed (``HALO.reconstruct_pair(..., separate=True)``,
   :func:`halohand.inference.two_hands.separate_occupancy`);
+* ``learned`` / ``learned+separate``: the true keypoints meshed through the learned
+  two-hand occupancy refinement (``HALO.reconstruct_pair(..., refine_occupancy=...)``,
+  :mod:`halohand.inference.pair_refiner`; ``--pair-refiner`` weights, default the shipped
+  ones; no such rows without weights), without and with the separation after it;
 * with ``--noise-mm`` (Gaussian per axis): ``noisy``, ``noisy+kprefine`` (the keypoint
   refiner), ``noisy+kprefine+refine`` and ``noisy+kprefine+refine+separate``.
+
+Each row also records ``mesh_s``, the seconds of its ``reconstruct_pair`` call.
 
     python benchmarks/studies/pair_refine.py --pairs 24 \\
         --json benchmarks/results/studies/pair_refine.json
@@ -42,6 +48,7 @@ from halohand.evaluation.metrics import iou, mesh_metrics  # noqa: E402
 from halohand.fitting.keypoint_refiner import load_refiner, refine_keypoints  # noqa: E402
 from halohand.fitting.pair_refine import refine_pair  # noqa: E402
 from halohand.inference.halo import HALO  # noqa: E402
+from halohand.inference.pair_refiner import load_pair_refiner, pair_refiner_path  # noqa: E402
 from halohand.interaction.plausibility import penetration_depth, penetration_volume  # noqa: E402
 from halohand.objects.inside import contains  # noqa: E402
 
@@ -83,9 +90,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--noise-mm", type=float, default=10.0, help="0: no noisy rows")
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--pair-refiner", type=Path, default=None,
+                        help="learned refinement weights (default: the shipped ones)")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     halo, refiner, sampler = HALO.pretrained(), load_refiner(), PairSampler()
+    weights = args.pair_refiner or pair_refiner_path()
+    learned = None if weights is None else load_pair_refiner(weights)
     rng = np.random.default_rng(args.seed)
     rows: dict[str, list[dict[str, Any]]] = {}
     t_start = time.perf_counter()
@@ -103,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         inputs: dict[str, np.ndarray] = {"halo": kp}
         refined = refine_pair(halo, kp)
         inputs["halo+refine"] = refined.keypoints
+        if learned is not None:
+            inputs["learned"] = inputs["learned+separate"] = kp
         if args.noise_mm > 0:
             noisy = kp + rng.normal(0, args.noise_mm * 1e-3, kp.shape)
             inputs["noisy"] = noisy
@@ -114,12 +127,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 inputs[f"{name}+separate"] = inputs[name]
         results = {"truth": score(truths, truths, samples, pair_points, pair_occ)}
         for name, k in inputs.items():
+            t_mesh = time.perf_counter()
             pair_meshes = halo.reconstruct_pair(
                 k, units="m", resolution=args.resolution, colors=False,
                 separate=name.endswith("+separate"),
+                refine_occupancy=learned if name.startswith("learned") else False,
             )  # fmt: skip
+            mesh_s = time.perf_counter() - t_mesh
             meshes = pair_meshes.meshes
             row = score(list(meshes), truths, samples, pair_points, pair_occ)
+            row["mesh_s"] = mesh_s
             row["mpjpe_mm"] = float(np.linalg.norm(k - kp, axis=-1).mean() * 1e3)
             results[name] = row
         results["halo+refine"]["refine_s"] = refined.seconds
@@ -137,11 +154,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(name, {k: round(v, 4) for k, v in row.items()})
     base, ref = summary["halo"]["penetration_cm3"], summary["halo+refine"]["penetration_cm3"]
     sep = summary["halo+separate"]["penetration_cm3"]
+    reductions = {
+        f"penetration_reduction_{name}": 1.0 - summary[name]["penetration_cm3"] / base
+        for name in ("learned", "learned+separate")
+        if name in summary and base > 0
+    }
     doc = {
         "command": "python benchmarks/studies/pair_refine.py " + " ".join(argv or sys.argv[1:]),
         "pairs": args.pairs, "seed": args.seed, "resolution": args.resolution,
         "penetration_reduction": 1.0 - ref / base if base > 0 else None,
         "penetration_reduction_separate": 1.0 - sep / base if base > 0 else None,
+        **reductions, "pair_refiner": None if weights is None else str(weights),
         "summary": summary, "seconds": round(time.perf_counter() - t_start, 1), "rows": rows,
     }  # fmt: skip
     if args.json:

@@ -39,6 +39,7 @@ from halohand.fields.io import load_any_model
 from halohand.fields.skipping import effective_radii
 from halohand.inference.extract import lattice_grid
 from halohand.inference.lattice_query import LatticeQuery
+from halohand.inference.pair_refiner import LearnedPair, PairOccupancyRefiner
 from halohand.inference.query import (
     can_query_sparse,
     can_query_sparse_grad,
@@ -487,6 +488,7 @@ class HALO:
         colors: bool = True,
         coarse_resolution: int | None = None,
         separate: bool = False,
+        learned: LearnedPair | None = None,
     ) -> Iterator[trimesh.Trimesh]:
         """Yield one watertight mesh per prepared hand, in the input's frame and units.
 
@@ -503,6 +505,9 @@ class HALO:
                 other's claim removed
                 (:func:`~halohand.inference.two_hands.separate_occupancy`), so the two
                 surfaces meet instead of passing through each other.
+            learned: for a pair (right, left): mesh the two occupancies as corrected
+                together by the learned refinement
+                (:func:`~halohand.inference.two_hands.learned_pair`); before ``separate``.
 
         Each mesh carries ``metadata`` ``units`` / ``side`` and, with ``colors``,
         ``vertex_attributes["part"]`` (uint8 HALO part index). A model that predicts no
@@ -523,20 +528,27 @@ class HALO:
         n = len(prepared)
         if separate and n != 2:
             raise HalohandInputError(f"separate=True needs exactly two hands, got {n}")
+        if learned is not None and n != 2:
+            raise HalohandInputError(f"the learned refinement needs exactly two hands, got {n}")
+        paired = separate or learned is not None
 
         def other(i: int) -> int | None:
-            return 1 - i if separate else None
+            return 1 - i if paired else None
 
         if workers < 2 or n < 2:
             for i in range(n):
-                yield self._mesh(prepared, i, res, coarse, colors, workers, other(i))
+                yield self._mesh(
+                    prepared, i, res, coarse, colors, workers, other(i), separate, learned
+                )
             return
         group = HANDS_IN_FLIGHT_PER_WORKER * workers
         for start in range(0, n, group):
             done: dict[int, trimesh.Trimesh] = {}
 
             def one(i: int, done: dict[int, trimesh.Trimesh] = done) -> None:
-                done[i] = self._mesh(prepared, i, res, coarse, colors, 1, other(i))
+                done[i] = self._mesh(
+                    prepared, i, res, coarse, colors, 1, other(i), separate, learned
+                )
 
             run_batches(one, range(start, min(start + group, n)), workers, one_thread=True)
             for i in sorted(done):
@@ -551,9 +563,12 @@ class HALO:
         colors: bool,
         workers: int,
         other: int | None = None,
+        separate: bool = True,
+        learned: LearnedPair | None = None,
     ) -> trimesh.Trimesh:
         """Mesh of prepared hand ``i`` (see :meth:`meshes`), lattice batches in ``workers``
-        threads; with ``other``, hand ``other``'s claim removed from its occupancy."""
+        threads; with ``other``, its occupancy refined with hand ``other``'s (``learned``)
+        and/or with ``other``'s claim removed (``separate``)."""
         radii = self.skip_radii
         dev = self.device
         by_part = self.part_candidates is not None
@@ -597,7 +612,7 @@ class HALO:
                 return occ[0].float().cpu().numpy(), parts[0].argmax(-1).cpu().numpy()
 
         if other is not None:
-            fn = self._separated(fn, prepared, other, centre_t)
+            fn = self._paired(fn, prepared, i, other, centre_t, separate, learned)
         # Part colours come with the grid: each vertex takes the part with the highest
         # probability at the inside end of its lattice edge (< 1 voxel away), so the
         # vertices need no second network pass. Each level after the first evaluates
@@ -623,13 +638,22 @@ class HALO:
         mesh.metadata["side"] = "left" if prepared.is_left[i] else "right"
         return mesh
 
-    def _separated(
-        self, fn: Callable[..., Any], prepared: PreparedHands, other: int, centre: Tensor
+    def _paired(
+        self,
+        fn: Callable[..., Any],
+        prepared: PreparedHands,
+        own: int,
+        other: int,
+        centre: Tensor,
+        separate: bool,
+        learned: LearnedPair | None,
     ) -> Callable[..., Any]:
-        """``fn`` (a lattice occupancy function about ``centre``) with prepared hand
-        ``other``'s claim removed (:func:`~halohand.inference.two_hands.separate_occupancy`).
-        The other hand is queried only at points inside its own keypoint box: outside it,
-        its occupancy is below the level by construction of the box's padding."""
+        """``fn`` (hand ``own``'s lattice occupancy about ``centre``) made aware of prepared
+        hand ``other``: both refined together by ``learned`` (pair order: hand 0 right,
+        hand 1 left), then, with ``separate``, ``other``'s claim removed
+        (:func:`~halohand.inference.two_hands.separate_occupancy`). The other hand is
+        queried only at points inside its own keypoint box: outside it, its occupancy is
+        below the level by construction of the box's padding (and taken as 0)."""
         dev = self.device
         hand = _select(prepared.conditioning, other, dev)
         kp_m = prepared.keypoints[other] * prepared.scale
@@ -637,26 +661,32 @@ class HALO:
                   for b in keypoint_box(kp_m, self.padding_m))  # fmt: skip
         level = self.iso_level
 
-        def separated(points: np.ndarray, *rest: Any) -> Any:
+        def paired(points: np.ndarray, *rest: Any) -> Any:
             out = fn(points, *rest)
             values = out[0] if isinstance(out, tuple) else out
             p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64) + centre
             near = ((p >= lo) & (p <= hi)).all(-1).nonzero()[:, 0]
-            if len(near) == 0:
+            if len(near) == 0 and learned is None:
                 return out
-            with torch.no_grad():
-                occ = occupancy_from_keypoints(
-                    self.network, hand, p[near][None], chunk_size=self.chunk_size or _GRID_BATCH,
-                    skip_radii=self.skip_radii,
-                )[0]  # fmt: skip
-            idx = near.cpu().numpy()
-            values = np.array(values, copy=True)
-            values[idx] = separate_occupancy(
-                values[idx], occ.float().cpu().numpy().astype(values.dtype), level
-            )
+            occ = torch.zeros(len(p), dtype=torch.float32, device=dev)
+            if len(near):
+                with torch.no_grad():
+                    occ[near] = occupancy_from_keypoints(
+                        self.network, hand, p[near][None],
+                        chunk_size=self.chunk_size or _GRID_BATCH, skip_radii=self.skip_radii,
+                    )[0].float()  # fmt: skip
+            mine = torch.from_numpy(np.asarray(values, dtype=np.float32)).to(dev)
+            if learned is not None:
+                both = torch.stack([mine, occ] if own == 0 else [occ, mine], -1)
+                with torch.no_grad():
+                    both = learned.refine(p, both)  # the lattice is in metres
+                mine, occ = both[:, own], both[:, other]
+            if separate:
+                mine = separate_occupancy(mine, occ, level)
+            values = mine.cpu().numpy().astype(np.asarray(values).dtype)
             return (values, *out[1:]) if isinstance(out, tuple) else values
 
-        return separated
+        return paired
 
     def reconstruct(
         self,
@@ -725,6 +755,7 @@ class HALO:
         refine: PairRefiner | None = None,
         separate: bool = False,
         convention: str = "auto",
+        refine_occupancy: bool | PairOccupancyRefiner = False,
     ) -> TwoHandReconstruction:
         """A right and a left hand from one array: two watertight meshes and their
         occupancy fields (:mod:`halohand.inference.two_hands`).
@@ -746,6 +777,13 @@ class HALO:
                 (:func:`~halohand.inference.two_hands.separate_occupancy`); the meshes meet
                 instead of passing through each other (after ``refine``, if any).
             convention: the keypoints' joint placement per hand (see :meth:`prepare`).
+            refine_occupancy: the learned two-hand occupancy refinement (Im2Hands'
+                refinement network, :mod:`halohand.inference.pair_refiner`): ``True`` for
+                the shipped weights, or a
+                :class:`~halohand.inference.pair_refiner.PairOccupancyRefiner`; both
+                hands' fields are corrected together before meshing (and before
+                ``separate``). Costs two initial meshes at its ``surface_resolution`` and
+                one network query per lattice point.
 
         Returns:
             a :class:`~halohand.inference.two_hands.TwoHandReconstruction` (``right``,
@@ -755,7 +793,7 @@ class HALO:
         """
         return reconstruct_pair(
             self, keypoints, units, fmt, resolution, colors=colors, refine=refine,
-            separate=separate, convention=convention,
+            separate=separate, convention=convention, refine_occupancy=refine_occupancy,
         )  # fmt: skip
 
     def pair_occupancy(

@@ -26,6 +26,12 @@ hand is cut where the other hand is surer, not moved (moving it is ``refine``'s 
 the hook for a two-hand stage that corrects the keypoints before meshing (e.g. against
 interpenetration or keypoint noise): it receives and returns ``[2, 21, 3]`` metres in the
 project's order (right, left), in the input frame.
+
+With ``refine_occupancy`` the two occupancy fields go through the learned two-hand
+refinement (Im2Hands' refinement network, :mod:`halohand.inference.pair_refiner`) before
+meshing: both hands' initial HALO meshes at the refiner's ``surface_resolution`` give the
+points it encodes, and every lattice point's two occupancies are corrected together
+(:func:`learned_pair`). With ``separate`` too, the refined fields are separated.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ from torch import Tensor
 
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import UNIT_SCALE
+from halohand.inference.pair_refiner import (
+    LearnedPair,
+    PairOccupancyRefiner,
+    load_pair_refiner,
+    surface_points,
+)
 from halohand.skeleton import BONES
 from halohand.skeleton.orders import num_joints, split_interhand, to_openpose
 from halohand.skeleton.validation import check_format, resolve_units
@@ -142,6 +154,8 @@ class TwoHandReconstruction:
         model: the :class:`~halohand.HALO` that made them (queried by :meth:`occupancy`).
         separated: whether the meshes (and :meth:`occupancy`) have the overlap removed
             (:func:`separate_occupancy`).
+        learned: the learned refinement the meshes (and :meth:`occupancy`) went through,
+            or ``None``.
     """
 
     right: trimesh.Trimesh
@@ -150,6 +164,7 @@ class TwoHandReconstruction:
     units: str
     model: Any = field(repr=False)
     separated: bool = False
+    learned: LearnedPair | None = field(default=None, repr=False)
 
     @property
     def meshes(self) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
@@ -158,11 +173,16 @@ class TwoHandReconstruction:
     def occupancy(self, points: Any, *, grad: bool | None = None) -> Tensor:
         """``[2, N]`` occupancy of each hand (right, left) at ``[N, 3]`` points in the input's
         frame and units; differentiable with respect to ``points`` (a tensor with
-        ``requires_grad``), as :meth:`halohand.HALO.occupancy`; separated like the meshes
-        when :attr:`separated`."""
+        ``requires_grad``), as :meth:`halohand.HALO.occupancy`; refined and separated like
+        the meshes (:attr:`learned`, :attr:`separated`)."""
         occ = self.model.occupancy(
             points, self.keypoints, side=list(PAIR_SIDES), units=self.units, grad=grad
         )
+        if self.learned is not None:
+            pts = points if isinstance(points, Tensor) else torch.as_tensor(points)
+            pts_m = pts.to(occ.device, torch.float64) * UNIT_SCALE[self.units]
+            with torch.set_grad_enabled(bool(grad) or occ.requires_grad):
+                occ = self.learned.refine(pts_m, occ.T).T
         if not self.separated:
             return occ
         level = float(self.model.iso_level)
@@ -193,8 +213,19 @@ def reconstruct_pair(
     refine: PairRefiner | None = None,
     separate: bool = False,
     convention: str = "auto",
+    refine_occupancy: bool | PairOccupancyRefiner = False,
 ) -> TwoHandReconstruction:
     """Mesh a right and a left hand (see :meth:`halohand.HALO.reconstruct_pair`)."""
+    refiner: PairOccupancyRefiner | None = None
+    if refine_occupancy is True:
+        refiner = load_pair_refiner()
+    elif isinstance(refine_occupancy, PairOccupancyRefiner):
+        refiner = refine_occupancy
+    elif refine_occupancy is not False:
+        raise HalohandInputError(
+            f"refine_occupancy must be True, False or a PairOccupancyRefiner, got "
+            f"{type(refine_occupancy).__name__}"
+        )
     kp, _ = pair_keypoints(keypoints, fmt)
     if isinstance(kp, Tensor):
         kp = kp.detach().cpu().numpy().astype(np.float64)
@@ -209,8 +240,24 @@ def reconstruct_pair(
             )
         kp = refined / scale
     prepared = model.prepare(kp, list(PAIR_SIDES), unit, convention=convention)
-    right, left = model.meshes(prepared, resolution, colors=colors, separate=separate)
-    return TwoHandReconstruction(right, left, prepared.keypoints, unit, model, separate)
+    learned = None if refiner is None else learned_pair(model, prepared, refiner)
+    right, left = model.meshes(
+        prepared, resolution, colors=colors, separate=separate, learned=learned
+    )
+    return TwoHandReconstruction(right, left, prepared.keypoints, unit, model, separate, learned)
+
+
+def learned_pair(model: Any, prepared: Any, refiner: PairOccupancyRefiner) -> LearnedPair:
+    """The refiner's context of a prepared pair (right, left): both hands' initial HALO
+    meshes at ``surface_resolution``, their vertices (points on the level set) thinned to
+    ``iso_points`` farthest points per hand, encoded with the keypoints (metres)."""
+    iso = initial_surface(model, prepared, refiner.config.surface_resolution,
+                          refiner.config.iso_points)  # fmt: skip
+    dev = next(refiner.parameters()).device
+    kp_m = torch.as_tensor(prepared.keypoints * prepared.scale, device=dev)
+    with torch.no_grad():
+        context = refiner.context(torch.as_tensor(iso, device=dev)[None], kp_m[None])
+    return LearnedPair(refiner, context, float(model.iso_level))
 
 
 def pair_occupancy(
@@ -226,3 +273,12 @@ def pair_occupancy(
     :meth:`halohand.HALO.pair_occupancy`)."""
     kp, _ = pair_keypoints(keypoints, fmt)
     return model.occupancy(points, kp, side=list(PAIR_SIDES), units=units, grad=grad)
+
+
+def initial_surface(model: Any, prepared: Any, resolution: int, n: int) -> np.ndarray:
+    """``[2, n, 3]`` metres: farthest points of the vertices of both prepared hands'
+    HALO meshes at ``resolution`` (points on the mesh level; the refiner's input)."""
+    if len(prepared) != 2:
+        raise HalohandInputError(f"the learned refinement needs two hands, got {len(prepared)}")
+    meshes = model.meshes(prepared, resolution, colors=False)
+    return np.stack([surface_points(np.asarray(m.vertices) * prepared.scale, n) for m in meshes])

@@ -47,7 +47,13 @@ def _register() -> None:
     from halohand.apps.cli.grasp import grasp_app
     from halohand.apps.cli.image import image
     from halohand.apps.cli.reconstruct import occupancy, reconstruct
-    from halohand.apps.cli.train import calibrate, evaluate, train, train_refiner
+    from halohand.apps.cli.train import (
+        calibrate,
+        evaluate,
+        train,
+        train_pair_refiner,
+        train_refiner,
+    )
     from halohand.apps.cli.view import view
 
     app.add_typer(data_app, name="data")
@@ -55,6 +61,7 @@ def _register() -> None:
     app.command("demo")(demo)
     app.command("train")(train)
     app.command("train-refiner")(train_refiner)
+    app.command("train-pair-refiner")(train_pair_refiner)
     app.command("evaluate")(evaluate)
     app.command("calibrate")(calibrate)
     app.command("reconstruct")(reconstruct)

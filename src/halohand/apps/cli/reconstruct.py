@@ -105,12 +105,20 @@ def _prepare_pair(
 
 
 def _pair_meshes(
-    model: Any, prepared: Any, where: list[tuple[int, str]], resolution: int, separate: bool
+    model: Any,
+    prepared: Any,
+    where: list[tuple[int, str]],
+    resolution: int,
+    separate: bool,
+    learned: Any = None,
 ) -> Any:
     """Meshes of a two-hand file's hands in ``where`` order; with ``separate``, the two
     hands of each complete pair are meshed together with their overlap removed
-    (``HALO.meshes(..., separate=True)``)."""
-    if not separate:
+    (``HALO.meshes(..., separate=True)``); with ``learned`` (a pair refiner), their two
+    fields are first corrected together by it."""
+    from halohand.inference.two_hands import learned_pair
+
+    if not separate and learned is None:
         yield from model.meshes(prepared, resolution)
         return
     k = 0
@@ -118,7 +126,10 @@ def _pair_meshes(
         n = 2 if k + 1 < len(where) and where[k + 1][0] == where[k][0] else 1
         sides = [side for _, side in where[k : k + n]]
         sub = model.prepare(prepared.keypoints[k : k + n], sides, prepared.units, convention="rig")
-        yield from model.meshes(sub, resolution, separate=n == 2)
+        context = None
+        if n == 2 and learned is not None:
+            context = learned_pair(model, sub, learned)  # sides come right, then left
+        yield from model.meshes(sub, resolution, separate=separate and n == 2, learned=context)
         k += n
 
 
@@ -190,6 +201,15 @@ def reconstruct(
             "--no-separate meshes each hand on its own.",
         ),
     ] = True,
+    learned: Annotated[
+        bool,
+        typer.Option(
+            "--learned",
+            help="Two-hand files: correct both hands' occupancy fields together with the "
+            "learned two-hand refinement before meshing (before --separate; trained on the "
+            "shipped model; docs/two_hands.md).",
+        ),
+    ] = False,
 ) -> None:
     """Reconstruct watertight, part-coloured hand meshes from keypoint files.
 
@@ -278,6 +298,11 @@ def reconstruct(
         refiner = load_refiner()
         jobs = [(kf, _refined(model, refiner, p, None), names) for kf, p, names in jobs]
         pair_jobs = [(pf, _refined(model, refiner, p, where), where) for pf, p, where in pair_jobs]
+    pair_refiner = None
+    if learned and pair_jobs:
+        from halohand.inference.pair_refiner import load_pair_refiner
+
+        pair_refiner = load_pair_refiner()
     total = sum(len(names) for _, _, names in jobs) + sum(len(w) for _, _, w in pair_jobs)
     empty = 0
     with tqdm(total=total, desc="reconstruct", unit="hand", disable=None, file=sys.stderr) as bar:
@@ -297,7 +322,7 @@ def reconstruct(
             # meshes come in order, right before left within a pair: each pair's scene is
             # written once its last hand is done
             scene: list[tuple[str, Any, Any]] = []
-            meshes = _pair_meshes(model, prepared, where, resolution, separate)
+            meshes = _pair_meshes(model, prepared, where, resolution, separate, pair_refiner)
             for k, ((i, hand_side), mesh) in enumerate(zip(where, meshes, strict=True)):
                 stem = pf.names[i]
                 if len(mesh.faces) == 0:

@@ -265,3 +265,56 @@ def train_refiner(
     torch.set_num_threads(threads)
     summary = run(cfg, out, resume=resume, log=lambda s: typer.echo(s, err=True))
     typer.echo(json.dumps(summary, indent=2))
+
+
+def train_pair_refiner(
+    data: Annotated[
+        list[Path], typer.Option("--data", help="Pair data (halohand data pairs); repeatable.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (cache, checkpoint, weights).")],
+    resume: Resume = False,
+    preset: Annotated[str, typer.Option("--preset", help="Recipe: cpu or gpu.")] = "cpu",
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Pairs per step.")] = None,
+    points: Annotated[int | None, typer.Option("--points", help="Query points per pair.")] = None,
+    anchors: Annotated[int | None, typer.Option("--anchors", help="Anchors per hand.")] = None,
+    width: Annotated[int | None, typer.Option("--width", help="Feature width.")] = None,
+    penetration_weight: Annotated[
+        float | None, typer.Option("--penetration-weight", help="Weight of Eq. 9.")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or auto.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling and init seed.")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="Torch CPU threads.")] = 1,
+) -> None:
+    """Train the learned two-hand occupancy refinement (docs/two_hands.md) on the frozen
+    shipped HALO; writes OUT/pair_refiner.safetensors, OUT/summary.json, OUT/train.log."""
+    import json
+
+    name = check_choice(preset, ("cpu", "gpu"), "--preset")
+    in_range(threads, 1, 256, "--threads")
+    check_out_folder(out, "--out")
+    for root in data:
+        if not (root / "manifest.json").is_file():
+            raise HalohandInputError(
+                f"--data {root}: no manifest.json (make it with halohand data pairs)"
+            )
+    for option, value in (("--steps", steps), ("--batch", batch), ("--points", points),
+                          ("--anchors", anchors), ("--width", width)):  # fmt: skip
+        if value is not None:
+            at_least(value, 1, option)
+    if penetration_weight is not None and not penetration_weight >= 0:
+        raise HalohandInputError(f"--penetration-weight must be >= 0, got {penetration_weight}")
+
+    import torch
+
+    from halohand.training.pair_refiner import PRESETS, config_with, train_pair_refiner
+
+    cfg = config_with(
+        PRESETS[str(name)], steps=steps, batch=batch, points=points, anchors=anchors,
+        width=width, penetration_weight=penetration_weight, device=device, seed=seed,
+    )  # fmt: skip
+    torch.set_num_threads(threads)
+    summary = train_pair_refiner(
+        cfg, data, out, resume=resume, log=lambda s: typer.echo(s, err=True)
+    )
+    typer.echo(json.dumps(summary, indent=2))
