@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from halo_fakes import run_cli
 
 from halohand.core.errors import HalohandInputError
 from halohand.grasp import taxonomy as tx
@@ -137,3 +138,14 @@ def test_taxonomy_run_resumes_and_records_types(tmp_path) -> None:
     again = synthesize(["sphere_1"], 100, out, seed=1, config=cfg, show_progress=False)
     assert again["objects"][0]["shards_reused"] == 2
     assert [p.stat().st_mtime_ns for p in shards] == stamps
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--types", "tripod"), ("--taxonomy", "--types", "power_grip")],
+)
+def test_cli_bad_types_exit_2_with_one_line(monkeypatch, capsys, tmp_path, args) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, "grasp", "synthesize", "--out", tmp_path / "o",
+                           "--objects", "box_0", *args)  # fmt: skip
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error:")
