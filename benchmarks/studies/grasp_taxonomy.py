@@ -54,6 +54,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resolution", type=int, default=96)
     ap.add_argument("--tile", type=int, default=128)
+    ap.add_argument(
+        "--objects",
+        default="new",
+        help="new (the six built here) or registry ids / a split (load_objects).",
+    )
+    ap.add_argument("--contact-scale", type=float, default=9.0)
+    ap.add_argument("--hinge-mm", type=float, default=2.0)
+    ap.add_argument("--press-mm", type=float, default=3.0)
+    ap.add_argument(
+        "--accept-mm",
+        type=float,
+        default=5.0,
+        help="The taxonomy engine's acceptance depth (max_penetration_mm).",
+    )
     ap.add_argument("--markdown", action="store_true", help="Print the tables of --json; no runs.")
     args = ap.parse_args()
     if args.markdown:
@@ -68,21 +82,26 @@ def main() -> None:
     from halohand.grasp.generate import grasp_halo
     from halohand.grasp.synthesis import SynthesisConfig, _batch_seed, synthesize_batch
     from halohand.grasp.taxonomy import analyse, choose_types
-    from halohand.objects.registry import object_from_mesh
+    from halohand.objects.registry import load_objects, object_from_mesh
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     halo = grasp_halo()
-    objs = [object_from_mesh(m, units="m", object_id=k, orient="keep")
-            for k, m in new_objects().items()]  # fmt: skip
+    if args.objects == "new":
+        objs = [object_from_mesh(m, units="m", object_id=k, orient="keep")
+                for k, m in new_objects().items()]  # fmt: skip
+    else:
+        objs = load_objects(args.objects)
     if args.only:
         objs = [o for o in objs if o.object_id in args.only.split(",")]
     configs = {
         "engine": SynthesisConfig(batch_size=args.n, steps=args.steps, sides="right"),
         "engine_taxonomy": SynthesisConfig(batch_size=args.n, steps=args.steps, sides="right",
-                                           taxonomy=True, max_penetration_mm=5.0),
+                                           taxonomy=True, max_penetration_mm=args.accept_mm,
+                                           contact_scale=args.contact_scale,
+                                           hinge_mm=args.hinge_mm, press_mm=args.press_mm),
     }  # fmt: skip
-    doc: dict = {"n": args.n, "steps": args.steps, "seed": args.seed,
+    doc: dict = {"n": args.n, "steps": args.steps, "seed": args.seed, "objects": args.objects,
                  "resolution": args.resolution,
                  "objects_cm": {o.object_id: [round(float(e) * 100, 1) for e in o.mesh.extents]
                                 for o in objs},

@@ -114,9 +114,10 @@ class SynthesisConfig:
         types: with ``taxonomy``, only these types (empty: chosen from the geometry).
         contact_scale: with ``taxonomy``, the contact weight's multiplier (fewer points than
             the plain engine's five tips, which must close in on the surface).
-        hard_penetration: with ``taxonomy``, weight of the squared depth (cm) beyond 2 mm of
-            hand vertices inside the object and of object points inside the hand's spheres:
-            a near-hard limit on top of the linear penetration terms.
+        hard_penetration: with ``taxonomy``, weight of the squared depth (cm) beyond
+            ``hinge_mm`` of hand vertices inside the object and of object points inside the
+            hand's spheres: a near-hard limit on top of the linear penetration terms.
+        press_mm: with ``taxonomy``, depth the pads are asked to press into the surface.
     """
 
     batch_size: int = 32
@@ -137,6 +138,8 @@ class SynthesisConfig:
     stability_filter: bool = True
     contact_scale: float = 9.0
     hard_penetration: float = 10.0
+    hinge_mm: float = 2.0
+    press_mm: float = 3.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.steps < 1 or self.max_batches < 1:
@@ -159,7 +162,10 @@ class SynthesisConfig:
         settings only when it is on, so plain runs keep their earlier settings (resume)."""
         out = asdict(self)
         if not self.taxonomy:
-            for k in ("taxonomy", "types", "stability_filter", "contact_scale", "hard_penetration"):
+            for k in (
+                "taxonomy", "types", "stability_filter", "contact_scale", "hard_penetration",
+                "hinge_mm", "press_mm",
+            ):  # fmt: skip
                 out.pop(k)
         return out
 
@@ -358,8 +364,10 @@ def synthesize_batch(
         # The palm's centre is asked to stay PALM_GAP_M off the surface: the simulator holds
         # the hand by the convex hull of each part, and the palm's hull fills the hollow of a
         # curled hand, so a palm centre on the surface puts its hull inside the object.
-        contact_gap = torch.tensor([tx.PALM_GAP_M if k == "palm" else 0.0 for k in names],
-                                   dtype=dt)  # fmt: skip
+        # The pads are asked ``press_mm`` into the surface (a fingertip pad pressed flat).
+        contact_gap = torch.tensor(
+            [tx.PALM_GAP_M if k == "palm" else -cfg.press_mm * 1e-3 for k in names], dtype=dt
+        )
     else:
         # Pre-grasp poses: a random gesture opened to 20-60 % plus 5 degrees of noise.
         lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
@@ -430,7 +438,7 @@ def synthesize_batch(
             contact = d_tip.abs().sum(-1) + power * d_palm.abs()
         pen = torch.relu(-d_vert).sum(-1)
         if cfg.taxonomy:
-            deep = _CM * torch.relu(-d_vert - 0.002)
+            deep = _CM * torch.relu(-d_vert - cfg.hinge_mm * 1e-3)
             pen = pen + cfg.hard_penetration / _CM * deep.square().sum(-1)
         # Spheres: finger spheres from the keypoints, palm spheres rigid with the hand.
         fc, fr, _ = _finger_spheres(kp, geo.bone_kp, geo.bone_radius)
@@ -442,7 +450,7 @@ def synthesize_batch(
         dist = torch.cdist(obj_pts[None].expand(n, -1, -1), centres)  # [n, 600, S]
         oih = torch.relu(radii[:, None] - dist).sum((-1, -2))
         if cfg.taxonomy:
-            deep = _CM * torch.relu(radii[:, None] - dist - 0.002)
+            deep = _CM * torch.relu(radii[:, None] - dist - cfg.hinge_mm * 1e-3)
             oih = oih + cfg.hard_penetration / _CM * deep.square().sum((-1, -2))
         gap = torch.linalg.vector_norm(centres[:, pair_a] - centres[:, pair_b], dim=-1)
         spen = torch.relu(radii[:, pair_a] + radii[:, pair_b] - gap).sum(-1)
