@@ -51,7 +51,9 @@ from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.rotations import align, axis_angle_to_matrix, rodrigues
 from halohand.core.schedule import cosine
 from halohand.fitting.template_fit import pose_prior_stats
+from halohand.grasp import taxonomy as tx
 from halohand.grasp.metrics import intersection_volume
+from halohand.grasp.stability import DIRECTIONS, simulate_hulls
 from halohand.handmodel.collision import load_sphere_proxy
 from halohand.handmodel.pose import JOINT_LIMITS
 from halohand.handmodel.prior import GESTURES, IdentityPrior
@@ -151,9 +153,7 @@ class SynthesisConfig:
         if not 1 <= self.min_tip_contacts <= 5:
             raise HalohandInputError("min_tip_contacts must be in 1..5")
         if self.types:
-            from halohand.grasp.taxonomy import check_types
-
-            check_types(tuple(self.types))
+            tx.check_types(tuple(self.types))
             if not self.taxonomy:
                 raise HalohandInputError("grasp types need taxonomy=True")
 
@@ -217,9 +217,7 @@ def _hand_geometry() -> _HandGeometry:
         cand = np.flatnonzero(labels == part)
         tips.append(int(cand[np.argmin(np.linalg.norm(verts[cand] - q, axis=1))]))
     # Palm centre: the palm vertex nearest to a point 5 cm in front of the palm (-Z).
-    centre = kp[[0, 5, 9, 13, 17]].mean(0) * 0.4 + kp[[5, 9, 13, 17]].mean(0) * 0.6
-    cand = np.flatnonzero(labels == 0)
-    palm = int(cand[np.argmin(np.linalg.norm(verts[cand] - (centre - [0, 0, 0.05]), axis=1))])
+    palm = tx.palm_vertex(model)
 
     bones = np.array([(a + i, a + i + 1) for a, _ in _FINGER_KP for i in range(3)])
     # Inscribed radius of a bone: a low percentile of its part's vertex distances to the
@@ -337,8 +335,6 @@ def synthesize_batch(
     scale = model.scale_for_hand_length(length, factors, width)
 
     if cfg.taxonomy:
-        from halohand.grasp import taxonomy as tx
-
         share = (
             {k: 1.0 / len(cfg.types) for k in cfg.types}
             if cfg.types
@@ -563,9 +559,6 @@ def _evaluate_types(
     surface at most ``max_penetration_mm`` inside the hand (a finger through a plate puts
     no hand vertex deeper than half its thickness), then the simulator."""
     import igl
-
-    from halohand.grasp import taxonomy as tx
-    from halohand.grasp.stability import DIRECTIONS, simulate_hulls
 
     cverts = tx.contact_vertices()
     faces = np.ascontiguousarray(_model().mesh_faces(side), dtype=np.int64)

@@ -62,12 +62,16 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
+import torch
 
 from halohand.core.errors import HalohandInputError
 from halohand.core.rotations import rodrigues
+from halohand.handmodel.pose import JOINT_LIMITS
+from halohand.handmodel.prior import GESTURES
+from halohand.handmodel.torch_model import TorchHandModel
+from halohand.skeleton import NUM_PARTS, PART_NAMES
 
 if TYPE_CHECKING:
-    from halohand.handmodel.torch_model import TorchHandModel
     from halohand.objects.registry import GraspObject
 
 __all__ = [
@@ -153,12 +157,7 @@ def contact_vertices() -> dict[str, int]:
     position along it, on the palmar side (-Y of the phalanx's rest joint frame) or the
     radial side (toward the thumb: index MCP minus middle MCP, made normal to the bone).
     """
-    import torch
-
-    from halohand.grasp.synthesis import _hand_geometry, _model
-    from halohand.skeleton import NUM_PARTS, PART_NAMES
-
-    model = _model()
+    model = _template_model()
     tpl = model.template
     rest = model(
         torch.zeros(1, 15, 3), torch.ones(1, NUM_PARTS), torch.ones(1), torch.ones(1),
@@ -181,8 +180,27 @@ def contact_vertices() -> dict[str, int]:
         q = a + t * (b - a) + 0.02 * out_dir
         cand = np.flatnonzero(tpl.part_labels == PART_NAMES.index(f"{finger}{bone}"))
         out[name] = int(cand[np.argmin(np.linalg.norm(verts[cand] - q, axis=1))])
-    out["palm"] = int(_hand_geometry().palm_vertex)
+    out["palm"] = palm_vertex(model)
     return out
+
+
+@lru_cache(maxsize=1)
+def _template_model() -> TorchHandModel:
+    return TorchHandModel()
+
+
+def palm_vertex(model: TorchHandModel) -> int:
+    """The template vertex at the centre of the palmar surface: the palm vertex nearest a
+    point 5 cm in front of the palm (-Z), the engine's palm contact point."""
+    rest = model(
+        torch.zeros(1, 15, 3), torch.ones(1, NUM_PARTS), torch.ones(1), torch.ones(1),
+        with_vertices=True,
+    )  # fmt: skip
+    kp = rest.keypoints[0].numpy()
+    verts = rest.vertices[0].numpy()
+    centre = kp[[0, 5, 9, 13, 17]].mean(0) * 0.4 + kp[[5, 9, 13, 17]].mean(0) * 0.6
+    cand = np.flatnonzero(model.template.part_labels == 0)
+    return int(cand[np.argmin(np.linalg.norm(verts[cand] - (centre - [0, 0, 0.05]), axis=1))])
 
 
 # -- object geometry ----------------------------------------------------------------------------
@@ -604,11 +622,6 @@ def place_starts(
     ``[n, 3]`` (m) of starts of the given ``types`` (indices into :data:`TYPE_NAMES`) on
     ``obj``, for hands of the given identities (torch tensors of the engine); see the module
     docstring. All randomness from ``rng``."""
-    import torch
-
-    from halohand.handmodel.pose import JOINT_LIMITS
-    from halohand.handmodel.prior import GESTURES
-
     geo = analyse(obj)
     n = len(types)
     verts_idx = contact_vertices()
