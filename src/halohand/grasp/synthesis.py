@@ -51,7 +51,9 @@ from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.rotations import align, axis_angle_to_matrix, rodrigues
 from halohand.core.schedule import cosine
 from halohand.fitting.template_fit import pose_prior_stats
+from halohand.grasp import taxonomy as tx
 from halohand.grasp.metrics import intersection_volume
+from halohand.grasp.stability import DIRECTIONS, simulate_hulls
 from halohand.handmodel.collision import load_sphere_proxy
 from halohand.handmodel.pose import JOINT_LIMITS
 from halohand.handmodel.prior import GESTURES, IdentityPrior
@@ -106,6 +108,18 @@ class SynthesisConfig:
         max_penetration_mm / min_tip_contacts / contact_mm / max_intersection_cm3 /
             max_self_penetration_mm: acceptance filters.
         sdf_resolution: grid points per axis of the optimisation's signed distance.
+        taxonomy: start from grasp types of :mod:`halohand.grasp.taxonomy` (chosen and placed
+            from the object's geometry, contact asked on the type's pads) instead of random
+            gestures and directions; acceptance then also asks all the type's contact
+            points within ``contact_mm``, the object's surface within ``max_penetration_mm``
+            of the hand's, and (``stability_filter``) the MuJoCo six-direction test.
+        types: with ``taxonomy``, only these types (empty: chosen from the geometry).
+        contact_scale: with ``taxonomy``, the contact weight's multiplier (fewer points than
+            the plain engine's five tips, which must close in on the surface).
+        hard_penetration: with ``taxonomy``, weight of the squared depth (cm) beyond
+            ``hinge_mm`` of hand vertices inside the object and of object points inside the
+            hand's spheres: a near-hard limit on top of the linear penetration terms.
+        press_mm: with ``taxonomy``, depth the pads are asked to press into the surface.
     """
 
     batch_size: int = 32
@@ -121,6 +135,13 @@ class SynthesisConfig:
     max_self_penetration_mm: float = 2.0
     sdf_resolution: int = 64
     weights: EnergyWeights = field(default_factory=EnergyWeights)
+    taxonomy: bool = False
+    types: tuple[str, ...] = ()
+    stability_filter: bool = True
+    contact_scale: float = 9.0
+    hard_penetration: float = 10.0
+    hinge_mm: float = 2.0
+    press_mm: float = 3.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.steps < 1 or self.max_batches < 1:
@@ -131,10 +152,22 @@ class SynthesisConfig:
             raise HalohandInputError(f"sides must be right, left or both, got {self.sides!r}")
         if not 1 <= self.min_tip_contacts <= 5:
             raise HalohandInputError("min_tip_contacts must be in 1..5")
+        if self.types:
+            tx.check_types(tuple(self.types))
+            if not self.taxonomy:
+                raise HalohandInputError("grasp types need taxonomy=True")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able settings (stored in every shard and in ``config.json``)."""
-        return asdict(self)
+        """JSON-able settings (stored in every shard and in ``config.json``); the taxonomy
+        settings only when it is on, so plain runs keep their earlier settings (resume)."""
+        out = asdict(self)
+        if not self.taxonomy:
+            for k in (
+                "taxonomy", "types", "stability_filter", "contact_scale", "hard_penetration",
+                "hinge_mm", "press_mm",
+            ):  # fmt: skip
+                out.pop(k)
+        return out
 
 
 # -- hand geometry ----------------------------------------------------------------------------
@@ -184,9 +217,7 @@ def _hand_geometry() -> _HandGeometry:
         cand = np.flatnonzero(labels == part)
         tips.append(int(cand[np.argmin(np.linalg.norm(verts[cand] - q, axis=1))]))
     # Palm centre: the palm vertex nearest to a point 5 cm in front of the palm (-Z).
-    centre = kp[[0, 5, 9, 13, 17]].mean(0) * 0.4 + kp[[5, 9, 13, 17]].mean(0) * 0.6
-    cand = np.flatnonzero(labels == 0)
-    palm = int(cand[np.argmin(np.linalg.norm(verts[cand] - (centre - [0, 0, 0.05]), axis=1))])
+    palm = tx.palm_vertex(model)
 
     bones = np.array([(a + i, a + i + 1) for a, _ in _FINGER_KP for i in range(3)])
     # Inscribed radius of a bone: a low percentile of its part's vertex distances to the
@@ -303,36 +334,67 @@ def synthesize_batch(
     length = torch.tensor([i.hand_length for i in ids], dtype=dt)
     scale = model.scale_for_hand_length(length, factors, width)
 
-    # Pre-grasp poses: a random gesture opened to 20-60 % plus 5 degrees of noise.
-    lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
-    hi = torch.tensor(JOINT_LIMITS[..., 1], dtype=dt)
-    g = np.stack([GESTURES[_PREGRASPS[k]] for k in rng.integers(len(_PREGRASPS), size=n)])
-    a0 = g * rng.uniform(0.2, 0.6, size=(n, 1, 1)) + rng.normal(0, np.deg2rad(5), g.shape)
-    angles = torch.minimum(torch.maximum(torch.tensor(a0, dtype=dt), lo), hi)
+    if cfg.taxonomy:
+        share = (
+            {k: 1.0 / len(cfg.types) for k in cfg.types}
+            if cfg.types
+            else tx.choose_types(tx.analyse(obj))
+        )
+        types = tx.type_of_start(share, n, rng)
+        pts, _ = obj.surface_points(600, seed=int(rng.integers(2**31)))
+        a0, r0, t0_ = tx.place_starts(obj, types, rng, model, factors, width, scale, side,
+                                      length.numpy())  # fmt: skip
+        lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
+        hi = torch.tensor(JOINT_LIMITS[..., 1], dtype=dt)
+        angles = torch.tensor(a0, dtype=dt)
+        rot0 = torch.tensor(r0, dtype=dt)
+        trans0 = torch.tensor(t0_, dtype=dt)
+        cverts = tx.contact_vertices()
+        names = list(cverts)
+        contact_idx = torch.tensor([cverts[k] for k in names])
+        contact_mask = torch.tensor(
+            [[k in tx.GRASP_TYPES[tx.TYPE_NAMES[t]].contacts for k in names] for t in types],
+            dtype=dt,
+        )
+        power = torch.tensor([tx.GRASP_TYPES[tx.TYPE_NAMES[t]].power for t in types])
+        # The palm's centre is asked to stay PALM_GAP_M off the surface: the simulator holds
+        # the hand by the convex hull of each part, and the palm's hull fills the hollow of a
+        # curled hand, so a palm centre on the surface puts its hull inside the object.
+        # The pads are asked ``press_mm`` into the surface (a fingertip pad pressed flat).
+        contact_gap = torch.tensor(
+            [tx.PALM_GAP_M if k == "palm" else -cfg.press_mm * 1e-3 for k in names], dtype=dt
+        )
+    else:
+        # Pre-grasp poses: a random gesture opened to 20-60 % plus 5 degrees of noise.
+        lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
+        hi = torch.tensor(JOINT_LIMITS[..., 1], dtype=dt)
+        g = np.stack([GESTURES[_PREGRASPS[k]] for k in rng.integers(len(_PREGRASPS), size=n)])
+        a0 = g * rng.uniform(0.2, 0.6, size=(n, 1, 1)) + rng.normal(0, np.deg2rad(5), g.shape)
+        angles = torch.minimum(torch.maximum(torch.tensor(a0, dtype=dt), lo), hi)
 
-    # Placement: the palm centre a gap away from the object's support point in a random
-    # direction u, palm normal toward -u within 20 degrees, random roll about it.
-    pts, _ = obj.surface_points(600, seed=int(rng.integers(2**31)))
-    with torch.no_grad():
-        local = model(angles, factors, width, scale, side=side, with_vertices=True).vertices
-    palm_local = local[:, geo.palm_vertex].numpy()  # [n, 3] after scale and mirror
-    rots, trans = [], []
-    for b in range(n):
-        u = rng.normal(size=3)
-        u /= np.linalg.norm(u)
-        support = pts[np.argmax(pts @ u)]
-        tilt = rng.normal(size=3)
-        tilt -= (tilt @ u) * u
-        tilt /= np.linalg.norm(tilt)
-        facing = rodrigues(tilt, np.deg2rad(rng.uniform(0, 20))) @ -u
-        r = align(np.array([0.0, 0.0, -1.0]), facing)
-        r = rodrigues(facing, rng.uniform(0, 2 * np.pi)) @ r
-        target = support + u * rng.uniform(*cfg.palm_gap_m)
-        rots.append(r)
-        trans.append(target - r @ palm_local[b])
-    rot0 = torch.tensor(np.stack(rots), dtype=dt)
-    trans0 = torch.tensor(np.stack(trans), dtype=dt)
-    power = torch.tensor(rng.random(n) < 0.5)
+        # Placement: the palm centre a gap away from the object's support point in a random
+        # direction u, palm normal toward -u within 20 degrees, random roll about it.
+        pts, _ = obj.surface_points(600, seed=int(rng.integers(2**31)))
+        with torch.no_grad():
+            local = model(angles, factors, width, scale, side=side, with_vertices=True).vertices
+        palm_local = local[:, geo.palm_vertex].numpy()  # [n, 3] after scale and mirror
+        rots, trans = [], []
+        for b in range(n):
+            u = rng.normal(size=3)
+            u /= np.linalg.norm(u)
+            support = pts[np.argmax(pts @ u)]
+            tilt = rng.normal(size=3)
+            tilt -= (tilt @ u) * u
+            tilt /= np.linalg.norm(tilt)
+            facing = rodrigues(tilt, np.deg2rad(rng.uniform(0, 20))) @ -u
+            r = align(np.array([0.0, 0.0, -1.0]), facing)
+            r = rodrigues(facing, rng.uniform(0, 2 * np.pi)) @ r
+            target = support + u * rng.uniform(*cfg.palm_gap_m)
+            rots.append(r)
+            trans.append(target - r @ palm_local[b])
+        rot0 = torch.tensor(np.stack(rots), dtype=dt)
+        trans0 = torch.tensor(np.stack(trans), dtype=dt)
+        power = torch.tensor(rng.random(n) < 0.5)
 
     sdf = obj.sdf_grid(cfg.sdf_resolution)
     obj_pts = torch.tensor(pts, dtype=dt)
@@ -361,11 +423,19 @@ def synthesize_batch(
         kp, verts = out.keypoints, out.vertices
         assert verts is not None
         d_vert = sdf(verts)  # [n, V]
-        tips = verts[:, tip_idx]  # [n, 5, 3]
-        d_tip = d_vert[:, tip_idx]
-        d_palm = d_vert[:, geo.palm_vertex]
-        contact = d_tip.abs().sum(-1) + power * d_palm.abs()
+        if cfg.taxonomy:
+            # The type's contact points only (pads, palm); force closure over them.
+            tips = verts[:, contact_idx]  # [n, K, 3]
+            contact = ((d_vert[:, contact_idx] - contact_gap).abs() * contact_mask).sum(-1)
+        else:
+            tips = verts[:, tip_idx]  # [n, 5, 3]
+            d_tip = d_vert[:, tip_idx]
+            d_palm = d_vert[:, geo.palm_vertex]
+            contact = d_tip.abs().sum(-1) + power * d_palm.abs()
         pen = torch.relu(-d_vert).sum(-1)
+        if cfg.taxonomy:
+            deep = _CM * torch.relu(-d_vert - cfg.hinge_mm * 1e-3)
+            pen = pen + cfg.hard_penetration / _CM * deep.square().sum(-1)
         # Spheres: finger spheres from the keypoints, palm spheres rigid with the hand.
         fc, fr, _ = _finger_spheres(kp, geo.bone_kp, geo.bone_radius)
         fr_t = torch.tensor(fr, dtype=dt)[None] * (scale[:, None] / 1.0)
@@ -375,16 +445,25 @@ def synthesize_batch(
         radii = torch.cat([fr_t, pr], 1)  # [n, S]
         dist = torch.cdist(obj_pts[None].expand(n, -1, -1), centres)  # [n, 600, S]
         oih = torch.relu(radii[:, None] - dist).sum((-1, -2))
+        if cfg.taxonomy:
+            deep = _CM * torch.relu(radii[:, None] - dist - cfg.hinge_mm * 1e-3)
+            oih = oih + cfg.hard_penetration / _CM * deep.square().sum((-1, -2))
         gap = torch.linalg.vector_norm(centres[:, pair_a] - centres[:, pair_b], dim=-1)
         spen = torch.relu(radii[:, pair_a] + radii[:, pair_b] - gap).sum(-1)
         normals = -sdf.normals(tips)  # inward
+        if cfg.taxonomy:
+            m = contact_mask[..., None]
+            normals = normals * m
+            centre = (tips * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)
+            arm = (tips - centre) * m
+        else:
+            arm = tips - tips.mean(1, keepdim=True)
         net_f = normals.sum(1)
-        arm = tips - tips.mean(1, keepdim=True)
         net_t = torch.linalg.cross(arm, normals, dim=-1).sum(1) / 0.05
         fc_e = net_f.square().sum(-1) + net_t.square().sum(-1)
         prior = ((angles - mu) * inv_std).square().mean((-1, -2))
         terms = {
-            "contact": w.contact * _CM * contact,
+            "contact": w.contact * (cfg.contact_scale if cfg.taxonomy else 1.0) * _CM * contact,
             "penetration": w.penetration * _CM * pen,
             "object_in_hand": w.object_in_hand * _CM * oih,
             "self_penetration": w.self_penetration * _CM * spen,
@@ -421,6 +500,8 @@ def synthesize_batch(
         result[f"energy_{k}"] = v.numpy()
     result["energy"] = sum(terms.values()).numpy()
     result.update(_evaluate(obj, verts.numpy(), kp.numpy(), side, scale.numpy(), cfg))
+    if cfg.taxonomy:
+        result.update(_evaluate_types(obj, verts.numpy(), types, result, side, cfg))
     result["optimise_seconds"] = np.array(time.perf_counter() - t0)
     return result
 
@@ -450,7 +531,8 @@ def _evaluate(
         gap = np.linalg.norm(fc[i, a[m]] - fc[i, b[m]], axis=1)
         spen[i] = max(0.0, float(np.max(scale[i] * (fr[a[m]] + fr[b[m]]) - gap))) * 1e3
     vol = np.full(n, np.nan)
-    ok = (pen_mm <= cfg.max_penetration_mm) & (tips >= cfg.min_tip_contacts)
+    # The taxonomy's types ask for their own contact points instead (``_evaluate_types``).
+    ok = (pen_mm <= cfg.max_penetration_mm) & ((tips >= cfg.min_tip_contacts) | cfg.taxonomy)
     ok &= spen <= cfg.max_self_penetration_mm
     for i in np.flatnonzero(ok):
         vol[i] = intersection_volume(verts[i], faces, obj.vertices, obj.faces)
@@ -461,6 +543,65 @@ def _evaluate(
         "self_penetration_mm": spen,
         "intersection_cm3": vol,
         "accepted": accepted,
+    }
+
+
+def _evaluate_types(
+    obj: GraspObject,
+    verts: np.ndarray,
+    types: np.ndarray,
+    plain: dict[str, np.ndarray],
+    side: str,
+    cfg: SynthesisConfig,
+) -> dict[str, np.ndarray]:
+    """Taxonomy acceptance of posed hands ``[n, V, 3]`` (the plain filters' results in
+    ``plain``): the type's contact points within ``contact_mm`` of the surface, the object's
+    surface at most ``max_penetration_mm`` inside the hand (a finger through a plate puts
+    no hand vertex deeper than half its thickness), then the simulator."""
+    import igl
+
+    cverts = tx.contact_vertices()
+    faces = np.ascontiguousarray(_model().mesh_faces(side), dtype=np.int64)
+    labels = _model().template.part_labels
+    n = len(verts)
+    surface = np.ascontiguousarray(np.concatenate([obj.surface_points(2000, 0)[0], obj.vertices]))
+    pads = np.zeros(n, dtype=np.int64)
+    pads_ok = np.zeros(n, dtype=bool)
+    into_hand = np.zeros(n)
+    stable = np.zeros(n, dtype=bool)
+    overlap = np.full(n, np.nan)
+    shift = np.full((n, len(DIRECTIONS)), np.nan)
+    names = list(cverts)
+    dist = obj.signed_distance(verts[:, [cverts[c] for c in names]].reshape(-1, 3))
+    dist = dist.reshape(n, len(names)) * 1e3
+    for i in range(n):
+        want = [names.index(c) for c in tx.GRASP_TYPES[tx.TYPE_NAMES[types[i]]].contacts]
+        # The palm's centre lies in its hollow when the fingers curl round a body (6-10 mm
+        # off a 4 cm capsule in a trial wrap): it gets twice the pads' distance.
+        limit = np.array([2.0 if names[k] == "palm" else 1.0 for k in want]) * cfg.contact_mm
+        pads[i] = int((dist[i, want] < limit).sum())
+        pads_ok[i] = pads[i] == len(want)
+        hand = np.ascontiguousarray(verts[i], dtype=np.float64)
+        sd = igl.signed_distance(
+            surface, hand, faces, sign_type=igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL
+        )[0]
+        into_hand[i] = max(0.0, -float(np.min(sd))) * 1e3
+    ok = plain["accepted"] & pads_ok & (into_hand <= cfg.max_penetration_mm)
+    for i in np.flatnonzero(ok if cfg.stability_filter else np.zeros(n, bool)):
+        parts = [verts[i, labels == p] for p in np.unique(labels)]
+        res = simulate_hulls([p for p in parts if len(p) >= 8], obj)
+        stable[i] = res.stable
+        overlap[i] = res.start_overlap_mm
+        shift[i] = res.shift_m * 1e3
+    return {
+        "grasp_type": np.array([tx.TYPE_NAMES[t] for t in types]),
+        "pad_contacts": pads,
+        "contact_distance_mm": dist.astype(np.float32),
+        "object_in_hand_mm": into_hand,
+        "stable": stable,
+        "shift_mm": shift,
+        "start_overlap_mm": overlap,
+        "accepted": ok & stable if cfg.stability_filter else ok,
     }
 
 

@@ -75,6 +75,17 @@ def synthesize_cmd(
         int, typer.Option("--max-batches", help="Batches per object at most.")
     ] = 50,
     side: Annotated[str, typer.Option("--side", help="right, left or both.")] = "both",
+    taxonomy: Annotated[
+        bool,
+        typer.Option(
+            "--taxonomy/--no-taxonomy",
+            help="Start from grasp types chosen from the object's geometry (pads, no "
+            "penetration beyond 5 mm, MuJoCo stability as the filter).",
+        ),
+    ] = False,
+    types: Annotated[
+        str, typer.Option("--types", help="With --taxonomy: only these comma-separated types.")
+    ] = "",
     progress: Progress = True,
 ) -> None:
     """Synthesise grasps by optimisation with the rigged hand model (docs/grasp.md).
@@ -95,8 +106,15 @@ def synthesize_cmd(
     in_range(max_batches, 1, 1_000_000, "--max-batches")
     torch.set_num_threads(1)
     ids = parse_object_list(objects)
+    extra: dict = {}
+    if taxonomy:
+        # Human-plausible grasps allow 5 mm (grasp.metrics.MAX_PENETRATION_MM).
+        extra = {"taxonomy": True, "max_penetration_mm": 5.0,
+                 "types": tuple(t for t in types.split(",") if t)}  # fmt: skip
+    elif types:
+        raise HalohandInputError("--types needs --taxonomy")
     config = SynthesisConfig(
-        batch_size=batch_size, steps=steps, max_batches=max_batches, sides=side
+        batch_size=batch_size, steps=steps, max_batches=max_batches, sides=side, **extra
     )
     summary = synthesize(ids, n_per_object, out, seed, config, workers, progress)
     brief = {k: v for k, v in summary.items() if k != "objects"}

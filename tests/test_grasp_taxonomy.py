@@ -1,0 +1,151 @@
+"""Grasp types of the data engine (``grasp/taxonomy.py``): type choice from the geometry,
+pads on the palmar side, pad contact of produced grasps, determinism and resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from halo_fakes import run_cli
+
+from halohand.core.errors import HalohandInputError
+from halohand.grasp import taxonomy as tx
+from halohand.grasp.synthesis import SynthesisConfig, _model, synthesize, synthesize_batch
+from halohand.objects.registry import load_object, object_from_mesh
+from halohand.skeleton import NUM_PARTS
+
+
+def _obj(mesh: trimesh.Trimesh, name: str):  # noqa: ANN202
+    return object_from_mesh(mesh, units="m", object_id=name, orient="keep")
+
+
+def _top(shares: dict[str, float]) -> str:
+    return max(shares, key=shares.get)
+
+
+def test_plate_gets_disk_pinch_and_no_wrap() -> None:
+    plate = _obj(trimesh.creation.box(extents=[0.15, 0.10, 0.008]), "plate")
+    shares = tx.choose_types(tx.analyse(plate))
+    assert _top(shares) == "disk_pinch"
+    assert "power_wrap" not in shares and "spherical" not in shares
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_long_cylinder_gets_a_wrap_about_its_axis() -> None:
+    rod = _obj(trimesh.creation.cylinder(radius=0.015, height=0.16, sections=48), "rod")
+    geo = tx.analyse(rod)
+    assert _top(tx.choose_types(geo)) == "power_wrap"
+    assert abs(geo.axes[0] @ [0.0, 0.0, 1.0]) == pytest.approx(1.0, abs=1e-3)
+    assert geo.wrap_axis is not None and abs(geo.wrap_axis[2]) == pytest.approx(1.0, abs=1e-3)
+    assert geo.wrap_width == pytest.approx(0.03, abs=0.004)
+
+
+def test_small_cube_gets_precision_grasps_only() -> None:
+    cube = _obj(trimesh.creation.box(extents=[0.02, 0.02, 0.02]), "cube")
+    assert set(tx.choose_types(tx.analyse(cube))) <= {"precision_pinch", "tripod"}
+
+
+def test_large_ball_gets_spherical_and_a_handled_mug_a_hook() -> None:
+    ball = _obj(trimesh.creation.icosphere(3, radius=0.06), "ball")
+    assert tx.choose_types(tx.analyse(ball)) == {"spherical": 1.0}
+    mug = load_object("mug_0")  # a cup with a ring handle (genus 1)
+    geo = tx.analyse(mug)
+    assert geo.handle is not None and geo.handle.radius >= 0.008
+    assert "hook" in tx.choose_types(geo)
+    # The hole is outside the cup: its centre is not inside the object.
+    assert mug.signed_distance(geo.handle.centre[None])[0] > 0.0
+
+
+def test_a_solid_without_a_hole_has_no_handle() -> None:
+    box = _obj(trimesh.creation.box(extents=[0.08, 0.05, 0.04]), "box")
+    assert tx.find_handle(box) is None
+
+
+def test_contact_points_lie_on_the_palmar_side() -> None:
+    model = _model()
+    tpl = model.template
+    rest = model(torch.zeros(1, 15, 3), torch.ones(1, NUM_PARTS), torch.ones(1), torch.ones(1),
+                 with_vertices=True)  # fmt: skip
+    kp, verts = rest.keypoints[0].numpy(), rest.vertices[0].numpy()
+    idx = tx.contact_vertices()
+    for name, (finger, bone, t, side) in tx.CONTACT_POINTS.items():
+        k = tx._FINGER_KP[finger]
+        a, b = kp[k[bone - 1]], kp[k[bone]]
+        off = verts[idx[name]] - (a + t * (b - a))
+        off -= (off @ (b - a)) / ((b - a) @ (b - a)) * (b - a)
+        if side == "palmar":
+            want = -tpl.rest_frames[tx._WEBXR_PROXIMAL[finger] + bone - 1, :3, 1]
+        else:
+            want = kp[5] - kp[9]
+        cos = off @ want / np.linalg.norm(off) / np.linalg.norm(want)
+        assert cos > 0.7, (name, cos)
+        # On the phalanx, not the tip: at most 70 % of the way along the bone.
+        along = (verts[idx[name]] - a) @ (b - a) / ((b - a) @ (b - a))
+        assert 0.2 < along < 0.8, (name, along)
+
+
+def test_types_are_checked() -> None:
+    with pytest.raises(HalohandInputError, match="unknown grasp type"):
+        SynthesisConfig(taxonomy=True, types=("power_grip",))
+    with pytest.raises(HalohandInputError, match="taxonomy"):
+        SynthesisConfig(types=("tripod",))
+
+
+def test_plain_config_dict_is_unchanged() -> None:
+    assert "taxonomy" not in SynthesisConfig().to_dict()
+    assert SynthesisConfig(taxonomy=True).to_dict()["taxonomy"] is True
+
+
+def test_tripod_pads_touch_a_capsule() -> None:
+    capsule = _obj(trimesh.creation.capsule(height=0.06, radius=0.018), "capsule")
+    cfg = SynthesisConfig(taxonomy=True, types=("tripod",), steps=120, max_penetration_mm=5.0,
+                          sdf_resolution=48, stability_filter=False)  # fmt: skip
+    res = synthesize_batch(capsule, 2, seed=3, side="right", config=cfg)
+    assert list(res["grasp_type"]) == ["tripod", "tripod"]
+    names = list(tx.contact_vertices())
+    pads = [names.index(c) for c in tx.GRASP_TYPES["tripod"].contacts]
+    d = res["contact_distance_mm"][:, pads]
+    # Every pad of the type within the contact distance, nothing deep inside.
+    assert (np.abs(d) <= cfg.contact_mm).all(), d
+    assert (res["penetration_mm"] <= 5.0).all() and (res["pad_contacts"] == 3).all()
+
+
+def test_batches_are_deterministic_in_the_seed() -> None:
+    box = _obj(trimesh.creation.box(extents=[0.05, 0.03, 0.02]), "box_small")
+    cfg = SynthesisConfig(taxonomy=True, steps=3, sdf_resolution=24, stability_filter=False)
+    a = synthesize_batch(box, 3, seed=11, config=cfg)
+    b = synthesize_batch(box, 3, seed=11, config=cfg)
+    c = synthesize_batch(box, 3, seed=12, config=cfg)
+    np.testing.assert_array_equal(a["keypoints"], b["keypoints"])
+    np.testing.assert_array_equal(a["grasp_type"], b["grasp_type"])
+    assert not np.array_equal(a["keypoints"], c["keypoints"])
+
+
+def test_taxonomy_run_resumes_and_records_types(tmp_path) -> None:
+    cfg = SynthesisConfig(batch_size=2, steps=3, max_batches=2, sdf_resolution=24,
+                          taxonomy=True, stability_filter=False)  # fmt: skip
+    out = tmp_path / "grasps"
+    synthesize(["sphere_1"], 100, out, seed=1, config=cfg, show_progress=False)
+    shards = sorted((out / "sphere_1").glob("batch_*.npz"))
+    assert len(shards) == 2
+    with np.load(shards[0]) as z:
+        assert set(z["grasp_type"]) <= set(tx.TYPE_NAMES) and len(z["grasp_type"]) == 2
+    assert json.loads((out / "config.json").read_text())["config"]["taxonomy"] is True
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    again = synthesize(["sphere_1"], 100, out, seed=1, config=cfg, show_progress=False)
+    assert again["objects"][0]["shards_reused"] == 2
+    assert [p.stat().st_mtime_ns for p in shards] == stamps
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--types", "tripod"), ("--taxonomy", "--types", "power_grip")],
+)
+def test_cli_bad_types_exit_2_with_one_line(monkeypatch, capsys, tmp_path, args) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, "grasp", "synthesize", "--out", tmp_path / "o",
+                           "--objects", "box_0", *args)  # fmt: skip
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error:")
