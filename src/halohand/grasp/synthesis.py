@@ -59,7 +59,7 @@ from halohand.handmodel.pose import JOINT_LIMITS
 from halohand.handmodel.prior import GESTURES, IdentityPrior
 from halohand.handmodel.torch_model import TorchHandModel
 from halohand.objects.registry import GraspObject, load_object
-from halohand.skeleton import NUM_PARTS, PART_NAMES
+from halohand.skeleton import PART_NAMES
 
 __all__ = [
     "ENERGY_TERMS", "EnergyWeights", "SynthesisConfig", "synthesize", "synthesize_batch",
@@ -200,12 +200,7 @@ class _HandGeometry:
 def _hand_geometry() -> _HandGeometry:
     model = _model()
     tpl = model.template
-    rest = model(
-        torch.zeros(1, 15, 3), torch.ones(1, NUM_PARTS), torch.ones(1), torch.ones(1),
-        with_vertices=True,
-    )  # fmt: skip
-    kp = rest.keypoints[0].numpy()
-    verts = rest.vertices[0].numpy()
+    kp, verts = model.rest_pose()
     labels = tpl.part_labels
 
     # Fingertip pads: the distal-part vertex nearest to a point 2 cm out of the palmar side

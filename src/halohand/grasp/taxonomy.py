@@ -69,7 +69,7 @@ from halohand.core.rotations import rodrigues
 from halohand.handmodel.pose import JOINT_LIMITS
 from halohand.handmodel.prior import GESTURES
 from halohand.handmodel.torch_model import TorchHandModel
-from halohand.skeleton import NUM_PARTS, PART_NAMES
+from halohand.skeleton import PART_NAMES
 
 if TYPE_CHECKING:
     from halohand.objects.registry import GraspObject
@@ -159,12 +159,7 @@ def contact_vertices() -> dict[str, int]:
     """
     model = _template_model()
     tpl = model.template
-    rest = model(
-        torch.zeros(1, 15, 3), torch.ones(1, NUM_PARTS), torch.ones(1), torch.ones(1),
-        with_vertices=True,
-    )  # fmt: skip
-    kp = rest.keypoints[0].numpy()
-    verts = rest.vertices[0].numpy()
+    kp, verts = model.rest_pose()
     out: dict[str, int] = {}
     for name, (finger, bone, t, side) in CONTACT_POINTS.items():
         k = _FINGER_KP[finger]
@@ -192,12 +187,7 @@ def _template_model() -> TorchHandModel:
 def palm_vertex(model: TorchHandModel) -> int:
     """The template vertex at the centre of the palmar surface: the palm vertex nearest a
     point 5 cm in front of the palm (-Z), the engine's palm contact point."""
-    rest = model(
-        torch.zeros(1, 15, 3), torch.ones(1, NUM_PARTS), torch.ones(1), torch.ones(1),
-        with_vertices=True,
-    )  # fmt: skip
-    kp = rest.keypoints[0].numpy()
-    verts = rest.vertices[0].numpy()
+    kp, verts = model.rest_pose()
     centre = kp[[0, 5, 9, 13, 17]].mean(0) * 0.4 + kp[[5, 9, 13, 17]].mean(0) * 0.6
     cand = np.flatnonzero(model.template.part_labels == 0)
     return int(cand[np.argmin(np.linalg.norm(verts[cand] - (centre - [0, 0, 0.05]), axis=1))])

@@ -25,6 +25,7 @@ from halohand.core.rotations import rot_x, rot_y, rot_z
 from halohand.core.skinning import forward_kinematics, homogeneous, rigid_inverse, skin
 from halohand.handmodel.pose import ABDUCTION_SIGN, POSE_WEBXR_JOINT, THICKNESS_LENGTH_EXPONENT
 from halohand.handmodel.template import JOINT_PART, KEYPOINT_JOINT, HandTemplate, load_template
+from halohand.skeleton import NUM_PARTS
 
 #: Joints of the middle-finger chain in the project's keypoint order (wrist, MCP, PIP, DIP,
 #: tip): their segment lengths sum to the hand length (``halohand.skeleton.hand_length``).
@@ -172,6 +173,16 @@ class TorchHandModel:
         return TorchHandOutput(keypoints, vertices, scale)
 
     __call__ = forward
+
+    def rest_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The template's own hand at rest (zero angles, unit identity and scale), a right
+        hand in model units: ``(keypoints [21, 3], vertices [V, 3])`` float64, e.g. for
+        choosing template vertices by where they lie."""
+        rest = self(
+            torch.zeros(1, 15, 3), torch.ones(1, NUM_PARTS), torch.ones(1), torch.ones(1),
+            with_vertices=True,
+        )  # fmt: skip
+        return rest.keypoints[0].cpu().numpy(), rest.vertices[0].cpu().numpy()
 
     def _skin(
         self,
