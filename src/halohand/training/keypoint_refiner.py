@@ -12,7 +12,6 @@ finger shifted as a whole, two neighbouring fingers swapped.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import Tensor
 
 from halohand.core.checkpoint import load_checkpoint, save_checkpoint
 from halohand.core.rotations import rotation_6d_to_matrix
+from halohand.core.schedule import cosine
 from halohand.fitting.keypoint_refiner import (
     HANDS,
     JOINTS,
@@ -195,9 +195,6 @@ def train_refiner(
     val_clean, val_present = clean_pairs(val_bank, 2000, val_gen)
     val_noisy = corrupt(val_clean, val_gen, config.max_sigma_mm)
 
-    def lr_at(s: int) -> float:
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(s / config.steps, 1.0)))
-
     def checkpoint() -> None:
         save_checkpoint(
             ckpt,
@@ -219,7 +216,7 @@ def train_refiner(
             checkpoint()
             return {"steps": step, "stopped": True}
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = cosine(step, config.steps, config.lr, 0.0)
         clean, present = clean_pairs(bank, config.batch, gen)
         noisy = corrupt(clean, gen, config.max_sigma_mm)
         refined = model.refine(noisy, present)

@@ -21,7 +21,6 @@ atomic) make the run resumable; progress goes to ``OUT/train.log``.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -36,6 +35,7 @@ from halohand.core.atomic import atomic_path, write_text_atomic
 from halohand.core.checkpoint import load_checkpoint, save_checkpoint
 from halohand.core.device import select_device
 from halohand.core.errors import HalohandInputError
+from halohand.core.schedule import cosine
 from halohand.data.dataset import PairDataset
 from halohand.inference.halo import HALO, keypoint_box
 from halohand.inference.pair_refiner import (
@@ -320,9 +320,6 @@ def train_on_caches(
         say(f"resumed at step {step}")
     n_pairs, pool = train["points"].shape[:2]
 
-    def lr_at(s: int) -> float:
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(s / config.steps, 1.0)))
-
     def checkpoint() -> None:
         save_checkpoint(
             ckpt,
@@ -347,7 +344,7 @@ def train_on_caches(
             checkpoint()
             return {"steps": step, "stopped": True}
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = cosine(step, config.steps, config.lr, 0.0)
         pairs = torch.randint(n_pairs, (config.batch,), generator=gen).to(device)
         idx = torch.randint(pool, (config.batch, config.points), generator=gen).to(device)
         loss, bce, pen = _losses(model, _batch(train, pairs, idx), level, mcfg.penetration_weight)
