@@ -93,6 +93,12 @@ def score(meshes, truths, samples, pair_points, pair_occ, surface_samples=20_000
     }  # fmt: skip
 
 
+def _shown(text: str) -> str:
+    """``text`` with the checkout's and scratch folders' paths written relatively
+    (relative to the checkout, ``<tmp>``): stored results name no machine's paths."""
+    return text.replace(str(ROOT) + "/", "").replace("/tmp/", "<tmp>/")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=24)
@@ -176,13 +182,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name in ("learned", "learned+separate")
         if name in summary and base > 0
     }
+    command = "python benchmarks/studies/pair_refine.py " + " ".join(argv or sys.argv[1:])
+    shown_weights = None if weights is None else _shown(str(Path(weights).resolve()))
     doc = {
-        "command": "python benchmarks/studies/pair_refine.py " + " ".join(argv or sys.argv[1:]),
+        "command": _shown(command),
         "pairs": args.pairs, "seed": args.seed, "resolution": args.resolution,
         "surface_samples": args.surface_samples,
         "penetration_reduction": 1.0 - ref / base if base > 0 else None,
         "penetration_reduction_separate": 1.0 - sep / base if base > 0 else None,
-        **reductions, "pair_refiner": None if weights is None else str(weights),
+        **reductions, "pair_refiner": shown_weights,
         "summary": summary, "seconds": round(time.perf_counter() - t_start, 1), "rows": rows,
     }  # fmt: skip
     if args.json:
