@@ -23,7 +23,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "benchmarks" / "studies"))
 
+from pair_refine import held_out_pair  # noqa: E402
 from two_hand_pairs import LEFT_COLOR, RIGHT_COLOR  # noqa: E402
 
 
@@ -47,7 +49,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pair-refiner", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    import trimesh
     from scipy.spatial import cKDTree
 
     from halohand.apps.render import draw_text, image_grid, save_png
@@ -62,13 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     tiles = []
     for i in range(max(wanted) + 1):
-        pair = sampler.sample(rng)
-        truth = [trimesh.Trimesh(h.vertices, h.faces, process=False) for h in pair.hands]
-        # The same draws as the study (--noise-mm 0): truth samples, then the pair's points.
-        for t in truth:
-            trimesh.sample.sample_surface(t, 20_000, seed=int(rng.integers(1 << 30)))
-            rng.uniform(size=(20_000, 3)), rng.normal(size=(20_000, 3))
-        rng.uniform(size=(40_000, 3))
+        pair, truth = held_out_pair(sampler, rng)[:2]  # the study's pairs (--noise-mm 0)
         if i not in wanted:
             continue
         d, j = cKDTree(truth[1].vertices).query(truth[0].vertices)

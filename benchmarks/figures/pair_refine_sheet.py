@@ -21,7 +21,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "benchmarks" / "studies"))
 
+from pair_refine import held_out_pair  # noqa: E402
 from two_hand_pairs import pair_tiles  # noqa: E402
 
 
@@ -35,8 +37,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tile", type=int, default=256)
     args = parser.parse_args(argv)
 
-    import trimesh
-
     from halohand.apps.render import draw_text, image_grid, save_png
     from halohand.data.pairs import PairSampler
     from halohand.fitting.keypoint_refiner import refine_keypoints
@@ -48,13 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     tiles = []
     for _ in range(args.pairs):
-        pair = sampler.sample(rng)
-        truth = [trimesh.Trimesh(h.vertices, h.faces, process=False) for h in pair.hands]
-        # The same draws as the study: its truth samples come before the noise.
-        for t in truth:
-            trimesh.sample.sample_surface(t, 20_000, seed=int(rng.integers(1 << 30)))
-            rng.uniform(size=(20_000, 3)), rng.normal(size=(20_000, 3))
-        rng.uniform(size=(40_000, 3))
+        pair, truth = held_out_pair(sampler, rng)[:2]  # the study's pairs, then its noise
         noisy = pair.keypoints + rng.normal(0, args.noise_mm * 1e-3, pair.keypoints.shape)
         cleaned = refine_keypoints(noisy)
         paired = refine_pair(halo, cleaned).keypoints

@@ -93,6 +93,25 @@ def score(meshes, truths, samples, pair_points, pair_occ, surface_samples=20_000
     }  # fmt: skip
 
 
+def held_out_pair(
+    sampler: PairSampler, rng: np.random.Generator, surface_samples: int = 20_000
+) -> tuple[Any, list[trimesh.Trimesh], list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
+    """The study's next held-out pair and its truth: ``(pair, true meshes, per-hand truth
+    samples, [40k, 3] points of the pair's box, their inside-either-hand labels)``. Every
+    draw of a pair comes from here, in this order, so the figures that show the study's
+    pairs (``benchmarks/figures/pair_*_sheet.py``) draw the same ones."""
+    pair = sampler.sample(rng)
+    truths = [trimesh.Trimesh(h.vertices, h.faces, process=False) for h in pair.hands]
+    samples = [_truth_samples(t, rng, surface_samples) for t in truths]
+    lo = np.minimum(truths[0].bounds[0], truths[1].bounds[0]) - 0.01
+    hi = np.maximum(truths[0].bounds[1], truths[1].bounds[1]) + 0.01
+    pair_points = rng.uniform(lo, hi, (40_000, 3))
+    pair_occ = contains(truths[0].vertices, truths[0].faces, pair_points) | contains(
+        truths[1].vertices, truths[1].faces, pair_points
+    )
+    return pair, truths, samples, pair_points, pair_occ
+
+
 def _shown(text: str) -> str:
     """``text`` with the checkout's and scratch folders' paths written relatively
     (relative to the checkout, ``<tmp>``): stored results name no machine's paths."""
@@ -122,14 +141,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows: dict[str, list[dict[str, Any]]] = {}
     t_start = time.perf_counter()
     for i in range(args.pairs):
-        pair = sampler.sample(rng)
-        truths = [trimesh.Trimesh(h.vertices, h.faces, process=False) for h in pair.hands]
-        samples = [_truth_samples(t, rng, args.surface_samples) for t in truths]
-        lo = np.minimum(truths[0].bounds[0], truths[1].bounds[0]) - 0.01
-        hi = np.maximum(truths[0].bounds[1], truths[1].bounds[1]) + 0.01
-        pair_points = rng.uniform(lo, hi, (40_000, 3))
-        pair_occ = contains(truths[0].vertices, truths[0].faces, pair_points) | contains(
-            truths[1].vertices, truths[1].faces, pair_points
+        pair, truths, samples, pair_points, pair_occ = held_out_pair(
+            sampler, rng, args.surface_samples
         )
         kp = pair.keypoints
         inputs: dict[str, np.ndarray] = {"halo": kp}
