@@ -20,6 +20,8 @@ from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.rotations import rodrigues
 from halohand.inference.halo import HALO
 from halohand.inference.pair_refiner import (
+    RESIDUAL_BOUND,
+    LearnedPair,
     PairOccupancyRefiner,
     PairRefinerConfig,
     farthest_points,
@@ -90,6 +92,59 @@ def test_shapes_and_zero_residual_at_init() -> None:
     assert torch.equal(refined_occupancy(prob, r, 0.65), prob)
     out = net(iso, kp, points, prob, 0.65)
     assert torch.equal(out, logits)
+
+
+def test_residual_is_bounded_and_band_keeps_every_side() -> None:
+    """The residual stays within +-RESIDUAL_BOUND however large the weights, so the band
+    refinement (meshing) puts every point on the same side of both levels as the full one,
+    refines the band's points exactly as the full one and leaves the rest as they were."""
+    net = _perturbed()
+    with torch.no_grad():
+        net.decoder[-1].weight.mul_(40.0)  # residuals of many logits before the bound
+    iso, kp, points, _ = _inputs(b=1, n=4000)
+    g = torch.Generator().manual_seed(3)
+    # initial logits spread over +-9 about the level: some in the band, most outside
+    u = 18.0 * torch.rand(4000, 2, generator=g) - 9.0
+    prob = torch.sigmoid(u + math.log(0.65 / 0.35))
+    with torch.no_grad():
+        ctx = net.context(iso, kp)
+        r = net.residual(ctx, points, level_logits(prob, 0.65)[None])[0]
+        learned = LearnedPair(net, ctx, 0.65)
+        full = learned.refine(points[0], prob)
+        band = learned.refine(points[0], prob, band=True)
+    assert r.abs().max() <= RESIDUAL_BOUND and r.abs().max() > 0.9 * RESIDUAL_BOUND
+    inside = (level_logits(prob, 0.65).abs() <= RESIDUAL_BOUND).any(-1)
+    assert 0 < inside.sum() < len(inside)
+    torch.testing.assert_close(band[inside], full[inside], atol=1e-6, rtol=0)
+    assert torch.equal(band[~inside], prob[~inside])
+    assert torch.equal(band > 0.65, full > 0.65)
+    # the bound is what makes this hold: the unbounded residual flips points outside it
+    flips = (level_logits(prob, 0.65) + 3.0 * r).sign() != level_logits(prob, 0.65).sign()
+    assert (flips & ~inside[:, None]).any()
+
+
+def test_shipped_pair_lattice_queries_the_other_hand_exactly(shipped_halo) -> None:
+    """Meshing one hand of a pair queries the other hand on the shipped network's fast
+    lattice path: its separated values are those of the ordinary occupancy query."""
+    from halohand.inference.two_hands import PAIR_SIDES, separate_occupancy
+
+    right = hand_keypoints("spread")
+    kp = np.stack([right, right * [-1.0, 1.0, 1.0] + [0.03, 0.0, 0.012]])
+    prepared = shipped_halo.prepare(kp, list(PAIR_SIDES), "m")
+    centre = torch.tensor([0.01, 0.02, 0.0], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    points = (0.06 * torch.rand(3000, 3, generator=g, dtype=torch.float64) - 0.03).float()
+    at = (points.double() + centre).numpy()
+    occ = shipped_halo.occupancy(at, kp, side=list(PAIR_SIDES), units="m").float()
+    assert ((occ > 0.3) & (occ < 0.95)).any(0).sum() > 100  # points near both surfaces
+
+    def own(p: np.ndarray) -> np.ndarray:  # hand 0's values, as its lattice gives them
+        return occ[0].numpy()
+
+    paired = shipped_halo._paired(own, prepared, 0, 1, centre, True, None)
+    got = torch.from_numpy(paired(points.numpy()))
+    level = shipped_halo.iso_level
+    torch.testing.assert_close(got, separate_occupancy(occ[0], occ[1], level), atol=1e-5, rtol=0)
 
 
 def test_refined_occupancy_is_sigmoid_of_shifted_logit() -> None:

@@ -660,6 +660,18 @@ class HALO:
         lo, hi = (torch.as_tensor(b, dtype=torch.float64, device=dev)
                   for b in keypoint_box(kp_m, self.padding_m))  # fmt: skip
         level = self.iso_level
+        radii = self.skip_radii
+        lattice: LatticeQuery | None = None
+        if self.part_candidates is not None:
+            with torch.no_grad():
+                if can_query_sparse(self.network, hand, centre[None, None], radii):
+                    # the network's own CPU path, on the lattice points as they come
+                    # (float32 about this lattice's centre), every part in support
+                    tolerance, floor = self.part_candidates[1:]
+                    lattice = LatticeQuery(
+                        self.network, hand, centre.cpu().numpy(),
+                        effective_radii(self.network, radii), tolerance, floor,
+                    )  # fmt: skip
 
         def paired(points: np.ndarray, *rest: Any) -> Any:
             out = fn(points, *rest)
@@ -669,17 +681,20 @@ class HALO:
             if len(near) == 0 and learned is None:
                 return out
             occ = torch.zeros(len(p), dtype=torch.float32, device=dev)
-            if len(near):
+            if len(near) and lattice is not None:
+                values_other = lattice(np.asarray(points)[near.cpu().numpy()], None)[0]
+                occ[near] = torch.from_numpy(values_other).to(dev)
+            elif len(near):
                 with torch.no_grad():
                     occ[near] = occupancy_from_keypoints(
                         self.network, hand, p[near][None],
-                        chunk_size=self.chunk_size or _GRID_BATCH, skip_radii=self.skip_radii,
+                        chunk_size=self.chunk_size or _GRID_BATCH, skip_radii=radii,
                     )[0].float()  # fmt: skip
             mine = torch.from_numpy(np.asarray(values, dtype=np.float32)).to(dev)
             if learned is not None:
                 both = torch.stack([mine, occ] if own == 0 else [occ, mine], -1)
                 with torch.no_grad():
-                    both = learned.refine(p, both)  # the lattice is in metres
+                    both = learned.refine(p, both, band=True)  # the lattice is in metres
                 mine, occ = both[:, own], both[:, other]
             if separate:
                 mine = separate_occupancy(mine, occ, level)
