@@ -111,13 +111,16 @@ def test_residual_is_bounded_and_band_keeps_every_side() -> None:
         r = net.residual(ctx, points, level_logits(prob, 0.65)[None])[0]
         learned = LearnedPair(net, ctx, 0.65)
         full = learned.refine(points[0], prob)
-        band = learned.refine(points[0], prob, band=True)
+        both = learned.refine(points[0], prob, band=(0, 1))
+        left = learned.refine(points[0], prob, band=(1,))
     assert r.abs().max() <= RESIDUAL_BOUND and r.abs().max() > 0.9 * RESIDUAL_BOUND
-    inside = (level_logits(prob, 0.65).abs() <= RESIDUAL_BOUND).any(-1)
-    assert 0 < inside.sum() < len(inside)
-    torch.testing.assert_close(band[inside], full[inside], atol=1e-6, rtol=0)
-    assert torch.equal(band[~inside], prob[~inside])
-    assert torch.equal(band > 0.65, full > 0.65)
+    near = level_logits(prob, 0.65).abs() <= RESIDUAL_BOUND
+    for band, inside, sides in ((both, near.any(-1), [0, 1]), (left, near[:, 1], [1])):
+        assert 0 < inside.sum() < len(inside)
+        torch.testing.assert_close(band[inside], full[inside], atol=1e-6, rtol=0)
+        assert torch.equal(band[~inside], prob[~inside])
+        assert torch.equal(band[:, sides] > 0.65, full[:, sides] > 0.65)
+    assert not torch.equal(left[:, 0] > 0.65, full[:, 0] > 0.65)  # the right hand's side moved
     # the bound is what makes this hold: the unbounded residual flips points outside it
     flips = (level_logits(prob, 0.65) + 3.0 * r).sign() != level_logits(prob, 0.65).sign()
     assert (flips & ~inside[:, None]).any()

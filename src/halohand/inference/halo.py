@@ -694,7 +694,11 @@ class HALO:
             if learned is not None:
                 both = torch.stack([mine, occ] if own == 0 else [occ, mine], -1)
                 with torch.no_grad():
-                    both = learned.refine(p, both, band=True)  # the lattice is in metres
+                    # the lattice is in metres; refined only where the hands whose
+                    # side matters here can change it: this one, and the other one when
+                    # its claim is taken away
+                    band = (0, 1) if separate else (own,)
+                    both = learned.refine(p, both, band=band)
                 mine, occ = both[:, own], both[:, other]
             if separate:
                 mine = separate_occupancy(mine, occ, level)

@@ -459,24 +459,30 @@ class LearnedPair:
     level: float
 
     def refine(
-        self, points_m: Tensor, prob: Tensor, chunk: int = 65_536, *, band: bool = False
+        self,
+        points_m: Tensor,
+        prob: Tensor,
+        chunk: int = 65_536,
+        *,
+        band: tuple[int, ...] | None = None,
     ) -> Tensor:
         """Refined ``[N, 2]`` probabilities (right, left) at ``[N, 3]`` points (metres,
         the pair's frame) from the initial ones ``[N, 2]``; differentiable in both when
         grad mode is on, in chunks of ``chunk`` points.
 
-        With ``band``, only points where at least one hand's initial level logit is within
-        +-:data:`RESIDUAL_BOUND` are refined; the others keep their initial values. Their
-        side of both mesh levels is the refined field's all the same (the residual cannot
-        outweigh their logits), so a mesh of the band-refined field has the same inside
-        and outside lattice points as one of the full field; only its vertices on edges
+        With ``band`` (hand indices, 0 right, 1 left), only points where the initial level
+        logit of one of those hands is within +-:data:`RESIDUAL_BOUND` are refined; the
+        others keep their initial values. At those points every hand of ``band`` is on the
+        refined field's side of its mesh level all the same (the residual cannot outweigh
+        its logit), so a mesh of a ``band`` hand's band-refined field has the same inside
+        and outside lattice points as one of its full field; only its vertices on edges
         that end at such a point are interpolated from the initial value there. Meshing
-        uses it (40-60 % of the lattice points lie outside the band); :meth:`occupancy`
-        queries do not."""
+        uses it (40-60 % of the lattice points lie outside the band of both hands);
+        :meth:`occupancy` queries do not."""
         dt = self.model.key.weight.dtype
         prob = prob.to(dt)
-        if band:
-            u = level_logits(prob, self.level)
+        if band is not None:
+            u = level_logits(prob[:, list(band)], self.level)
             keep = (u.abs() <= RESIDUAL_BOUND).any(-1).nonzero()[:, 0]
             if len(keep) < len(prob):
                 out = prob.clone()
