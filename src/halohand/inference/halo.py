@@ -39,7 +39,12 @@ from halohand.fields.io import load_any_model
 from halohand.fields.skipping import effective_radii
 from halohand.inference.extract import lattice_grid
 from halohand.inference.lattice_query import LatticeQuery
-from halohand.inference.pair_refiner import LearnedPair, PairOccupancyRefiner
+from halohand.inference.pair_refiner import (
+    RESIDUAL_BOUND,
+    LearnedPair,
+    PairOccupancyRefiner,
+    level_logits,
+)
 from halohand.inference.query import (
     can_query_sparse,
     can_query_sparse_grad,
@@ -673,35 +678,50 @@ class HALO:
                         effective_radii(self.network, radii), tolerance, floor,
                     )  # fmt: skip
 
+        def other_at(points: np.ndarray, p: Tensor, rows: Tensor) -> Tensor:
+            """The other hand's occupancy ``[len(rows)]`` at ``points[rows]`` (0 outside
+            its box)."""
+            occ = torch.zeros(len(rows), dtype=torch.float32, device=dev)
+            near = ((p[rows] >= lo) & (p[rows] <= hi)).all(-1).nonzero()[:, 0]
+            if len(near) and lattice is not None:
+                at = np.asarray(points)[rows[near].cpu().numpy()]
+                occ[near] = torch.from_numpy(lattice(at, None)[0]).to(dev)
+            elif len(near):
+                with torch.no_grad():
+                    occ[near] = occupancy_from_keypoints(
+                        self.network, hand, p[rows[near]][None],
+                        chunk_size=self.chunk_size or _GRID_BATCH, skip_radii=radii,
+                    )[0].float()  # fmt: skip
+            return occ
+
         def paired(points: np.ndarray, *rest: Any) -> Any:
             out = fn(points, *rest)
             values = out[0] if isinstance(out, tuple) else out
             p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64) + centre
-            near = ((p >= lo) & (p <= hi)).all(-1).nonzero()[:, 0]
-            if len(near) == 0 and learned is None:
-                return out
-            occ = torch.zeros(len(p), dtype=torch.float32, device=dev)
-            if len(near) and lattice is not None:
-                values_other = lattice(np.asarray(points)[near.cpu().numpy()], None)[0]
-                occ[near] = torch.from_numpy(values_other).to(dev)
-            elif len(near):
-                with torch.no_grad():
-                    occ[near] = occupancy_from_keypoints(
-                        self.network, hand, p[near][None],
-                        chunk_size=self.chunk_size or _GRID_BATCH, skip_radii=radii,
-                    )[0].float()  # fmt: skip
             mine = torch.from_numpy(np.asarray(values, dtype=np.float32)).to(dev)
+            if learned is not None and not separate:
+                # Only this hand's band can change side (LearnedPair.refine): only there
+                # does the refinement run, and only there is the other hand needed.
+                rows = (level_logits(mine, level).abs() <= RESIDUAL_BOUND).nonzero()[:, 0]
+            else:
+                rows = ((p >= lo) & (p <= hi)).all(-1).nonzero()[:, 0]
+                if learned is not None:
+                    rows = torch.arange(len(p), device=dev)
+            if len(rows) == 0:
+                return out
+            occ = other_at(points, p, rows)
             if learned is not None:
-                both = torch.stack([mine, occ] if own == 0 else [occ, mine], -1)
+                both = torch.stack([mine[rows], occ] if own == 0 else [occ, mine[rows]], -1)
                 with torch.no_grad():
-                    # the lattice is in metres; refined only where the hands whose
-                    # side matters here can change it: this one, and the other one when
-                    # its claim is taken away
-                    band = (0, 1) if separate else (own,)
-                    both = learned.refine(p, both, band=band)
-                mine, occ = both[:, own], both[:, other]
+                    # the lattice is in metres; with separate, the other hand's side
+                    # matters too, so the band is both hands'
+                    both = learned.refine(p[rows], both, band=(0, 1) if separate else None)
+                occ = both[:, other]
+                mine = mine.clone()
+                mine[rows] = both[:, own]
             if separate:
-                mine = separate_occupancy(mine, occ, level)
+                mine = mine.clone()
+                mine[rows] = separate_occupancy(mine[rows], occ, level)
             values = mine.cpu().numpy().astype(np.asarray(values).dtype)
             return (values, *out[1:]) if isinstance(out, tuple) else values
 
