@@ -40,8 +40,7 @@ from halohand.fields.skipping import effective_radii
 from halohand.inference.extract import lattice_grid
 from halohand.inference.lattice_query import LatticeQuery
 from halohand.inference.pair_refiner import (
-    RESIDUAL_BOUND,
-    LearnedPair,
+    PairFieldRefinement,
     PairOccupancyRefiner,
     level_logits,
 )
@@ -493,7 +492,7 @@ class HALO:
         colors: bool = True,
         coarse_resolution: int | None = None,
         separate: bool = False,
-        learned: LearnedPair | None = None,
+        learned: PairFieldRefinement | None = None,
     ) -> Iterator[trimesh.Trimesh]:
         """Yield one watertight mesh per prepared hand, in the input's frame and units.
 
@@ -569,7 +568,7 @@ class HALO:
         workers: int,
         other: int | None = None,
         separate: bool = True,
-        learned: LearnedPair | None = None,
+        learned: PairFieldRefinement | None = None,
     ) -> trimesh.Trimesh:
         """Mesh of prepared hand ``i`` (see :meth:`meshes`), lattice batches in ``workers``
         threads; with ``other``, its occupancy refined with hand ``other``'s (``learned``)
@@ -651,7 +650,7 @@ class HALO:
         other: int,
         centre: Tensor,
         separate: bool,
-        learned: LearnedPair | None,
+        learned: PairFieldRefinement | None,
     ) -> Callable[..., Any]:
         """``fn`` (hand ``own``'s lattice occupancy about ``centre``) made aware of prepared
         hand ``other``: both refined together by ``learned`` (pair order: hand 0 right,
@@ -699,10 +698,11 @@ class HALO:
             values = out[0] if isinstance(out, tuple) else out
             p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64) + centre
             mine = torch.from_numpy(np.asarray(values, dtype=np.float32)).to(dev)
-            if learned is not None and not separate:
+            bound = None if learned is None else learned.residual_bound
+            if bound is not None and not separate:
                 # Only this hand's band can change side (LearnedPair.refine): only there
                 # does the refinement run, and only there is the other hand needed.
-                rows = (level_logits(mine, level).abs() <= RESIDUAL_BOUND).nonzero()[:, 0]
+                rows = (level_logits(mine, level).abs() <= bound).nonzero()[:, 0]
             else:
                 rows = ((p >= lo) & (p <= hi)).all(-1).nonzero()[:, 0]
                 if learned is not None:

@@ -39,7 +39,7 @@ import os
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 import torch
@@ -49,10 +49,10 @@ from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.weights_file import read_weights, write_weights
 
 __all__ = [
-    "RESIDUAL_BOUND", "UNIT", "LearnedPair", "PairContext", "PairOccupancyRefiner",
-    "PairRefinerConfig", "farthest_points", "level_logits", "load_pair_refiner", "pair_frame",
-    "pair_refiner_path", "penetration_loss", "refined_occupancy", "save_pair_refiner",
-    "surface_points",
+    "RESIDUAL_BOUND", "UNIT", "LearnedPair", "PairContext", "PairFieldRefinement",
+    "PairOccupancyRefiner", "PairRefinerConfig", "farthest_points", "level_logits",
+    "load_pair_refiner", "pair_frame", "pair_refiner_path", "penetration_loss",
+    "refined_occupancy", "save_pair_refiner", "surface_points",
 ]  # fmt: skip
 
 #: Length (metres) that the network's coordinates are divided by.
@@ -444,6 +444,32 @@ def load_pair_refiner(path: str | os.PathLike[str] | None = None) -> PairOccupan
 # --------------------------------------------------------------------------- inference
 
 
+class PairFieldRefinement(Protocol):
+    """What meshing a pair through a learned two-hand occupancy refinement needs of it
+    (``HALO.meshes(..., learned=...)``): :class:`LearnedPair`, or any other refinement of
+    both hands' fields at once with the same :meth:`LearnedPair.refine`.
+
+    Attributes:
+        level: the mesh level of the initial occupancy (HALO's ``iso_level``).
+        residual_bound: the largest change the refinement makes to a level logit, or
+            ``None`` when it has no bound (then every lattice point is refined).
+    """
+
+    level: float
+
+    @property
+    def residual_bound(self) -> float | None: ...
+
+    def refine(
+        self,
+        points_m: Tensor,
+        prob: Tensor,
+        chunk: int = 65_536,
+        *,
+        band: tuple[int, ...] | None = None,
+    ) -> Tensor: ...
+
+
 @dataclass(eq=False)
 class LearnedPair:
     """A refiner with the context of one pair (:func:`halohand.inference.two_hands.learned_pair`).
@@ -457,6 +483,10 @@ class LearnedPair:
     model: PairOccupancyRefiner
     context: PairContext
     level: float
+
+    @property
+    def residual_bound(self) -> float:
+        return RESIDUAL_BOUND
 
     def refine(
         self,

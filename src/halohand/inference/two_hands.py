@@ -49,6 +49,7 @@ from halohand.core.errors import HalohandInputError
 from halohand.core.units import UNIT_SCALE
 from halohand.inference.pair_refiner import (
     LearnedPair,
+    PairFieldRefinement,
     PairOccupancyRefiner,
     load_pair_refiner,
     surface_points,
@@ -164,7 +165,7 @@ class TwoHandReconstruction:
     units: str
     model: Any = field(repr=False)
     separated: bool = False
-    learned: LearnedPair | None = field(default=None, repr=False)
+    learned: PairFieldRefinement | None = field(default=None, repr=False)
 
     @property
     def meshes(self) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
