@@ -8,7 +8,7 @@
 Held-out pairs and views of ``benchmarks/studies/image_occupancy.py`` (the same draws with
 the same seeds; ``--indices`` picks among them), one row each: the rendered view the
 models see, then each row's two meshes from the view's own camera direction (right hand
-blue, left orange), labelled with the pair's two-hand IoU (the study's JSON has the same
+skin-coloured, left blue), labelled with the pair's two-hand IoU (the study's JSON has the same
 pairs' numbers; the IoU here is on the study's points, recomputed).
 """
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
                view["translation"][0])  # fmt: skip
         near = (np.arange(args.tile) * args.size / args.tile).astype(int)  # nearest pixel
         pad = np.ascontiguousarray(view["images"][0][near][:, near])
-        tiles.append(draw_text(pad, f"{i} {pair.interaction}", (6, 6)))
+        tiles.append(draw_text(pad, f"{i} {pair.interaction}", (6, 6), color=(255, 255, 255)))
         rows = {"HALO": None, **models, "truth": None}
         for name, net in rows.items():
             if name == "truth":
