@@ -4,6 +4,7 @@
 # torch thread each, for the same wall-clock budget (SECONDS_EACH, default 1200).
 #
 #   scripts/image_occupancy_ab.sh OUT [SECONDS_EACH]     # from the checkout, venv in .venv
+#   N_TRAIN=4 N_VAL=2 scripts/image_occupancy_ab.sh OUT 5   # a smoke run of the same steps
 #
 # The recorded run reused the pair refiner's data and cache (OUT/pairs = its --seed 2020
 # pairs, 320 train + 32 val, and its cache_train/cache_val.npz, settings identical); this
@@ -13,10 +14,12 @@ set -euo pipefail
 OUT=${1:?output folder}
 BUDGET=${2:-1200}
 PY=${PY:-.venv/bin/python}
+N_TRAIN=${N_TRAIN:-320}
+N_VAL=${N_VAL:-32}
 export PYTHONPATH=$PWD/src OMP_NUM_THREADS=1
 hh() { nice -n 10 "$PY" -m halohand "$@"; }
-hh data pairs --out "$OUT/pairs" --n-train 320 --n-val 32 --seed 2020 --workers 2
-hh data pairs --out "$OUT/pairs2" --n-train 320 --seed 2021 --workers 2
+hh data pairs --out "$OUT/pairs" --n-train "$N_TRAIN" --n-val "$N_VAL" --seed 2020 --workers 2
+hh data pairs --out "$OUT/pairs2" --n-train "$N_TRAIN" --seed 2021 --workers 2
 hh data pair-images --out "$OUT/img" --pairs "$OUT/pairs" --splits train,val --views 4 --size 128
 hh data pair-images --out "$OUT/img2" --pairs "$OUT/pairs2" --splits train --views 4 --size 128
 # the caches once (the first arm's first steps would build them; both arms read copies)
