@@ -51,6 +51,7 @@ def _register() -> None:
         calibrate,
         evaluate,
         train,
+        train_image_occupancy,
         train_pair_refiner,
         train_refiner,
     )
@@ -62,6 +63,7 @@ def _register() -> None:
     app.command("train")(train)
     app.command("train-refiner")(train_refiner)
     app.command("train-pair-refiner")(train_pair_refiner)
+    app.command("train-image-occupancy")(train_image_occupancy)
     app.command("evaluate")(evaluate)
     app.command("calibrate")(calibrate)
     app.command("reconstruct")(reconstruct)

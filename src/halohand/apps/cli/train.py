@@ -318,3 +318,69 @@ def train_pair_refiner(
         cfg, data, out, resume=resume, log=lambda s: typer.echo(s, err=True)
     )
     typer.echo(json.dumps(summary, indent=2))
+
+
+def train_image_occupancy(
+    data: Annotated[
+        list[Path], typer.Option("--data", help="Pair data (halohand data pairs); repeatable.")
+    ],
+    images: Annotated[
+        list[Path],
+        typer.Option("--images", help="Its renders (halohand data pair-images); one per --data."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (cache, checkpoint, weights).")],
+    resume: Resume = False,
+    preset: Annotated[str, typer.Option("--preset", help="Recipe: cpu or gpu.")] = "cpu",
+    no_image: Annotated[
+        bool, typer.Option("--no-image", help="Without the image branch (the A/B's keypoint arm).")
+    ] = False,
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps (at most).")] = None,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="Wall-clock budget of the steps.")
+    ] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Pairs per step.")] = None,
+    points: Annotated[int | None, typer.Option("--points", help="Query points per pair.")] = None,
+    width: Annotated[int | None, typer.Option("--width", help="Per-point MLP width.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or auto.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling and init seed.")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="Torch CPU threads.")] = 1,
+) -> None:
+    """Train the image-conditioned initial occupancy of a pair ("HALO + image",
+    docs/two_hands.md) on the frozen shipped HALO; writes OUT/image_occupancy.safetensors,
+    OUT/summary.json, OUT/train.log."""
+    import json
+
+    name = check_choice(preset, ("cpu", "gpu"), "--preset")
+    in_range(threads, 1, 256, "--threads")
+    check_out_folder(out, "--out")
+    if len(images) != len(data):
+        raise HalohandInputError(
+            f"one --images folder per --data: {len(data)} --data, {len(images)} --images"
+        )
+    for root, folder in zip(data, images, strict=True):
+        if not (root / "manifest.json").is_file():
+            raise HalohandInputError(
+                f"--data {root}: no manifest.json (make it with halohand data pairs)"
+            )
+        if not folder.is_dir():
+            raise HalohandInputError(f"--images {folder}: not a folder (halohand data pair-images)")
+    for option, value in (("--steps", steps), ("--batch", batch), ("--points", points),
+                          ("--width", width)):  # fmt: skip
+        if value is not None:
+            at_least(value, 1, option)
+    if seconds is not None and not seconds > 0:
+        raise HalohandInputError(f"--seconds must be > 0, got {seconds}")
+
+    import torch
+
+    from halohand.training.image_occupancy import PRESETS, config_with
+    from halohand.training.image_occupancy import train_image_occupancy as run
+
+    cfg = config_with(
+        PRESETS[str(name)], steps=steps, seconds=seconds, batch=batch, points=points,
+        width=width, device=device, seed=seed, image=False if no_image else None,
+    )  # fmt: skip
+    torch.set_num_threads(threads)
+    summary = run(cfg, data, images, out, resume=resume, log=lambda s: typer.echo(s, err=True))
+    summary.pop("history", None)
+    typer.echo(json.dumps(summary, indent=2))
