@@ -47,7 +47,13 @@ from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.weights_file import read_weights, write_weights
-from halohand.inference.pair_refiner import LOGIT_SCALE, UNIT, level_logits, refined_occupancy
+from halohand.inference.pair_refiner import (
+    LOGIT_SCALE,
+    RESIDUAL_BOUND,
+    UNIT,
+    level_logits,
+    refined_occupancy,
+)
 from halohand.inference.two_hands import PAIR_SIDES, TwoHandReconstruction, pair_keypoints
 from halohand.skeleton.validation import resolve_units
 
@@ -184,7 +190,9 @@ class ImageOccupancy(nn.Module):
         keypoints: Tensor,
         camera: tuple[Tensor, Tensor, Tensor] | None,
     ) -> Tensor:
-        """Residual logits ``[B, N, 2]`` (right, left).
+        """Residual logits ``[B, N, 2]`` (right, left; unbounded: the trained keypoint-only
+        model's reach +-34 far from the hands, where they agree with HALO's sign, and up
+        to 8 near its surface).
 
         Args:
             maps: :meth:`encode` of the ``B`` views (``[]`` without the image branch).
@@ -306,20 +314,43 @@ class ImagePair:
     keypoints: Tensor
     level: float
 
-    def refine(self, points_m: Tensor, prob: Tensor, chunk: int = 65_536) -> Tensor:
+    @property
+    def residual_bound(self) -> None:
+        """None: the residual has no bound, so meshing refines every lattice point."""
+        return None
+
+    def refine(
+        self,
+        points_m: Tensor,
+        prob: Tensor,
+        chunk: int = 65_536,
+        *,
+        band: tuple[int, ...] | None = None,
+    ) -> Tensor:
         """Refined ``[N, 2]`` probabilities (right, left) at ``[N, 3]`` points (metres, the
-        keypoints' frame) from HALO's ``[N, 2]``; differentiable when grad mode is on."""
-        out = []
+        keypoints' frame) from HALO's ``[N, 2]``; differentiable when grad mode is on. With
+        ``band``, only the points where one of those hands' level logits is within the
+        residual's bound (:meth:`~halohand.inference.pair_refiner.LearnedPair.refine`)."""
         dt = self.model.out.weight.dtype
+        prob = prob.to(dt)
+        if band is not None:
+            u = level_logits(prob[:, list(band)], self.level)
+            keep = (u.abs() <= RESIDUAL_BOUND).any(-1).nonzero()[:, 0]
+            if len(keep) < len(prob):
+                out = prob.clone()
+                if len(keep):
+                    out[keep] = self.refine(points_m[keep], prob[keep], chunk)
+                return out
+        parts = []
         for s in range(0, len(points_m), chunk):
-            p = prob[s : s + chunk].to(dt)
+            p = prob[s : s + chunk]
             logits = level_logits(p, self.level)
             r = self.model.residual(
                 self.maps, points_m[None, s : s + chunk], logits[None], self.keypoints,
                 self.camera,
             )[0]  # fmt: skip
-            out.append(refined_occupancy(p, r, self.level))
-        return torch.cat(out) if out else prob.to(dt)
+            parts.append(refined_occupancy(p, r, self.level))
+        return torch.cat(parts) if parts else prob
 
 
 def _camera(rotation: Any, translation: Any) -> tuple[Tensor, Tensor]:
@@ -403,5 +434,5 @@ def reconstruct_pair_image(
     level = float(halo.iso_level)
     learned = image_pair(net, kp_m, image, intrinsics, rotation, translation, level)
     # ImagePair is meshed and queried as a LearnedPair is (its refine method)
-    right, left = halo.meshes(prepared, resolution, colors=colors, learned=learned)  # type: ignore[arg-type]
-    return TwoHandReconstruction(right, left, prepared.keypoints, unit, halo, False, learned)  # type: ignore[arg-type]
+    right, left = halo.meshes(prepared, resolution, colors=colors, learned=learned)
+    return TwoHandReconstruction(right, left, prepared.keypoints, unit, halo, False, learned)
