@@ -25,10 +25,10 @@ from halohand.inference.image_occupancy import (
     load_image_occupancy,
     prepare_image,
     project,
-    reconstruct_pair_image,
     save_image_occupancy,
 )
 from halohand.inference.pair_refiner import level_logits
+from halohand.inference.two_hands import reconstruct_pair_image
 from halohand.training.image_occupancy import ImageOccupancyTrainConfig, train_on_data
 
 SMALL = ImageOccupancyConfig(image_size=32, channels=(4, 8, 8), width=16, layers=2)
@@ -236,6 +236,60 @@ def test_untrained_model_reproduces_halo_meshes(model: HALO, two_hands: np.ndarr
     mm = reconstruct_pair_image(model, two_hands * 1e3, img, k, rot, trans, _perturbed(),
                                 units="mm", resolution=RES, colors=False)  # fmt: skip
     torch.testing.assert_close(mm.occupancy(pts * 1e3), occ_m, atol=1e-5, rtol=0)
+
+
+def test_keypoint_model_through_reconstruct_pair(
+    monkeypatch: pytest.MonkeyPatch, model: HALO, two_hands: np.ndarray
+) -> None:
+    """A keypoint-only model refines a pair through HALO.reconstruct_pair with no view;
+    ``True`` / ``"residual"`` load the shipped one and ``"attention"`` the attention
+    refiner; an image model and unknown names are refused."""
+    from halohand.inference import two_hands as two_hands_module
+    from halohand.inference.image_occupancy import ImagePair
+    from halohand.inference.pair_refiner import LearnedPair, PairOccupancyRefiner, PairRefinerConfig
+
+    kp_only = ImageOccupancyConfig(image=False, width=16, layers=2)
+    base = model.reconstruct_pair(two_hands, units="m", resolution=RES, colors=False)
+    same = model.reconstruct_pair(two_hands, units="m", resolution=RES, colors=False,
+                                  refine_occupancy=ImageOccupancy(kp_only))  # fmt: skip
+    np.testing.assert_array_equal(same.right.vertices, base.right.vertices)
+    net = _perturbed(kp_only)
+    monkeypatch.setattr(two_hands_module, "load_image_occupancy", lambda: net)
+    small = PairRefinerConfig(iso_points=64, anchors=8, neighbours=8, width=16, heads=2,
+                              surface_resolution=24)  # fmt: skip
+    attention = PairOccupancyRefiner(small)
+    monkeypatch.setattr(two_hands_module, "load_pair_refiner", lambda: attention)
+    for choice in (True, "residual"):
+        pair = model.reconstruct_pair(two_hands, units="m", resolution=RES, colors=False,
+                                      refine_occupancy=choice)  # fmt: skip
+        assert isinstance(pair.learned, ImagePair) and pair.learned.model is net
+        assert not np.array_equal(pair.right.vertices, base.right.vertices)
+        verts = torch.from_numpy(np.asarray(pair.right.vertices))
+        assert (pair.occupancy(verts)[0] - model.iso_level).abs().median() < 0.05
+    pair = model.reconstruct_pair(two_hands, units="m", resolution=RES, colors=False,
+                                  refine_occupancy="attention")  # fmt: skip
+    assert isinstance(pair.learned, LearnedPair) and pair.learned.model is attention
+    with pytest.raises(HalohandInputError, match="view of the pair"):
+        model.reconstruct_pair(two_hands, units="m", refine_occupancy=_perturbed())
+    with pytest.raises(HalohandInputError, match="refine_occupancy must be"):
+        model.reconstruct_pair(two_hands, units="m", refine_occupancy="mlp")
+
+
+def test_shipped_keypoint_residual_loads_as_the_card_says() -> None:
+    from halohand.inference.image_occupancy import pair_residual_path
+
+    if pair_residual_path() is None:
+        pytest.skip("no keypoint residual weights shipped")
+    net = load_image_occupancy()
+    assert net.config == ImageOccupancyConfig(image=False)
+    assert sum(p.numel() for p in net.parameters()) == 10_049
+    g = torch.Generator().manual_seed(0)
+    kp = torch.from_numpy(np.stack([hand_keypoints("spread"), hand_keypoints("fist")]))[None]
+    points = 0.05 * torch.randn(1, 200, 3, generator=g, dtype=torch.float64)
+    logits = level_logits(torch.rand(1, 200, 2, generator=g), 0.65)
+    with torch.no_grad():
+        r = net.residual([], points, logits, kp, None)
+    assert r.abs().max() > 0.01  # trained: not the zero residual it starts from
 
 
 # ------------------------------------------------------------------ training

@@ -397,16 +397,20 @@ def test_cli_learned_two_hand_file(
     import trimesh
 
     from halohand.apps.cli import reconstruct as reconstruct_cli
-    from halohand.inference import pair_refiner as pair_refiner_module
+    from halohand.inference import two_hands as two_hands_module
 
     monkeypatch.setattr(reconstruct_cli, "_load_model", lambda checkpoint, device: model)
     np.save(tmp_path / "kp.npy", two_hands)
+    code, _, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "kp.npy", "--pair",
+                           "--learned", "--learned-model", "mlp",
+                           "--out-dir", tmp_path / "bad")  # fmt: skip
+    assert code == 2 and "--learned-model" in err
     meshes = {}
     for name, net in (("untrained", PairOccupancyRefiner(SMALL)), ("perturbed", _perturbed())):
-        monkeypatch.setattr(pair_refiner_module, "load_pair_refiner", lambda net=net: net)
+        monkeypatch.setattr(two_hands_module, "load_pair_refiner", lambda net=net: net)
         code, _, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "kp.npy", "--pair",
-                               "--learned", "--no-separate", "--out-dir", tmp_path / name,
-                               "--resolution", RES)  # fmt: skip
+                               "--learned", "--learned-model", "attention", "--no-separate",
+                               "--out-dir", tmp_path / name, "--resolution", RES)  # fmt: skip
         assert code == 0, err
         meshes[name] = trimesh.load(tmp_path / name / "kp_right.ply", process=False)
     code, _, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "kp.npy", "--pair",

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     from halohand.data.pairs import PairSampler
     from halohand.evaluation.metrics import iou
     from halohand.inference.halo import HALO
-    from halohand.inference.image_occupancy import load_image_occupancy, reconstruct_pair_image
+    from halohand.inference.image_occupancy import load_image_occupancy
+    from halohand.inference.two_hands import reconstruct_pair_image
     from halohand.objects.inside import contains
 
     wanted = sorted(int(i) for i in args.indices.split(","))

@@ -11,9 +11,10 @@ millimetres, the layout ``halohand reconstruct`` reads. Each round times, altern
 pair, the baseline (the pair's right hand alone, ``HALO.reconstruct``) and the candidate
 (both hands, ``HALO.reconstruct_pair``) and the pair with the overlap removed
 (``reconstruct_pair(..., separate=True)``, what ``halohand reconstruct`` does for two-hand
-files), and with ``--learned`` the pair through the learned two-hand refinement without
-and with the separation (``refine_occupancy=...``; the latter is ``halohand reconstruct
---learned``), so that the machine's drifts hit them alike. One
+files), and with ``--learned`` the pair through both shipped learned two-hand refinements
+(``pair_learned*``: the attention refiner, ``--learned-model attention``; ``pair_residual*``:
+the keypoint residual, the default of ``refine_occupancy=True`` and ``halohand reconstruct
+--learned``) without and with the separation, so that the machine's drifts hit them alike. One
 untimed warm-up call of each first. Reported: seconds per call (median, min, all), the
 ratio pair / single, whether every mesh is watertight, and the machine (load average and a
 matmul calibration before and after; ``benchmarks/_report.py``). The target of the
@@ -78,15 +79,19 @@ def main() -> None:
     model.reconstruct(split_interhand(pairs[0][1])[0], resolution=res)
     model.reconstruct_pair(pairs[0][1], resolution=res)
     model.reconstruct_pair(pairs[0][1], resolution=res, separate=True)
-    refiner = None
+    refiner = residual = None
     if args.learned:
+        from halohand.inference.image_occupancy import load_image_occupancy
         from halohand.inference.pair_refiner import load_pair_refiner
 
-        refiner = load_pair_refiner()
-        model.reconstruct_pair(pairs[0][1], resolution=res, refine_occupancy=refiner)
+        refiner, residual = load_pair_refiner(), load_image_occupancy()
+        for net in (refiner, residual):
+            model.reconstruct_pair(pairs[0][1], resolution=res, refine_occupancy=net)
     begin()
     learned_t: list[float] = []
     learned_sep_t: list[float] = []
+    residual_t: list[float] = []
+    residual_sep_t: list[float] = []
     single: list[float] = []
     pair_t: list[float] = []
     separated_t: list[float] = []
@@ -107,10 +112,13 @@ def main() -> None:
             watertight &= bool(both.left.is_watertight)
             watertight &= bool(apart.right.is_watertight and apart.left.is_watertight)
             if refiner is not None:
-                for separate, times in ((False, learned_t), (True, learned_sep_t)):
+                for net, separate, times in (
+                    (refiner, False, learned_t), (refiner, True, learned_sep_t),
+                    (residual, False, residual_t), (residual, True, residual_sep_t),
+                ):  # fmt: skip
                     t0 = time.perf_counter()
                     done = model.reconstruct_pair(
-                        kp42, resolution=res, separate=separate, refine_occupancy=refiner
+                        kp42, resolution=res, separate=separate, refine_occupancy=net
                     )
                     times.append(time.perf_counter() - t0)
                     watertight &= bool(done.right.is_watertight and done.left.is_watertight)
@@ -133,8 +141,10 @@ def main() -> None:
         "all_watertight": watertight,
     }
     if refiner is not None:
-        report["pair_learned"] = _stats(learned_t)
+        report["pair_learned"] = _stats(learned_t)  # the attention refiner
         report["pair_learned_separated"] = _stats(learned_sep_t)
+        report["pair_residual"] = _stats(residual_t)  # the keypoint residual (the default)
+        report["pair_residual_separated"] = _stats(residual_sep_t)
         report["learned_over_pair_median"] = round(
             float(np.median(learned_t) / np.median(pair_t)), 3
         )

@@ -39,10 +39,8 @@ from pair_refine import _shown, held_out_pair, score  # noqa: E402
 from halohand.apps.pair_images import PAIR_IMAGES_KEY, PairImagesConfig, render_pair  # noqa: E402
 from halohand.data.pairs import PairSampler  # noqa: E402
 from halohand.inference.halo import HALO  # noqa: E402
-from halohand.inference.image_occupancy import (  # noqa: E402
-    load_image_occupancy,
-    reconstruct_pair_image,
-)
+from halohand.inference.image_occupancy import load_image_occupancy  # noqa: E402
+from halohand.inference.two_hands import reconstruct_pair_image  # noqa: E402
 
 #: Second element of the held-out views' seed spawn key (the renders' splits use 0-2).
 HELD_OUT_STREAM = 9

@@ -38,6 +38,7 @@ from halohand.fields.conditioning import HandConditioning, hand_conditioning
 from halohand.fields.io import load_any_model
 from halohand.fields.skipping import effective_radii
 from halohand.inference.extract import lattice_grid
+from halohand.inference.image_occupancy import ImageOccupancy
 from halohand.inference.lattice_query import LatticeQuery
 from halohand.inference.pair_refiner import (
     PairFieldRefinement,
@@ -794,7 +795,7 @@ class HALO:
         refine: PairRefiner | None = None,
         separate: bool = False,
         convention: str = "auto",
-        refine_occupancy: bool | PairOccupancyRefiner = False,
+        refine_occupancy: bool | str | PairOccupancyRefiner | ImageOccupancy = False,
     ) -> TwoHandReconstruction:
         """A right and a left hand from one array: two watertight meshes and their
         occupancy fields (:mod:`halohand.inference.two_hands`).
@@ -816,13 +817,15 @@ class HALO:
                 (:func:`~halohand.inference.two_hands.separate_occupancy`); the meshes meet
                 instead of passing through each other (after ``refine``, if any).
             convention: the keypoints' joint placement per hand (see :meth:`prepare`).
-            refine_occupancy: the learned two-hand occupancy refinement (Im2Hands'
-                refinement network, :mod:`halohand.inference.pair_refiner`): ``True`` for
-                the shipped weights, or a
-                :class:`~halohand.inference.pair_refiner.PairOccupancyRefiner`; both
-                hands' fields are corrected together before meshing (and before
-                ``separate``). Costs two initial meshes at its ``surface_resolution`` and
-                one network query per lattice point.
+            refine_occupancy: a learned two-hand occupancy refinement; both hands' fields
+                are corrected together before meshing (and before ``separate``). ``True``
+                or ``"residual"``: the shipped keypoint residual (a per-point network on
+                both hands' HALO logits and the distances to the hand's joints,
+                :mod:`halohand.inference.image_occupancy` without its image branch; the
+                better of the two on validation and held-out pairs). ``"attention"``: the
+                shipped attention refiner (Im2Hands' refinement network,
+                :mod:`halohand.inference.pair_refiner`). Or a network of either kind
+                (:func:`~halohand.inference.two_hands.check_refinement`).
 
         Returns:
             a :class:`~halohand.inference.two_hands.TwoHandReconstruction` (``right``,

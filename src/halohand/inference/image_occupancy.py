@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,15 +55,16 @@ from halohand.inference.pair_refiner import (
     level_logits,
     refined_occupancy,
 )
-from halohand.inference.two_hands import PAIR_SIDES, TwoHandReconstruction, pair_keypoints
-from halohand.skeleton.validation import resolve_units
 
 __all__ = [
     "ImageOccupancy", "ImageOccupancyConfig", "ImagePair", "image_pair", "load_image_occupancy",
-    "prepare_image", "project", "reconstruct_pair_image", "save_image_occupancy",
+    "pair_residual_path", "prepare_image", "project", "save_image_occupancy",
 ]  # fmt: skip
 
 _FORMAT: Final = "halohand.image-occupancy"
+#: The shipped keypoint-only model (``image=False``): the default learned two-hand
+#: refinement of :meth:`halohand.HALO.reconstruct_pair` (``refine_occupancy=True``).
+_WEIGHTS: Final = "pair_residual.safetensors"
 #: Mean and spread that sRGB values in 0..1 are normalised with before the encoder.
 _PIXEL_MEAN: Final = 0.5
 _PIXEL_STD: Final = 0.25
@@ -270,12 +272,26 @@ def save_image_occupancy(
     return write_weights(path, model.state_dict(), meta)
 
 
-def load_image_occupancy(path: str | os.PathLike[str]) -> ImageOccupancy:
-    """A model saved by :func:`save_image_occupancy` (eval mode).
+def pair_residual_path() -> Path | None:
+    """The shipped keypoint-only model, or ``None`` when this build ships none."""
+    path = Path(str(resources.files("halohand") / "weights" / _WEIGHTS))
+    return path if path.is_file() else None
+
+
+def load_image_occupancy(path: str | os.PathLike[str] | None = None) -> ImageOccupancy:
+    """A model saved by :func:`save_image_occupancy` (eval mode); without ``path``, the
+    shipped keypoint-only model (:func:`pair_residual_path`).
 
     Raises:
-        CorruptFileError: a missing, unreadable or foreign file.
+        CorruptFileError: a missing, unreadable or foreign file (or no shipped weights).
     """
+    if path is None:
+        path = pair_residual_path()
+        if path is None:
+            raise CorruptFileError(
+                "no keypoint residual weights shipped in this build; train one with "
+                "`halohand train-image-occupancy --no-image` and pass its file"
+            )
     path = Path(path)
     if not path.is_file():
         raise CorruptFileError(f"{path}: image occupancy weights not found")
@@ -378,12 +394,19 @@ def image_pair(
 ) -> ImagePair:
     """Encode one view of a pair: ``keypoints_m [2, 21, 3]`` metres (right, left, project
     order), an ``[H, W, 3]`` sRGB image, its ``[3, 3]`` intrinsics (pixels) and the camera
-    ``rotation [3, 3]`` / ``translation [3]`` (metres) from the keypoints' frame."""
+    ``rotation [3, 3]`` / ``translation [3]`` (metres) from the keypoints' frame. A model
+    without the image branch needs no view: ``image`` and the camera may be ``None``."""
     kp = torch.as_tensor(np.asarray(keypoints_m, dtype=np.float64))
     if kp.shape != (2, 21, 3):
         raise HalohandInputError(f"keypoints must be [2, 21, 3], got {list(kp.shape)}")
-    r, t = _camera(rotation, translation)
     dev = model.out.weight.device
+    if not model.config.image and image is None:
+        eye = torch.eye(3, dtype=torch.float64, device=dev)[None]
+        cam = (eye, eye, torch.zeros(1, 3, dtype=torch.float64, device=dev))  # unused
+        return ImagePair(model, [], cam, kp[None].to(dev), float(level))
+    if image is None:
+        raise HalohandInputError("this model reads a view of the pair: give its image")
+    r, t = _camera(rotation, translation)
     maps: list[Tensor] = []
     pixels, k = prepare_image(image, intrinsics, model.config.image_size)
     if model.config.image:
@@ -391,48 +414,3 @@ def image_pair(
             maps = model.encode(pixels[None].to(dev))
     cam = (k[None].to(dev), r[None].to(dev), t[None].to(dev))
     return ImagePair(model, maps, cam, kp[None].to(dev), float(level))
-
-
-def reconstruct_pair_image(
-    halo: Any,
-    keypoints: Any,
-    image: Any,
-    intrinsics: Any,
-    rotation: Any,
-    translation: Any,
-    model: ImageOccupancy | str | os.PathLike[str],
-    units: str = "auto",
-    fmt: str | None = None,
-    resolution: int = 256,
-    *,
-    colors: bool = True,
-    convention: str = "auto",
-) -> TwoHandReconstruction:
-    """Mesh a pair of hands from its keypoints and one photo of it.
-
-    Args:
-        halo: the :class:`~halohand.HALO` giving the initial occupancy.
-        keypoints: ``[2, J, 3]`` / ``[42, 3]`` as :meth:`halohand.HALO.reconstruct_pair`.
-        image: ``[H, W, 3]`` sRGB (uint8, or floats in 0..1).
-        intrinsics: ``[3, 3]`` pixels of ``image``.
-        rotation, translation: ``[3, 3]``, ``[3]`` metres: keypoints' frame -> camera
-            (``x`` right, ``y`` down, ``z`` ahead); the keypoints' frame in metres even when
-            the keypoints are in another unit.
-        model: an :class:`ImageOccupancy` or the path of its weights.
-        units, fmt, resolution, colors, convention: as :meth:`halohand.HALO.reconstruct_pair`.
-
-    Returns:
-        The two meshes; their ``occupancy`` is the image-conditioned one.
-    """
-    net = model if isinstance(model, ImageOccupancy) else load_image_occupancy(model)
-    kp, _ = pair_keypoints(keypoints, fmt)
-    if isinstance(kp, Tensor):
-        kp = kp.detach().cpu().numpy().astype(np.float64)
-    unit = resolve_units(units, kp)
-    prepared = halo.prepare(kp, list(PAIR_SIDES), unit, convention=convention)
-    kp_m = prepared.keypoints * prepared.scale
-    level = float(halo.iso_level)
-    learned = image_pair(net, kp_m, image, intrinsics, rotation, translation, level)
-    # ImagePair is meshed and queried as a LearnedPair is (its refine method)
-    right, left = halo.meshes(prepared, resolution, colors=colors, learned=learned)
-    return TwoHandReconstruction(right, left, prepared.keypoints, unit, halo, False, learned)

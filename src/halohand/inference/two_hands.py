@@ -36,6 +36,7 @@ points it encodes, and every lattice point's two occupancies are corrected toget
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,11 @@ from torch import Tensor
 
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import UNIT_SCALE
+from halohand.inference.image_occupancy import (
+    ImageOccupancy,
+    image_pair,
+    load_image_occupancy,
+)
 from halohand.inference.pair_refiner import (
     LearnedPair,
     PairFieldRefinement,
@@ -203,6 +209,13 @@ class TwoHandReconstruction:
         return out
 
 
+#: What ``refine_occupancy`` may be (:func:`pair_refinement`).
+OccupancyRefinement = bool | str | PairOccupancyRefiner | ImageOccupancy
+
+#: The learned two-hand refinements shipped, by name (``refine_occupancy=NAME``).
+REFINEMENTS = ("residual", "attention")
+
+
 def reconstruct_pair(
     model: Any,
     keypoints: Any,
@@ -214,19 +227,10 @@ def reconstruct_pair(
     refine: PairRefiner | None = None,
     separate: bool = False,
     convention: str = "auto",
-    refine_occupancy: bool | PairOccupancyRefiner = False,
+    refine_occupancy: OccupancyRefinement = False,
 ) -> TwoHandReconstruction:
     """Mesh a right and a left hand (see :meth:`halohand.HALO.reconstruct_pair`)."""
-    refiner: PairOccupancyRefiner | None = None
-    if refine_occupancy is True:
-        refiner = load_pair_refiner()
-    elif isinstance(refine_occupancy, PairOccupancyRefiner):
-        refiner = refine_occupancy
-    elif refine_occupancy is not False:
-        raise HalohandInputError(
-            f"refine_occupancy must be True, False or a PairOccupancyRefiner, got "
-            f"{type(refine_occupancy).__name__}"
-        )
+    choice = check_refinement(refine_occupancy)
     kp, _ = pair_keypoints(keypoints, fmt)
     if isinstance(kp, Tensor):
         kp = kp.detach().cpu().numpy().astype(np.float64)
@@ -241,11 +245,53 @@ def reconstruct_pair(
             )
         kp = refined / scale
     prepared = model.prepare(kp, list(PAIR_SIDES), unit, convention=convention)
-    learned = None if refiner is None else learned_pair(model, prepared, refiner)
+    learned = pair_refinement(model, prepared, choice)
     right, left = model.meshes(
         prepared, resolution, colors=colors, separate=separate, learned=learned
     )
     return TwoHandReconstruction(right, left, prepared.keypoints, unit, model, separate, learned)
+
+
+def check_refinement(
+    refine_occupancy: OccupancyRefinement,
+) -> PairOccupancyRefiner | ImageOccupancy | None:
+    """The network that ``refine_occupancy`` names (loaded when it names a shipped one), or
+    ``None`` for ``False``: ``True`` or ``"residual"`` is the shipped keypoint residual
+    (:func:`~halohand.inference.image_occupancy.load_image_occupancy`), ``"attention"``
+    the shipped attention refiner (:func:`~halohand.inference.pair_refiner.load_pair_refiner`);
+    a network is taken as it is (an image-conditioned one needs
+    :func:`reconstruct_pair_image`)."""
+    if refine_occupancy is False:
+        return None
+    if refine_occupancy is True or refine_occupancy == "residual":
+        return load_image_occupancy()
+    if refine_occupancy == "attention":
+        return load_pair_refiner()
+    if isinstance(refine_occupancy, PairOccupancyRefiner):
+        return refine_occupancy
+    if isinstance(refine_occupancy, ImageOccupancy):
+        if refine_occupancy.config.image:
+            raise HalohandInputError(
+                "this refinement reads a view of the pair: use reconstruct_pair_image"
+            )
+        return refine_occupancy
+    raise HalohandInputError(
+        f"refine_occupancy must be True, False, one of {', '.join(REFINEMENTS)}, a "
+        f"PairOccupancyRefiner or an ImageOccupancy, got {refine_occupancy!r}"
+    )
+
+
+def pair_refinement(
+    model: Any, prepared: Any, network: PairOccupancyRefiner | ImageOccupancy | None
+) -> PairFieldRefinement | None:
+    """A prepared pair's (right, left) learned refinement by ``network``
+    (:func:`check_refinement`), ready to mesh and query, or ``None``."""
+    if network is None:
+        return None
+    if isinstance(network, PairOccupancyRefiner):
+        return learned_pair(model, prepared, network)
+    kp_m = prepared.keypoints * prepared.scale
+    return image_pair(network, kp_m, None, None, None, None, float(model.iso_level))
 
 
 def learned_pair(model: Any, prepared: Any, refiner: PairOccupancyRefiner) -> LearnedPair:
@@ -283,3 +329,48 @@ def initial_surface(model: Any, prepared: Any, resolution: int, n: int) -> np.nd
         raise HalohandInputError(f"the learned refinement needs two hands, got {len(prepared)}")
     meshes = model.meshes(prepared, resolution, colors=False)
     return np.stack([surface_points(np.asarray(m.vertices) * prepared.scale, n) for m in meshes])
+
+
+def reconstruct_pair_image(
+    halo: Any,
+    keypoints: Any,
+    image: Any,
+    intrinsics: Any,
+    rotation: Any,
+    translation: Any,
+    model: ImageOccupancy | str | os.PathLike[str],
+    units: str = "auto",
+    fmt: str | None = None,
+    resolution: int = 256,
+    *,
+    colors: bool = True,
+    convention: str = "auto",
+) -> TwoHandReconstruction:
+    """Mesh a pair of hands from its keypoints and one photo of it.
+
+    Args:
+        halo: the :class:`~halohand.HALO` giving the initial occupancy.
+        keypoints: ``[2, J, 3]`` / ``[42, 3]`` as :meth:`halohand.HALO.reconstruct_pair`.
+        image: ``[H, W, 3]`` sRGB (uint8, or floats in 0..1).
+        intrinsics: ``[3, 3]`` pixels of ``image``.
+        rotation, translation: ``[3, 3]``, ``[3]`` metres: keypoints' frame -> camera
+            (``x`` right, ``y`` down, ``z`` ahead); the keypoints' frame in metres even when
+            the keypoints are in another unit.
+        model: an :class:`ImageOccupancy` or the path of its weights.
+        units, fmt, resolution, colors, convention: as :meth:`halohand.HALO.reconstruct_pair`.
+
+    Returns:
+        The two meshes; their ``occupancy`` is the image-conditioned one.
+    """
+    net = model if isinstance(model, ImageOccupancy) else load_image_occupancy(model)
+    kp, _ = pair_keypoints(keypoints, fmt)
+    if isinstance(kp, Tensor):
+        kp = kp.detach().cpu().numpy().astype(np.float64)
+    unit = resolve_units(units, kp)
+    prepared = halo.prepare(kp, list(PAIR_SIDES), unit, convention=convention)
+    kp_m = prepared.keypoints * prepared.scale
+    level = float(halo.iso_level)
+    learned = image_pair(net, kp_m, image, intrinsics, rotation, translation, level)
+    # ImagePair is meshed and queried as a LearnedPair is (its refine method)
+    right, left = halo.meshes(prepared, resolution, colors=colors, learned=learned)
+    return TwoHandReconstruction(right, left, prepared.keypoints, unit, halo, False, learned)

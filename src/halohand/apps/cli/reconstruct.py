@@ -114,9 +114,10 @@ def _pair_meshes(
 ) -> Any:
     """Meshes of a two-hand file's hands in ``where`` order; with ``separate``, the two
     hands of each complete pair are meshed together with their overlap removed
-    (``HALO.meshes(..., separate=True)``); with ``learned`` (a pair refiner), their two
-    fields are first corrected together by it."""
-    from halohand.inference.two_hands import learned_pair
+    (``HALO.meshes(..., separate=True)``); with ``learned`` (a two-hand refinement network,
+    :func:`~halohand.inference.two_hands.check_refinement`), their two fields are first
+    corrected together by it."""
+    from halohand.inference.two_hands import pair_refinement
 
     if not separate and learned is None:
         yield from model.meshes(prepared, resolution)
@@ -128,7 +129,7 @@ def _pair_meshes(
         sub = model.prepare(prepared.keypoints[k : k + n], sides, prepared.units, convention="rig")
         context = None
         if n == 2 and learned is not None:
-            context = learned_pair(model, sub, learned)  # sides come right, then left
+            context = pair_refinement(model, sub, learned)  # sides come right, then left
         yield from model.meshes(sub, resolution, separate=separate and n == 2, learned=context)
         k += n
 
@@ -210,6 +211,14 @@ def reconstruct(
             "shipped model; docs/two_hands.md).",
         ),
     ] = False,
+    learned_model: Annotated[
+        str,
+        typer.Option(
+            "--learned-model",
+            help="With --learned: residual (the shipped keypoint residual, the default) or "
+            "attention (the shipped attention refiner, Im2Hands' refinement network).",
+        ),
+    ] = "residual",
 ) -> None:
     """Reconstruct watertight, part-coloured hand meshes from keypoint files.
 
@@ -225,6 +234,10 @@ def reconstruct(
     check_resolution(resolution)
     check_out_folder(out_dir)
     check_inputs_exist(inputs)
+    if learned_model not in ("residual", "attention"):
+        raise HalohandInputError(
+            f"--learned-model must be residual or attention, got {learned_model!r}"
+        )
 
     from halohand.apps.keypoint_io import load_keypoints, load_pair_file, output_names
 
@@ -300,9 +313,9 @@ def reconstruct(
         pair_jobs = [(pf, _refined(model, refiner, p, where), where) for pf, p, where in pair_jobs]
     pair_refiner = None
     if learned and pair_jobs:
-        from halohand.inference.pair_refiner import load_pair_refiner
+        from halohand.inference.two_hands import check_refinement
 
-        pair_refiner = load_pair_refiner()
+        pair_refiner = check_refinement(learned_model)
     total = sum(len(names) for _, _, names in jobs) + sum(len(w) for _, _, w in pair_jobs)
     empty = 0
     with tqdm(total=total, desc="reconstruct", unit="hand", disable=None, file=sys.stderr) as bar:
