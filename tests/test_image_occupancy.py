@@ -266,6 +266,15 @@ def test_keypoint_model_through_reconstruct_pair(
         assert not np.array_equal(pair.right.vertices, base.right.vertices)
         verts = torch.from_numpy(np.asarray(pair.right.vertices))
         assert (pair.occupancy(verts)[0] - model.iso_level).abs().median() < 0.05
+    # a residual far beyond the attention refiner's bound: meshing must not skip a band
+    with torch.no_grad():
+        net.out.weight.mul_(40.0)
+    for separate in (False, True):
+        pair = model.reconstruct_pair(two_hands, units="m", resolution=RES, colors=False,
+                                      refine_occupancy=True, separate=separate)  # fmt: skip
+        for i, mesh in enumerate(pair.meshes):
+            occ = pair.occupancy(torch.from_numpy(np.asarray(mesh.vertices)))[i]
+            assert (occ - model.iso_level).abs().median() < 0.05, (separate, i)
     pair = model.reconstruct_pair(two_hands, units="m", resolution=RES, colors=False,
                                   refine_occupancy="attention")  # fmt: skip
     assert isinstance(pair.learned, LearnedPair) and pair.learned.model is attention

@@ -715,8 +715,9 @@ class HALO:
                 both = torch.stack([mine[rows], occ] if own == 0 else [occ, mine[rows]], -1)
                 with torch.no_grad():
                     # the lattice is in metres; with separate, the other hand's side
-                    # matters too, so the band is both hands'
-                    both = learned.refine(p[rows], both, band=(0, 1) if separate else None)
+                    # matters too, so the band is both hands' (a bounded residual only)
+                    band = (0, 1) if separate and bound is not None else None
+                    both = learned.refine(p[rows], both, band=band)
                 occ = both[:, other]
                 mine = mine.clone()
                 mine[rows] = both[:, own]

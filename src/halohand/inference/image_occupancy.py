@@ -50,7 +50,6 @@ from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.weights_file import read_weights, write_weights
 from halohand.inference.pair_refiner import (
     LOGIT_SCALE,
-    RESIDUAL_BOUND,
     UNIT,
     level_logits,
     refined_occupancy,
@@ -344,19 +343,11 @@ class ImagePair:
         band: tuple[int, ...] | None = None,
     ) -> Tensor:
         """Refined ``[N, 2]`` probabilities (right, left) at ``[N, 3]`` points (metres, the
-        keypoints' frame) from HALO's ``[N, 2]``; differentiable when grad mode is on. With
-        ``band``, only the points where one of those hands' level logits is within the
-        residual's bound (:meth:`~halohand.inference.pair_refiner.LearnedPair.refine`)."""
+        keypoints' frame) from HALO's ``[N, 2]``; differentiable when grad mode is on. Every
+        point is refined: the residual has no bound (:attr:`residual_bound`), so no band of
+        points is safe to skip and ``band`` is ignored."""
         dt = self.model.out.weight.dtype
         prob = prob.to(dt)
-        if band is not None:
-            u = level_logits(prob[:, list(band)], self.level)
-            keep = (u.abs() <= RESIDUAL_BOUND).any(-1).nonzero()[:, 0]
-            if len(keep) < len(prob):
-                out = prob.clone()
-                if len(keep):
-                    out[keep] = self.refine(points_m[keep], prob[keep], chunk)
-                return out
         parts = []
         for s in range(0, len(points_m), chunk):
             p = prob[s : s + chunk]
