@@ -10,15 +10,19 @@ format version and are validated further, have their own reader in
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from halohand.core.atomic import atomic_path
 from halohand.core.errors import CorruptFileError
 
-__all__ = ["read_weights", "write_weights"]
+__all__ = ["read_weights", "save_model", "shipped_weights", "write_weights"]
 
 
 def write_weights(
@@ -52,3 +56,25 @@ def read_weights(
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CorruptFileError(f"{path}: cannot read {what} ({exc})") from None
     return tensors, metadata
+
+
+def save_model(
+    path: str | os.PathLike[str],
+    model: torch.nn.Module,
+    fmt: str,
+    config: Any,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s weights with metadata ``format`` = ``fmt``, ``config`` = the JSON of
+    the dataclass ``config`` and, if given, ``extra`` (JSON), atomically; returns the path."""
+    meta = {"format": fmt, "config": json.dumps(asdict(config))}
+    if extra:
+        meta["extra"] = json.dumps(extra)
+    return write_weights(path, model.state_dict(), meta)
+
+
+def shipped_weights(name: str) -> Path | None:
+    """The weights file ``name`` shipped in the package's ``weights`` folder, or ``None``
+    when this build ships none."""
+    path = Path(str(resources.files("halohand") / "weights" / name))
+    return path if path.is_file() else None

@@ -37,8 +37,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -47,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
-from halohand.core.weights_file import read_weights, write_weights
+from halohand.core.weights_file import read_weights, save_model, shipped_weights
 from halohand.inference.pair_refiner import (
     LOGIT_SCALE,
     UNIT,
@@ -265,16 +264,12 @@ def save_image_occupancy(
     model: ImageOccupancy, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
 ) -> Path:
     """Write the weights, the config and ``extra`` (JSON) to a safetensors file atomically."""
-    meta = {"format": _FORMAT, "config": json.dumps(asdict(model.config))}
-    if extra:
-        meta["extra"] = json.dumps(extra)
-    return write_weights(path, model.state_dict(), meta)
+    return save_model(path, model, _FORMAT, model.config, extra)
 
 
 def pair_residual_path() -> Path | None:
     """The shipped keypoint-only model, or ``None`` when this build ships none."""
-    path = Path(str(resources.files("halohand") / "weights" / _WEIGHTS))
-    return path if path.is_file() else None
+    return shipped_weights(_WEIGHTS)
 
 
 def load_image_occupancy(path: str | os.PathLike[str] | None = None) -> ImageOccupancy:
