@@ -47,6 +47,7 @@ from halohand.inference.image_occupancy import (
 )
 from halohand.inference.pair_refiner import PairRefinerConfig, level_logits
 from halohand.training.pair_refiner import PairRefinerTrainConfig, build_cache
+from halohand.training.run import text_logger
 
 __all__ = [
     "PRESETS", "ImageOccupancyTrainConfig", "load_renders", "train_image_occupancy",
@@ -185,15 +186,6 @@ def evaluate(
             "iou_halo": _iou(val["prob"][:, idx] > level, labels)}  # fmt: skip
 
 
-def _logger(out: Path, log: Callable[[str], None]) -> Callable[[str], None]:
-    def say(line: str) -> None:
-        with open(out / "train.log", "a") as fh:
-            fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        log(line)
-
-    return say
-
-
 def train_image_occupancy(
     config: ImageOccupancyTrainConfig,
     data: str | Path | Sequence[str | Path],
@@ -210,7 +202,7 @@ def train_image_occupancy(
     :func:`train_on_data`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    say = _logger(out, log)
+    say = text_logger(out, log)
     roots = [Path(data)] if isinstance(data, str | Path) else [Path(d) for d in data]
     renders = [Path(images)] if isinstance(images, str | Path) else [Path(d) for d in images]
     if len(roots) != len(renders):
@@ -260,7 +252,7 @@ def train_on_data(
     ``out/summary.json`` and returns the summary."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    say = _logger(out, log)
+    say = text_logger(out, log)
     device = select_device(config.device)
     train, val = (
         {k: torch.from_numpy(np.asarray(v)).to(device) for k, v in s.items()}

@@ -45,6 +45,7 @@ from halohand.inference.pair_refiner import (
     save_pair_refiner,
 )
 from halohand.inference.two_hands import PAIR_SIDES, initial_surface
+from halohand.training.run import text_logger
 
 __all__ = [
     "PRESETS", "PairRefinerTrainConfig", "build_cache", "train_on_caches", "train_pair_refiner",
@@ -242,7 +243,7 @@ def train_pair_refiner(
     the others), then :func:`train_on_caches`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    say = _logger(out, log)
+    say = text_logger(out, log)
     halo = halo or HALO.pretrained()
     roots = [Path(data)] if isinstance(data, str | Path) else [Path(d) for d in data]
     t_cache = time.perf_counter()
@@ -264,15 +265,6 @@ def train_pair_refiner(
     )  # fmt: skip
 
 
-def _logger(out: Path, log: Callable[[str], None]) -> Callable[[str], None]:
-    def say(line: str) -> None:
-        with open(out / "train.log", "a") as fh:
-            fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        log(line)
-
-    return say
-
-
 def train_on_caches(
     config: PairRefinerTrainConfig,
     train_cache: dict[str, np.ndarray],
@@ -291,7 +283,7 @@ def train_on_caches(
     weights (a later ``resume`` goes on as if never stopped)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    say = _logger(out, log)
+    say = text_logger(out, log)
     device = select_device(config.device)
     mcfg = config.model
     train, val_full = (

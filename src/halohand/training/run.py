@@ -69,6 +69,19 @@ def lr_schedule(kind: str, lr: float, lr_min: float, total: int) -> Callable[[in
     raise HalohandInputError(f"unknown learning-rate schedule {kind!r}; use one of {LR_SCHEDULES}")
 
 
+def text_logger(out: str | os.PathLike[str], log: Callable[[str], None]) -> Callable[[str], None]:
+    """A ``say(line)`` that appends ``HH:MM:SS line`` to ``out/train.log`` and passes the
+    line to ``log`` (the small recipes' progress log, beside their checkpoint)."""
+    path = Path(out) / "train.log"
+
+    def say(line: str) -> None:
+        with open(path, "a") as fh:
+            fh.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        log(line)
+
+    return say
+
+
 def trim_log(path: str | os.PathLike[str], columns: Sequence[str], max_step: int) -> None:
     """Rewrite a CSV log (atomically) with the header ``columns`` and its complete rows up
     to step ``max_step`` (the first column); creates the file when missing.
