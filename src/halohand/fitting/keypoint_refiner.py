@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
-from halohand.core.weights_file import read_weights, write_weights
+from halohand.core.weights_file import read_weights, save_model, shipped_weights
 from halohand.skeleton.bones import PARENTS
 
 __all__ = ["UNIT", "KeypointRefiner", "RefinerConfig", "refine_keypoints", "skeleton_adjacency"]
@@ -139,8 +138,7 @@ _WEIGHTS: Final = "keypoint_refiner.safetensors"
 
 def save_refiner(model: KeypointRefiner, path: str | os.PathLike[str]) -> None:
     """Write the weights and config to a safetensors file atomically."""
-    meta = {"format": "halohand.keypoint-refiner", "config": json.dumps(asdict(model.config))}
-    write_weights(path, model.state_dict(), meta)
+    save_model(path, model, "halohand.keypoint-refiner", model.config)
 
 
 def load_refiner(path: str | os.PathLike[str] | None = None) -> KeypointRefiner:
@@ -150,7 +148,9 @@ def load_refiner(path: str | os.PathLike[str] | None = None) -> KeypointRefiner:
         CorruptFileError: a missing, unreadable or foreign file.
     """
     if path is None:
-        path = Path(str(resources.files("halohand") / "weights" / _WEIGHTS))
+        path = shipped_weights(_WEIGHTS)
+        if path is None:
+            raise CorruptFileError("no keypoint refiner weights shipped in this build")
     path = Path(path)
     if not path.is_file():
         raise CorruptFileError(f"{path}: keypoint refiner weights not found")
