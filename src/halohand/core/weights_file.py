@@ -22,7 +22,7 @@ import torch
 from halohand.core.atomic import atomic_path
 from halohand.core.errors import CorruptFileError
 
-__all__ = ["read_weights", "save_model", "shipped_weights", "write_weights"]
+__all__ = ["read_model", "read_weights", "save_model", "shipped_weights", "write_weights"]
 
 
 def write_weights(
@@ -78,3 +78,21 @@ def shipped_weights(name: str) -> Path | None:
     when this build ships none."""
     path = Path(str(resources.files("halohand") / "weights" / name))
     return path if path.is_file() else None
+
+
+def read_model(
+    path: str | os.PathLike[str], fmt: str, what: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a file of :func:`save_model` with format tag ``fmt``.
+
+    Raises:
+        CorruptFileError: ``"{path}: {what} weights not found"``, an unreadable file
+            (:func:`read_weights`) or ``"{path}: not a halohand {what} file"``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CorruptFileError(f"{path}: {what} weights not found")
+    state, meta = read_weights(path, f"{what} weights")
+    if meta.get("format") != fmt:
+        raise CorruptFileError(f"{path}: not a halohand {what} file")
+    return state, meta

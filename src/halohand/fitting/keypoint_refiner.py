@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
-from halohand.core.weights_file import read_weights, save_model, shipped_weights
+from halohand.core.weights_file import read_model, save_model, shipped_weights
 from halohand.skeleton.bones import PARENTS
 
 __all__ = ["UNIT", "KeypointRefiner", "RefinerConfig", "refine_keypoints", "skeleton_adjacency"]
@@ -152,11 +152,7 @@ def load_refiner(path: str | os.PathLike[str] | None = None) -> KeypointRefiner:
         if path is None:
             raise CorruptFileError("no keypoint refiner weights shipped in this build")
     path = Path(path)
-    if not path.is_file():
-        raise CorruptFileError(f"{path}: keypoint refiner weights not found")
-    state, meta = read_weights(path, "keypoint refiner weights")
-    if meta.get("format") != "halohand.keypoint-refiner":
-        raise CorruptFileError(f"{path}: not a halohand keypoint refiner file")
+    state, meta = read_model(path, "halohand.keypoint-refiner", "keypoint refiner")
     model = KeypointRefiner(RefinerConfig(**json.loads(meta["config"])))
     try:
         model.load_state_dict(state)

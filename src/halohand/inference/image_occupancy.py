@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
-from halohand.core.weights_file import read_weights, save_model, shipped_weights
+from halohand.core.weights_file import read_model, save_model, shipped_weights
 from halohand.inference.pair_refiner import (
     LOGIT_SCALE,
     UNIT,
@@ -287,11 +287,7 @@ def load_image_occupancy(path: str | os.PathLike[str] | None = None) -> ImageOcc
                 "`halohand train-image-occupancy --no-image` and pass its file"
             )
     path = Path(path)
-    if not path.is_file():
-        raise CorruptFileError(f"{path}: image occupancy weights not found")
-    state, meta = read_weights(path, "image occupancy weights")
-    if meta.get("format") != _FORMAT:
-        raise CorruptFileError(f"{path}: not a halohand image occupancy file")
+    state, meta = read_model(path, _FORMAT, "image occupancy")
     try:
         cfg = json.loads(meta["config"])
         cfg["channels"] = tuple(cfg["channels"])

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
-from halohand.core.weights_file import read_weights, save_model, shipped_weights
+from halohand.core.weights_file import read_model, save_model, shipped_weights
 
 __all__ = [
     "RESIDUAL_BOUND", "UNIT", "LearnedPair", "PairContext", "PairFieldRefinement",
@@ -423,11 +423,7 @@ def load_pair_refiner(path: str | os.PathLike[str] | None = None) -> PairOccupan
                 "`halohand train-pair-refiner` and pass its file"
             )
     path = Path(path)
-    if not path.is_file():
-        raise CorruptFileError(f"{path}: pair refiner weights not found")
-    state, meta = read_weights(path, "pair refiner weights")
-    if meta.get("format") != _FORMAT:
-        raise CorruptFileError(f"{path}: not a halohand pair refiner file")
+    state, meta = read_model(path, _FORMAT, "pair refiner")
     try:
         model = PairOccupancyRefiner(PairRefinerConfig(**json.loads(meta["config"])))
         model.load_state_dict(state)
