@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ from halohand.core.checkpoint import load_checkpoint, save_checkpoint
 from halohand.core.device import select_device
 from halohand.core.errors import HalohandInputError
 from halohand.core.schedule import cosine
-from halohand.data.dataset import PairDataset
 from halohand.inference.halo import HALO
 from halohand.inference.image_occupancy import (
     ImageOccupancy,
@@ -46,12 +45,17 @@ from halohand.inference.image_occupancy import (
     save_image_occupancy,
 )
 from halohand.inference.pair_refiner import PairRefinerConfig, level_logits
-from halohand.training.pair_refiner import PairRefinerTrainConfig, build_cache
+from halohand.training.pair_refiner import (
+    PairRefinerTrainConfig,
+    config_with,
+    mean_iou,
+    split_caches,
+)
 from halohand.training.run import text_logger
 
 __all__ = [
-    "PRESETS", "ImageOccupancyTrainConfig", "load_renders", "train_image_occupancy",
-    "train_on_data",
+    "PRESETS", "ImageOccupancyTrainConfig", "config_with", "load_renders",
+    "train_image_occupancy", "train_on_data",
 ]  # fmt: skip
 
 _FORMAT = "halohand.image-occupancy-checkpoint"
@@ -159,12 +163,6 @@ def _forward(
     return logits + res, maps
 
 
-def _iou(inside: Tensor, labels: Tensor) -> float:
-    inter = (inside & labels).sum(1).float()
-    union = (inside | labels).sum(1).float().clamp_min(1.0)
-    return float((inter / union).mean())
-
-
 def evaluate(
     model: ImageOccupancy, val: dict[str, Tensor], idx: Tensor, level: float, chunk: int = 8
 ) -> dict[str, float]:
@@ -182,8 +180,8 @@ def evaluate(
     model.train()
     refined = torch.cat(inside)
     labels = val["labels"][:, idx] > 0.5
-    return {"iou_refined": _iou(refined, labels),
-            "iou_halo": _iou(val["prob"][:, idx] > level, labels)}  # fmt: skip
+    return {"iou_refined": mean_iou(refined, labels),
+            "iou_halo": mean_iou(val["prob"][:, idx] > level, labels)}  # fmt: skip
 
 
 def train_image_occupancy(
@@ -217,18 +215,14 @@ def train_image_occupancy(
     )
     t0 = time.perf_counter()
     sets = {}
-    for split in ("train", "val"):
+    caches = split_caches(halo, roots, PairRefinerConfig(), cache_cfg, out, say)
+    for split, found in caches.items():
         parts = []
-        for i, (root, folder) in enumerate(zip(roots, renders, strict=True)):
-            if len(PairDataset(root, split)) == 0:
-                continue
-            name = f"cache_{split}.npz" if i == 0 else f"cache_{split}_{i}.npz"
-            cache = build_cache(halo, root, split, PairRefinerConfig(), cache_cfg, out / name, say)
+        for i, cache in found:
             cache.pop("iso")
-            shown = load_renders(folder / split, cache["keypoints"], config.model.image_size)
+            size = config.model.image_size
+            shown = load_renders(renders[i] / split, cache["keypoints"], size)
             parts.append({**cache, **shown})
-        if not parts:
-            raise HalohandInputError(f"no {split} pairs in {', '.join(map(str, roots))}")
         sets[split] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     extra = {"data": [str(r) for r in roots], "images": [str(r) for r in renders],
              "cache_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
@@ -350,12 +344,3 @@ def train_on_data(
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     say(f"done: {json.dumps(metrics)}")
     return summary
-
-
-def config_with(base: ImageOccupancyTrainConfig, **changes: Any) -> ImageOccupancyTrainConfig:
-    """``base`` with training fields and model fields (``image``, ``width``, ...) changed by
-    name; ``None`` values are ignored."""
-    model_fields = set(ImageOccupancyConfig.__dataclass_fields__)
-    train = {k: v for k, v in changes.items() if v is not None and k not in model_fields}
-    model = {k: v for k, v in changes.items() if v is not None and k in model_fields}
-    return replace(base, model=replace(base.model, **model), **train)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -48,8 +48,12 @@ from halohand.inference.two_hands import PAIR_SIDES, initial_surface
 from halohand.training.run import text_logger
 
 __all__ = [
-    "PRESETS", "PairRefinerTrainConfig", "build_cache", "train_on_caches", "train_pair_refiner",
+    "PRESETS", "PairRefinerTrainConfig", "build_cache", "config_with", "mean_iou", "split_caches",
+    "train_on_caches", "train_pair_refiner",
 ]  # fmt: skip
+
+#: A training config with a ``model`` config (:func:`config_with`).
+TrainConfig = TypeVar("TrainConfig")
 
 _FORMAT = "halohand.pair-refiner-checkpoint"
 _CACHE_VERSION = 1
@@ -195,7 +199,7 @@ def _batch(cache: dict[str, Tensor], pairs: Tensor, idx: Tensor) -> dict[str, Te
     }  # fmt: skip
 
 
-def _iou(inside: Tensor, labels: Tensor) -> float:
+def mean_iou(inside: Tensor, labels: Tensor) -> float:
     """Mean over pairs and hands of the IoU of ``[P, N, 2]`` bools."""
     inter = (inside & labels).sum(1).float()
     union = (inside | labels).sum(1).float().clamp_min(1.0)
@@ -221,11 +225,40 @@ def evaluate_cache(
     halo = val["prob"] > level
     labels = val["labels"] > 0.5
     return {
-        "iou_refined": _iou(inside, labels), "iou_halo": _iou(halo, labels),
+        "iou_refined": mean_iou(inside, labels), "iou_halo": mean_iou(halo, labels),
         "both_refined": float((inside[..., 0] & inside[..., 1]).float().mean()),
         "both_halo": float((halo[..., 0] & halo[..., 1]).float().mean()),
         "both_truth": float((labels[..., 0] & labels[..., 1]).float().mean()),
     }  # fmt: skip
+
+
+def split_caches(
+    halo: HALO,
+    roots: Sequence[Path],
+    model: PairRefinerConfig,
+    config: PairRefinerTrainConfig,
+    out: Path,
+    say: Callable[[str], None],
+) -> dict[str, list[tuple[int, dict[str, np.ndarray]]]]:
+    """Per split (``train``, ``val``), ``(dataset index, cache)`` of the datasets ``roots``
+    that have pairs in it (:func:`build_cache`, in ``out/cache_<split>.npz`` for the first
+    dataset and ``out/cache_<split>_<i>.npz`` for the others).
+
+    Raises:
+        HalohandInputError: a split without pairs in any dataset.
+    """
+    caches: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {}
+    for split in ("train", "val"):
+        parts = []
+        for i, root in enumerate(roots):
+            if len(PairDataset(root, split)) == 0:
+                continue
+            name = f"cache_{split}.npz" if i == 0 else f"cache_{split}_{i}.npz"
+            parts.append((i, build_cache(halo, root, split, model, config, out / name, say)))
+        if not parts:
+            raise HalohandInputError(f"no {split} pairs in {', '.join(map(str, roots))}")
+        caches[split] = parts
+    return caches
 
 
 def train_pair_refiner(
@@ -247,17 +280,10 @@ def train_pair_refiner(
     halo = halo or HALO.pretrained()
     roots = [Path(data)] if isinstance(data, str | Path) else [Path(d) for d in data]
     t_cache = time.perf_counter()
-    caches: dict[str, dict[str, np.ndarray]] = {}
-    for split in ("train", "val"):
-        parts = []
-        for i, root in enumerate(roots):
-            if len(PairDataset(root, split)) == 0:
-                continue
-            name = f"cache_{split}.npz" if i == 0 else f"cache_{split}_{i}.npz"
-            parts.append(build_cache(halo, root, split, config.model, config, out / name, say))
-        if not parts:
-            raise HalohandInputError(f"no {split} pairs in {', '.join(map(str, roots))}")
-        caches[split] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    caches = {
+        split: {k: np.concatenate([c[k] for _, c in parts]) for k in parts[0][1]}
+        for split, parts in split_caches(halo, roots, config.model, config, out, say).items()
+    }
     extra = {"data": [str(r) for r in roots], "cache_s": round(time.perf_counter() - t_cache, 1)}
     return train_on_caches(
         config, caches["train"], caches["val"], float(halo.iso_level), out, resume=resume,
@@ -367,10 +393,11 @@ def train_on_caches(
     return summary
 
 
-def config_with(base: PairRefinerTrainConfig, **changes: Any) -> PairRefinerTrainConfig:
-    """``base`` with training fields and model fields (``anchors``, ``width``,
-    ``penetration_weight``, ...) changed by name; ``None`` values are ignored."""
-    model_fields = set(PairRefinerConfig.__dataclass_fields__)
+def config_with(base: TrainConfig, **changes: Any) -> TrainConfig:
+    """``base`` (a training config whose ``model`` is the network's config) with training
+    fields and model fields (``anchors``, ``width``, ``penetration_weight``, ...) changed
+    by name; ``None`` values are ignored."""
+    model_fields = set(type(base.model).__dataclass_fields__)
     train = {k: v for k, v in changes.items() if v is not None and k not in model_fields}
     model = {k: v for k, v in changes.items() if v is not None and k in model_fields}
     return replace(base, model=replace(base.model, **model), **train)
