@@ -136,6 +136,30 @@ def turned(meshes: dict, seed: int) -> dict:
     return out
 
 
+def print_rates(name: str, mean: dict, seconds: float) -> None:
+    """One line of a method's shares of stable, penetration-ok, opposed and plausible grasps."""
+    print(f"{name}: stable {mean['stable']:.3f} pen_ok {mean['penetration_ok']:.3f} "
+          f"opposition {mean['opposition']:.3f} plausible {mean['plausible']:.3f} "
+          f"({seconds:.0f} s)", flush=True)  # fmt: skip
+
+
+def finish(
+    doc: dict, scenes: dict, json_path: str, sheets: str, tile: int, workers: int, t0: float
+) -> None:
+    """A contact sheet per object of ``scenes`` (``(mesh, object, label, colour)`` each) in
+    ``sheets``, then ``doc`` with its total wall time written to ``json_path``."""
+    from halohand.apps.figures import render_grasps
+
+    Path(sheets).mkdir(parents=True, exist_ok=True)
+    for oid, items in scenes.items():
+        render_grasps([(m, o) for m, o, _, _ in items], f"{sheets}/{oid}.png",
+                      columns=8, tile=tile, labels=[s for _, _, s, _ in items],
+                      label_colors=[c for _, _, _, c in items], workers=workers)  # fmt: skip
+    doc["wall_s"] = round(time.perf_counter() - t0, 1)
+    write(doc, json_path, indent=1)
+    print(f"done in {doc['wall_s']:.0f} s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=str(RESULTS / "studies" / "grasp_stability_baseline.json"))
@@ -168,7 +192,7 @@ def main() -> None:
 
     import torch
 
-    from halohand.apps.figures import grasp_verdict, render_grasps
+    from halohand.apps.figures import grasp_verdict
     from halohand.grasp.evaluate import evaluate_grasps, vae_source
     from halohand.grasp.generate import grasp_halo, shipped_model_path
     from halohand.objects.registry import load_objects, object_from_mesh
@@ -217,18 +241,8 @@ def main() -> None:
                                 "objects": res["objects"], "grasps": res["grasps"],
                                 "wall_s": round(time.perf_counter() - t, 1)}  # fmt: skip
         write(doc, args.json, indent=1)
-        m = res["mean"]
-        print(f"{name}: stable {m['stable']:.3f} pen_ok {m['penetration_ok']:.3f} "
-              f"opposition {m['opposition']:.3f} plausible {m['plausible']:.3f} "
-              f"({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
-    Path(args.sheets).mkdir(parents=True, exist_ok=True)
-    for oid, items in scenes.items():
-        render_grasps([(m, o) for m, o, _, _ in items], f"{args.sheets}/{oid}.png",
-                      columns=8, tile=args.tile, labels=[s for _, _, s, _ in items],
-                      label_colors=[c for _, _, _, c in items], workers=2)  # fmt: skip
-    doc["wall_s"] = round(time.perf_counter() - t0, 1)
-    write(doc, args.json, indent=1)
-    print(f"done in {doc['wall_s']:.0f} s", flush=True)
+        print_rates(name, res["mean"], time.perf_counter() - t)
+    finish(doc, scenes, args.json, args.sheets, args.tile, 2, t0)
 
 
 def markdown(doc: dict) -> str:

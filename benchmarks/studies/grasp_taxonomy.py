@@ -75,9 +75,9 @@ def main() -> None:
         return
 
     import torch
-    from grasp_stability import new_objects
+    from grasp_stability import finish, new_objects, print_rates
 
-    from halohand.apps.figures import grasp_verdict, render_grasps
+    from halohand.apps.figures import grasp_verdict
     from halohand.grasp.evaluate import evaluate_grasps
     from halohand.grasp.generate import grasp_halo
     from halohand.grasp.synthesis import SynthesisConfig, _batch_seed, synthesize_batch
@@ -175,18 +175,8 @@ def main() -> None:
             "wall_s": round(time.perf_counter() - t, 1),
         }  # fmt: skip
         write(doc, args.json, indent=1)
-        m = res["mean"]
-        print(f"{method}: stable {m['stable']:.3f} pen_ok {m['penetration_ok']:.3f} "
-              f"opposition {m['opposition']:.3f} plausible {m['plausible']:.3f} "
-              f"({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
-    Path(args.sheets).mkdir(parents=True, exist_ok=True)
-    for oid, items in scenes.items():
-        render_grasps([(m, o) for m, o, _, _ in items], f"{args.sheets}/{oid}.png",
-                      columns=8, tile=args.tile, labels=[s for _, _, s, _ in items],
-                      label_colors=[c for _, _, _, c in items], workers=1)  # fmt: skip
-    doc["wall_s"] = round(time.perf_counter() - t0, 1)
-    write(doc, args.json, indent=1)
-    print(f"done in {doc['wall_s']:.0f} s", flush=True)
+        print_rates(method, res["mean"], time.perf_counter() - t)
+    finish(doc, scenes, args.json, args.sheets, args.tile, 1, t0)
 
 
 def markdown(doc: dict) -> str:
