@@ -658,7 +658,9 @@ class HALO:
         hand 1 left), then, with ``separate``, ``other``'s claim removed
         (:func:`~halohand.inference.two_hands.separate_occupancy`). The other hand is
         queried only at points inside its own keypoint box: outside it, its occupancy is
-        below the level by construction of the box's padding (and taken as 0)."""
+        below the level by construction of the box's padding (and taken as 0). A
+        refinement with a bounded residual runs only on the band of points whose side it
+        can change (:meth:`~halohand.inference.pair_refiner.LearnedPair.refine`)."""
         dev = self.device
         hand = _select(prepared.conditioning, other, dev)
         kp_m = prepared.keypoints[other] * prepared.scale
@@ -698,16 +700,17 @@ class HALO:
             out = fn(points, *rest)
             values = out[0] if isinstance(out, tuple) else out
             p = torch.from_numpy(np.ascontiguousarray(points)).to(dev, torch.float64) + centre
-            mine = torch.from_numpy(np.asarray(values, dtype=np.float32)).to(dev)
+            # a copy: fn's own array is left as it was
+            mine = torch.from_numpy(np.array(values, dtype=np.float32)).to(dev)
             bound = None if learned is None else learned.residual_bound
             if bound is not None and not separate:
                 # Only this hand's band can change side (LearnedPair.refine): only there
                 # does the refinement run, and only there is the other hand needed.
                 rows = (level_logits(mine, level).abs() <= bound).nonzero()[:, 0]
+            elif learned is not None:
+                rows = torch.arange(len(p), device=dev)
             else:
                 rows = ((p >= lo) & (p <= hi)).all(-1).nonzero()[:, 0]
-                if learned is not None:
-                    rows = torch.arange(len(p), device=dev)
             if len(rows) == 0:
                 return out
             occ = other_at(points, p, rows)
@@ -719,10 +722,8 @@ class HALO:
                     band = (0, 1) if separate and bound is not None else None
                     both = learned.refine(p[rows], both, band=band)
                 occ = both[:, other]
-                mine = mine.clone()
                 mine[rows] = both[:, own]
             if separate:
-                mine = mine.clone()
                 mine[rows] = separate_occupancy(mine[rows], occ, level)
             values = mine.cpu().numpy().astype(np.asarray(values).dtype)
             return (values, *out[1:]) if isinstance(out, tuple) else values
