@@ -309,14 +309,15 @@ class ImagePair:
     Attributes:
         model: the network.
         maps: its feature maps of the view (batch of one; ``[]`` without the image branch).
-        camera: ``(intrinsics, rotation, translation)`` ``[1, ...]`` float64 (metres).
+        camera: ``(intrinsics, rotation, translation)`` ``[1, ...]`` float64 (metres), or
+            ``None`` for a model without the image branch.
         keypoints: ``[1, 2, 21, 3]`` metres (right, left).
         level: the mesh level of the initial occupancy (HALO's ``iso_level``).
     """
 
     model: ImageOccupancy
     maps: list[Tensor]
-    camera: tuple[Tensor, Tensor, Tensor]
+    camera: tuple[Tensor, Tensor, Tensor] | None
     keypoints: Tensor
     level: float
 
@@ -383,9 +384,7 @@ def image_pair(
         raise HalohandInputError(f"keypoints must be [2, 21, 3], got {list(kp.shape)}")
     dev = model.out.weight.device
     if not model.config.image and image is None:
-        eye = torch.eye(3, dtype=torch.float64, device=dev)[None]
-        cam = (eye, eye, torch.zeros(1, 3, dtype=torch.float64, device=dev))  # unused
-        return ImagePair(model, [], cam, kp[None].to(dev), float(level))
+        return ImagePair(model, [], None, kp[None].to(dev), float(level))
     if image is None:
         raise HalohandInputError("this model reads a view of the pair: give its image")
     r, t = _camera(rotation, translation)
