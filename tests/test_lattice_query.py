@@ -20,7 +20,7 @@ from halohand.fields import hand_conditioning, part_distances, skip_mask
 from halohand.fields.skipping import DEFAULT_SKIP_RADII_M, PartSupports, effective_radii
 from halohand.inference.extract import _crossing_cells, _PartMode, mesh_from_grid
 from halohand.inference.halo import HALO, keypoint_box
-from halohand.inference.lattice_query import LatticeQuery
+from halohand.inference.lattice_query import LatticeQuery, _candidate_pairs
 from halohand.inference.query import query_occupancy
 
 
@@ -45,6 +45,21 @@ def test_pairwise_support_test_matches_skip_mask() -> None:
     assert expected.any() and (~expected).any()
     with pytest.raises(ValueError, match="21, 3"):
         PartSupports(kp_local[:20], radii)
+
+
+def test_candidate_pairs_are_the_set_bits_sorted_by_part_then_row() -> None:
+    rng = np.random.default_rng(3)
+    # mostly one bit per point, some several, some none, and the top bit
+    bits = np.left_shift(np.uint32(1), rng.integers(0, 16, 5_000).astype(np.uint32))
+    bits |= np.where(rng.random(5_000) < 0.3, rng.integers(0, 1 << 16, 5_000), 0).astype(np.uint32)
+    bits[rng.random(5_000) < 0.1] = 0
+    bits[:7] = np.uint32(1 << 31) | np.uint32(5)
+    part, row = _candidate_pairs(bits)
+    want_part, want_row = np.nonzero((bits[None] >> np.arange(32, dtype=np.uint32)[:, None]) & 1)
+    assert np.array_equal(part, want_part) and np.array_equal(row, want_row)
+    assert part.dtype == row.dtype == np.int64
+    empty = _candidate_pairs(np.zeros(4, dtype=np.uint32))
+    assert empty[0].shape == empty[1].shape == (0,)
 
 
 def test_lattice_query_values_labels_and_bits(shipped_halo: HALO) -> None:

@@ -13,7 +13,8 @@ ever forming a ``[points, 16]`` array:
   layer (:meth:`~halohand.fields.OccupancyNetwork.folded_weights` with ``points_frame``),
   so lattice points (float32 metres about the centre) enter the network unconverted;
 * the maximum, the argmax part and the parts within ``tolerance`` of the maximum are
-  reduced per point from the pairs' logits by scatter operations.
+  reduced per point from the pairs' probabilities, part by part (a part's rows are
+  distinct points, so each step is a gather and a write).
 
 The values are those of :func:`~halohand.inference.query.query_occupancy` on the same pairs
 up to float32 rounding (the first layer is composed in float64 and rounded once, instead of
@@ -70,9 +71,9 @@ class LatticeQuery:
         with torch.no_grad():
             w, c = network.folded_weights(hand.part_matrices, hand.bone_lengths, frame[None])
         self._weights, self._const = w.contiguous(), c.contiguous()
+        self._layers = network.folded_layers()
         keypoints = hand.keypoints[0].to(torch.float64).cpu() - origin
         self._supports = PartSupports(keypoints, radii)
-        self._part_bits = torch.arange(self.num_parts, dtype=torch.int64)
         self.tolerance = float(tolerance)
         self.floor = float(floor)
 
@@ -102,33 +103,60 @@ class LatticeQuery:
             pairs = skip_mask(q[None], sup.keypoints[None], sup.radii.to(torch.float32))[0].T
             part, row = pairs.nonzero(as_tuple=True)  # sorted by part, then point
         else:
-            bits = torch.from_numpy(np.asarray(candidates).astype(np.int64))
-            pairs = (bits[None] >> self._part_bits[:, None]) & 1 != 0
-            part, row = pairs.nonzero(as_tuple=True)
+            part_np, row_np = _candidate_pairs(candidates)
+            part, row = torch.from_numpy(part_np), torch.from_numpy(row_np)
             coords = q.T.contiguous().index_select(1, row)
             keep = self._supports.contains(coords, part).nonzero()[:, 0]
             part, row = part.index_select(0, keep), row.index_select(0, keep)
-        pts = q.index_select(0, row)
         counts = torch.bincount(part, minlength=k)
-        logits = self.network.folded_logits(pts, counts, self._weights, self._const)
-        probs = torch.sigmoid(logits)
-        # The max of the pairs' own probabilities (not the sigmoid of the max logit, which
-        # a vectorised sigmoid may round 1 ulp apart): the argmax test below is exact.
-        values = torch.zeros(n)
-        values.scatter_reduce_(0, row, probs, reduce="amax")
-        best = values.index_select(0, row)
-        is_top = (probs == best).nonzero()[:, 0]
-        labels = torch.zeros(n, dtype=torch.int64)
-        labels.scatter_reduce_(
-            0, row.index_select(0, is_top), part.index_select(0, is_top), reduce="amin",
-            include_self=False,
-        )  # fmt: skip
-        near = (probs >= (best - self.tolerance).clamp_min_(self.floor)).nonzero()[:, 0]
-        # Distinct powers of two: their sum is their OR.
-        cand = torch.zeros(n, dtype=torch.int64)
-        cand.index_add_(0, row.index_select(0, near), 1 << part.index_select(0, near))
-        return (
-            values.numpy(),
-            labels.to(torch.uint8).numpy(),
-            cand.numpy().astype(np.uint32),
+        logits = self.network.folded_logits(
+            q.index_select(0, row), counts, self._weights, self._const, self._layers
         )
+        probs = torch.sigmoid(logits).numpy()
+        rows = row.numpy()
+        sizes = counts.tolist()
+        ends = np.cumsum(sizes).tolist()
+        spans = [(kk, ends[kk] - sizes[kk], ends[kk]) for kk in range(k) if sizes[kk]]
+        # Per part, rows are distinct: the max, its (lowest) part and the candidates are
+        # plain gathers and writes per part, in part order. -1 marks "no pair yet", so the
+        # first part evaluated at a point holds it even at probability 0.
+        values = np.full(n, -1.0, dtype=np.float32)
+        labels = np.zeros(n, dtype=np.uint8)
+        for kk, s0, s1 in spans:
+            r, p = rows[s0:s1], probs[s0:s1]
+            v = values[r]
+            higher = p > v
+            labels[r[higher]] = kk
+            values[r] = np.where(higher, p, v)
+        np.maximum(values, 0.0, out=values)
+        cand = np.zeros(n, dtype=np.uint32)
+        bar = np.maximum(values - np.float32(self.tolerance), np.float32(self.floor))
+        for kk, s0, s1 in spans:
+            r = rows[s0:s1]
+            cand[r[probs[s0:s1] >= bar[r]]] |= np.uint32(1 << kk)
+        return values, labels, cand
+
+
+def _candidate_pairs(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(part, row)`` int64 of every set bit of ``bits`` (``[N]`` uint32; bit k: part k),
+    sorted by part, then row: the lowest set bit of every point is peeled off in turn
+    (~1.3 rounds on shrinking sets for extraction's candidates, against a ``[32, N]`` test
+    and its ``nonzero``)."""
+    b = np.asarray(bits, dtype=np.uint32)
+    n = len(b)
+    rows = np.flatnonzero(b)
+    b = b[rows]
+    parts, owners = [], []
+    while len(b):
+        low = b & (~b + np.uint32(1))
+        # a power of two's float32 exponent is its bit index
+        parts.append((low.astype(np.float32).view(np.int32) >> 23) - 127)
+        owners.append(rows)
+        b ^= low
+        more = np.flatnonzero(b)
+        b, rows = b[more], rows[more]
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    key = np.sort(np.concatenate(parts).astype(np.int64) * n + np.concatenate(owners))
+    return np.divmod(key, n)
