@@ -573,20 +573,25 @@ def mesh_from_grid(
     bmin = np.asarray(bounds_min, dtype=np.float64)
     bmax = np.asarray(bounds_max, dtype=np.float64)
     step = (bmax - bmin) / (np.asarray(values.shape) - 1)
-    inside = values >= threshold
-    hits = _occupied_range(inside)
-    if hits is None or inside.all():
-        mesh = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
-        if labels is not None:
-            mesh.vertex_attributes["label"] = np.zeros(0, dtype=labels.dtype)
-        return mesh
-    # Faces only occur in cells with corners on both sides of the level, all within one
-    # lattice step of the inside points: marching cubes runs on that sub-box only (a hand
-    # fills ~1/3 of its extraction box), padded with one layer of "outside".
-    lo = np.maximum(hits[0] - 1, 0)
-    hi = np.minimum(hits[1] + 1, np.asarray(values.shape) - 1)
-    sub = values[_box(lo, hi)]
-    padded = np.pad(sub, 1, mode="constant", constant_values=0.0)
+    if _outside_border(values, threshold):
+        # Already closed by a layer of outside points (a cropped extraction grid): marching
+        # cubes runs on the grid itself, no sub-box and no padded copy.
+        if not values.max() >= threshold:
+            return _empty_mesh(labels)
+        lo = np.ones(3, dtype=np.int64)
+        padded = values
+    else:
+        inside = values >= threshold
+        hits = _occupied_range(inside)
+        if hits is None or inside.all():
+            return _empty_mesh(labels)
+        # Faces only occur in cells with corners on both sides of the level, all within
+        # one lattice step of the inside points: marching cubes runs on that sub-box only
+        # (a hand fills ~1/3 of its extraction box), padded with one layer of "outside".
+        lo = np.maximum(hits[0] - 1, 0)
+        hi = np.minimum(hits[1] + 1, np.asarray(values.shape) - 1)
+        sub = values[_box(lo, hi)]
+        padded = np.pad(sub, 1, mode="constant", constant_values=0.0)
     # Marching cubes visits only the cells the surface crosses (a band ~2 % of the box for
     # a hand): scikit-image's mask entry (i, j, k) stands for the cell whose upper corner
     # is lattice point (i, j, k). Same vertices and faces as the full volume, ~3x faster.
@@ -612,6 +617,21 @@ def mesh_from_grid(
     mesh = trimesh.Trimesh(verts, np.ascontiguousarray(faces), process=False)
     if labels is not None:
         mesh.vertex_attributes["label"] = _edge_labels(lattice, values, labels, threshold)
+    return mesh
+
+
+def _outside_border(values: np.ndarray, threshold: float) -> bool:
+    """Whether every point on the six faces of a 3D grid is below ``threshold``."""
+    if min(values.shape) < 3:
+        return False
+    faces = (values[0], values[-1], values[:, 0], values[:, -1], values[:, :, 0], values[:, :, -1])
+    return all(face.max() < threshold for face in faces)
+
+
+def _empty_mesh(labels: np.ndarray | None) -> trimesh.Trimesh:
+    mesh = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+    if labels is not None:
+        mesh.vertex_attributes["label"] = np.zeros(0, dtype=labels.dtype)
     return mesh
 
 
