@@ -8,9 +8,11 @@ import threading
 import numpy as np
 
 from halohand.inference.extract import (
+    _coarse_bits_of,
     _crossing_cells,
     _edge_labels,
     _fine_corners,
+    _points_of,
     _Unravelled,
     mesh_from_grid,
 )
@@ -77,7 +79,7 @@ def test_unravelled_rows_match_unravel_index_in_every_thread() -> None:
     rows = _Unravelled(flat, shape, offset)
     want = np.stack(np.unravel_index(flat, shape), -1) + offset
     assert len(rows) == 200
-    got: dict[int, np.ndarray] = {}
+    got: dict[int, tuple[np.ndarray, ...]] = {}
 
     def take(start: int) -> None:
         sl = slice(start, start + 30)
@@ -90,8 +92,26 @@ def test_unravelled_rows_match_unravel_index_in_every_thread() -> None:
         t.start()
     for t in threads:
         t.join()
-    np.testing.assert_array_equal(np.concatenate([got[s] for s in sorted(got)]), want)
-    np.testing.assert_array_equal(rows[10:20], want[10:20])
+    got_all = np.concatenate([np.stack(got[s], -1) for s in sorted(got)])
+    np.testing.assert_array_equal(got_all, want)
+    np.testing.assert_array_equal(np.stack(rows[10:20], -1), want[10:20])
+    np.testing.assert_array_equal(rows.array(), want)
+
+
+def test_points_and_coarse_bits_from_tables_equal_the_direct_formulas() -> None:
+    rng = np.random.default_rng(2)
+    shape, offset = (40, 30, 50), np.array([6, 2, 10])
+    flat = np.sort(rng.choice(np.prod(shape), 500, replace=False))
+    idx = np.stack(np.unravel_index(flat, shape), -1) + offset
+    bmin, step = np.array([-0.11, 0.02, -0.3]), np.array([0.0011, 0.0013, 0.0017])
+    count = 2 * 64 + 1
+    for source in (_Unravelled(flat, shape, offset), idx):
+        points = _points_of(source, bmin, step, count)[100:400]
+        np.testing.assert_array_equal(points, (bmin + idx[100:400] * step).astype(np.float32))
+        c_lo = idx.min(0) // 2
+        near = rng.integers(0, 1 << 16, tuple(idx.max(0) // 2 - c_lo + 1)).astype(np.uint32)
+        bits = _coarse_bits_of(source, near, c_lo, count)[100:400]
+        np.testing.assert_array_equal(bits, near[tuple((idx[100:400] // 2 - c_lo).T)])
 
 
 def test_fine_corners_are_the_27_corners_of_every_cell() -> None:

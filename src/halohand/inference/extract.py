@@ -87,8 +87,14 @@ class LatticeGrid:
         return mesh_from_grid(self.values, lo, hi, level, labels=self.labels if labelled else None)
 
 
-def _lattice_points(idx: np.ndarray, bmin: np.ndarray, step: np.ndarray) -> np.ndarray:
-    return (bmin + idx * step).astype(np.float32)
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Lattice indices of some points as three ``[N]`` int64 columns (one per axis)."""
+
+
+def _columns(idx: np.ndarray | Columns) -> Columns:
+    if isinstance(idx, tuple):
+        return idx
+    return idx[:, 0], idx[:, 1], idx[:, 2]
 
 
 class _Lazy:
@@ -96,7 +102,7 @@ class _Lazy:
     made by the worker thread that evaluates it, in parallel, not all up front."""
 
     def __init__(
-        self, idx: np.ndarray | _Unravelled, make: Callable[[np.ndarray], np.ndarray]
+        self, idx: np.ndarray | _Unravelled, make: Callable[[Columns], np.ndarray]
     ) -> None:
         self.idx = idx
         self.make = make
@@ -105,14 +111,14 @@ class _Lazy:
         return len(self.idx)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
-        return self.make(self.idx[rows])
+        return self.make(_columns(self.idx[rows]))
 
 
 class _Unravelled:
-    """``[N, 3]`` lattice indices of the flat indices ``flat`` into a block of ``shape``
-    whose first point has lattice index ``offset``, made per batch by the worker thread
-    that asks (for ~300k points of the last level: 5-10 ms off the serial path). Each
-    thread keeps its last batch's rows: a batch's points and its candidate masks both
+    """Lattice indices (as :data:`Columns`) of the flat indices ``flat`` into a block of
+    ``shape`` whose first point has lattice index ``offset``, made per batch by the worker
+    thread that asks (for ~300k points of the last level: 5-10 ms off the serial path).
+    Each thread keeps its last batch's rows: a batch's points and its candidate masks both
     ask for them."""
 
     def __init__(self, flat: np.ndarray, shape: tuple[int, ...], offset: np.ndarray) -> None:
@@ -124,18 +130,51 @@ class _Unravelled:
     def __len__(self) -> int:
         return len(self.flat)
 
-    def __getitem__(self, rows: slice) -> np.ndarray:
+    def __getitem__(self, rows: slice) -> Columns:
         key = (rows.start, rows.stop)
         kept = getattr(self._kept, "rows", None)
         if kept is not None and kept[0] == key:
             return kept[1]
-        idx = np.stack(np.unravel_index(self.flat[rows], self.shape), -1) + self.offset
-        self._kept.rows = (key, idx)
-        return idx
+        i, j, k = np.unravel_index(self.flat[rows], self.shape)
+        cols = (i + self.offset[0], j + self.offset[1], k + self.offset[2])
+        self._kept.rows = (key, cols)
+        return cols
+
+    def array(self) -> np.ndarray:
+        """All ``[N, 3]`` lattice indices."""
+        return np.stack(self[0 : len(self)], -1)
 
 
-def _points_of(idx: np.ndarray | _Unravelled, bmin: np.ndarray, step: np.ndarray) -> _Lazy:
-    return _Lazy(idx, lambda i: _lattice_points(i, bmin, step))
+def _points_of(
+    idx: np.ndarray | _Unravelled, bmin: np.ndarray, step: np.ndarray, count: int
+) -> _Lazy:
+    """Float32 points ``bmin + idx * step`` (float64, then rounded) of lattice indices in
+    ``[0, count)``, gathered from one coordinate table per axis."""
+    tables = [(bmin[a] + np.arange(count) * step[a]).astype(np.float32) for a in range(3)]
+
+    def make(cols: Columns) -> np.ndarray:
+        out = np.empty((len(cols[0]), 3), dtype=np.float32)
+        for a in range(3):
+            out[:, a] = tables[a][cols[a]]
+        return out
+
+    return _Lazy(idx, make)
+
+
+def _coarse_bits_of(
+    idx: _Unravelled | np.ndarray, near: np.ndarray, c_lo: np.ndarray, count: int
+) -> _Lazy:
+    """Bits of ``near`` (``[a, b, c]``, coarse lattice from index ``c_lo``) at the lower
+    coarse corner of each fine lattice index in ``[0, count)`` (``idx // 2 - c_lo``), as
+    flat gathers."""
+    flat = np.ravel(near)
+    strides = (near.shape[1] * near.shape[2], near.shape[2], 1)
+    offsets = [(np.arange(count) // 2 - c_lo[a]) * strides[a] for a in range(3)]
+
+    def make(cols: Columns) -> np.ndarray:
+        return flat[offsets[0][cols[0]] + offsets[1][cols[1]] + offsets[2][cols[2]]]
+
+    return _Lazy(idx, make)
 
 
 def _evaluate(
@@ -404,7 +443,7 @@ def lattice_grid(
         n = resolution + 1
         idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
         vals, lab, _ = _evaluate(
-            fn, _points_of(idx, bmin, (bmax - bmin) / resolution), batch, labels, workers,
+            fn, _points_of(idx, bmin, (bmax - bmin) / resolution, n), batch, labels, workers,
             parts, None, candidate_bits,
         )  # fmt: skip
         stats = ExtractionStats([n**3])
@@ -426,7 +465,7 @@ def lattice_grid(
     idx = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
     vals, lab, cand = _evaluate(
         fn,
-        _points_of(idx, bmin, (bmax - bmin) / r),
+        _points_of(idx, bmin, (bmax - bmin) / r, n),
         batch,
         labels,
         workers,
@@ -476,7 +515,7 @@ def lattice_grid(
         todo_idx: np.ndarray | _Unravelled = _Unravelled(todo, shape2, 2 * lo)
         if labels and not last:
             # these levels' labels are kept at their lattice indices (see below)
-            todo_idx = todo_idx[0 : len(todo)]
+            todo_idx = todo_idx.array()
         masks = None
         if parts is not None and span is not None:
             # A fine point's coarse cell (or the cells sharing its face / edge) lies in
@@ -485,7 +524,7 @@ def lattice_grid(
             c_lo = np.maximum(span[0] - 1, 0)
             c_hi = np.minimum(span[1] + 2, r)
             near = _dilate_bits(bits[_box(c_lo, c_hi)])
-            masks = _Lazy(todo_idx, lambda i, near=near, c_lo=c_lo: near[tuple((i // 2 - c_lo).T)])
+            masks = _coarse_bits_of(todo_idx, near, c_lo, r2 + 1)
         # Points outside every active cell lie in cells whose corners agree: copying the
         # nearest lower coarse corner keeps their side of the threshold. Like the values,
         # points not evaluated take the candidate bits of their coarse corner. Both copies
@@ -510,7 +549,7 @@ def lattice_grid(
                 out["labels"] = _earlier_labels(evaluated_labels, start, shape)
 
         vals, lab, cand = _evaluate(
-            fn, _points_of(todo_idx, bmin, (bmax - bmin) / r2), batch, labels, workers,
+            fn, _points_of(todo_idx, bmin, (bmax - bmin) / r2, r2 + 1), batch, labels, workers,
             parts, masks, candidate_bits, upsample,
         )  # fmt: skip
         fine = upsampled["values"]
