@@ -1,0 +1,119 @@
+"""Topology of reconstructed hands: how many bodies, how large the extra ones, which genus.
+
+Usage::
+
+    PYTHONPATH=src .venv/bin/python benchmarks/studies/topology.py [--hands 60]
+        [--resolution 256] [--json benchmarks/results/studies/topology.json]
+
+Meshes of ``HALO.reconstruct`` at the default resolution, of
+
+* ``own``: ``--hands`` hands drawn from the embedded hand model's priors
+  (``WebXRHandSource().sample``, every third a left hand) from ``SeedSequence(--seed)``,
+  a stream no training data uses;
+* ``real``: the 85 real HO3D-derived frames of ``../shared/reference`` (reference data,
+  never shipped; skipped when absent), read with ``convention="auto"``.
+
+Per set: meshes with more than one body, the extra bodies' signed volumes
+(negative: a bubble inside the hand), the main body's genus (tunnels), meshes whose Euler
+characteristic is 2 although they have several bodies, and the time of
+:func:`halohand.inference.bodies.body_stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+
+from _report import emit  # noqa: E402
+
+FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
+
+
+def _own_hands(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
+    from halohand.handmodel.webxr import WebXRHandSource
+
+    source = WebXRHandSource()
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    out = []
+    for i in range(n):
+        side = "left" if i % 3 == 2 else "right"
+        out.append((np.asarray(source.sample(rng, side=side).keypoints, np.float64), side))
+    return out
+
+
+def _score(halo, hands: list[tuple[np.ndarray, str]], resolution: int, convention: str) -> dict:  # noqa: ANN001
+    from halohand.inference.bodies import body_stats
+
+    rows = []
+    for kp, side in hands:
+        mesh = halo.reconstruct(
+            kp, side=side, units="m", resolution=resolution, convention=convention
+        )
+        t = time.perf_counter()
+        stats = body_stats(mesh)
+        spent = time.perf_counter() - t
+        rows.append({
+            "bodies": stats.count,
+            "extra_volumes_cm3": [float(v * 1e6) for v in stats.volumes[1:]],
+            "main_volume_cm3": float(stats.volumes[0] * 1e6),
+            "main_genus": int(stats.genus[0]),
+            "euler": int(mesh.euler_number),
+            "body_stats_s": spent,
+        })  # fmt: skip
+    extra = [v for r in rows for v in r["extra_volumes_cm3"]]
+    return {
+        "meshes": len(rows),
+        "meshes_with_several_bodies": sum(r["bodies"] > 1 for r in rows),
+        "extra_bodies": len(extra),
+        "extra_body_volume_cm3": (
+            {"max": max(extra), "median": float(np.median(extra)), "min": min(extra)}
+            if extra else None
+        ),
+        "main_body_genus_above_0": sum(r["main_genus"] > 0 for r in rows),
+        "euler_2_with_several_bodies": sum(r["euler"] == 2 and r["bodies"] > 1 for r in rows),
+        "main_volume_cm3": {
+            "min": min(r["main_volume_cm3"] for r in rows),
+            "max": max(r["main_volume_cm3"] for r in rows),
+        },
+        "body_stats_ms_median": float(np.median([r["body_stats_s"] for r in rows]) * 1e3),
+        "per_mesh": rows,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hands", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=31337)
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+
+    from halohand.inference.halo import HALO
+
+    halo = HALO.pretrained()
+    t0 = time.perf_counter()
+    sets = {"own": (_own_hands(args.hands, args.seed), "rig")}
+    if FRAMES.exists():
+        frames = np.load(FRAMES).astype(np.float64)
+        sets["real"] = ([(f, "right") for f in frames], "auto")
+    else:
+        print(f"real frames skipped: {FRAMES} is absent")
+    report: dict = {"study": "topology", "resolution": args.resolution}
+    for name, (hands, convention) in sets.items():
+        report[name] = _score(halo, hands, args.resolution, convention)
+        print(name, {k: v for k, v in report[name].items() if k != "per_mesh"})
+    report["seconds"] = time.perf_counter() - t0
+    emit(report, args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main()
