@@ -28,6 +28,7 @@ VIEWS: dict[str, tuple[float, float]] = {
     "back34": (-30.0, 20.0),
 }
 
+
 def view_rotation(view: str | tuple[float, float] | np.ndarray = "palm34") -> np.ndarray:
     """``[3, 3]`` rotation from model to camera coordinates (camera looks along -z, y up).
 
