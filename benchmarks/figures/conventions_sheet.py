@@ -22,6 +22,26 @@ ROOT = Path(__file__).resolve().parents[2]
 FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
 
 
+def with_keypoint_dots(
+    vertices: np.ndarray, faces: np.ndarray, keypoints: np.ndarray, red: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A skin-coloured mesh plus a 3 mm octahedron at every keypoint (red where ``red``,
+    else blue): vertices, faces and per-vertex colours for ``render_mesh``."""
+    octa_v = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1],
+                       [0, 0, -1]], float) * 0.003  # fmt: skip
+    octa_f = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5],
+                       [1, 2, 5], [3, 1, 5], [0, 3, 5]])  # fmt: skip
+    n = len(vertices)
+    dots_v = [octa_v + p for p in keypoints]
+    dots_f = [octa_f + n + 6 * k for k in range(len(keypoints))]
+    dots_c = [np.tile([0.85, 0.1, 0.1] if r else [0.1, 0.2, 0.8], (6, 1)) for r in red]
+    return (
+        np.concatenate([vertices, *dots_v]),
+        np.concatenate([faces, *dots_f]),
+        np.concatenate([np.tile([0.9, 0.75, 0.65], (n, 1)), *dots_c]),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "conventions.png")
@@ -44,20 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             mesh = halo.reconstruct(kp, units="m", resolution=args.resolution, convention=reading)
             v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
             outside = closest_points(kp, v, f)[0] * 1e3
-            # keypoints as small octahedra drawn with the hand (red: > 2 mm outside)
-            dots_v, dots_f, dots_c = [], [], []
-            octa_v = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1],
-                               [0, 0, -1]], float) * 0.003  # fmt: skip
-            octa_f = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5],
-                               [1, 2, 5], [3, 1, 5], [0, 3, 5]])  # fmt: skip
-            for k, p in enumerate(kp):
-                dots_f.append(octa_f + len(v) + 6 * k)
-                dots_v.append(octa_v + p)
-                dots_c.append(np.tile([0.85, 0.1, 0.1] if outside[k] > 2 else [0.1, 0.2, 0.8],
-                                      (6, 1)))  # fmt: skip
-            verts = np.concatenate([v, *dots_v])
-            faces = np.concatenate([f, *dots_f])
-            colors = np.concatenate([np.tile([0.9, 0.75, 0.65], (len(v), 1)), *dots_c])
+            verts, faces, colors = with_keypoint_dots(v, f, kp, outside > 2.0)
             for view in ("palm34", "back"):
                 img = render_mesh(verts, faces, colors, size=(256, 256), view=view)
                 label = f"frame {i} {reading}: {int((outside > 2).sum())} kp > 2 mm out"
