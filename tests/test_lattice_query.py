@@ -98,9 +98,13 @@ def test_lattice_query_values_labels_and_bits(shipped_halo: HALO) -> None:
         assert set(np.unique(rl)) <= {0, 5}
 
 
-def test_band_marching_cubes_equals_the_full_volume() -> None:
+def test_band_marching_cubes_equals_the_full_volume(monkeypatch) -> None:
     # Noise and values exactly at the level: the band must follow scikit-image's own
-    # inside/outside rule (a value equal to the level counts as outside).
+    # inside/outside rule (a value equal to the level counts as outside). The noise also
+    # encloses lattice points, which mesh_from_grid resolves (tests/test_bodies.py): off.
+    import halohand.inference.extract as extract
+
+    monkeypatch.setattr(extract, "_enclosed_points", lambda inside, count: np.zeros(0, int))
     x = np.linspace(-1.0, 1.0, 33)
     r = np.linalg.norm(np.stack(np.meshgrid(x, x, x, indexing="ij")), axis=0)
     rng = np.random.default_rng(0)

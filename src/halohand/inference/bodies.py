@@ -3,10 +3,11 @@
 A hand is one body of genus 0. Marching cubes on a learned occupancy can close extra
 surfaces where the field grazes the level (a bubble inside the hand, a speck beside it) and
 tunnels where two fingers touch; :func:`body_stats` measures them
-(``benchmarks/studies/topology.py``). A closed mesh's Euler characteristic ``V - F / 2``
-alone is ``2 x (bodies - total genus)``, which cannot tell a body with one tunnel beside
-one bubble from a single sphere-like body: the bodies are labelled here instead (20-45 ms
-for a hand at 256^3).
+(``benchmarks/studies/topology.py``). Bubbles of one or two lattice points, the ones the
+study found, no longer close (:func:`~halohand.inference.extract.mesh_from_grid`).
+A closed mesh's Euler characteristic ``V - F / 2`` alone is ``2 x (bodies - total genus)``,
+which cannot tell a body with one tunnel beside one bubble from a single sphere-like body:
+the bodies are labelled here instead (20-45 ms for a hand at 256^3).
 """
 
 from __future__ import annotations
