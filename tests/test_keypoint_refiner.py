@@ -103,6 +103,15 @@ def test_save_load_and_bad_files(tmp_path):
         load_refiner(tmp_path / "bad.safetensors")
     with pytest.raises(CorruptFileError, match="not found"):
         load_refiner(tmp_path / "none.safetensors")
+    # a refiner file whose config names no field of RefinerConfig: one clean error
+    from dataclasses import make_dataclass
+
+    from halohand.core.weights_file import save_model
+
+    odd = make_dataclass("Odd", [("depth", int)])(3)
+    save_model(tmp_path / "odd.safetensors", model, "halohand.keypoint-refiner", odd)
+    with pytest.raises(CorruptFileError, match="do not fit the keypoint refiner"):
+        load_refiner(tmp_path / "odd.safetensors")
 
 
 def test_refine_keypoints_shapes_and_errors():

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from halohand.core.atomic import atomic_path
-from halohand.core.errors import CorruptFileError
+from halohand.core.errors import CorruptFileError, HalohandInputError
 
-__all__ = ["read_model", "read_weights", "save_model", "shipped_weights", "write_weights"]
+__all__ = [
+    "load_model_file", "read_model", "read_weights", "save_model", "shipped_weights",
+    "write_weights",
+]  # fmt: skip
 
 
 def write_weights(
@@ -96,3 +100,25 @@ def read_model(
     if meta.get("format") != fmt:
         raise CorruptFileError(f"{path}: not a halohand {what} file")
     return state, meta
+
+
+Model = TypeVar("Model", bound=torch.nn.Module)
+
+
+def load_model_file(
+    path: str | os.PathLike[str], fmt: str, what: str, build: Callable[[dict[str, Any]], Model]
+) -> Model:
+    """The model in a file of :func:`save_model` with format tag ``fmt``: ``build`` makes
+    it from the file's JSON config, the weights are loaded, and it is put in eval mode.
+
+    Raises:
+        CorruptFileError: the errors of :func:`read_model`, or ``"{path}: weights do not fit
+            the {what} (...)"`` when the config or the weights do not fit ``build``'s model.
+    """
+    state, meta = read_model(path, fmt, what)
+    try:
+        model = build(json.loads(meta["config"]))
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError, KeyError, HalohandInputError) as exc:
+        raise CorruptFileError(f"{path}: weights do not fit the {what} ({exc})") from None
+    return model.eval()

@@ -19,10 +19,8 @@ of the embedded model with Gaussian and structured noise; weights ship in
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -30,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
-from halohand.core.weights_file import read_model, save_model, shipped_weights
+from halohand.core.weights_file import load_model_file, save_model, shipped_weights
 from halohand.skeleton.bones import PARENTS
 
 __all__ = ["UNIT", "KeypointRefiner", "RefinerConfig", "refine_keypoints", "skeleton_adjacency"]
@@ -151,14 +149,10 @@ def load_refiner(path: str | os.PathLike[str] | None = None) -> KeypointRefiner:
         path = shipped_weights(_WEIGHTS)
         if path is None:
             raise CorruptFileError("no keypoint refiner weights shipped in this build")
-    path = Path(path)
-    state, meta = read_model(path, "halohand.keypoint-refiner", "keypoint refiner")
-    model = KeypointRefiner(RefinerConfig(**json.loads(meta["config"])))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CorruptFileError(f"{path}: weights do not fit the refiner ({exc})") from None
-    return model.eval()
+    return load_model_file(
+        path, "halohand.keypoint-refiner", "keypoint refiner",
+        lambda cfg: KeypointRefiner(RefinerConfig(**cfg)),
+    )  # fmt: skip
 
 
 def refine_keypoints(

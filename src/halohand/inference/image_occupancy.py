@@ -35,7 +35,6 @@ used through :func:`reconstruct_pair_image`.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
-from halohand.core.weights_file import read_model, save_model, shipped_weights
+from halohand.core.weights_file import load_model_file, save_model, shipped_weights
 from halohand.inference.pair_refiner import (
     LOGIT_SCALE,
     UNIT,
@@ -286,16 +285,11 @@ def load_image_occupancy(path: str | os.PathLike[str] | None = None) -> ImageOcc
                 "no keypoint residual weights shipped in this build; train one with "
                 "`halohand train-image-occupancy --no-image` and pass its file"
             )
-    path = Path(path)
-    state, meta = read_model(path, _FORMAT, "image occupancy")
-    try:
-        cfg = json.loads(meta["config"])
-        cfg["channels"] = tuple(cfg["channels"])
-        model = ImageOccupancy(ImageOccupancyConfig(**cfg))
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, ValueError, KeyError, HalohandInputError) as exc:
-        raise CorruptFileError(f"{path}: weights do not fit the image occupancy ({exc})") from None
-    return model.eval()
+
+    def build(cfg: dict[str, Any]) -> ImageOccupancy:
+        return ImageOccupancy(ImageOccupancyConfig(**{**cfg, "channels": tuple(cfg["channels"])}))
+
+    return load_model_file(path, _FORMAT, "image occupancy", build)
 
 
 # --------------------------------------------------------------------------- inference

@@ -33,7 +33,6 @@ The network is trained on the frozen shipped HALO by ``halohand train-pair-refin
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from halohand.core.errors import CorruptFileError, HalohandInputError
-from halohand.core.weights_file import read_model, save_model, shipped_weights
+from halohand.core.weights_file import load_model_file, save_model, shipped_weights
 
 __all__ = [
     "RESIDUAL_BOUND", "UNIT", "LearnedPair", "PairContext", "PairFieldRefinement",
@@ -422,14 +421,9 @@ def load_pair_refiner(path: str | os.PathLike[str] | None = None) -> PairOccupan
                 "no pair refiner weights shipped in this build; train one with "
                 "`halohand train-pair-refiner` and pass its file"
             )
-    path = Path(path)
-    state, meta = read_model(path, _FORMAT, "pair refiner")
-    try:
-        model = PairOccupancyRefiner(PairRefinerConfig(**json.loads(meta["config"])))
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, ValueError, KeyError, HalohandInputError) as exc:
-        raise CorruptFileError(f"{path}: weights do not fit the pair refiner ({exc})") from None
-    return model.eval()
+    return load_model_file(
+        path, _FORMAT, "pair refiner", lambda cfg: PairOccupancyRefiner(PairRefinerConfig(**cfg))
+    )
 
 
 # --------------------------------------------------------------------------- inference
