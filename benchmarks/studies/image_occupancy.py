@@ -21,7 +21,6 @@ Rows: ``truth``, ``halo`` (per hand, independent), ``keypoints`` and ``image``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 
-from pair_refine import _shown, held_out_pair, score  # noqa: E402
+from _report import relative_paths, write  # noqa: E402
+from pair_refine import held_out_pair, score  # noqa: E402
 
 from halohand.apps.pair_images import PAIR_IMAGES_KEY, PairImagesConfig, render_pair  # noqa: E402
 from halohand.data.pairs import PairSampler  # noqa: E402
@@ -128,18 +129,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(wins)
     command = "python benchmarks/studies/image_occupancy.py " + " ".join(argv or sys.argv[1:])
     doc = {
-        "command": _shown(command), "pairs": args.pairs, "seed": args.seed,
+        "command": command, "pairs": args.pairs, "seed": args.seed,
         "view_seed": args.view_seed, "size": args.size, "renderer": renderer_name,
         "resolution": args.resolution, "surface_samples": args.surface_samples,
-        "models": {k: _shown(str(p.resolve())) for k, p in
+        "models": {k: str(p.resolve()) for k, p in
                    (("image", args.image_model), ("keypoints", args.keypoint_model))},
         **wins, "summary": summary, "seconds": round(time.perf_counter() - t_start, 1),
         "rows": rows,
     }  # fmt: skip
+    # stored results name no machine's paths: relative to the checkout, <tmp>
+    doc = relative_paths(doc)
     if args.json:
-        from halohand.core.atomic import write_text_atomic
-
-        write_text_atomic(args.json, json.dumps(doc, indent=2))
+        write(doc, args.json, indent=2, machine=False)
     return doc
 
 

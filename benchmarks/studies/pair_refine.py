@@ -30,7 +30,6 @@ Each row also records ``mesh_s``, the seconds of its ``reconstruct_pair`` call.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,9 @@ import trimesh
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+
+from _report import relative_paths, write  # noqa: E402
 
 from halohand.data.pairs import PairSampler  # noqa: E402
 from halohand.evaluation.metrics import iou, mesh_metrics  # noqa: E402
@@ -110,12 +112,6 @@ def held_out_pair(
         truths[1].vertices, truths[1].faces, pair_points
     )
     return pair, truths, samples, pair_points, pair_occ
-
-
-def _shown(text: str) -> str:
-    """``text`` with the checkout's and scratch folders' paths written relatively
-    (relative to the checkout, ``<tmp>``): stored results name no machine's paths."""
-    return text.replace(str(ROOT) + "/", "").replace("/tmp/", "<tmp>/")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -196,9 +192,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name in summary and base > 0
     }
     command = "python benchmarks/studies/pair_refine.py " + " ".join(argv or sys.argv[1:])
-    shown_weights = None if weights is None else _shown(str(Path(weights).resolve()))
+    shown_weights = None if weights is None else str(Path(weights).resolve())
     doc = {
-        "command": _shown(command),
+        "command": command,
         "pairs": args.pairs, "seed": args.seed, "resolution": args.resolution,
         "surface_samples": args.surface_samples,
         "penetration_reduction": 1.0 - ref / base if base > 0 else None,
@@ -206,10 +202,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **reductions, "pair_refiner": shown_weights,
         "summary": summary, "seconds": round(time.perf_counter() - t_start, 1), "rows": rows,
     }  # fmt: skip
+    # stored results name no machine's paths: relative to the checkout, <tmp>
+    doc = relative_paths(doc)
     if args.json:
-        from halohand.core.atomic import write_text_atomic
-
-        write_text_atomic(args.json, json.dumps(doc, indent=2))
+        write(doc, args.json, indent=2, machine=False)
     return doc
 
 
