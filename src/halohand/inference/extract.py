@@ -300,15 +300,18 @@ def _corner_counts(inside: np.ndarray) -> np.ndarray:
     return count
 
 
-def _crossing_cells(inside: np.ndarray, count: np.ndarray | None = None) -> np.ndarray:
+def _crossing_cells(
+    inside: np.ndarray, count: np.ndarray | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
     """``[A-1, B-1, C-1]`` bool: the cells of an ``[A, B, C]`` lattice whose 8 corners
-    disagree (some but not all inside), i.e. the cells the surface passes through
-    (``count``: :func:`_corner_counts` of ``inside``, if known)."""
+    disagree (some but not all inside), i.e. the cells the surface passes through;
+    written into ``out`` if given. ``count``: the :func:`_corner_counts` of ``inside``, if
+    known (it is used up: changed in place)."""
     # 1 to 7 of 8 is a crossing. Subtracting 1 wraps 0 to 255, so one comparison tests
     # both ends.
-    count = _corner_counts(inside) if count is None else count.copy()
+    count = _corner_counts(inside) if count is None else count
     count -= 1
-    return count < 7
+    return np.less(count, 7, out=out)
 
 
 _CELL_CORNERS = np.array([(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)])
@@ -696,8 +699,7 @@ def mesh_from_grid(
         np.ravel(inside)[enclosed] = True
         count = _corner_counts(inside)
     band = np.zeros(padded.shape, dtype=bool)
-    count -= 1  # 1 to 7 inside corners of 8 is a crossing: one comparison (0 wraps to 255)
-    np.less(count, 7, out=band[1:, 1:, 1:])
+    _crossing_cells(inside, count, out=band[1:, 1:, 1:])
     # Unit spacing: vertices come out in lattice coordinates (exact on two axes), which
     # also locates the lattice edge of each vertex for the labels.
     verts, faces, _, _ = marching_cubes(padded, level=threshold, mask=band)
