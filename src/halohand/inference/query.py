@@ -244,6 +244,7 @@ def sparse_occupancy(
     n = points.shape[1]
     radii = effective_radii(model, skip_radii)
     w_hand, const = model.folded_weights(hands.part_matrices, hands.bone_lengths)
+    layers = model.folded_layers()  # once per query, not per batch of pairs
     # As query_occupancy runs them: the support test in float32, the network input frame
     # in the conditioning's dtype (float64: hands far from the origin), the network in
     # float32.
@@ -265,8 +266,9 @@ def sparse_occupancy(
         for a, e in pair_batches(mask.sum(1).numpy(), max_pairs):
             part, row = mask[a:e].T.nonzero(as_tuple=True)  # sorted by part, then point
             logits = model.folded_logits(
-                p_halo[a:e].index_select(0, row), torch.bincount(part, minlength=k), w, c
-            )
+                p_halo[a:e].index_select(0, row), torch.bincount(part, minlength=k), w, c,
+                layers,
+            )  # fmt: skip
             top = logits.new_full((e - a,), float("-inf"))
             top.scatter_reduce_(0, row, logits, reduce="amax")
             # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max
