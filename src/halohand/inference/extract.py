@@ -317,6 +317,12 @@ def _crossing_cells(
 _CELL_CORNERS = np.array([(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)])
 
 
+def _face_steps(shape: tuple[int, ...]) -> np.ndarray:
+    """``[6]`` flat-index offsets of a point's 6 face neighbours in a C-ordered 3D grid."""
+    b, c = shape[1:]
+    return np.array([b * c, -b * c, c, -c, 1, -1])
+
+
 def _enclosed_points(inside: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Flat indices of the outside lattice points that close a surface of their own inside
     the shape: a point whose 6 face neighbours are all inside, or two face neighbours whose
@@ -343,7 +349,7 @@ def _enclosed_points(inside: np.ndarray, count: np.ndarray) -> np.ndarray:
     # A cell with 7 inside corners has none on the grid's faces, so the point's 6 face
     # neighbours are in the grid. Candidates repeat (a point is the outside corner of up
     # to 8 cells); the few found are made unique at the end.
-    steps = np.array([b * c, -b * c, c, -c, 1, -1])
+    steps = _face_steps(inside.shape)
     outside = ~flat[point[:, None] + steps]  # [n, 6]
     alone = outside.sum(1)
     lone = point[alone == 0]
@@ -694,8 +700,7 @@ def mesh_from_grid(
         # largest value (inside), so the mesh is one body.
         padded = np.array(padded, copy=True) if padded is values else padded
         flat = np.ravel(padded)
-        b, c = padded.shape[1:]
-        flat[enclosed] = flat[enclosed[:, None] + np.array([b * c, -b * c, c, -c, 1, -1])].max(1)
+        flat[enclosed] = flat[enclosed[:, None] + _face_steps(padded.shape)].max(1)
         np.ravel(inside)[enclosed] = True
         count = _corner_counts(inside)
     band = np.zeros(padded.shape, dtype=bool)
