@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from halohand.core.errors import HalohandInputError
+from halohand.fields.encoding import encode_points, encoding_size
 from halohand.fields.parts import PartLinear, PartMLP, Residual
 
 TransformSource = Literal["keypoints", "mano"]
@@ -79,6 +81,11 @@ class OccupancyConfig:
             moves a weight by about the learning rate per step; a factor ``s`` is the same
             function with those weights divided by ``s``, i.e. an ``s``-times larger
             effective learning rate for them alone.
+        point_frequencies: frequencies (cycles per HALO unit) of Fourier features of the
+            canonical query points (:func:`~halohand.fields.encoding.encode_points`),
+            ``6 F`` more inputs per part MLP after the point's 3 coordinates; empty (the
+            original): none. Computed from the unscaled points (``point_scale`` does not
+            move them).
     """
 
     variant: str = "halo"
@@ -98,9 +105,15 @@ class OccupancyConfig:
     part_radii_m: tuple[float, ...] = ()
     iso_level: float = 0.5
     point_scale: float = 1.0
+    point_frequencies: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(
+            self, "point_frequencies", tuple(float(f) for f in self.point_frequencies)
+        )
+        if any(not (f > 0 and math.isfinite(f)) for f in self.point_frequencies):
+            raise ValueError(f"point_frequencies must be > 0, got {self.point_frequencies}")
         object.__setattr__(self, "part_radii_m", tuple(float(r) for r in self.part_radii_m))
         if self.part_radii_m and (
             len(self.part_radii_m) != self.num_parts or not min(self.part_radii_m) > 0
@@ -134,14 +147,21 @@ class OccupancyConfig:
         return 1 + self.bone_latent_size if self.use_bone_length else 0
 
     @property
+    def point_features(self) -> int:
+        """Per-point input columns of each part MLP: 3 coordinates + ``6 F`` Fourier
+        features (the first columns; the hand's context follows them)."""
+        return 3 + encoding_size(self.point_frequencies)
+
+    @property
     def in_features(self) -> int:
         """Input width of each part MLP (28 for HALO)."""
-        return 3 + self.bone_features + self.pose_features
+        return self.point_features + self.bone_features + self.pose_features
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
         d["part_radii_m"] = list(self.part_radii_m)
+        d["point_frequencies"] = list(self.point_frequencies)
         return d
 
     @classmethod
@@ -194,11 +214,14 @@ class FoldedPart:
         hidden: ``(bias [H], weight [H, H], add_after)`` per hidden layer (an "after"
             residual adds the layer's input to its activation).
         last_bias: ``[1]``; last_weight: ``[H, 1]``.
+        encoding_weight: ``[6F, H]`` the first layer's weights of the points' Fourier
+            features, or ``None`` without them.
     """
 
     hidden: tuple[tuple[Tensor, Tensor, bool], ...]
     last_bias: Tensor
     last_weight: Tensor
+    encoding_weight: Tensor | None = None
 
 
 class OccupancyNetwork(nn.Module):
@@ -304,9 +327,7 @@ class OccupancyNetwork(nn.Module):
         ctx = self.hand_context(pose_code, bone_lengths)  # [K, B, C]
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
-        x = points.to(dtype).permute(2, 0, 1, 3).reshape(k, b * n, 3)  # part-major rows
-        if self.config.point_scale != 1.0:
-            x = x * self.config.point_scale
+        x = self.point_inputs(points.to(dtype).permute(2, 0, 1, 3).reshape(k, b * n, 3))
         if part_mask is None:
             if ctx.shape[-1] == 0:
                 out = self.mlp(x)
@@ -314,6 +335,15 @@ class OccupancyNetwork(nn.Module):
                 out = self.mlp(x, ctx, group_size=n)
             return out.view(k, b, n).permute(1, 2, 0)
         return self._masked_logits(x, ctx, part_mask, b, n)
+
+    def point_inputs(self, canon: Tensor) -> Tensor:
+        """``[..., 3]`` canonical points (HALO units) -> ``[..., point_features]``: the
+        points times ``point_scale``, then their Fourier features (if configured)."""
+        cfg = self.config
+        x = canon * cfg.point_scale if cfg.point_scale != 1.0 else canon
+        if not cfg.point_frequencies:
+            return x
+        return torch.cat([x, encode_points(canon, cfg.point_frequencies)], dim=-1)
 
     def _masked_logits(self, x: Tensor, ctx: Tensor, mask: Tensor, b: int, n: int) -> Tensor:
         # Only active (point, part) pairs are evaluated, still as one batched op per layer:
@@ -339,8 +369,9 @@ class OccupancyNetwork(nn.Module):
         slot = (first_block[part] + torch.div(pos, t, rounding_mode="floor")) * t + pos % t
         n_blocks = int(blocks.sum())
         block_part = torch.repeat_interleave(torch.arange(k, device=x.device), blocks)
-        xs = x.new_zeros(n_blocks * t, 3).index_copy(0, slot, x[part, row])
-        xs = xs.view(n_blocks, t, 3)
+        width = x.shape[-1]
+        xs = x.new_zeros(n_blocks * t, width).index_copy(0, slot, x[part, row])
+        xs = xs.view(n_blocks, t, width)
         if ctx.shape[-1] == 0:
             out = self.mlp(xs, part_index=block_part)
         else:
@@ -447,6 +478,7 @@ class OccupancyNetwork(nn.Module):
             raise HalohandInputError(f"part_mask must be [{b}, {n}, {k}], got {list(mask.shape)}")
         dtype = self.mlp.layers[0].weight.dtype
         w_hand, const = self.folded_weights(part_matrices, bone_lengths)
+        frames = self.folded_frames(part_matrices)
         m = b * n
         part, row = mask.permute(2, 0, 1).reshape(k, m).nonzero(as_tuple=True)
         logits = points.new_full((k, m), float("-inf"), dtype=dtype)
@@ -454,7 +486,9 @@ class OccupancyNetwork(nn.Module):
             group = part * b + torch.div(row, n, rounding_mode="floor")  # sorted
             counts = torch.bincount(group, minlength=k * b)
             pts = points.reshape(m, 3).to(dtype).index_select(0, row)
-            logits.index_put_((part, row), self.folded_logits(pts, counts, w_hand, const))
+            logits.index_put_(
+                (part, row), self.folded_logits(pts, counts, w_hand, const, frames=frames)
+            )
         probs = torch.sigmoid(logits).view(k, b, n).permute(1, 2, 0)
         # sigmoid is monotonic: the max of the probabilities is the sigmoid of the max logit
         occ = torch.sigmoid(logits.amax(0)).view(b, n)
@@ -494,26 +528,41 @@ class OccupancyNetwork(nn.Module):
         b = part_matrices.shape[0]
         first = self.mlp.layers[0]
         dtype = first.weight.dtype
-        rot = part_matrices[..., :3, :3]
-        trans = part_matrices[..., :3, 3]
-        ctx = self.hand_context(trans, bone_lengths)  # [K, B, C]  (the pose code is t_k)
+        # the pose code is t_k, the part matrices' own translations
+        ctx = self.hand_context(part_matrices[..., :3, 3], bone_lengths)  # [K, B, C]
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
-        if points_frame is not None:
-            if points_frame.shape != (b, 4, 4):
-                raise HalohandInputError(
-                    f"points_frame must be [{b}, 4, 4], got {list(points_frame.shape)}"
-                )
-            frame = points_frame.to(rot.dtype)
-            # R_k (A q + b) + t_k = (R_k A) q + (R_k b + t_k)
-            trans = torch.einsum("bkij,bj->bki", rot, frame[:, :3, 3]) + trans
-            rot = torch.einsum("bkij,bjl->bkil", rot, frame[:, :3, :3])
+        rot, trans = _points_to_parts(part_matrices, points_frame)
         w_x = first.weight[:, :3].to(rot.dtype) * self.config.point_scale  # [K, 3, H]
         w_hand = torch.einsum("bkji,kjh->kbih", rot, w_x).to(dtype)  # [K, B, 3, H] R^T W
         const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
         if ctx.shape[-1] > 0:
-            const = const + torch.bmm(ctx, first.weight[:, 3:])  # [K, B, H]
+            width = self.config.point_features
+            const = const + torch.bmm(ctx, first.weight[:, width:])  # [K, B, H]
         return w_hand, const
+
+    def folded_frames(
+        self, part_matrices: Tensor, points_frame: Tensor | None = None
+    ) -> tuple[Tensor, Tensor] | None:
+        """The maps from the caller's points to each part's canonical frame, for the
+        Fourier features on the folded path (:meth:`folded_logits`); ``None`` without
+        ``point_frequencies`` (the folded first layer needs no canonical points then).
+
+        Args:
+            part_matrices, points_frame: as :meth:`folded_weights`.
+
+        Returns:
+            ``rotation_t [K, B, 3, 3]`` and ``translation [K, B, 3]`` in the network's
+            dtype: ``x_k = q @ rotation_t[k, b] + translation[k, b]`` (HALO units).
+        """
+        if not self.config.point_frequencies:
+            return None
+        rot, trans = _points_to_parts(part_matrices, points_frame)
+        dtype = self.mlp.layers[0].weight.dtype
+        return (
+            rot.transpose(-1, -2).permute(1, 0, 2, 3).to(dtype).contiguous(),
+            trans.permute(1, 0, 2).to(dtype).contiguous(),
+        )
 
     def folded_layers(self) -> list[FoldedPart]:
         """Every part's layers after the first, as plain tensors for :meth:`folded_logits`.
@@ -526,6 +575,7 @@ class OccupancyNetwork(nn.Module):
         layers = self.mlp.layers
         residual = self.mlp.residual
         last = layers[-1]
+        width = self.config.point_features
         out = []
         with torch.no_grad():
             for k in range(self.num_parts):
@@ -540,8 +590,13 @@ class OccupancyNetwork(nn.Module):
                     hidden.append(
                         (layer.bias[k].detach(), weight.contiguous(), residual == "after" and same)
                     )
+                encoding = None
+                if width > 3:
+                    encoding = layers[0].weight[k, 3:width].detach().contiguous()
                 out.append(
-                    FoldedPart(tuple(hidden), last.bias[k].detach(), last.weight[k].detach())
+                    FoldedPart(
+                        tuple(hidden), last.bias[k].detach(), last.weight[k].detach(), encoding
+                    )
                 )
         return out
 
@@ -552,6 +607,7 @@ class OccupancyNetwork(nn.Module):
         w_hand: Tensor,
         const: Tensor,
         layers: Sequence[FoldedPart] | None = None,
+        frames: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """Logits of (point, part) pairs sorted by part, then hand (no autograd).
 
@@ -565,6 +621,8 @@ class OccupancyNetwork(nn.Module):
             counts: ``[K * B]`` rows of each (part, hand) group, in order ``part * B + hand``.
             w_hand, const: from :meth:`folded_weights` (``B`` hands).
             layers: :meth:`folded_layers` of this network, if the caller keeps them.
+            frames: :meth:`folded_frames` (same hands and points frame as ``w_hand``);
+                required with ``point_frequencies``.
 
         Returns:
             ``[P]`` logits.
@@ -572,6 +630,9 @@ class OccupancyNetwork(nn.Module):
         k, b = const.shape[:2]
         if layers is None:
             layers = self.folded_layers()
+        frequencies = self.config.point_frequencies
+        if frequencies and frames is None:
+            raise ValueError("a network with point_frequencies needs frames (folded_frames)")
         width = const.shape[-1]
         slope = self.mlp.negative_slope
         out = points.new_empty(points.shape[0], 1)
@@ -597,6 +658,15 @@ class OccupancyNetwork(nn.Module):
                                 const[kk, hb], points[r0:r1], w_hand[kk, hb],
                                 out=h[r0 - c0 : r1 - c0],
                             )  # fmt: skip
+                if part.encoding_weight is not None and frames is not None:
+                    for hb in range(b):
+                        g = kk * b + hb
+                        r0, r1 = max(starts[g], c0), min(ends[g], c1)
+                        if r1 > r0:
+                            canon = torch.addmm(frames[1][kk, hb], points[r0:r1], frames[0][kk, hb])
+                            h[r0 - c0 : r1 - c0].addmm_(
+                                encode_points(canon, frequencies), part.encoding_weight
+                            )
                 h = F.leaky_relu_(h, slope)
                 for bias, weight, add_after in part.hidden:
                     y = F.leaky_relu_(torch.addmm(bias, h, weight), slope)
@@ -604,6 +674,25 @@ class OccupancyNetwork(nn.Module):
                 torch.addmm(part.last_bias, h, part.last_weight, out=out[c0:c1])
                 c0 = c1
         return out[:, 0]
+
+
+def _points_to_parts(part_matrices: Tensor, points_frame: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``rotation [B, K, 3, 3]`` and ``translation [B, K, 3]`` of the map from the
+    caller's points ``q`` to each part's canonical frame, in the part matrices' dtype:
+    ``R_k (A q + b) + t_k = (R_k A) q + (R_k b + t_k)`` with ``points_frame = [A | b]``."""
+    rot = part_matrices[..., :3, :3]
+    trans = part_matrices[..., :3, 3]
+    if points_frame is None:
+        return rot, trans
+    b = part_matrices.shape[0]
+    if points_frame.shape != (b, 4, 4):
+        raise HalohandInputError(
+            f"points_frame must be [{b}, 4, 4], got {list(points_frame.shape)}"
+        )
+    frame = points_frame.to(rot.dtype)
+    trans = torch.einsum("bkij,bj->bki", rot, frame[:, :3, 3]) + trans
+    rot = torch.einsum("bkij,bjl->bkil", rot, frame[:, :3, :3])
+    return rot, trans
 
 
 def part_chain_logits(
@@ -621,10 +710,11 @@ def part_chain_logits(
     Args:
         net: the network (its configuration: point scale, slope, residuals).
         canon: ``[P, 3]`` the points in the part's canonical frame (HALO units, any float
-            dtype: cast to the network's, then scaled by ``point_scale``, as
-            :meth:`~OccupancyNetwork.part_logits` does).
+            dtype: cast to the network's, then scaled by ``point_scale`` and given their
+            Fourier features, as :meth:`~OccupancyNetwork.part_logits` does).
         first_const: ``[H]`` or ``[P, H]`` the first layer's bias plus its context term
-            (``b_k + ctx_k W_k[3:]``, see :func:`first_layer_constants`).
+            (``b_k + ctx_k W_k[c:]``, ``c`` the point columns; see
+            :func:`first_layer_constants`).
         weights: the part's ``(weight [in, out], bias [out])`` of every layer of
             ``net.mlp`` (e.g. ``layer.weight[k], layer.bias[k]``; the first layer's bias is
             not read, it is in ``first_const``).
@@ -635,10 +725,8 @@ def part_chain_logits(
     slope = net.mlp.negative_slope
     residual = net.mlp.residual
     w0 = weights[0][0]
-    x = canon.to(w0.dtype)
-    if net.config.point_scale != 1.0:
-        x = x * net.config.point_scale
-    h = F.leaky_relu_(torch.matmul(x, w0[:3]).add_(first_const), slope)
+    x = net.point_inputs(canon.to(w0.dtype))
+    h = F.leaky_relu_(torch.matmul(x, w0[: x.shape[-1]]).add_(first_const), slope)
     for w, b in weights[1:-1]:
         same = w.shape[0] == w.shape[1]
         if residual == "before" and same:
@@ -667,7 +755,7 @@ def first_layer_constants(
     b = part_matrices.shape[0]
     if ctx.shape[-1] == 0:
         return first.bias[:, None].expand(-1, b, -1)
-    return torch.baddbmm(first.bias.unsqueeze(1), ctx, first.weight[:, 3:])
+    return torch.baddbmm(first.bias.unsqueeze(1), ctx, first.weight[:, net.config.point_features :])
 
 
 #: Short alias used in the paper's naming.

@@ -70,6 +70,7 @@ class LatticeQuery:
         frame[:3, 3] = (g[:3, :3] @ origin + g[:3, 3]) / HALO_UNIT_M
         with torch.no_grad():
             w, c = network.folded_weights(hand.part_matrices, hand.bone_lengths, frame[None])
+            self._frames = network.folded_frames(hand.part_matrices, frame[None])
         self._weights, self._const = w.contiguous(), c.contiguous()
         self._layers = network.folded_layers()
         keypoints = hand.keypoints[0].to(torch.float64).cpu() - origin
@@ -110,8 +111,9 @@ class LatticeQuery:
             part, row = part.index_select(0, keep), row.index_select(0, keep)
         counts = torch.bincount(part, minlength=k)
         logits = self.network.folded_logits(
-            q.index_select(0, row), counts, self._weights, self._const, self._layers
-        )
+            q.index_select(0, row), counts, self._weights, self._const, self._layers,
+            self._frames,
+        )  # fmt: skip
         probs = torch.sigmoid(logits).numpy()
         rows = row.numpy()
         sizes = counts.tolist()

@@ -244,6 +244,7 @@ def sparse_occupancy(
     n = points.shape[1]
     radii = effective_radii(model, skip_radii)
     w_hand, const = model.folded_weights(hands.part_matrices, hands.bone_lengths)
+    frames = model.folded_frames(hands.part_matrices)
     layers = model.folded_layers()  # once per query, not per batch of pairs
     # As query_occupancy runs them: the support test in float32, the network input frame
     # in the conditioning's dtype (float64: hands far from the origin), the network in
@@ -261,13 +262,18 @@ def sparse_occupancy(
         mask = torch.cat([x[1] for x in kept])
         p_halo = torch.cat([x[2] for x in kept])
         w, c = w_hand[:, hand : hand + 1], const[:, hand : hand + 1]
+        f = (
+            None
+            if frames is None
+            else (frames[0][:, hand : hand + 1], frames[1][:, hand : hand + 1])
+        )
         occ_k = torch.empty(len(idx), dtype=torch.float32)
         parts_k = None if parts is None else torch.zeros(len(idx), k, dtype=torch.float32)
         for a, e in pair_batches(mask.sum(1).numpy(), max_pairs):
             part, row = mask[a:e].T.nonzero(as_tuple=True)  # sorted by part, then point
             logits = model.folded_logits(
                 p_halo[a:e].index_select(0, row), torch.bincount(part, minlength=k), w, c,
-                layers,
+                layers, f,
             )  # fmt: skip
             top = logits.new_full((e - a,), float("-inf"))
             top.scatter_reduce_(0, row, logits, reduce="amax")

@@ -2,8 +2,9 @@
 
 :func:`adapt_network` turns a trained network into one of another configuration that
 computes the same occupancy, when the two differ only in the part MLPs' width (widening,
-below), in ``point_scale`` (the first layer's point weights divided by the change) and in
-the rank of the pose input (:func:`grow_pose_input`).
+below), in ``point_scale`` (the first layer's point weights divided by the change), in
+the rank of the pose input (:func:`grow_pose_input`) and in Fourier features of the points
+added with zero weights (:func:`add_point_encoding`).
 
 Widening (Net2Net-style):
 
@@ -126,6 +127,28 @@ def grow_pose_input(source: OccupancyNetwork, pose_projection_size: int) -> Occu
     return target
 
 
+def add_point_encoding(
+    source: OccupancyNetwork, point_frequencies: tuple[float, ...]
+) -> OccupancyNetwork:
+    """A copy of ``source`` (without Fourier features) that also sees the points' Fourier
+    features at ``point_frequencies``, through first-layer weights of zero: the same
+    function, and the new weights get gradients from the first step."""
+    if source.config.point_frequencies:
+        raise ValueError("the source already has Fourier features of its points")
+    config = dataclasses.replace(source.config, point_frequencies=tuple(point_frequencies))
+    target = OccupancyNetwork(config)
+    state = source.state_dict()
+    first_w = state.pop("mlp.layers.0.weight")
+    target.load_state_dict(state, strict=False)
+    width = config.point_features
+    with torch.no_grad():
+        layer = target.mlp.layers[0]
+        layer.weight.zero_()
+        layer.weight[:, :3] = first_w[:, :3]
+        layer.weight[:, width:] = first_w[:, 3:]
+    return target
+
+
 def adapt_network(
     source: OccupancyNetwork,
     config: OccupancyConfig,
@@ -137,7 +160,8 @@ def adapt_network(
         source: a trained network.
         config: the wanted architecture; it may differ from ``source.config`` in the hidden
             width (wider, same depth, one width throughout), in ``point_scale`` and in a
-            larger (or raw, 0) ``pose_projection_size``.
+            larger (or raw, 0) ``pose_projection_size``, and in ``point_frequencies`` given to
+            a source without them.
         generator: random source of widening (see :func:`widen_network`).
 
     Raises:
@@ -148,9 +172,14 @@ def adapt_network(
         hidden=config.hidden,
         point_scale=config.point_scale,
         pose_projection_size=config.pose_projection_size,
+        point_frequencies=config.point_frequencies,
     )
     if same_rest != config:
-        raise ValueError("only the hidden width, point_scale and pose projection can differ")
+        raise ValueError(
+            "only the hidden width, point_scale, pose projection and point frequencies can differ"
+        )
+    if source.config.point_frequencies != config.point_frequencies:
+        source = add_point_encoding(source, config.point_frequencies)
     if source.config.pose_projection_size != config.pose_projection_size:
         source = grow_pose_input(source, config.pose_projection_size)
     if source.config.hidden != config.hidden:

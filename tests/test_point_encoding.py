@@ -1,0 +1,158 @@
+"""Fourier features of the canonical points (config ``point_frequencies``).
+
+The features enter every path that runs the part MLPs: the generic forward (dense and
+masked), the folded inference path (``query`` with a part mask, the lattice query of mesh
+extraction, the sparse occupancy query) and the differentiable sparse query. Each is checked
+against the generic forward on a network whose feature weights are not zero. Adding the
+features to a trained network with zero weights keeps its function (the warm start of
+``init_weights``). Tolerances: float32 paths within 1e-5 of each other (other orders of
+the same sums); float64 to 1e-9.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from halo_fakes import hand_keypoints, query_points
+
+from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
+from halohand.fields.encoding import encode_points, encoding_size
+from halohand.fields.skipping import effective_radii, skip_mask
+from halohand.inference.halo import HALO, keypoint_box
+from halohand.inference.lattice_query import LatticeQuery
+from halohand.inference.query import query_occupancy, sparse_occupancy, sparse_query
+from halohand.training.widen import adapt_network
+
+FREQUENCIES = (3.0, 12.5, 50.0)
+
+
+def test_encode_points_is_sines_then_cosines_frequency_major() -> None:
+    pts = torch.tensor([[0.1, -0.2, 0.03], [0.0, 0.5, -0.25]], dtype=torch.float64)
+    got = encode_points(pts, (1.0, 4.0))
+    assert got.shape == (2, 12) == (2, encoding_size((1.0, 4.0)))
+    for i in range(2):
+        angles = [2 * math.pi * f * float(pts[i, d]) for f in (1.0, 4.0) for d in range(3)]
+        want = [math.sin(a) for a in angles] + [math.cos(a) for a in angles]
+        np.testing.assert_allclose(got[i].numpy(), want, rtol=0, atol=1e-12)
+    assert encode_points(pts[None], ()).shape == (1, 2, 0)
+    with pytest.raises(ValueError, match=r"\[\.\.\., 3\]"):
+        encode_points(pts[:, :2], (1.0,))
+
+
+def test_config_validates_and_round_trips_the_frequencies() -> None:
+    cfg = OccupancyConfig(point_frequencies=(2, 8))
+    assert cfg.point_frequencies == (2.0, 8.0)
+    assert cfg.point_features == 15 and cfg.in_features == OccupancyConfig().in_features + 12
+    assert OccupancyConfig.from_dict(cfg.to_dict()) == cfg
+    for bad in ((0.0,), (-1.0,), (float("nan"),)):
+        with pytest.raises(ValueError, match="point_frequencies"):
+            OccupancyConfig(point_frequencies=bad)
+
+
+@pytest.fixture(scope="module")
+def encoded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """The shipped network, and the same with Fourier features whose weights are random."""
+    plain = shipped_halo.network
+    config = dataclasses.replace(plain.config, point_frequencies=FREQUENCIES)
+    net = adapt_network(plain, config)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        w = net.mlp.layers[0].weight
+        w[:, 3 : config.point_features] = 0.05 * torch.randn(
+            w.shape[0], config.point_features - 3, w.shape[2], generator=gen
+        )
+    return plain, net.eval()
+
+
+def _hands(gestures=("spread", "fist")):
+    kp = np.stack([hand_keypoints(g) for g in gestures])
+    pts = np.stack([query_points(k, 3000, seed=i) for i, k in enumerate(kp)])
+    return kp, pts
+
+
+def test_zero_feature_weights_keep_the_trained_function(shipped_halo: HALO) -> None:
+    plain = shipped_halo.network
+    config = dataclasses.replace(plain.config, point_frequencies=FREQUENCIES)
+    net = adapt_network(plain, config)
+    kp, pts = _hands()
+    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
+    with torch.no_grad():
+        want, _ = query_occupancy(plain, hands, torch.as_tensor(pts))
+        got, _ = query_occupancy(net, hands, torch.as_tensor(pts))
+    assert (want > 0.5).any() and (want < 0.5).any()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    # the new weights learn: their gradient is not zero
+    occ, _ = query_occupancy(net, hands, torch.as_tensor(pts))
+    occ.sum().backward()
+    grad = net.mlp.layers[0].weight.grad[:, 3 : config.point_features]
+    assert grad.abs().max() > 0
+    with pytest.raises(ValueError, match="already has Fourier"):
+        adapt_network(net, dataclasses.replace(config, point_frequencies=(1.0,)))
+
+
+def test_every_inference_path_sees_the_features(encoded) -> None:
+    plain, net = encoded
+    kp, pts = _hands()
+    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
+    points = torch.as_tensor(pts)
+    # the generic, differentiable forward: every part (dense) and the supported pairs
+    # packed in blocks (masked)
+    radii = effective_radii(net)
+    p_halo = hands.to_halo_frame(points).float()
+    mask = skip_mask(points.float(), hands.keypoints.float(), radii.float())
+    args = (p_halo, hands.part_matrices.float(), hands.bone_lengths.float())
+    _, dense_parts = net.query(*args, return_parts=True)
+    masked = net.query(*args, part_mask=mask)
+    with torch.no_grad():
+        ref, ref_parts = query_occupancy(net, hands, points)
+        base, _ = query_occupancy(plain, hands, points)
+        folded, _ = sparse_occupancy(net, hands, points, return_parts=False)
+    # the features change the function, and every path agrees on the changed one
+    assert (ref - base).abs().max() > 1e-2
+    torch.testing.assert_close(folded, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(masked.detach(), ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(dense_parts.detach()[mask], ref_parts[mask], rtol=0, atol=1e-5)
+    # the lattice query of mesh extraction
+    for i in range(2):
+        cond = hand_conditioning(torch.as_tensor(kp[i : i + 1]), bool(i))
+        lo, hi = keypoint_box(kp[i], 0.04)
+        centre = 0.5 * (lo + hi)
+        query = LatticeQuery(net, cond, centre, radii, 0.3, 0.01)
+        values, _, _ = query((pts[i] - centre).astype(np.float32), None)
+        # The lattice's points are float32 metres about the box centre, the reference's
+        # float32 HALO units about the wrist: other roundings of the canonical points,
+        # which random weights on 50-cycle features turn into up to ~1e-4.
+        np.testing.assert_allclose(values, ref[i].numpy(), rtol=0, atol=3e-4)
+        assert np.median(np.abs(values - ref[i].numpy())) < 1e-6
+
+
+def test_the_differentiable_sparse_query_sees_the_features(encoded) -> None:
+    _, net32 = encoded
+    net = copy.deepcopy(net32).double()
+    kp_np, pts_np = _hands(("relaxed", "spread"))
+    grads = []
+    for sparse in (False, True):
+        kp = torch.tensor(kp_np, requires_grad=True)
+        pts = torch.tensor(pts_np, requires_grad=True)
+        net.zero_grad()
+        hands = hand_conditioning(kp, torch.tensor([False, False]))
+        if sparse:
+            occ, _ = sparse_query(net, hands, pts, max_pairs=1000, workers=2)
+        else:
+            occ, _ = query_occupancy(net, hands, pts, return_parts=False)
+        occ.sum().backward()
+        grads.append((occ.detach(), pts.grad, kp.grad, net.mlp.layers[0].weight.grad.clone()))
+    for want, got in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_reconstruct_with_features_gives_a_closed_hand(encoded) -> None:
+    _, net = encoded
+    halo = HALO(net)
+    mesh = halo.reconstruct(hand_keypoints("relaxed"), resolution=64)
+    assert mesh.is_watertight and len(mesh.faces) > 1000
