@@ -144,6 +144,22 @@ def test_points_outside_every_support_are_zero_with_zero_gradient(shipped_halo: 
     assert pts.grad[n:].abs().sum() > 0 and k.grad.abs().sum() > 0
 
 
+def test_points_whose_active_pairs_underflow_to_zero_get_no_gradient(
+    net64: OccupancyNetwork, batch
+) -> None:
+    # Every part but the palm ends at logit ~ -1000 (probability exactly 0): at points
+    # outside the palm's support the max then picks the inactive palm, which has no
+    # gradient in the chunked query and must get none here.
+    net = copy.deepcopy(net64)
+    with torch.no_grad():
+        net.mlp.layers[-1].bias[1:] -= 1000.0
+    want = _run(net, batch, sparse=False)
+    got = _run(net, batch, sparse=True, max_pairs=1000, workers=2)
+    for key in ("occ", "points", "keypoints", "w0", "b4"):
+        torch.testing.assert_close(got[key], want[key], rtol=1e-9, atol=1e-9, msg=key)
+    assert (want["occ"] == 0).any() and want["points"].abs().sum() > 0
+
+
 def test_halo_takes_the_sparse_query_for_large_differentiable_queries(
     shipped_halo: HALO, monkeypatch
 ) -> None:

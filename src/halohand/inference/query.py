@@ -489,7 +489,10 @@ class _SparsePlan:
         k = model.num_parts
         _, _, mask = self.calls[i]
         if top is not None:
-            mask = torch.zeros_like(mask).index_put_(
+            # Where every active pair's probability is 0 (the sigmoid underflows), the max
+            # picks part 0 whether it is active or not; an inactive pair has no gradient
+            # in the chunked query, so it gets no pair here.
+            mask = mask & torch.zeros_like(mask).index_put_(
                 (torch.arange(len(top), device=top.device), top), torch.tensor(True)
             )
         p, g_h, rot_h, trans_h, const_h = leaves[:5]
