@@ -1,6 +1,7 @@
-"""Fourier features of the canonical points (config ``point_frequencies``).
+"""More point inputs of the part MLPs: Fourier features of the canonical points (config
+``point_frequencies``) and the points in bone lengths (``point_bone_scale``).
 
-The features enter every path that runs the part MLPs: the generic forward (dense and
+The inputs enter every path that runs the part MLPs: the generic forward (dense and
 masked), the folded inference path (``query`` with a part mask, the lattice query of mesh
 extraction, the sparse occupancy query) and the differentiable sparse query. Each is checked
 against the generic forward on a network whose feature weights are not zero. Adding the
@@ -44,21 +45,32 @@ def test_encode_points_is_sines_then_cosines_frequency_major() -> None:
         encode_points(pts[:, :2], (1.0,))
 
 
-def test_config_validates_and_round_trips_the_frequencies() -> None:
+def test_config_validates_and_round_trips_the_point_inputs() -> None:
     cfg = OccupancyConfig(point_frequencies=(2, 8))
     assert cfg.point_frequencies == (2.0, 8.0)
     assert cfg.point_features == 15 and cfg.in_features == OccupancyConfig().in_features + 12
     assert OccupancyConfig.from_dict(cfg.to_dict()) == cfg
+    both = OccupancyConfig(point_frequencies=(2,), point_bone_scale=True)
+    assert (both.encoding_start, both.point_features) == (6, 12)
+    assert OccupancyConfig.from_dict(both.to_dict()) == both
     for bad in ((0.0,), (-1.0,), (float("nan"),)):
         with pytest.raises(ValueError, match="point_frequencies"):
             OccupancyConfig(point_frequencies=bad)
 
 
-@pytest.fixture(scope="module")
-def encoded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
-    """The shipped network, and the same with Fourier features whose weights are random."""
+@pytest.fixture(
+    scope="module",
+    params=[(FREQUENCIES, False), ((), True), (FREQUENCIES, True)],
+    ids=["fourier", "bone_scale", "both"],
+)
+def encoded(request, shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """The shipped network, and the same with more point inputs (Fourier features, points
+    in bone lengths, both) whose weights are random."""
     plain = shipped_halo.network
-    config = dataclasses.replace(plain.config, point_frequencies=FREQUENCIES)
+    frequencies, bone_scale = request.param
+    config = dataclasses.replace(
+        plain.config, point_frequencies=frequencies, point_bone_scale=bone_scale
+    )
     net = adapt_network(plain, config)
     with torch.no_grad():
         gen = torch.Generator().manual_seed(0)
@@ -75,9 +87,14 @@ def _hands(gestures=("spread", "fist")):
     return kp, pts
 
 
-def test_zero_feature_weights_keep_the_trained_function(shipped_halo: HALO) -> None:
+@pytest.mark.parametrize("bone_scale", [False, True])
+def test_zero_feature_weights_keep_the_trained_function(
+    shipped_halo: HALO, bone_scale: bool
+) -> None:
     plain = shipped_halo.network
-    config = dataclasses.replace(plain.config, point_frequencies=FREQUENCIES)
+    config = dataclasses.replace(
+        plain.config, point_frequencies=FREQUENCIES, point_bone_scale=bone_scale
+    )
     net = adapt_network(plain, config)
     kp, pts = _hands()
     hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
@@ -91,7 +108,7 @@ def test_zero_feature_weights_keep_the_trained_function(shipped_halo: HALO) -> N
     occ.sum().backward()
     grad = net.mlp.layers[0].weight.grad[:, 3 : config.point_features]
     assert grad.abs().max() > 0
-    with pytest.raises(ValueError, match="already has Fourier"):
+    with pytest.raises(ValueError, match="more point inputs"):
         adapt_network(net, dataclasses.replace(config, point_frequencies=(1.0,)))
 
 

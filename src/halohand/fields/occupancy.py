@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from halohand.core.errors import HalohandInputError
+from halohand.core.units import HALO_UNIT_M
 from halohand.fields.encoding import encode_points, encoding_size
 from halohand.fields.parts import PartLinear, PartMLP, Residual
 
@@ -86,6 +87,11 @@ class OccupancyConfig:
             ``6 F`` more inputs per part MLP after the point's 3 coordinates; empty (the
             original): none. Computed from the unscaled points (``point_scale`` does not
             move them).
+        point_bone_scale: also give each part MLP its points divided by the part's bone
+            length (3 more inputs, after the coordinates): coordinates in bone lengths, so
+            that hands of other sizes meet the same inputs. For one hand this is linear in
+            the point, so the folded inference path absorbs it into the first layer at no
+            cost.
     """
 
     variant: str = "halo"
@@ -106,6 +112,7 @@ class OccupancyConfig:
     iso_level: float = 0.5
     point_scale: float = 1.0
     point_frequencies: tuple[float, ...] = ()
+    point_bone_scale: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -148,9 +155,15 @@ class OccupancyConfig:
 
     @property
     def point_features(self) -> int:
-        """Per-point input columns of each part MLP: 3 coordinates + ``6 F`` Fourier
-        features (the first columns; the hand's context follows them)."""
-        return 3 + encoding_size(self.point_frequencies)
+        """Per-point input columns of each part MLP: 3 coordinates, 3 in bone lengths
+        (``point_bone_scale``), ``6 F`` Fourier features (the first columns; the hand's
+        context follows them)."""
+        return self.encoding_start + encoding_size(self.point_frequencies)
+
+    @property
+    def encoding_start(self) -> int:
+        """First input column of the Fourier features."""
+        return 6 if self.point_bone_scale else 3
 
     @property
     def in_features(self) -> int:
@@ -327,25 +340,48 @@ class OccupancyNetwork(nn.Module):
         ctx = self.hand_context(pose_code, bone_lengths)  # [K, B, C]
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
-        x = self.point_inputs(points.to(dtype).permute(2, 0, 1, 3).reshape(k, b * n, 3))
+        x = points.to(dtype).permute(2, 0, 1, 3).reshape(k, b * n, 3)  # part-major rows
+        inv = self.inverse_lengths(bone_lengths)
+        if inv is not None:  # [B, K] -> [K, B * N, 1], each hand's value on its rows
+            inv = inv.T[:, :, None].expand(k, b, n).reshape(k, b * n, 1)
         if part_mask is None:
+            x = self.point_inputs(x, inv)
             if ctx.shape[-1] == 0:
                 out = self.mlp(x)
             else:
                 out = self.mlp(x, ctx, group_size=n)
             return out.view(k, b, n).permute(1, 2, 0)
-        return self._masked_logits(x, ctx, part_mask, b, n)
+        return self._masked_logits(x, ctx, part_mask, b, n, inv)
 
-    def point_inputs(self, canon: Tensor) -> Tensor:
+    def point_inputs(self, canon: Tensor, inverse_length: Tensor | None = None) -> Tensor:
         """``[..., 3]`` canonical points (HALO units) -> ``[..., point_features]``: the
-        points times ``point_scale``, then their Fourier features (if configured)."""
+        points times ``point_scale``, the points in bone lengths (``point_bone_scale``;
+        ``inverse_length [..., 1]`` is 1 / the row's part's bone length in HALO units),
+        then their Fourier features (if configured)."""
         cfg = self.config
         x = canon * cfg.point_scale if cfg.point_scale != 1.0 else canon
-        if not cfg.point_frequencies:
-            return x
-        return torch.cat([x, encode_points(canon, cfg.point_frequencies)], dim=-1)
+        columns = [x]
+        if cfg.point_bone_scale:
+            if inverse_length is None:
+                raise ValueError("point_bone_scale needs the rows' inverse bone lengths")
+            columns.append(canon * inverse_length)
+        if cfg.point_frequencies:
+            columns.append(encode_points(canon, cfg.point_frequencies))
+        return columns[0] if len(columns) == 1 else torch.cat(columns, dim=-1)
 
-    def _masked_logits(self, x: Tensor, ctx: Tensor, mask: Tensor, b: int, n: int) -> Tensor:
+    def inverse_lengths(self, bone_lengths: Tensor | None) -> Tensor | None:
+        """``[B, K]`` metres -> ``[B, K]`` 1 / length in HALO units (``None`` unless
+        ``point_bone_scale``)."""
+        if not self.config.point_bone_scale:
+            return None
+        if bone_lengths is None:
+            raise HalohandInputError("point_bone_scale needs bone_lengths")
+        dtype = self.mlp.layers[0].weight.dtype
+        return HALO_UNIT_M / bone_lengths.to(dtype)
+
+    def _masked_logits(
+        self, x: Tensor, ctx: Tensor, mask: Tensor, b: int, n: int, inv: Tensor | None = None
+    ) -> Tensor:
         # Only active (point, part) pairs are evaluated, still as one batched op per layer:
         # each part's active rows are packed into blocks of SKIP_BLOCK rows, every block
         # carries its part index, and the layers gather that part's weights per block. Cost
@@ -369,9 +405,12 @@ class OccupancyNetwork(nn.Module):
         slot = (first_block[part] + torch.div(pos, t, rounding_mode="floor")) * t + pos % t
         n_blocks = int(blocks.sum())
         block_part = torch.repeat_interleave(torch.arange(k, device=x.device), blocks)
-        width = x.shape[-1]
-        xs = x.new_zeros(n_blocks * t, width).index_copy(0, slot, x[part, row])
-        xs = xs.view(n_blocks, t, width)
+        # the point inputs of the active pairs only (padding rows are dropped below)
+        xs = x.new_zeros(n_blocks * t, 3).index_copy(0, slot, x[part, row])
+        if inv is not None:
+            inv = x.new_zeros(n_blocks * t, 1).index_copy(0, slot, inv[part, row])
+            inv = inv.view(n_blocks, t, 1)
+        xs = self.point_inputs(xs.view(n_blocks, t, 3), inv)
         if ctx.shape[-1] == 0:
             out = self.mlp(xs, part_index=block_part)
         else:
@@ -536,6 +575,15 @@ class OccupancyNetwork(nn.Module):
         w_x = first.weight[:, :3].to(rot.dtype) * self.config.point_scale  # [K, 3, H]
         w_hand = torch.einsum("bkji,kjh->kbih", rot, w_x).to(dtype)  # [K, B, 3, H] R^T W
         const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
+        inv = self.inverse_lengths(bone_lengths)
+        if inv is not None:
+            # (x_k / l_k) W_l = p (R_k^T W_l / l_k) + t_k W_l / l_k: the same fold per hand
+            w_l = first.weight[:, 3:6].to(rot.dtype)
+            inv_kb = inv.T.to(rot.dtype)  # [K, B]
+            w_l_hand = torch.einsum("bkji,kjh->kbih", rot, w_l) * inv_kb[..., None, None]
+            const_l = torch.einsum("bkj,kjh->kbh", trans, w_l) * inv_kb[..., None]
+            w_hand = w_hand + w_l_hand.to(dtype)
+            const = const + const_l.to(dtype)
         if ctx.shape[-1] > 0:
             width = self.config.point_features
             const = const + torch.bmm(ctx, first.weight[:, width:])  # [K, B, H]
@@ -576,6 +624,7 @@ class OccupancyNetwork(nn.Module):
         residual = self.mlp.residual
         last = layers[-1]
         width = self.config.point_features
+        start = self.config.encoding_start
         out = []
         with torch.no_grad():
             for k in range(self.num_parts):
@@ -591,8 +640,8 @@ class OccupancyNetwork(nn.Module):
                         (layer.bias[k].detach(), weight.contiguous(), residual == "after" and same)
                     )
                 encoding = None
-                if width > 3:
-                    encoding = layers[0].weight[k, 3:width].detach().contiguous()
+                if width > start:
+                    encoding = layers[0].weight[k, start:width].detach().contiguous()
                 out.append(
                     FoldedPart(
                         tuple(hidden), last.bias[k].detach(), last.weight[k].detach(), encoding
@@ -700,6 +749,7 @@ def part_chain_logits(
     canon: Tensor,
     first_const: Tensor,
     weights: Sequence[tuple[Tensor, Tensor]],
+    point_weight: Tensor | None = None,
 ) -> Tensor:
     """Logits of one part's MLP at ``[P, 3]`` canonical points, differentiable.
 
@@ -718,6 +768,10 @@ def part_chain_logits(
         weights: the part's ``(weight [in, out], bias [out])`` of every layer of
             ``net.mlp`` (e.g. ``layer.weight[k], layer.bias[k]``; the first layer's bias is
             not read, it is in ``first_const``).
+        point_weight: ``[3, H]`` the first layer's weight of the canonical point for this
+            part and hand (:func:`first_layer_point_weights`: the point scale and the
+            bone-length columns folded in), used instead of ``weights[0][0][:3]``; needed
+            with ``point_bone_scale``.
 
     Returns:
         ``[P]`` logits in the network's dtype.
@@ -725,8 +779,17 @@ def part_chain_logits(
     slope = net.mlp.negative_slope
     residual = net.mlp.residual
     w0 = weights[0][0]
-    x = net.point_inputs(canon.to(w0.dtype))
-    h = F.leaky_relu_(torch.matmul(x, w0[: x.shape[-1]]).add_(first_const), slope)
+    cfg = net.config
+    if point_weight is None:
+        x = net.point_inputs(canon.to(w0.dtype))
+        h = torch.matmul(x, w0[: x.shape[-1]])
+    else:
+        x = canon.to(w0.dtype)
+        h = torch.matmul(x, point_weight)
+        if cfg.point_frequencies:
+            features = encode_points(x, cfg.point_frequencies)
+            h = h + torch.matmul(features, w0[cfg.encoding_start : cfg.point_features])
+    h = F.leaky_relu_(h.add_(first_const), slope)
     for w, b in weights[1:-1]:
         same = w.shape[0] == w.shape[1]
         if residual == "before" and same:
@@ -756,6 +819,26 @@ def first_layer_constants(
     if ctx.shape[-1] == 0:
         return first.bias[:, None].expand(-1, b, -1)
     return torch.baddbmm(first.bias.unsqueeze(1), ctx, first.weight[:, net.config.point_features :])
+
+
+def first_layer_point_weights(
+    net: OccupancyNetwork, bone_lengths: Tensor | None, batch: int
+) -> Tensor:
+    """``[K, B, 3, H]`` the first layer's weight of the canonical point per part and hand
+    (differentiable): ``s W_k[:3]`` with ``s = point_scale``, plus ``W_k[3:6] / l_bk`` with
+    ``point_bone_scale`` (``l`` in HALO units), for :func:`part_chain_logits`.
+
+    Args:
+        net: the network.
+        bone_lengths: ``[B, K]`` metres.
+        batch: ``B``.
+    """
+    w = net.mlp.layers[0].weight  # [K, in, H]
+    w_x = w[:, :3] * net.config.point_scale
+    inv = net.inverse_lengths(bone_lengths)
+    if inv is None:
+        return w_x[:, None].expand(-1, batch, -1, -1)
+    return w_x[:, None] + w[:, None, 3:6] * inv.T[..., None, None]
 
 
 #: Short alias used in the paper's naming.

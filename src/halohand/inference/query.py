@@ -24,6 +24,7 @@ from halohand.fields.conditioning import HALO_UNIT_M, HandConditioning, hand_con
 from halohand.fields.occupancy import (
     OccupancyNetwork,
     first_layer_constants,
+    first_layer_point_weights,
     part_chain_logits,
 )
 from halohand.fields.skipping import effective_radii, skip_mask
@@ -431,12 +432,14 @@ def sparse_query(
         )
         # Per-hand inputs, differentiable through the ordinary graph (a few small ops).
         const = first_layer_constants(model, hands.part_matrices, hands.bone_lengths)
+        point_weights = first_layer_point_weights(model, hands.bone_lengths, b)
         tensors = (
             points,
             hands.global_transform,
             hands.part_matrices[..., :3, :3],
             hands.part_matrices[..., :3, 3],
             const,
+            point_weights,
         )
     total = sum(int(m.sum()) for _, _, m in calls)
     plan = _SparsePlan(
@@ -474,12 +477,12 @@ class _SparsePlan:
 
     def leaves(self, i: int, inputs: tuple[Tensor, ...], needs: tuple[bool, ...]) -> list[Tensor]:
         """Detached inputs of call ``i`` (requiring grad where the query's do): its points,
-        its hand's transform, rotations, translations and first-layer constants, and the
-        MLP's parameters."""
+        its hand's transform, rotations, translations, first-layer constants and point
+        weights, and the MLP's parameters."""
         hand, idx, _ = self.calls[i]
-        pts, g, rot, trans, const, *params = inputs
+        pts, g, rot, trans, const, point_w, *params = inputs
         src = pts[min(hand, pts.shape[0] - 1)].index_select(0, idx)
-        own = [src, g[hand], rot[hand], trans[hand], const[:, hand], *params]
+        own = [src, g[hand], rot[hand], trans[hand], const[:, hand], point_w[:, hand], *params]
         return [t.detach().requires_grad_(need) for t, need in zip(own, needs, strict=True)]
 
     def run(self, i: int, leaves: list[Tensor], top: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -495,7 +498,7 @@ class _SparsePlan:
             mask = mask & torch.zeros_like(mask).index_put_(
                 (torch.arange(len(top), device=top.device), top), torch.tensor(True)
             )
-        p, g_h, rot_h, trans_h, const_h = leaves[:5]
+        p, g_h, rot_h, trans_h, const_h, point_w_h = leaves[:6]
         if self.scale != 1.0:
             p = p * self.scale
         p = p.to(g_h.dtype)
@@ -504,12 +507,12 @@ class _SparsePlan:
         part, row = mask.T.nonzero(as_tuple=True)  # sorted by part, then point
         pairs = p_halo.index_select(0, row).split(torch.bincount(part, minlength=k).tolist())
         # One unbind per parameter (not one select per part): its backward is one stack.
-        params = [t.unbind(0) for t in leaves[5:]]
+        params = [t.unbind(0) for t in leaves[6:]]
         layers = list(zip(params[0::2], params[1::2], strict=True))  # (weights, biases)
         logits = [
             part_chain_logits(
                 model, pp @ rot_h[kk].T + trans_h[kk], const_h[kk],
-                [(w[kk], b[kk]) for w, b in layers],
+                [(w[kk], b[kk]) for w, b in layers], point_w_h[kk],
             )
             for kk, pp in enumerate(pairs)
             if len(pp)
@@ -601,7 +604,7 @@ class _SparseQuery(torch.autograd.Function):
         grads: list[Tensor | None] = [
             torch.zeros_like(t) if need else None for t, need in zip(inputs, needs, strict=True)
         ]
-        pts_grad, g_grad, rot_grad, trans_grad, const_grad, *param_grads = grads
+        pts_grad, g_grad, rot_grad, trans_grad, const_grad, point_w_grad, *param_grads = grads
         for i, res in enumerate(results):
             hand, idx, _ = plan.calls[i]
             assert res is not None
@@ -610,13 +613,13 @@ class _SparseQuery(torch.autograd.Function):
                     continue
                 if j == 0:
                     acc[min(hand, acc.shape[0] - 1)].index_add_(0, idx, got)
-                elif j == 4:
+                elif j in (4, 5):  # [K, B, ...]: per part and hand
                     acc[:, hand] += got
                 elif j < 4:
                     acc[hand] += got
                 else:
                     acc += got
-        del pts_grad, g_grad, rot_grad, trans_grad, const_grad, param_grads
+        del pts_grad, g_grad, rot_grad, trans_grad, const_grad, point_w_grad, param_grads
         ctx.plan = None
         plan.tops = []
         return (None, *grads)

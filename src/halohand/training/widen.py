@@ -4,7 +4,7 @@
 computes the same occupancy, when the two differ only in the part MLPs' width (widening,
 below), in ``point_scale`` (the first layer's point weights divided by the change), in
 the rank of the pose input (:func:`grow_pose_input`) and in Fourier features of the points
-added with zero weights (:func:`add_point_encoding`).
+and points in bone lengths added with zero weights (:func:`add_point_inputs`).
 
 Widening (Net2Net-style):
 
@@ -127,15 +127,22 @@ def grow_pose_input(source: OccupancyNetwork, pose_projection_size: int) -> Occu
     return target
 
 
-def add_point_encoding(
-    source: OccupancyNetwork, point_frequencies: tuple[float, ...]
+def add_point_inputs(
+    source: OccupancyNetwork,
+    point_frequencies: tuple[float, ...] = (),
+    point_bone_scale: bool = False,
 ) -> OccupancyNetwork:
-    """A copy of ``source`` (without Fourier features) that also sees the points' Fourier
+    """A copy of ``source`` (plain points: no Fourier features, no points in bone lengths)
+    that also sees its points in bone lengths (``point_bone_scale``) and their Fourier
     features at ``point_frequencies``, through first-layer weights of zero: the same
     function, and the new weights get gradients from the first step."""
-    if source.config.point_frequencies:
-        raise ValueError("the source already has Fourier features of its points")
-    config = dataclasses.replace(source.config, point_frequencies=tuple(point_frequencies))
+    if source.config.point_features != 3:
+        raise ValueError("the source already has more point inputs than the coordinates")
+    config = dataclasses.replace(
+        source.config,
+        point_frequencies=tuple(point_frequencies),
+        point_bone_scale=bool(point_bone_scale),
+    )
     target = OccupancyNetwork(config)
     state = source.state_dict()
     first_w = state.pop("mlp.layers.0.weight")
@@ -160,8 +167,8 @@ def adapt_network(
         source: a trained network.
         config: the wanted architecture; it may differ from ``source.config`` in the hidden
             width (wider, same depth, one width throughout), in ``point_scale`` and in a
-            larger (or raw, 0) ``pose_projection_size``, and in ``point_frequencies`` given to
-            a source without them.
+            larger (or raw, 0) ``pose_projection_size``, and in ``point_frequencies`` and
+            ``point_bone_scale`` given to a source with plain points.
         generator: random source of widening (see :func:`widen_network`).
 
     Raises:
@@ -173,13 +180,15 @@ def adapt_network(
         point_scale=config.point_scale,
         pose_projection_size=config.pose_projection_size,
         point_frequencies=config.point_frequencies,
+        point_bone_scale=config.point_bone_scale,
     )
     if same_rest != config:
         raise ValueError(
-            "only the hidden width, point_scale, pose projection and point frequencies can differ"
+            "only the hidden width, point_scale, pose projection and point inputs can differ"
         )
-    if source.config.point_frequencies != config.point_frequencies:
-        source = add_point_encoding(source, config.point_frequencies)
+    old_points = (source.config.point_frequencies, source.config.point_bone_scale)
+    if old_points != (config.point_frequencies, config.point_bone_scale):
+        source = add_point_inputs(source, config.point_frequencies, config.point_bone_scale)
     if source.config.pose_projection_size != config.pose_projection_size:
         source = grow_pose_input(source, config.pose_projection_size)
     if source.config.hidden != config.hidden:
