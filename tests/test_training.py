@@ -178,6 +178,37 @@ def test_architecture_ab_configs_differ_from_their_control_in_one_model_field() 
         assert {k: v for k, v in model.items() if base_model.get(k) != v} == fields
 
 
+def test_point_input_ab_configs_differ_from_their_control_in_one_model_field() -> None:
+    # configs/experiments/fourier/: the shipped weights, 4,000 steps, then 10,000 more from
+    # each arm's own last weights; the arms differ from the control in their point inputs.
+    asdict = dataclasses.asdict
+    folder = REPO / "configs" / "experiments" / "fourier"
+    assert sorted(p.stem for p in folder.glob("*.toml")) == [
+        "bone", "control", "control_long", "fourier", "fourier_long",
+    ]  # fmt: skip
+    frequencies = [6.25, 12.5, 25.0, 50.0, 100.0]
+    for suffix in ("", "_long"):
+        control = asdict(load_config(_config_file(f"fourier/control{suffix}")))
+        changed: dict[str, dict[str, object]] = {"fourier": {"point_frequencies": frequencies}}
+        if not suffix:
+            changed["bone"] = {"point_bone_scale": True}
+        for arm, fields in changed.items():
+            cfg = asdict(load_config(_config_file(f"fourier/{arm}{suffix}")))
+            assert cfg.pop("out") == f"runs/fourier/{arm}{suffix}"
+            start = cfg.pop("init_weights")
+            if suffix:  # each arm goes on from its own first run
+                assert start == f"runs/fourier/{arm}/last.safetensors"
+            else:
+                assert start == control["init_weights"]
+            base = {k: v for k, v in control.items() if k not in ("out", "init_weights")}
+            model, base_model = cfg.pop("model"), base.pop("model")
+            assert cfg == base
+            assert {k: v for k, v in model.items() if base_model.get(k) != v} == fields
+    assert load_config(_config_file("fourier/control")).init_weights == (
+        "src/halohand/weights/halo_default.safetensors"
+    )
+
+
 def test_grasp_configs_load() -> None:
     from halohand.training.grasp_vae import load_vae_config
 

@@ -1,0 +1,99 @@
+"""What Fourier features of the points cost at extraction, with the surface held fixed.
+
+Usage::
+
+    .venv/bin/python benchmarks/speed/bench_point_encoding.py [--frequencies 6.25,12.5,25,50,100]
+        [--hands 8] [--rounds 5] [--threads 2] [--checkpoint FILE] [--json OUT]
+
+The shipped model (or ``--checkpoint``) is given Fourier features of its canonical points
+by :func:`halohand.training.widen.adapt_network` with zero weights: the same function, so
+both models extract the same surface from the same part evaluations and the time
+difference is the features' cost alone (a trained model differs only by its own
+surface). Each round times ``HALO.reconstruct`` (256^3, default settings) on the first
+``--hands`` test hands of ``data/webxr_s0`` (or sampled hands without it), the plain and
+the encoded model one after the other on each hand, in alternating order, after one
+warm-up call each; reported: the median and min seconds per hand, and the median of the
+per-hand ratios (each hand against itself in the same round), with the machine and a
+matmul calibration before and after the rounds (``benchmarks/_report.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report, _scoring
+from _report import begin, emit, repo_path  # noqa: E402
+from _scoring import model_or_shipped  # noqa: E402
+from bench_extraction import _hands  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frequencies", default="6.25,12.5,25,50,100")
+    parser.add_argument("--hands", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
+    parser.add_argument("--data", default="data/webxr_s0")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    from halohand.inference.halo import HALO
+    from halohand.training.widen import adapt_network
+
+    torch.set_num_threads(args.threads)
+    checkpoint, source = model_or_shipped(args.checkpoint)
+    frequencies = tuple(float(f) for f in args.frequencies.split(","))
+    encoded = adapt_network(
+        source, dataclasses.replace(source.config, point_frequencies=frequencies)
+    )
+    models = {"plain": HALO(source), "encoded": HALO(encoded)}
+    hands = _hands(args.data, args.hands, args.seed)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    faces: dict[str, list[int]] = {name: [] for name in models}
+    for model in models.values():  # warm-up
+        model.reconstruct(hands[0][0], side=hands[0][1], units="m")
+    begin()
+    order = list(models)
+    for _ in range(args.rounds):
+        for kp, side in hands:
+            for name in order:
+                t0 = time.perf_counter()
+                mesh = models[name].reconstruct(kp, side=side, units="m")
+                times[name].append(time.perf_counter() - t0)
+                faces[name].append(len(mesh.faces))
+            order.reverse()
+    ratios = [e / p for e, p in zip(times["encoded"], times["plain"], strict=True)]
+    report: dict[str, object] = {
+        "benchmark": "point_encoding_cost",
+        "checkpoint": repo_path(checkpoint),
+        "frequencies": list(frequencies),
+        "hands": len(hands),
+        "rounds": args.rounds,
+        "threads": args.threads,
+        "models": {
+            name: {
+                "median_s": statistics.median(times[name]),
+                "min_s": min(times[name]),
+                "faces_mean": float(np.mean(faces[name])),
+            }
+            for name in models
+        },
+        "per_hand_ratio_median": statistics.median(ratios),
+        "per_hand_ratio_quartiles": [float(q) for q in np.quantile(ratios, [0.25, 0.75])],
+        "same_faces": faces["plain"] == faces["encoded"],
+    }
+    emit(report, args.json)
+
+
+if __name__ == "__main__":
+    main()
