@@ -117,7 +117,10 @@ def test_every_inference_path_sees_the_features(encoded) -> None:
     kp, pts = _hands()
     hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
     points = torch.as_tensor(pts)
-    # the generic, differentiable forward: every part (dense) and the supported pairs
+    with torch.no_grad():  # the float64 generic forward is the reference
+        truth, truth_parts = query_occupancy(copy.deepcopy(net).double(), hands, points)
+        truth, truth_parts = truth.float(), truth_parts.float()
+    # float32, generic and differentiable: every part (dense) and the supported pairs
     # packed in blocks (masked)
     radii = effective_radii(net)
     p_halo = hands.to_halo_frame(points).float()
@@ -125,27 +128,27 @@ def test_every_inference_path_sees_the_features(encoded) -> None:
     args = (p_halo, hands.part_matrices.float(), hands.bone_lengths.float())
     _, dense_parts = net.query(*args, return_parts=True)
     masked = net.query(*args, part_mask=mask)
-    with torch.no_grad():
-        ref, ref_parts = query_occupancy(net, hands, points)
+    with torch.no_grad():  # float32, folded: the chunked query and the sparse one
+        ref, _ = query_occupancy(net, hands, points)
         base, _ = query_occupancy(plain, hands, points)
         folded, _ = sparse_occupancy(net, hands, points, return_parts=False)
-    # the features change the function, and every path agrees on the changed one
-    assert (ref - base).abs().max() > 1e-2
-    torch.testing.assert_close(folded, ref, rtol=0, atol=1e-5)
-    torch.testing.assert_close(masked.detach(), ref, rtol=0, atol=1e-5)
-    torch.testing.assert_close(dense_parts.detach()[mask], ref_parts[mask], rtol=0, atol=1e-5)
-    # the lattice query of mesh extraction
+    # The inputs change the function, and every path agrees on the changed one. The
+    # float32 paths round the features' phases differently (up to ~2 pi 50 x 0.3 rad
+    # before reduction); random weights on 50-cycle features make that up to ~4e-5.
+    assert (truth - base).abs().max() > 1e-2
+    for got in (ref, folded, masked.detach()):
+        torch.testing.assert_close(got, truth, rtol=0, atol=1e-4)
+        assert (got - truth).abs().median() < 1e-6
+    torch.testing.assert_close(dense_parts.detach()[mask], truth_parts[mask], rtol=0, atol=1e-4)
+    # the lattice query of mesh extraction (float32 metres about the box centre)
     for i in range(2):
         cond = hand_conditioning(torch.as_tensor(kp[i : i + 1]), bool(i))
         lo, hi = keypoint_box(kp[i], 0.04)
         centre = 0.5 * (lo + hi)
         query = LatticeQuery(net, cond, centre, radii, 0.3, 0.01)
         values, _, _ = query((pts[i] - centre).astype(np.float32), None)
-        # The lattice's points are float32 metres about the box centre, the reference's
-        # float32 HALO units about the wrist: other roundings of the canonical points,
-        # which random weights on 50-cycle features turn into up to ~1e-4.
-        np.testing.assert_allclose(values, ref[i].numpy(), rtol=0, atol=3e-4)
-        assert np.median(np.abs(values - ref[i].numpy())) < 1e-6
+        np.testing.assert_allclose(values, truth[i].numpy(), rtol=0, atol=1e-4)
+        assert np.median(np.abs(values - truth[i].numpy())) < 1e-6
 
 
 def test_the_differentiable_sparse_query_sees_the_features(encoded) -> None:

@@ -592,24 +592,37 @@ class OccupancyNetwork(nn.Module):
     def folded_frames(
         self, part_matrices: Tensor, points_frame: Tensor | None = None
     ) -> tuple[Tensor, Tensor] | None:
-        """The maps from the caller's points to each part's canonical frame, for the
-        Fourier features on the folded path (:meth:`folded_logits`); ``None`` without
-        ``point_frequencies`` (the folded first layer needs no canonical points then).
+        """The affine maps from the caller's points to the phases of the Fourier features,
+        for the folded path (:meth:`folded_logits`); ``None`` without ``point_frequencies``.
+
+        The features of :func:`~halohand.fields.encoding.encode_points` at a part's
+        canonical point ``x_k = R q + t`` are ``sin(q A + c)`` with ``A[:, (f, d)] = 2 pi f
+        R[d]`` and ``c = 2 pi f t_d``, then the same plus pi / 2 for the cosines: one
+        matrix product and one sine per row, composed in the part matrices' dtype (float64
+        for the keypoint pipeline), the offsets reduced modulo 2 pi before rounding.
 
         Args:
             part_matrices, points_frame: as :meth:`folded_weights`.
 
         Returns:
-            ``rotation_t [K, B, 3, 3]`` and ``translation [K, B, 3]`` in the network's
-            dtype: ``x_k = q @ rotation_t[k, b] + translation[k, b]`` (HALO units).
+            ``weight [K, B, 3, 6F]`` and ``offset [K, B, 6F]`` in the network's dtype.
         """
-        if not self.config.point_frequencies:
+        frequencies = self.config.point_frequencies
+        if not frequencies:
             return None
-        rot, trans = _points_to_parts(part_matrices, points_frame)
+        rot, trans = _points_to_parts(part_matrices, points_frame)  # [B, K, 3, 3], [B, K, 3]
+        omega = 2.0 * math.pi * torch.tensor(frequencies, dtype=rot.dtype, device=rot.device)
+        # column (f, d), frequency-major as in encode_points: omega_f R[d, :] and omega_f t_d
+        weight = omega[:, None, None] * rot.unsqueeze(-3)  # [B, K, F, 3 (d), 3 (q)]
+        weight = weight.flatten(-3, -2).transpose(-1, -2)  # [B, K, 3 (q), 3F]
+        offset = (omega[:, None] * trans.unsqueeze(-2)).flatten(-2)  # [B, K, 3F]
+        weight = torch.cat([weight, weight], dim=-1)
+        offset = torch.cat([offset, offset + 0.5 * math.pi], dim=-1)
+        offset = torch.remainder(offset, 2.0 * math.pi)
         dtype = self.mlp.layers[0].weight.dtype
         return (
-            rot.transpose(-1, -2).permute(1, 0, 2, 3).to(dtype).contiguous(),
-            trans.permute(1, 0, 2).to(dtype).contiguous(),
+            weight.permute(1, 0, 2, 3).to(dtype).contiguous(),
+            offset.permute(1, 0, 2).to(dtype).contiguous(),
         )
 
     def folded_layers(self) -> list[FoldedPart]:
@@ -712,10 +725,10 @@ class OccupancyNetwork(nn.Module):
                         g = kk * b + hb
                         r0, r1 = max(starts[g], c0), min(ends[g], c1)
                         if r1 > r0:
-                            canon = torch.addmm(frames[1][kk, hb], points[r0:r1], frames[0][kk, hb])
-                            h[r0 - c0 : r1 - c0].addmm_(
-                                encode_points(canon, frequencies), part.encoding_weight
+                            phases = torch.addmm(
+                                frames[1][kk, hb], points[r0:r1], frames[0][kk, hb]
                             )
+                            h[r0 - c0 : r1 - c0].addmm_(phases.sin_(), part.encoding_weight)
                 h = F.leaky_relu_(h, slope)
                 for bias, weight, add_after in part.hidden:
                     y = F.leaky_relu_(torch.addmm(bias, h, weight), slope)
