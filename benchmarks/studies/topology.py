@@ -3,9 +3,10 @@
 Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/topology.py [--hands 60]
-        [--resolution 256] [--json benchmarks/results/studies/topology.json]
+        [--resolution 256] [--checkpoint FILE] [--json benchmarks/results/studies/topology.json]
 
-Meshes of ``HALO.reconstruct`` at the default resolution, of
+Meshes of ``HALO.reconstruct`` (the shipped model, or ``--checkpoint``) at the default
+resolution, of
 
 * ``own``: ``--hands`` hands drawn from the embedded hand model's priors
   (``WebXRHandSource().sample``, every third a left hand) from ``SeedSequence(--seed)``,
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 
-from _report import emit  # noqa: E402
+from _report import emit, repo_path  # noqa: E402
 
 FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
 
@@ -93,12 +94,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hands", type=int, default=60)
     parser.add_argument("--seed", type=int, default=31337)
     parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
     from halohand.inference.halo import HALO
 
-    halo = HALO.pretrained()
+    halo = HALO.pretrained(args.checkpoint)
     t0 = time.perf_counter()
     sets = {"own": (_own_hands(args.hands, args.seed), "rig")}
     if FRAMES.exists():
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         print(f"real frames skipped: {FRAMES} is absent")
     report: dict = {"study": "topology", "resolution": args.resolution}
+    if args.checkpoint:
+        report["checkpoint"] = repo_path(args.checkpoint)
     for name, (hands, convention) in sets.items():
         report[name] = _score(halo, hands, args.resolution, convention)
         print(name, {k: v for k, v in report[name].items() if k != "per_mesh"})
