@@ -74,10 +74,37 @@ def test_one_or_two_enclosed_lattice_points_close_no_surface(points: list) -> No
     np.testing.assert_array_equal(mesh.vertices, clean.vertices)
 
 
-def test_three_enclosed_points_and_a_speck_outside_stay_bodies() -> None:
+@pytest.mark.parametrize(
+    "points",
+    [
+        [(50, 50, 88)],  # one point 8 mm outside the ball
+        [(50, 50, 88), (50, 51, 88)],  # two face neighbours
+        [(50, 50, 84), (52, 50, 88)],  # two apart: two one-point specks
+        [(50, 50, 81)],  # one lattice step off the surface
+    ],
+)
+def test_specks_of_one_or_two_lattice_points_are_removed(points: list) -> None:
+    grid = _ball()
+    for p in points:
+        grid[p] = 0.55
+    inside = grid > 0.5
+    outside_count = np.subtract(8, extract._corner_counts(inside), dtype=np.uint8)
+    specks = extract._enclosed_points(~inside, outside_count)
+    want = sorted(np.ravel_multi_index(p, grid.shape) for p in points)
+    np.testing.assert_array_equal(specks, want)
+    before = grid.copy()
+    mesh = mesh_from_grid(grid, LO, HI)
+    np.testing.assert_array_equal(grid, before)  # the caller's grid is not changed
+    assert body_stats(mesh).count == 1 and mesh.is_watertight
+    clean = mesh_from_grid(_ball(), LO, HI)
+    np.testing.assert_array_equal(mesh.faces, clean.faces)
+    np.testing.assert_array_equal(mesh.vertices, clean.vertices)
+
+
+def test_three_enclosed_or_outside_points_stay_bodies_and_a_lone_point_meshes() -> None:
     grid = _ball()
     grid[50, 52, 46:49] = 0.45  # three in a row: beyond the rule, measured as a body
-    grid[50, 50, 88] = 0.55  # one point 8 mm outside the ball (none found in the study)
+    grid[50, 50, 87:90] = 0.55  # three in a row outside the ball: a body too
     stats = body_stats(mesh_from_grid(grid, LO, HI))
     assert stats.count == 3 and (stats.volumes[1:] < 0).sum() == 1
     single = np.zeros((9, 9, 9), dtype=np.float32)

@@ -1,14 +1,15 @@
-"""What marching cubes' bubble rule costs: ``HALO.reconstruct`` with the rule on and off,
-the same hand back to back, alternating the order.
+"""What marching cubes' bubble and speck rules cost: ``HALO.reconstruct`` with the rules on
+and off, the same hand back to back, alternating the order.
 
 Usage::
 
     .venv/bin/python benchmarks/speed/bench_bubble_rule.py [--hands 8] [--rounds 5]
         [--threads 2] [--json OUT]
 
-The rule (``halohand.inference.extract._enclosed_points``, called by ``mesh_from_grid``)
-finds the outside lattice points enclosed by inside face neighbours before marching cubes;
-"off" replaces it with a function that finds none. Hands from the embedded hand model
+The rules (``halohand.inference.extract._enclosed_points``, called twice by
+``mesh_from_grid``) find the outside lattice points enclosed by inside face neighbours
+(bubbles), then the inside points enclosed by outside ones (specks), before marching
+cubes; "off" replaces it with a function that finds none. Hands from the embedded hand model
 (``bench_occupancy``'s sampler, seed 0), 256^3. Reported: median seconds per hand of each
 arm and the median over hands and rounds of on / off for the same hand and round (the
 figure to read on a machine whose speed drifts), and how many meshes the rule changed.

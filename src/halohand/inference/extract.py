@@ -327,7 +327,8 @@ def _enclosed_points(inside: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Flat indices of the outside lattice points that close a surface of their own inside
     the shape: a point whose 6 face neighbours are all inside, or two face neighbours whose
     other 10 face neighbours are (a bubble of one or two lattice points; the topology study,
-    ``benchmarks/studies/topology.py``, found them in 3 of 60 hands, and no speck outside).
+    ``benchmarks/studies/topology.py``, found them in 3 of 60 hands). Given the complement
+    (``~inside``, ``8 - count``), the inside points of a speck of one or two points.
 
     Args:
         inside: ``[A, B, C]`` bool, its faces outside (as :func:`mesh_from_grid` makes
@@ -702,6 +703,17 @@ def mesh_from_grid(
         flat = np.ravel(padded)
         flat[enclosed] = flat[enclosed[:, None] + _face_steps(padded.shape)].max(1)
         np.ravel(inside)[enclosed] = True
+        count = _corner_counts(inside)
+    # The same rule the other way round: one or two inside lattice points whose face
+    # neighbours are all outside would close a speck of their own beside the shape (the
+    # topology study found them with Fourier features of the points). They take their
+    # neighbours' smallest value, unless they are all there is.
+    specks = _enclosed_points(~inside, np.subtract(8, count, dtype=np.uint8))
+    if len(specks) and np.count_nonzero(inside) > len(specks):
+        padded = np.array(padded, copy=True) if padded is values else padded
+        flat = np.ravel(padded)
+        flat[specks] = flat[specks[:, None] + _face_steps(padded.shape)].min(1)
+        np.ravel(inside)[specks] = False
         count = _corner_counts(inside)
     band = np.zeros(padded.shape, dtype=bool)
     _crossing_cells(inside, count, out=band[1:, 1:, 1:])
