@@ -184,7 +184,7 @@ def test_point_input_ab_configs_differ_from_their_control_in_one_model_field() -
     asdict = dataclasses.asdict
     folder = REPO / "configs" / "experiments" / "fourier"
     assert sorted(p.stem for p in folder.glob("*.toml")) == [
-        "bone", "control", "control_long", "fourier", "fourier_long",
+        "bone", "control", "control_long", "fourier", "fourier_long", "fourier_mid",
     ]  # fmt: skip
     frequencies = [6.25, 12.5, 25.0, 50.0, 100.0]
     for suffix in ("", "_long"):
@@ -192,6 +192,7 @@ def test_point_input_ab_configs_differ_from_their_control_in_one_model_field() -
         changed: dict[str, dict[str, object]] = {"fourier": {"point_frequencies": frequencies}}
         if not suffix:
             changed["bone"] = {"point_bone_scale": True}
+            changed["fourier_mid"] = {"point_frequencies": frequencies[:4]}
         for arm, fields in changed.items():
             cfg = asdict(load_config(_config_file(f"fourier/{arm}{suffix}")))
             assert cfg.pop("out") == f"runs/fourier/{arm}{suffix}"
