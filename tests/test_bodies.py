@@ -88,8 +88,7 @@ def test_specks_of_one_or_two_lattice_points_are_removed(points: list) -> None:
     for p in points:
         grid[p] = 0.55
     inside = grid > 0.5
-    outside_count = np.subtract(8, extract._corner_counts(inside), dtype=np.uint8)
-    specks = extract._enclosed_points(~inside, outside_count)
+    specks = extract._enclosed_points(inside, extract._corner_counts(inside), specks=True)
     want = sorted(np.ravel_multi_index(p, grid.shape) for p in points)
     np.testing.assert_array_equal(specks, want)
     before = grid.copy()
@@ -116,7 +115,7 @@ def test_three_enclosed_or_outside_points_stay_bodies_and_a_lone_point_meshes() 
 def test_the_rule_off_leaves_the_octahedral_bubble(monkeypatch) -> None:
     grid = _ball()
     grid[50, 52, 47] = 0.45
-    monkeypatch.setattr(extract, "_enclosed_points", lambda inside, count: np.zeros(0, int))
+    monkeypatch.setattr(extract, "_enclosed_points", lambda *args, **kwargs: np.zeros(0, int))
     stats = body_stats(mesh_from_grid(grid, LO, HI))
     assert stats.count == 2
     assert np.bincount(stats.face_body)[1] == 8 and stats.genus[1] == 0

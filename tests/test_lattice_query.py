@@ -104,7 +104,7 @@ def test_band_marching_cubes_equals_the_full_volume(monkeypatch) -> None:
     # encloses lattice points, which mesh_from_grid resolves (tests/test_bodies.py): off.
     import halohand.inference.extract as extract
 
-    monkeypatch.setattr(extract, "_enclosed_points", lambda inside, count: np.zeros(0, int))
+    monkeypatch.setattr(extract, "_enclosed_points", lambda *args, **kwargs: np.zeros(0, int))
     x = np.linspace(-1.0, 1.0, 33)
     r = np.linalg.norm(np.stack(np.meshgrid(x, x, x, indexing="ij")), axis=0)
     rng = np.random.default_rng(0)

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = HALO.pretrained()
     rule = extract._enclosed_points
 
-    def none_found(inside: np.ndarray, count: np.ndarray) -> np.ndarray:
+    def none_found(inside: np.ndarray, count: np.ndarray, specks: bool = False) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
 
     arms = {"on": rule, "off": none_found}

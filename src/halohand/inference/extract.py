@@ -323,12 +323,12 @@ def _face_steps(shape: tuple[int, ...]) -> np.ndarray:
     return np.array([b * c, -b * c, c, -c, 1, -1])
 
 
-def _enclosed_points(inside: np.ndarray, count: np.ndarray) -> np.ndarray:
+def _enclosed_points(inside: np.ndarray, count: np.ndarray, specks: bool = False) -> np.ndarray:
     """Flat indices of the outside lattice points that close a surface of their own inside
     the shape: a point whose 6 face neighbours are all inside, or two face neighbours whose
     other 10 face neighbours are (a bubble of one or two lattice points; the topology study,
-    ``benchmarks/studies/topology.py``, found them in 3 of 60 hands). Given the complement
-    (``~inside``, ``8 - count``), the inside points of a speck of one or two points.
+    ``benchmarks/studies/topology.py``, found them in 3 of 60 hands). With ``specks``, the
+    other way round: the inside points of a speck of one or two points beside the shape.
 
     Args:
         inside: ``[A, B, C]`` bool, its faces outside (as :func:`mesh_from_grid` makes
@@ -337,28 +337,30 @@ def _enclosed_points(inside: np.ndarray, count: np.ndarray) -> np.ndarray:
 
     Such a point is found as the one outside corner of one of its cells with 7 inside
     (unless every cell around it has another outside corner); only those cells are looked
-    at, not the whole lattice.
+    at, not the whole lattice. A speck point is the one inside corner of a cell with 1.
     """
-    cells = np.flatnonzero(count == 7)
+    cells = np.flatnonzero(count == (1 if specks else 7))
     if len(cells) == 0:
         return cells
     i, j, k = np.unravel_index(cells, count.shape)
     b, c = inside.shape[1:]
     corners = ((i * b + j) * c + k)[:, None] + (_CELL_CORNERS @ np.array([b * c, c, 1]))
     flat = np.ravel(inside)
-    point = corners[np.arange(len(cells)), flat[corners].argmin(1)]
-    # A cell with 7 inside corners has none on the grid's faces, so the point's 6 face
-    # neighbours are in the grid. Candidates repeat (a point is the outside corner of up
-    # to 8 cells); the few found are made unique at the end.
+    odd = flat[corners].argmax(1) if specks else flat[corners].argmin(1)
+    point = corners[np.arange(len(cells)), odd]
+    # The point is not on the grid's faces (they are outside; a cell with 7 inside
+    # corners has none there), so its 6 face neighbours are in the grid. Candidates repeat
+    # (a point is the odd corner of up to 8 cells); the few found are made unique at the
+    # end. ``same``: the face neighbours on the point's side of the level.
     steps = _face_steps(inside.shape)
-    outside = ~flat[point[:, None] + steps]  # [n, 6]
-    alone = outside.sum(1)
+    same = flat[point[:, None] + steps] == specks  # [n, 6]
+    alone = same.sum(1)
     lone = point[alone == 0]
-    # two points: each one's only outside face neighbour is the other
+    # two points: each one's only face neighbour on its side is the other
     one = alone == 1
     first = point[one]
-    second = first + steps[outside[one].argmax(1)]
-    pair = (~flat[second[:, None] + steps]).sum(1) == 1
+    second = first + steps[same[one].argmax(1)]
+    pair = (flat[second[:, None] + steps] == specks).sum(1) == 1
     return np.unique(np.concatenate([lone, first[pair], second[pair]]))
 
 
@@ -708,7 +710,7 @@ def mesh_from_grid(
     # neighbours are all outside would close a speck of their own beside the shape (the
     # topology study found them with Fourier features of the points). They take their
     # neighbours' smallest value, unless they are all there is.
-    specks = _enclosed_points(~inside, np.subtract(8, count, dtype=np.uint8))
+    specks = _enclosed_points(inside, count, specks=True)
     if len(specks) and np.count_nonzero(inside) > len(specks):
         padded = np.array(padded, copy=True) if padded is values else padded
         flat = np.ravel(padded)
