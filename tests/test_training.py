@@ -184,7 +184,8 @@ def test_point_input_ab_configs_differ_from_their_control_in_one_model_field() -
     asdict = dataclasses.asdict
     folder = REPO / "configs" / "experiments" / "fourier"
     assert sorted(p.stem for p in folder.glob("*.toml")) == [
-        "bone", "control", "control_long", "fourier", "fourier_long", "fourier_mid",
+        "bone", "control", "control_long", "fourier", "fourier_long", "fourier_low",
+        "fourier_mid",
     ]  # fmt: skip
     frequencies = [6.25, 12.5, 25.0, 50.0, 100.0]
     for suffix in ("", "_long"):
@@ -193,6 +194,7 @@ def test_point_input_ab_configs_differ_from_their_control_in_one_model_field() -
         if not suffix:
             changed["bone"] = {"point_bone_scale": True}
             changed["fourier_mid"] = {"point_frequencies": frequencies[:4]}
+            changed["fourier_low"] = {"point_frequencies": frequencies[:3]}
         for arm, fields in changed.items():
             cfg = asdict(load_config(_config_file(f"fourier/{arm}{suffix}")))
             assert cfg.pop("out") == f"runs/fourier/{arm}{suffix}"
