@@ -572,18 +572,10 @@ class OccupancyNetwork(nn.Module):
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
         rot, trans = _points_to_parts(part_matrices, points_frame)
-        w_x = first.weight[:, :3].to(rot.dtype) * self.config.point_scale  # [K, 3, H]
-        w_hand = torch.einsum("bkji,kjh->kbih", rot, w_x).to(dtype)  # [K, B, 3, H] R^T W
-        const = torch.einsum("bkj,kjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
-        inv = self.inverse_lengths(bone_lengths)
-        if inv is not None:
-            # (x_k / l_k) W_l = p (R_k^T W_l / l_k) + t_k W_l / l_k: the same fold per hand
-            w_l = first.weight[:, 3:6].to(rot.dtype)
-            inv_kb = inv.T.to(rot.dtype)  # [K, B]
-            w_l_hand = torch.einsum("bkji,kjh->kbih", rot, w_l) * inv_kb[..., None, None]
-            const_l = torch.einsum("bkj,kjh->kbh", trans, w_l) * inv_kb[..., None]
-            w_hand = w_hand + w_l_hand.to(dtype)
-            const = const + const_l.to(dtype)
+        # each hand's point weight (point scale and bone-length columns folded in)
+        w_x = first_layer_point_weights(self, bone_lengths, b, rot.dtype)  # [K, B, 3, H]
+        w_hand = torch.einsum("bkji,kbjh->kbih", rot, w_x).to(dtype)  # [K, B, 3, H] R^T W
+        const = torch.einsum("bkj,kbjh->kbh", trans, w_x).to(dtype) + first.bias[:, None]
         if ctx.shape[-1] > 0:
             width = self.config.point_features
             const = const + torch.bmm(ctx, first.weight[:, width:])  # [K, B, H]
@@ -835,22 +827,31 @@ def first_layer_constants(
 
 
 def first_layer_point_weights(
-    net: OccupancyNetwork, bone_lengths: Tensor | None, batch: int
+    net: OccupancyNetwork,
+    bone_lengths: Tensor | None,
+    batch: int,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``[K, B, 3, H]`` the first layer's weight of the canonical point per part and hand
     (differentiable): ``s W_k[:3]`` with ``s = point_scale``, plus ``W_k[3:6] / l_bk`` with
-    ``point_bone_scale`` (``l`` in HALO units), for :func:`part_chain_logits`.
+    ``point_bone_scale`` (``l`` in HALO units), for :func:`part_chain_logits` and the
+    folded first layer (:meth:`OccupancyNetwork.folded_weights`, composed in ``dtype``).
 
     Args:
         net: the network.
         bone_lengths: ``[B, K]`` metres.
         batch: ``B``.
+        dtype: of the result (default: the network's).
     """
     w = net.mlp.layers[0].weight  # [K, in, H]
+    if dtype is not None:
+        w = w.to(dtype)
     w_x = w[:, :3] * net.config.point_scale
-    inv = net.inverse_lengths(bone_lengths)
-    if inv is None:
+    if not net.config.point_bone_scale:
         return w_x[:, None].expand(-1, batch, -1, -1)
+    if bone_lengths is None:
+        raise HalohandInputError("point_bone_scale needs bone_lengths")
+    inv = HALO_UNIT_M / bone_lengths.to(w.dtype)  # [B, K], 1 / length in HALO units
     return w_x[:, None] + w[:, None, 3:6] * inv.T[..., None, None]
 
 
