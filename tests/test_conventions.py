@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,52 @@ def test_from_rig_is_the_closed_form_inverse_of_to_rig() -> None:
     # millimetres: the margin is in metres
     np.testing.assert_allclose(from_rig(kp[0] * 1000.0, ["mano"], 1e-3) / 1000.0, skin[0],
                                atol=1e-12)  # fmt: skip
+
+
+def _network(conventions: tuple[str, ...]) -> torch.nn.Module:
+    from halohand.fields import OccupancyConfig, OccupancyNetwork
+
+    torch.manual_seed(0)
+    return OccupancyNetwork(OccupancyConfig(hidden=(16, 16), keypoint_conventions=conventions))
+
+
+def test_a_network_trained_on_skin_tips_reads_them_as_given() -> None:
+    rig_net = _network(("rig",))
+    both_net = _network(("rig", "mano"))
+    both_net.load_state_dict(rig_net.state_dict())  # the same function, other metadata
+    rig_model, both_model = HALO(rig_net), HALO(both_net)
+    assert rig_model.native == ("rig",) and both_model.native == ("rig", "mano")
+    assert HALO(CapsuleNet(hand_keypoints("spread"))).native == ("rig",)  # no config
+    kp = hand_keypoints("relaxed")
+    skin = skin_tips(kp)
+    prepared = both_model.prepare(skin)
+    assert prepared.conventions == ("mano",)
+    np.testing.assert_array_equal(prepared.keypoints[0], skin)
+    np.testing.assert_allclose(rig_model.prepare(skin).keypoints[0], kp, atol=1e-12)
+    pts = torch.from_numpy(np.concatenate([kp, skin]))
+    as_given = both_model.occupancy(pts, skin, convention="mano")
+    torch.testing.assert_close(as_given, rig_model.occupancy(pts, skin, convention="rig"))
+    torch.testing.assert_close(rig_model.occupancy(pts, skin, convention="mano"),
+                               rig_model.occupancy(pts, kp, convention="rig"))  # fmt: skip
+    assert not torch.allclose(as_given, rig_model.occupancy(pts, kp, convention="rig"))
+
+
+def test_keypoint_conventions_config() -> None:
+    from halohand.fields import OccupancyConfig
+    from halohand.training.widen import adapt_network
+
+    cfg = OccupancyConfig(keypoint_conventions=["rig", "mano"])
+    assert cfg.keypoint_conventions == ("rig", "mano")
+    assert OccupancyConfig.from_dict(cfg.to_dict()) == cfg
+    assert OccupancyConfig().keypoint_conventions == ("rig",)
+    for bad in ((), ("mano",), ("rig", "mediapipe")):
+        with pytest.raises(ValueError, match="keypoint_conventions"):
+            OccupancyConfig(keypoint_conventions=bad)
+    # a warm start onto skin tips keeps the weights and takes the new metadata
+    rig_net = _network(("rig",))
+    both = adapt_network(
+        rig_net, dataclasses.replace(rig_net.config, keypoint_conventions=("rig", "mano"))
+    )
+    assert both.config.keypoint_conventions == ("rig", "mano")
+    for a, b in zip(rig_net.state_dict().values(), both.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

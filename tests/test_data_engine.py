@@ -374,3 +374,38 @@ def test_generate_rejects_bad_arguments(tmp_path: Path, kwargs: dict, match: str
     with pytest.raises(HalohandInputError, match=match):
         generate(tmp_path / "x", **args)
     assert not (tmp_path / "x").exists()
+
+
+def test_dataset_serves_skin_tips_from_the_stored_meshes(reference: Path) -> None:
+    from halohand.handmodel.skin_tips import skin_tip_keypoints
+    from halohand.skeleton.orders import FINGER_CHAINS
+
+    tips = [c[3] for c in FINGER_CHAINS]
+    rig = OccupancyDataset(reference, "train", seed=3)
+    skin = OccupancyDataset(reference, "train", seed=3, keypoint_convention="mano")
+    for i in range(len(rig)):
+        a, b = rig[i], skin[i]
+        h = rig.hand(i)
+        want = skin_tip_keypoints(h["mesh_vertices"], h["mesh_faces"], h["keypoints"])
+        np.testing.assert_allclose(b["keypoints"].numpy(), want, atol=1e-6)
+        assert (np.linalg.norm(want[tips] - h["keypoints"][tips], axis=1) > 1e-3).all()
+        for key in ("points", "occupancies", "surface_points", "part_transforms"):
+            assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+    # mixed: each item one placement, drawn per (seed, epoch, index); the points as rig's
+    mixed = OccupancyDataset(reference, "train", seed=3, keypoint_convention="mixed")
+    draws = []
+    for epoch in range(12):
+        for ds in (rig, mixed):
+            ds.set_epoch(epoch)
+        for i in range(len(rig)):
+            item = mixed[i]
+            on_skin = mixed.skin_tips(i)
+            assert on_skin == mixed.skin_tips(i)  # reproducible
+            assert np.array_equal(item["points"].numpy(), rig[i]["points"].numpy())
+            np.testing.assert_allclose(
+                item["keypoints"].numpy(), mixed.keypoints(i, on_skin), atol=1e-6
+            )
+            draws.append(on_skin)
+    assert 0 < sum(draws) < len(draws)
+    with pytest.raises(HalohandInputError, match="unknown keypoint convention"):
+        OccupancyDataset(reference, "train", keypoint_convention="openpose")

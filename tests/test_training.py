@@ -30,6 +30,7 @@ from halohand.fields import (
     variant_config,
 )
 from halohand.fields.inputs import network_inputs
+from halohand.fields.io import load_any_model
 from halohand.handmodel.toy import ToyHandSource
 from halohand.inference.halo import HALO
 from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig, load_config
@@ -511,6 +512,26 @@ def test_ground_truth_variant_trains_on_left_and_right_hands(data: Path, tmp_pat
     assert result.finished and np.isfinite(result.best_metric)
 
 
+def test_a_network_of_both_placements_trains_on_both(data: Path, tmp_path: Path) -> None:
+    cfg = _config(data, tmp_path / "both", max_steps=2, validate_every=2,
+                  model={"keypoint_conventions": ["rig", "mano"]})  # fmt: skip
+    trainer = Trainer(cfg)
+    try:
+        assert trainer.train_set.keypoint_convention == "mixed"
+        assert trainer.val_set.keypoint_convention == "mixed"
+        result = trainer.run()
+    finally:
+        trainer.close()
+    assert result.finished
+    saved = load_any_model(tmp_path / "both" / "last.safetensors")
+    assert saved.config.keypoint_conventions == ("rig", "mano")
+    rig = Trainer(_config(data, tmp_path / "rig", max_steps=1))
+    try:
+        assert rig.train_set.keypoint_convention == "rig"
+    finally:
+        rig.close()
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_matches_one(data: Path, tmp_path: Path) -> None:
     """gloo DDP with 2 processes: same trajectory as the single process (batch split)."""
@@ -593,6 +614,20 @@ def test_evaluate_writes_json_and_csv(
     assert float(rows[-1][CSV_COLUMNS.index("iou_mixed")]) == pytest.approx(
         doc["mean"]["iou_mixed"]
     )
+
+
+def test_evaluate_reads_skin_tips_through_halo(data: Path, tmp_path: Path) -> None:
+    model = _octahedron_model(tmp_path / "oct.safetensors")
+    kwargs = dict(resolution=16, coarse_resolution=16, n_samples=2_000, progress=False)
+    doc = evaluate(model, data, "test", json_out=tmp_path / "mano.json",
+                   keypoint_convention="mano", **kwargs)  # fmt: skip
+    assert doc["keypoint_convention"] == "mano" and doc["empty_meshes"] == 0
+    with pytest.raises(HalohandInputError, match="keypoint path"):
+        evaluate(model, data, "test", json_out=tmp_path / "d.json", box="data",
+                 keypoint_convention="mano", **kwargs)  # fmt: skip
+    with pytest.raises(HalohandInputError, match="unknown keypoint convention"):
+        evaluate(model, data, "test", json_out=tmp_path / "x.json", keypoint_convention="xr",
+                 **kwargs)  # fmt: skip
 
 
 def test_hand_box() -> None:

@@ -6,7 +6,7 @@ Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/conventions_photos.py \
         [--resolution 256] [--json benchmarks/results/studies/conventions_photos.json] \
-        [--sheet docs/conventions_photos.png]
+        [--sheet docs/conventions_photos.png] [--checkpoint MODEL.safetensors]
 
 Every hand that ``halohand.image.from_image`` finds in ``../shared/photos/*`` (Apache-2.0
 sample photos) gives the vendored landmark model's *world* landmarks (21 joints in metres
@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--checkpoint", default=None, help="model file (default: the shipped weights)"
+    )
     parser.add_argument("--sheet", default=None)
     args = parser.parse_args(argv)
     photos = sorted(p for p in PHOTOS.glob("*") if p.suffix.lower() in (".jpg", ".png"))
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     from halohand.interaction.object_field import closest_points
     from halohand.skeleton.conventions import detect_convention, tip_ratio
 
-    halo = HALO.pretrained()
+    halo = HALO.pretrained(args.checkpoint)
     t0 = time.perf_counter()
     rows, tiles = [], []
     readings = {"rig": "world", "auto": "world", "photo_fit": "fit"}
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "study": "conventions_photos",
         "resolution": args.resolution,
+        "checkpoint": args.checkpoint or "shipped",
         "hands": rows,
         "seconds": time.perf_counter() - t0,
     }

@@ -4,7 +4,8 @@ own convention (``convention="auto"``), on the 85 real HO3D-derived frames.
 Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/conventions_real_frames.py \
-        [--resolution 128] [--json benchmarks/results/studies/conventions_real_frames.json]
+        [--resolution 128] [--json benchmarks/results/studies/conventions_real_frames.json] \
+        [--checkpoint MODEL.safetensors]
 
 The frames are ``../shared/reference/halo-original/real_poses_openpose_m.npy`` (reference
 data, never shipped; the study skips when it is absent). Per frame and reading, the mesh of
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--checkpoint", default=None, help="model file (default: the shipped weights)"
+    )
     args = parser.parse_args(argv)
     if not FRAMES.exists():
         print(f"skipped: {FRAMES} is absent")
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     frames = np.load(FRAMES).astype(np.float64)
     own = hand_bank(500, 1).numpy()
-    halo = HALO.pretrained()
+    halo = HALO.pretrained(args.checkpoint)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     rows: dict[str, dict] = {}
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
         "detection_flips_under_noise": flips,
         "frames": len(frames),
         "resolution": args.resolution,
+        "checkpoint": args.checkpoint or "shipped",
         "detected_real": sorted(set(detect_convention(frames))),
         "detected_own_sampler_500": sorted(set(detect_convention(own))),
         "tip_ratio_real_median": np.median(tip_ratio(frames), axis=0).round(3).tolist(),

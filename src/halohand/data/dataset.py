@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
 from halohand.data.shards import Shard, open_shard
+from halohand.handmodel.skin_tips import skin_tip_keypoints
 
 __all__ = ["OccupancyDataset", "PairDataset", "load_shard", "read_manifest"]
 
@@ -91,7 +92,16 @@ class OccupancyDataset(Dataset):
             of epoch ``e`` (see :meth:`set_epoch`) reproducible.
         cache_shards: how many shards stay mapped at once.
         verify: check every shard's CRCs when first opened (reads the whole file).
+        keypoint_convention: where the items' fingertip keypoints are: ``"rig"`` (the stored
+            tip joints), ``"mano"`` (on the skin at the end of each finger, as MANO-based
+            datasets and MediaPipe place them; :func:`~halohand.handmodel.skin_tips.
+            skin_tip_keypoints` on the stored mesh) or ``"mixed"`` (each item one of the two,
+            drawn from ``(seed, epoch, index)`` with its own generator, so the points drawn
+            are those of a ``"rig"`` dataset with the same seed).
     """
+
+    #: Values of ``keypoint_convention``.
+    KEYPOINT_CONVENTIONS = ("rig", "mano", "mixed")
 
     def __init__(
         self,
@@ -102,7 +112,13 @@ class OccupancyDataset(Dataset):
         seed: int | None = None,
         cache_shards: int = 4,
         verify: bool = False,
+        keypoint_convention: str = "rig",
     ) -> None:
+        if keypoint_convention not in self.KEYPOINT_CONVENTIONS:
+            raise HalohandInputError(
+                f"unknown keypoint convention {keypoint_convention!r}; expected "
+                f"{', '.join(self.KEYPOINT_CONVENTIONS)}"
+            )
         if split not in C.SPLITS:
             raise HalohandInputError(f"unknown split {split!r}; expected {', '.join(C.SPLITS)}")
         for name, n in (("n_points", n_points), ("n_surface", n_surface)):
@@ -116,6 +132,8 @@ class OccupancyDataset(Dataset):
         self.epoch = 0
         self.verify = verify
         self.cache_shards = max(1, cache_shards)
+        self.keypoint_convention = keypoint_convention
+        self._skin_tips: dict[int, np.ndarray] = {}
         manifest = read_manifest(self.root)
         if not manifest.get("complete"):
             raise HalohandInputError(
@@ -178,6 +196,26 @@ class OccupancyDataset(Dataset):
         shard, k = self.locate(index)
         return shard.hand(k)
 
+    def skin_tips(self, index: int) -> bool:
+        """Whether item ``index`` of the current epoch has its tips on the skin."""
+        if self.keypoint_convention != "mixed":
+            return self.keypoint_convention == "mano"
+        if self.seed is None:
+            return bool(np.random.default_rng().random() < 0.5)
+        seq = np.random.SeedSequence(self.seed, spawn_key=(self.epoch, index, 1))
+        return bool(np.random.default_rng(seq).random() < 0.5)
+
+    def keypoints(self, index: int, skin_tips: bool = False) -> np.ndarray:
+        """``[21, 3]`` float64 keypoints of hand ``index`` (metres, hand frame), the tips on
+        the skin if ``skin_tips`` (computed once per hand from its stored mesh)."""
+        shard, k = self.locate(index)
+        if not skin_tips:
+            return np.asarray(shard.arrays["keypoints"][k], dtype=np.float64)
+        if index not in self._skin_tips:
+            v, f = shard.mesh(k)
+            self._skin_tips[index] = skin_tip_keypoints(v, f, shard.arrays["keypoints"][k])
+        return self._skin_tips[index]
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """One hand.
 
@@ -212,7 +250,9 @@ class OccupancyDataset(Dataset):
             "point_is_uniform": torch.from_numpy(is_uniform[perm]),
             "surface_points": torch.from_numpy(np.asarray(a["surface_points"][k][isurf])),
             "surface_labels": torch.from_numpy(a["surface_labels"][k][isurf].astype(np.int64)),
-            "keypoints": torch.from_numpy(np.asarray(a["keypoints"][k], dtype=np.float32)),
+            "keypoints": torch.from_numpy(
+                self.keypoints(index, self.skin_tips(index)).astype(np.float32)
+            ),
             "part_transforms": torch.from_numpy(
                 np.asarray(a["part_transforms"][k], dtype=np.float32)
             ),

@@ -134,6 +134,7 @@ def evaluate(
     progress: bool = True,
     chunk: int | None = None,
     threshold: float | None = None,
+    keypoint_convention: str = "rig",
 ) -> dict[str, Any]:
     """Evaluate a model on the hands of a split; see the module docstring.
 
@@ -153,12 +154,21 @@ def evaluate(
         chunk: query points per network call (default: 4096 on CPU, 131072 on CUDA).
         threshold: iso-level of the extracted surface, in probability (0 < t < 1); default:
             the model's ``iso_level`` (0.5 unless calibrated).
+        keypoint_convention: the keypoints the model is given: ``"rig"`` (the data's tip
+            joints) or ``"mano"`` (each fingertip on the skin at the end of the finger, as
+            MANO-based datasets place it; :func:`~halohand.handmodel.skin_tips.
+            skin_tip_keypoints`), read as ``convention="mano"`` through ``HALO.meshes``
+            (keypoint-driven models only).
 
     Returns:
         The JSON document (``mean``, ``per_hand``, settings).
     """
     if resolution < 2 or coarse_resolution < 1:
         raise HalohandInputError("resolution must be >= 2 and coarse resolution >= 1")
+    if keypoint_convention not in ("rig", "mano"):
+        raise HalohandInputError(
+            f"unknown keypoint convention {keypoint_convention!r}; expected rig, mano"
+        )
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise HalohandInputError(f"threshold must be in (0, 1), got {threshold}")
     if limit is not None and limit < 1:
@@ -183,6 +193,11 @@ def evaluate(
     if mcfg.transforms == "keypoints" and box == "keypoints":
         halo = HALO(net, chunk_size=chunk, padding_m=padding_m)
         halo.iso_level = float(threshold)
+    elif keypoint_convention != "rig":
+        raise HalohandInputError(
+            "skin-tip keypoints are read through HALO's keypoint path: they need a "
+            "keypoint-driven model and the keypoint box"
+        )
 
     rows: list[dict[str, Any]] = []
     for i in tqdm(range(n), desc=f"evaluate {split}", disable=not progress, file=sys.stderr):
@@ -191,10 +206,13 @@ def evaluate(
         hand = ds.hand(i)
 
         if halo is not None:  # the shipped path: HALO.meshes, as users call it
-            # the data's keypoints are the rig's, whatever their proportions (toy hands)
+            # named, not detected: the data's keypoints are the rig's whatever their
+            # proportions (toy hands)
+            skin = keypoint_convention == "mano"
             prepared = prepare_hands(
-                hand["keypoints"], hand["side"], "m", device=dev, convention="rig"
-            )
+                ds.keypoints(i, skin_tips=skin), hand["side"], "m", device=dev,
+                convention=keypoint_convention, native=halo.native,
+            )  # fmt: skip
             mesh = next(halo.meshes(prepared, resolution, colors=False,
                                     coarse_resolution=coarse_resolution))  # fmt: skip
         else:
@@ -254,6 +272,7 @@ def evaluate(
         "empty_meshes": int(sum(r["faces"] == 0 for r in rows)),
         "variant": mcfg.variant,
         "transforms": mcfg.transforms,
+        "keypoint_convention": keypoint_convention,
         "extraction": {
             "resolution": resolution,
             "coarse_resolution": coarse_resolution,

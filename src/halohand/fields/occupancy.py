@@ -92,6 +92,13 @@ class OccupancyConfig:
             that hands of other sizes meet the same inputs. For one hand this is linear in
             the point, so the folded inference path absorbs it into the first layer at no
             cost.
+        keypoint_conventions: the fingertip placements the network was trained on:
+            ``("rig",)`` (tip joints inside the fingers, the original) or ``("rig",
+            "mano")`` (also tips on the skin, as MANO-based datasets and MediaPipe place
+            them; :mod:`halohand.handmodel.skin_tips`). Not read by the network; training
+            draws its keypoints by it, and ``HALO`` moves a skin-tip hand's tips onto the
+            rig's joints (:func:`~halohand.skeleton.conventions.to_rig`) only for a
+            network that was not trained on them.
     """
 
     variant: str = "halo"
@@ -113,6 +120,7 @@ class OccupancyConfig:
     point_scale: float = 1.0
     point_frequencies: tuple[float, ...] = ()
     point_bone_scale: bool = False
+    keypoint_conventions: tuple[str, ...] = ("rig",)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -140,6 +148,12 @@ class OccupancyConfig:
             raise ValueError(f"unknown transforms {self.transforms!r}")
         if self.surface_sampling not in ("original", "resampled"):
             raise ValueError(f"unknown surface_sampling {self.surface_sampling!r}")
+        object.__setattr__(self, "keypoint_conventions", tuple(self.keypoint_conventions))
+        if self.keypoint_conventions not in (("rig",), ("rig", "mano")):
+            raise ValueError(
+                f"keypoint_conventions must be ['rig'] or ['rig', 'mano'], got "
+                f"{list(self.keypoint_conventions)}"
+            )
 
     @property
     def pose_features(self) -> int:
@@ -175,6 +189,7 @@ class OccupancyConfig:
         d["hidden"] = list(self.hidden)
         d["part_radii_m"] = list(self.part_radii_m)
         d["point_frequencies"] = list(self.point_frequencies)
+        d["keypoint_conventions"] = list(self.keypoint_conventions)
         return d
 
     @classmethod

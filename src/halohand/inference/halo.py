@@ -175,15 +175,20 @@ def prepare_hands(
     fmt: str = "openpose",
     device: str | torch.device = "cpu",
     convention: str = "auto",
+    native: tuple[str, ...] = ("rig",),
 ) -> PreparedHands:
-    """Validate hands and compute their network inputs; see :meth:`HALO.prepare`."""
+    """Validate hands and compute their network inputs; see :meth:`HALO.prepare`.
+
+    ``native``: the placements the network was trained on (its config's
+    ``keypoint_conventions``); hands in another one have their tips moved onto the rig's
+    tip joints (:func:`~halohand.skeleton.conventions.to_rig`)."""
     fmt = check_format(fmt)
     arr, _ = check_keypoints(keypoints, fmt)
     kp = np.ascontiguousarray(to_openpose(arr, fmt))
     unit = resolve_units(units, kp)
     scale = UNIT_SCALE[unit]
     conventions = _conventions(convention, kp)
-    kp = np.ascontiguousarray(to_rig(kp, conventions, scale))
+    kp = np.ascontiguousarray(to_rig(kp, _moved(conventions, native), scale))
     side_arg = _side_arg(side, len(kp))
     with torch.no_grad():
         hands = hand_conditioning(torch.as_tensor(kp * scale).to(device), side_arg)
@@ -192,6 +197,12 @@ def prepare_hands(
     else:
         is_left = side_arg.numpy()
     return PreparedHands(kp, unit, scale, hands, is_left, tuple(conventions))
+
+
+def _moved(conventions: list[str], native: tuple[str, ...]) -> list[str]:
+    """``conventions`` with the placements a network reads as given turned into ``"rig"``
+    (:func:`~halohand.skeleton.conventions.to_rig` leaves those hands as they are)."""
+    return ["rig" if c in native else c for c in conventions]
 
 
 def _conventions(convention: str, keypoints: Any) -> list[str]:
@@ -208,8 +219,9 @@ class PreparedHands:
 
     Attributes:
         keypoints: ``[N, 21, 3]`` float64, project (OpenPose) order, input frame and units,
-            in the rig's joint placement (the network's input: skin-tip hands have their
-            tips moved, :func:`~halohand.skeleton.conventions.to_rig`).
+            as the network reads them (skin-tip hands have their tips moved onto the
+            rig's tip joints, :func:`~halohand.skeleton.conventions.to_rig`, unless the
+            network was trained on skin tips too: :attr:`HALO.native`).
         units: the input's unit (``m``/``cm``/``mm``; detected if ``auto`` was asked).
         scale: metres per input unit.
         conditioning: the network inputs of the ``N`` hands (metres), on the model's device.
@@ -416,7 +428,7 @@ class HALO:
         squeeze = single_kp and pts.ndim == 2
         with torch.set_grad_enabled(grad):
             kp_m = to_openpose(kp_b, fmt) * scale
-            kp_m = to_rig(kp_m, _conventions(convention, kp_m.detach()))
+            kp_m = to_rig(kp_m, _moved(_conventions(convention, kp_m.detach()), self.native))
             hands = hand_conditioning(kp_m, side=_side_arg(side, batch))
             occ, parts = self._query(hands, pts_b, scale, return_parts)
         if squeeze:
@@ -479,11 +491,20 @@ class HALO:
             fmt: keypoint format.
             convention: where the keypoints sit on the hand
                 (:mod:`halohand.skeleton.conventions`): ``"auto"`` (told per hand from the
-                tip bones' proportions), ``"rig"`` (joint centres, tips under the skin, as
-                the model was trained) or ``"mano"`` (MANO-based datasets, MediaPipe:
-                fingertips on the skin, moved back onto the rig's tip joints).
+                tip bones' proportions), ``"rig"`` (joint centres, tips under the skin) or
+                ``"mano"`` (MANO-based datasets, MediaPipe: fingertips on the skin; given
+                as they are to a network trained on both placements, else moved back onto
+                the rig's tip joints; :attr:`native`).
         """
-        return prepare_hands(keypoints, side, units, fmt, self.device, convention)
+        return prepare_hands(keypoints, side, units, fmt, self.device, convention, self.native)
+
+    @property
+    def native(self) -> tuple[str, ...]:
+        """The keypoint placements the network was trained on (its config's
+        ``keypoint_conventions``; the rig's alone for networks without one): hands in
+        these are given to it as they are."""
+        return tuple(getattr(getattr(self.network, "config", None), "keypoint_conventions",
+                             ("rig",)))  # fmt: skip
 
     def meshes(
         self,

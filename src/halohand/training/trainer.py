@@ -397,12 +397,20 @@ class Trainer:
         # The shards are checked (hashes, CRCs) before anything is written to the run
         # folder: a damaged data folder fails here, in seconds, and leaves no run behind.
         verify(root, splits=("train", "val"))
+        # a network trained on both fingertip placements sees each hand in one of them
+        placement = "mixed" if "mano" in self.model_config.keypoint_conventions else "rig"
         self.train_set = OccupancyDataset(
             root, "train", n_points=cfg.points_per_hand,
             n_surface=max(1, cfg.surface_per_hand), seed=cfg.seed,
+            keypoint_convention=placement,
         )  # fmt: skip
         self.val_set = OccupancyDataset(
-            root, "val", n_points=cfg.val_points or None, n_surface=1, seed=cfg.seed
+            root,
+            "val",
+            n_points=cfg.val_points or None,
+            n_surface=1,
+            seed=cfg.seed,
+            keypoint_convention=placement,
         )  # epoch 0 forever: the same validation points every time
         self.val_indices = list(range(min(cfg.val_hands, len(self.val_set))))
         if cfg.batch_size % dist.world:

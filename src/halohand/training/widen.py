@@ -168,7 +168,8 @@ def adapt_network(
         config: the wanted architecture; it may differ from ``source.config`` in the hidden
             width (wider, same depth, one width throughout), in ``point_scale`` and in a
             larger (or raw, 0) ``pose_projection_size``, and in ``point_frequencies`` and
-            ``point_bone_scale`` given to a source with plain points.
+            ``point_bone_scale`` given to a source with plain points; the data-side
+            ``keypoint_conventions`` and ``iso_level`` may differ too (no weight reads them).
         generator: random source of widening (see :func:`widen_network`).
 
     Raises:
@@ -181,6 +182,8 @@ def adapt_network(
         pose_projection_size=config.pose_projection_size,
         point_frequencies=config.point_frequencies,
         point_bone_scale=config.point_bone_scale,
+        keypoint_conventions=config.keypoint_conventions,
+        iso_level=config.iso_level,
     )
     if same_rest != config:
         raise ValueError(
@@ -200,4 +203,8 @@ def adapt_network(
         source = widen_network(source, config.hidden[0], generator)
     if source.config.point_scale != config.point_scale:
         source = rescale_points(source, config.point_scale)
+    if source.config != config:  # data-side fields only: the same weights
+        net = OccupancyNetwork(config).to(next(source.parameters()).device)
+        net.load_state_dict(source.state_dict())
+        source = net
     return source

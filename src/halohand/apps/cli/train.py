@@ -142,6 +142,14 @@ def evaluate(
         float | None,
         typer.Option("--threshold", help="Iso-level of the mesh (default: the model's iso_level)."),
     ] = None,
+    keypoints: Annotated[
+        str,
+        typer.Option(
+            "--keypoints",
+            help="Keypoints given to the model: 'rig' (the data's tip joints, default) or "
+            "'mano' (fingertips on the skin, read as convention mano).",
+        ),
+    ] = "rig",
 ) -> None:
     """Evaluate a model: mesh each hand, then IoU, Chamfer-L1 (mm) and normal consistency.
 
@@ -157,6 +165,9 @@ def evaluate(
     # Every option before the model loads and anything (--mesh-dir) is made.
     split = check_choice(split, ("train", "val", "test"), "--split") or split
     box = check_choice(box, ("keypoints", "data"), "--box") or box
+    keypoints = check_choice(keypoints, ("rig", "mano"), "--keypoints") or keypoints
+    if keypoints == "mano" and box != "keypoints":
+        raise HalohandInputError("--keypoints mano needs --box keypoints (HALO's own path)")
     check_resolution(resolution)
     ratio = resolution / coarse_resolution if coarse_resolution >= 1 else 0.0
     if not (ratio >= 1 and ratio.is_integer() and int(ratio) & (int(ratio) - 1) == 0):
@@ -178,7 +189,7 @@ def evaluate(
         checkpoint, data, split=split, json_out=json_out, csv_out=csv_out,
         resolution=resolution, coarse_resolution=coarse_resolution, limit=limit, box=box,
         padding_m=padding, n_samples=samples, device=device, mesh_dir=mesh_dir, progress=progress,
-        threshold=threshold,
+        threshold=threshold, keypoint_convention=keypoints,
     )  # fmt: skip
     m = doc["mean"]
 
