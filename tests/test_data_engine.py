@@ -340,6 +340,8 @@ def test_cli_help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
         ["--n-train", "1", "--source", "nope"],
         ["--n-train", "1", "--source", "mano"],
         ["--n-train", "1", "--side", "up"],
+        ["--n-train", "1", "--source", "toy", "--bone-length-std", "0.05"],
+        ["--n-train", "1", "--bone-length-std", "0.5"],
     ],
 )
 def test_cli_bad_input_exits_2(
@@ -409,3 +411,18 @@ def test_dataset_serves_skin_tips_from_the_stored_meshes(reference: Path) -> Non
     assert 0 < sum(draws) < len(draws)
     with pytest.raises(HalohandInputError, match="unknown keypoint convention"):
         OccupancyDataset(reference, "train", keypoint_convention="openpose")
+
+
+def test_a_wider_bone_length_spread_is_a_named_source(tmp_path: Path) -> None:
+    from halohand.handmodel.sources import make_source
+
+    wide = make_source("webxr", bone_length_std=0.08)
+    assert wide.identity_prior.bone_std == 0.08
+    assert make_source("webxr").identity_prior.bone_std == 0.025
+    rng = np.random.default_rng(0)
+    spread = np.std([np.log(wide.identity_prior.sample(rng).length_factors[1:])
+                     for _ in range(400)], axis=0)  # fmt: skip
+    # per-bone log std: the bone's own 0.08 and its finger's shared 0.035 (clipped draws)
+    assert np.median(spread) == pytest.approx(np.hypot(0.08, 0.035), rel=0.15)
+    with pytest.raises(HalohandInputError, match="webxr source only"):
+        make_source("toy", bone_length_std=0.05)

@@ -2,12 +2,13 @@
 (docs/conventions.png).
 
     PYTHONPATH=src .venv/bin/python benchmarks/figures/conventions_sheet.py \
-        [--out docs/conventions.png] [--frames 0,30,60,84]
+        [--out docs/conventions.png] [--frames 0,30,60,84] [--models NAME=MODEL,...]
 
 Per frame of ``../shared/reference/halo-original/real_poses_openpose_m.npy`` (reference
 data, never shipped): HALO's mesh with ``convention="rig"`` and with ``"auto"`` (read as
 MANO-style), semi-transparent, with the given keypoints as dots (red: more than 2 mm outside
-the surface), from two views.
+the surface), from two views. ``--models`` compares model files instead (``NAME=PATH``,
+``shipped`` for the shipped weights), each with ``convention="auto"``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "conventions.png")
     parser.add_argument("--frames", default="0,30,60,84")
     parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--models", default=None)
     args = parser.parse_args(argv)
     if not FRAMES.exists():
         sys.exit(f"{FRAMES} is absent")
@@ -55,21 +57,28 @@ def main(argv: list[str] | None = None) -> None:
     from halohand.inference.halo import HALO
     from halohand.interaction.object_field import closest_points
 
-    halo = HALO.pretrained()
+    if args.models is None:
+        shipped = HALO.pretrained()
+        rows = [("rig", shipped, "rig"), ("auto", shipped, "auto")]
+    else:
+        rows = []
+        for item in args.models.split(","):
+            name, path = item.split("=", 1)
+            rows.append((name, HALO.pretrained(None if path == "shipped" else path), "auto"))
     frames = np.load(FRAMES).astype(np.float64)
     tiles = []
     for i in [int(x) for x in args.frames.split(",")]:
         kp = frames[i]
-        for reading in ("rig", "auto"):
+        for name, halo, reading in rows:
             mesh = halo.reconstruct(kp, units="m", resolution=args.resolution, convention=reading)
             v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
             outside = closest_points(kp, v, f)[0] * 1e3
             verts, faces, colors = with_keypoint_dots(v, f, kp, outside > 2.0)
             for view in ("palm34", "back"):
                 img = render_mesh(verts, faces, colors, size=(256, 256), view=view)
-                label = f"frame {i} {reading}: {int((outside > 2).sum())} kp > 2 mm out"
+                label = f"frame {i} {name}: {int((outside > 2).sum())} kp > 2 mm out"
                 tiles.append(draw_text(img, label, (6, 6)))
-    save_png(str(args.out), image_grid(tiles, columns=4))
+    save_png(str(args.out), image_grid(tiles, columns=2 * len(rows)))
     print(f"wrote {args.out}")
 
 

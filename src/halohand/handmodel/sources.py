@@ -9,6 +9,7 @@ import numpy as np
 
 from halohand.core.errors import HalohandInputError
 from halohand.handmodel.hand import PosedHand
+from halohand.handmodel.prior import IdentityPrior
 from halohand.handmodel.webxr import WebXRHandSource
 
 #: The hand sources :func:`make_source` builds, by name (the data engine's ``--source``).
@@ -26,16 +27,23 @@ class HandSource(Protocol):
         ...
 
 
-def make_source(name: str = "webxr", mano_model: Path | None = None) -> HandSource:
+def make_source(
+    name: str = "webxr", mano_model: Path | None = None, bone_length_std: float | None = None
+) -> HandSource:
     """Build a hand source by name (one of :data:`SOURCES`).
 
     ``"webxr"``: the embedded hand (default); ``"mano"``: a user-supplied MANO model, at
     ``mano_model`` (the path of ``MANO_RIGHT.pkl``); ``"toy"``: synthetic watertight capsule
     hands for tests and benchmarks. MANO (torch) and the toy hands (trimesh) are imported
-    only when asked for.
+    only when asked for. ``bone_length_std`` replaces the embedded hand's per-bone length
+    spread (:attr:`~halohand.handmodel.prior.IdentityPrior.bone_std`, log std; webxr only).
     """
+    if bone_length_std is not None and name != "webxr":
+        raise HalohandInputError("a bone-length spread is a setting of the webxr source only")
     if name == "webxr":
-        return WebXRHandSource()
+        if bone_length_std is None:
+            return WebXRHandSource()
+        return WebXRHandSource(identity_prior=IdentityPrior(bone_std=bone_length_std))
     if name == "mano":
         if mano_model is None:
             raise HalohandInputError("--source mano needs --mano-model PATH/TO/MANO_RIGHT.pkl")

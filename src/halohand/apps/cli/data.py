@@ -27,12 +27,21 @@ data_app = typer.Typer(
 
 # Choices and ranges are checked by the engine (HalohandInputError: one line, exit 2) rather
 # than by typer, so every bad value gets the same treatment.
-def _source_factory(name: str, mano_model: Path | None):  # noqa: ANN202 - a zero-arg factory
+def _source_factory(  # noqa: ANN202 - a zero-arg factory
+    name: str, mano_model: Path | None, bone_length_std: float | None = None
+):
     from halohand.handmodel.sources import SOURCES, make_source
 
     if name not in SOURCES:
         raise HalohandInputError(f"unknown --source {name!r}; expected one of {', '.join(SOURCES)}")
-    return functools.partial(make_source, name, mano_model)
+    if bone_length_std is not None:
+        if name != "webxr":
+            raise HalohandInputError("--bone-length-std is a setting of --source webxr only")
+        if not 0.0 <= bone_length_std <= 0.2:
+            raise HalohandInputError(
+                f"--bone-length-std must be in [0, 0.2] (log std), got {bone_length_std}"
+            )
+    return functools.partial(make_source, name, mano_model, bone_length_std)
 
 
 def _check_sizes(
@@ -76,6 +85,14 @@ def generate_cmd(
     hands_per_shard: Annotated[
         int, typer.Option("--hands-per-shard", help="Hands per shard file (~2.6 MB each).")
     ] = C.DEFAULT_HANDS_PER_SHARD,
+    bone_length_std: Annotated[
+        float | None,
+        typer.Option(
+            "--bone-length-std",
+            help="webxr: log std of each bone's own length factor (default 0.025); the data "
+            "records it in its source name (webxr-bone<std>).",
+        ),
+    ] = None,
     progress: Progress = True,
 ) -> None:
     """Generate occupancy training data: per hand 100k uniform + 100k near-surface points
@@ -88,12 +105,13 @@ def generate_cmd(
     _check_sizes((n_train, n_val, n_test), hands_per_shard, "--hands-per-shard", workers)
     from halohand.data.engine import generate
 
-    factory = _source_factory(source, mano_model)
+    factory = _source_factory(source, mano_model, bone_length_std)
     report = generate(
         out,
         {"train": n_train, "val": n_val, "test": n_test},
         seed=seed,
         source=factory,
+        source_name=None if bone_length_std is None else f"webxr-bone{bone_length_std:g}",
         side=side,
         hands_per_shard=hands_per_shard,
         workers=workers,
