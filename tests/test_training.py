@@ -213,6 +213,36 @@ def test_point_input_ab_configs_differ_from_their_control_in_one_model_field() -
     )
 
 
+def test_keypoint_convention_ab_configs_differ_from_their_pair_in_what_they_say() -> None:
+    # configs/experiments/conventions/: each arm is its pair but for the named fields
+    asdict = dataclasses.asdict
+    folder = REPO / "configs" / "experiments" / "conventions"
+    assert sorted(p.stem for p in folder.glob("*.toml")) == [
+        "mixed", "mixed_gentle", "wide_mixed", "wide_rig",
+    ]  # fmt: skip
+    both = {"model": {"keypoint_conventions": ("rig", "mano")}}
+    pairs = {
+        "mixed": ("fourier/control", both),
+        "mixed_gentle": ("conventions/mixed", {"lr": 2e-5}),
+        "wide_mixed": ("conventions/mixed", {"data": "data/webxr_wide_s0"}),
+        "wide_rig": ("conventions/wide_mixed", {"model": {"keypoint_conventions": ("rig",)}}),
+    }
+    for arm, (pair, fields) in pairs.items():
+        arm_cfg, pair_cfg = (load_config(_config_file(f"conventions/{arm}")),
+                             load_config(_config_file(pair)))  # fmt: skip
+        assert arm_cfg.model_config() == dataclasses.replace(
+            pair_cfg.model_config(), **fields.get("model", {})
+        )
+        cfg, base = asdict(arm_cfg), asdict(pair_cfg)
+        assert cfg.pop("out") == f"runs/conventions/{arm}"
+        for d in (cfg, base):
+            d.pop("model")
+        base.pop("out")
+        assert {k: v for k, v in cfg.items() if base[k] != v} == {
+            k: v for k, v in fields.items() if k != "model"
+        }
+
+
 def test_grasp_configs_load() -> None:
     from halohand.training.grasp_vae import load_vae_config
 
