@@ -4,13 +4,15 @@ tips on the skin, and what moving the thumb's tip too does on them and on the re
 Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/tip_mapping_check.py \
-        [--data data/webxr_s0] [--json benchmarks/results/studies/tip_mapping_check.json]
+        [--data data/webxr_s0] [--json benchmarks/results/studies/tip_mapping_check.json] \
+        [--checkpoint MODEL.safetensors]
 
 Every second validation hand of ``--data`` gives its rig keypoints and the same hand with
 its tips on the skin (:func:`halohand.handmodel.skin_tips.skin_tip_keypoints`). The shipped
-model meshes each hand (128^3) from: the rig's keypoints (``rig``: what the mapping aims
-at), the skin tips through the mapping as shipped (``mapped``: the thumb's tip as given)
-and through the mapping with the thumb's tip moved by the same rule (``mapped_thumb``).
+model (or ``--checkpoint``) meshes each hand (128^3) from: the rig's keypoints (``rig``:
+what the mapping aims at), the skin tips through the mapping as shipped (``mapped``: the
+thumb's tip as given) and through the mapping with the thumb's tip moved by the same rule
+(``mapped_thumb``).
 Scored as in ``conventions_real_frames.py``, all against the skin tips: how far the surface
 reaches past each skin tip along its distal bone (the true mesh's own figure beside it),
 the tips more than 2 mm outside the surface, and volume. The 85 real frames
@@ -75,6 +77,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/webxr_s0")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--checkpoint", default=None, help="model file (default: the shipped weights)"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     from halohand.inference.halo import HALO
 
     torch.set_num_threads(1)
-    halo = HALO.pretrained()
+    halo = HALO.pretrained(args.checkpoint)
     ds = OccupancyDataset(ROOT / args.data, "val")
     rows = range(0, len(ds), 2)
     rig = [ds.keypoints(i) for i in rows]
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         "mapped_thumb": score(halo, [thumb_moved(s) for s in skin], skin),
     }
     report: dict = {"study": "tip_mapping_check", "fingers": "thumb, index, middle, ring, little",
-                    "own_hands": own}  # fmt: skip
+                    "checkpoint": args.checkpoint or "shipped", "own_hands": own}  # fmt: skip
     if FRAMES.exists():
         frames = list(np.load(FRAMES).astype(np.float64))
         report["real_frames"] = {
