@@ -213,6 +213,14 @@ def test_point_input_ab_configs_differ_from_their_control_in_one_model_field() -
     )
 
 
+def test_tip_weight_config_is_the_control_but_for_the_tip_weight() -> None:
+    tips = dataclasses.asdict(load_config(_config_file("tips/tip_weight3")))
+    control = dataclasses.asdict(load_config(_config_file("fourier/control")))
+    assert tips.pop("out") == "runs/tips/tip_weight3"
+    control.pop("out")
+    assert {k: v for k, v in tips.items() if control[k] != v} == {"tip_loss_weight": 3.0}
+
+
 def test_keypoint_convention_ab_configs_differ_from_their_pair_in_what_they_say() -> None:
     # configs/experiments/conventions/: each arm is its pair but for the named fields
     asdict = dataclasses.asdict
@@ -644,6 +652,27 @@ def test_evaluate_writes_json_and_csv(
     assert float(rows[-1][CSV_COLUMNS.index("iou_mixed")]) == pytest.approx(
         doc["mean"]["iou_mixed"]
     )
+
+
+def test_tip_loss_weights_mark_points_near_the_fingertips() -> None:
+    from halohand.training.trainer import tip_loss_weights
+
+    kp = torch.zeros(1, 21, 3)
+    kp[0, 8] = torch.tensor([0.1, 0.0, 0.0])  # index tip
+    pts = torch.tensor([[[0.1, 0.0, 0.014], [0.1, 0.0, 0.016], [0.05, 0.05, 0.05]]])
+    w = tip_loss_weights(pts, kp, 3.0, 0.015)
+    torch.testing.assert_close(w, torch.tensor([[3.0, 1.0, 1.0]]))
+    assert tip_loss_weights(pts, kp, 1.0, 0.015) is None
+    for bad in ({"tip_loss_weight": 0.0}, {"tip_loss_radius_m": -1.0},
+                {"tip_loss_weight": float("nan")}):  # fmt: skip
+        with pytest.raises(HalohandInputError, match="tip_loss"):
+            _config(Path("d"), Path("o"), **bad)
+
+
+def test_a_tip_weighted_run_trains(data: Path, tmp_path: Path) -> None:
+    result = train(_config(data, tmp_path / "tips", max_steps=2, validate_every=2,
+                           tip_loss_weight=3.0))  # fmt: skip
+    assert result.finished and np.isfinite(result.best_metric)
 
 
 def test_evaluate_reads_skin_tips_through_halo(data: Path, tmp_path: Path) -> None:

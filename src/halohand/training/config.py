@@ -68,6 +68,11 @@ class TrainConfig:
         skinning_weight: weight of the skinning loss while it is on (0.5; 0 disables it).
         skinning_off_iou: the skinning loss switches off for good once the validation IoU
             (``val_metric``) reaches this value (0.8, the paper's schedule); > 1 never.
+        tip_loss_weight: weight of the occupancy loss at query points within
+            ``tip_loss_radius_m`` of a fingertip keypoint (1: every point alike, the
+            original); the loss stays a sum over points divided by their count.
+        tip_loss_radius_m: that radius (metres; 0.015 reaches the skin past the rig's tip
+            joints).
         max_steps: optimizer steps of the whole training.
         max_hours: training wall-time budget over all sessions (0 = no limit).
         validate_every: steps between validations (also validated at the last step).
@@ -106,6 +111,8 @@ class TrainConfig:
     lr_min: float = 0.0
     skinning_weight: float = 0.5
     skinning_off_iou: float = 0.8
+    tip_loss_weight: float = 1.0
+    tip_loss_radius_m: float = 0.015
     max_steps: int = 100_000
     max_hours: float = 0.0
     validate_every: int = 500
@@ -135,8 +142,8 @@ class TrainConfig:
         ):
             if getattr(self, name) < 0:
                 raise HalohandInputError(f"config: {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("lr", "checkpoint_minutes"):
-            if not getattr(self, name) > 0:
+        for name in ("lr", "checkpoint_minutes", "tip_loss_weight", "tip_loss_radius_m"):
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise HalohandInputError(f"config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr", "lr_min", "skinning_weight", "skinning_off_iou", "max_hours"):
             value = getattr(self, name)

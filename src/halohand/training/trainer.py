@@ -61,6 +61,7 @@ from halohand.fields.inputs import network_inputs
 from halohand.fields.io import load_any_model
 from halohand.fields.skipping import skip_mask
 from halohand.inference.threads import fair_threads, torch_threads
+from halohand.skeleton.orders import FINGER_CHAINS
 from halohand.training.config import RUN_CONTROL_KEYS, TrainConfig
 from halohand.training.run import Run, lr_schedule
 from halohand.training.widen import adapt_network
@@ -231,6 +232,23 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     :func:`~halohand.training.run.lr_schedule`).
     """
     return lr_schedule(cfg.lr_schedule, cfg.lr, cfg.lr_min, cfg.max_steps)(step)
+
+
+def tip_loss_weights(
+    points_m: Tensor, keypoints_m: Tensor, weight: float, radius_m: float
+) -> Tensor | None:
+    """Per-point weights of the occupancy loss: ``weight`` within ``radius_m`` of one of the
+    five fingertip keypoints, 1 elsewhere; ``None`` when ``weight`` is 1.
+
+    Args:
+        points_m: ``[B, N, 3]`` query points, hand frame, metres.
+        keypoints_m: ``[B, 21, 3]`` the same frame, metres.
+    """
+    if weight == 1.0:
+        return None
+    tips = keypoints_m[:, [chain[3] for chain in FINGER_CHAINS]].to(points_m.dtype)
+    near = torch.cdist(points_m, tips).amin(dim=-1) < radius_m
+    return torch.where(near, weight, 1.0).to(points_m.dtype)
 
 
 def support_mask(model_config: Any, points_m: Tensor, keypoints_m: Tensor) -> Tensor | None:
@@ -541,6 +559,10 @@ class Trainer:
             points_m = torch.cat([points_m, batch["surface_points"]], dim=1)
         points = inputs.points(points_m)  # network frame
         mask = support_mask(self.model_config, points_m, batch["keypoints"])
+        tip_weight = tip_loss_weights(
+            points_m[:, :n], batch["keypoints"], self.cfg.tip_loss_weight,
+            self.cfg.tip_loss_radius_m,
+        )  # fmt: skip
         self.run_state.set_lr(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         total_occ = torch.zeros((), device=self.device)
@@ -560,7 +582,10 @@ class Trainer:
                     inputs.bone_lengths[sl],
                     None if mask is None else mask[sl],
                 )
-                loss_occ = (occ[:, :n] - occ_gt[sl]).square().sum() / (b * n)
+                sq = (occ[:, :n] - occ_gt[sl]).square()
+                if tip_weight is not None:
+                    sq = sq * tip_weight[sl]
+                loss_occ = sq.sum() / (b * n)
                 loss = loss_occ
                 if w_skin > 0:
                     target = torch.zeros_like(parts[:, n:])
