@@ -384,14 +384,16 @@ class OccupancyNetwork(nn.Module):
             columns.append(encode_points(canon, cfg.point_frequencies))
         return columns[0] if len(columns) == 1 else torch.cat(columns, dim=-1)
 
-    def inverse_lengths(self, bone_lengths: Tensor | None) -> Tensor | None:
-        """``[B, K]`` metres -> ``[B, K]`` 1 / length in HALO units (``None`` unless
-        ``point_bone_scale``)."""
+    def inverse_lengths(
+        self, bone_lengths: Tensor | None, dtype: torch.dtype | None = None
+    ) -> Tensor | None:
+        """``[B, K]`` metres -> ``[B, K]`` 1 / length in HALO units, in ``dtype`` (default:
+        the network's; ``None`` unless ``point_bone_scale``)."""
         if not self.config.point_bone_scale:
             return None
         if bone_lengths is None:
             raise HalohandInputError("point_bone_scale needs bone_lengths")
-        dtype = self.mlp.layers[0].weight.dtype
+        dtype = self.mlp.layers[0].weight.dtype if dtype is None else dtype
         return HALO_UNIT_M / bone_lengths.to(dtype)
 
     def _masked_logits(
@@ -862,11 +864,9 @@ def first_layer_point_weights(
     if dtype is not None:
         w = w.to(dtype)
     w_x = w[:, :3] * net.config.point_scale
-    if not net.config.point_bone_scale:
+    inv = net.inverse_lengths(bone_lengths, w.dtype)  # [B, K]
+    if inv is None:
         return w_x[:, None].expand(-1, batch, -1, -1)
-    if bone_lengths is None:
-        raise HalohandInputError("point_bone_scale needs bone_lengths")
-    inv = HALO_UNIT_M / bone_lengths.to(w.dtype)  # [B, K], 1 / length in HALO units
     return w_x[:, None] + w[:, None, 3:6] * inv.T[..., None, None]
 
 
