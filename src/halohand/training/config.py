@@ -143,9 +143,10 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise HalohandInputError(f"config: {name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr", "checkpoint_minutes", "tip_loss_weight", "tip_loss_radius_m"):
-            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+            if not getattr(self, name) > 0:
                 raise HalohandInputError(f"config: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("lr", "lr_min", "skinning_weight", "skinning_off_iou", "max_hours"):
+        for name in ("lr", "lr_min", "skinning_weight", "skinning_off_iou", "max_hours",
+                     "tip_loss_weight", "tip_loss_radius_m"):  # fmt: skip
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise HalohandInputError(f"config: {name} must be finite, got {value}")
