@@ -24,6 +24,7 @@ from halohand.grasp.synthesis import SynthesisConfig, load_grasps, synthesize
 from halohand.objects.registry import (
     KINDS,
     TEST_OBJECTS,
+    WIDE_KINDS,
     load_object,
     make_object,
     object_ids,
@@ -60,6 +61,44 @@ def test_registry_split_and_determinism() -> None:
     np.testing.assert_array_equal(a.vertices, b.vertices)
     assert parse_object_list("box_0, mug_1") == ["box_0", "mug_1"]
     for bad in ("box_9", "teapot_0", "box"):
+        with pytest.raises(HalohandInputError):
+            load_object(bad)
+
+
+@pytest.mark.parametrize("kind", WIDE_KINDS)
+def test_wide_objects_are_closed_solids_of_their_shape(kind: str) -> None:
+    """The kinds of split "wide": closed, outward, centred; the cup is one handle's genus
+    (Euler characteristic 0) with a thin wall, the rest genus 0; plates and books thin,
+    balls, plates and books larger than the training spheres and boxes."""
+    obj = load_object(f"{kind}_0")
+    m = obj.mesh
+    assert obj.split == "train" and obj.kind == kind
+    assert m.is_watertight and m.is_winding_consistent and m.volume > 0
+    np.testing.assert_allclose(m.bounds.mean(0), 0.0, atol=1e-9)
+    assert m.euler_number == (0 if kind == "cup" else 2)
+    ext = np.sort(m.extents)
+    if kind in ("plate", "book"):
+        assert ext[0] < 0.036 and ext[2] > 0.1
+    if kind == "ball":
+        assert ext[0] > 0.105  # the training spheres are at most 10 cm across
+    if kind == "cup":
+        # hollow: the centre of the cavity, half-way up, is outside the solid
+        assert not obj.contains(np.array([[0.0, 0.0, 0.05]])).any()
+        assert m.volume < 0.35 * m.convex_hull.volume
+    pts, normals = obj.surface_points(400, seed=1)
+    assert np.abs(obj.signed_distance(pts)).max() < 1e-6
+    assert not obj.contains(pts + 1e-3 * normals).any()
+
+
+def test_wide_split_is_training_only_and_keeps_the_registry() -> None:
+    wide = object_ids("wide")
+    assert len(wide) == len(WIDE_KINDS) * 5 and wide[0] == "plate_0"
+    assert object_ids("train_wide") == object_ids("train") + wide
+    assert not set(wide) & set(object_ids("all")) and not set(wide) & set(object_ids("val"))
+    assert parse_object_list("wide") == wide
+    # the procedural registry and its splits are as before
+    assert len(object_ids("all")) == 35 and len(object_ids("train")) == 29
+    for bad in ("plate_5", "cup_9", "plate"):
         with pytest.raises(HalohandInputError):
             load_object(bad)
 

@@ -12,6 +12,13 @@ by one adult hand: a grasp aperture of 3-9 cm, lengths up to 18 cm.
   distance ``min(body, handle)`` extracted by marching cubes on a 2 mm grid, which is
   watertight by construction.
 
+:data:`WIDE_KINDS` add the shapes the kinds above lack, all for training (split ``"wide"``;
+``"train_wide"`` is ``"train"`` plus them), none of them held out: objects larger than the
+hand's grip (``plate``, ``ball``, ``book``), thin (``plate``, ``book``), hollow with a thin
+wall and a handle (``cup``) and curved (``banana``). ``cup`` and ``banana`` are analytic
+signed distances through marching cubes as the mug is (``cup`` on a 1.25 mm grid, so its
+3-6 mm wall is two or more cells thick).
+
 The registry (:func:`object_ids`, :func:`load_object`) holds :data:`PER_KIND` objects of
 each kind, named ``<kind>_<i>``, generated from :data:`REGISTRY_SEED`; the six objects of
 :data:`TEST_OBJECTS` are held out for evaluation. Split ``"val"`` (:data:`VAL_OBJECTS`, one
@@ -30,6 +37,7 @@ through (see :class:`SDFGrid`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -46,12 +54,14 @@ from halohand.objects.orient import check_orient, principal_rotation
 
 __all__ = [
     "KINDS", "PER_KIND", "REAL_DIR", "REAL_OBJECTS", "REGISTRY_SEED", "SPLITS", "TEST_OBJECTS",
-    "VAL_OBJECTS",
+    "VAL_OBJECTS", "WIDE_KINDS",
     "GraspObject", "SDFGrid", "load_object", "load_objects", "make_object", "object_from_mesh",
     "object_from_spec", "object_ids", "parse_object_list",
 ]  # fmt: skip
 
 KINDS: Final[tuple[str, ...]] = ("box", "cylinder", "sphere", "capsule", "bottle", "mug", "torus")
+#: Kinds of split ``"wide"``: larger than the grip, thin, hollow, curved; training only.
+WIDE_KINDS: Final[tuple[str, ...]] = ("plate", "ball", "book", "cup", "banana")
 #: Objects per kind in the registry.
 PER_KIND: Final = 5
 #: Seed of the registry; changing it changes every registered object.
@@ -78,13 +88,25 @@ KIND_RANGES: Final[dict[str, dict[str, tuple[float, float]]]] = {
         "handle_thickness": (0.005, 0.008),
     },
     "torus": {"major": (0.03, 0.05), "minor": (0.008, 0.016)},
+    # split "wide"
+    "plate": {"radius": (0.06, 0.11), "thickness": (0.006, 0.015)},
+    "ball": {"radius": (0.055, 0.08)},
+    "book": {"x": (0.10, 0.16), "y": (0.14, 0.22), "z": (0.015, 0.035)},
+    "cup": {
+        "radius": (0.03, 0.045), "height": (0.07, 0.12), "wall": (0.003, 0.006),
+        "bottom": (0.004, 0.008), "handle_radius": (0.018, 0.026),
+        "handle_thickness": (0.005, 0.008),
+    },
+    "banana": {"bend_radius": (0.09, 0.16), "half_angle_deg": (25.0, 45.0),
+               "radius": (0.015, 0.022)},
 }  # fmt: skip
 
-_MC_STEP = 0.002  # marching-cubes grid step of the mug (metres)
+_MC_STEP = 0.002  # marching-cubes grid step of the mug and the banana (metres)
+_THIN_MC_STEP = 0.00125  # of the cup, whose wall is 3-6 mm
 
 #: Splits of :func:`object_ids`. ``"all"`` is the procedural registry (train + test); the
 #: validation objects are only in ``"val"``, the real meshes only in ``"real"``.
-SPLITS: Final[tuple[str, ...]] = ("all", "train", "test", "val", "real")
+SPLITS: Final[tuple[str, ...]] = ("all", "train", "test", "val", "real", "wide", "train_wide")
 
 REAL_DIR: Final = Path(__file__).resolve().parent / "data" / "real_objects"
 #: Household meshes from robosuite 1.5.2 (``robosuite/models/assets/objects/meshes/<file>``):
@@ -154,7 +176,8 @@ class GraspObject:
     Attributes:
         object_id: registry name (``box_0``, ``real_can``), ``<kind>_seed<seed>`` for ad-hoc
             procedural objects, the file stem for :func:`object_from_mesh`.
-        kind: one of :data:`KINDS`, or ``"mesh"`` for an object loaded from a mesh file.
+        kind: one of :data:`KINDS` or :data:`WIDE_KINDS`, or ``"mesh"`` for an object loaded
+            from a mesh file.
         params: the drawn proportions (metres) of :data:`KIND_RANGES` (empty for meshes).
         mesh: the ``trimesh.Trimesh`` (outward faces, ``is_watertight``).
         split: ``"train"``, ``"test"``, ``"real"`` or ``"adhoc"``.
@@ -316,17 +339,18 @@ def _mug_sdf(q: np.ndarray, p: dict[str, float]) -> np.ndarray:
     return np.minimum(body, ring)
 
 
-def _mug(p: dict[str, float]) -> trimesh.Trimesh:
+def _sdf_solid(
+    sdf: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, step: float
+) -> trimesh.Trimesh:
+    """The solid where ``sdf`` (``[N, 3]`` points -> ``[N]``, negative inside) is below 0,
+    by marching cubes on a ``step`` grid from ``lo`` to (at least) ``hi``: closed and
+    outward when the solid lies a few cells inside the box."""
     from skimage.measure import marching_cubes
 
-    r, h, a, b = p["radius"], p["height"], p["handle_radius"], p["handle_thickness"]
-    pad = 3 * _MC_STEP
-    lo = np.array([-r, -r, 0.0]) - pad
-    hi = np.array([r + 1.65 * a + b, r, h]) + pad
-    axes = [np.arange(lo[k], hi[k] + _MC_STEP, _MC_STEP) for k in range(3)]
+    axes = [np.arange(lo[k], hi[k] + step, step) for k in range(3)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-    vol = _mug_sdf(grid.reshape(-1, 3), p).reshape(grid.shape[:3])
-    verts, faces, _, _ = marching_cubes(vol, 0.0, spacing=(_MC_STEP,) * 3)
+    vol = sdf(grid.reshape(-1, 3)).reshape(grid.shape[:3])
+    verts, faces, _, _ = marching_cubes(vol, 0.0, spacing=(step,) * 3)
     mesh = trimesh.Trimesh(verts + lo, faces, process=True)
     # Grid values that are exactly zero give zero-area triangles that break the edge
     # pairing; dropping them and re-welding closes the surface.
@@ -335,6 +359,61 @@ def _mug(p: dict[str, float]) -> trimesh.Trimesh:
     if mesh.volume < 0:  # marching cubes winds toward increasing values (outside)
         mesh.invert()
     return mesh
+
+
+def _mug(p: dict[str, float]) -> trimesh.Trimesh:
+    r, h, a, b = p["radius"], p["height"], p["handle_radius"], p["handle_thickness"]
+    pad = 3 * _MC_STEP
+    lo = np.array([-r, -r, 0.0]) - pad
+    hi = np.array([r + 1.65 * a + b, r, h]) + pad
+    return _sdf_solid(lambda q: _mug_sdf(q, p), lo, hi, _MC_STEP)
+
+
+def _capped_cylinder_sdf(q: np.ndarray, r: float, z0: float, z1: float) -> np.ndarray:
+    """Exact signed distance to the cylinder of radius ``r`` about z from ``z0`` to ``z1``."""
+    dr = np.hypot(q[:, 0], q[:, 1]) - r
+    dz = np.maximum(z0 - q[:, 2], q[:, 2] - z1)
+    return np.hypot(np.maximum(dr, 0.0), np.maximum(dz, 0.0)) + np.minimum(np.maximum(dr, dz), 0.0)
+
+
+def _cup_sdf(q: np.ndarray, p: dict[str, float]) -> np.ndarray:
+    """Signed distance (exact up to the unions) of a hollow cup open at the top, with a
+    ring handle in the xz-plane on +x that stays out of the cavity (cup base at 0)."""
+    r, h, w = p["radius"], p["height"], p["wall"]
+    outer = _capped_cylinder_sdf(q, r, 0.0, h)
+    cavity = _capped_cylinder_sdf(q, r - w, p["bottom"], h + 1.0)
+    cup = np.maximum(outer, -cavity)
+    a, b = p["handle_radius"], p["handle_thickness"]
+    cx = r + 0.65 * a
+    ring = np.hypot(np.hypot(q[:, 0] - cx, q[:, 2] - 0.5 * h) - a, q[:, 1]) - b
+    ring = np.maximum(ring, (r - 0.5 * w) - np.hypot(q[:, 0], q[:, 1]))
+    return np.minimum(cup, ring)
+
+
+def _cup(p: dict[str, float]) -> trimesh.Trimesh:
+    r, h, a, b = p["radius"], p["height"], p["handle_radius"], p["handle_thickness"]
+    pad = 3 * _THIN_MC_STEP
+    lo = np.array([-r, -r, 0.0]) - pad
+    hi = np.array([r + 1.65 * a + b, r, h]) + pad
+    return _sdf_solid(lambda q: _cup_sdf(q, p), lo, hi, _THIN_MC_STEP)
+
+
+def _banana_sdf(q: np.ndarray, p: dict[str, float]) -> np.ndarray:
+    """Exact signed distance of a tube of ``radius`` about an arc of ``bend_radius`` in the
+    xz-plane, centred on the z axis below the origin, spanning +-``half_angle_deg``."""
+    big, half = p["bend_radius"], np.radians(p["half_angle_deg"])
+    c = q + [0.0, 0.0, big]
+    ang = np.clip(np.arctan2(c[:, 0], c[:, 2]), -half, half)
+    nearest = np.stack([big * np.sin(ang), np.zeros_like(ang), big * np.cos(ang)], 1)
+    return np.linalg.norm(c - nearest, axis=1) - p["radius"]
+
+
+def _banana(p: dict[str, float]) -> trimesh.Trimesh:
+    big, half, r = p["bend_radius"], np.radians(p["half_angle_deg"]), p["radius"]
+    pad = r + 3 * _MC_STEP
+    lo = np.array([-big * np.sin(half), 0.0, big * np.cos(half) - big]) - pad
+    hi = np.array([big * np.sin(half), 0.0, 0.0]) + pad
+    return _sdf_solid(lambda q: _banana_sdf(q, p), lo, hi, _MC_STEP)
 
 
 def _build(kind: str, p: dict[str, float]) -> trimesh.Trimesh:
@@ -350,6 +429,16 @@ def _build(kind: str, p: dict[str, float]) -> trimesh.Trimesh:
         return _bottle(p)
     if kind == "mug":
         return _mug(p)
+    if kind == "plate":
+        return trimesh.creation.cylinder(radius=p["radius"], height=p["thickness"], sections=96)
+    if kind == "ball":
+        return trimesh.creation.icosphere(subdivisions=4, radius=p["radius"])
+    if kind == "book":
+        return trimesh.creation.box(extents=(p["x"], p["y"], p["z"]))
+    if kind == "cup":
+        return _cup(p)
+    if kind == "banana":
+        return _banana(p)
     return trimesh.creation.torus(p["major"], p["minor"], major_sections=48, minor_sections=20)
 
 
@@ -361,8 +450,10 @@ def make_object(
     Raises:
         HalohandInputError: unknown kind, or (a bug) a mesh that is not watertight.
     """
-    if kind not in KINDS:
-        raise HalohandInputError(f"unknown object kind {kind!r}; expected one of {KINDS}")
+    if kind not in KINDS + WIDE_KINDS:
+        raise HalohandInputError(
+            f"unknown object kind {kind!r}; expected one of {KINDS + WIDE_KINDS}"
+        )
     params = _draw(kind, np.random.default_rng(seed))
     mesh = _build(kind, params)
     mesh.apply_translation(-mesh.bounds.mean(0))
@@ -383,7 +474,9 @@ def object_ids(split: str = "all") -> list[str]:
 
     ``"all"`` is the procedural registry (``"train"`` + ``"test"``); ``"val"`` the validation
     objects of :data:`VAL_OBJECTS` and ``"real"`` the vendored household meshes of
-    :data:`REAL_OBJECTS`, which ``"all"`` does not contain.
+    :data:`REAL_OBJECTS`, which ``"all"`` does not contain. ``"wide"`` has
+    :data:`PER_KIND` training objects of each of :data:`WIDE_KINDS` (``plate_0`` ...), and
+    ``"train_wide"`` is ``"train"`` followed by ``"wide"``.
     """
     if split not in SPLITS:
         raise HalohandInputError(f"unknown split {split!r}; use {', '.join(SPLITS)}")
@@ -391,6 +484,11 @@ def object_ids(split: str = "all") -> list[str]:
         return list(REAL_OBJECTS)
     if split == "val":
         return list(VAL_OBJECTS)
+    wide = [f"{k}_{i}" for k in WIDE_KINDS for i in range(PER_KIND)]
+    if split == "wide":
+        return wide
+    if split == "train_wide":
+        return object_ids("train") + wide
     ids = [f"{k}_{i}" for k in KINDS for i in range(PER_KIND)]
     if split == "all":
         return ids
@@ -404,10 +502,13 @@ def load_object(object_id: str) -> GraspObject:
     if object_id in REAL_OBJECTS:
         return _load_real(object_id)
     kind, _, idx = object_id.rpartition("_")
-    if kind not in KINDS or not idx.isdigit() or not 0 <= int(idx) <= PER_KIND:
+    # wide kinds have no validation instance: indices 0 .. PER_KIND - 1, all training
+    top = PER_KIND - 1 if kind in WIDE_KINDS else PER_KIND
+    if kind not in KINDS + WIDE_KINDS or not idx.isdigit() or not 0 <= int(idx) <= top:
         raise HalohandInputError(
             f"unknown object {object_id!r}; expected <kind>_<0..{PER_KIND}> with kind in "
-            f"{', '.join(KINDS)}, or one of {', '.join(REAL_OBJECTS)}"
+            f"{', '.join(KINDS)}, <kind>_<0..{PER_KIND - 1}> with kind in "
+            f"{', '.join(WIDE_KINDS)}, or one of {', '.join(REAL_OBJECTS)}"
         )
     split = "val" if int(idx) == PER_KIND else "test" if object_id in TEST_OBJECTS else "train"
     return make_object(kind, _registry_seed(kind, int(idx)), object_id, split)
@@ -421,14 +522,13 @@ def _spec_names(spec: str) -> list[str]:
     names = [s.strip() for s in spec.split(",") if s.strip()]
     if not names:
         raise HalohandInputError(
-            "no objects given; use train, test, val, all, real or a list of ids"
+            "no objects given; use train, test, val, all, real, wide, train_wide or a list of ids"
         )
     return names
 
 
 def parse_object_list(spec: str) -> list[str]:
-    """Object ids from a CLI spec: ``train``, ``test``, ``val``, ``all``, ``real`` or
-    comma-separated ids."""
+    """Object ids from a CLI spec: a split of :data:`SPLITS` or comma-separated ids."""
     ids = _spec_names(spec)
     for oid in ids:
         load_object(oid)  # validates the name

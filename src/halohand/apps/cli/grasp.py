@@ -61,7 +61,8 @@ def synthesize_cmd(
     objects: Annotated[
         str,
         typer.Option(
-            "--objects", help="train, test, all, or comma-separated ids such as box_0,mug_3."
+            "--objects",
+            help="train, test, all, wide, train_wide, or comma-separated ids such as box_0,mug_3.",
         ),
     ] = "train",
     n_per_object: Annotated[
@@ -123,7 +124,9 @@ def synthesize_cmd(
 
 @grasp_app.command("objects")
 def objects_cmd(
-    split: Annotated[str, typer.Option("--split", help="all, train, test, val or real.")] = "all",
+    split: Annotated[
+        str, typer.Option("--split", help="all, train, test, val, real, wide or train_wide.")
+    ] = "all",
 ) -> None:
     """List the registry objects: id, split, kind, extents (cm), volume (cm^3)."""
     from halohand.objects.registry import load_object, object_ids
