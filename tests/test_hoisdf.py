@@ -317,3 +317,39 @@ def test_a_plain_model_can_train_on_its_own_test_time_draw(split: Path) -> None:
     assert outside["sampler"] == 0.0 and outside["cube"] > 0.1
     with pytest.raises(HalohandInputError, match="plain_points"):
         HOISDFTrainConfig(plain_points="grid")
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "hoisdf"
+
+
+def _read_config(path: Path) -> tuple[dict, dict]:
+    import tomllib
+
+    doc = tomllib.loads(path.read_text())
+    return doc.get("model", {}), doc.get("train", {})
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_study_config_is_accepted(path: Path) -> None:
+    model, train = _read_config(path)
+    HOISDFConfig.from_dict(model)
+    HOISDFTrainConfig(**train)
+
+
+@pytest.mark.parametrize(
+    ("run", "twin", "fields"),
+    [
+        ("eq4_sdf_uniform_s0", "eq3_sdf_uniform_s0", {"max_seconds"}),
+        ("eq4_sdf_uniform_s1", "eq3_sdf_uniform_s1", {"max_seconds"}),
+        ("eq4_nosdf_s0", "eq3_nosdf_s0", {"max_seconds"}),
+        ("eq4_nosdf_s1", "eq3_nosdf_s1", {"max_seconds"}),
+        ("gpu_nosdf", "gpu_sdf", {"sdf", "sampling", "augment", "plain_points"}),
+    ],
+)
+def test_paired_configs_differ_only_in_the_named_fields(run: str, twin: str, fields: set) -> None:
+    """Each arm of an equal-time pair is its twin but for the fields named here."""
+    a, b = (_read_config(CONFIGS / f"{name}.toml") for name in (run, twin))
+    differ = set()
+    for x, y in zip(a, b, strict=True):
+        differ |= {k for k in x.keys() | y.keys() if x.get(k) != y.get(k)}
+    assert differ == fields
