@@ -34,6 +34,12 @@ def test_plate_gets_disk_pinch_and_no_wrap() -> None:
     assert sum(shares.values()) == pytest.approx(1.0)
 
 
+def test_a_book_is_held_by_its_edge_not_wrapped() -> None:
+    book = _obj(trimesh.creation.box(extents=[0.13, 0.18, 0.032]), "book")
+    shares = tx.choose_types(tx.analyse(book))
+    assert _top(shares) == "disk_pinch" and "power_wrap" not in shares
+
+
 def test_long_cylinder_gets_a_wrap_about_its_axis() -> None:
     rod = _obj(trimesh.creation.cylinder(radius=0.015, height=0.16, sections=48), "rod")
     geo = tx.analyse(rod)

@@ -144,6 +144,10 @@ WRAP_FRACTION: Final = 0.45
 PALM_GAP_M: Final = 0.006
 #: Local thickness (metres) below which a surface point belongs to a thin part.
 THIN_M: Final = 0.012
+#: Thickness (metres) up to which a slab (also at most 0.35 of its middle extent) is flat,
+#: held by an edge with the thumb on one face: a 3-4 cm book too, which a wrap does not close
+#: round (3 cm until the wide registry's books showed it).
+FLAT_M: Final = 0.04
 
 
 # -- contact points on the template ------------------------------------------------------------
@@ -408,7 +412,7 @@ def choose_types(geo: ObjectGeometry, hand_length: float = MEAN_HAND_LENGTH) -> 
     wrap_max = WRAP_FRACTION * hand_length
     thin_share = float(np.mean(geo.thickness <= THIN_M))
     out: dict[str, float] = {}
-    if e3 <= 0.03 and e3 <= 0.35 * e2:
+    if e3 <= FLAT_M and e3 <= 0.35 * e2:
         out = {"disk_pinch": 0.7, "lateral": 0.3}
     elif e1 <= 1.25 * e3:
         if e1 >= 0.07:
