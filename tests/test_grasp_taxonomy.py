@@ -13,7 +13,14 @@ from halo_fakes import run_cli
 
 from halohand.core.errors import HalohandInputError
 from halohand.grasp import taxonomy as tx
-from halohand.grasp.synthesis import SynthesisConfig, _model, synthesize, synthesize_batch
+from halohand.grasp.synthesis import (
+    SDF_MARGIN_M,
+    SynthesisConfig,
+    _model,
+    sdf_resolution,
+    synthesize,
+    synthesize_batch,
+)
 from halohand.objects.registry import load_object, object_from_mesh
 from halohand.skeleton import NUM_PARTS
 
@@ -91,6 +98,21 @@ def test_contact_points_lie_on_the_palmar_side() -> None:
         # On the phalanx, not the tip: at most 70 % of the way along the bone.
         along = (verts[idx[name]] - a) @ (b - a) / ((b - a) @ (b - a))
         assert 0.2 < along < 0.8, (name, along)
+
+
+def test_thin_objects_get_a_signed_distance_grid_that_resolves_them() -> None:
+    """A 6 mm plate gets cells of at most 0.4 of its thickness (2.4 mm; 64 points over its
+    25 cm box would be 4 mm); a 6 cm cube keeps the 64 points; fraction 0 (the default)
+    turns it off."""
+    cfg = SynthesisConfig(taxonomy=True, sdf_cell_fraction=0.4)
+    plate = _obj(trimesh.creation.box(extents=[0.15, 0.10, 0.006]), "plate")
+    n = sdf_resolution(plate, cfg)
+    assert (0.15 + 2 * SDF_MARGIN_M) / (n - 1) <= 0.4 * 0.006 + 1e-9 and n <= 256
+    cube = _obj(trimesh.creation.box(extents=[0.06, 0.06, 0.06]), "cube")
+    assert sdf_resolution(cube, cfg) == 64
+    assert sdf_resolution(plate, SynthesisConfig(taxonomy=True)) == 64
+    with pytest.raises(HalohandInputError, match="sdf_cell_fraction"):
+        SynthesisConfig(sdf_cell_fraction=2.0)
 
 
 def test_types_are_checked() -> None:

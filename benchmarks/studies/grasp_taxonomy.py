@@ -63,6 +63,12 @@ def main() -> None:
     ap.add_argument("--hinge-mm", type=float, default=2.0)
     ap.add_argument("--press-mm", type=float, default=3.0)
     ap.add_argument(
+        "--sdf-cell-fraction",
+        type=float,
+        default=0.0,
+        help="The taxonomy engine's grid cells as a fraction of thin parts (0: 64 points).",
+    )
+    ap.add_argument(
         "--accept-mm",
         type=float,
         default=5.0,
@@ -99,7 +105,8 @@ def main() -> None:
         "engine_taxonomy": SynthesisConfig(batch_size=args.n, steps=args.steps, sides="right",
                                            taxonomy=True, max_penetration_mm=args.accept_mm,
                                            contact_scale=args.contact_scale,
-                                           hinge_mm=args.hinge_mm, press_mm=args.press_mm),
+                                           hinge_mm=args.hinge_mm, press_mm=args.press_mm,
+                                           sdf_cell_fraction=args.sdf_cell_fraction),
     }  # fmt: skip
     doc: dict = {"n": args.n, "steps": args.steps, "seed": args.seed, "objects": args.objects,
                  "resolution": args.resolution,
