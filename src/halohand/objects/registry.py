@@ -361,12 +361,16 @@ def _sdf_solid(
     return mesh
 
 
-def _mug(p: dict[str, float]) -> trimesh.Trimesh:
+def _handled(
+    p: dict[str, float], sdf: Callable[[np.ndarray, dict[str, float]], np.ndarray], step: float
+) -> trimesh.Trimesh:
+    """A mug or cup (body about z from 0, ring handle on +x) from its signed distance, on a
+    ``step`` grid over its box plus three cells."""
     r, h, a, b = p["radius"], p["height"], p["handle_radius"], p["handle_thickness"]
-    pad = 3 * _MC_STEP
+    pad = 3 * step
     lo = np.array([-r, -r, 0.0]) - pad
     hi = np.array([r + 1.65 * a + b, r, h]) + pad
-    return _sdf_solid(lambda q: _mug_sdf(q, p), lo, hi, _MC_STEP)
+    return _sdf_solid(lambda q: sdf(q, p), lo, hi, step)
 
 
 def _capped_cylinder_sdf(q: np.ndarray, r: float, z0: float, z1: float) -> np.ndarray:
@@ -388,14 +392,6 @@ def _cup_sdf(q: np.ndarray, p: dict[str, float]) -> np.ndarray:
     ring = np.hypot(np.hypot(q[:, 0] - cx, q[:, 2] - 0.5 * h) - a, q[:, 1]) - b
     ring = np.maximum(ring, (r - 0.5 * w) - np.hypot(q[:, 0], q[:, 1]))
     return np.minimum(cup, ring)
-
-
-def _cup(p: dict[str, float]) -> trimesh.Trimesh:
-    r, h, a, b = p["radius"], p["height"], p["handle_radius"], p["handle_thickness"]
-    pad = 3 * _THIN_MC_STEP
-    lo = np.array([-r, -r, 0.0]) - pad
-    hi = np.array([r + 1.65 * a + b, r, h]) + pad
-    return _sdf_solid(lambda q: _cup_sdf(q, p), lo, hi, _THIN_MC_STEP)
 
 
 def _banana_sdf(q: np.ndarray, p: dict[str, float]) -> np.ndarray:
@@ -428,7 +424,7 @@ def _build(kind: str, p: dict[str, float]) -> trimesh.Trimesh:
     if kind == "bottle":
         return _bottle(p)
     if kind == "mug":
-        return _mug(p)
+        return _handled(p, _mug_sdf, _MC_STEP)
     if kind == "plate":
         return trimesh.creation.cylinder(radius=p["radius"], height=p["thickness"], sections=96)
     if kind == "ball":
@@ -436,7 +432,7 @@ def _build(kind: str, p: dict[str, float]) -> trimesh.Trimesh:
     if kind == "book":
         return trimesh.creation.box(extents=(p["x"], p["y"], p["z"]))
     if kind == "cup":
-        return _cup(p)
+        return _handled(p, _cup_sdf, _THIN_MC_STEP)
     if kind == "banana":
         return _banana(p)
     return trimesh.creation.torus(p["major"], p["minor"], major_sections=48, minor_sections=20)
