@@ -116,6 +116,7 @@ def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     from halohand.grasp.vae import load_vae
     from halohand.inference.halo import HALO
     from halohand.objects.registry import load_object
+    from halohand.training.config import TrainConfig
     from halohand.training.trainer import Trainer, _Query
 
     model = HALO.pretrained()
@@ -158,6 +159,7 @@ def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     trainer.dist = types.SimpleNamespace(enabled=False)
     trainer.device = torch.device("cpu")
     trainer.micro_batch = 1
+    trainer.cfg = TrainConfig()  # the step reads its loss settings (tip weighting off: 1.0)
     hands = _hands(4, args.seed + 7)
     kps = torch.as_tensor(np.stack([h[0] for h in hands])).float()
     points = torch.as_tensor(
