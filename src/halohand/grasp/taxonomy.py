@@ -29,7 +29,7 @@ hand length, 0.185 m for the prior's mean hand): extents ``e1 >= e2 >= e3`` alon
 axes of the minimum-volume oriented bounding box (principal axes of the inertia tilt
 toward a handle's mass; the box stands on a mug's axis):
 
-- *flat* (``e3 <= 3 cm`` and ``e3 <= 0.35 e2``): disk/edge pinch (0.7) and lateral (0.3);
+- *flat* (``e3 <= FLAT_M``, 4 cm, and ``e3 <= 0.35 e2``): disk/edge pinch (0.7) and lateral (0.3);
 - *round* (``e1 <= 1.25 e3``): spherical with spread fingers when ``e1 >= 7 cm``; smaller
   ones spherical 0.3, tripod 0.35, pinch 0.35; below 3.5 cm pinch and tripod only;
 - *small* (``e1 <= 7 cm``): pinch, tripod, lateral (the last when ``e3 <= 3 cm``);
