@@ -314,8 +314,7 @@ def _model() -> TorchHandModel:
 # -- one batch --------------------------------------------------------------------------------
 
 
-#: Margin (metres) of the optimisation's signed-distance grid around the object
-#: (``GraspObject.sdf_grid``'s default).
+#: Margin (metres) of the optimisation's signed-distance grid around the object.
 SDF_MARGIN_M: Final = 0.05
 
 
@@ -424,7 +423,8 @@ def synthesize_batch(
         trans0 = torch.tensor(np.stack(trans), dtype=dt)
         power = torch.tensor(rng.random(n) < 0.5)
 
-    sdf = obj.sdf_grid(sdf_resolution(obj, cfg) if cfg.taxonomy else cfg.sdf_resolution)
+    resolution = sdf_resolution(obj, cfg) if cfg.taxonomy else cfg.sdf_resolution
+    sdf = obj.sdf_grid(resolution, SDF_MARGIN_M)
     obj_pts = torch.tensor(pts, dtype=dt)
     mean, std = pose_prior_stats()
     mu, inv_std = torch.tensor(mean, dtype=dt), torch.tensor(1.0 / std, dtype=dt)
