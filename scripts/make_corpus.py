@@ -155,7 +155,9 @@ def keypoint_skeletons() -> None:
     line = h.copy()
     direction = np.array([0.3, 0.9, -0.3]) / np.linalg.norm([0.3, 0.9, -0.3])
     for mcp in (1, 5, 9, 13, 17):
-        line[mcp] = direction * np.linalg.norm(h[mcp])  # every knuckle on one line
+        # every knuckle on one line; rounded to 1e-9 m so the file is the same on every CPU
+        # (the product's last bit differed between a Xeon and an AMD EPYC)
+        line[mcp] = np.round(direction * np.linalg.norm(h[mcp]), 9)
     add("keypoints/collinear_palm.npy", npy(line), "wrist and every knuckle on one line",
         SKELETON_BAD, "palm plane")  # fmt: skip
     flat = h.copy()

@@ -64,8 +64,14 @@ def test_reconstruct_meshes_unchanged(pinned: dict[str, np.ndarray]) -> None:
 def test_occupancy_and_gradients_unchanged(pinned: dict[str, np.ndarray]) -> None:
     got = cases.occupancy_case()
     np.testing.assert_array_equal(got["occ_points"], pinned["occ_points"])
-    for key in ("occ_values", "occ_parts", "occ_grad_keypoints"):
+    for key in ("occ_values", "occ_parts"):
         np.testing.assert_allclose(got[key], pinned[key], rtol=0, atol=1e-5, err_msg=key)
+    # Gradients sum float32 terms over many points: their rounding differs between CPUs
+    # (4.5e-3 on values up to 371 between the Xeon these were pinned on and an AMD EPYC),
+    # so the bound is relative to the array's scale (5e-5 of it: 0.019 here).
+    grad = pinned["occ_grad_keypoints"]
+    bound = 5e-5 * np.abs(grad).max()
+    np.testing.assert_allclose(got["occ_grad_keypoints"], grad, rtol=0, atol=bound, err_msg="grad")
 
 
 def test_grasps_of_a_fixed_seed_unchanged(pinned: dict[str, np.ndarray]) -> None:
