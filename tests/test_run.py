@@ -155,6 +155,18 @@ def test_config_json_is_written_atomically(tmp_path: Path, monkeypatch) -> None:
     _no_temporaries(tmp_path / "run")
 
 
+def test_a_session_removes_the_temp_files_a_killed_one_left(tmp_path: Path) -> None:
+    """A SIGKILL during a checkpoint write leaves ``.checkpoint.pt.XXXX.tmp``; the next
+    session (holding the folder's lock) removes it and keeps every real file."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".checkpoint.pt.04_jviub.tmp").write_bytes(b"torn")
+    (folder / "keep.txt").write_text("mine")
+    _run(folder).start()
+    assert not list(folder.glob(".*.tmp"))
+    assert (folder / "keep.txt").read_text() == "mine"
+
+
 def test_log_rows_and_checkpoint_round_trip(tmp_path: Path) -> None:
     run = _run(tmp_path / "run")
     assert run.open(resume=False) is None

@@ -259,8 +259,9 @@ class Run:
         return doc
 
     def start(self) -> None:
-        """Begin a session: create the folder, take its lock, write ``config.json``, trim
-        ``log.csv`` to the step (main process), and start the session clock.
+        """Begin a session: create the folder, take its lock, remove temp files a killed
+        session left, write ``config.json``, trim ``log.csv`` to the step (main process),
+        and start the session clock.
 
         Raises:
             HalohandInputError: another process holds the folder's lock (a run in progress).
@@ -269,6 +270,11 @@ class Run:
             self.folder.mkdir(parents=True, exist_ok=True)
             if self._lock is None:  # a later session of the same run keeps its lock
                 self._lock = _lock_folder(self.folder / self.lock_name)
+            # Leftovers of a killed session (a SIGKILL during a checkpoint write): temp files
+            # are only renamed into place when complete, and the lock says nobody else is
+            # writing here.
+            for tmp in self.folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
             write_text_atomic(self.config_path, json.dumps(self.config, indent=1))
             trim_log(self.log_path, self.columns, self.step)
         self._session_start = self._last_checkpoint = time.monotonic()
