@@ -190,6 +190,9 @@ def test_finger_through_a_thin_plate_counts_its_full_depth():
     surface = plate.surface_points(4000, 0)[0]
     both = _checks(hand, plate, surface)
     assert 6.0 < both.max_penetration_mm <= 7.5 + 1e-6
+    # the two directions, reported apart: the deeper one is the object inside the finger
+    assert both.hand_in_object_mm == pytest.approx(only_hand_vertices.max_penetration_mm)
+    assert both.object_in_hand_mm == both.max_penetration_mm
 
 
 # -- evaluation and command line -------------------------------------------------------------

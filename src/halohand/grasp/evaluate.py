@@ -184,6 +184,8 @@ def _grasp_records(meshes: list[Any], obj: GraspObject, physics: bool) -> list[d
             "object": obj.object_id,
             "index": i,
             "max_penetration_mm": c.max_penetration_mm,
+            "hand_in_object_mm": c.hand_in_object_mm,
+            "object_in_hand_mm": c.object_in_hand_mm,
             "touching": {f: bool(t) for f, t in zip(FINGERS, c.touching, strict=True)},
             "opposition": c.opposition,
         }

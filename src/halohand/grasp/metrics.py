@@ -127,12 +127,16 @@ class ContactChecks:
             mean of the normals of the faces nearest its touching vertices; zeros when the
             finger does not touch).
         opposition: :func:`opposition` of ``touching`` and ``normals``.
+        hand_in_object_mm / object_in_hand_mm: the two depths ``max_penetration_mm`` is
+            the deeper of (0 if none; the second 0 without hand faces).
     """
 
     max_penetration_mm: float
     touching: np.ndarray
     normals: np.ndarray
     opposition: bool
+    hand_in_object_mm: float = 0.0
+    object_in_hand_mm: float = 0.0
 
 
 def contact_checks(
@@ -179,7 +183,8 @@ def contact_checks(
             norm = np.linalg.norm(n)
             touching[k] = True
             normals[k] = n / norm if norm > 0 else n
-    pen = float(max(0.0, -sd.min()) * 1000.0)
+    hand_in = float(max(0.0, -sd.min()) * 1000.0)
+    object_in = 0.0
     pts = ov if object_points is None else np.asarray(object_points, dtype=np.float64)
     pts = np.ascontiguousarray(pts.reshape(-1, 3))
     if len(pts) and len(hand_faces):
@@ -187,8 +192,11 @@ def contact_checks(
         into_hand = np.asarray(
             igl.signed_distance(pts, hv, hf, sign_type=igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL)[0]
         )
-        pen = max(pen, float(max(0.0, -into_hand.min()) * 1000.0))
-    return ContactChecks(pen, touching, normals, opposition(touching, normals, opposition_deg))
+        object_in = float(max(0.0, -into_hand.min()) * 1000.0)
+    return ContactChecks(
+        max(hand_in, object_in), touching, normals, opposition(touching, normals, opposition_deg),
+        hand_in, object_in,
+    )  # fmt: skip
 
 
 def opposition(
