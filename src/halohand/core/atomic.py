@@ -14,6 +14,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def remove_temporaries(folder: str | os.PathLike[str]) -> None:
+    """Remove the temp files (``.<name>.<random>.tmp``, as :func:`atomic_path` and the shard
+    writer name them) that a killed writer left in ``folder``, not in its subfolders. A temp
+    file is only renamed into place when complete, so a leftover holds nothing; call it only
+    where no other process may be writing (under the folder's lock, or before a resumed job
+    starts its writers)."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path beside ``path``; when the block succeeds it replaces ``path``.

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from halohand.core.atomic import remove_temporaries
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.data import constants as C
 from halohand.data.dataset import read_manifest
@@ -518,11 +519,9 @@ def _check_manifest(out: Path, settings: dict[str, Any]) -> None:
 
 
 def _clean_temporaries(out: Path) -> None:
-    # Leftovers of a killed run: temp files are only ever renamed into place when complete.
+    # Leftovers of a killed run, in the folder and its splits' folders.
     for folder in [out, *(out / s for s in C.SPLITS)]:
-        if folder.is_dir():
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+        remove_temporaries(folder)
 
 
 def _iter_tasks(plans: list[ShardPlan], side: str) -> Iterator[tuple[str, int, str]]:

@@ -43,7 +43,7 @@ from typing import IO, Any
 
 import torch
 
-from halohand.core.atomic import write_text_atomic
+from halohand.core.atomic import remove_temporaries, write_text_atomic
 from halohand.core.checkpoint import load_checkpoint, save_checkpoint
 from halohand.core.errors import HalohandInputError
 from halohand.core.schedule import cosine
@@ -270,11 +270,9 @@ class Run:
             self.folder.mkdir(parents=True, exist_ok=True)
             if self._lock is None:  # a later session of the same run keeps its lock
                 self._lock = _lock_folder(self.folder / self.lock_name)
-            # Leftovers of a killed session (a SIGKILL during a checkpoint write): temp files
-            # are only renamed into place when complete, and the lock says nobody else is
-            # writing here.
-            for tmp in self.folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+            # leftovers of a killed session (a SIGKILL during a checkpoint write); the lock
+            # says nobody else is writing here
+            remove_temporaries(self.folder)
             write_text_atomic(self.config_path, json.dumps(self.config, indent=1))
             trim_log(self.log_path, self.columns, self.step)
         self._session_start = self._last_checkpoint = time.monotonic()
