@@ -90,6 +90,23 @@ def test_to_rig_inverts_skin_tips_and_keeps_the_rest() -> None:
     assert torch.isfinite(t.grad).all()
 
 
+def test_to_rig_moves_the_thumb_only_when_asked() -> None:
+    """``fingers`` adds the thumb to the moved tips, by the same rule (numpy and torch)."""
+    kp = hand_keypoints("relaxed")
+    skin = skin_tips(kp)
+    thumb = FINGER_CHAINS[0]
+    np.testing.assert_array_equal(to_rig(skin, ["mano"])[thumb[3]], skin[thumb[3]])
+    moved = to_rig(skin, ["mano"], fingers=(0, *MOVED_TIPS))
+    bone = skin[thumb[3]] - skin[thumb[2]]
+    length = np.linalg.norm(bone)
+    expected = skin[thumb[2]] + bone / length * (length + TIP_MARGIN_M) / (1 + TIP_EXTENSION[0])
+    np.testing.assert_allclose(moved[thumb[3]], expected, atol=1e-12)
+    np.testing.assert_array_equal(np.delete(moved, thumb[3], 0),
+                                  np.delete(to_rig(skin, ["mano"]), thumb[3], 0))  # fmt: skip
+    t = to_rig(torch.tensor(skin), ["mano"], fingers=(0, *MOVED_TIPS))
+    np.testing.assert_allclose(t.numpy(), moved, atol=1e-12)
+
+
 def test_model_reads_skin_tips_in_their_convention() -> None:
     model = HALO(CapsuleNet(hand_keypoints("spread")))
     kp = hand_keypoints("spread")

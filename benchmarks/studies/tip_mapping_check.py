@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/: shared mea
 from _report import emit  # noqa: E402
 from conventions_real_frames import FRAMES, tip_excess_mm  # noqa: E402
 
-from halohand.skeleton.conventions import TIP_EXTENSION, TIP_MARGIN_M, to_rig  # noqa: E402
+from halohand.skeleton.conventions import MOVED_TIPS, to_rig  # noqa: E402
 from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
 
 TIPS = [c[3] for c in FINGER_CHAINS]
@@ -44,13 +44,7 @@ TIPS = [c[3] for c in FINGER_CHAINS]
 
 def thumb_moved(skin: np.ndarray) -> np.ndarray:
     """``to_rig`` of a skin-tip hand with the thumb's tip moved by the fingers' rule."""
-    out = to_rig(skin, ["mano"])
-    dip, tip = skin[FINGER_CHAINS[0][2]], skin[FINGER_CHAINS[0][3]]
-    length = np.linalg.norm(tip - dip)
-    out[FINGER_CHAINS[0][3]] = dip + (tip - dip) / length * (
-        (length + TIP_MARGIN_M) / (1 + TIP_EXTENSION[0])
-    )
-    return out
+    return to_rig(skin, ["mano"], fingers=(0, *MOVED_TIPS))
 
 
 def score(halo, inputs: list[np.ndarray], skins: list[np.ndarray]) -> dict:

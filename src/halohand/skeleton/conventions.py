@@ -119,7 +119,12 @@ def resolve_convention(convention: str, keypoints: Any) -> list[str]:
     return [convention] * n
 
 
-def to_rig(keypoints: Any, conventions: list[str], scale: float = 1.0) -> Any:
+def to_rig(
+    keypoints: Any,
+    conventions: list[str],
+    scale: float = 1.0,
+    fingers: tuple[int, ...] = MOVED_TIPS,
+) -> Any:
     """Keypoints in the rig's convention: the fingers' skin tips moved back onto the rig's
     tip joints (the thumb's is kept; module docstring).
 
@@ -131,12 +136,16 @@ def to_rig(keypoints: Any, conventions: list[str], scale: float = 1.0) -> Any:
         conventions: one name per hand (:func:`resolve_convention`); ``"rig"`` hands are
             returned unchanged.
         scale: metres per input unit (the margin is in metres).
+        fingers: the fingers whose tips move (0: thumb ... 4: little); the default is
+            :data:`MOVED_TIPS`, a study may move the thumb's by the same rule.
 
     Returns:
         the same shape and type; a new array or tensor when a hand is moved.
     """
     margin = TIP_MARGIN_M / scale
-    return _move_tips(keypoints, conventions, lambda length, ext: (length + margin) / (1 + ext))
+    return _move_tips(
+        keypoints, conventions, lambda length, ext: (length + margin) / (1 + ext), fingers
+    )
 
 
 def from_rig(keypoints: np.ndarray, conventions: list[str], scale: float = 1.0) -> np.ndarray:
@@ -160,20 +169,22 @@ def from_rig(keypoints: np.ndarray, conventions: list[str], scale: float = 1.0) 
     return _move_tips(kp, conventions, lambda length, ext: length * (1 + ext) - margin)
 
 
-def _move_tips(keypoints: Any, conventions: list[str], new_length: Any) -> Any:
+def _move_tips(
+    keypoints: Any, conventions: list[str], new_length: Any, fingers: tuple[int, ...] = MOVED_TIPS
+) -> Any:
     """``keypoints`` (numpy or torch, ``[21, 3]`` or ``[N, 21, 3]``) with each ``"mano"``
-    hand's index-to-little tips moved along their distal bones to ``new_length(length,
+    hand's tips of ``fingers`` moved along their distal bones to ``new_length(length,
     extension)`` from the DIP joint (``extension``: :data:`TIP_EXTENSION` of the finger)."""
     if all(c == "rig" for c in conventions):
         return keypoints
     single = keypoints.ndim == 2
     kp = keypoints[None] if single else keypoints
-    chains = np.asarray(FINGER_CHAINS)[list(MOVED_TIPS)]
+    chains = np.asarray(FINGER_CHAINS)[list(fingers)]
     dip, tip = kp[:, chains[:, 2], :], kp[:, chains[:, 3], :]
     bone = tip - dip
     length = _norm(bone)[..., None]
     if isinstance(kp, np.ndarray):
-        ext = np.asarray(TIP_EXTENSION)[list(MOVED_TIPS), None]
+        ext = np.asarray(TIP_EXTENSION)[list(fingers), None]
         with np.errstate(divide="ignore", invalid="ignore"):  # zero-length tip bones
             moved = dip + bone / length * new_length(length, ext)
         moved = np.where(length > 0, moved, tip)
@@ -182,7 +193,7 @@ def _move_tips(keypoints: Any, conventions: list[str], new_length: Any) -> Any:
         out[:, chains[:, 3], :] = np.where(mano, moved, tip)
     else:
         ext = torch.as_tensor(TIP_EXTENSION, dtype=kp.dtype, device=kp.device)
-        moved = dip + bone / length * new_length(length, ext[list(MOVED_TIPS), None])
+        moved = dip + bone / length * new_length(length, ext[list(fingers), None])
         mano = torch.as_tensor([c == "mano" for c in conventions], device=kp.device)
         out = kp.clone()
         out[:, chains[:, 3], :] = torch.where(mano[:, None, None], moved, tip)
