@@ -16,6 +16,9 @@ from halohand.grasp import taxonomy as tx
 from halohand.grasp.synthesis import (
     SDF_MARGIN_M,
     SynthesisConfig,
+    _capsule_distance,
+    _finger_spheres,
+    _hand_geometry,
     _model,
     sdf_resolution,
     synthesize,
@@ -125,6 +128,54 @@ def test_types_are_checked() -> None:
 def test_plain_config_dict_is_unchanged() -> None:
     assert "taxonomy" not in SynthesisConfig().to_dict()
     assert SynthesisConfig(taxonomy=True).to_dict()["taxonomy"] is True
+    # The object-in-hand proxy's options appear only when changed (earlier runs resume).
+    assert not {"object_points", "finger_capsules"} & set(SynthesisConfig().to_dict())
+    assert SynthesisConfig(finger_capsules=True).to_dict()["finger_capsules"] is True
+    with pytest.raises(HalohandInputError, match="object_points"):
+        SynthesisConfig(object_points=0)
+
+
+def test_capsule_distance_matches_the_closed_form() -> None:
+    """Point-to-segment distance: the projection clamped to the segment, per point,
+    segment and hand, against a direct evaluation (interior, both end caps, on the axis)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 4, 3, generator=g, dtype=torch.float64)
+    b = a + torch.randn(3, 4, 3, generator=g, dtype=torch.float64)
+    p = torch.cat([torch.randn(50, 3, generator=g, dtype=torch.float64) * 2,
+                   (a[0, 0] + 0.3 * (b[0, 0] - a[0, 0]))[None]])  # fmt: skip
+    got = _capsule_distance(p, a, b)
+    for n in range(3):
+        for k in range(4):
+            ab = b[n, k] - a[n, k]
+            t = ((p - a[n, k]) @ ab / (ab @ ab)).clamp(0, 1)
+            want = torch.linalg.vector_norm(p - a[n, k] - t[:, None] * ab, dim=-1)
+            torch.testing.assert_close(got[n, :, k], want, atol=2e-6, rtol=0)
+    assert got[0, -1, 0] < 2e-6  # a point on the axis
+    # Finite gradients everywhere, the axis point included.
+    a.requires_grad_(True)
+    _capsule_distance(p, a, b).sum().backward()
+    assert torch.isfinite(a.grad).all()
+
+
+def test_capsules_see_a_wall_between_the_spheres() -> None:
+    """A point inside the index finger's proximal phalanx between two of its proxy spheres
+    (where a thin wall through the finger leaves its surface points) is outside every
+    sphere but inside the bone's capsule: what ``finger_capsules`` adds to the
+    object-in-hand term."""
+    geo = _hand_geometry()
+    kp, _ = _model().rest_pose()
+    bone = 3  # index proximal: 4.5 cm long, spheres 1.4 cm apart, radius 7 mm
+    i, j = geo.bone_kp[bone]
+    a, b = kp[i], kp[j]
+    side = np.cross(b - a, [0.0, 0.0, 1.0])
+    side /= np.linalg.norm(side)
+    point = a + 0.65 * (b - a) + 0.6 * geo.bone_radius[bone] * side
+    centres, radii, _ = _finger_spheres(kp[None], geo.bone_kp, geo.bone_radius)
+    assert (np.linalg.norm(centres[0] - point, axis=1) > radii).all()
+    seg = torch.tensor(kp[geo.bone_kp])  # [15, 2, 3]
+    dist = _capsule_distance(torch.tensor(point[None]), seg[None, :, 0], seg[None, :, 1])
+    depth = geo.bone_radius[bone] - float(dist[0, 0, bone])
+    assert depth == pytest.approx(0.4 * geo.bone_radius[bone], rel=1e-6)
 
 
 def test_tripod_pads_touch_a_capsule() -> None:
@@ -141,15 +192,24 @@ def test_tripod_pads_touch_a_capsule() -> None:
     assert (res["penetration_mm"] <= 5.0).all() and (res["pad_contacts"] == 3).all()
 
 
-def test_batches_are_deterministic_in_the_seed() -> None:
+@pytest.mark.parametrize("capsules", [False, True])
+def test_batches_are_deterministic_in_the_seed(capsules: bool) -> None:
     box = _obj(trimesh.creation.box(extents=[0.05, 0.03, 0.02]), "box_small")
-    cfg = SynthesisConfig(taxonomy=True, steps=3, sdf_resolution=24, stability_filter=False)
+    cfg = SynthesisConfig(
+        taxonomy=True,
+        steps=3,
+        sdf_resolution=24,
+        stability_filter=False,
+        finger_capsules=capsules,
+        object_points=300 if capsules else 600,
+    )
     a = synthesize_batch(box, 3, seed=11, config=cfg)
     b = synthesize_batch(box, 3, seed=11, config=cfg)
     c = synthesize_batch(box, 3, seed=12, config=cfg)
     np.testing.assert_array_equal(a["keypoints"], b["keypoints"])
     np.testing.assert_array_equal(a["grasp_type"], b["grasp_type"])
     assert not np.array_equal(a["keypoints"], c["keypoints"])
+    assert np.isfinite(a["energy_object_in_hand"]).all()
 
 
 def test_taxonomy_run_resumes_and_records_types(tmp_path) -> None:

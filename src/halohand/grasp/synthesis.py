@@ -12,7 +12,8 @@ kept fixed. Terms (per hand; lengths in cm so the weights are comparable):
                      starts that are "power" grasps) of the distance to the object surface
 ``penetration``      sum over the 1159 hand vertices of their depth inside the object
 ``object_in_hand``   sum over 600 object surface points of their depth inside the hand's
-                     sphere proxy (finger-bone and palm spheres)
+                     sphere proxy (finger-bone and palm spheres; ``finger_capsules``: a
+                     capsule per finger bone instead of its spheres)
 ``self_penetration`` sum of overlaps of sphere proxies of different fingers (and of the thumb
                      and the palm) that are apart in the rest pose
 ``force_closure``    ``|sum n_i|^2 + |sum (c_i - c) x n_i|^2 / L^2`` for the unit inward
@@ -127,6 +128,11 @@ class SynthesisConfig:
             3.5 mm cells at 64 points over a 22 cm box). 0 (the default) keeps
             ``sdf_resolution``: 0.4 changed neither the engine's acceptance nor the
             plausible share on the wide registry's cups and plates (``docs/grasp.md``).
+        object_points: object surface points of the ``object_in_hand`` term (600: about
+            one per cm^2 of a cup, so a 4 mm wall through a finger is seen by one or two).
+        finger_capsules: the ``object_in_hand`` term measures depth inside a capsule per
+            finger bone (the bone's segment, its inscribed radius) instead of 3 spheres
+            along it, which leave gaps between them where a thin wall passes.
     """
 
     batch_size: int = 32
@@ -150,6 +156,8 @@ class SynthesisConfig:
     hinge_mm: float = 2.0
     press_mm: float = 3.0
     sdf_cell_fraction: float = 0.0
+    object_points: int = 600
+    finger_capsules: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.steps < 1 or self.max_batches < 1:
@@ -164,6 +172,8 @@ class SynthesisConfig:
             raise HalohandInputError(
                 f"sdf_cell_fraction must be in [0, 1], got {self.sdf_cell_fraction}"
             )
+        if self.object_points < 1:
+            raise HalohandInputError(f"object_points must be >= 1, got {self.object_points}")
         if self.types:
             tx.check_types(tuple(self.types))
             if not self.taxonomy:
@@ -182,6 +192,11 @@ class SynthesisConfig:
                 out.pop(k)
         elif self.sdf_cell_fraction == 0:
             out.pop("sdf_cell_fraction")  # as before the option: earlier runs resume
+        # Likewise the object-in-hand proxy's options at their first values.
+        if self.object_points == 600:
+            out.pop("object_points")
+        if not self.finger_capsules:
+            out.pop("finger_capsules")
         return out
 
 
@@ -287,6 +302,22 @@ def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
 
 
+def _capsule_distance(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Distances ``[n, P, K]`` of points ``p [P, 3]`` to segments ``a, b [n, K, 3]``.
+
+    Expanded into products (``|p - a - t ab|^2`` from ``p.a``, ``p.ab`` and the norms) so no
+    ``[n, P, K, 3]`` array is formed: the grasp engine's 3,000 object points against 15
+    bones cost as much as a ``cdist``."""
+    ab = b - a  # [n, K, 3]
+    ab2 = ab.square().sum(-1).clamp_min(1e-12)[:, None]  # [n, 1, K]
+    pa = p @ a.transpose(-1, -2)  # [n, P, K]
+    pab = p @ ab.transpose(-1, -2)
+    ap_ab = pab - (a * ab).sum(-1)[:, None]  # (p - a).ab
+    ap2 = p.square().sum(-1)[None, :, None] - 2 * pa + a.square().sum(-1)[:, None]
+    t = (ap_ab / ab2).clamp(0.0, 1.0)
+    return (ap2 - 2 * t * ap_ab + t.square() * ab2).clamp_min(1e-12).sqrt()
+
+
 def _finger_spheres(
     kp: Any, bones: np.ndarray, radii: np.ndarray
 ) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -368,7 +399,7 @@ def synthesize_batch(
             else tx.choose_types(tx.analyse(obj))
         )
         types = tx.type_of_start(share, n, rng)
-        pts, _ = obj.surface_points(600, seed=int(rng.integers(2**31)))
+        pts, _ = obj.surface_points(cfg.object_points, seed=int(rng.integers(2**31)))
         a0, r0, t0_ = tx.place_starts(obj, types, rng, model, factors, width, scale, side,
                                       length.numpy())  # fmt: skip
         lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
@@ -401,7 +432,7 @@ def synthesize_batch(
 
         # Placement: the palm centre a gap away from the object's support point in a random
         # direction u, palm normal toward -u within 20 degrees, random roll about it.
-        pts, _ = obj.surface_points(600, seed=int(rng.integers(2**31)))
+        pts, _ = obj.surface_points(cfg.object_points, seed=int(rng.integers(2**31)))
         with torch.no_grad():
             local = model(angles, factors, width, scale, side=side, with_vertices=True).vertices
         palm_local = local[:, geo.palm_vertex].numpy()  # [n, 3] after scale and mirror
@@ -433,6 +464,8 @@ def synthesize_batch(
     pair_a = torch.tensor(geo.self_pairs[:, 0])
     pair_b = torch.tensor(geo.self_pairs[:, 1])
     tip_idx = torch.tensor(geo.tip_vertex)
+    bone_a, bone_b = torch.tensor(geo.bone_kp[:, 0]), torch.tensor(geo.bone_kp[:, 1])
+    fr_bone = torch.tensor(geo.bone_radius, dtype=dt)
 
     rvec = torch.zeros(n, 3, dtype=dt)
     dtrans = torch.zeros(n, 3, dtype=dt)  # centimetres
@@ -471,10 +504,22 @@ def synthesize_batch(
         pr = palm_r[None] * scale[:, None]
         centres = torch.cat([fc, pc], 1)  # [n, S, 3]
         radii = torch.cat([fr_t, pr], 1)  # [n, S]
-        dist = torch.cdist(obj_pts[None].expand(n, -1, -1), centres)  # [n, 600, S]
-        oih = torch.relu(radii[:, None] - dist).sum((-1, -2))
+        if cfg.finger_capsules:
+            # Depth of the object points inside each bone's capsule, then the palm spheres'.
+            depth = torch.cat(
+                [
+                    fr_bone[None] * scale[:, None, None]
+                    - _capsule_distance(obj_pts, kp[:, bone_a], kp[:, bone_b]),
+                    pr[:, None] - torch.cdist(obj_pts[None].expand(n, -1, -1), pc),
+                ],
+                -1,
+            )  # [n, P, 15 + palm spheres]
+        else:
+            dist = torch.cdist(obj_pts[None].expand(n, -1, -1), centres)  # [n, P, S]
+            depth = radii[:, None] - dist
+        oih = torch.relu(depth).sum((-1, -2))
         if cfg.taxonomy:
-            deep = _CM * torch.relu(radii[:, None] - dist - cfg.hinge_mm * 1e-3)
+            deep = _CM * torch.relu(depth - cfg.hinge_mm * 1e-3)
             oih = oih + cfg.hard_penetration / _CM * deep.square().sum((-1, -2))
         gap = torch.linalg.vector_norm(centres[:, pair_a] - centres[:, pair_b], dim=-1)
         spen = torch.relu(radii[:, pair_a] + radii[:, pair_b] - gap).sum(-1)

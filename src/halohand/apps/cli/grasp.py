@@ -109,8 +109,9 @@ def synthesize_cmd(
     ids = parse_object_list(objects)
     extra: dict = {}
     if taxonomy:
-        # Human-plausible grasps allow 5 mm (grasp.metrics.MAX_PENETRATION_MM).
-        extra = {"taxonomy": True, "max_penetration_mm": 5.0,
+        # Human-plausible grasps allow 5 mm (grasp.metrics.MAX_PENETRATION_MM); finger
+        # capsules let the optimisation see a cup's wall through a finger (docs/grasp.md).
+        extra = {"taxonomy": True, "max_penetration_mm": 5.0, "finger_capsules": True,
                  "types": tuple(t for t in types.split(",") if t)}  # fmt: skip
     elif types:
         raise HalohandInputError("--types needs --taxonomy")
