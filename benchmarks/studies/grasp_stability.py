@@ -3,7 +3,11 @@ penetration, per-finger contact, opposition and the human-plausible share.
 
 Methods: ``vae_refine`` (one sample per grasp, refined: no best-of-N) and ``vae_select``
 (4 refined samples per grasp, the best kept: the shipped default), both with the shipped
-model (``weights/grasp_vae.safetensors``) and its HALO, meshes at ``--resolution``.
+model (``weights/grasp_vae.safetensors``) and its HALO, meshes at ``--resolution``;
+``vae_pose`` (one sample, the translation refinement, then the refinement in the hand
+model's pose space of :mod:`halohand.grasp.pose_refine`; no best-of-N) and ``vae_raw_pose``
+(the same without the translation refinement). ``--models`` measures other grasp models
+(for example a retrained one) beside each other in the same run.
 
 Objects: the six test objects of the registry and six new objects built here, at run
 time, from analytic signed distances or trimesh primitives (not stored in the repository):
@@ -167,6 +171,12 @@ def main() -> None:
     ap.add_argument("--objects", default="test,new", help="test, new, or both (test,new).")
     ap.add_argument("--only", default="", help="Comma-separated object ids to keep (a check).")
     ap.add_argument("--methods", default="vae_refine,vae_select")
+    ap.add_argument(
+        "--models",
+        default="",
+        help="Comma-separated NAME=PATH grasp models (safetensors) measured in the same run; "
+        "methods are then named NAME/METHOD. Default: the shipped model alone.",
+    )
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resolution", type=int, default=96)
@@ -193,14 +203,16 @@ def main() -> None:
     import torch
 
     from halohand.apps.figures import grasp_verdict
-    from halohand.grasp.evaluate import evaluate_grasps, vae_source
+    from halohand.grasp.evaluate import evaluate_grasps, vae_pose_source, vae_source
     from halohand.grasp.generate import grasp_halo, shipped_model_path
     from halohand.objects.registry import load_objects, object_from_mesh
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     halo = grasp_halo()
-    model = str(shipped_model_path())
+    models = {"shipped": str(shipped_model_path())}
+    if args.models:
+        models = dict(item.split("=", 1) for item in args.models.split(","))
     groups = args.objects.split(",")
     orients = args.orients.split(",")
     meshes = new_objects() if "new" in groups else {}
@@ -217,22 +229,28 @@ def main() -> None:
     objs = object_sets[orients[0]]
     sizes = {o.object_id: [round(float(e) * 100, 1) for e in o.mesh.extents] for o in objs}
     print("objects:", json.dumps(sizes), flush=True)
-    makers = {"vae_refine": 1, "vae_select": args.candidates}
-    doc: dict = {"model": "weights/grasp_vae.safetensors", "n": args.n, "seed": args.seed,
+    makers = {"vae_refine": 1, "vae_select": args.candidates, "vae_pose": 1, "vae_raw_pose": 1}
+    doc: dict = {"model": "weights/grasp_vae.safetensors" if not args.models else
+                 {k: Path(v).name for k, v in models.items()}, "n": args.n, "seed": args.seed,
                  "resolution": args.resolution, "objects_cm": sizes, "turn": args.turn,
                  "orients": {o: {x.object_id: np.asarray(x.rotation).round(6).tolist()
                                  for x in object_sets[o]} for o in orients},
                  "methods": {}}  # fmt: skip
     scenes: dict[str, list] = {}
-    runs = [(o, m) for o in orients for m in args.methods.split(",")]
-    for orient, method in runs:
+    runs = [(o, k, m) for o in orients for k in models for m in args.methods.split(",")]
+    for orient, label, method in runs:
         name = method if orients == ["keep"] else f"{orient}/{method}"
+        name = name if not args.models else f"{label}/{name}"
         objs = object_sets[orient]
         t = time.perf_counter()
-        src = vae_source(model, True, halo, candidates=makers[method])
+        if method in ("vae_pose", "vae_raw_pose"):
+            src = vae_pose_source(models[label], method == "vae_pose", halo)
+        else:
+            src = vae_source(models[label], True, halo, candidates=makers[method])
         res = evaluate_grasps(src, objs, halo, args.n, args.seed, args.resolution,
                               keep_meshes=args.n, progress=True, physics=True)  # fmt: skip
         prefix = "r" if method == "vae_refine" else "s"
+        prefix = prefix if not args.models else label[0] + prefix
         for (mesh, obj), g in zip(res["scenes"], res["grasps"], strict=True):
             sheet = obj.object_id if orients == ["keep"] else f"{obj.object_id}_{orient}"
             scenes.setdefault(sheet, []).append((mesh, obj, *grasp_verdict(g, prefix)))

@@ -63,7 +63,8 @@ from halohand.objects.registry import GraspObject, load_object
 from halohand.skeleton import PART_NAMES
 
 __all__ = [
-    "ENERGY_TERMS", "EnergyWeights", "SynthesisConfig", "synthesize", "synthesize_batch",
+    "ENERGY_TERMS", "EnergyWeights", "GraspStarts", "SynthesisConfig", "optimise_starts",
+    "synthesize", "synthesize_batch",
 ]  # fmt: skip
 
 ENERGY_TERMS: Final[tuple[str, ...]] = (
@@ -362,6 +363,32 @@ def sdf_resolution(obj: GraspObject, cfg: SynthesisConfig) -> int:
     return int(min(max(cfg.sdf_resolution, np.ceil(span / cell) + 1), 256))
 
 
+@dataclass(frozen=True)
+class GraspStarts:
+    """Initial hands of one optimisation batch (float64, model metres, object frame).
+
+    Attributes:
+        angles: ``[n, 15, 3]`` joint angles (radians, within the joint limits).
+        rotation / translation: ``[n, 3, 3]`` / ``[n, 3]`` global placement.
+        length_factors / palm_width / hand_length: ``[n, 16]`` / ``[n]`` / ``[n]`` identity
+            (kept fixed).
+        power: ``[n]`` bool: the palm centre is a contact (plain engine).
+        types: ``[n]`` indices into :data:`~halohand.grasp.taxonomy.TYPE_NAMES` (taxonomy
+            engine: the type's contact points), ``None`` for the plain engine.
+        object_points: ``[P, 3]`` object surface points of the ``object_in_hand`` term.
+    """
+
+    angles: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    length_factors: np.ndarray
+    palm_width: np.ndarray
+    hand_length: np.ndarray
+    power: np.ndarray
+    types: np.ndarray | None
+    object_points: np.ndarray
+
+
 def synthesize_batch(
     obj: GraspObject, n: int, seed: int, side: str = "right", config: SynthesisConfig | None = None
 ) -> dict[str, np.ndarray]:
@@ -378,12 +405,10 @@ def synthesize_batch(
         ``accepted`` ``[n]``.
     """
     cfg = SynthesisConfig() if config is None else config
-    w = cfg.weights
     model, geo = _model(), _hand_geometry()
     dt = torch.float64
     rng = np.random.default_rng(seed)
     # All randomness comes from this one numpy generator, so a batch is reproducible.
-    mirror = np.array([-1.0 if side == "left" else 1.0, 1.0, 1.0])
 
     # Identities.
     ids = [IdentityPrior().sample(rng) for _ in range(n)]
@@ -402,26 +427,8 @@ def synthesize_batch(
         pts, _ = obj.surface_points(cfg.object_points, seed=int(rng.integers(2**31)))
         a0, r0, t0_ = tx.place_starts(obj, types, rng, model, factors, width, scale, side,
                                       length.numpy())  # fmt: skip
-        lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
-        hi = torch.tensor(JOINT_LIMITS[..., 1], dtype=dt)
         angles = torch.tensor(a0, dtype=dt)
-        rot0 = torch.tensor(r0, dtype=dt)
-        trans0 = torch.tensor(t0_, dtype=dt)
-        cverts = tx.contact_vertices()
-        names = list(cverts)
-        contact_idx = torch.tensor([cverts[k] for k in names])
-        contact_mask = torch.tensor(
-            [[k in tx.GRASP_TYPES[tx.TYPE_NAMES[t]].contacts for k in names] for t in types],
-            dtype=dt,
-        )
-        power = torch.tensor([tx.GRASP_TYPES[tx.TYPE_NAMES[t]].power for t in types])
-        # The palm's centre is asked to stay PALM_GAP_M off the surface: the simulator holds
-        # the hand by the convex hull of each part, and the palm's hull fills the hollow of a
-        # curled hand, so a palm centre on the surface puts its hull inside the object.
-        # The pads are asked ``press_mm`` into the surface (a fingertip pad pressed flat).
-        contact_gap = torch.tensor(
-            [tx.PALM_GAP_M if k == "palm" else -cfg.press_mm * 1e-3 for k in names], dtype=dt
-        )
+        power = np.array([tx.GRASP_TYPES[tx.TYPE_NAMES[t]].power for t in types])
     else:
         # Pre-grasp poses: a random gesture opened to 20-60 % plus 5 degrees of noise.
         lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
@@ -450,9 +457,63 @@ def synthesize_batch(
             target = support + u * rng.uniform(*cfg.palm_gap_m)
             rots.append(r)
             trans.append(target - r @ palm_local[b])
-        rot0 = torch.tensor(np.stack(rots), dtype=dt)
-        trans0 = torch.tensor(np.stack(trans), dtype=dt)
-        power = torch.tensor(rng.random(n) < 0.5)
+        r0, t0_ = np.stack(rots), np.stack(trans)
+        power = rng.random(n) < 0.5
+        types = None
+
+    starts = GraspStarts(
+        angles=angles.numpy(), rotation=np.asarray(r0, dtype=np.float64),
+        translation=np.asarray(t0_, dtype=np.float64), length_factors=factors.numpy(),
+        palm_width=width.numpy(), hand_length=length.numpy(), power=np.asarray(power),
+        types=types, object_points=pts,
+    )  # fmt: skip
+    return optimise_starts(obj, starts, side, cfg)
+
+
+def optimise_starts(
+    obj: GraspObject,
+    starts: GraspStarts,
+    side: str = "right",
+    config: SynthesisConfig | None = None,
+) -> dict[str, np.ndarray]:
+    """Minimise the engine's energy from ``starts`` and evaluate the results (the second half
+    of :func:`synthesize_batch`, which documents the returned arrays; also the refinement of
+    :mod:`~halohand.grasp.pose_refine`)."""
+    cfg = SynthesisConfig() if config is None else config
+    if cfg.taxonomy and starts.types is None:
+        raise HalohandInputError("taxonomy starts need grasp types")
+    w = cfg.weights
+    model, geo = _model(), _hand_geometry()
+    dt = torch.float64
+    n = len(starts.angles)
+    mirror = np.array([-1.0 if side == "left" else 1.0, 1.0, 1.0])
+    factors = torch.tensor(starts.length_factors, dtype=dt)
+    width = torch.tensor(starts.palm_width, dtype=dt)
+    length = torch.tensor(starts.hand_length, dtype=dt)
+    scale = model.scale_for_hand_length(length, factors, width)
+    lo = torch.tensor(JOINT_LIMITS[..., 0], dtype=dt)
+    hi = torch.tensor(JOINT_LIMITS[..., 1], dtype=dt)
+    angles = torch.tensor(starts.angles, dtype=dt)
+    rot0 = torch.tensor(starts.rotation, dtype=dt)
+    trans0 = torch.tensor(starts.translation, dtype=dt)
+    power = torch.tensor(starts.power)
+    pts = starts.object_points
+    types = starts.types
+    if cfg.taxonomy:
+        cverts = tx.contact_vertices()
+        names = list(cverts)
+        contact_idx = torch.tensor([cverts[k] for k in names])
+        contact_mask = torch.tensor(
+            [[k in tx.GRASP_TYPES[tx.TYPE_NAMES[t]].contacts for k in names] for t in types],
+            dtype=dt,
+        )
+        # The palm's centre is asked to stay PALM_GAP_M off the surface: the simulator holds
+        # the hand by the convex hull of each part, and the palm's hull fills the hollow of a
+        # curled hand, so a palm centre on the surface puts its hull inside the object.
+        # The pads are asked ``press_mm`` into the surface (a fingertip pad pressed flat).
+        contact_gap = torch.tensor(
+            [tx.PALM_GAP_M if k == "palm" else -cfg.press_mm * 1e-3 for k in names], dtype=dt
+        )
 
     resolution = sdf_resolution(obj, cfg) if cfg.taxonomy else cfg.sdf_resolution
     sdf = obj.sdf_grid(resolution, SDF_MARGIN_M)

@@ -1,0 +1,70 @@
+"""Refinement of generated grasps in the hand model's pose space (``grasp/pose_refine.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from halohand.core.errors import HalohandInputError
+from halohand.grasp import taxonomy as tx
+from halohand.grasp.generate import generate_grasps, shipped_model_path
+from halohand.grasp.pose_refine import PoseRefineConfig, refine_poses
+from halohand.grasp.synthesis import GraspStarts, SynthesisConfig, optimise_starts
+from halohand.grasp.vae import load_vae
+from halohand.objects.registry import load_object
+
+
+@pytest.fixture(scope="module")
+def samples():  # noqa: ANN201
+    torch.set_num_threads(1)
+    vae, _ = load_vae(shipped_model_path())
+    obj = load_object("capsule_4")
+    return obj, generate_grasps(vae, obj, 3, seed=2, refine=False).keypoints
+
+
+def test_refinement_pushes_the_hands_out_and_keeps_them_near(samples) -> None:  # noqa: ANN001
+    """More steps of the engine's energy leave the hands less deep in the object than the
+    fitted hands (1 step), keep every hand within a hand's length of where it was sampled,
+    and give each a type the object's geometry allows."""
+    obj, kp = samples
+    fitted = refine_poses(obj, kp, config=PoseRefineConfig(steps=1, fit_iterations=60))
+    refined = refine_poses(obj, kp, config=PoseRefineConfig(steps=60, fit_iterations=60))
+    assert refined["keypoints"].shape == (3, 21, 3) and refined["keypoints"].dtype == np.float32
+    assert (fitted["fit_error_mm"] < 5.0).all()
+    depth = np.maximum(fitted["penetration_mm"], fitted["object_in_hand_mm"])
+    after = np.maximum(refined["penetration_mm"], refined["object_in_hand_mm"])
+    assert after.mean() < depth.mean(), (depth, after)
+    moved = np.linalg.norm(refined["keypoints"] - kp, axis=-1).max(1)
+    assert (moved < 0.18).all(), moved
+    allowed = set(tx.choose_types(tx.analyse(obj)))
+    assert set(refined["grasp_type"]) <= allowed
+
+
+def test_refinement_is_deterministic(samples) -> None:  # noqa: ANN001
+    obj, kp = samples
+    cfg = PoseRefineConfig(steps=3, fit_iterations=20)
+    a = refine_poses(obj, kp[:2], seed=1, config=cfg)
+    b = refine_poses(obj, kp[:2], seed=1, config=cfg)
+    np.testing.assert_array_equal(a["keypoints"], b["keypoints"])
+
+
+def test_bad_input_is_refused(samples) -> None:  # noqa: ANN001
+    obj, kp = samples
+    with pytest.raises(HalohandInputError, match=r"\[n, 21, 3\]"):
+        refine_poses(obj, kp[:, :20])
+    with pytest.raises(HalohandInputError, match="steps"):
+        PoseRefineConfig(steps=0)
+    with pytest.raises(HalohandInputError, match="lr"):
+        PoseRefineConfig(lr=0.0)
+
+
+def test_taxonomy_starts_need_types() -> None:
+    n = 1
+    starts = GraspStarts(
+        angles=np.zeros((n, 15, 3)), rotation=np.eye(3)[None], translation=np.zeros((n, 3)),
+        length_factors=np.ones((n, 16)), palm_width=np.ones(n), hand_length=np.full(n, 0.18),
+        power=np.zeros(n, bool), types=None, object_points=np.zeros((10, 3)),
+    )  # fmt: skip
+    with pytest.raises(HalohandInputError, match="types"):
+        optimise_starts(load_object("box_0"), starts, config=SynthesisConfig(taxonomy=True))
