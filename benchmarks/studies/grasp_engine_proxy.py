@@ -53,8 +53,10 @@ def main() -> None:
     torch.set_num_threads(1)
     ids = parse_object_list(args.objects)
     objs = [load_object(o) for o in ids]
-    # Warm the caches (hand geometry, MuJoCo) outside the timings.
-    synthesize_batch(objs[0], 1, 0, "right", SynthesisConfig(taxonomy=True, steps=1))
+    # Warm the caches (hand geometry, MuJoCo, each object's signed-distance grid) outside
+    # the timings: without it the first variant's time includes the grids.
+    for obj in objs:
+        synthesize_batch(obj, 1, 0, "right", SynthesisConfig(taxonomy=True, steps=1))
     report: dict = {"n": args.n, "seed": args.seed, "objects": ids, "variants": {}}
     for name in args.variants.split(","):
         cfg = SynthesisConfig(taxonomy=True, max_penetration_mm=5.0, **VARIANTS[name])

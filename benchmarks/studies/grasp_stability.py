@@ -24,8 +24,10 @@ time, from analytic signed distances or trimesh primitives (not stored in the re
         --sheets docs/grasp_sheets_stability --n 16
 
 A contact sheet per object (``--sheets/<object>.png``): the first row(s) are ``vae_refine``
-(labels ``rNN``), then ``vae_select`` (``sNN``); a label reads ``PASS`` (human-plausible) or
-the failed checks: ``S`` unstable, ``P`` penetration > 5 mm, ``O`` no thumb opposition.
+(labels ``rNN``), then ``vae_select`` (``sNN``), ``vae_pose`` (``pNN``), ``vae_raw_pose``
+(``qNN``), each led by the model name's first letter with ``--models``; a label reads
+``PASS`` (human-plausible) or the failed checks: ``S`` unstable, ``P`` penetration > 5 mm,
+``O`` no thumb opposition.
 
 Orientation (``--turn SEED``, ``--orients``): each new object is turned by a fixed random
 rotation (one per object, from ``SEED``) before it is given to the generator, which then
@@ -49,7 +51,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
-from _report import RESULTS, write  # noqa: E402
+from _report import RESULTS, repo_path, write  # noqa: E402
+
+#: Label prefix of each method's tiles on the contact sheets.
+PREFIX = {"vae_refine": "r", "vae_select": "s", "vae_pose": "p", "vae_raw_pose": "q"}
 
 
 def _sdf_mesh(sdf, lo: np.ndarray, hi: np.ndarray, step: float):  # noqa: ANN001, ANN202
@@ -168,7 +173,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=str(RESULTS / "studies" / "grasp_stability_baseline.json"))
     ap.add_argument("--sheets", default="docs/grasp_sheets_stability")
-    ap.add_argument("--objects", default="test,new", help="test, new, or both (test,new).")
+    ap.add_argument(
+        "--objects", default="test,new", help="Registry splits (test, val, ...) and/or new."
+    )
     ap.add_argument("--only", default="", help="Comma-separated object ids to keep (a check).")
     ap.add_argument("--methods", default="vae_refine,vae_select")
     ap.add_argument(
@@ -220,7 +227,8 @@ def main() -> None:
         meshes = turned(meshes, args.turn)
     object_sets = {}
     for orient in orients:
-        objs = load_objects("test") if "test" in groups else []
+        # Registry splits (test, val, ...) in the order given, then the new objects.
+        objs = [o for g in groups if g != "new" for o in load_objects(g)]
         objs += [object_from_mesh(m, units="m", object_id=k, orient=orient)
                  for k, m in meshes.items()]  # fmt: skip
         if args.only:
@@ -231,7 +239,7 @@ def main() -> None:
     print("objects:", json.dumps(sizes), flush=True)
     makers = {"vae_refine": 1, "vae_select": args.candidates, "vae_pose": 1, "vae_raw_pose": 1}
     doc: dict = {"model": "weights/grasp_vae.safetensors" if not args.models else
-                 {k: Path(v).name for k, v in models.items()}, "n": args.n, "seed": args.seed,
+                 {k: repo_path(v) for k, v in models.items()}, "n": args.n, "seed": args.seed,
                  "resolution": args.resolution, "objects_cm": sizes, "turn": args.turn,
                  "orients": {o: {x.object_id: np.asarray(x.rotation).round(6).tolist()
                                  for x in object_sets[o]} for o in orients},
@@ -249,7 +257,7 @@ def main() -> None:
             src = vae_source(models[label], True, halo, candidates=makers[method])
         res = evaluate_grasps(src, objs, halo, args.n, args.seed, args.resolution,
                               keep_meshes=args.n, progress=True, physics=True)  # fmt: skip
-        prefix = "r" if method == "vae_refine" else "s"
+        prefix = PREFIX[method]
         prefix = prefix if not args.models else label[0] + prefix
         for (mesh, obj), g in zip(res["scenes"], res["grasps"], strict=True):
             sheet = obj.object_id if orients == ["keep"] else f"{obj.object_id}_{orient}"
