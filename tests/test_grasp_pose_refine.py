@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from halo_fakes import run_cli
 
 from halohand.core.errors import HalohandInputError
 from halohand.grasp import taxonomy as tx
@@ -68,3 +71,31 @@ def test_taxonomy_starts_need_types() -> None:
     )  # fmt: skip
     with pytest.raises(HalohandInputError, match="types"):
         optimise_starts(load_object("box_0"), starts, config=SynthesisConfig(taxonomy=True))
+
+
+def test_generator_refines_poses_on_request(samples) -> None:  # noqa: ANN001
+    """``GraspGenerator.generate(refine_pose=True)`` runs the refinement on the same samples:
+    other keypoints than without it, its time accounted."""
+    from halohand.grasp.generate import GraspGenerator
+
+    obj, _ = samples
+    gen = GraspGenerator.pretrained()
+    plain = gen.generate(obj, 1, seed=4, refine=False, candidates=1, meshes=False)
+    posed = gen.generate(obj, 1, seed=4, refine=False, candidates=1, meshes=False,
+                         refine_pose=True)  # fmt: skip
+    assert "refine_pose" in posed.seconds and "refine_pose" not in plain.seconds
+    assert posed.keypoints.shape == plain.keypoints.shape == (1, 21, 3)
+    assert np.abs(posed.keypoints - plain.keypoints).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_cli_refine_pose_writes_refined_grasps(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        monkeypatch, capsys, "grasp", "capsule_4", "--n", "1", "--out-dir", str(out),
+        "--candidates", "1", "--refine-pose", "--resolution", "32", "--no-sheet",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((out / "grasps.json").read_text())
+    assert summary["refine_pose"] is True and "refine_pose" in summary["seconds"]
+    assert np.load(out / "keypoints.npy").shape == (1, 21, 3)

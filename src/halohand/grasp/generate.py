@@ -30,6 +30,7 @@ import torch
 from halohand.core.errors import HalohandInputError
 from halohand.core.schedule import cosine
 from halohand.grasp.energies import interior_points, interpenetration, valid_hands
+from halohand.grasp.pose_refine import refine_poses
 from halohand.grasp.vae import load_vae
 from halohand.inference.halo import HALO, pretrained_path
 from halohand.inference.threads import fair_threads, torch_threads
@@ -269,13 +270,16 @@ def generate_grasps(
     refine_steps: int = 10,
     candidates: int = 1,
     contact_mm: float = DEFAULT_CONTACT_MM,
+    refine_pose: bool = False,
 ) -> GraspSet:
     """Sample ``n`` grasps of ``obj``; optionally refine, select and mesh them with HALO.
 
     ``candidates`` > 1 draws that many samples per grasp, refines all of them (when
     ``refine``) and keeps, per grasp, the one of lowest collision-and-contact energy
     (:func:`select_grasps`). ``contact_mm``: the contact term's distance (refinement and
-    selection).
+    selection). ``refine_pose``: after the translation refinement, each sample is refined in
+    the hand model's pose space (:func:`~halohand.grasp.pose_refine.refine_poses`: fingers,
+    placement; ~2.5 s of one core per sample), before any selection.
     """
 
     if not 1 <= n <= MAX_GRASPS_PER_CALL:
@@ -300,6 +304,10 @@ def generate_grasps(
         kp = refine_translation(halo, kp, obj, steps=refine_steps, contact_mm=contact_mm,
                                 seed=seed)  # fmt: skip
         seconds["refine"] = time.perf_counter() - t
+    if refine_pose:
+        t = time.perf_counter()
+        kp = refine_poses(obj, kp, seed=seed)["keypoints"].astype(np.float64)
+        seconds["refine_pose"] = time.perf_counter() - t
     if candidates > 1:
         t = time.perf_counter()
         kp = select_grasps(halo, kp, obj, n, contact_mm=contact_mm, seed=seed)
@@ -395,6 +403,7 @@ class GraspGenerator:
         *,
         refine: bool = True,
         candidates: int = 4,
+        refine_pose: bool = False,
         meshes: bool = True,
         resolution: int = 96,
         units: str = "auto",
@@ -404,7 +413,9 @@ class GraspGenerator:
         :class:`~halohand.objects.registry.GraspObject`.
 
         ``candidates`` samples per grasp are refined and the one of lowest collision and
-        contact energy is kept (:func:`generate_grasps`). Keypoints and meshes are in metres
+        contact energy is kept (:func:`generate_grasps`); ``refine_pose`` also refines each
+        sample's fingers and placement with the data engine's energy
+        (:mod:`~halohand.grasp.pose_refine`). Keypoints and meshes are in metres
         in the object's centred frame (``GraspSet.object``); a mesh is first turned to its
         principal frame (``orient="principal"``, the default; ``"keep"``: its own axes), as
         the training objects stand. :meth:`GraspSet.file_keypoints` and
@@ -415,4 +426,4 @@ class GraspGenerator:
             obj = objects.object_from_spec(obj, units=units, orient=orient)
         return generate_grasps(self.vae, obj, n, seed, refine=refine, halo=self.halo,
                                meshes=meshes, resolution=resolution,
-                               candidates=candidates)  # fmt: skip
+                               candidates=candidates, refine_pose=refine_pose)  # fmt: skip
