@@ -73,6 +73,7 @@ def test_taxonomy_starts_need_types() -> None:
         optimise_starts(load_object("box_0"), starts, config=SynthesisConfig(taxonomy=True))
 
 
+@pytest.mark.slow
 def test_generator_refines_poses_on_request(samples) -> None:  # noqa: ANN001
     """``GraspGenerator.generate(refine_pose=True)`` runs the refinement on the same samples:
     other keypoints than without it, its time accounted."""

@@ -46,6 +46,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,12 @@ def main() -> None:
         help="Comma-separated NAME=PATH grasp models (safetensors) measured in the same run; "
         "methods are then named NAME/METHOD. Default: the shipped model alone.",
     )
+    ap.add_argument(
+        "--pose-config",
+        default="",
+        help="Comma-separated KEY=VALUE settings of grasp.pose_refine.PoseRefineConfig for "
+        "the vae_pose methods (tuning on registry objects).",
+    )
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resolution", type=int, default=96)
@@ -212,11 +219,16 @@ def main() -> None:
     from halohand.apps.figures import grasp_verdict
     from halohand.grasp.evaluate import evaluate_grasps, vae_pose_source, vae_source
     from halohand.grasp.generate import grasp_halo, shipped_model_path
+    from halohand.grasp.pose_refine import PoseRefineConfig
     from halohand.objects.registry import load_objects, object_from_mesh
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     halo = grasp_halo()
+    pose_config = PoseRefineConfig(**{
+        k: type(getattr(PoseRefineConfig(), k))(v)
+        for k, v in (item.split("=", 1) for item in args.pose_config.split(",") if item)
+    })  # fmt: skip
     models = {"shipped": str(shipped_model_path())}
     if args.models:
         models = dict(item.split("=", 1) for item in args.models.split(","))
@@ -240,6 +252,7 @@ def main() -> None:
     makers = {"vae_refine": 1, "vae_select": args.candidates, "vae_pose": 1, "vae_raw_pose": 1}
     doc: dict = {"model": "weights/grasp_vae.safetensors" if not args.models else
                  {k: repo_path(v) for k, v in models.items()}, "n": args.n, "seed": args.seed,
+                 "pose_config": asdict(pose_config),
                  "resolution": args.resolution, "objects_cm": sizes, "turn": args.turn,
                  "orients": {o: {x.object_id: np.asarray(x.rotation).round(6).tolist()
                                  for x in object_sets[o]} for o in orients},
@@ -252,7 +265,7 @@ def main() -> None:
         objs = object_sets[orient]
         t = time.perf_counter()
         if method in ("vae_pose", "vae_raw_pose"):
-            src = vae_pose_source(models[label], method == "vae_pose", halo)
+            src = vae_pose_source(models[label], method == "vae_pose", halo, pose_config)
         else:
             src = vae_source(models[label], True, halo, candidates=makers[method])
         res = evaluate_grasps(src, objs, halo, args.n, args.seed, args.resolution,
