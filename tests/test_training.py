@@ -263,6 +263,7 @@ def test_grasp_configs_load() -> None:
         "grasp_vae_inter40": ("hand_frame", 40.0),
         "grasp_vae_plain": ("keypoints", 4.0), "grasp_vae_plain_nointer": ("keypoints", 0.0),
         "grasp_vae_pose": ("pose", 4.0), "grasp_vae_pose_nointer": ("pose", 0.0),
+        "grasp_vae_taxonomy": ("hand_frame", 4.0),
     }  # fmt: skip
 
 
