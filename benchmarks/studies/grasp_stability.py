@@ -217,7 +217,7 @@ def main() -> None:
     import torch
 
     from halohand.apps.figures import grasp_verdict
-    from halohand.grasp.evaluate import evaluate_grasps, vae_pose_source, vae_source
+    from halohand.grasp.evaluate import evaluate_grasps, vae_source
     from halohand.grasp.generate import grasp_halo, shipped_model_path
     from halohand.grasp.pose_refine import PoseRefineConfig
     from halohand.objects.registry import load_objects, object_from_mesh
@@ -264,10 +264,10 @@ def main() -> None:
         name = name if not args.models else f"{label}/{name}"
         objs = object_sets[orient]
         t = time.perf_counter()
-        if method in ("vae_pose", "vae_raw_pose"):
-            src = vae_pose_source(models[label], method == "vae_pose", halo, pose_config)
-        else:
-            src = vae_source(models[label], True, halo, candidates=makers[method])
+        posed = method in ("vae_pose", "vae_raw_pose")
+        src = vae_source(models[label], method != "vae_raw_pose", halo,
+                         candidates=makers[method],
+                         pose_config=pose_config if posed else None)  # fmt: skip
         res = evaluate_grasps(src, objs, halo, args.n, args.seed, args.resolution,
                               keep_meshes=args.n, progress=True, physics=True)  # fmt: skip
         prefix = PREFIX[method]

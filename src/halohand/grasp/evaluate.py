@@ -38,7 +38,7 @@ from halohand.grasp.metrics import (
     intersection_volume,
     min_signed_distance,
 )
-from halohand.grasp.pose_refine import PoseRefineConfig, refine_poses
+from halohand.grasp.pose_refine import PoseRefineConfig
 from halohand.grasp.stability import DIRECTION_NAMES, MAX_SHIFT_M, simulate_grasp
 from halohand.grasp.synthesis import load_grasps
 from halohand.grasp.vae import load_vae
@@ -47,44 +47,33 @@ if TYPE_CHECKING:
     from halohand.inference.halo import HALO
     from halohand.objects.registry import GraspObject
 
-__all__ = ["engine_source", "evaluate_grasps", "vae_pose_source", "vae_source"]
+__all__ = ["engine_source", "evaluate_grasps", "vae_source"]
 
 #: ``source(obj, n, seed) -> (keypoints [n, 21, 3] metres, seconds of generation)``.
 GraspSource = Callable[["GraspObject", int, int], tuple[np.ndarray, float]]
 
 
 def vae_source(
-    model_path: str, refine: bool, halo: HALO, refine_steps: int = 10, candidates: int = 1
+    model_path: str,
+    refine: bool,
+    halo: HALO,
+    refine_steps: int = 10,
+    candidates: int = 1,
+    pose_config: PoseRefineConfig | None = None,
 ) -> GraspSource:
     """Sample from a saved VAE (:func:`~halohand.grasp.vae.load_vae`), optionally refined,
-    best of ``candidates`` per grasp (:func:`~halohand.grasp.generate.generate_grasps`)."""
+    best of ``candidates`` per grasp (:func:`~halohand.grasp.generate.generate_grasps`);
+    with ``pose_config`` each sample is also refined in the hand model's pose space
+    (:func:`~halohand.grasp.pose_refine.refine_poses`) with those settings."""
 
     vae, _ = load_vae(model_path)
 
     def source(obj: GraspObject, n: int, seed: int) -> tuple[np.ndarray, float]:
         gs = generate_grasps(vae, obj, n, seed, refine=refine, halo=halo,
-                             refine_steps=refine_steps, candidates=candidates)  # fmt: skip
+                             refine_steps=refine_steps, candidates=candidates,
+                             refine_pose=pose_config is not None,
+                             pose_config=pose_config)  # fmt: skip
         return gs.keypoints, sum(gs.seconds.values())
-
-    return source
-
-
-def vae_pose_source(
-    model_path: str, refine_translation: bool, halo: HALO, config: PoseRefineConfig | None = None
-) -> GraspSource:
-    """Samples of a saved VAE (one per grasp, optionally with the paper's translation
-    refinement first), each refined in the hand model's pose space
-    (:func:`~halohand.grasp.pose_refine.refine_poses`); no selection."""
-
-    vae, _ = load_vae(model_path)
-
-    def source(obj: GraspObject, n: int, seed: int) -> tuple[np.ndarray, float]:
-        gs = generate_grasps(vae, obj, n, seed, refine=refine_translation, halo=halo)
-        t = time.perf_counter()
-        out = refine_poses(obj, gs.keypoints, seed=seed, config=config)
-        return out["keypoints"].astype(np.float64), sum(gs.seconds.values()) + (
-            time.perf_counter() - t
-        )
 
     return source
 

@@ -30,7 +30,7 @@ import torch
 from halohand.core.errors import HalohandInputError
 from halohand.core.schedule import cosine
 from halohand.grasp.energies import interior_points, interpenetration, valid_hands
-from halohand.grasp.pose_refine import refine_poses
+from halohand.grasp.pose_refine import PoseRefineConfig, refine_poses
 from halohand.grasp.vae import load_vae
 from halohand.inference.halo import HALO, pretrained_path
 from halohand.inference.threads import fair_threads, torch_threads
@@ -271,6 +271,7 @@ def generate_grasps(
     candidates: int = 1,
     contact_mm: float = DEFAULT_CONTACT_MM,
     refine_pose: bool = False,
+    pose_config: PoseRefineConfig | None = None,
 ) -> GraspSet:
     """Sample ``n`` grasps of ``obj``; optionally refine, select and mesh them with HALO.
 
@@ -279,7 +280,8 @@ def generate_grasps(
     (:func:`select_grasps`). ``contact_mm``: the contact term's distance (refinement and
     selection). ``refine_pose``: after the translation refinement, each sample is refined in
     the hand model's pose space (:func:`~halohand.grasp.pose_refine.refine_poses`: fingers,
-    placement; ~2.5 s of one core per sample), before any selection.
+    placement; ~2.5 s of one core per sample), before any selection, with ``pose_config``
+    (default settings if ``None``).
     """
 
     if not 1 <= n <= MAX_GRASPS_PER_CALL:
@@ -306,7 +308,7 @@ def generate_grasps(
         seconds["refine"] = time.perf_counter() - t
     if refine_pose:
         t = time.perf_counter()
-        kp = refine_poses(obj, kp, seed=seed)["keypoints"].astype(np.float64)
+        kp = refine_poses(obj, kp, seed=seed, config=pose_config)["keypoints"].astype(np.float64)
         seconds["refine_pose"] = time.perf_counter() - t
     if candidates > 1:
         t = time.perf_counter()

@@ -130,8 +130,8 @@ def refine_poses(
     )
     engine = SynthesisConfig(
         steps=cfg.steps, lr=cfg.lr, taxonomy=True, max_penetration_mm=5.0,
-        finger_capsules=True, stability_filter=False, object_points=cfg.object_points,
-        press_mm=cfg.press_mm, weights=EnergyWeights(force_closure=cfg.force_closure),
+        finger_capsules=True, stability_filter=False, press_mm=cfg.press_mm,
+        weights=EnergyWeights(force_closure=cfg.force_closure),
     )  # fmt: skip
     out = optimise_starts(obj, starts, "right", engine)
     out["fit_error_mm"] = np.array([f.keypoint_error_mm for f in fits])
