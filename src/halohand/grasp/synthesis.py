@@ -39,7 +39,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
@@ -95,6 +95,10 @@ class EnergyWeights:
     self_penetration: float = 5.0
     force_closure: float = 1.0
     prior: float = 0.02
+
+
+#: Settings added after grasp runs had been made: stored only when changed from the default.
+_LATER_SETTINGS: Final = ("sdf_cell_fraction", "object_points", "finger_capsules")
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,9 @@ class SynthesisConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able settings (stored in every shard and in ``config.json``); the taxonomy
-        settings only when it is on, and ``sdf_cell_fraction`` only when not 0, so earlier
-        runs keep their settings (resume)."""
+        settings only when it is on, and the settings added later (:data:`_LATER_SETTINGS`)
+        only when they differ from their defaults, so earlier runs keep their settings
+        (resume)."""
         out = asdict(self)
         if not self.taxonomy:
             for k in (
@@ -191,13 +196,10 @@ class SynthesisConfig:
                 "hinge_mm", "press_mm", "sdf_cell_fraction",
             ):  # fmt: skip
                 out.pop(k)
-        elif self.sdf_cell_fraction == 0:
-            out.pop("sdf_cell_fraction")  # as before the option: earlier runs resume
-        # Likewise the object-in-hand proxy's options at their first values.
-        if self.object_points == 600:
-            out.pop("object_points")
-        if not self.finger_capsules:
-            out.pop("finger_capsules")
+        defaults = {f.name: f.default for f in fields(self)}
+        for k in _LATER_SETTINGS:
+            if k in out and out[k] == defaults[k]:
+                out.pop(k)
         return out
 
 
