@@ -44,6 +44,22 @@ def test_refinement_pushes_the_hands_out_and_keeps_them_near(samples) -> None:  
     assert set(refined["grasp_type"]) <= allowed
 
 
+def test_separation_moves_sunken_hands_out(samples) -> None:  # noqa: ANN001
+    """Hands sunk 2 cm into the object start, with ``separate_cm``, from a rigid move that
+    leaves them far less deep (one descent step, so the move is what is measured)."""
+    obj, kp = samples
+    sunk = (
+        kp - 0.02 * kp.mean(1, keepdims=True) / np.linalg.norm(kp.mean(1), axis=-1)[:, None, None]
+    )
+    cfg = {"steps": 1, "fit_iterations": 60}
+    kept = refine_poses(obj, sunk, config=PoseRefineConfig(**cfg))
+    moved = refine_poses(obj, sunk, config=PoseRefineConfig(**cfg, separate_cm=6.0))
+    assert moved["penetration_mm"].mean() < 0.5 * kept["penetration_mm"].mean(), (
+        kept["penetration_mm"], moved["penetration_mm"])  # fmt: skip
+    shift = np.linalg.norm(moved["keypoints"] - kept["keypoints"], axis=-1).mean(1)
+    assert (shift < 0.065).all()  # at most the largest move tried (6 cm) and one step
+
+
 def test_refinement_is_deterministic(samples) -> None:  # noqa: ANN001
     obj, kp = samples
     cfg = PoseRefineConfig(steps=3, fit_iterations=20)

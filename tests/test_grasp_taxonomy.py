@@ -129,10 +129,15 @@ def test_plain_config_dict_is_unchanged() -> None:
     assert "taxonomy" not in SynthesisConfig().to_dict()
     assert SynthesisConfig(taxonomy=True).to_dict()["taxonomy"] is True
     # The object-in-hand proxy's options appear only when changed (earlier runs resume).
-    assert not {"object_points", "finger_capsules"} & set(SynthesisConfig().to_dict())
+    later = {"object_points", "finger_capsules", "separate_cm", "fill_enclosed"}
+    assert not later & set(SynthesisConfig().to_dict())
     assert SynthesisConfig(finger_capsules=True).to_dict()["finger_capsules"] is True
+    assert SynthesisConfig(separate_cm=5.0).to_dict()["separate_cm"] == 5.0
+    assert SynthesisConfig(fill_enclosed=True).to_dict()["fill_enclosed"] is True
     with pytest.raises(HalohandInputError, match="object_points"):
         SynthesisConfig(object_points=0)
+    with pytest.raises(HalohandInputError, match="separate_cm"):
+        SynthesisConfig(separate_cm=-1.0)
 
 
 def test_capsule_distance_matches_the_closed_form() -> None:

@@ -58,6 +58,15 @@ from _report import RESULTS, repo_path, write  # noqa: E402
 PREFIX = {"vae_refine": "r", "vae_select": "s", "vae_pose": "p", "vae_raw_pose": "q"}
 
 
+def _setting(default: object, text: str) -> object:
+    """``text`` read as the type of ``default`` (``true``/``false``/``1``/``0`` for a bool)."""
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise SystemExit(f"expected true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    return type(default)(text)
+
+
 def _sdf_mesh(sdf, lo: np.ndarray, hi: np.ndarray, step: float):  # noqa: ANN001, ANN202
     """Marching cubes (scikit-image) of ``sdf(points [N, 3]) -> [N]`` (metres) on a grid."""
     import trimesh
@@ -226,7 +235,7 @@ def main() -> None:
     t0 = time.perf_counter()
     halo = grasp_halo()
     pose_config = PoseRefineConfig(**{
-        k: type(getattr(PoseRefineConfig(), k))(v)
+        k: _setting(getattr(PoseRefineConfig(), k), v)
         for k, v in (item.split("=", 1) for item in args.pose_config.split(",") if item)
     })  # fmt: skip
     models = {"shipped": str(shipped_model_path())}

@@ -53,6 +53,10 @@ class PoseRefineConfig:
             3 leaves out the two-point pinches; 4 keeps the power wrap and the spherical
             grasp, where the object's geometry allows them, else every allowed type).
         force_closure: weight of the engine's force-closure term (the engine's is 1).
+        separate_cm / fill_enclosed: the engine's options
+            (:class:`~halohand.grasp.synthesis.SynthesisConfig`): each fitted hand is first
+            moved rigidly out of the object, up to this far; the hand keeps out of the space
+            the object encloses (a cup's inside).
 
     The defaults were chosen on the validation objects (``docs/grasp.md``, "Refinement in
     the hand model's pose space"): 800 steps, 4 contacts and force closure x5 took the
@@ -68,6 +72,8 @@ class PoseRefineConfig:
     press_mm: float = 3.0
     min_contacts: int = 4
     force_closure: float = 5.0
+    separate_cm: float = 0.0
+    fill_enclosed: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.fit_iterations < 1 or self.object_points < 1:
@@ -131,7 +137,8 @@ def refine_poses(
     engine = SynthesisConfig(
         steps=cfg.steps, lr=cfg.lr, taxonomy=True, max_penetration_mm=5.0,
         finger_capsules=True, stability_filter=False, press_mm=cfg.press_mm,
-        weights=EnergyWeights(force_closure=cfg.force_closure),
+        weights=EnergyWeights(force_closure=cfg.force_closure), separate_cm=cfg.separate_cm,
+        fill_enclosed=cfg.fill_enclosed,
     )  # fmt: skip
     out = optimise_starts(obj, starts, "right", engine)
     out["fit_error_mm"] = np.array([f.keypoint_error_mm for f in fits])

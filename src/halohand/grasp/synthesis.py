@@ -98,7 +98,13 @@ class EnergyWeights:
 
 
 #: Settings added after grasp runs had been made: stored only when changed from the default.
-_LATER_SETTINGS: Final = ("sdf_cell_fraction", "object_points", "finger_capsules")
+_LATER_SETTINGS: Final = (
+    "sdf_cell_fraction",
+    "object_points",
+    "finger_capsules",
+    "separate_cm",
+    "fill_enclosed",
+)
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,17 @@ class SynthesisConfig:
         finger_capsules: the ``object_in_hand`` term measures depth inside a capsule per
             finger bone (the bone's segment, its inscribed radius) instead of 3 spheres
             along it, which leave gaps between them where a thin wall passes.
+        separate_cm: before the descent, each start is moved rigidly out of the object: of
+            the translations up to this far (cm) along 26 directions, the shortest whose
+            overlap (the ``penetration`` and ``object_in_hand`` terms) is within 10 % of the
+            least overlap's gain. A start whose hand a thin wall runs through (a cup's rim
+            through the palm) is otherwise pushed from both faces of the wall and stays. 0
+            (the default) keeps the starts.
+        fill_enclosed: the ``penetration`` term reads the signed distance of the object with
+            the space it encloses filled (a cup's inside, :mod:`halohand.objects.enclosed`):
+            the hand keeps out of it and wraps the cup as a solid. Contact and the acceptance
+            filters keep the object's own surface. No change for objects that enclose
+            nothing.
     """
 
     batch_size: int = 32
@@ -163,6 +180,8 @@ class SynthesisConfig:
     sdf_cell_fraction: float = 0.0
     object_points: int = 600
     finger_capsules: bool = False
+    separate_cm: float = 0.0
+    fill_enclosed: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.steps < 1 or self.max_batches < 1:
@@ -179,6 +198,8 @@ class SynthesisConfig:
             )
         if self.object_points < 1:
             raise HalohandInputError(f"object_points must be >= 1, got {self.object_points}")
+        if not 0 <= self.separate_cm <= 20:
+            raise HalohandInputError(f"separate_cm must be in [0, 20], got {self.separate_cm}")
         if self.types:
             tx.check_types(tuple(self.types))
             if not self.taxonomy:
@@ -519,6 +540,9 @@ def optimise_starts(
 
     resolution = sdf_resolution(obj, cfg) if cfg.taxonomy else cfg.sdf_resolution
     sdf = obj.sdf_grid(resolution, SDF_MARGIN_M)
+    sdf_pen = (
+        obj.sdf_grid(resolution, SDF_MARGIN_M, fill_enclosed=True) if cfg.fill_enclosed else sdf
+    )
     obj_pts = torch.tensor(pts, dtype=dt)
     mean, std = pose_prior_stats()
     mu, inv_std = torch.tensor(mean, dtype=dt), torch.tensor(1.0 / std, dtype=dt)
@@ -556,9 +580,10 @@ def optimise_starts(
             d_tip = d_vert[:, tip_idx]
             d_palm = d_vert[:, geo.palm_vertex]
             contact = d_tip.abs().sum(-1) + power * d_palm.abs()
-        pen = torch.relu(-d_vert).sum(-1)
+        d_pen = d_vert if sdf_pen is sdf else sdf_pen(verts)
+        pen = torch.relu(-d_pen).sum(-1)
         if cfg.taxonomy:
-            deep = _CM * torch.relu(-d_vert - cfg.hinge_mm * 1e-3)
+            deep = _CM * torch.relu(-d_pen - cfg.hinge_mm * 1e-3)
             pen = pen + cfg.hard_penetration / _CM * deep.square().sum(-1)
         # Spheres: finger spheres from the keypoints, palm spheres rigid with the hand.
         fc, fr, _ = _finger_spheres(kp, geo.bone_kp, geo.bone_radius)
@@ -608,8 +633,11 @@ def optimise_starts(
         }
         return terms, kp, verts, rot
 
-    opt = torch.optim.Adam(params, lr=cfg.lr)
     t0 = time.perf_counter()
+    if cfg.separate_cm > 0:
+        with torch.no_grad():
+            dtrans.copy_(_separation(energies, dtrans, cfg.separate_cm))
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     for it in range(cfg.steps):
         for grp in opt.param_groups:  # cosine decay to 5 % of lr at the last step
             grp["lr"] = cfg.lr * cosine(it, cfg.steps - 1, 1.0, 0.05)
@@ -640,6 +668,35 @@ def optimise_starts(
         result.update(_evaluate_types(obj, verts.numpy(), types, result, side, cfg))
     result["optimise_seconds"] = np.array(time.perf_counter() - t0)
     return result
+
+
+#: Distances (cm) of the rigid moves tried by ``separate_cm``.
+_SEPARATION_STEPS_CM: Final = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def _separation(
+    energies: Callable[[], tuple[dict[str, torch.Tensor], Any, Any, Any]],
+    dtrans: torch.Tensor,
+    limit_cm: float,
+) -> torch.Tensor:
+    """``[n, 3]`` rigid moves (cm) of the starts out of the object (``separate_cm``): per
+    start, the shortest candidate whose overlap is within 10 % of the best gain.
+    ``energies`` reads ``dtrans``, which this sets to each candidate in turn."""
+    axes = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+    axes = axes[np.abs(axes).sum(1) > 0].astype(np.float64)
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)  # 26 directions
+    steps = [s for s in _SEPARATION_STEPS_CM if s <= limit_cm]
+    moves = np.concatenate([np.zeros((1, 3))] + [axes * s for s in steps])  # [K, 3]
+    cost = []
+    for m in moves:
+        dtrans.copy_(torch.as_tensor(m).expand_as(dtrans))
+        terms = energies()[0]
+        cost.append(terms["penetration"] + terms["object_in_hand"])
+    c = torch.stack(cost).numpy()  # [K, n]
+    ok = c <= c.min(0) + 0.1 * (c[0] - c.min(0))  # row 0 (no move) always qualifies if best
+    length = np.linalg.norm(moves, axis=1)
+    pick = np.argmin(np.where(ok, length[:, None], np.inf), axis=0)
+    return torch.as_tensor(moves[pick], dtype=dtrans.dtype)
 
 
 def _evaluate(

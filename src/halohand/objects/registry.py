@@ -50,6 +50,7 @@ import trimesh
 from halohand.core.errors import CorruptFileError, HalohandInputError
 from halohand.core.quiet import quiet_mesh_reader
 from halohand.core.units import UNIT_SCALE, check_unit, units_fitting
+from halohand.objects.enclosed import enclosed_mask, filled_signed_distance
 from halohand.objects.orient import check_orient, principal_rotation
 
 __all__ = [
@@ -285,23 +286,48 @@ class GraspObject:
         """Boolean ``[N]``: points strictly inside the object."""
         return self.signed_distance(points) < 0.0
 
-    def sdf_grid(self, resolution: int = 64, margin: float = 0.05) -> SDFGrid:
+    def sdf_grid(
+        self, resolution: int = 64, margin: float = 0.05, fill_enclosed: bool = False
+    ) -> SDFGrid:
         """The :class:`SDFGrid` on ``resolution^3`` points over the bounding box grown by
-        ``margin`` metres (cached per object; ~1 s to build)."""
-        key = ("sdf", resolution, margin)
+        ``margin`` metres (cached per object; ~1 s to build).
+
+        ``fill_enclosed``: the signed distance of the object with the space it encloses
+        filled (a cup's inside; :mod:`halohand.objects.enclosed`), the same grid for an
+        object that encloses nothing (~1 s more for a cup).
+        """
+        key = ("sdf", resolution, margin, fill_enclosed)
         if key not in self._cache:
             lo = self.mesh.bounds[0] - margin
             hi = self.mesh.bounds[1] + margin
             axes = [np.linspace(lo[k], hi[k], resolution) for k in range(3)]
-            # "ij" indexing gives [X, Y, Z]; grid_sample wants [Z, Y, X] (x fastest).
             grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-            d = self.signed_distance(grid).reshape((resolution,) * 3).transpose(2, 1, 0)
+            d = self.signed_distance(grid).reshape((resolution,) * 3)  # [X, Y, Z]
+            if fill_enclosed:
+                d = self._fill_enclosed(grid, d, tuple((hi - lo) / (resolution - 1)))
+            # grid_sample wants [Z, Y, X] (x fastest).
             self._cache[key] = SDFGrid(
-                torch.tensor(np.ascontiguousarray(d), dtype=torch.float64)[None, None],
+                torch.tensor(np.ascontiguousarray(d.transpose(2, 1, 0)), dtype=torch.float64)[
+                    None, None
+                ],
                 torch.tensor(lo, dtype=torch.float64),
                 torch.tensor(hi, dtype=torch.float64),
             )
         return self._cache[key]
+
+    def _fill_enclosed(
+        self, grid: np.ndarray, d: np.ndarray, spacing: tuple[float, float, float]
+    ) -> np.ndarray:
+        """``d`` ``[X, Y, Z]`` on ``grid`` ``[X*Y*Z, 3]`` with the enclosed space filled."""
+        import igl
+
+        hull = self.mesh.convex_hull
+        in_hull = igl.signed_distance(
+            grid, np.asarray(hull.vertices, dtype=np.float64),
+            np.asarray(hull.faces, dtype=np.int64),
+            sign_type=igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL,
+        )[0].reshape(d.shape) < 0  # fmt: skip
+        return filled_signed_distance(d, enclosed_mask(d < 0, in_hull, spacing), spacing)
 
 
 # -- shapes ---------------------------------------------------------------------------------
