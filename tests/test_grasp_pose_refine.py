@@ -52,7 +52,7 @@ def test_separation_moves_sunken_hands_out(samples) -> None:  # noqa: ANN001
         kp - 0.02 * kp.mean(1, keepdims=True) / np.linalg.norm(kp.mean(1), axis=-1)[:, None, None]
     )
     cfg = {"steps": 1, "fit_iterations": 60}
-    kept = refine_poses(obj, sunk, config=PoseRefineConfig(**cfg))
+    kept = refine_poses(obj, sunk, config=PoseRefineConfig(**cfg, separate_cm=0.0))
     moved = refine_poses(obj, sunk, config=PoseRefineConfig(**cfg, separate_cm=6.0))
     assert moved["penetration_mm"].mean() < 0.5 * kept["penetration_mm"].mean(), (
         kept["penetration_mm"], moved["penetration_mm"])  # fmt: skip
@@ -116,3 +116,36 @@ def test_cli_refine_pose_writes_refined_grasps(tmp_path, monkeypatch, capsys) ->
     summary = json.loads((out / "grasps.json").read_text())
     assert summary["refine_pose"] is True and "refine_pose" in summary["seconds"]
     assert np.load(out / "keypoints.npy").shape == (1, 21, 3)
+
+
+def test_clear_penetration_lifts_halo_out_and_leaves_free_hands(samples) -> None:  # noqa: ANN001
+    """Refined hands pressed 4 mm further into the object leave it (HALO's occupancy at
+    points under the surface, other points than the step's own, drops by half or more) by
+    small moves; a hand 10 cm away does not move at all."""
+    from halohand.grasp.energies import interpenetration
+    from halohand.grasp.generate import (
+        clear_penetration,
+        grasp_halo,
+        penetration_probes,
+        refine_translation,
+    )
+
+    obj, kp = samples
+    halo = grasp_halo()
+    kp = refine_translation(halo, kp, obj)
+    inward = -kp.mean(1, keepdims=True) / np.linalg.norm(kp.mean(1), axis=-1)[:, None, None]
+    pressed = kp + 0.004 * inward
+    far = kp[:1] - 0.10 * inward[:1]
+    hands = np.concatenate([pressed, far])
+    out = clear_penetration(halo, hands, obj, steps=20, seed=0)
+    probes = torch.as_tensor(penetration_probes(obj, 1500, 7, shell_mm=8.0, shell_fraction=1.0))
+
+    def pen(k: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            p = probes[None].expand(len(k), -1, -1) * 100.0
+            return interpenetration(halo, torch.as_tensor(k * 100.0), p).numpy()
+
+    before, after = pen(hands[:-1]), pen(out[:-1])
+    assert (before > 0).all() and after.sum() <= 0.5 * before.sum(), (before, after)
+    moved = np.linalg.norm(out - hands, axis=-1).max(1)
+    assert (moved[:-1] < 0.01).all() and moved[-1] < 1e-12, moved

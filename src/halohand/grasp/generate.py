@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GraspGenerator",
     "GraspSet",
+    "clear_penetration",
     "generate_grasps",
     "grasp_scene",
     "refine_translation",
@@ -229,6 +230,45 @@ def refine_translation(
     return ((kp + shift.detach()) / 100.0).numpy()
 
 
+def clear_penetration(
+    halo: HALO,
+    keypoints_m: np.ndarray,
+    obj: GraspObject,
+    steps: int = 20,
+    step_mm: float = 0.5,
+    probes: int = 2000,
+    shell_mm: float = 8.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Move the keypoints of ``[n, 21, 3]`` hands (metres, object frame) until HALO's surface
+    leaves the object; returns ``[n, 21, 3]`` float64 metres.
+
+    Each of ``steps`` steps follows the gradient of HALO's interpenetration (occupancy above
+    0.5 at ``probes`` points in a ``shell_mm`` shell under the surface), normalised per hand so
+    that its 21 keypoints move ``step_mm`` together (Euclidean norm), the ones nearest the
+    collision most. A hand that does not collide does not move. The pose-space refinement
+    optimises the rig's mesh, and HALO's surface of the same keypoints lies up to several
+    millimetres deeper where fingers press on the object: this is the last step there.
+    """
+    kp = torch.as_tensor(np.asarray(keypoints_m), dtype=torch.float64) * 100.0  # cm
+    inner = penetration_probes(obj, probes, seed, shell_mm=shell_mm, shell_fraction=1.0)
+    inner_cm = torch.as_tensor(inner, dtype=torch.float64)[None] * 100.0
+    shift = torch.zeros_like(kp, requires_grad=True)
+    for p in halo.network.parameters():
+        p.requires_grad_(False)
+    threads = torch.get_num_threads()
+    for _ in range(steps):
+        with torch_threads(fair_threads(threads)):
+            loss = interpenetration(halo, kp + shift, inner_cm.expand(len(kp), -1, -1)).sum()
+            (grad,) = torch.autograd.grad(loss, shift)
+        norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)[:, None, None]
+        if not (norm > 0).any():
+            break
+        with torch.no_grad():
+            shift -= step_mm / 10.0 * torch.where(norm > 0, grad / norm.clamp_min(1e-30), 0.0)
+    return ((kp + shift.detach()) / 100.0).numpy()
+
+
 def select_grasps(
     halo: HALO,
     keypoints_m: np.ndarray,
@@ -308,7 +348,13 @@ def generate_grasps(
         seconds["refine"] = time.perf_counter() - t
     if refine_pose:
         t = time.perf_counter()
-        kp = refine_poses(obj, kp, seed=seed, config=pose_config)["keypoints"].astype(np.float64)
+        pcfg = PoseRefineConfig() if pose_config is None else pose_config
+        kp = refine_poses(obj, kp, seed=seed, config=pcfg)["keypoints"].astype(np.float64)
+        if pcfg.halo_steps:
+            if halo is None:
+                halo = grasp_halo()
+            kp = clear_penetration(halo, kp, obj, steps=pcfg.halo_steps,
+                                   step_mm=pcfg.halo_step_mm, seed=seed)  # fmt: skip
         seconds["refine_pose"] = time.perf_counter() - t
     if candidates > 1:
         t = time.perf_counter()
