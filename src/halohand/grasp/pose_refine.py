@@ -73,7 +73,7 @@ class PoseRefineConfig:
     the wide split's thin-walled training cups from 2 to 5 of 40. Then (seed 0): moving the
     fitted hands out first (``separate_cm=10``) 0.54 -> 0.59 (cups 5 -> 8 of 40); keeping out
     of the space the object encloses (``fill_enclosed``) took the cups to 16 of 40; HALO's
-    surface out of the object (``halo_steps=20``) 0.59 -> 0.77, cups 16 -> 22 of 40.
+    surface out of the object (``halo_steps=20``) 0.59 -> 0.73, cups 16 -> 22 of 40.
     """
 
     steps: int = 800
