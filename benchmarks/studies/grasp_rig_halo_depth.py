@@ -4,7 +4,9 @@ keypoints (what the grasp harness measures), per grasp.
 
 Re-creates the ``vae_pose`` grasps of ``grasp_stability.py --objects new --methods vae_pose
 --n N`` for the named new objects (same seeds: the object's index in the new set) and reads
-the harness's depths from that run's JSON (``--harness``), in the same order.
+the harness's depths from that run's JSON (``--harness``), in the same order. The refinement
+runs with that run's settings (the defaults until stop 36: no rigid move out of the object,
+no filled cavities; HALO's surface step is not part of ``refine_poses``).
 
     .venv/bin/python benchmarks/studies/grasp_rig_halo_depth.py --only new_mug,new_glass \\
         --harness benchmarks/results/studies/grasp_pose_refine_new.json \\
@@ -38,7 +40,7 @@ def main() -> None:
     from grasp_stability import new_objects
 
     from halohand.grasp.generate import generate_grasps, grasp_halo, shipped_model_path
-    from halohand.grasp.pose_refine import refine_poses
+    from halohand.grasp.pose_refine import PoseRefineConfig, refine_poses
     from halohand.grasp.vae import load_vae
     from halohand.objects.registry import object_from_mesh
 
@@ -54,7 +56,8 @@ def main() -> None:
         obj = object_from_mesh(mesh, units="m", object_id=name, orient="keep")
         seed = args.seed + i
         gs = generate_grasps(vae, obj, args.n, seed, refine=True, halo=halo)
-        out = refine_poses(obj, gs.keypoints, seed=seed)
+        settings = PoseRefineConfig(separate_cm=0.0, fill_enclosed=False, halo_steps=0)
+        out = refine_poses(obj, gs.keypoints, seed=seed, config=settings)
         rig = np.asarray(out["object_in_hand_mm"], dtype=float)
         rows = [g for g in harness if g["object"] == name]
         halo_depth = np.array([g["object_in_hand_mm"] for g in rows], dtype=float)
