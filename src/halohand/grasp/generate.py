@@ -320,8 +320,9 @@ def generate_grasps(
     (:func:`select_grasps`). ``contact_mm``: the contact term's distance (refinement and
     selection). ``refine_pose``: after the translation refinement, each sample is refined in
     the hand model's pose space (:func:`~halohand.grasp.pose_refine.refine_poses`: fingers,
-    placement; ~2.5 s of one core per sample), before any selection, with ``pose_config``
-    (default settings if ``None``).
+    placement) and then HALO's surface moved out of the object (:func:`clear_penetration`,
+    ``pose_config.halo_steps``); ~3 s of one core per sample, before any selection, with
+    ``pose_config`` (default settings if ``None``).
     """
 
     if not 1 <= n <= MAX_GRASPS_PER_CALL:
