@@ -55,34 +55,45 @@ def enclosed_mask(
 
     Returns:
         ``[X, Y, Z]`` bool: candidate cells from which at least ``blocked`` of the rays meet
-        an occupied cell before leaving the grid.
+        an occupied cell before leaving the grid. A cell is decided as soon as its count
+        settles it (a free cell after ``(1 - blocked) * directions`` misses), so the cost is
+        mostly that of the enclosed cells.
     """
     occ = np.asarray(occupied, dtype=bool)
     idx = np.argwhere(np.asarray(candidates, dtype=bool) & ~occ).astype(np.float64)
     out = np.zeros(occ.shape, dtype=bool)
-    if len(idx) == 0:
+    if len(idx) == 0 or not occ.any():
         return out
     h = np.asarray(spacing, dtype=np.float64)
     # Steps of half the smallest cell: a ray crossing a wall one cell thick meets one of its
     # cells (nearest-cell lookups).
     dirs = sphere_directions(directions) * (0.5 * h.min() / h)
-    shape = np.array(occ.shape)
+    # A ray that leaves the occupied cells' box never meets them again (the box is convex).
+    box_lo, box_hi = np.argwhere(occ).min(0), np.argwhere(occ).max(0)
+    steps = int(2 * np.linalg.norm((box_hi - box_lo + 1) * h / h.min())) + 2
+    need = int(np.ceil(blocked * directions))
     hits = np.zeros(len(idx), dtype=np.int64)
-    for d in dirs:
-        pos = idx.copy()
-        alive = np.arange(len(idx))
-        for _ in range(int(2 * np.linalg.norm(shape * h / h.min())) + 2):
+    open_ = np.arange(len(idx))  # cells not yet decided
+    for k, d in enumerate(dirs):
+        pos = idx[open_].copy()
+        alive = np.arange(len(open_))
+        for _ in range(steps):
             pos[alive] += d
             cell = np.rint(pos[alive]).astype(np.int64)
-            inside = np.all((cell >= 0) & (cell < shape), axis=1)
+            inside = np.all((cell >= box_lo) & (cell <= box_hi), axis=1)
             hit = np.zeros(len(alive), dtype=bool)
             hit[inside] = occ[cell[inside, 0], cell[inside, 1], cell[inside, 2]]
-            hits[alive[hit]] += 1
+            hits[open_[alive[hit]]] += 1
             alive = alive[inside & ~hit]
             if len(alive) == 0:
                 break
+        # Decided: enough hits already, or too many misses to reach ``need``.
+        rays = k + 1
+        open_ = open_[(hits[open_] < need) & (rays - hits[open_] <= directions - need)]
+        if len(open_) == 0:
+            break
     tested = idx.astype(np.int64)
-    out[tested[:, 0], tested[:, 1], tested[:, 2]] = hits >= blocked * directions
+    out[tested[:, 0], tested[:, 1], tested[:, 2]] = hits >= need
     return out
 
 
