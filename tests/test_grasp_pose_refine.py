@@ -31,8 +31,12 @@ def test_refinement_pushes_the_hands_out_and_keeps_them_near(samples) -> None:  
     fitted hands (1 step), keep every hand within a hand's length of where it was sampled,
     and give each a type the object's geometry allows."""
     obj, kp = samples
-    fitted = refine_poses(obj, kp, config=PoseRefineConfig(steps=1, fit_iterations=60))
-    refined = refine_poses(obj, kp, config=PoseRefineConfig(steps=60, fit_iterations=60))
+    fitted = refine_poses(
+        obj, kp, config=PoseRefineConfig(steps=1, fit_iterations=60, engine_starts=0)
+    )
+    refined = refine_poses(
+        obj, kp, config=PoseRefineConfig(steps=60, fit_iterations=60, engine_starts=0)
+    )
     assert refined["keypoints"].shape == (3, 21, 3) and refined["keypoints"].dtype == np.float32
     assert (fitted["fit_error_mm"] < 5.0).all()
     depth = np.maximum(fitted["penetration_mm"], fitted["object_in_hand_mm"])
@@ -51,13 +55,29 @@ def test_separation_moves_sunken_hands_out(samples) -> None:  # noqa: ANN001
     sunk = (
         kp - 0.02 * kp.mean(1, keepdims=True) / np.linalg.norm(kp.mean(1), axis=-1)[:, None, None]
     )
-    cfg = {"steps": 1, "fit_iterations": 60}
+    cfg = {"steps": 1, "fit_iterations": 60, "engine_starts": 0}
     kept = refine_poses(obj, sunk, config=PoseRefineConfig(**cfg, separate_cm=0.0))
     moved = refine_poses(obj, sunk, config=PoseRefineConfig(**cfg, separate_cm=6.0))
     assert moved["penetration_mm"].mean() < 0.5 * kept["penetration_mm"].mean(), (
         kept["penetration_mm"], moved["penetration_mm"])  # fmt: skip
     shift = np.linalg.norm(moved["keypoints"] - kept["keypoints"], axis=-1).mean(1)
     assert (shift < 0.065).all()  # at most the largest move tried (6 cm) and one step
+
+
+def test_engine_starts_never_end_higher(samples) -> None:  # noqa: ANN001
+    """With engine-placed starts beside each fitted hand, each sample's output is the start
+    of lowest final energy: never above the fitted hand's own result (rows are optimised
+    independently), one output per sample."""
+    obj, kp = samples
+    cfg = {"steps": 20, "fit_iterations": 40}
+    alone = refine_poses(obj, kp, seed=3, config=PoseRefineConfig(**cfg, engine_starts=0))
+    multi = refine_poses(obj, kp, seed=3, config=PoseRefineConfig(**cfg, engine_starts=2))
+    assert multi["keypoints"].shape == (3, 21, 3) and multi["engine_start"].shape == (3,)
+    assert (multi["energy"] <= alone["energy"] + 1e-9).all(), (alone["energy"], multi["energy"])
+    same = ~multi["engine_start"]
+    np.testing.assert_allclose(multi["keypoints"][same], alone["keypoints"][same], atol=1e-6)
+    with pytest.raises(HalohandInputError, match="engine_starts"):
+        PoseRefineConfig(engine_starts=9)
 
 
 def test_refinement_is_deterministic(samples) -> None:  # noqa: ANN001
