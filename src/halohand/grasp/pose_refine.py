@@ -15,7 +15,10 @@ paper's refinement moves only the translation. This refinement moves the fingers
 4. the taxonomy engine's energy (:func:`~halohand.grasp.synthesis.optimise_starts`: the
    type's pads on the surface, no penetration either way, force closure, pose prior; the
    space the object encloses, a cup's inside, counts as solid with ``fill_enclosed``) is
-   minimised from there for ``steps`` Adam steps, identity fixed.
+   minimised from there for ``steps`` Adam steps, identity fixed, and likewise from
+   ``engine_starts`` placements of the same type by the data engine; the lowest final
+   energy is the sample's result (on a plate the fitted hand lies on top, where a rim pinch
+   cannot close).
 
 The output is the optimised hand's keypoints (rig convention, metres, object frame) and the
 engine's own measures of each sample; nothing is filtered or selected (one output per
