@@ -135,7 +135,8 @@ def refine_poses(
         :func:`~halohand.grasp.synthesis.optimise_starts`'s arrays over the ``n`` samples
         (``keypoints [n, 21, 3]`` float32 metres, ``grasp_type``, the engine's measures;
         ``accepted`` is its filter without the simulator) plus ``fit_error_mm [n]``: the
-        template fit's mean keypoint error.
+        template fit's mean keypoint error, and with ``engine_starts`` ``engine_start [n]``
+        bool: the output came from an engine-placed start.
     """
     cfg = PoseRefineConfig() if config is None else config
     kp = np.asarray(keypoints, dtype=np.float64)
