@@ -87,6 +87,7 @@ def test_solid_objects_keep_their_grid(oid: str) -> None:
     a = obj.sdf_grid(24, 0.02)
     b = obj.sdf_grid(24, 0.02, fill_enclosed=True)
     assert torch.equal(a.values, b.values)
+    assert b is a  # one grid: the optimiser evaluates it once per step
 
 
 def test_cup_grid_is_filled_inside() -> None:

@@ -293,41 +293,57 @@ class GraspObject:
         ``margin`` metres (cached per object; ~1 s to build).
 
         ``fill_enclosed``: the signed distance of the object with the space it encloses
-        filled (a cup's inside; :mod:`halohand.objects.enclosed`), the same grid for an
-        object that encloses nothing (~1 s more for a cup).
+        filled (a cup's inside; :mod:`halohand.objects.enclosed`), built from the plain
+        grid; for an object that encloses nothing, the plain grid itself (~1 s more for a
+        cup).
         """
         key = ("sdf", resolution, margin, fill_enclosed)
         if key not in self._cache:
-            lo = self.mesh.bounds[0] - margin
-            hi = self.mesh.bounds[1] + margin
-            axes = [np.linspace(lo[k], hi[k], resolution) for k in range(3)]
-            grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-            d = self.signed_distance(grid).reshape((resolution,) * 3)  # [X, Y, Z]
             if fill_enclosed:
-                d = self._fill_enclosed(grid, d, tuple((hi - lo) / (resolution - 1)))
-            # grid_sample wants [Z, Y, X] (x fastest).
-            self._cache[key] = SDFGrid(
-                torch.tensor(np.ascontiguousarray(d.transpose(2, 1, 0)), dtype=torch.float64)[
-                    None, None
-                ],
-                torch.tensor(lo, dtype=torch.float64),
-                torch.tensor(hi, dtype=torch.float64),
-            )
+                self._cache[key] = self._filled(self.sdf_grid(resolution, margin))
+            else:
+                lo = self.mesh.bounds[0] - margin
+                hi = self.mesh.bounds[1] + margin
+                d = self.signed_distance(_grid_points(lo, hi, resolution))
+                # [X, Y, Z] -> grid_sample's [Z, Y, X] (x fastest).
+                d = d.reshape((resolution,) * 3).transpose(2, 1, 0)
+                self._cache[key] = SDFGrid(
+                    torch.tensor(np.ascontiguousarray(d), dtype=torch.float64)[None, None],
+                    torch.tensor(lo, dtype=torch.float64),
+                    torch.tensor(hi, dtype=torch.float64),
+                )
         return self._cache[key]
 
-    def _fill_enclosed(
-        self, grid: np.ndarray, d: np.ndarray, spacing: tuple[float, float, float]
-    ) -> np.ndarray:
-        """``d`` ``[X, Y, Z]`` on ``grid`` ``[X*Y*Z, 3]`` with the enclosed space filled."""
+    def _filled(self, plain: SDFGrid) -> SDFGrid:
+        """``plain`` with the enclosed space filled; ``plain`` itself if nothing is enclosed
+        (so a caller holding both evaluates one grid)."""
         import igl
 
+        lo, hi = plain.lo.numpy(), plain.hi.numpy()
+        resolution = plain.values.shape[-1]
+        d = plain.values[0, 0].numpy().transpose(2, 1, 0)  # [X, Y, Z]
         hull = self.mesh.convex_hull
         in_hull = igl.signed_distance(
-            grid, np.asarray(hull.vertices, dtype=np.float64),
+            _grid_points(lo, hi, resolution), np.asarray(hull.vertices, dtype=np.float64),
             np.asarray(hull.faces, dtype=np.int64),
             sign_type=igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL,
         )[0].reshape(d.shape) < 0  # fmt: skip
-        return filled_signed_distance(d, enclosed_mask(d < 0, in_hull, spacing), spacing)
+        spacing = tuple((hi - lo) / (resolution - 1))
+        enclosed = enclosed_mask(d < 0, in_hull, spacing)
+        if not enclosed.any():
+            return plain
+        filled = filled_signed_distance(d, enclosed, spacing).transpose(2, 1, 0)
+        return SDFGrid(
+            torch.tensor(np.ascontiguousarray(filled), dtype=torch.float64)[None, None],
+            plain.lo,
+            plain.hi,
+        )
+
+
+def _grid_points(lo: np.ndarray, hi: np.ndarray, resolution: int) -> np.ndarray:
+    """``[resolution^3, 3]`` points of the regular grid over ``[lo, hi]``, x slowest."""
+    axes = [np.linspace(lo[k], hi[k], resolution) for k in range(3)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
 # -- shapes ---------------------------------------------------------------------------------
