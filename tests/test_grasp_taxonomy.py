@@ -12,6 +12,7 @@ import trimesh
 from halo_fakes import run_cli
 
 from halohand.core.errors import HalohandInputError
+from halohand.grasp import synthesis
 from halohand.grasp import taxonomy as tx
 from halohand.grasp.synthesis import (
     SDF_MARGIN_M,
@@ -20,6 +21,7 @@ from halohand.grasp.synthesis import (
     _finger_spheres,
     _hand_geometry,
     _model,
+    _NearPoints,
     sdf_resolution,
     synthesize,
     synthesize_batch,
@@ -195,6 +197,56 @@ def test_tripod_pads_touch_a_capsule() -> None:
     # Every pad of the type within the contact distance, nothing deep inside.
     assert (np.abs(d) <= cfg.contact_mm).all(), d
     assert (res["penetration_mm"] <= 5.0).all() and (res["pad_contacts"] == 3).all()
+
+
+def test_near_points_keep_every_point_that_can_enter_the_hand() -> None:
+    """A point left out by :class:`_NearPoints` is ``margin`` outside every capsule at the
+    update; after any move of the segment ends below ``margin`` it is still outside, so the
+    kept points give the same overlap sum as all points; a larger move is stale."""
+    g = torch.Generator().manual_seed(1)
+    dt = torch.float64
+    a = torch.rand(2, 5, 3, generator=g, dtype=dt) * 0.1
+    b = a + torch.randn(2, 5, 3, generator=g, dtype=dt) * 0.03
+    pts = torch.rand(4000, 3, generator=g, dtype=dt) * 0.14 - 0.02
+    radius, margin = 0.008, 0.005
+
+    def depth(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return radius - _capsule_distance(p, a, b)
+
+    near = _NearPoints(pts, margin)
+    movers = torch.cat([a, b], 1)
+    assert near.stale(movers)
+    near.update(depth(pts[None].expand(2, -1, -1), a, b).amax(-1), movers)
+    kept = near.points()
+    assert kept.shape[1] < len(pts) // 2  # most points are far from the hand
+    for trial in range(5):
+        # Every end moves by less than the margin (uniform direction, length < margin).
+        step = torch.randn(2, 10, 3, generator=g, dtype=dt)
+        step *= 0.999 * margin / torch.linalg.vector_norm(step, dim=-1, keepdim=True)
+        step *= torch.rand(2, 10, 1, generator=g, dtype=dt) ** (1.0 / (trial + 1))
+        a2, b2 = a + step[:, :5], b + step[:, 5:]
+        assert not near.stale(torch.cat([a2, b2], 1))
+        full = torch.relu(depth(pts[None].expand(2, -1, -1), a2, b2)).sum((-1, -2))
+        sub = torch.relu(depth(near.points(), a2, b2)).sum((-1, -2))
+        torch.testing.assert_close(sub, full, rtol=1e-12, atol=1e-15)
+    assert near.stale(torch.cat([a + margin, b], 1))
+
+
+def test_near_points_change_only_the_rounding(monkeypatch) -> None:
+    """The engine with the near-point subset and with every point kept (an infinite
+    margin) gives the same grasps to rounding over a short run in which the subset is used."""
+    mug = load_object("mug_5")
+    cfg = SynthesisConfig(taxonomy=True, steps=40, sdf_resolution=32, stability_filter=False,
+                          finger_capsules=True, object_points=1500, separate_cm=5.0)  # fmt: skip
+    used = []
+    points = _NearPoints.points
+    monkeypatch.setattr(_NearPoints, "points", lambda self: used.append(1) or points(self))
+    fast = synthesize_batch(mug, 3, seed=5, config=cfg)
+    assert len(used) > 10  # most steps read the subset
+    monkeypatch.setattr(synthesis, "NEAR_MARGIN_M", float("inf"))
+    full = synthesize_batch(mug, 3, seed=5, config=cfg)
+    np.testing.assert_allclose(fast["keypoints"], full["keypoints"], atol=1e-7, rtol=0)
+    np.testing.assert_allclose(fast["energy"], full["energy"], rtol=1e-7)
 
 
 @pytest.mark.parametrize("capsules", [False, True])

@@ -141,6 +141,9 @@ class SynthesisConfig:
             plausible share on the wide registry's cups and plates (``docs/grasp.md``).
         object_points: object surface points of the ``object_in_hand`` term (600: about
             one per cm^2 of a cup, so a 4 mm wall through a finger is seen by one or two).
+            Each step reads only the points within :data:`NEAR_MARGIN_M` of a start's hand
+            at the last full pass, which a hand must move that far to leave (the same sums
+            to rounding, 2.5-3x faster refinement: ``benchmarks/speed/bench_pose_refine.py``).
         finger_capsules: the ``object_in_hand`` term measures depth inside a capsule per
             finger bone (the bone's segment, its inscribed radius) instead of 3 spheres
             along it, which leave gaps between them where a thin wall passes.
@@ -327,7 +330,8 @@ def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
 
 
 def _capsule_distance(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Distances ``[n, P, K]`` of points ``p [P, 3]`` to segments ``a, b [n, K, 3]``.
+    """Distances ``[n, P, K]`` of points ``p [P, 3]`` or ``[n, P, 3]`` to segments
+    ``a, b [n, K, 3]``.
 
     Expanded into products (``|p - a - t ab|^2`` from ``p.a``, ``p.ab`` and the norms) so no
     ``[n, P, K, 3]`` array is formed: the grasp engine's 3,000 object points against 15
@@ -337,9 +341,57 @@ def _capsule_distance(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torc
     pa = p @ a.transpose(-1, -2)  # [n, P, K]
     pab = p @ ab.transpose(-1, -2)
     ap_ab = pab - (a * ab).sum(-1)[:, None]  # (p - a).ab
-    ap2 = p.square().sum(-1)[None, :, None] - 2 * pa + a.square().sum(-1)[:, None]
+    ap2 = p.square().sum(-1)[..., None] - 2 * pa + a.square().sum(-1)[:, None]
     t = (ap_ab / ab2).clamp(0.0, 1.0)
     return (ap2 - 2 * t * ap_ab + t.square() * ab2).clamp_min(1e-12).sqrt()
+
+
+#: Object points farther than this (metres) outside every capsule and sphere of a start's
+#: hand are left out of its ``object_in_hand`` term until the hand has moved this far.
+NEAR_MARGIN_M: Final = 0.005
+
+
+class _NearPoints:
+    """Per start, the object points that can lie inside its hand (``object_in_hand``).
+
+    A point's depth inside a capsule, sphere or palm sphere changes by at most the distance
+    its segment's ends or its centre move. A point ``margin`` or more outside all of them
+    at the last :meth:`update` therefore stays outside, and adds exactly zero to the term and
+    its gradient, until some end or centre (``movers``: the keypoints and the palm centres)
+    of that start has moved ``margin``; :meth:`stale` then asks for a full update. The
+    hand's 3,000-point term costs most of a refinement step; a grasp has a few hundred
+    points near it.
+    """
+
+    def __init__(self, points: torch.Tensor, margin: float) -> None:
+        self.margin = margin
+        # Padding rows read a point far outside every hand (depth about -10 m).
+        far = points.mean(0, keepdim=True) + 10.0
+        self._points = torch.cat([points, far])
+        self._index: torch.Tensor | None = None
+        self._movers: torch.Tensor | None = None
+
+    def stale(self, movers: torch.Tensor) -> bool:
+        """Whether any start's ``movers [n, M, 3]`` moved ``margin`` since the update."""
+        if self._movers is None or self._movers.shape != movers.shape:
+            return True
+        moved = torch.linalg.vector_norm(movers - self._movers, dim=-1).amax()
+        return bool(moved >= self.margin)
+
+    def update(self, depth: torch.Tensor, movers: torch.Tensor) -> None:
+        """Keep, per start, the points of deepest depth ``[n, P]`` above ``-margin``."""
+        keep = depth > -self.margin
+        width = max(int(keep.sum(-1).max()), 1)
+        # Kept points first (stable order), then the far point.
+        order = torch.argsort((~keep).to(torch.int8), dim=-1, stable=True)[:, :width]
+        pad = len(self._points) - 1
+        self._index = torch.where(keep.gather(1, order), order, pad)
+        self._movers = movers.clone()
+
+    def points(self) -> torch.Tensor:
+        """``[n, Q, 3]`` each start's kept points (padded with the far point)."""
+        assert self._index is not None
+        return self._points[self._index]
 
 
 def _finger_spheres(
@@ -544,6 +596,7 @@ def optimise_starts(
         obj.sdf_grid(resolution, SDF_MARGIN_M, fill_enclosed=True) if cfg.fill_enclosed else sdf
     )
     obj_pts = torch.tensor(pts, dtype=dt)
+    near = _NearPoints(obj_pts, NEAR_MARGIN_M)
     mean, std = pose_prior_stats()
     mu, inv_std = torch.tensor(mean, dtype=dt), torch.tensor(1.0 / std, dtype=dt)
     palm_c = torch.tensor(geo.palm_centres * mirror, dtype=dt)
@@ -592,19 +645,29 @@ def optimise_starts(
         pr = palm_r[None] * scale[:, None]
         centres = torch.cat([fc, pc], 1)  # [n, S, 3]
         radii = torch.cat([fr_t, pr], 1)  # [n, S]
-        if cfg.finger_capsules:
-            # Depth of the object points inside each bone's capsule, then the palm spheres'.
-            depth = torch.cat(
-                [
-                    fr_bone[None] * scale[:, None, None]
-                    - _capsule_distance(obj_pts, kp[:, bone_a], kp[:, bone_b]),
-                    pr[:, None] - torch.cdist(obj_pts[None].expand(n, -1, -1), pc),
-                ],
-                -1,
-            )  # [n, P, 15 + palm spheres]
+
+        def depth_of(p: torch.Tensor) -> torch.Tensor:
+            """``[n, Q, S]`` depth of points ``p [n, Q, 3]`` inside each bone's capsule
+            (or sphere) and each palm sphere (negative outside)."""
+            if cfg.finger_capsules:
+                return torch.cat(
+                    [
+                        fr_bone[None] * scale[:, None, None]
+                        - _capsule_distance(p, kp[:, bone_a], kp[:, bone_b]),
+                        pr[:, None] - torch.cdist(p, pc),
+                    ],
+                    -1,
+                )  # [n, Q, 15 + palm spheres]
+            return radii[:, None] - torch.cdist(p, centres)
+
+        # Only the object points that can be inside the hand: the terms below are zero
+        # for the others (exact; :class:`_NearPoints`).
+        movers = torch.cat([kp, pc], 1).detach()
+        if near.stale(movers):
+            depth = depth_of(obj_pts[None].expand(n, -1, -1))  # [n, P, S]
+            near.update(depth.detach().amax(-1), movers)
         else:
-            dist = torch.cdist(obj_pts[None].expand(n, -1, -1), centres)  # [n, P, S]
-            depth = radii[:, None] - dist
+            depth = depth_of(near.points())
         oih = torch.relu(depth).sum((-1, -2))
         if cfg.taxonomy:
             deep = _CM * torch.relu(depth - cfg.hinge_mm * 1e-3)
