@@ -155,6 +155,18 @@ def turned(meshes: dict, seed: int) -> dict:
     return out
 
 
+def save_arrays(arrays: dict[str, np.ndarray], path: str) -> None:
+    """``arrays`` as one compressed ``.npz`` at ``path``, written atomically."""
+    import io
+
+    from halohand.core.atomic import write_bytes_atomic
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, buf.getvalue())
+
+
 def print_rates(name: str, mean: dict, seconds: float) -> None:
     """One line of a method's shares of stable, penetration-ok, opposed and plausible grasps."""
     print(f"{name}: stable {mean['stable']:.3f} pen_ok {mean['penetration_ok']:.3f} "
@@ -217,6 +229,12 @@ def main() -> None:
         default="keep",
         help="How the new objects are loaded: keep, principal, or both.",
     )
+    ap.add_argument(
+        "--keypoints",
+        default="",
+        help="Also write each method's generated keypoints ([N, 21, 3] metres, object frame, "
+        "the grasps' order) and object ids to this .npz.",
+    )
     ap.add_argument("--markdown", action="store_true", help="Print the tables of --json; no runs.")
     args = ap.parse_args()
     if args.markdown:
@@ -267,6 +285,7 @@ def main() -> None:
                                  for x in object_sets[o]} for o in orients},
                  "methods": {}}  # fmt: skip
     scenes: dict[str, list] = {}
+    arrays: dict[str, np.ndarray] = {}
     runs = [(o, k, m) for o in orients for k in models for m in args.methods.split(",")]
     for orient, label, method in runs:
         name = method if orients == ["keep"] else f"{orient}/{method}"
@@ -289,6 +308,10 @@ def main() -> None:
                                 "objects": res["objects"], "grasps": res["grasps"],
                                 "wall_s": round(time.perf_counter() - t, 1)}  # fmt: skip
         write(doc, args.json, indent=1)
+        if args.keypoints:
+            arrays[f"{name}/keypoints"] = res["keypoints"].astype(np.float32)
+            arrays[f"{name}/object"] = np.array([g["object"] for g in res["grasps"]])
+            save_arrays(arrays, args.keypoints)
         print_rates(name, res["mean"], time.perf_counter() - t)
     finish(doc, scenes, args.json, args.sheets, args.tile, 2, t0)
 
