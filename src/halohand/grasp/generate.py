@@ -321,7 +321,7 @@ def generate_grasps(
     selection). ``refine_pose``: after the translation refinement, each sample is refined in
     the hand model's pose space (:func:`~halohand.grasp.pose_refine.refine_poses`: fingers,
     placement) and then HALO's surface moved out of the object (:func:`clear_penetration`,
-    ``pose_config.halo_steps``); ~11 s per sample on one thread, before any selection, with
+    ``pose_config.halo_steps``); ~4-5 s per sample on one thread, before any selection, with
     ``pose_config`` (default settings if ``None``).
     """
 

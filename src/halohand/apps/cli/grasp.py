@@ -154,7 +154,7 @@ def sample_cmd(
         typer.Option(
             "--refine-pose/--no-refine-pose",
             help="Also refine each sample's fingers and placement with the grasp data "
-            "engine's energy (about 11 s per sample on one thread; docs/grasp.md).",
+            "engine's energy (about 4-5 s per sample on one thread; docs/grasp.md).",
         ),
     ] = False,
     seed: GraspSeed = 0,
