@@ -14,6 +14,8 @@ Paths (the shipped HALO model; hands from the embedded hand model, metres):
 * ``reconstruct``: ``HALO.reconstruct`` at ``--resolution`` (128 keeps the run short);
 * ``grasp_refine``: ``generate_grasps`` sampling 4 grasps of ``box_4`` (no
   refinement there), ``refine_translation`` of the 4 (5 steps), ``select_grasps`` of 2;
+* ``grasp_refine_pose``: ``generate_grasps`` of one grasp of ``box_4`` refined in pose
+  space (``refine_pose``; 200 steps instead of 800 to keep the run short);
 * ``train_steps``: 2 ``Trainer.train_step`` calls (the method itself, on a trainer stub)
   of a network with the shipped configuration, 4 hands x 2048 points (half uniform in the
   box, half near the bones).
@@ -68,7 +70,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_occupancy's po
 from _report import begin, emit  # noqa: E402
 from bench_occupancy import _hands, _near_bones, _uniform  # noqa: E402
 
-PATHS = ("occupancy_forward", "occupancy_grad", "reconstruct", "grasp_refine", "train_steps")
+PATHS = (
+    "occupancy_forward", "occupancy_grad", "reconstruct", "grasp_refine", "grasp_refine_pose",
+    "train_steps",
+)  # fmt: skip
 MODES = ("baseline", "candidate")
 LIMIT = 2.5
 
@@ -113,6 +118,7 @@ def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
         select_grasps,
         shipped_model_path,
     )
+    from halohand.grasp.pose_refine import PoseRefineConfig
     from halohand.grasp.vae import load_vae
     from halohand.inference.halo import HALO
     from halohand.objects.registry import load_object
@@ -147,6 +153,10 @@ def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
         gs = generate_grasps(vae, obj, 4, 0, halo=halo)  # the sampling only
         kp_r = refine_translation(halo, gs.keypoints, obj, steps=5)
         return select_grasps(halo, kp_r, obj, 2)
+
+    def grasp_pose() -> object:
+        return generate_grasps(vae, obj, 1, 0, refine=True, halo=halo, refine_pose=True,
+                               pose_config=PoseRefineConfig(steps=200)).keypoints  # fmt: skip
 
     net = OccupancyNetwork(model.network.config)
     trainer = Trainer.__new__(Trainer)
@@ -192,6 +202,7 @@ def _paths(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
         "occupancy_grad": grad,
         "reconstruct": reconstruct,
         "grasp_refine": grasp,
+        "grasp_refine_pose": grasp_pose,
         "train_steps": train,
     }
     return {name: every[name] for name in args.paths.split(",")}

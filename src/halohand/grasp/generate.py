@@ -350,7 +350,11 @@ def generate_grasps(
     if refine_pose:
         t = time.perf_counter()
         pcfg = PoseRefineConfig() if pose_config is None else pose_config
-        kp = refine_poses(obj, kp, seed=seed, config=pcfg)["keypoints"].astype(np.float64)
+        # At two OpenMP threads one busy neighbour process made it 3.0-3.7x slower than
+        # quiet; with the fair choice 1.06-1.08x, the same quiet
+        # (benchmarks/results/speed/bench_neighbour_pose_refine.json).
+        with torch_threads(fair_threads(torch.get_num_threads())):
+            kp = refine_poses(obj, kp, seed=seed, config=pcfg)["keypoints"].astype(np.float64)
         if pcfg.halo_steps:
             if halo is None:
                 halo = grasp_halo()
