@@ -305,13 +305,7 @@ class GraspObject:
                 lo = self.mesh.bounds[0] - margin
                 hi = self.mesh.bounds[1] + margin
                 d = self.signed_distance(_grid_points(lo, hi, resolution))
-                # [X, Y, Z] -> grid_sample's [Z, Y, X] (x fastest).
-                d = d.reshape((resolution,) * 3).transpose(2, 1, 0)
-                self._cache[key] = SDFGrid(
-                    torch.tensor(np.ascontiguousarray(d), dtype=torch.float64)[None, None],
-                    torch.tensor(lo, dtype=torch.float64),
-                    torch.tensor(hi, dtype=torch.float64),
-                )
+                self._cache[key] = _sdf_grid(d.reshape((resolution,) * 3), lo, hi)
         return self._cache[key]
 
     def _filled(self, plain: SDFGrid) -> SDFGrid:
@@ -332,12 +326,19 @@ class GraspObject:
         enclosed = enclosed_mask(d < 0, in_hull, spacing)
         if not enclosed.any():
             return plain
-        filled = filled_signed_distance(d, enclosed, spacing).transpose(2, 1, 0)
-        return SDFGrid(
-            torch.tensor(np.ascontiguousarray(filled), dtype=torch.float64)[None, None],
-            plain.lo,
-            plain.hi,
-        )
+        return _sdf_grid(filled_signed_distance(d, enclosed, spacing), lo, hi)
+
+
+def _sdf_grid(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> SDFGrid:
+    """:class:`SDFGrid` of ``[X, Y, Z]`` signed distances on the grid over ``[lo, hi]``."""
+    # grid_sample reads [Z, Y, X] (x fastest).
+    return SDFGrid(
+        torch.tensor(np.ascontiguousarray(values.transpose(2, 1, 0)), dtype=torch.float64)[
+            None, None
+        ],
+        torch.tensor(lo, dtype=torch.float64),
+        torch.tensor(hi, dtype=torch.float64),
+    )
 
 
 def _grid_points(lo: np.ndarray, hi: np.ndarray, resolution: int) -> np.ndarray:
