@@ -157,14 +157,10 @@ def turned(meshes: dict, seed: int) -> dict:
 
 def save_arrays(arrays: dict[str, np.ndarray], path: str) -> None:
     """``arrays`` as one compressed ``.npz`` at ``path``, written atomically."""
-    import io
+    from halohand.core.atomic import atomic_open
 
-    from halohand.core.atomic import write_bytes_atomic
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, buf.getvalue())
+    with atomic_open(path) as fh:  # makes the folder
+        np.savez_compressed(fh, **arrays)
 
 
 def print_rates(name: str, mean: dict, seconds: float) -> None:
