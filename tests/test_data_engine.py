@@ -342,6 +342,9 @@ def test_cli_help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
         ["--n-train", "1", "--side", "up"],
         ["--n-train", "1", "--source", "toy", "--bone-length-std", "0.05"],
         ["--n-train", "1", "--bone-length-std", "0.5"],
+        ["--n-train", "1", "--source", "toy", "--shape-scale", "1"],
+        ["--n-train", "1", "--shape-scale", "3"],
+        ["--n-train", "1", "--shape-scale", "nan"],
     ],
 )
 def test_cli_bad_input_exits_2(
@@ -426,3 +429,32 @@ def test_a_wider_bone_length_spread_is_a_named_source(tmp_path: Path) -> None:
     assert np.median(spread) == pytest.approx(np.hypot(0.08, 0.035), rel=0.15)
     with pytest.raises(HalohandInputError, match="webxr source only"):
         make_source("toy", bone_length_std=0.05)
+
+
+def test_a_shape_spread_is_a_named_source_on_the_default_stream() -> None:
+    from halohand.apps.cli.data import _source_name
+    from halohand.handmodel.shape import SHAPE_PRIOR_STD_MM
+    from halohand.handmodel.sources import make_source
+
+    wide = make_source("webxr", shape_scale=1.0)
+    assert wide.identity_prior.shape_std_mm == pytest.approx(SHAPE_PRIOR_STD_MM)
+    plain = make_source("webxr").identity_prior
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    shapes = []
+    for _ in range(300):
+        drawn, base = wide.identity_prior.sample(a), plain.sample(b)
+        # The correctives are drawn after everything else: the other fields are the
+        # default prior's, so the same seed gives the same hands apart from the tissue.
+        np.testing.assert_array_equal(drawn.length_factors, base.length_factors)
+        np.testing.assert_array_equal(drawn.thickness_offsets, base.thickness_offsets)
+        assert drawn.hand_length == base.hand_length and not np.any(base.shape)
+        shapes.append(drawn.shape)
+        b.standard_normal(len(SHAPE_PRIOR_STD_MM))  # keep the two streams in step
+    shapes = np.array(shapes)
+    assert np.all(np.abs(shapes) <= 2.5 * np.array(SHAPE_PRIOR_STD_MM) + 1e-12)
+    np.testing.assert_allclose(shapes.std(0), SHAPE_PRIOR_STD_MM, rtol=0.15)
+    assert _source_name(None, 1.0) == "webxr-shape1"
+    assert _source_name(0.08, 0.5) == "webxr-bone0.08-shape0.5"
+    assert _source_name(None, None) is None
+    with pytest.raises(HalohandInputError, match="webxr source only"):
+        make_source("toy", shape_scale=1.0)

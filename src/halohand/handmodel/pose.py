@@ -32,6 +32,7 @@ from typing import Final
 import numpy as np
 
 from halohand.core.errors import HalohandInputError
+from halohand.handmodel.shape import NUM_SHAPES, SHAPE_LIMIT_MM, SHAPE_NAMES
 from halohand.skeleton import NUM_PARTS, PART_NAMES
 
 #: The 15 posable joints (project names of the joint the bone rotates about).
@@ -212,12 +213,17 @@ class HandIdentity:
         thickness_offsets: ``[16]`` relative radial thickness change per part on top of the
             thickness implied by size and bone lengths; invisible to keypoints, so keep it
             small. Validated in [-0.25, 0.25].
+        shape: ``[5]`` soft-tissue correctives :data:`~halohand.handmodel.shape.SHAPE_NAMES`
+            (thenar, palm hollow, thumb web, finger pads, knuckles): peak displacement in mm
+            at the template's size (:mod:`halohand.handmodel.shape`); invisible to keypoints.
+            Validated within +-(5, 4, 5, 2, 2) mm; zero is the template's own shape.
     """
 
     hand_length: float | None = None
     length_factors: np.ndarray = field(default_factory=lambda: np.ones(NUM_PARTS))
     palm_width: float = 1.0
     thickness_offsets: np.ndarray = field(default_factory=lambda: np.zeros(NUM_PARTS))
+    shape: np.ndarray = field(default_factory=lambda: np.zeros(NUM_SHAPES))
 
     def __post_init__(self) -> None:
         if self.hand_length is not None:
@@ -245,6 +251,15 @@ class HandIdentity:
                     f"{name} of {PART_NAMES[k]} is {arr[k]:.4g}, outside [{rng[0]}, {rng[1]}]"
                 )
             object.__setattr__(self, name, arr)
+        shape = _as_vector("identity shape", self.shape, NUM_SHAPES)
+        bad = np.flatnonzero(np.abs(shape) > SHAPE_LIMIT_MM)
+        if len(bad):
+            k = int(bad[0])
+            raise HalohandInputError(
+                f"shape corrective {SHAPE_NAMES[k]} is {shape[k]:.4g} mm, outside "
+                f"+-{SHAPE_LIMIT_MM[k]} mm"
+            )
+        object.__setattr__(self, "shape", shape)
 
     def thickness_factors(self) -> np.ndarray:
         """``[16]`` radial scale per part implied by bone lengths, palm width and the offsets.

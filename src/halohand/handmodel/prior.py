@@ -32,6 +32,7 @@ from halohand.handmodel.pose import (
     HandIdentity,
     HandPose,
 )
+from halohand.handmodel.shape import NUM_SHAPES
 from halohand.handmodel.webxr_model import WebXRHandModel, default_model
 from halohand.skeleton import NUM_PARTS, PART_NAMES
 
@@ -335,6 +336,10 @@ class IdentityPrior:
         bone_std: log std of the independent per-bone length factor.
         thickness_shared_std / thickness_part_std: std of the shared and per-part relative
             thickness offsets (the part keypoints cannot see); clipped at 2.5 std.
+        shape_std_mm: ``[5]`` std (mm at the template's size) of the independent soft-tissue
+            correctives (:mod:`halohand.handmodel.shape`), clipped at 2.5 std. All zero (the
+            default) draws none, and the generator's stream is the one without them;
+            :data:`~halohand.handmodel.shape.SHAPE_PRIOR_STD_MM` is the wide-shape data's spread.
     """
 
     hand_length_range: tuple[float, float] = HAND_LENGTH_SAMPLE_RANGE
@@ -344,6 +349,7 @@ class IdentityPrior:
     bone_std: float = 0.025
     thickness_shared_std: float = 0.02
     thickness_part_std: float = 0.015
+    shape_std_mm: tuple[float, ...] = (0.0,) * NUM_SHAPES
 
     def sample(self, rng: np.random.Generator) -> HandIdentity:
         """Draw one identity; deterministic for the generator state."""
@@ -360,11 +366,15 @@ class IdentityPrior:
             factors[k] = np.exp(finger[f] + bone[k - 1])
         shared = np.clip(rng.standard_normal(), -2.5, 2.5) * self.thickness_shared_std
         part = np.clip(rng.standard_normal(NUM_PARTS), -2.5, 2.5) * self.thickness_part_std
+        shape = np.zeros(NUM_SHAPES)
+        if any(self.shape_std_mm):
+            shape = np.clip(rng.standard_normal(NUM_SHAPES), -2.5, 2.5) * self.shape_std_mm
         return HandIdentity(
             hand_length=float(length),
             length_factors=factors,
             palm_width=float(palm_w),
             thickness_offsets=shared + part,
+            shape=shape,
         )
 
 

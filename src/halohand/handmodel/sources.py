@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -10,6 +11,7 @@ import numpy as np
 from halohand.core.errors import HalohandInputError
 from halohand.handmodel.hand import PosedHand
 from halohand.handmodel.prior import IdentityPrior
+from halohand.handmodel.shape import SHAPE_PRIOR_STD_MM
 from halohand.handmodel.webxr import WebXRHandSource
 
 #: The hand sources :func:`make_source` builds, by name (the data engine's ``--source``).
@@ -28,7 +30,10 @@ class HandSource(Protocol):
 
 
 def make_source(
-    name: str = "webxr", mano_model: Path | None = None, bone_length_std: float | None = None
+    name: str = "webxr",
+    mano_model: Path | None = None,
+    bone_length_std: float | None = None,
+    shape_scale: float | None = None,
 ) -> HandSource:
     """Build a hand source by name (one of :data:`SOURCES`).
 
@@ -37,13 +42,24 @@ def make_source(
     hands for tests and benchmarks. MANO (torch) and the toy hands (trimesh) are imported
     only when asked for. ``bone_length_std`` replaces the embedded hand's per-bone length
     spread (:attr:`~halohand.handmodel.prior.IdentityPrior.bone_std`, log std; webxr only).
+    ``shape_scale`` draws the soft-tissue correctives with ``shape_scale`` times
+    :data:`~halohand.handmodel.shape.SHAPE_PRIOR_STD_MM` (webxr only; default none).
     """
-    if bone_length_std is not None and name != "webxr":
-        raise HalohandInputError("a bone-length spread is a setting of the webxr source only")
+    if (bone_length_std is not None or shape_scale is not None) and name != "webxr":
+        raise HalohandInputError(
+            "bone-length and shape spreads are settings of the webxr source only"
+        )
     if name == "webxr":
-        if bone_length_std is None:
+        if bone_length_std is None and shape_scale is None:
             return WebXRHandSource()
-        return WebXRHandSource(identity_prior=IdentityPrior(bone_std=bone_length_std))
+        prior = IdentityPrior()
+        if bone_length_std is not None:
+            prior = dataclasses.replace(prior, bone_std=bone_length_std)
+        if shape_scale is not None:
+            prior = dataclasses.replace(
+                prior, shape_std_mm=tuple(shape_scale * s for s in SHAPE_PRIOR_STD_MM)
+            )
+        return WebXRHandSource(identity_prior=prior)
     if name == "mano":
         if mano_model is None:
             raise HalohandInputError("--source mano needs --mano-model PATH/TO/MANO_RIGHT.pkl")

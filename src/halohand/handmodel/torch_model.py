@@ -24,6 +24,7 @@ import torch
 from halohand.core.rotations import rot_x, rot_y, rot_z
 from halohand.core.skinning import forward_kinematics, homogeneous, rigid_inverse, skin
 from halohand.handmodel.pose import ABDUCTION_SIGN, POSE_WEBXR_JOINT, THICKNESS_LENGTH_EXPONENT
+from halohand.handmodel.shape import basis_for
 from halohand.handmodel.template import JOINT_PART, KEYPOINT_JOINT, HandTemplate, load_template
 from halohand.skeleton import NUM_PARTS
 
@@ -79,6 +80,9 @@ class TorchHandModel:
             weights[:, self.skin_joints.cpu().numpy()], dtype=dt, device=self.device
         )
         self.template_vertices = torch.tensor(tpl.vertices, dtype=dt, device=self.device)
+        basis = basis_for(tpl)
+        #: ``[NUM_SHAPES, V, 3]`` soft-tissue correctives (metres per mm, template size).
+        self.shape_basis = torch.tensor(basis, dtype=dt, device=self.device)
         self.faces = np.ascontiguousarray(tpl.faces)
 
     # -- pieces -----------------------------------------------------------------------------
@@ -125,6 +129,7 @@ class TorchHandModel:
         translation: torch.Tensor | None = None,
         thickness_offsets: torch.Tensor | None = None,
         with_vertices: bool = False,
+        shape: torch.Tensor | None = None,
     ) -> TorchHandOutput:
         """Pose a batch of hands.
 
@@ -139,6 +144,8 @@ class TorchHandModel:
             translation: ``[B, 3]`` metres, applied last (default zero).
             thickness_offsets: ``[B, 16]`` invisible thickness offsets (default zero).
             with_vertices: also skin the mesh (``[B, 1159, 3]``).
+            shape: ``[B, NUM_SHAPES]`` soft-tissue correctives, mm at the template's size
+                (:mod:`halohand.handmodel.shape`; default zero).
 
         Returns:
             :class:`TorchHandOutput`.
@@ -169,7 +176,9 @@ class TorchHandModel:
         keypoints = place(world[:, self.keypoint_joint, :3, 3])
         vertices = None
         if with_vertices:
-            vertices = place(self._skin(world, length_factors, palm_width, thickness_offsets))
+            vertices = place(
+                self._skin(world, length_factors, palm_width, thickness_offsets, shape)
+            )
         return TorchHandOutput(keypoints, vertices, scale)
 
     __call__ = forward
@@ -190,8 +199,10 @@ class TorchHandModel:
         length_factors: torch.Tensor,
         palm_width: torch.Tensor,
         thickness_offsets: torch.Tensor | None,
+        shape: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """LBS of the template with ``P_j S_j Gt_j^-1`` at unit size: ``[B, V, 3]``."""
+        """LBS of the template (moved by the ``shape`` correctives) with
+        ``P_j S_j Gt_j^-1`` at unit size: ``[B, V, 3]``."""
         offsets = (
             torch.zeros_like(length_factors) if thickness_offsets is None else thickness_offsets
         )
@@ -204,7 +215,10 @@ class TorchHandModel:
         vscale = torch.stack([first, thick, lengths], dim=-1)  # [B, 25, 3]
         j = self.skin_joints
         stretch = homogeneous(torch.diag_embed(vscale[:, j])) @ self.rest_inv[j]
-        return skin(self.template_vertices, self.skin_weights, world[:, j] @ stretch)
+        rest = self.template_vertices
+        if shape is not None:
+            rest = rest + torch.einsum("bs,svc->bvc", shape.to(world.dtype), self.shape_basis)
+        return skin(rest, self.skin_weights, world[:, j] @ stretch)
 
     def scale_for_hand_length(
         self, hand_length: torch.Tensor, length_factors: torch.Tensor, palm_width: torch.Tensor

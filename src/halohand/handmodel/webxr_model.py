@@ -33,6 +33,7 @@ from halohand.handmodel.pose import (
     HandIdentity,
     HandPose,
 )
+from halohand.handmodel.shape import basis_for
 from halohand.handmodel.template import (
     JOINT_PART,
     KEYPOINT_JOINT,
@@ -90,6 +91,8 @@ class WebXRHandModel:
         self._local_offset = local[:, :3, 3].copy()
         self._is_palm_joint = JOINT_PART == 0
         self.template_hand_length = float(hand_length(template.rest_keypoints))
+        #: ``[NUM_SHAPES, V, 3]`` the template's soft-tissue correctives (metres per mm).
+        self.shape_basis = basis_for(template)
 
     @classmethod
     def load(cls, path: Path | None = None) -> WebXRHandModel:
@@ -133,6 +136,13 @@ class WebXRHandModel:
             unit_length = hand_length(frames[KEYPOINT_JOINT, :3, 3])
             scale = identity.hand_length / unit_length
         return frames, vertex_scale, float(scale)
+
+    def rest_vertices(self, identity: HandIdentity) -> np.ndarray:
+        """``[V, 3]`` template vertices with the identity's soft-tissue correctives
+        (:mod:`halohand.handmodel.shape`), before stretching and skinning."""
+        if not np.any(identity.shape):
+            return self.template.vertices
+        return self.template.vertices + np.einsum("s,svc->vc", identity.shape, self.shape_basis)
 
     def _stretch(self, vertex_scale: np.ndarray) -> np.ndarray:
         """``[25, 4, 4]`` template model coordinates -> scaled joint-local coordinates."""
@@ -189,8 +199,9 @@ class WebXRHandModel:
         posed = self.posed_frames(rest, pose)
         stretch = self._stretch(vertex_scale)
         tpl = self.template
-        vertices = skin(tpl.vertices, tpl.joint_weights, posed @ stretch) * scale
-        canonical = skin(tpl.vertices, tpl.joint_weights, rest @ stretch) * scale
+        rest_vertices = self.rest_vertices(identity)
+        vertices = skin(rest_vertices, tpl.joint_weights, posed @ stretch) * scale
+        canonical = skin(rest_vertices, tpl.joint_weights, rest @ stretch) * scale
         keypoints = posed[KEYPOINT_JOINT, :3, 3] * scale
         rest_keypoints = rest[KEYPOINT_JOINT, :3, 3] * scale
         part_tf = rest[PART_JOINT] @ rigid_inverse(posed[PART_JOINT])

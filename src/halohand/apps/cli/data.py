@@ -28,7 +28,10 @@ data_app = typer.Typer(
 # Choices and ranges are checked by the engine (HalohandInputError: one line, exit 2) rather
 # than by typer, so every bad value gets the same treatment.
 def _source_factory(  # noqa: ANN202 - a zero-arg factory
-    name: str, mano_model: Path | None, bone_length_std: float | None = None
+    name: str,
+    mano_model: Path | None,
+    bone_length_std: float | None = None,
+    shape_scale: float | None = None,
 ):
     from halohand.handmodel.sources import SOURCES, make_source
 
@@ -41,7 +44,24 @@ def _source_factory(  # noqa: ANN202 - a zero-arg factory
             raise HalohandInputError(
                 f"--bone-length-std must be in [0, 0.2] (log std), got {bone_length_std}"
             )
-    return functools.partial(make_source, name, mano_model, bone_length_std)
+    if shape_scale is not None:
+        if name != "webxr":
+            raise HalohandInputError("--shape-scale is a setting of --source webxr only")
+        if not 0.0 <= shape_scale <= 2.0:
+            raise HalohandInputError(f"--shape-scale must be in [0, 2], got {shape_scale}")
+    return functools.partial(make_source, name, mano_model, bone_length_std, shape_scale)
+
+
+def _source_name(bone_length_std: float | None, shape_scale: float | None) -> str | None:
+    """The data's recorded source name for non-default webxr spreads (None: the default)."""
+    if bone_length_std is None and shape_scale is None:
+        return None
+    name = "webxr"
+    if bone_length_std is not None:
+        name += f"-bone{bone_length_std:g}"
+    if shape_scale is not None:
+        name += f"-shape{shape_scale:g}"
+    return name
 
 
 def _check_sizes(
@@ -93,6 +113,15 @@ def generate_cmd(
             "records it in its source name (webxr-bone<std>).",
         ),
     ] = None,
+    shape_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--shape-scale",
+            help="webxr: draw the soft-tissue shape correctives (thenar, palm hollow, thumb "
+            "web, finger pads, knuckles) at this multiple of their spread (default: none); "
+            "recorded in the source name (webxr-shape<scale>).",
+        ),
+    ] = None,
     progress: Progress = True,
 ) -> None:
     """Generate occupancy training data: per hand 100k uniform + 100k near-surface points
@@ -105,13 +134,13 @@ def generate_cmd(
     _check_sizes((n_train, n_val, n_test), hands_per_shard, "--hands-per-shard", workers)
     from halohand.data.engine import generate
 
-    factory = _source_factory(source, mano_model, bone_length_std)
+    factory = _source_factory(source, mano_model, bone_length_std, shape_scale)
     report = generate(
         out,
         {"train": n_train, "val": n_val, "test": n_test},
         seed=seed,
         source=factory,
-        source_name=None if bone_length_std is None else f"webxr-bone{bone_length_std:g}",
+        source_name=_source_name(bone_length_std, shape_scale),
         side=side,
         hands_per_shard=hands_per_shard,
         workers=workers,
