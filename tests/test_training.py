@@ -821,3 +821,13 @@ def test_cli_evaluate(
         assert code == 2 and "threshold" in capsys.readouterr().err
         assert not (tmp_path / "bad.json").exists()
     shutil.rmtree(tmp_path / "out")
+
+
+def test_shape_ab_config_is_the_control_on_other_data() -> None:
+    # configs/experiments/shape/shape1.toml: the fourier/control run (shipped weights, 4,000
+    # steps) on hands with the soft-tissue correctives.
+    arm = dataclasses.asdict(load_config(_config_file("shape/shape1")))
+    control = dataclasses.asdict(load_config(_config_file("fourier/control")))
+    assert arm.pop("out") == "runs/shape/shape1"
+    control.pop("out")
+    assert {k: v for k, v in arm.items() if control[k] != v} == {"data": "data/webxr_shape1_s0"}

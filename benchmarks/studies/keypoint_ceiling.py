@@ -2,21 +2,25 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/studies/keypoint_ceiling.py [--hands 20] [--seed 7] [--json OUT]
+    .venv/bin/python benchmarks/studies/keypoint_ceiling.py [--hands 20] [--seed 7]
+        [--shape-scale S] [--json OUT]
 
 The data's hands have per-part thickness offsets that keypoints do not determine
-(``docs/hand_model.md``, "Identity"). A perfect keypoint-driven model can at best predict
-the hand with those offsets at their mean (zero). Per sampled hand (the data source's own
+(``docs/hand_model.md``, "Identity"), and with ``--shape-scale`` (the data option of the
+same name) soft-tissue correctives too. A perfect keypoint-driven model can at best predict
+the hand with those at their mean (zero). Per sampled hand (the data source's own
 priors, a seed the data does not use): the ground truth is stored exactly as the data
 engine stores it (:func:`halohand.data.engine.sample_hand`), and two meshes are scored as
 ``halohand evaluate`` scores a prediction (:func:`halohand.evaluation.mesh_metrics`, IoU on
 the 100k uniform points and on uniform + near-surface points, Chamfer-L1 and normal
 consistency against the stored 100k surface samples, 100k samples on the mesh):
 
-* ``mean_thickness``: the same identity and pose with zero offsets (same keypoints): the
-  ceiling of a keypoint-only model;
+* ``mean_thickness``: the same identity and pose with zero offsets and correctives (same
+  keypoints): the ceiling of a keypoint-only model;
 * ``ground_truth``: the ground-truth mesh itself: the floor of the metrics (finite
-  sampling; IoU exactly 1 up to the winding-number test).
+  sampling; IoU exactly 1 up to the winding-number test);
+* with ``--shape-scale``, ``mean_thickness_no_correctives``: the same prediction against the
+  same hand without its correctives (paired: what the correctives alone cost).
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hands", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--shape-scale",
+        type=float,
+        default=None,
+        help="draw the soft-tissue correctives at this multiple of their spread",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -44,50 +54,66 @@ def main() -> None:
 
     from halohand.data.engine import dequantize, sample_hand
     from halohand.evaluation.metrics import mesh_metrics
-    from halohand.handmodel import WebXRHandSource
+    from halohand.handmodel import make_source
+    from halohand.handmodel.shape import NUM_SHAPES
 
-    source = WebXRHandSource()
+    source = make_source("webxr", shape_scale=args.shape_scale)
     rng = np.random.default_rng(args.seed)
     rows: dict[str, list[dict[str, float]]] = {"mean_thickness": [], "ground_truth": []}
-    t0 = time.perf_counter()
-    for _ in range(args.hands):
-        identity = source.identity_prior.sample(rng)
-        pose = source.pose_prior.sample(rng, identity, source.model)
-        real = source.model.pose(pose, identity)
-        mean = source.model.pose(
-            pose, dataclasses.replace(identity, thickness_offsets=np.zeros(16))
-        )
-        if not np.allclose(real.keypoints, mean.keypoints):
-            raise RuntimeError("thickness offsets moved the keypoints")
-        arrays, _ = sample_hand(real, rng)
+    if args.shape_scale:
+        rows["mean_thickness_no_correctives"] = []
+
+    def truth(hand, gen: np.random.Generator) -> dict[str, np.ndarray]:
+        arrays, _ = sample_hand(hand, gen)
         uniform = dequantize(arrays["points_uniform"])
         near = dequantize(arrays["points_near"])
-        n_u = len(uniform)
         occ = np.concatenate(
             [
-                np.unpackbits(arrays["occ_uniform"])[:n_u],
+                np.unpackbits(arrays["occ_uniform"])[: len(uniform)],
                 np.unpackbits(arrays["occ_near"])[: len(near)],
             ]
         ).astype(bool)
-        pts = np.concatenate([uniform, near])
-        gt_pc = dequantize(arrays["pointcloud"])
-        gt_n = arrays["pointcloud_normals"].astype(np.float64)
-        for name, hand in (("mean_thickness", mean), ("ground_truth", real)):
-            mesh = trimesh.Trimesh(hand.vertices, hand.faces, process=False)
-            mixed = mesh_metrics(mesh, pts, occ, gt_pc, gt_n)
-            uni = mesh_metrics(mesh, uniform, occ[:n_u], gt_pc, gt_n, n_samples=1)
-            rows[name].append(
-                {
-                    "iou_uniform": uni.iou,
-                    "iou_mixed": mixed.iou,
-                    "chamfer_l1_mm": mixed.chamfer_l1_mm,
-                    "normal_consistency": mixed.normal_consistency,
-                }
-            )
+        return {
+            "uniform": uniform, "points": np.concatenate([uniform, near]), "occ": occ,
+            "pc": dequantize(arrays["pointcloud"]),
+            "normals": arrays["pointcloud_normals"].astype(np.float64),
+        }  # fmt: skip
+
+    def score(hand, t: dict[str, np.ndarray]) -> dict[str, float]:
+        mesh = trimesh.Trimesh(hand.vertices, hand.faces, process=False)
+        mixed = mesh_metrics(mesh, t["points"], t["occ"], t["pc"], t["normals"])
+        n_u = len(t["uniform"])
+        uni = mesh_metrics(mesh, t["uniform"], t["occ"][:n_u], t["pc"], t["normals"], n_samples=1)
+        return {
+            "iou_uniform": uni.iou,
+            "iou_mixed": mixed.iou,
+            "chamfer_l1_mm": mixed.chamfer_l1_mm,
+            "normal_consistency": mixed.normal_consistency,
+        }
+
+    t0 = time.perf_counter()
+    for i in range(args.hands):
+        identity = source.identity_prior.sample(rng)
+        pose = source.pose_prior.sample(rng, identity, source.model)
+        real = source.model.pose(pose, identity)
+        flat = dataclasses.replace(identity, shape=np.zeros(NUM_SHAPES))
+        mean = source.model.pose(pose, dataclasses.replace(flat, thickness_offsets=np.zeros(16)))
+        if not np.allclose(real.keypoints, mean.keypoints):
+            raise RuntimeError("thickness offsets or correctives moved the keypoints")
+        t = truth(real, rng)
+        rows["mean_thickness"].append(score(mean, t))
+        rows["ground_truth"].append(score(real, t))
+        if args.shape_scale:
+            # The same hand without its correctives (a generator of its own, so the rows
+            # above are the hands of the plain run): the ceiling they alone take away.
+            plain = source.model.pose(pose, flat)
+            t = truth(plain, np.random.default_rng([args.seed, i]))
+            rows["mean_thickness_no_correctives"].append(score(mean, t))
     report: dict[str, object] = {
         "benchmark": "keypoint_ceiling",
         "hands": args.hands,
         "seed": args.seed,
+        "shape_scale": args.shape_scale,
         "seconds": time.perf_counter() - t0,
     }
     for name, per_hand in rows.items():
