@@ -64,6 +64,30 @@ def test_separation_moves_sunken_hands_out(samples) -> None:  # noqa: ANN001
     assert (shift < 0.065).all()  # at most the largest move tried (6 cm) and one step
 
 
+def test_anchor_keeps_the_samples_articulation(samples) -> None:  # noqa: ANN001
+    """The anchor term pulls each refined hand's joint angles toward its fitted sample's: a
+    strong anchor ends nearer the fitted angles than none, and its energy is reported."""
+    obj, kp = samples
+    cfg = dict(steps=40, fit_iterations=60, engine_starts=0, halo_steps=0)
+    fitted = refine_poses(obj, kp, config=PoseRefineConfig(**{**cfg, "steps": 1}))
+    free = refine_poses(obj, kp, config=PoseRefineConfig(**cfg))
+    held = refine_poses(obj, kp, config=PoseRefineConfig(**cfg, anchor=2000.0))
+    assert "energy_anchor" in held and "energy_anchor" not in free
+    drift_free = np.abs(free["angles"] - fitted["angles"]).mean()
+    drift_held = np.abs(held["angles"] - fitted["angles"]).mean()
+    assert drift_held < 0.5 * drift_free, (drift_held, drift_free)
+    with pytest.raises(HalohandInputError, match="anchor"):
+        PoseRefineConfig(anchor=-1.0)
+
+
+def test_anchor_is_not_stored_in_engine_settings_unless_set() -> None:
+    from halohand.grasp.synthesis import EnergyWeights
+
+    assert "anchor" not in SynthesisConfig().to_dict()["weights"]
+    weights = SynthesisConfig(weights=EnergyWeights(anchor=0.5)).to_dict()["weights"]
+    assert weights["anchor"] == 0.5
+
+
 def test_engine_starts_never_end_higher(samples) -> None:  # noqa: ANN001
     """With engine-placed starts beside each fitted hand, each sample's output is the start
     of lowest final energy: never above the fitted hand's own result (rows are optimised

@@ -72,6 +72,10 @@ class PoseRefineConfig:
             the sample's identity) are optimised beside the fitted hand, and the one of
             lowest final energy is the sample's output (multi-start optimisation of one
             sample; no simulator or metric chooses). 0: the fitted hand alone.
+        anchor: weight of an articulation prior centred on each sample's own fitted joint
+            angles (:attr:`~halohand.grasp.synthesis.EnergyWeights.anchor`; the engine
+            starts of a sample share its anchor), so the refined hand keeps more of the
+            sample's articulation; 0: none.
         halo_steps / halo_step_mm: then, in :func:`~halohand.grasp.generate.generate_grasps`,
             steps of :func:`~halohand.grasp.generate.clear_penetration` (HALO's surface out of
             the object; each moves a hand's keypoints ``halo_step_mm`` together); 0: none.
@@ -100,6 +104,7 @@ class PoseRefineConfig:
     halo_steps: int = 20
     halo_step_mm: float = 0.5
     engine_starts: int = 1
+    anchor: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.fit_iterations < 1 or self.object_points < 1:
@@ -112,6 +117,8 @@ class PoseRefineConfig:
             raise HalohandInputError(f"engine_starts must be in 0..8, got {self.engine_starts}")
         if self.halo_steps < 0 or not self.halo_step_mm > 0:
             raise HalohandInputError("halo_steps must be >= 0 and halo_step_mm positive")
+        if not 0 <= self.anchor <= 1e4:
+            raise HalohandInputError(f"anchor must be in [0, 1e4], got {self.anchor}")
         if not 2 <= self.min_contacts <= 6:
             raise HalohandInputError(f"min_contacts must be in 2..6, got {self.min_contacts}")
 
@@ -155,6 +162,7 @@ def refine_poses(
     types = _closest_types(obj, verts, allowed)
     pts, _ = obj.surface_points(cfg.object_points, seed=seed)
     angles = np.stack([f.pose.as_array() for f in fits])
+    anchor = angles.copy()
     rotation = np.stack([f.rotation for f in fits])
     translation = np.stack([f.translation for f in fits])
     factors = np.stack([f.identity.length_factors for f in fits])
@@ -175,16 +183,18 @@ def refine_poses(
         angles = np.concatenate([angles, a])
         rotation, translation = np.concatenate([rotation, r]), np.concatenate([translation, t])
         factors, width, length, types = factors[pick], width[pick], length[pick], types[pick]
+        anchor = anchor[pick]
     starts = GraspStarts(
         angles=angles, rotation=rotation, translation=translation, length_factors=factors,
         palm_width=width, hand_length=length,
         power=np.array([tx.GRASP_TYPES[tx.TYPE_NAMES[t]].power for t in types]),
-        types=types, object_points=pts,
+        types=types, object_points=pts, anchor_angles=anchor if cfg.anchor > 0 else None,
     )  # fmt: skip
     engine = SynthesisConfig(
         steps=cfg.steps, lr=cfg.lr, taxonomy=True, max_penetration_mm=5.0,
         finger_capsules=True, stability_filter=False, press_mm=cfg.press_mm,
-        weights=EnergyWeights(force_closure=cfg.force_closure), separate_cm=cfg.separate_cm,
+        weights=EnergyWeights(force_closure=cfg.force_closure, anchor=cfg.anchor),
+        separate_cm=cfg.separate_cm,
         fill_enclosed=cfg.fill_enclosed,
     )  # fmt: skip
     out = optimise_starts(obj, starts, "right", engine)

@@ -20,6 +20,9 @@ kept fixed. Terms (per hand; lengths in cm so the weights are comparable):
                      normals at the fingertip contacts ``c_i`` (L = 5 cm): a net wrench of
                      equal unit contact forces near zero, i.e. opposing contacts
 ``prior``            mean squared standardised deviation from the pose prior's mean
+``anchor``           the same from each start's own angles
+                     (:attr:`GraspStarts.anchor_angles`; refinement only, weight 0 by
+                     default)
 ==================== ======================================================================
 
 The object's signed distance during the optimisation is a trilinear grid
@@ -95,6 +98,7 @@ class EnergyWeights:
     self_penetration: float = 5.0
     force_closure: float = 1.0
     prior: float = 0.02
+    anchor: float = 0.0
 
 
 #: Settings added after grasp runs had been made: stored only when changed from the default.
@@ -224,6 +228,8 @@ class SynthesisConfig:
         for k in _LATER_SETTINGS:
             if k in out and out[k] == defaults[k]:
                 out.pop(k)
+        if out["weights"]["anchor"] == 0.0:  # a later term, likewise
+            out["weights"].pop("anchor")
         return out
 
 
@@ -451,6 +457,10 @@ class GraspStarts:
         types: ``[n]`` indices into :data:`~halohand.grasp.taxonomy.TYPE_NAMES` (taxonomy
             engine: the type's contact points), ``None`` for the plain engine.
         object_points: ``[P, 3]`` object surface points of the ``object_in_hand`` term.
+        anchor_angles: ``[n, 15, 3]`` joint angles (radians) of each start's own articulation
+            prior (energy term ``anchor``: mean squared deviation from them in the pose
+            prior's standard deviations, weight :attr:`EnergyWeights.anchor`), e.g. the
+            fitted sample a refinement starts from; ``None``: no such term.
     """
 
     angles: np.ndarray
@@ -462,6 +472,7 @@ class GraspStarts:
     power: np.ndarray
     types: np.ndarray | None
     object_points: np.ndarray
+    anchor_angles: np.ndarray | None = None
 
 
 def synthesize_batch(
@@ -599,6 +610,9 @@ def optimise_starts(
     near = _NearPoints(obj_pts, NEAR_MARGIN_M)
     mean, std = pose_prior_stats()
     mu, inv_std = torch.tensor(mean, dtype=dt), torch.tensor(1.0 / std, dtype=dt)
+    anchor = None
+    if starts.anchor_angles is not None and w.anchor > 0:
+        anchor = torch.tensor(starts.anchor_angles, dtype=dt)
     palm_c = torch.tensor(geo.palm_centres * mirror, dtype=dt)
     palm_r = torch.tensor(geo.palm_radii, dtype=dt)
     pair_a = torch.tensor(geo.self_pairs[:, 0])
@@ -694,6 +708,8 @@ def optimise_starts(
             "force_closure": w.force_closure * fc_e,
             "prior": w.prior * prior,
         }
+        if anchor is not None:
+            terms["anchor"] = w.anchor * ((angles - anchor) * inv_std).square().mean((-1, -2))
         return terms, kp, verts, rot
 
     t0 = time.perf_counter()
