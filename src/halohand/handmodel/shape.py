@@ -53,10 +53,10 @@ SHAPE_LIMIT_MM: Final = (5.0, 4.0, 5.0, 2.0, 2.0)
 
 #: Spread of the correctives in the wide-shape data (std, mm at the template's size; drawn
 #: independently and clipped at 2.5 std). No population survey of these soft-tissue depths
-#: is available here. The shape follows adult surveys' hand breadth spread (SD 4-5 mm on
-#: 75-85 mm), smaller where the tissue is thin (pads, knuckles); the scale is set by the
-#: keypoint-only ceiling it leaves, which must stay at IoU >= 0.97: 0.971 here, 0.968 at
-#: 5/3 of it (``benchmarks/studies/keypoint_ceiling.py --shape-scale``, 50 hands).
+#: is available here: the pattern (larger over the palm's thick tissue, smaller on the pads
+#: and knuckles) is a judgement, and the scale is set by the keypoint-only ceiling it
+#: leaves, which must stay at IoU >= 0.97: 0.971 here, 0.968 at 5/3 of it
+#: (``benchmarks/studies/keypoint_ceiling.py --shape-scale``, 50 hands).
 SHAPE_PRIOR_STD_MM: Final = (0.9, 0.6, 0.9, 0.3, 0.3)
 
 # WebXR joint indices (``halohand.skeleton.WEBXR_JOINT_NAMES``).
