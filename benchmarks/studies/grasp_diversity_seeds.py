@@ -3,9 +3,10 @@ which objects fill its largest clusters.
 
 Reads the ``.npz`` that ``grasp_stability.py --keypoints`` writes (each method's generated
 keypoints and object ids) and reports per method: the entropy and cluster size of the
-harness (``grasp.metrics.diversity``, k = 20, k-means seed 0), the same over ``--seeds``
-k-means seeds (median, minimum, maximum), and for seed 0 the cluster sizes with the objects
-in the three largest clusters.
+harness (``grasp.metrics.diversity``, k = 20, seed 0 of its k-means: the reference
+protocol's 20 runs, lowest distortion kept), the same over ``--seeds`` seeds (median,
+minimum, maximum), and for seed 0 the cluster sizes with the objects in the three largest
+clusters. Results written before stop 39 used one k-means++ run per seed instead.
 
     .venv/bin/python benchmarks/studies/grasp_diversity_seeds.py \\
         benchmarks/results/studies/grasp_pose_refine4_test.keypoints.npz \\
@@ -32,11 +33,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    import torch
-    from scipy.cluster.vq import kmeans2
-
-    from halohand.canonical import canonicalize
-    from halohand.grasp.metrics import diversity
+    from halohand.grasp.metrics import diversity, diversity_features, kmeans_clusters
 
     data = np.load(args.keypoints)
     methods = sorted({k.rsplit("/", 1)[0] for k in data.files})
@@ -47,10 +44,7 @@ def main() -> None:
         runs = [diversity(kp, "right", k=20, seed=s) for s in range(args.seeds)]
         entropies = [e for e, _ in runs]
         # The harness's clustering (seed 0), to see what fills the largest clusters.
-        left = torch.zeros(len(kp), dtype=torch.bool)
-        x = canonicalize(torch.tensor(kp), left).normalized_keypoints.numpy()
-        _, labels = kmeans2(x.reshape(len(kp), -1) * 100.0, 20, minit="++",
-                            seed=np.random.default_rng(0))  # fmt: skip
+        labels, _ = kmeans_clusters(diversity_features(kp), 20, seed=0)
         counts = np.bincount(labels, minlength=20)
         largest = []
         for c in np.argsort(-counts, kind="stable")[:3]:

@@ -7,7 +7,8 @@
   grasps whose hand touches or enters the object (min signed distance < 0).
 - :func:`diversity` / :func:`kmeans_diversity`: k-means (k = 20) on the canonicalized
   keypoints (cm, 63-D): entropy of the cluster histogram (natural log, at most ln 20 = 3.0)
-  and the mean distance to the assigned centre ("cluster size", cm).
+  and the mean distance to the assigned centre ("cluster size", cm), with the reference
+  evaluation's k-means (scipy's ``kmeans``: the lowest-distortion codebook of 20 runs).
 
 Beside the paper's, measures that tell a grasp a person would make (``docs/grasp.md``):
 
@@ -25,7 +26,6 @@ the wrist).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +37,8 @@ from halohand.skeleton import PART_NAMES
 
 __all__ = [
     "FINGERS", "ContactChecks", "contact_checks", "contact_ratio", "diversity",
-    "human_plausible", "intersection_volume", "kmeans_diversity", "min_signed_distance",
-    "opposition",
+    "diversity_features", "human_plausible", "intersection_volume", "kmeans_clusters",
+    "kmeans_diversity", "min_signed_distance", "opposition",
 ]  # fmt: skip
 
 #: Voxel size of the intersection volume (metres), as in HALO's evaluation.
@@ -57,6 +57,10 @@ CONTACT_MM = 2.0
 OPPOSITION_DEG = 90.0
 #: Deepest penetration (mm) of a human-plausible grasp.
 MAX_PENETRATION_MM = 5.0
+
+#: k-means runs of :func:`kmeans_diversity` (scipy ``kmeans``'s default, as the reference
+#: evaluation calls it); the codebook of lowest distortion is kept.
+KMEANS_RESTARTS = 20
 
 
 def _signed_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -237,42 +241,46 @@ def contact_ratio(min_distances: np.ndarray) -> float:
     return float((d < 0.0).mean())
 
 
-def kmeans_diversity(features: np.ndarray, k: int = 20, seed: int = 0) -> tuple[float, float]:
-    """Entropy (nats) of the k-means cluster histogram and mean distance to the assigned
-    centre, for ``[N, D]`` features (scipy's ``kmeans2``, k-means++ initialisation).
+def kmeans_clusters(
+    features: np.ndarray, k: int = 20, seed: int = 0, restarts: int = KMEANS_RESTARTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels [N], distances [N])``: each of the ``[N, D]`` features' cluster and its
+    distance to that cluster's centre.
+
+    The reference evaluation's protocol: scipy's ``kmeans`` (``restarts`` runs from ``k``
+    random observations, the codebook of lowest distortion kept; codes that lose every
+    point are dropped), then ``vq`` assigns each point to its nearest code.
 
     Raises:
         HalohandInputError: fewer than ``k`` samples or non-finite features.
     """
-    from scipy.cluster.vq import kmeans2
-    from scipy.stats import entropy
+    from scipy.cluster.vq import kmeans, vq
 
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or len(x) < k:
         raise HalohandInputError(f"diversity needs [N >= {k}, D] features, got {list(x.shape)}")
     if not np.all(np.isfinite(x)):
         raise HalohandInputError("diversity features contain NaN or inf")
-    with warnings.catch_warnings():
-        # kmeans2 warns when a cluster empties; the histogram simply has a zero there.
-        warnings.simplefilter("ignore")
-        centres, labels = kmeans2(x, k, minit="++", seed=np.random.default_rng(seed))
-    counts = np.bincount(labels, minlength=k)
-    size = np.linalg.norm(x - centres[labels], axis=1).mean()
-    return float(entropy(counts)), float(size)
+    codes, _ = kmeans(x, k, iter=restarts, rng=np.random.default_rng(seed))
+    labels, dist = vq(x, codes)
+    return labels, dist
 
 
-def diversity(
-    keypoints: np.ndarray, sides: str | list[str] = "right", k: int = 20, seed: int = 0
+def kmeans_diversity(
+    features: np.ndarray, k: int = 20, seed: int = 0, restarts: int = KMEANS_RESTARTS
 ) -> tuple[float, float]:
-    """HALO's grasp diversity of ``[N, 21, 3]`` keypoints (metres, project order).
+    """Entropy (nats) of the cluster histogram of :func:`kmeans_clusters` and the mean
+    distance to the nearest centre (the "cluster size"), for ``[N, D]`` features."""
+    from scipy.stats import entropy
 
-    The keypoints are canonicalized (global rotation, translation and the left mirror
-    removed: :attr:`~halohand.canonical.Canonicalization.normalized_keypoints`), converted
-    to cm and flattened to 63-D, then clustered by :func:`kmeans_diversity`.
+    labels, dist = kmeans_clusters(features, k, seed, restarts)
+    return float(entropy(np.bincount(labels))), float(dist.mean())
 
-    Returns:
-        ``(entropy, cluster_size_cm)``.
-    """
+
+def diversity_features(keypoints: np.ndarray, sides: str | list[str] = "right") -> np.ndarray:
+    """``[N, 63]`` features of :func:`diversity` from ``[N, 21, 3]`` keypoints (metres, project
+    order): canonicalized (global rotation, translation and the left mirror removed:
+    :attr:`~halohand.canonical.Canonicalization.normalized_keypoints`), in cm, flattened."""
     import torch
 
     kp = np.asarray(keypoints, dtype=np.float64)
@@ -285,4 +293,16 @@ def diversity(
             raise HalohandInputError(f"got {len(sides)} sides for {len(kp)} hands")
         left = torch.tensor([s == "left" for s in sides])
     canon = canonicalize(torch.tensor(kp), left).normalized_keypoints.numpy()
-    return kmeans_diversity(canon.reshape(len(kp), -1) * 100.0, k=k, seed=seed)
+    return canon.reshape(len(kp), -1) * 100.0
+
+
+def diversity(
+    keypoints: np.ndarray, sides: str | list[str] = "right", k: int = 20, seed: int = 0
+) -> tuple[float, float]:
+    """HALO's grasp diversity of ``[N, 21, 3]`` keypoints (metres, project order):
+    :func:`kmeans_diversity` of :func:`diversity_features`.
+
+    Returns:
+        ``(entropy, cluster_size_cm)``.
+    """
+    return kmeans_diversity(diversity_features(keypoints, sides), k=k, seed=seed)
