@@ -180,7 +180,11 @@ def hands(draw: st.DrawFn) -> tuple[np.ndarray, str]:
     elif kind == "swap":
         kp[[i, j]] = kp[[j, i]]
     noise = draw(st.sampled_from([0.0, 1e-3, 0.05]))
-    kp = kp + noise * np.std(kp) * np.random.default_rng(i).normal(size=kp.shape)
+    if noise:
+        # The spread of the finite values: with a NaN or inf in it, np.std is NaN, and the
+        # noise would turn every coordinate into NaN instead of keeping the one bad value.
+        spread = np.std(kp[np.isfinite(kp)])
+        kp = kp + noise * spread * np.random.default_rng(i).normal(size=kp.shape)
     return kp, side
 
 
