@@ -39,7 +39,7 @@ def main() -> None:
     import torch
 
     from halohand.grasp import synthesis
-    from halohand.grasp.generate import grasp_halo, refine_translation, shipped_model_path
+    from halohand.grasp.generate import generate_grasps, grasp_halo, shipped_model_path
     from halohand.grasp.pose_refine import refine_poses
     from halohand.grasp.vae import load_vae
     from halohand.objects.registry import load_object
@@ -52,10 +52,7 @@ def main() -> None:
     rows = []
     for oid in args.objects.split(","):
         obj = load_object(oid)
-        cloud = torch.as_tensor(obj.surface_points(600, 0)[0] * 100.0, dtype=torch.float32)
-        with torch.no_grad():
-            kp = vae.sample(cloud, args.samples, generator=torch.Generator().manual_seed(0))
-        kp = refine_translation(halo, kp.double().numpy() / 100.0, obj, seed=0)
+        kp = generate_grasps(vae, obj, args.samples, 0, refine=True, halo=halo).keypoints
         times: dict[str, list[float]] = {k: [] for k in margins}
         energy: dict[str, np.ndarray] = {}
         for rnd in range(args.rounds):
