@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    from halohand.grasp.metrics import diversity, diversity_features, kmeans_clusters
+    from halohand.grasp.metrics import diversity_features, kmeans_clusters, kmeans_diversity
 
     data = np.load(args.keypoints)
     methods = sorted({k.rsplit("/", 1)[0] for k in data.files})
@@ -41,10 +41,11 @@ def main() -> None:
     for m in methods:
         kp = data[f"{m}/keypoints"].astype(np.float64)
         objects = data[f"{m}/object"].astype(str)
-        runs = [diversity(kp, "right", k=20, seed=s) for s in range(args.seeds)]
+        x = diversity_features(kp)  # what grasp.metrics.diversity clusters
+        runs = [kmeans_diversity(x, k=20, seed=s) for s in range(args.seeds)]
         entropies = [e for e, _ in runs]
         # The harness's clustering (seed 0), to see what fills the largest clusters.
-        labels, _ = kmeans_clusters(diversity_features(kp), 20, seed=0)
+        labels, _ = kmeans_clusters(x, 20, seed=0)
         counts = np.bincount(labels, minlength=20)
         largest = []
         for c in np.argsort(-counts, kind="stable")[:3]:
