@@ -109,6 +109,8 @@ _LATER_SETTINGS: Final = (
     "separate_cm",
     "fill_enclosed",
 )
+#: Energy weights added likewise (:class:`EnergyWeights`), stored only when changed.
+_LATER_WEIGHTS: Final = ("anchor",)
 
 
 @dataclass(frozen=True)
@@ -228,8 +230,10 @@ class SynthesisConfig:
         for k in _LATER_SETTINGS:
             if k in out and out[k] == defaults[k]:
                 out.pop(k)
-        if out["weights"]["anchor"] == 0.0:  # a later term, likewise
-            out["weights"].pop("anchor")
+        default_weights = EnergyWeights()
+        for k in _LATER_WEIGHTS:
+            if out["weights"][k] == getattr(default_weights, k):
+                out["weights"].pop(k)
         return out
 
 
