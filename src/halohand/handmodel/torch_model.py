@@ -17,6 +17,7 @@ the functions the numpy model uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -80,10 +81,13 @@ class TorchHandModel:
             weights[:, self.skin_joints.cpu().numpy()], dtype=dt, device=self.device
         )
         self.template_vertices = torch.tensor(tpl.vertices, dtype=dt, device=self.device)
-        basis = basis_for(tpl)
-        #: ``[NUM_SHAPES, V, 3]`` soft-tissue correctives (metres per mm, template size).
-        self.shape_basis = torch.tensor(basis, dtype=dt, device=self.device)
         self.faces = np.ascontiguousarray(tpl.faces)
+
+    @cached_property
+    def shape_basis(self) -> torch.Tensor:
+        """``[NUM_SHAPES, V, 3]`` soft-tissue correctives (metres per mm, template size),
+        built at first use."""
+        return torch.tensor(basis_for(self.template), dtype=torch.float64, device=self.device)
 
     # -- pieces -----------------------------------------------------------------------------
 

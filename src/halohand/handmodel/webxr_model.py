@@ -17,7 +17,7 @@ result at the end, which commutes with rotations about joints):
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +91,6 @@ class WebXRHandModel:
         self._local_offset = local[:, :3, 3].copy()
         self._is_palm_joint = JOINT_PART == 0
         self.template_hand_length = float(hand_length(template.rest_keypoints))
-        #: ``[NUM_SHAPES, V, 3]`` the template's soft-tissue correctives (metres per mm).
-        self.shape_basis = basis_for(template)
 
     @classmethod
     def load(cls, path: Path | None = None) -> WebXRHandModel:
@@ -136,6 +134,12 @@ class WebXRHandModel:
             unit_length = hand_length(frames[KEYPOINT_JOINT, :3, 3])
             scale = identity.hand_length / unit_length
         return frames, vertex_scale, float(scale)
+
+    @cached_property
+    def shape_basis(self) -> np.ndarray:
+        """``[NUM_SHAPES, V, 3]`` the template's soft-tissue correctives (metres per mm),
+        built at first use: most hands have none."""
+        return basis_for(self.template)
 
     def rest_vertices(self, identity: HandIdentity) -> np.ndarray:
         """``[V, 3]`` template vertices with the identity's soft-tissue correctives
