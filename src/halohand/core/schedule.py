@@ -1,4 +1,5 @@
-"""The cosine schedule shared by training learning rates and iterative optimisers.
+"""The cosine schedule shared by training learning rates and iterative optimisers, and the
+smoothstep ease curve (key-pose sequences, the hand's soft-tissue fields).
 
 :func:`cosine` goes from ``start`` at step 0 to ``end`` at step ``total`` along half a
 cosine period::
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["cosine"]
+import numpy as np
+
+__all__ = ["cosine", "smoothstep"]
 
 
 def cosine(step: float, total: float, start: float, end: float) -> float:
@@ -32,3 +35,10 @@ def cosine(step: float, total: float, start: float, end: float) -> float:
     """
     frac = min(max(step / max(total, 1), 0.0), 1.0)
     return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def smoothstep(u: np.ndarray | float) -> np.ndarray:
+    """``3u^2 - 2u^3`` of ``u`` clipped to [0, 1]: 0 below 0, 1 above 1, zero slope at both
+    ends, so what it weights eases in and out instead of changing abruptly."""
+    u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+    return u * u * (3.0 - 2.0 * u)

@@ -29,6 +29,7 @@ import numpy as np
 
 from halohand.core.atomic import write_text_atomic
 from halohand.core.errors import HalohandInputError
+from halohand.core.schedule import smoothstep
 from halohand.handmodel.pose import HandPose
 from halohand.handmodel.prior import GESTURES
 from halohand.handmodel.webxr import default_model
@@ -118,13 +119,6 @@ def load_key_poses(path: str | Path | None = None) -> list[KeyPose]:
         )
         for p in doc["poses"]
     ]
-
-
-def smoothstep(u: np.ndarray | float) -> np.ndarray:
-    """Ease-in-out curve on [0, 1]: zero velocity at both ends, so the hand slows into and
-    out of each key pose instead of turning abruptly."""
-    u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
-    return u * u * (3.0 - 2.0 * u)
 
 
 @dataclass(frozen=True)

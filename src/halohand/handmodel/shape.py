@@ -39,6 +39,7 @@ from typing import Final
 
 import numpy as np
 
+from halohand.core.schedule import smoothstep
 from halohand.handmodel.template import HandTemplate, load_template
 from halohand.skeleton import PART_NAMES
 
@@ -67,9 +68,9 @@ _LONG_PIP = (7, 12, 17, 22)
 _DISTAL = ((3, 4), (8, 9), (13, 14), (18, 19), (23, 24))  # (DIP or thumb IP, tip)
 
 
-def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """0 below ``lo``, 1 above ``hi``, eased between."""
+    return smoothstep((x - lo) / (hi - lo))
 
 
 def _gaussian(points: np.ndarray, centre: np.ndarray, sigma: np.ndarray | float) -> np.ndarray:
@@ -93,12 +94,12 @@ def build_shape_basis(template: HandTemplate) -> np.ndarray:
     joints = template.rest_frames[:, :3, 3]
     dorsal_axis = template.rest_frames[:, :3, 1]  # each joint frame's +Y is dorsal
     palm_w = template.part_weights[:, PART_NAMES.index("palm")]
-    palmar = _smoothstep(-n[:, 2], 0.2, 0.7)  # facing the palm side (-Z)
+    palmar = _ramp(-n[:, 2], 0.2, 0.7)  # facing the palm side (-Z)
     palm_centre = 0.5 * (joints[list(_LONG_METACARPALS)].mean(0) + joints[list(_LONG_MCP)].mean(0))
 
     thumb_mc = 0.5 * (joints[_THUMB_CMC] + joints[_THUMB_MCP])
     thenar = _gaussian(v, 0.6 * thumb_mc + 0.4 * palm_centre, 0.014)
-    thenar *= _smoothstep(-n[:, 2], 0.0, 0.5)
+    thenar *= _ramp(-n[:, 2], 0.0, 0.5)
 
     hollow = _gaussian(v[:, :2], palm_centre[:2], np.array([0.014, 0.016])) * palm_w * palmar
 
@@ -109,7 +110,7 @@ def build_shape_basis(template: HandTemplate) -> np.ndarray:
     for (base, tip), part in zip(_DISTAL, distal_parts, strict=True):
         bone = joints[tip] - joints[base]
         t = (v - joints[base]) @ bone / (bone @ bone)
-        facing = _smoothstep(-(n @ dorsal_axis[base]), 0.0, 0.6)
+        facing = _ramp(-(n @ dorsal_axis[base]), 0.0, 0.6)
         w = template.part_weights[:, PART_NAMES.index(part)]
         pads = np.maximum(pads, w * facing * np.exp(-(((t - 0.55) / 0.35) ** 2)))
 
@@ -119,7 +120,7 @@ def build_shape_basis(template: HandTemplate) -> np.ndarray:
         height = (v - joints[j]) @ dorsal_axis[j]
         near = np.linalg.norm(v - joints[j], axis=1) < 0.012
         anchor = joints[j] + height[near].max() * dorsal_axis[j]
-        facing = _smoothstep(n @ dorsal_axis[j], 0.2, 0.7)
+        facing = _ramp(n @ dorsal_axis[j], 0.2, 0.7)
         knuckles = np.maximum(knuckles, _gaussian(v, anchor, 0.006) * facing)
 
     # Signs: positive fills outward (thenar, pads, knuckles) or recedes inward (hollow, web).
