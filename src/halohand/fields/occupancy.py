@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields.encoding import encode_points, encoding_size
+from halohand.fields.grids import PartGrids
 from halohand.fields.parts import PartLinear, PartMLP, Residual
 
 TransformSource = Literal["keypoints", "mano"]
@@ -99,6 +100,16 @@ class OccupancyConfig:
             draws its keypoints by it, and ``HALO`` moves a skin-tip hand's tips onto the
             rig's joints (:func:`~halohand.skeleton.conventions.to_rig`) only for a
             network that was not trained on them.
+        grid_resolution: cells per axis of a learned feature grid over each part's
+            canonical box (:class:`~halohand.fields.grids.PartGrids`), read by trilinear
+            interpolation; ``grid_channels`` more inputs per part MLP after the Fourier
+            features. 0 (the original): no grids.
+        grid_channels: features per grid vertex.
+        grid_bounds: ``6 K`` values, each part's box in its canonical frame (HALO units):
+            lower x, y, z then upper x, y, z, part by part. Required with grids (from the
+            training data: ``benchmarks/studies/part_grid_bounds.py``).
+        grid_value_scale: the grid features are this times the stored table: a larger
+            effective learning rate for the grids alone (see ``PartGrids``).
     """
 
     variant: str = "halo"
@@ -121,6 +132,10 @@ class OccupancyConfig:
     point_frequencies: tuple[float, ...] = ()
     point_bone_scale: bool = False
     keypoint_conventions: tuple[str, ...] = ("rig",)
+    grid_resolution: int = 0
+    grid_channels: int = 8
+    grid_bounds: tuple[float, ...] = ()
+    grid_value_scale: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -149,6 +164,22 @@ class OccupancyConfig:
         if self.surface_sampling not in ("original", "resampled"):
             raise ValueError(f"unknown surface_sampling {self.surface_sampling!r}")
         object.__setattr__(self, "keypoint_conventions", tuple(self.keypoint_conventions))
+        object.__setattr__(self, "grid_bounds", tuple(float(v) for v in self.grid_bounds))
+        if self.grid_resolution < 0 or self.grid_channels < 1:
+            raise ValueError("grid_resolution must be >= 0 and grid_channels >= 1")
+        if self.grid_resolution:
+            bounds = self.grid_bounds
+            if len(bounds) != 6 * self.num_parts or any(
+                not (bounds[6 * k + 3 + d] > bounds[6 * k + d])
+                for k in range(self.num_parts)
+                for d in range(3)
+            ):
+                raise ValueError(
+                    f"grid_bounds must hold {6 * self.num_parts} values, each part's lower "
+                    "corner then a larger upper corner"
+                )
+            if not (self.grid_value_scale > 0 and math.isfinite(self.grid_value_scale)):
+                raise ValueError(f"grid_value_scale must be > 0, got {self.grid_value_scale}")
         if self.keypoint_conventions not in (("rig",), ("rig", "mano")):
             raise ValueError(
                 f"keypoint_conventions must be ['rig'] or ['rig', 'mano'], got "
@@ -170,8 +201,13 @@ class OccupancyConfig:
     @property
     def point_features(self) -> int:
         """Per-point input columns of each part MLP: 3 coordinates, 3 in bone lengths
-        (``point_bone_scale``), ``6 F`` Fourier features (the first columns; the hand's
-        context follows them)."""
+        (``point_bone_scale``), ``6 F`` Fourier features, ``grid_channels`` grid features
+        (the first columns; the hand's context follows them)."""
+        return self.grid_start + (self.grid_channels if self.grid_resolution else 0)
+
+    @property
+    def grid_start(self) -> int:
+        """First input column of the grid features (after the Fourier features)."""
         return self.encoding_start + encoding_size(self.point_frequencies)
 
     @property
@@ -190,6 +226,7 @@ class OccupancyConfig:
         d["part_radii_m"] = list(self.part_radii_m)
         d["point_frequencies"] = list(self.point_frequencies)
         d["keypoint_conventions"] = list(self.keypoint_conventions)
+        d["grid_bounds"] = list(self.grid_bounds)
         return d
 
     @classmethod
@@ -244,12 +281,15 @@ class FoldedPart:
         last_bias: ``[1]``; last_weight: ``[H, 1]``.
         encoding_weight: ``[6F, H]`` the first layer's weights of the points' Fourier
             features, or ``None`` without them.
+        grid_weight: ``[C, H]`` the first layer's weights of the grid features, or
+            ``None`` without grids.
     """
 
     hidden: tuple[tuple[Tensor, Tensor, bool], ...]
     last_bias: Tensor
     last_weight: Tensor
     encoding_weight: Tensor | None = None
+    grid_weight: Tensor | None = None
 
 
 class OccupancyNetwork(nn.Module):
@@ -276,6 +316,12 @@ class OccupancyNetwork(nn.Module):
             k, cfg.in_features, cfg.hidden, 1, negative_slope=cfg.negative_slope,
             residual=cfg.residual,
         )  # fmt: skip
+        self.grids: PartGrids | None = None
+        if cfg.grid_resolution:
+            bounds = torch.tensor(cfg.grid_bounds).view(k, 2, 3)
+            self.grids = PartGrids(
+                bounds, cfg.grid_resolution, cfg.grid_channels, cfg.grid_value_scale
+            )
 
     @property
     def num_parts(self) -> int:
@@ -359,20 +405,32 @@ class OccupancyNetwork(nn.Module):
         inv = self.inverse_lengths(bone_lengths)
         if inv is not None:  # [B, K] -> [K, B * N, 1], each hand's value on its rows
             inv = inv.T[:, :, None].expand(k, b, n).reshape(k, b * n, 1)
+        palm = self.inverse_palm_lengths(bone_lengths)
+        if palm is not None:  # [B] -> [K, B * N, 1]
+            palm = palm[None, :, None].expand(k, b, n).reshape(k, b * n, 1)
         if part_mask is None:
-            x = self.point_inputs(x, inv)
+            x = self.point_inputs(x, inv, torch.arange(k, device=x.device)[:, None], palm)
             if ctx.shape[-1] == 0:
                 out = self.mlp(x)
             else:
                 out = self.mlp(x, ctx, group_size=n)
             return out.view(k, b, n).permute(1, 2, 0)
-        return self._masked_logits(x, ctx, part_mask, b, n, inv)
+        return self._masked_logits(x, ctx, part_mask, b, n, inv, palm)
 
-    def point_inputs(self, canon: Tensor, inverse_length: Tensor | None = None) -> Tensor:
+    def point_inputs(
+        self,
+        canon: Tensor,
+        inverse_length: Tensor | None = None,
+        part: Tensor | int | None = None,
+        inverse_palm: Tensor | None = None,
+    ) -> Tensor:
         """``[..., 3]`` canonical points (HALO units) -> ``[..., point_features]``: the
         points times ``point_scale``, the points in bone lengths (``point_bone_scale``;
         ``inverse_length [..., 1]`` is 1 / the row's part's bone length in HALO units),
-        then their Fourier features (if configured)."""
+        their Fourier features (if configured), then their part's grid features
+        (``grid_resolution``; ``part`` is the rows' part, ``[...]`` int64 broadcastable to
+        the rows, or one part for all; the grids read the points in palm lengths,
+        ``inverse_palm [..., 1]`` is 1 / the row's hand's palm length in HALO units)."""
         cfg = self.config
         x = canon * cfg.point_scale if cfg.point_scale != 1.0 else canon
         columns = [x]
@@ -382,6 +440,10 @@ class OccupancyNetwork(nn.Module):
             columns.append(canon * inverse_length)
         if cfg.point_frequencies:
             columns.append(encode_points(canon, cfg.point_frequencies))
+        if self.grids is not None:
+            if part is None or inverse_palm is None:
+                raise ValueError("a network with grids needs the rows' parts and palm lengths")
+            columns.append(self.grids(canon * inverse_palm, part))
         return columns[0] if len(columns) == 1 else torch.cat(columns, dim=-1)
 
     def inverse_lengths(
@@ -396,8 +458,29 @@ class OccupancyNetwork(nn.Module):
         dtype = self.mlp.layers[0].weight.dtype if dtype is None else dtype
         return HALO_UNIT_M / bone_lengths.to(dtype)
 
+    def inverse_palm_lengths(
+        self, bone_lengths: Tensor | None, dtype: torch.dtype | None = None
+    ) -> Tensor | None:
+        """``[B, K]`` metres -> ``[B]`` 1 / the palm's length (part 0's bone, wrist to
+        middle knuckle) in HALO units, in ``dtype`` (default: the network's; ``None``
+        without grids): the grids read canonical points in palm lengths, so that hands of
+        every size meet the same cells."""
+        if self.grids is None:
+            return None
+        if bone_lengths is None:
+            raise HalohandInputError("a network with grids needs bone_lengths")
+        dtype = self.mlp.layers[0].weight.dtype if dtype is None else dtype
+        return HALO_UNIT_M / bone_lengths[:, 0].to(dtype)
+
     def _masked_logits(
-        self, x: Tensor, ctx: Tensor, mask: Tensor, b: int, n: int, inv: Tensor | None = None
+        self,
+        x: Tensor,
+        ctx: Tensor,
+        mask: Tensor,
+        b: int,
+        n: int,
+        inv: Tensor | None = None,
+        palm: Tensor | None = None,
     ) -> Tensor:
         # Only active (point, part) pairs are evaluated, still as one batched op per layer:
         # each part's active rows are packed into blocks of SKIP_BLOCK rows, every block
@@ -427,7 +510,10 @@ class OccupancyNetwork(nn.Module):
         if inv is not None:
             inv = x.new_zeros(n_blocks * t, 1).index_copy(0, slot, inv[part, row])
             inv = inv.view(n_blocks, t, 1)
-        xs = self.point_inputs(xs.view(n_blocks, t, 3), inv)
+        if palm is not None:
+            palm = x.new_zeros(n_blocks * t, 1).index_copy(0, slot, palm[part, row])
+            palm = palm.view(n_blocks, t, 1)
+        xs = self.point_inputs(xs.view(n_blocks, t, 3), inv, block_part[:, None], palm)
         if ctx.shape[-1] == 0:
             out = self.mlp(xs, part_index=block_part)
         else:
@@ -534,7 +620,7 @@ class OccupancyNetwork(nn.Module):
             raise HalohandInputError(f"part_mask must be [{b}, {n}, {k}], got {list(mask.shape)}")
         dtype = self.mlp.layers[0].weight.dtype
         w_hand, const = self.folded_weights(part_matrices, bone_lengths)
-        frames = self.folded_frames(part_matrices)
+        frames = self.folded_frames(part_matrices, bone_lengths=bone_lengths)
         m = b * n
         part, row = mask.permute(2, 0, 1).reshape(k, m).nonzero(as_tuple=True)
         logits = points.new_full((k, m), float("-inf"), dtype=dtype)
@@ -599,10 +685,14 @@ class OccupancyNetwork(nn.Module):
         return w_hand, const
 
     def folded_frames(
-        self, part_matrices: Tensor, points_frame: Tensor | None = None
+        self,
+        part_matrices: Tensor,
+        points_frame: Tensor | None = None,
+        bone_lengths: Tensor | None = None,
     ) -> tuple[Tensor, Tensor] | None:
-        """The affine maps from the caller's points to the phases of the Fourier features,
-        for the folded path (:meth:`folded_logits`); ``None`` without ``point_frequencies``.
+        """The affine maps from the caller's points to the phases of the Fourier features
+        and to the canonical points the grids read, for the folded path
+        (:meth:`folded_logits`); ``None`` without ``point_frequencies`` and grids.
 
         The features of :func:`~halohand.fields.encoding.encode_points` at a part's
         canonical point ``x_k = R q + t`` are ``sin(q A + c)`` with ``A[:, (f, d)] = 2 pi f
@@ -611,23 +701,34 @@ class OccupancyNetwork(nn.Module):
         for the keypoint pipeline), the offsets reduced modulo 2 pi before rounding.
 
         Args:
-            part_matrices, points_frame: as :meth:`folded_weights`.
+            part_matrices, points_frame, bone_lengths: as :meth:`folded_weights` (bone
+                lengths are read with grids only).
 
         Returns:
-            ``weight [K, B, 3, 6F]`` and ``offset [K, B, 6F]`` in the network's dtype.
+            ``weight [K, B, 3, 6F + G]`` and ``offset [K, B, 6F + G]`` in the network's
+            dtype, ``G = 3`` with grids (the canonical point in palm lengths,
+            ``(R q + t) / l_palm``), else 0.
         """
         frequencies = self.config.point_frequencies
-        if not frequencies:
+        if not frequencies and self.grids is None:
             return None
         rot, trans = _points_to_parts(part_matrices, points_frame)  # [B, K, 3, 3], [B, K, 3]
-        omega = 2.0 * math.pi * torch.tensor(frequencies, dtype=rot.dtype, device=rot.device)
-        # column (f, d), frequency-major as in encode_points: omega_f R[d, :] and omega_f t_d
-        weight = omega[:, None, None] * rot.unsqueeze(-3)  # [B, K, F, 3 (d), 3 (q)]
-        weight = weight.flatten(-3, -2).transpose(-1, -2)  # [B, K, 3 (q), 3F]
-        offset = (omega[:, None] * trans.unsqueeze(-2)).flatten(-2)  # [B, K, 3F]
-        weight = torch.cat([weight, weight], dim=-1)
-        offset = torch.cat([offset, offset + 0.5 * math.pi], dim=-1)
-        offset = torch.remainder(offset, 2.0 * math.pi)
+        weights, offsets = [], []
+        if frequencies:
+            omega = 2.0 * math.pi * torch.tensor(frequencies, dtype=rot.dtype, device=rot.device)
+            # column (f, d), frequency-major as in encode_points: omega_f R[d, :], omega_f t_d
+            weight = omega[:, None, None] * rot.unsqueeze(-3)  # [B, K, F, 3 (d), 3 (q)]
+            weight = weight.flatten(-3, -2).transpose(-1, -2)  # [B, K, 3 (q), 3F]
+            offset = (omega[:, None] * trans.unsqueeze(-2)).flatten(-2)  # [B, K, 3F]
+            weights += [weight, weight]
+            offset = torch.cat([offset, offset + 0.5 * math.pi], dim=-1)
+            offsets.append(torch.remainder(offset, 2.0 * math.pi))
+        palm = self.inverse_palm_lengths(bone_lengths, rot.dtype)
+        if palm is not None:
+            weights.append(rot.transpose(-1, -2) * palm[:, None, None, None])  # [B, K, 3, 3]
+            offsets.append(trans * palm[:, None, None])
+        weight = torch.cat(weights, dim=-1)
+        offset = torch.cat(offsets, dim=-1)
         dtype = self.mlp.layers[0].weight.dtype
         return (
             weight.permute(1, 0, 2, 3).to(dtype).contiguous(),
@@ -647,6 +748,7 @@ class OccupancyNetwork(nn.Module):
         last = layers[-1]
         width = self.config.point_features
         start = self.config.encoding_start
+        grid_start = self.config.grid_start
         out = []
         with torch.no_grad():
             for k in range(self.num_parts):
@@ -661,14 +763,17 @@ class OccupancyNetwork(nn.Module):
                     hidden.append(
                         (layer.bias[k].detach(), weight.contiguous(), residual == "after" and same)
                     )
-                encoding = None
-                if width > start:
-                    encoding = layers[0].weight[k, start:width].detach().contiguous()
+                encoding = grid = None
+                if grid_start > start:
+                    encoding = layers[0].weight[k, start:grid_start].detach().contiguous()
+                if width > grid_start:
+                    grid = layers[0].weight[k, grid_start:width].detach().contiguous()
                 out.append(
                     FoldedPart(
-                        tuple(hidden), last.bias[k].detach(), last.weight[k].detach(), encoding
+                        tuple(hidden), last.bias[k].detach(), last.weight[k].detach(),
+                        encoding, grid,
                     )
-                )
+                )  # fmt: skip
         return out
 
     def folded_logits(
@@ -693,7 +798,7 @@ class OccupancyNetwork(nn.Module):
             w_hand, const: from :meth:`folded_weights` (``B`` hands).
             layers: :meth:`folded_layers` of this network, if the caller keeps them.
             frames: :meth:`folded_frames` (same hands and points frame as ``w_hand``);
-                required with ``point_frequencies``.
+                required with ``point_frequencies`` or grids.
 
         Returns:
             ``[P]`` logits.
@@ -702,8 +807,9 @@ class OccupancyNetwork(nn.Module):
         if layers is None:
             layers = self.folded_layers()
         frequencies = self.config.point_frequencies
-        if frequencies and frames is None:
-            raise ValueError("a network with point_frequencies needs frames (folded_frames)")
+        if (frequencies or self.grids is not None) and frames is None:
+            raise ValueError("a network with point features needs frames (folded_frames)")
+        sines = encoding_size(frequencies)
         width = const.shape[-1]
         slope = self.mlp.negative_slope
         out = points.new_empty(points.shape[0], 1)
@@ -729,15 +835,19 @@ class OccupancyNetwork(nn.Module):
                                 const[kk, hb], points[r0:r1], w_hand[kk, hb],
                                 out=h[r0 - c0 : r1 - c0],
                             )  # fmt: skip
-                if part.encoding_weight is not None and frames is not None:
+                if frames is not None:
                     for hb in range(b):
                         g = kk * b + hb
                         r0, r1 = max(starts[g], c0), min(ends[g], c1)
-                        if r1 > r0:
-                            phases = torch.addmm(
-                                frames[1][kk, hb], points[r0:r1], frames[0][kk, hb]
-                            )
-                            h[r0 - c0 : r1 - c0].addmm_(phases.sin_(), part.encoding_weight)
+                        if r1 <= r0:
+                            continue
+                        # Fourier phases, then the canonical point the grid reads
+                        pre = torch.addmm(frames[1][kk, hb], points[r0:r1], frames[0][kk, hb])
+                        rows = h[r0 - c0 : r1 - c0]
+                        if part.encoding_weight is not None:
+                            rows.addmm_(pre[:, :sines].sin_(), part.encoding_weight)
+                        if part.grid_weight is not None and self.grids is not None:
+                            rows.addmm_(self.grids(pre[:, sines:], kk), part.grid_weight)
                 h = F.leaky_relu_(h, slope)
                 for bias, weight, add_after in part.hidden:
                     y = F.leaky_relu_(torch.addmm(bias, h, weight), slope)
@@ -802,6 +912,8 @@ def part_chain_logits(
     residual = net.mlp.residual
     w0 = weights[0][0]
     cfg = net.config
+    if net.grids is not None:
+        raise ValueError("part_chain_logits does not serve networks with grids")
     if point_weight is None:
         x = net.point_inputs(canon.to(w0.dtype))
         h = torch.matmul(x, w0[: x.shape[-1]])

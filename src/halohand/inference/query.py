@@ -245,7 +245,7 @@ def sparse_occupancy(
     n = points.shape[1]
     radii = effective_radii(model, skip_radii)
     w_hand, const = model.folded_weights(hands.part_matrices, hands.bone_lengths)
-    frames = model.folded_frames(hands.part_matrices)
+    frames = model.folded_frames(hands.part_matrices, bone_lengths=hands.bone_lengths)
     layers = model.folded_layers()  # once per query, not per batch of pairs
     # As query_occupancy runs them: the support test in float32, the network input frame
     # in the conditioning's dtype (float64: hands far from the origin), the network in
@@ -344,13 +344,16 @@ def can_query_sparse_grad(
     """Whether :func:`sparse_query` serves this (differentiable) query of ``points`` points
     per hand: an :class:`~halohand.fields.OccupancyNetwork` with part supports or
     ``skip_radii`` (else every pair is active and there is nothing to skip), the hard max
-    over parts (the smooth max weighs every part, active or not), on the CPU (its worker
-    threads suit a CPU), at least :data:`GRAD_SPARSE_MIN_POINTS` points per hand."""
+    over parts (the smooth max weighs every part, active or not), without grids, on the
+    CPU (its worker threads suit a CPU), at least :data:`GRAD_SPARSE_MIN_POINTS` points per
+    hand."""
     if points < GRAD_SPARSE_MIN_POINTS:
         return False
     if not isinstance(model, OccupancyNetwork) or effective_radii(model, skip_radii) is None:
         return False
     if model.config.smooth_max or hands.part_matrices.shape[1] != model.num_parts:
+        return False
+    if model.grids is not None:  # its per-part chains read no grids
         return False
     return hands.part_matrices.device.type == "cpu" and model.mlp.layers[0].weight.is_cpu
 

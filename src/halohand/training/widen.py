@@ -131,17 +131,32 @@ def add_point_inputs(
     source: OccupancyNetwork,
     point_frequencies: tuple[float, ...] = (),
     point_bone_scale: bool = False,
+    *,
+    grids: OccupancyConfig | None = None,
+    generator: torch.Generator | None = None,
 ) -> OccupancyNetwork:
-    """A copy of ``source`` (plain points: no Fourier features, no points in bone lengths)
-    that also sees its points in bone lengths (``point_bone_scale``) and their Fourier
-    features at ``point_frequencies``, through first-layer weights of zero: the same
-    function, and the new weights get gradients from the first step."""
+    """A copy of ``source`` (plain points: no Fourier features, no points in bone lengths,
+    no grids) that also sees its points in bone lengths (``point_bone_scale``), their
+    Fourier features at ``point_frequencies`` and, with ``grids`` (a config whose
+    ``grid_*`` fields are taken), per-part grid features, through first-layer weights of
+    zero: the same function, and the new weights get gradients from the first step (the
+    grids' random features, drawn from ``generator``, make the grid weights' gradients
+    non-zero)."""
     if source.config.point_features != 3:
         raise ValueError("the source already has more point inputs than the coordinates")
+    grid_fields = {}
+    if grids is not None and grids.grid_resolution:
+        grid_fields = {
+            "grid_resolution": grids.grid_resolution,
+            "grid_channels": grids.grid_channels,
+            "grid_bounds": grids.grid_bounds,
+            "grid_value_scale": grids.grid_value_scale,
+        }
     config = dataclasses.replace(
         source.config,
         point_frequencies=tuple(point_frequencies),
         point_bone_scale=bool(point_bone_scale),
+        **grid_fields,
     )
     target = OccupancyNetwork(config)
     state = source.state_dict()
@@ -153,6 +168,8 @@ def add_point_inputs(
         layer.weight.zero_()
         layer.weight[:, :3] = first_w[:, :3]
         layer.weight[:, width:] = first_w[:, 3:]
+    if target.grids is not None:
+        target.grids.reset_parameters(generator=generator)
     return target
 
 
@@ -184,14 +201,25 @@ def adapt_network(
         point_bone_scale=config.point_bone_scale,
         keypoint_conventions=config.keypoint_conventions,
         iso_level=config.iso_level,
+        grid_resolution=config.grid_resolution,
+        grid_channels=config.grid_channels,
+        grid_bounds=config.grid_bounds,
+        grid_value_scale=config.grid_value_scale,
     )
     if same_rest != config:
         raise ValueError(
             "only the hidden width, point_scale, pose projection and point inputs can differ"
         )
-    old_points = (source.config.point_frequencies, source.config.point_bone_scale)
-    if old_points != (config.point_frequencies, config.point_bone_scale):
-        source = add_point_inputs(source, config.point_frequencies, config.point_bone_scale)
+
+    def point_inputs(c: OccupancyConfig) -> tuple:
+        grid = (c.grid_resolution, c.grid_channels, c.grid_bounds, c.grid_value_scale)
+        return c.point_frequencies, c.point_bone_scale, grid if c.grid_resolution else None
+
+    if point_inputs(source.config) != point_inputs(config):
+        source = add_point_inputs(
+            source, config.point_frequencies, config.point_bone_scale, grids=config,
+            generator=generator,
+        )  # fmt: skip
     if source.config.pose_projection_size != config.pose_projection_size:
         source = grow_pose_input(source, config.pose_projection_size)
     if source.config.hidden != config.hidden:

@@ -1,0 +1,142 @@
+"""Learned feature grids in each part's canonical frame (a local encoding of the points).
+
+A part MLP of 4 x 64 units on a point's coordinates is a smooth function of them; the
+errors of the default model are spread over the whole surface as a capacity limit makes
+them (``docs/RESULTS.md``, "What limits accuracy"). A grid of learned feature vectors over
+each part's canonical box, read by trilinear interpolation, gives every part spatial
+capacity at the cost of a lookup instead of wider layers (the dense grids of Plenoxels /
+DVGO and the single level of Instant-NGP's hash grid, here one small grid per part in the
+frame where the part does not move).
+
+``trilinear`` is pure and batched; :class:`PartGrids` holds the tables and boxes, and the
+network decides where the features enter
+(:class:`~halohand.fields.occupancy.OccupancyNetwork`, config ``grid_resolution``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["PartGrids", "trilinear"]
+
+#: The corners of a cell, as offsets along (x, y, z).
+_CORNERS = torch.tensor(
+    [[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.int64
+)
+
+
+def trilinear(table: Tensor, cells: Tensor, part: Tensor | int, resolution: int) -> Tensor:
+    """Trilinear interpolation in per-part grids of feature vectors.
+
+    Args:
+        table: ``[K * V^3, C]`` the grids' vertex features, part-major, then x, y, z
+            (``V = resolution + 1`` vertices per axis).
+        cells: ``[M, 3]`` points in cell units (0 at the box's lower corner,
+            ``resolution`` at its upper corner); clamped to the box, so points outside read
+            the nearest face's features (and get no gradient along the clamped axes).
+        part: ``[M]`` int64 part of each row, or one part for all rows.
+        resolution: cells per axis.
+
+    Returns:
+        ``[M, C]`` in ``table``'s dtype, differentiable in ``table`` and ``cells``.
+    """
+    v = resolution + 1
+    u = cells.clamp(0.0, float(resolution))
+    base = u.detach().floor().clamp_(max=resolution - 1)
+    frac = u - base  # [M, 3] in [0, 1]
+    base = base.to(torch.int64)
+    first = (base[:, 0] * v + base[:, 1]) * v + base[:, 2]
+    if isinstance(part, Tensor):
+        first = first + part.to(torch.int64) * v**3
+    else:
+        first = first + int(part) * v**3
+    corners = _CORNERS.to(cells.device)
+    offsets = (corners[:, 0] * v + corners[:, 1]) * v + corners[:, 2]  # [8]
+    values = table.index_select(0, (first[:, None] + offsets).reshape(-1))
+    values = values.view(len(u), 8, -1)
+    fx, fy, fz = frac.unbind(-1)
+    wx = torch.stack([1 - fx, fx], -1)[:, corners[:, 0]]
+    wy = torch.stack([1 - fy, fy], -1)[:, corners[:, 1]]
+    wz = torch.stack([1 - fz, fz], -1)[:, corners[:, 2]]
+    weights = (wx * wy * wz).to(table.dtype)  # [M, 8]
+    return torch.bmm(weights.unsqueeze(1), values)[:, 0]
+
+
+class PartGrids(nn.Module):
+    """One grid of learned features per part over a box of its canonical frame.
+
+    Parameters:
+        table: ``[K * (R + 1)^3, C]`` vertex features, stored divided by ``value_scale``.
+
+    Buffers:
+        lower: ``[K, 3]`` the boxes' lower corners (HALO units, canonical frames).
+        cell_scale: ``[K, 3]`` cells per HALO unit along each axis.
+
+    Args:
+        bounds: ``[K, 2, 3]`` lower and upper corner of each part's box (HALO units).
+        resolution: cells per axis ``R``.
+        channels: features per vertex ``C``.
+        value_scale: the features are ``value_scale`` times the stored table: with Adam,
+            whose steps are about the learning rate whatever the gradient's size, this is
+            a ``value_scale`` times larger learning rate for the grids alone (they need a
+            larger one than the MLP weights).
+        init_std: standard deviation of the initial features.
+        generator: random source of the initial features.
+    """
+
+    def __init__(
+        self,
+        bounds: Tensor,
+        resolution: int,
+        channels: int,
+        value_scale: float = 1.0,
+        init_std: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        bounds = torch.as_tensor(bounds, dtype=torch.float32)
+        if bounds.ndim != 3 or bounds.shape[1:] != (2, 3):
+            raise ValueError(f"bounds must be [K, 2, 3], got {list(bounds.shape)}")
+        if not bool((bounds[:, 1] > bounds[:, 0]).all()):
+            raise ValueError("every box's upper corner must be above its lower corner")
+        if resolution < 1 or channels < 1 or not value_scale > 0:
+            raise ValueError("resolution and channels must be >= 1, value_scale > 0")
+        self.num_parts = bounds.shape[0]
+        self.resolution = int(resolution)
+        self.channels = int(channels)
+        self.value_scale = float(value_scale)
+        vertices = self.num_parts * (self.resolution + 1) ** 3
+        self.table = nn.Parameter(torch.empty(vertices, self.channels))
+        self.register_buffer("lower", bounds[:, 0].clone())
+        self.register_buffer("cell_scale", self.resolution / (bounds[:, 1] - bounds[:, 0]))
+        self.reset_parameters(init_std, generator)
+
+    def reset_parameters(
+        self, init_std: float = 0.1, generator: torch.Generator | None = None
+    ) -> None:
+        """Draw the features from ``N(0, init_std^2)`` (the stored table: divided by
+        ``value_scale``)."""
+        table = torch.randn(self.table.shape, generator=generator)
+        with torch.no_grad():
+            self.table.copy_(table * (init_std / self.value_scale))
+
+    def forward(self, canon: Tensor, part: Tensor | int) -> Tensor:
+        """``[..., 3]`` canonical points (HALO units) of parts ``part`` (``[...]`` int64 or
+        one part) -> ``[..., C]`` features."""
+        shape = canon.shape[:-1]
+        flat = canon.reshape(-1, 3)
+        if isinstance(part, Tensor):
+            part = part.expand(shape).reshape(-1)
+        dtype = flat.dtype
+        cells = (flat - self.lower[part].to(dtype)) * self.cell_scale[part].to(dtype)
+        features = trilinear(self.table.to(flat.dtype), cells, part, self.resolution)
+        if self.value_scale != 1.0:
+            features = features * self.value_scale
+        return features.view(*shape, self.channels)
+
+    def extra_repr(self) -> str:
+        return (
+            f"parts={self.num_parts}, resolution={self.resolution}, channels={self.channels}, "
+            f"value_scale={self.value_scale}"
+        )

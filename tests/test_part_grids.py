@@ -1,0 +1,240 @@
+"""Learned per-part feature grids (config ``grid_resolution``; ``halohand.fields.grids``).
+
+Trilinear interpolation is checked against closed forms (a linear field is reproduced
+exactly, vertices read their own values, points outside read the nearest face) and by
+``gradcheck``. In the network, the grid features enter every path that runs the part MLPs:
+the generic forward (dense and masked), the folded inference path (chunked and sparse
+occupancy queries, the lattice query of mesh extraction); each is checked against the
+float64 generic forward on a network whose grid weights are not zero. Adding grids to a
+trained network keeps its function (the warm start of ``init_weights``), and the grids
+read points in palm lengths, so a hand scaled as a whole reads the same features.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from halo_fakes import hand_keypoints, query_points
+
+from halohand.core.units import HALO_UNIT_M
+from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
+from halohand.fields.grids import PartGrids, trilinear
+from halohand.fields.occupancy import part_inputs
+from halohand.fields.skipping import effective_radii, skip_mask
+from halohand.inference.halo import HALO, keypoint_box
+from halohand.inference.lattice_query import LatticeQuery
+from halohand.inference.query import (
+    can_query_sparse_grad,
+    query_occupancy,
+    sparse_occupancy,
+    sparse_query,
+)
+from halohand.training.widen import adapt_network
+
+F64 = torch.float64
+
+
+def test_trilinear_reproduces_a_linear_field_and_the_vertices() -> None:
+    r = 3
+    axes = torch.arange(r + 1, dtype=F64)
+    vertices = torch.stack(torch.meshgrid(axes, axes, axes, indexing="ij"), -1).reshape(-1, 3)
+    a = torch.tensor([[0.5, -1.0], [2.0, 0.25], [-3.0, 1.5]], dtype=F64)
+    b = torch.tensor([0.1, -0.7], dtype=F64)
+    table = torch.cat([vertices @ a + b, vertices @ a - b])  # two parts, two channels
+    gen = torch.Generator().manual_seed(0)
+    cells = torch.rand(200, 3, generator=gen, dtype=F64) * r
+    part = torch.randint(0, 2, (200,), generator=gen)
+    got = trilinear(table, cells, part, r)
+    want = cells @ a + torch.where(part[:, None] == 0, b, -b)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    # vertices (the upper faces included) read their own values; one part for all rows
+    torch.testing.assert_close(trilinear(table, vertices, 1, r), table[len(vertices) :])
+    # outside the box: the nearest face's value
+    outside = torch.tensor([[-2.0, 1.5, 1.0], [1.0, 7.0, 0.5]], dtype=F64)
+    clamped = outside.clamp(0, r)
+    torch.testing.assert_close(trilinear(table, outside, 0, r), clamped @ a + b)
+
+
+def test_trilinear_gradients_are_those_of_the_interpolation() -> None:
+    gen = torch.Generator().manual_seed(1)
+    table = torch.randn(2 * 27, 3, generator=gen, dtype=F64, requires_grad=True)
+    # away from cell faces, where the interpolation is smooth
+    cells = (torch.rand(12, 3, generator=gen, dtype=F64) * 0.8 + 0.1 + torch.randint(
+        0, 2, (12, 3), generator=gen
+    )).requires_grad_()  # fmt: skip
+    part = torch.randint(0, 2, (12,), generator=gen)
+    assert torch.autograd.gradcheck(lambda t, c: trilinear(t, c, part, 2), (table, cells))
+
+
+def test_part_grids_map_boxes_to_cells_and_validate() -> None:
+    bounds = torch.tensor([[[-1.0, 0.0, 2.0], [1.0, 4.0, 3.0]]])
+    grids = PartGrids(bounds, resolution=4, channels=2, value_scale=5.0)
+    with torch.no_grad():
+        grids.table.zero_()
+        grids.table[:, 0] = 1.0  # stored: the features are 5x this
+    corner = grids(torch.tensor([[-1.0, 0.0, 2.0], [0.3, 1.0, 2.5]]), 0)
+    torch.testing.assert_close(corner, torch.tensor([[5.0, 0.0], [5.0, 0.0]]))
+    assert float(grids.cell_scale[0, 1]) == 1.0 and float(grids.cell_scale[0, 2]) == 4.0
+    with pytest.raises(ValueError, match="upper corner"):
+        PartGrids(bounds.flip(1), 4, 2)
+    with pytest.raises(ValueError, match=r"\[K, 2, 3\]"):
+        PartGrids(bounds[0], 4, 2)
+
+
+def _bounds(kp: np.ndarray, pts: np.ndarray, margin: float = 0.05) -> tuple[float, ...]:
+    """Each part's box (palm lengths) around these hands' supported query points."""
+    hands = hand_conditioning(torch.as_tensor(kp), torch.zeros(len(kp), dtype=torch.bool))
+    points = torch.as_tensor(pts)
+    canon, _ = part_inputs(hands.to_halo_frame(points), hands.part_matrices)  # [B, N, K, 3]
+    canon = canon / (hands.bone_lengths[:, 0] / HALO_UNIT_M)[:, None, None, None]
+    mask = skip_mask(points.float(), hands.keypoints.float(), effective_radii(_plain()).float())
+    out: list[float] = []
+    for k in range(16):
+        x = canon[..., k, :][mask[..., k]]
+        out += [*(x.amin(0) - margin).tolist(), *(x.amax(0) + margin).tolist()]
+    return tuple(out)
+
+
+_PLAIN: list[OccupancyNetwork] = []
+
+
+def _plain() -> OccupancyNetwork:
+    return _PLAIN[0]
+
+
+def _hands(gestures=("spread", "fist")):
+    kp = np.stack([hand_keypoints(g) for g in gestures])
+    pts = np.stack([query_points(k, 3000, seed=i) for i, k in enumerate(kp)])
+    return kp, pts
+
+
+@pytest.fixture(scope="module")
+def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """The shipped network, and the same with 6^3-cell grids of 4 channels whose first-layer
+    weights are random."""
+    plain = shipped_halo.network
+    _PLAIN[:] = [plain]
+    kp, pts = _hands(("spread", "fist", "relaxed"))
+    config = dataclasses.replace(
+        plain.config, grid_resolution=6, grid_channels=4, grid_bounds=_bounds(kp, pts)
+    )
+    net = adapt_network(plain, config, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(1)
+        w = net.mlp.layers[0].weight
+        w[:, 3:7] = 0.3 * torch.randn(w.shape[0], 4, w.shape[2], generator=gen)
+    return plain, net.eval()
+
+
+def test_config_validates_and_round_trips_the_grids() -> None:
+    bounds = tuple([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0] * 16)
+    cfg = OccupancyConfig(grid_resolution=8, grid_channels=5, grid_bounds=bounds)
+    assert cfg.point_features == 8 and cfg.grid_start == 3
+    assert cfg.in_features == OccupancyConfig().in_features + 5
+    assert OccupancyConfig.from_dict(cfg.to_dict()) == cfg
+    with_fourier = OccupancyConfig(point_frequencies=(2.0,), grid_resolution=8, grid_bounds=bounds)
+    assert (with_fourier.grid_start, with_fourier.point_features) == (9, 17)
+    for bad in (bounds[:-1], tuple([1.0, -1.0, -1.0, -1.0, 1.0, 1.0] * 16), ()):
+        with pytest.raises(ValueError, match="grid_bounds"):
+            OccupancyConfig(grid_resolution=8, grid_bounds=bad)
+    with pytest.raises(ValueError, match="grid_value_scale"):
+        OccupancyConfig(grid_resolution=8, grid_bounds=bounds, grid_value_scale=0.0)
+    with pytest.raises(ValueError, match="grid_resolution"):
+        OccupancyConfig(grid_resolution=-1)
+    assert OccupancyNetwork(OccupancyConfig()).grids is None
+
+
+def test_added_grids_keep_the_trained_function_and_learn(gridded) -> None:
+    plain, trained = gridded
+    net = adapt_network(plain, trained.config, torch.Generator().manual_seed(0))
+    kp, pts = _hands()
+    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
+    with torch.no_grad():
+        want, _ = query_occupancy(plain, hands, torch.as_tensor(pts))
+        got, _ = query_occupancy(net, hands, torch.as_tensor(pts))
+    assert (want > 0.5).any() and (want < 0.5).any()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    occ, _ = query_occupancy(net, hands, torch.as_tensor(pts))
+    occ.sum().backward()
+    assert net.mlp.layers[0].weight.grad[:, 3:7].abs().max() > 0
+    # the same seed draws the same features
+    again = adapt_network(plain, trained.config, torch.Generator().manual_seed(0))
+    assert torch.equal(again.grids.table, net.grids.table)
+
+
+def test_every_inference_path_sees_the_grids(gridded) -> None:
+    plain, net = gridded
+    kp, pts = _hands()
+    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
+    points = torch.as_tensor(pts)
+    with torch.no_grad():  # the float64 generic forward is the reference
+        truth, truth_parts = query_occupancy(copy.deepcopy(net).double(), hands, points)
+        truth, truth_parts = truth.float(), truth_parts.float()
+    radii = effective_radii(net)
+    p_halo = hands.to_halo_frame(points).float()
+    mask = skip_mask(points.float(), hands.keypoints.float(), radii.float())
+    args = (p_halo, hands.part_matrices.float(), hands.bone_lengths.float())
+    _, dense_parts = net.query(*args, return_parts=True)
+    masked = net.query(*args, part_mask=mask)
+    with torch.no_grad():
+        ref, _ = query_occupancy(net, hands, points)
+        base, _ = query_occupancy(plain, hands, points)
+        folded, _ = sparse_occupancy(net, hands, points, return_parts=False)
+    assert (truth - base).abs().max() > 1e-2  # the grids change the function
+    for got in (ref, folded, masked.detach()):
+        torch.testing.assert_close(got, truth, rtol=0, atol=1e-4)
+        assert (got - truth).abs().median() < 1e-6
+    torch.testing.assert_close(dense_parts.detach()[mask], truth_parts[mask], rtol=0, atol=1e-4)
+    for i in range(2):
+        cond = hand_conditioning(torch.as_tensor(kp[i : i + 1]), bool(i))
+        lo, hi = keypoint_box(kp[i], 0.04)
+        centre = 0.5 * (lo + hi)
+        query = LatticeQuery(net, cond, centre, radii, 0.3, 0.01)
+        values, _, _ = query((pts[i] - centre).astype(np.float32), None)
+        np.testing.assert_allclose(values, truth[i].numpy(), rtol=0, atol=1e-4)
+
+
+def test_gradients_through_the_grids_take_the_chunked_path(gridded) -> None:
+    _, net32 = gridded
+    net = copy.deepcopy(net32).double()
+    kp = torch.tensor(np.stack([hand_keypoints("relaxed")]), requires_grad=True)
+    pts = torch.tensor(query_points(kp.detach()[0].numpy(), 2000, seed=3)[None], requires_grad=True)
+    hands = hand_conditioning(kp, torch.tensor([False]))
+    assert not can_query_sparse_grad(net, hands, points=10**6)
+    occ, _ = query_occupancy(net, hands, pts, return_parts=False)
+    occ.sum().backward()
+    for grad in (pts.grad, kp.grad, net.grids.table.grad):
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().max() > 0
+    with pytest.raises(ValueError, match="grids"):
+        sparse_query(net, hand_conditioning(kp.detach(), torch.tensor([False])), pts.detach())
+
+
+def test_grids_read_points_in_palm_lengths(gridded) -> None:
+    _, net = gridded
+    kp = hand_keypoints("spread")[None]
+    pts = query_points(kp[0], 500, seed=4)[None]
+    feats = []
+    for scale in (1.0, 1.2):
+        hands = hand_conditioning(torch.as_tensor(kp * scale), torch.tensor([False]))
+        canon, _ = part_inputs(
+            hands.to_halo_frame(torch.as_tensor(pts * scale)), hands.part_matrices
+        )
+        palm = net.inverse_palm_lengths(hands.bone_lengths.float())
+        feats.append(net.grids(canon[0, :, 5].float() * palm[0], 5))
+    torch.testing.assert_close(feats[0], feats[1], rtol=0, atol=1e-5)
+
+
+def test_reconstruct_with_grids_gives_a_closed_hand(gridded, tmp_path) -> None:
+    from halohand.fields.io import load_model, save_model
+
+    _, net = gridded
+    path = tmp_path / "grids.safetensors"
+    save_model(path, net)
+    loaded = load_model(path)
+    assert torch.equal(loaded.grids.table, net.grids.table)
+    mesh = HALO(loaded).reconstruct(hand_keypoints("relaxed"), resolution=64)
+    assert mesh.is_watertight and len(mesh.faces) > 1000
