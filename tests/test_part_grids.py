@@ -185,17 +185,20 @@ def test_every_inference_path_sees_the_grids(gridded) -> None:
         base, _ = query_occupancy(plain, hands, points)
         folded, _ = sparse_occupancy(net, hands, points, return_parts=False)
     assert (truth - base).abs().max() > 1e-2  # the grids change the function
+    # float32 paths: the stacked grids' normalized coordinate rounds to ~2e-5 of a cell,
+    # which random weights on random features turn into up to ~1e-4 of occupancy
     for got in (ref, folded, masked.detach()):
-        torch.testing.assert_close(got, truth, rtol=0, atol=1e-4)
+        torch.testing.assert_close(got, truth, rtol=0, atol=3e-4)
         assert (got - truth).abs().median() < 1e-6
-    torch.testing.assert_close(dense_parts.detach()[mask], truth_parts[mask], rtol=0, atol=1e-4)
+    torch.testing.assert_close(dense_parts.detach()[mask], truth_parts[mask], rtol=0, atol=3e-4)
     for i in range(2):
         cond = hand_conditioning(torch.as_tensor(kp[i : i + 1]), bool(i))
         lo, hi = keypoint_box(kp[i], 0.04)
         centre = 0.5 * (lo + hi)
         query = LatticeQuery(net, cond, centre, radii, 0.3, 0.01)
         values, _, _ = query((pts[i] - centre).astype(np.float32), None)
-        np.testing.assert_allclose(values, truth[i].numpy(), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(values, truth[i].numpy(), rtol=0, atol=3e-4)
+        assert np.median(np.abs(values - truth[i].numpy())) < 1e-6
 
 
 def test_gradients_through_the_grids_take_the_chunked_path(gridded) -> None:

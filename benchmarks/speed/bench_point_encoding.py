@@ -1,12 +1,16 @@
-"""What Fourier features of the points cost at extraction, with the surface held fixed.
+"""What Fourier features or feature grids of the points cost at extraction, with the
+surface held fixed.
 
 Usage::
 
     .venv/bin/python benchmarks/speed/bench_point_encoding.py [--frequencies 6.25,12.5,25,50,100]
-        [--hands 8] [--rounds 5] [--threads 2] [--checkpoint FILE] [--json OUT]
+        [--grid RESOLUTION,CHANNELS] [--hands 8] [--rounds 5] [--threads 2]
+        [--checkpoint FILE] [--json OUT]
 
 The shipped model (or ``--checkpoint``) is given Fourier features of its canonical points
-by :func:`halohand.training.widen.adapt_network` with zero weights: the same function, so
+(``--frequencies``; an empty value for none) and, with ``--grid``, per-part feature grids
+over the boxes of ``benchmarks/results/studies/part_grid_bounds.json``, by
+:func:`halohand.training.widen.adapt_network` with zero weights: the same function, so
 both models extract the same surface from the same part evaluations and the time
 difference is the features' cost alone (a trained model differs only by its own
 surface). Each round times ``HALO.reconstruct`` (256^3, default settings) on the first
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -38,6 +43,7 @@ from bench_extraction import _hands  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frequencies", default="6.25,12.5,25,50,100")
+    parser.add_argument("--grid", default="", help="RESOLUTION,CHANNELS of feature grids")
     parser.add_argument("--hands", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
@@ -52,9 +58,18 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     checkpoint, source = model_or_shipped(args.checkpoint)
-    frequencies = tuple(float(f) for f in args.frequencies.split(","))
+    frequencies = tuple(float(f) for f in args.frequencies.split(",") if f.strip())
+    grid: dict[str, object] = {}
+    if args.grid:
+        resolution, channels = (int(v) for v in args.grid.split(","))
+        bounds_file = Path(__file__).resolve().parents[1] / "results/studies/part_grid_bounds.json"
+        grid = {
+            "grid_resolution": resolution,
+            "grid_channels": channels,
+            "grid_bounds": tuple(json.loads(bounds_file.read_text())["grid_bounds"]),
+        }
     encoded = adapt_network(
-        source, dataclasses.replace(source.config, point_frequencies=frequencies)
+        source, dataclasses.replace(source.config, point_frequencies=frequencies, **grid)
     )
     models = {"plain": HALO(source), "encoded": HALO(encoded)}
     hands = _hands(args.data, args.hands, args.seed)
@@ -77,6 +92,7 @@ def main() -> None:
         "benchmark": "point_encoding_cost",
         "checkpoint": repo_path(checkpoint),
         "frequencies": list(frequencies),
+        "grid": args.grid or None,
         "hands": len(hands),
         "rounds": args.rounds,
         "threads": args.threads,
