@@ -79,6 +79,14 @@ def test_part_grids_map_boxes_to_cells_and_validate() -> None:
     corner = grids(torch.tensor([[-1.0, 0.0, 2.0], [0.3, 1.0, 2.5]]), 0)
     torch.testing.assert_close(corner, torch.tensor([[5.0, 0.0], [5.0, 0.0]]))
     assert float(grids.cell_scale[0, 1]) == 1.0 and float(grids.cell_scale[0, 2]) == 4.0
+    # a linear field: every neighbour difference along an axis is its slope per cell
+    with torch.no_grad():
+        grids.table.zero_()
+        v = torch.arange(5.0)
+        field = (2.0 * v[:, None, None] + 0.5 * v[None, :, None] + 0 * v).reshape(-1)
+        grids.table[:, 1] = field / 5.0  # features: 5x the table
+    assert abs(float(grids.smoothness().detach()) - (4.0 + 0.25 + 0.0) / 3.0 / 2.0) < 1e-6
+    assert not PartGrids(bounds, 4, 2).table.any()  # zero by default
     with pytest.raises(ValueError, match="upper corner"):
         PartGrids(bounds.flip(1), 4, 2)
     with pytest.raises(ValueError, match=r"\[K, 2, 3\]"):
@@ -127,6 +135,7 @@ def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
         gen = torch.Generator().manual_seed(1)
         w = net.mlp.layers[0].weight
         w[:, 3:7] = 0.3 * torch.randn(w.shape[0], 4, w.shape[2], generator=gen)
+    net.grids.reset_parameters(0.1, gen)
     return plain, net.eval()
 
 
@@ -158,12 +167,16 @@ def test_added_grids_keep_the_trained_function_and_learn(gridded) -> None:
         got, _ = query_occupancy(net, hands, torch.as_tensor(pts))
     assert (want > 0.5).any() and (want < 0.5).any()
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    # the grids start at zero (cells no training point reaches add nothing), their
+    # first-layer weights do not, so the grids get gradients from the first step
+    assert not net.grids.table.any()
     occ, _ = query_occupancy(net, hands, torch.as_tensor(pts))
     occ.sum().backward()
-    assert net.mlp.layers[0].weight.grad[:, 3:7].abs().max() > 0
-    # the same seed draws the same features
+    assert net.grids.table.grad.abs().max() > 0
+    # the same seed draws the same weights
     again = adapt_network(plain, trained.config, torch.Generator().manual_seed(0))
-    assert torch.equal(again.grids.table, net.grids.table)
+    weights = net.mlp.layers[0].weight[:, 3:7]
+    assert weights.abs().min() > 0 and torch.equal(again.mlp.layers[0].weight[:, 3:7], weights)
 
 
 def test_every_inference_path_sees_the_grids(gridded) -> None:

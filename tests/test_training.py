@@ -676,6 +676,24 @@ def test_a_tip_weighted_run_trains(data: Path, tmp_path: Path) -> None:
     assert result.finished and np.isfinite(result.best_metric)
 
 
+def test_a_grid_network_trains_with_its_smoothness_term(data: Path, tmp_path: Path) -> None:
+    from halohand.fields.io import load_model
+
+    box = [-3.0, -3.0, -3.0, 3.0, 3.0, 3.0] * 16  # palm lengths: the toy hands' parts
+    grid = {"grid_resolution": 4, "grid_channels": 2, "grid_bounds": box}
+    tables = []
+    for weight in (0.0, 10.0):
+        out = tmp_path / f"grid{weight:g}"
+        cfg = _config(data, out, max_steps=2, validate_every=2, model=grid,
+                      grid_smoothness=weight)  # fmt: skip
+        assert train(cfg).finished
+        tables.append(load_model(out / "last.safetensors").grids.table)
+    assert tables[0].abs().max() > 0  # zero-initialised grids learn
+    assert not torch.equal(tables[0], tables[1])  # the smoothness term moves them
+    with pytest.raises(HalohandInputError, match="grid_smoothness"):
+        _config(Path("d"), Path("o"), grid_smoothness=-1.0)
+
+
 def test_evaluate_reads_skin_tips_through_halo(data: Path, tmp_path: Path) -> None:
     model = _octahedron_model(tmp_path / "oct.safetensors")
     kwargs = dict(resolution=16, coarse_resolution=16, n_samples=2_000, progress=False)

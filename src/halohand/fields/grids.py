@@ -79,7 +79,9 @@ class PartGrids(nn.Module):
             whose steps are about the learning rate whatever the gradient's size, this is
             a ``value_scale`` times larger learning rate for the grids alone (they need a
             larger one than the MLP weights).
-        init_std: standard deviation of the initial features.
+        init_std: standard deviation of the initial features (0: all zero, so that cells
+            no training point reaches add nothing; the first layer's weights of the
+            features must then not be zero, or neither gets a gradient).
         generator: random source of the initial features.
     """
 
@@ -89,7 +91,7 @@ class PartGrids(nn.Module):
         resolution: int,
         channels: int,
         value_scale: float = 1.0,
-        init_std: float = 0.1,
+        init_std: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -111,13 +113,22 @@ class PartGrids(nn.Module):
         self.reset_parameters(init_std, generator)
 
     def reset_parameters(
-        self, init_std: float = 0.1, generator: torch.Generator | None = None
+        self, init_std: float = 0.0, generator: torch.Generator | None = None
     ) -> None:
         """Draw the features from ``N(0, init_std^2)`` (the stored table: divided by
         ``value_scale``)."""
         table = torch.randn(self.table.shape, generator=generator)
         with torch.no_grad():
             self.table.copy_(table * (init_std / self.value_scale))
+
+    def smoothness(self) -> Tensor:
+        """Mean squared difference of the features (``value_scale`` included) between
+        neighbouring vertices, over the three axes of every grid: a penalty that pulls the
+        grids toward smooth fields, scalar, differentiable in the table."""
+        v = self.resolution + 1
+        grid = self.table.view(self.num_parts, v, v, v, self.channels) * self.value_scale
+        terms = [grid.diff(dim=axis).square().mean() for axis in (1, 2, 3)]
+        return (terms[0] + terms[1] + terms[2]) / 3.0
 
     def forward(self, canon: Tensor, part: Tensor | int) -> Tensor:
         """``[..., 3]`` canonical points (HALO units) of parts ``part`` (``[...]`` int64 or

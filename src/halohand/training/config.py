@@ -73,6 +73,9 @@ class TrainConfig:
             original); the loss stays a sum over points divided by their count.
         tip_loss_radius_m: that radius (metres; 0.015 reaches the skin past the rig's tip
             joints).
+        grid_smoothness: weight of the feature grids' smoothness term
+            (:meth:`~halohand.fields.grids.PartGrids.smoothness`, added once per step; 0:
+            none; read only for a network with grids).
         max_steps: optimizer steps of the whole training.
         max_hours: training wall-time budget over all sessions (0 = no limit).
         validate_every: steps between validations (also validated at the last step).
@@ -113,6 +116,7 @@ class TrainConfig:
     skinning_off_iou: float = 0.8
     tip_loss_weight: float = 1.0
     tip_loss_radius_m: float = 0.015
+    grid_smoothness: float = 0.0
     max_steps: int = 100_000
     max_hours: float = 0.0
     validate_every: int = 500
@@ -146,11 +150,11 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise HalohandInputError(f"config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr", "lr_min", "skinning_weight", "skinning_off_iou", "max_hours",
-                     "tip_loss_weight", "tip_loss_radius_m"):  # fmt: skip
+                     "tip_loss_weight", "tip_loss_radius_m", "grid_smoothness"):  # fmt: skip
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise HalohandInputError(f"config: {name} must be finite, got {value}")
-        for name in ("skinning_weight", "skinning_off_iou", "max_hours"):
+        for name in ("skinning_weight", "skinning_off_iou", "max_hours", "grid_smoothness"):
             if getattr(self, name) < 0:
                 raise HalohandInputError(f"config: {name} must be >= 0, got {getattr(self, name)}")
         if self.lr_schedule not in ("constant", "cosine"):

@@ -25,6 +25,7 @@ would keep twins identical forever).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 
@@ -138,10 +139,12 @@ def add_point_inputs(
     """A copy of ``source`` (plain points: no Fourier features, no points in bone lengths,
     no grids) that also sees its points in bone lengths (``point_bone_scale``), their
     Fourier features at ``point_frequencies`` and, with ``grids`` (a config whose
-    ``grid_*`` fields are taken), per-part grid features, through first-layer weights of
-    zero: the same function, and the new weights get gradients from the first step (the
-    grids' random features, drawn from ``generator``, make the grid weights' gradients
-    non-zero)."""
+    ``grid_*`` fields are taken), per-part grid features: the same function, and the new
+    parameters get gradients from the first step. The new point inputs' first-layer
+    weights start at zero; the grids start at zero instead, with first-layer weights drawn
+    from ``generator`` as a fresh layer's (uniform within 1 / sqrt(inputs)), so that cells
+    no training point reaches stay zero and add nothing to hands unlike the training
+    data."""
     if source.config.point_features != 3:
         raise ValueError("the source already has more point inputs than the coordinates")
     grid_fields = {}
@@ -169,7 +172,12 @@ def add_point_inputs(
         layer.weight[:, :3] = first_w[:, :3]
         layer.weight[:, width:] = first_w[:, 3:]
     if target.grids is not None:
-        target.grids.reset_parameters(generator=generator)
+        target.grids.reset_parameters(0.0)
+        bound = 1.0 / math.sqrt(config.in_features)
+        with torch.no_grad():
+            shape = layer.weight[:, config.grid_start : width].shape
+            draw = torch.rand(shape, generator=generator) * (2 * bound) - bound
+            layer.weight[:, config.grid_start : width] = draw
     return target
 
 
