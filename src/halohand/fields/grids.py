@@ -49,11 +49,14 @@ def trilinear(table: Tensor, cells: Tensor, part: Tensor | int, resolution: int)
     # the normalized coordinate, ~1e-5 of a cell).
     volume = table.view(parts * v, v, v, channels).permute(3, 0, 1, 2).unsqueeze(0)
     u = cells.clamp(0.0, float(resolution)).to(table.dtype)
-    x = u[:, 0] + (part * v if isinstance(part, int) else part.to(u.dtype) * v)
-    scale = 2.0 / (v - 1)
-    grid = torch.stack(
-        [u[:, 2] * scale - 1.0, u[:, 1] * scale - 1.0, x * (2.0 / (parts * v - 1)) - 1.0], -1
-    )
+    # grid_sample's coordinates: (z, y, x) order, each axis mapped to [-1, 1]
+    depth = 2.0 / (parts * v - 1)
+    axes = torch.tensor([2.0 / (v - 1), 2.0 / (v - 1), depth], dtype=u.dtype, device=u.device)
+    grid = torch.addcmul(torch.full_like(axes, -1.0), u.flip(-1), axes)
+    if isinstance(part, int):
+        grid[:, 2] += part * v * depth
+    else:
+        grid[:, 2].add_(part.to(u.dtype), alpha=v * depth)
     out = F.grid_sample(
         volume, grid.view(1, 1, 1, -1, 3), mode="bilinear", padding_mode="border",
         align_corners=True,
@@ -129,6 +132,12 @@ class PartGrids(nn.Module):
         grid = self.table.view(self.num_parts, v, v, v, self.channels) * self.value_scale
         terms = [grid.diff(dim=axis).square().mean() for axis in (1, 2, 3)]
         return (terms[0] + terms[1] + terms[2]) / 3.0
+
+    def cell_maps(self) -> tuple[Tensor, Tensor]:
+        """``scale [K, 3]`` and ``shift [K, 3]``: a point's cells in its part's grid are
+        ``canon * scale + shift`` (``canon`` in palm lengths), for callers that fold the
+        map into their own (the folded inference path)."""
+        return self.cell_scale, -self.lower * self.cell_scale
 
     def forward(self, canon: Tensor, part: Tensor | int) -> Tensor:
         """``[..., 3]`` canonical points (HALO units) of parts ``part`` (``[...]`` int64 or

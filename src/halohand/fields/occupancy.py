@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields.encoding import encode_points, encoding_size
-from halohand.fields.grids import PartGrids
+from halohand.fields.grids import PartGrids, trilinear
 from halohand.fields.parts import PartLinear, PartMLP, Residual
 
 TransformSource = Literal["keypoints", "mano"]
@@ -706,8 +706,9 @@ class OccupancyNetwork(nn.Module):
 
         Returns:
             ``weight [K, B, 3, 6F + G]`` and ``offset [K, B, 6F + G]`` in the network's
-            dtype, ``G = 3`` with grids (the canonical point in palm lengths,
-            ``(R q + t) / l_palm``), else 0.
+            dtype, ``G = 3`` with grids (the point's cells in its part's grid: the
+            canonical point in palm lengths, ``(R q + t) / l_palm``, through
+            :meth:`~halohand.fields.grids.PartGrids.cell_maps`), else 0.
         """
         frequencies = self.config.point_frequencies
         if not frequencies and self.grids is None:
@@ -724,9 +725,11 @@ class OccupancyNetwork(nn.Module):
             offset = torch.cat([offset, offset + 0.5 * math.pi], dim=-1)
             offsets.append(torch.remainder(offset, 2.0 * math.pi))
         palm = self.inverse_palm_lengths(bone_lengths, rot.dtype)
-        if palm is not None:
-            weights.append(rot.transpose(-1, -2) * palm[:, None, None, None])  # [B, K, 3, 3]
-            offsets.append(trans * palm[:, None, None])
+        if palm is not None and self.grids is not None:
+            scale, shift = (m.to(rot.dtype) for m in self.grids.cell_maps())  # [K, 3]
+            weight = rot.transpose(-1, -2) * palm[:, None, None, None] * scale[:, None]
+            weights.append(weight)  # [B, K, 3 (q), 3 (cell axes)]
+            offsets.append(trans * palm[:, None, None] * scale + shift)
         weight = torch.cat(weights, dim=-1)
         offset = torch.cat(offsets, dim=-1)
         dtype = self.mlp.layers[0].weight.dtype
@@ -766,8 +769,9 @@ class OccupancyNetwork(nn.Module):
                 encoding = grid = None
                 if grid_start > start:
                     encoding = layers[0].weight[k, start:grid_start].detach().contiguous()
-                if width > grid_start:
-                    grid = layers[0].weight[k, grid_start:width].detach().contiguous()
+                if width > grid_start and self.grids is not None:
+                    # the features' value scale rides in the weights
+                    grid = layers[0].weight[k, grid_start:width].detach() * self.grids.value_scale
                 out.append(
                     FoldedPart(
                         tuple(hidden), last.bias[k].detach(), last.weight[k].detach(),
@@ -819,16 +823,17 @@ class OccupancyNetwork(nn.Module):
         if self.grids is not None and frames is not None and len(points):
             # Every row's grid features in one lookup (per part and block, the ~20 small
             # operations of an interpolation cost more than the interpolation itself).
-            canon = points.new_empty(points.shape[0], 3)
+            cells = points.new_empty(points.shape[0], 3)
             for g in range(k * b):
                 if ends[g] > starts[g]:
                     kk, hb = divmod(g, b)
                     torch.addmm(
                         frames[1][kk, hb, sines:], points[starts[g] : ends[g]],
-                        frames[0][kk, hb, :, sines:], out=canon[starts[g] : ends[g]],
+                        frames[0][kk, hb, :, sines:], out=cells[starts[g] : ends[g]],
                     )  # fmt: skip
             part_of_row = torch.repeat_interleave(torch.arange(k), counts.view(k, b).sum(1))
-            grid_features = self.grids(canon, part_of_row)
+            grids = self.grids
+            grid_features = trilinear(grids.table, cells, part_of_row, grids.resolution)
         for kk in range(k):
             part = layers[kk]
             c0, end = starts[kk * b], ends[kk * b + b - 1]
