@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/speed/bench_train_step.py CONFIG.toml [CONFIG.toml ...]
-        [--steps 40] [--warmup 3] [--threads 1] [--json OUT]
+        [--steps 40] [--warmup 3] [--threads 1] [--micro-batches 0,16] [--json OUT]
 
 Each config (``halohand train`` TOML, e.g. the pairs in ``configs/experiments/fourier/``)
 gets a trainer in a temporary run folder (its ``init_weights`` and model as configured,
@@ -14,7 +14,8 @@ backward and the optimizer step). Reported per config: the median and quartiles 
 step time, and the median of the per-step ratios to the first config (each batch against
 itself, back to back), with the machine and a matmul calibration before and after the
 steps (``benchmarks/_report.py``). The point is equal-CPU-time comparisons of training
-runs whose logs count steps.
+runs whose logs count steps. With ``--micro-batches``, every config runs at each of those
+``micro_batch`` values (0: the trainer's automatic choice), named ``<config>_mb<value>``.
 """
 
 from __future__ import annotations
@@ -40,20 +41,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--micro-batches", default="", help="comma-separated micro_batch values")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     from halohand.training.config import load_config
     from halohand.training.trainer import Trainer
 
-    names = [Path(c).stem for c in args.configs]
+    micro = [int(v) for v in args.micro_batches.split(",") if v.strip()]
+    runs = [
+        (f"{Path(c).stem}_mb{m}" if micro else Path(c).stem, c, m)
+        for c in args.configs
+        for m in (micro or [None])
+    ]
+    names = [name for name, _, _ in runs]
     with tempfile.TemporaryDirectory() as tmp:
         trainers = []
-        for name, path in zip(names, args.configs, strict=True):
+        for name, path, m in runs:
             cfg = load_config(path)
             cfg = dataclasses.replace(
                 cfg, out=str(Path(tmp) / name), threads=args.threads, progress=False
             )
+            if m is not None:
+                cfg = dataclasses.replace(cfg, micro_batch=m)
             trainers.append(Trainer(cfg))
         loader = iter(trainers[0]._loader(args.warmup + args.steps))
         times: dict[str, list[float]] = {name: [] for name in names}

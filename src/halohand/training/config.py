@@ -56,7 +56,10 @@ class TrainConfig:
         batch_size: hands per optimizer step, over all processes (original: 64).
         micro_batch: hands per forward/backward chunk inside a step (gradients accumulate;
             the result equals the full-batch step). 0 = auto: 1 on CPU (activations stay in
-            cache, ~2.4x faster than one 16-hand pass), the whole per-process batch on GPU.
+            cache, ~2.4x faster than one 16-hand pass when measured), the whole per-process
+            batch on GPU and for networks with feature grids (their backward fills a dense
+            table gradient per chunk: ~0.7x the step time of 1-hand chunks on CPU,
+            ``benchmarks/results/speed/bench_train_step_grids_micro_batch.json``).
         points_per_hand: occupancy query points per hand and step (half uniform, half near
             the surface, drawn with replacement; original 2048).
         surface_per_hand: labelled surface samples per hand for the skinning loss (2000).
