@@ -19,18 +19,17 @@ import numpy as np
 import pytest
 import torch
 from halo_fakes import hand_keypoints, query_points
+from inference_paths import check_every_inference_path, two_hands
 
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
 from halohand.fields.grids import PartGrids, trilinear
 from halohand.fields.occupancy import part_inputs
 from halohand.fields.skipping import effective_radii, skip_mask
-from halohand.inference.halo import HALO, keypoint_box
-from halohand.inference.lattice_query import LatticeQuery
+from halohand.inference.halo import HALO
 from halohand.inference.query import (
     can_query_sparse_grad,
     query_occupancy,
-    sparse_occupancy,
     sparse_query,
 )
 from halohand.training.widen import adapt_network
@@ -114,19 +113,13 @@ def _plain() -> OccupancyNetwork:
     return _PLAIN[0]
 
 
-def _hands(gestures=("spread", "fist")):
-    kp = np.stack([hand_keypoints(g) for g in gestures])
-    pts = np.stack([query_points(k, 3000, seed=i) for i, k in enumerate(kp)])
-    return kp, pts
-
-
 @pytest.fixture(scope="module")
 def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
     """The shipped network, and the same with 6^3-cell grids of 4 channels whose first-layer
     weights are random."""
     plain = shipped_halo.network
     _PLAIN[:] = [plain]
-    kp, pts = _hands(("spread", "fist", "relaxed"))
+    kp, pts = two_hands(("spread", "fist", "relaxed"))
     config = dataclasses.replace(
         plain.config, grid_resolution=6, grid_channels=4, grid_bounds=_bounds(kp, pts)
     )
@@ -160,7 +153,7 @@ def test_config_validates_and_round_trips_the_grids() -> None:
 def test_added_grids_keep_the_trained_function_and_learn(gridded) -> None:
     plain, trained = gridded
     net = adapt_network(plain, trained.config, torch.Generator().manual_seed(0))
-    kp, pts = _hands()
+    kp, pts = two_hands()
     hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
     with torch.no_grad():
         want, _ = query_occupancy(plain, hands, torch.as_tensor(pts))
@@ -180,38 +173,9 @@ def test_added_grids_keep_the_trained_function_and_learn(gridded) -> None:
 
 
 def test_every_inference_path_sees_the_grids(gridded) -> None:
-    plain, net = gridded
-    kp, pts = _hands()
-    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
-    points = torch.as_tensor(pts)
-    with torch.no_grad():  # the float64 generic forward is the reference
-        truth, truth_parts = query_occupancy(copy.deepcopy(net).double(), hands, points)
-        truth, truth_parts = truth.float(), truth_parts.float()
-    radii = effective_radii(net)
-    p_halo = hands.to_halo_frame(points).float()
-    mask = skip_mask(points.float(), hands.keypoints.float(), radii.float())
-    args = (p_halo, hands.part_matrices.float(), hands.bone_lengths.float())
-    _, dense_parts = net.query(*args, return_parts=True)
-    masked = net.query(*args, part_mask=mask)
-    with torch.no_grad():
-        ref, _ = query_occupancy(net, hands, points)
-        base, _ = query_occupancy(plain, hands, points)
-        folded, _ = sparse_occupancy(net, hands, points, return_parts=False)
-    assert (truth - base).abs().max() > 1e-2  # the grids change the function
     # float32 paths: the stacked grids' normalized coordinate rounds to ~2e-5 of a cell,
     # which random weights on random features turn into up to ~1e-4 of occupancy
-    for got in (ref, folded, masked.detach()):
-        torch.testing.assert_close(got, truth, rtol=0, atol=3e-4)
-        assert (got - truth).abs().median() < 1e-6
-    torch.testing.assert_close(dense_parts.detach()[mask], truth_parts[mask], rtol=0, atol=3e-4)
-    for i in range(2):
-        cond = hand_conditioning(torch.as_tensor(kp[i : i + 1]), bool(i))
-        lo, hi = keypoint_box(kp[i], 0.04)
-        centre = 0.5 * (lo + hi)
-        query = LatticeQuery(net, cond, centre, radii, 0.3, 0.01)
-        values, _, _ = query((pts[i] - centre).astype(np.float32), None)
-        np.testing.assert_allclose(values, truth[i].numpy(), rtol=0, atol=3e-4)
-        assert np.median(np.abs(values - truth[i].numpy())) < 1e-6
+    check_every_inference_path(*gridded, atol=3e-4)
 
 
 def test_gradients_through_the_grids_take_the_chunked_path(gridded) -> None:

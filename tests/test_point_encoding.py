@@ -19,14 +19,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from halo_fakes import hand_keypoints, query_points
+from halo_fakes import hand_keypoints
+from inference_paths import check_every_inference_path, two_hands
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
 from halohand.fields.encoding import encode_points, encoding_size
-from halohand.fields.skipping import effective_radii, skip_mask
-from halohand.inference.halo import HALO, keypoint_box
-from halohand.inference.lattice_query import LatticeQuery
-from halohand.inference.query import query_occupancy, sparse_occupancy, sparse_query
+from halohand.inference.halo import HALO
+from halohand.inference.query import query_occupancy, sparse_query
 from halohand.training.widen import adapt_network
 
 FREQUENCIES = (3.0, 12.5, 50.0)
@@ -81,12 +80,6 @@ def encoded(request, shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNet
     return plain, net.eval()
 
 
-def _hands(gestures=("spread", "fist")):
-    kp = np.stack([hand_keypoints(g) for g in gestures])
-    pts = np.stack([query_points(k, 3000, seed=i) for i, k in enumerate(kp)])
-    return kp, pts
-
-
 @pytest.mark.parametrize("bone_scale", [False, True])
 def test_zero_feature_weights_keep_the_trained_function(
     shipped_halo: HALO, bone_scale: bool
@@ -96,7 +89,7 @@ def test_zero_feature_weights_keep_the_trained_function(
         plain.config, point_frequencies=FREQUENCIES, point_bone_scale=bone_scale
     )
     net = adapt_network(plain, config)
-    kp, pts = _hands()
+    kp, pts = two_hands()
     hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
     with torch.no_grad():
         want, _ = query_occupancy(plain, hands, torch.as_tensor(pts))
@@ -113,48 +106,15 @@ def test_zero_feature_weights_keep_the_trained_function(
 
 
 def test_every_inference_path_sees_the_features(encoded) -> None:
-    plain, net = encoded
-    kp, pts = _hands()
-    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
-    points = torch.as_tensor(pts)
-    with torch.no_grad():  # the float64 generic forward is the reference
-        truth, truth_parts = query_occupancy(copy.deepcopy(net).double(), hands, points)
-        truth, truth_parts = truth.float(), truth_parts.float()
-    # float32, generic and differentiable: every part (dense) and the supported pairs
-    # packed in blocks (masked)
-    radii = effective_radii(net)
-    p_halo = hands.to_halo_frame(points).float()
-    mask = skip_mask(points.float(), hands.keypoints.float(), radii.float())
-    args = (p_halo, hands.part_matrices.float(), hands.bone_lengths.float())
-    _, dense_parts = net.query(*args, return_parts=True)
-    masked = net.query(*args, part_mask=mask)
-    with torch.no_grad():  # float32, folded: the chunked query and the sparse one
-        ref, _ = query_occupancy(net, hands, points)
-        base, _ = query_occupancy(plain, hands, points)
-        folded, _ = sparse_occupancy(net, hands, points, return_parts=False)
-    # The inputs change the function, and every path agrees on the changed one. The
-    # float32 paths round the features' phases differently (up to ~2 pi 50 x 0.3 rad
+    # The float32 paths round the features' phases differently (up to ~2 pi 50 x 0.3 rad
     # before reduction); random weights on 50-cycle features make that up to ~4e-5.
-    assert (truth - base).abs().max() > 1e-2
-    for got in (ref, folded, masked.detach()):
-        torch.testing.assert_close(got, truth, rtol=0, atol=1e-4)
-        assert (got - truth).abs().median() < 1e-6
-    torch.testing.assert_close(dense_parts.detach()[mask], truth_parts[mask], rtol=0, atol=1e-4)
-    # the lattice query of mesh extraction (float32 metres about the box centre)
-    for i in range(2):
-        cond = hand_conditioning(torch.as_tensor(kp[i : i + 1]), bool(i))
-        lo, hi = keypoint_box(kp[i], 0.04)
-        centre = 0.5 * (lo + hi)
-        query = LatticeQuery(net, cond, centre, radii, 0.3, 0.01)
-        values, _, _ = query((pts[i] - centre).astype(np.float32), None)
-        np.testing.assert_allclose(values, truth[i].numpy(), rtol=0, atol=1e-4)
-        assert np.median(np.abs(values - truth[i].numpy())) < 1e-6
+    check_every_inference_path(*encoded, atol=1e-4)
 
 
 def test_the_differentiable_sparse_query_sees_the_features(encoded) -> None:
     _, net32 = encoded
     net = copy.deepcopy(net32).double()
-    kp_np, pts_np = _hands(("relaxed", "spread"))
+    kp_np, pts_np = two_hands(("relaxed", "spread"))
     grads = []
     for sparse in (False, True):
         kp = torch.tensor(kp_np, requires_grad=True)

@@ -1,0 +1,63 @@
+"""One check shared by the tests of the part MLPs' point inputs (Fourier features, points in
+bone lengths, feature grids): every path that runs the part MLPs computes the same occupancy
+as the float64 generic forward, on a network whose new inputs change its function."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from halo_fakes import hand_keypoints, query_points
+
+from halohand.fields import OccupancyNetwork, hand_conditioning
+from halohand.fields.skipping import effective_radii, skip_mask
+from halohand.inference.halo import keypoint_box
+from halohand.inference.lattice_query import LatticeQuery
+from halohand.inference.query import query_occupancy, sparse_occupancy
+
+
+def two_hands(gestures=("spread", "fist")) -> tuple[np.ndarray, np.ndarray]:
+    """``[2, 21, 3]`` keypoints (metres) and ``[2, 3000, 3]`` query points around them."""
+    kp = np.stack([hand_keypoints(g) for g in gestures])
+    pts = np.stack([query_points(k, 3000, seed=i) for i, k in enumerate(kp)])
+    return kp, pts
+
+
+def check_every_inference_path(plain: OccupancyNetwork, net: OccupancyNetwork, atol: float) -> None:
+    """``net`` (``plain`` with more point inputs) differs from ``plain`` by > 1e-2 somewhere,
+    and its float32 paths (generic dense and masked, chunked and sparse folded queries, the
+    lattice query of mesh extraction) agree with its float64 generic forward within
+    ``atol``, with a median difference below 1e-6."""
+    kp, pts = two_hands()
+    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
+    points = torch.as_tensor(pts)
+    with torch.no_grad():  # the float64 generic forward is the reference
+        truth, truth_parts = query_occupancy(copy.deepcopy(net).double(), hands, points)
+        truth, truth_parts = truth.float(), truth_parts.float()
+    # float32, generic and differentiable: every part (dense) and the supported pairs
+    # packed in blocks (masked)
+    radii = effective_radii(net)
+    p_halo = hands.to_halo_frame(points).float()
+    mask = skip_mask(points.float(), hands.keypoints.float(), radii.float())
+    args = (p_halo, hands.part_matrices.float(), hands.bone_lengths.float())
+    _, dense_parts = net.query(*args, return_parts=True)
+    masked = net.query(*args, part_mask=mask)
+    with torch.no_grad():  # float32, folded: the chunked query and the sparse one
+        ref, _ = query_occupancy(net, hands, points)
+        base, _ = query_occupancy(plain, hands, points)
+        folded, _ = sparse_occupancy(net, hands, points, return_parts=False)
+    assert (truth - base).abs().max() > 1e-2  # the inputs change the function
+    for got in (ref, folded, masked.detach()):
+        torch.testing.assert_close(got, truth, rtol=0, atol=atol)
+        assert (got - truth).abs().median() < 1e-6
+    torch.testing.assert_close(dense_parts.detach()[mask], truth_parts[mask], rtol=0, atol=atol)
+    # the lattice query of mesh extraction (float32 metres about the box centre)
+    for i in range(2):
+        cond = hand_conditioning(torch.as_tensor(kp[i : i + 1]), bool(i))
+        lo, hi = keypoint_box(kp[i], 0.04)
+        centre = 0.5 * (lo + hi)
+        query = LatticeQuery(net, cond, centre, radii, 0.3, 0.01)
+        values, _, _ = query((pts[i] - centre).astype(np.float32), None)
+        np.testing.assert_allclose(values, truth[i].numpy(), rtol=0, atol=atol)
+        assert np.median(np.abs(values - truth[i].numpy())) < 1e-6
