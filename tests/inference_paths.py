@@ -17,8 +17,9 @@ from halohand.inference.lattice_query import LatticeQuery
 from halohand.inference.query import query_occupancy, sparse_occupancy
 
 
-def two_hands(gestures=("spread", "fist")) -> tuple[np.ndarray, np.ndarray]:
-    """``[2, 21, 3]`` keypoints (metres) and ``[2, 3000, 3]`` query points around them."""
+def fake_hands(gestures=("spread", "fist")) -> tuple[np.ndarray, np.ndarray]:
+    """``[G, 21, 3]`` keypoints (metres) of the gestures and ``[G, 3000, 3]`` query points
+    around them."""
     kp = np.stack([hand_keypoints(g) for g in gestures])
     pts = np.stack([query_points(k, 3000, seed=i) for i, k in enumerate(kp)])
     return kp, pts
@@ -29,7 +30,7 @@ def check_every_inference_path(plain: OccupancyNetwork, net: OccupancyNetwork, a
     and its float32 paths (generic dense and masked, chunked and sparse folded queries, the
     lattice query of mesh extraction) agree with its float64 generic forward within
     ``atol``, with a median difference below 1e-6."""
-    kp, pts = two_hands()
+    kp, pts = fake_hands()
     hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
     points = torch.as_tensor(pts)
     with torch.no_grad():  # the float64 generic forward is the reference

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from halo_fakes import hand_keypoints, query_points
-from inference_paths import check_every_inference_path, two_hands
+from inference_paths import check_every_inference_path, fake_hands
 
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
@@ -119,7 +119,7 @@ def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
     weights are random."""
     plain = shipped_halo.network
     _PLAIN[:] = [plain]
-    kp, pts = two_hands(("spread", "fist", "relaxed"))
+    kp, pts = fake_hands(("spread", "fist", "relaxed"))
     config = dataclasses.replace(
         plain.config, grid_resolution=6, grid_channels=4, grid_bounds=_bounds(kp, pts)
     )
@@ -153,7 +153,7 @@ def test_config_validates_and_round_trips_the_grids() -> None:
 def test_added_grids_keep_the_trained_function_and_learn(gridded) -> None:
     plain, trained = gridded
     net = adapt_network(plain, trained.config, torch.Generator().manual_seed(0))
-    kp, pts = two_hands()
+    kp, pts = fake_hands()
     hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
     with torch.no_grad():
         want, _ = query_occupancy(plain, hands, torch.as_tensor(pts))

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from halo_fakes import hand_keypoints
-from inference_paths import check_every_inference_path, two_hands
+from inference_paths import check_every_inference_path, fake_hands
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
 from halohand.fields.encoding import encode_points, encoding_size
@@ -89,7 +89,7 @@ def test_zero_feature_weights_keep_the_trained_function(
         plain.config, point_frequencies=FREQUENCIES, point_bone_scale=bone_scale
     )
     net = adapt_network(plain, config)
-    kp, pts = two_hands()
+    kp, pts = fake_hands()
     hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
     with torch.no_grad():
         want, _ = query_occupancy(plain, hands, torch.as_tensor(pts))
@@ -114,7 +114,7 @@ def test_every_inference_path_sees_the_features(encoded) -> None:
 def test_the_differentiable_sparse_query_sees_the_features(encoded) -> None:
     _, net32 = encoded
     net = copy.deepcopy(net32).double()
-    kp_np, pts_np = two_hands(("relaxed", "spread"))
+    kp_np, pts_np = fake_hands(("relaxed", "spread"))
     grads = []
     for sparse in (False, True):
         kp = torch.tensor(kp_np, requires_grad=True)
