@@ -71,11 +71,14 @@ class PartGrids(nn.Module):
         table: ``[K * (R + 1)^3, C]`` vertex features, stored divided by ``value_scale``.
 
     Buffers:
-        lower: ``[K, 3]`` the boxes' lower corners (HALO units, canonical frames).
-        cell_scale: ``[K, 3]`` cells per HALO unit along each axis.
+        lower: ``[K, 3]`` the boxes' lower corners.
+        cell_scale: ``[K, 3]`` cells per unit along each axis.
+
+    Coordinates are the caller's: the occupancy network reads the grids at canonical
+    points in palm lengths (``OccupancyNetwork.point_inputs``).
 
     Args:
-        bounds: ``[K, 2, 3]`` lower and upper corner of each part's box (HALO units).
+        bounds: ``[K, 2, 3]`` lower and upper corner of each part's box.
         resolution: cells per axis ``R``.
         channels: features per vertex ``C``.
         value_scale: the features are ``value_scale`` times the stored table: with Adam,
@@ -135,13 +138,14 @@ class PartGrids(nn.Module):
 
     def cell_maps(self) -> tuple[Tensor, Tensor]:
         """``scale [K, 3]`` and ``shift [K, 3]``: a point's cells in its part's grid are
-        ``canon * scale + shift`` (``canon`` in palm lengths), for callers that fold the
-        map into their own (the folded inference path)."""
+        ``canon * scale + shift`` (``canon`` in the grids' coordinates), for callers that
+        fold the map into their own (the folded inference path)."""
         return self.cell_scale, -self.lower * self.cell_scale
 
     def forward(self, canon: Tensor, part: Tensor | int) -> Tensor:
-        """``[..., 3]`` canonical points (HALO units) of parts ``part`` (``[...]`` int64 or
-        one part) -> ``[..., C]`` features."""
+        """``[..., 3]`` points in the grids' coordinates of parts ``part`` (``[...]`` int64
+        or one part) -> ``[..., C]`` features (``value_scale`` times the interpolated
+        table)."""
         shape = canon.shape[:-1]
         flat = canon.reshape(-1, 3)
         if isinstance(part, Tensor):

@@ -105,9 +105,10 @@ class OccupancyConfig:
             interpolation; ``grid_channels`` more inputs per part MLP after the Fourier
             features. 0 (the original): no grids.
         grid_channels: features per grid vertex.
-        grid_bounds: ``6 K`` values, each part's box in its canonical frame (HALO units):
-            lower x, y, z then upper x, y, z, part by part. Required with grids (from the
-            training data: ``benchmarks/studies/part_grid_bounds.py``).
+        grid_bounds: ``6 K`` values, each part's box in its canonical frame, in palm
+            lengths (the canonical point divided by the hand's wrist-to-middle-knuckle
+            length): lower x, y, z then upper x, y, z, part by part. Required with grids
+            (from the training data: ``benchmarks/studies/part_grid_bounds.py``).
         grid_value_scale: the grid features are this times the stored table: a larger
             effective learning rate for the grids alone (see ``PartGrids``).
     """
