@@ -34,14 +34,14 @@ FINGERS = (("thumb", 4, 15), ("index", 8, 3), ("middle", 12, 6), ("ring", 16, 12
 
 
 def tip_x(keypoints: np.ndarray) -> dict[str, list[float]]:
-    from halohand.core.units import HALO_UNIT_M
     from halohand.fields import hand_conditioning
+    from halohand.fields.grids import inverse_palm_length
     from halohand.fields.occupancy import part_inputs
 
     kp = torch.as_tensor(keypoints, dtype=torch.float64)
     hands = hand_conditioning(kp, torch.zeros(len(kp), dtype=torch.bool))
     canon, _ = part_inputs(hands.to_halo_frame(kp), hands.part_matrices)  # [B, 21, 16, 3]
-    canon = canon / (hands.bone_lengths[:, 0] / HALO_UNIT_M)[:, None, None, None]
+    canon = canon * inverse_palm_length(hands.bone_lengths)[:, None, None, None]
     return {
         name: np.percentile(canon[:, joint, part, 0].numpy(), [1, 50, 99]).round(4).tolist()
         for name, joint, part in FINGERS

@@ -26,17 +26,16 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 from _report import emit  # noqa: E402
 
 
 def main() -> None:
-    from halohand.core.units import HALO_UNIT_M
     from halohand.data.dataset import OccupancyDataset
+    from halohand.fields.grids import inverse_palm_length
     from halohand.fields.inputs import network_inputs
-    from halohand.fields.occupancy import OccupancyConfig
+    from halohand.fields.occupancy import OccupancyConfig, part_inputs
     from halohand.fields.skipping import skip_mask
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -64,11 +63,9 @@ def main() -> None:
             config, keypoints, item["side"][None], item["part_transforms"][None],
             item["bone_lengths"][None],
         )  # fmt: skip
-        p = inputs.points(points_m)
-        homogeneous = torch.cat([p, torch.ones_like(p[..., :1])], -1)
-        canon = torch.einsum("bkij,bnj->bnki", inputs.part_matrices, homogeneous)[0, ..., :3]
-        # the grids read canonical points in palm lengths (part 0's bone, HALO units)
-        canon = canon / (inputs.bone_lengths[0, 0] / HALO_UNIT_M)
+        canon, _ = part_inputs(inputs.points(points_m), inputs.part_matrices)
+        # the grids read canonical points in palm lengths
+        canon = canon[0] * inverse_palm_length(inputs.bone_lengths)[0]
         palm.append(float(inputs.bone_lengths[0, 0]))
         mask = skip_mask(points_m.float(), keypoints.float(), radii)[0]
         for k in range(len(radii)):

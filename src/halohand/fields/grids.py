@@ -19,7 +19,17 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["PartGrids", "trilinear"]
+from halohand.core.units import HALO_UNIT_M
+
+__all__ = ["PartGrids", "inverse_palm_length", "trilinear"]
+
+
+def inverse_palm_length(bone_lengths: Tensor) -> Tensor:
+    """``[B, K]`` part bone lengths (metres) -> ``[B]`` 1 / the palm's length (part 0's
+    bone, wrist to middle knuckle) in HALO units: the factor that takes a hand's canonical
+    points (HALO units) to the palm lengths the occupancy network's grids read, so that
+    hands of every size meet the same cells."""
+    return HALO_UNIT_M / bone_lengths[:, 0]
 
 
 def trilinear(table: Tensor, cells: Tensor, part: Tensor | int, resolution: int) -> Tensor:

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields.encoding import encode_points, encoding_size
-from halohand.fields.grids import PartGrids, trilinear
+from halohand.fields.grids import PartGrids, inverse_palm_length, trilinear
 from halohand.fields.parts import PartLinear, PartMLP, Residual
 
 TransformSource = Literal["keypoints", "mano"]
@@ -462,16 +462,14 @@ class OccupancyNetwork(nn.Module):
     def inverse_palm_lengths(
         self, bone_lengths: Tensor | None, dtype: torch.dtype | None = None
     ) -> Tensor | None:
-        """``[B, K]`` metres -> ``[B]`` 1 / the palm's length (part 0's bone, wrist to
-        middle knuckle) in HALO units, in ``dtype`` (default: the network's; ``None``
-        without grids): the grids read canonical points in palm lengths, so that hands of
-        every size meet the same cells."""
+        """``[B, K]`` metres -> ``[B]`` :func:`~halohand.fields.grids.inverse_palm_length` in
+        ``dtype`` (default: the network's; ``None`` without grids)."""
         if self.grids is None:
             return None
         if bone_lengths is None:
             raise HalohandInputError("a network with grids needs bone_lengths")
         dtype = self.mlp.layers[0].weight.dtype if dtype is None else dtype
-        return HALO_UNIT_M / bone_lengths[:, 0].to(dtype)
+        return inverse_palm_length(bone_lengths.to(dtype))
 
     def _masked_logits(
         self,
@@ -508,13 +506,17 @@ class OccupancyNetwork(nn.Module):
         block_part = torch.repeat_interleave(torch.arange(k, device=x.device), blocks)
         # the point inputs of the active pairs only (padding rows are dropped below)
         xs = x.new_zeros(n_blocks * t, 3).index_copy(0, slot, x[part, row])
-        if inv is not None:
-            inv = x.new_zeros(n_blocks * t, 1).index_copy(0, slot, inv[part, row])
-            inv = inv.view(n_blocks, t, 1)
-        if palm is not None:
-            palm = x.new_zeros(n_blocks * t, 1).index_copy(0, slot, palm[part, row])
-            palm = palm.view(n_blocks, t, 1)
-        xs = self.point_inputs(xs.view(n_blocks, t, 3), inv, block_part[:, None], palm)
+
+        def packed(per_row: Tensor | None) -> Tensor | None:
+            """``[K, M, 1]`` row values -> the active pairs' ``[blocks, SKIP_BLOCK, 1]``."""
+            if per_row is None:
+                return None
+            out = x.new_zeros(n_blocks * t, 1).index_copy(0, slot, per_row[part, row])
+            return out.view(n_blocks, t, 1)
+
+        xs = self.point_inputs(
+            xs.view(n_blocks, t, 3), packed(inv), block_part[:, None], packed(palm)
+        )
         if ctx.shape[-1] == 0:
             out = self.mlp(xs, part_index=block_part)
         else:

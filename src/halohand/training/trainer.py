@@ -599,9 +599,8 @@ class Trainer:
                     total_skin += loss_skin.detach()
                 loss.backward()
             total_occ += loss_occ.detach()
-        grids = getattr(self.net, "grids", None)
-        if self.cfg.grid_smoothness > 0 and grids is not None:
-            (self.cfg.grid_smoothness * grids.smoothness()).backward()
+        if self.cfg.grid_smoothness > 0 and self.net.grids is not None:
+            (self.cfg.grid_smoothness * self.net.grids.smoothness()).backward()
         self.optimizer.step()
         return float(total_occ), float(total_skin)
 

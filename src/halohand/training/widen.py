@@ -128,6 +128,12 @@ def grow_pose_input(source: OccupancyNetwork, pose_projection_size: int) -> Occu
     return target
 
 
+def _grid_fields(config: OccupancyConfig) -> dict[str, object]:
+    """The ``grid_*`` fields of a config, by name."""
+    names = ("grid_resolution", "grid_channels", "grid_bounds", "grid_value_scale")
+    return {name: getattr(config, name) for name in names}
+
+
 def add_point_inputs(
     source: OccupancyNetwork,
     point_frequencies: tuple[float, ...] = (),
@@ -147,14 +153,7 @@ def add_point_inputs(
     data."""
     if source.config.point_features != 3:
         raise ValueError("the source already has more point inputs than the coordinates")
-    grid_fields = {}
-    if grids is not None and grids.grid_resolution:
-        grid_fields = {
-            "grid_resolution": grids.grid_resolution,
-            "grid_channels": grids.grid_channels,
-            "grid_bounds": grids.grid_bounds,
-            "grid_value_scale": grids.grid_value_scale,
-        }
+    grid_fields = _grid_fields(grids) if grids is not None and grids.grid_resolution else {}
     config = dataclasses.replace(
         source.config,
         point_frequencies=tuple(point_frequencies),
@@ -209,10 +208,7 @@ def adapt_network(
         point_bone_scale=config.point_bone_scale,
         keypoint_conventions=config.keypoint_conventions,
         iso_level=config.iso_level,
-        grid_resolution=config.grid_resolution,
-        grid_channels=config.grid_channels,
-        grid_bounds=config.grid_bounds,
-        grid_value_scale=config.grid_value_scale,
+        **_grid_fields(config),
     )
     if same_rest != config:
         raise ValueError(
@@ -220,8 +216,8 @@ def adapt_network(
         )
 
     def point_inputs(c: OccupancyConfig) -> tuple:
-        grid = (c.grid_resolution, c.grid_channels, c.grid_bounds, c.grid_value_scale)
-        return c.point_frequencies, c.point_bone_scale, grid if c.grid_resolution else None
+        grid = _grid_fields(c) if c.grid_resolution else None
+        return c.point_frequencies, c.point_bone_scale, grid
 
     if point_inputs(source.config) != point_inputs(config):
         source = add_point_inputs(
