@@ -9,8 +9,9 @@ import copy
 import numpy as np
 import torch
 from halo_fakes import hand_keypoints, query_points
+from torch import Tensor
 
-from halohand.fields import OccupancyNetwork, hand_conditioning
+from halohand.fields import HandConditioning, OccupancyNetwork, hand_conditioning
 from halohand.fields.skipping import effective_radii, skip_mask
 from halohand.inference.halo import keypoint_box
 from halohand.inference.lattice_query import LatticeQuery
@@ -23,6 +24,23 @@ def fake_hands(gestures=("spread", "fist")) -> tuple[np.ndarray, np.ndarray]:
     kp = np.stack([hand_keypoints(g) for g in gestures])
     pts = np.stack([query_points(k, 3000, seed=i) for i, k in enumerate(kp)])
     return kp, pts
+
+
+def check_same_function(
+    plain: OccupancyNetwork, net: OccupancyNetwork
+) -> tuple[HandConditioning, Tensor]:
+    """``net`` (``plain`` with more point inputs added by ``adapt_network``) gives
+    ``plain``'s occupancy within 1e-6 on two hands' query points, inside and outside;
+    returns those hands and points for further checks."""
+    kp, pts = fake_hands()
+    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
+    points = torch.as_tensor(pts)
+    with torch.no_grad():
+        want, _ = query_occupancy(plain, hands, points)
+        got, _ = query_occupancy(net, hands, points)
+    assert (want > 0.5).any() and (want < 0.5).any()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    return hands, points
 
 
 def check_every_inference_path(plain: OccupancyNetwork, net: OccupancyNetwork, atol: float) -> None:

@@ -19,11 +19,10 @@ import numpy as np
 import pytest
 import torch
 from halo_fakes import hand_keypoints, query_points
-from inference_paths import check_every_inference_path, fake_hands
+from inference_paths import check_every_inference_path, check_same_function, fake_hands
 
-from halohand.core.units import HALO_UNIT_M
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
-from halohand.fields.grids import PartGrids, trilinear
+from halohand.fields.grids import PartGrids, inverse_palm_length, trilinear
 from halohand.fields.occupancy import part_inputs
 from halohand.fields.skipping import effective_radii, skip_mask
 from halohand.inference.halo import HALO
@@ -97,7 +96,7 @@ def _bounds(kp: np.ndarray, pts: np.ndarray, margin: float = 0.05) -> tuple[floa
     hands = hand_conditioning(torch.as_tensor(kp), torch.zeros(len(kp), dtype=torch.bool))
     points = torch.as_tensor(pts)
     canon, _ = part_inputs(hands.to_halo_frame(points), hands.part_matrices)  # [B, N, K, 3]
-    canon = canon / (hands.bone_lengths[:, 0] / HALO_UNIT_M)[:, None, None, None]
+    canon = canon * inverse_palm_length(hands.bone_lengths)[:, None, None, None]
     mask = skip_mask(points.float(), hands.keypoints.float(), effective_radii(_plain()).float())
     out: list[float] = []
     for k in range(16):
@@ -153,17 +152,11 @@ def test_config_validates_and_round_trips_the_grids() -> None:
 def test_added_grids_keep_the_trained_function_and_learn(gridded) -> None:
     plain, trained = gridded
     net = adapt_network(plain, trained.config, torch.Generator().manual_seed(0))
-    kp, pts = fake_hands()
-    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
-    with torch.no_grad():
-        want, _ = query_occupancy(plain, hands, torch.as_tensor(pts))
-        got, _ = query_occupancy(net, hands, torch.as_tensor(pts))
-    assert (want > 0.5).any() and (want < 0.5).any()
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    hands, points = check_same_function(plain, net)
     # the grids start at zero (cells no training point reaches add nothing), their
     # first-layer weights do not, so the grids get gradients from the first step
     assert not net.grids.table.any()
-    occ, _ = query_occupancy(net, hands, torch.as_tensor(pts))
+    occ, _ = query_occupancy(net, hands, points)
     occ.sum().backward()
     assert net.grids.table.grad.abs().max() > 0
     # the same seed draws the same weights

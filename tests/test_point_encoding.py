@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from halo_fakes import hand_keypoints
-from inference_paths import check_every_inference_path, fake_hands
+from inference_paths import check_every_inference_path, check_same_function, fake_hands
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
 from halohand.fields.encoding import encode_points, encoding_size
@@ -89,15 +89,9 @@ def test_zero_feature_weights_keep_the_trained_function(
         plain.config, point_frequencies=FREQUENCIES, point_bone_scale=bone_scale
     )
     net = adapt_network(plain, config)
-    kp, pts = fake_hands()
-    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False, True]))
-    with torch.no_grad():
-        want, _ = query_occupancy(plain, hands, torch.as_tensor(pts))
-        got, _ = query_occupancy(net, hands, torch.as_tensor(pts))
-    assert (want > 0.5).any() and (want < 0.5).any()
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    hands, points = check_same_function(plain, net)
     # the new weights learn: their gradient is not zero
-    occ, _ = query_occupancy(net, hands, torch.as_tensor(pts))
+    occ, _ = query_occupancy(net, hands, points)
     occ.sum().backward()
     grad = net.mlp.layers[0].weight.grad[:, 3 : config.point_features]
     assert grad.abs().max() > 0
