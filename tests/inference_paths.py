@@ -60,8 +60,9 @@ def check_every_inference_path(plain: OccupancyNetwork, net: OccupancyNetwork, a
     p_halo = hands.to_halo_frame(points).float()
     mask = skip_mask(points.float(), hands.keypoints.float(), radii.float())
     args = (p_halo, hands.part_matrices.float(), hands.bone_lengths.float())
-    _, dense_parts = net.query(*args, return_parts=True)
-    masked = net.query(*args, part_mask=mask)
+    skeleton = {"canonical_keypoints": hands.canonical_keypoints.float()}
+    _, dense_parts = net.query(*args, return_parts=True, **skeleton)
+    masked = net.query(*args, part_mask=mask, **skeleton)
     with torch.no_grad():  # float32, folded: the chunked query and the sparse one
         ref, _ = query_occupancy(net, hands, points)
         base, _ = query_occupancy(plain, hands, points)

@@ -7,7 +7,9 @@ the generic forward (dense and masked), the folded inference path (chunked and s
 occupancy queries, the lattice query of mesh extraction); each is checked against the
 float64 generic forward on a network whose grid weights are not zero. Adding grids to a
 trained network keeps its function (the warm start of ``init_weights``), and the grids
-read points in palm lengths, so a hand scaled as a whole reads the same features.
+read points in palm lengths, so a hand scaled as a whole reads the same features. Grids
+that follow the bones (``grid_frame = "bone"``) map every finger bone of the canonical
+skeleton onto the same unit segment, and pass the same path checks.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from halo_fakes import hand_keypoints, query_points
 from inference_paths import check_every_inference_path, check_same_function, fake_hands
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
-from halohand.fields.grids import PartGrids, inverse_palm_length, trilinear
+from halohand.fields.grids import PartGrids, grid_maps, trilinear
 from halohand.fields.occupancy import part_inputs
 from halohand.fields.skipping import effective_radii, skip_mask
 from halohand.inference.halo import HALO
@@ -91,12 +93,16 @@ def test_part_grids_map_boxes_to_cells_and_validate() -> None:
         PartGrids(bounds[0], 4, 2)
 
 
-def _bounds(kp: np.ndarray, pts: np.ndarray, margin: float = 0.05) -> tuple[float, ...]:
-    """Each part's box (palm lengths) around these hands' supported query points."""
+def _bounds(
+    kp: np.ndarray, pts: np.ndarray, frame: str = "palm", margin: float = 0.05
+) -> tuple[float, ...]:
+    """Each part's box (in ``frame``'s grid coordinates) around these hands' supported
+    query points."""
     hands = hand_conditioning(torch.as_tensor(kp), torch.zeros(len(kp), dtype=torch.bool))
     points = torch.as_tensor(pts)
     canon, _ = part_inputs(hands.to_halo_frame(points), hands.part_matrices)  # [B, N, K, 3]
-    canon = canon * inverse_palm_length(hands.bone_lengths)[:, None, None, None]
+    linear, offset = grid_maps(hands.bone_lengths, frame, hands.canonical_keypoints)
+    canon = torch.einsum("bkij,bnkj->bnki", linear, canon) + offset[:, None]
     mask = skip_mask(points.float(), hands.keypoints.float(), effective_radii(_plain()).float())
     out: list[float] = []
     for k in range(16):
@@ -112,16 +118,15 @@ def _plain() -> OccupancyNetwork:
     return _PLAIN[0]
 
 
-@pytest.fixture(scope="module")
-def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
-    """The shipped network, and the same with 6^3-cell grids of 4 channels whose first-layer
-    weights are random."""
-    plain = shipped_halo.network
+def _gridded(plain: OccupancyNetwork, frame: str) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """``plain``, and the same with 6^3-cell grids of 4 channels in ``frame`` whose
+    first-layer weights are random."""
     _PLAIN[:] = [plain]
     kp, pts = fake_hands(("spread", "fist", "relaxed"))
     config = dataclasses.replace(
-        plain.config, grid_resolution=6, grid_channels=4, grid_bounds=_bounds(kp, pts)
-    )
+        plain.config, grid_resolution=6, grid_channels=4, grid_bounds=_bounds(kp, pts, frame),
+        grid_frame=frame,
+    )  # fmt: skip
     net = adapt_network(plain, config, torch.Generator().manual_seed(0))
     with torch.no_grad():
         gen = torch.Generator().manual_seed(1)
@@ -129,6 +134,18 @@ def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
         w[:, 3:7] = 0.3 * torch.randn(w.shape[0], 4, w.shape[2], generator=gen)
     net.grids.reset_parameters(0.1, gen)
     return plain, net.eval()
+
+
+@pytest.fixture(scope="module")
+def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """The shipped network and the same with random palm-frame grids (``_gridded``)."""
+    return _gridded(shipped_halo.network, "palm")
+
+
+@pytest.fixture(scope="module")
+def bone_gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """The shipped network and the same with random bone-frame grids (``_gridded``)."""
+    return _gridded(shipped_halo.network, "bone")
 
 
 def test_config_validates_and_round_trips_the_grids() -> None:
@@ -146,6 +163,12 @@ def test_config_validates_and_round_trips_the_grids() -> None:
         OccupancyConfig(grid_resolution=8, grid_bounds=bounds, grid_value_scale=0.0)
     with pytest.raises(ValueError, match="grid_resolution"):
         OccupancyConfig(grid_resolution=-1)
+    bone = OccupancyConfig(grid_resolution=8, grid_bounds=bounds, grid_frame="bone")
+    assert OccupancyConfig.from_dict(bone.to_dict()) == bone
+    with pytest.raises(ValueError, match="grid_frame"):
+        OccupancyConfig(grid_frame="wrist")
+    with pytest.raises(ValueError, match="transforms"):
+        OccupancyConfig(grid_frame="bone", transforms="mano")
     assert OccupancyNetwork(OccupancyConfig()).grids is None
 
 
@@ -196,8 +219,63 @@ def test_grids_read_points_in_palm_lengths(gridded) -> None:
         canon, _ = part_inputs(
             hands.to_halo_frame(torch.as_tensor(pts * scale)), hands.part_matrices
         )
-        palm = net.inverse_palm_lengths(hands.bone_lengths.float())
-        feats.append(net.grids(canon[0, :, 5].float() * palm[0], 5))
+        palm = net.grid_maps(hands.bone_lengths.float())[0][0, 5, 0, 0]
+        feats.append(net.grids(canon[0, :, 5].float() * palm, 5))
+    torch.testing.assert_close(feats[0], feats[1], rtol=0, atol=1e-5)
+
+
+def test_bone_frame_puts_every_bone_on_the_unit_segment() -> None:
+    from halohand.skeleton import FINGER_CHAINS, PART_BONES
+
+    kp, _ = fake_hands(("spread", "fist", "relaxed"))
+    # one hand's fingers made 20 % longer and another's thumb 15 % shorter: the bones'
+    # ends still map to (0, 0, 0) and (0, 0, 1) of their parts' grids
+    kp = np.concatenate([kp, kp[:1]])
+    for f, chain in enumerate(FINGER_CHAINS):
+        root = kp[3, chain[0]] if f else kp[3, 0]
+        kp[3, list(chain[1:] if f else chain)] = root + (0.85 if f == 0 else 1.2) * (
+            kp[3, list(chain[1:] if f else chain)] - root
+        )
+    hands = hand_conditioning(torch.as_tensor(kp), torch.zeros(len(kp), dtype=torch.bool))
+    linear, offset = grid_maps(hands.bone_lengths, "bone", hands.canonical_keypoints)
+    canon = hands.canonical_keypoints / 0.4  # HALO units
+    for k in range(1, 16):
+        a, b = PART_BONES[k]
+        start = torch.einsum("bij,bj->bi", linear[:, k], canon[:, a]) + offset[:, k]
+        end = torch.einsum("bij,bj->bi", linear[:, k], canon[:, b]) + offset[:, k]
+        torch.testing.assert_close(start, torch.zeros_like(start), rtol=0, atol=1e-12)
+        unit = torch.tensor([0.0, 0.0, 1.0], dtype=F64).expand_as(end)
+        torch.testing.assert_close(end, unit, rtol=0, atol=1e-12)
+        # across the bone: palm lengths, as the palm's own grid
+        across = linear[:, k, :2].norm(dim=-1)
+        torch.testing.assert_close(across, linear[:, 0, :2].diagonal(dim1=-2, dim2=-1))
+    palm, zero = grid_maps(hands.bone_lengths, "palm")
+    torch.testing.assert_close(linear[:, 0], palm[:, 0])
+    assert not zero.any() and not offset[:, 0].any()
+    with pytest.raises(Exception, match="canonical skeleton"):
+        grid_maps(hands.bone_lengths, "bone")
+    with pytest.raises(ValueError, match="grid frame"):
+        grid_maps(hands.bone_lengths, "wrist")
+
+
+def test_every_inference_path_sees_bone_frame_grids(bone_gridded) -> None:
+    check_every_inference_path(*bone_gridded, atol=3e-4)
+
+
+def test_bone_frame_grids_read_a_scaled_hand_alike(bone_gridded) -> None:
+    _, net = bone_gridded
+    kp = hand_keypoints("fist")[None]
+    pts = query_points(kp[0], 500, seed=5)[None]
+    feats = []
+    for scale in (1.0, 0.85):
+        hands = hand_conditioning(torch.as_tensor(kp * scale), torch.tensor([False]))
+        canon, _ = part_inputs(
+            hands.to_halo_frame(torch.as_tensor(pts * scale)), hands.part_matrices
+        )
+        linear, offset = net.grid_maps(hands.bone_lengths, hands.canonical_keypoints, F64)
+        grid_points = canon[0, :, 9] @ linear[0, 9].T + offset[0, 9]
+        feats.append(net.grids(grid_points.float(), 9))
+    assert feats[0].abs().max() > 1e-2
     torch.testing.assert_close(feats[0], feats[1], rtol=0, atol=1e-5)
 
 

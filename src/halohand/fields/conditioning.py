@@ -34,12 +34,15 @@ class HandConditioning:
         bone_lengths: ``[B, 16]`` per-part bone lengths, metres.
         keypoints: ``[B, 21, 3]`` the input keypoints (metres, input frame); used for
             part skipping.
+        canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton (metres), read by
+            networks whose grids follow the bones (``grid_frame = "bone"``).
     """
 
     global_transform: Tensor
     part_matrices: Tensor
     bone_lengths: Tensor
     keypoints: Tensor
+    canonical_keypoints: Tensor | None = None
 
     @property
     def pose_code(self) -> Tensor:
@@ -71,4 +74,5 @@ def hand_conditioning(keypoints_m: Tensor, side: str | Tensor = "right") -> Hand
         part_matrices=canon.part_transforms_halo_units,
         bone_lengths=canon.part_bone_lengths,
         keypoints=kp,
+        canonical_keypoints=canon.canonical_keypoints,
     )

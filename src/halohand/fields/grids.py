@@ -19,9 +19,21 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from halohand.canonical.canonicalize import canonical_frames
+from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
+from halohand.skeleton import FINGER_CHAINS, PART_BONES
 
-__all__ = ["PartGrids", "inverse_palm_length", "trilinear"]
+__all__ = ["GRID_FRAMES", "PartGrids", "grid_maps", "inverse_palm_length", "trilinear"]
+
+#: Coordinates a network's grids can read (``OccupancyConfig.grid_frame``, :func:`grid_maps`).
+GRID_FRAMES = ("palm", "bone")
+
+
+def _part_fingers() -> tuple[int, ...]:
+    """Finger (0 thumb ... 4 little) of each part's bone; -1 for the palm."""
+    finger_of_joint = {j: f for f, chain in enumerate(FINGER_CHAINS) for j in chain}
+    return tuple(-1 if k == 0 else finger_of_joint[int(b)] for k, (_, b) in enumerate(PART_BONES))
 
 
 def inverse_palm_length(bone_lengths: Tensor) -> Tensor:
@@ -30,6 +42,64 @@ def inverse_palm_length(bone_lengths: Tensor) -> Tensor:
     points (HALO units) to the palm lengths the occupancy network's grids read, so that
     hands of every size meet the same cells."""
     return HALO_UNIT_M / bone_lengths[:, 0]
+
+
+def grid_maps(
+    bone_lengths: Tensor, frame: str = "palm", canonical_keypoints: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The affine maps from each part's canonical points to the coordinates its grid reads.
+
+    ``"palm"``: the canonical point in palm lengths (wrist to middle knuckle), the same
+    map for every part, so hands of every size meet the same cells; a finger's end then
+    lies where the hand's proportions put it. ``"bone"``: each finger part reads its point
+    in its bone's frame, origin at the bone's proximal joint of the canonical skeleton,
+    axes the finger's constant canonical frame (palmar side, lateral, along the finger),
+    the two across the finger in palm lengths and the one along it in the bone's own
+    length, so a bone ends at 1 whatever the hand's proportions or keypoint source; the
+    palm part reads palm lengths as in ``"palm"``.
+
+    Args:
+        bone_lengths: ``[B, K]`` per-part bone lengths, metres (HALO part order, palm first).
+        frame: one of :data:`GRID_FRAMES`.
+        canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton, metres
+            (``Canonicalization.canonical_keypoints``); needed for ``"bone"``.
+
+    Returns:
+        ``linear [B, K, 3, 3]`` and ``offset [B, K, 3]`` in ``bone_lengths``' dtype: a
+        canonical point ``c`` of part ``k`` (HALO units) reads its grid at
+        ``linear[b, k] @ c + offset[b, k]``.
+    """
+    b, k = bone_lengths.shape
+    if frame == "bone" and k != len(PART_BONES):
+        raise ValueError(f"bone-frame grids need the {len(PART_BONES)} HALO parts, got {k}")
+    palm = inverse_palm_length(bone_lengths)  # [B]
+    eye = torch.eye(3, dtype=bone_lengths.dtype, device=bone_lengths.device)
+    linear = (palm[:, None, None, None] * eye).expand(b, k, 3, 3).clone()
+    offset = bone_lengths.new_zeros(b, k, 3)
+    if frame == "palm":
+        return linear, offset
+    if frame != "bone":
+        raise ValueError(f"grid frame must be one of {GRID_FRAMES}, got {frame!r}")
+    if canonical_keypoints is None or canonical_keypoints.shape != (b, 21, 3):
+        raise HalohandInputError(
+            f"bone-frame grids need the canonical skeleton [{b}, 21, 3] (metres)"
+        )
+    fingers = torch.tensor(_part_fingers()[1:], device=bone_lengths.device)
+    axes = canonical_frames(bone_lengths.dtype, bone_lengths.device)[fingers]  # [K-1, 3, 3]
+    scale = torch.stack(
+        [
+            palm[:, None].expand(b, k - 1),
+            palm[:, None].expand(b, k - 1),
+            HALO_UNIT_M / bone_lengths[:, 1:],
+        ],
+        dim=-1,
+    )  # fmt: skip  [B, K-1, 3]
+    bone_linear = scale[..., None] * axes  # rows scaled: diag(scale) @ axes
+    joints = torch.as_tensor(PART_BONES[1:, 0], device=bone_lengths.device)
+    start = canonical_keypoints[:, joints].to(bone_lengths.dtype) / HALO_UNIT_M  # [B, K-1, 3]
+    linear[:, 1:] = bone_linear
+    offset[:, 1:] = -torch.einsum("bkij,bkj->bki", bone_linear, start)
+    return linear, offset
 
 
 def trilinear(table: Tensor, cells: Tensor, part: Tensor | int, resolution: int) -> Tensor:

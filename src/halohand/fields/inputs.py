@@ -43,6 +43,8 @@ class NetworkInputs:
         rotation: ``[B, 3, 3]`` and ``translation`` ``[B, 3]``: hand frame (metres) ->
             network input frame (HALO units), ``x_net = R p + t``.
         keypoints: ``[B, 21, 3]`` metres, hand frame (for part supports), when given.
+        canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton, metres (keypoint
+            pipeline only; read by bone-frame grids).
     """
 
     part_matrices: Tensor
@@ -50,6 +52,7 @@ class NetworkInputs:
     rotation: Tensor
     translation: Tensor
     keypoints: Tensor | None = None
+    canonical_keypoints: Tensor | None = None
 
     def points(self, points_m: Tensor) -> Tensor:
         """``[B, N, 3]`` metres (hand frame) -> ``[B, N, 3]`` network input frame, float32."""
@@ -99,6 +102,7 @@ def network_inputs(
                 rotation=(g[:, :3, :3] / HALO_UNIT_M).to(f32),
                 translation=(g[:, :3, 3] / HALO_UNIT_M).to(f32),
                 keypoints=keypoints_m,
+                canonical_keypoints=hc.canonical_keypoints.to(f32),
             )
     if part_transforms_m is None or bone_lengths_m is None:
         raise ValueError(

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields.encoding import encode_points, encoding_size
-from halohand.fields.grids import PartGrids, inverse_palm_length, trilinear
+from halohand.fields.grids import GRID_FRAMES, PartGrids, grid_maps, trilinear
 from halohand.fields.parts import PartLinear, PartMLP, Residual
 
 TransformSource = Literal["keypoints", "mano"]
@@ -111,6 +111,11 @@ class OccupancyConfig:
             (from the training data: ``benchmarks/studies/part_grid_bounds.py``).
         grid_value_scale: the grid features are this times the stored table: a larger
             effective learning rate for the grids alone (see ``PartGrids``).
+        grid_frame: the coordinates the grids read (:func:`~halohand.fields.grids.grid_maps`):
+            ``"palm"`` (canonical points in palm lengths) or ``"bone"`` (each finger part in
+            its bone's frame, along the bone in its own length; the network then needs the
+            canonical skeleton, which the keypoint pipeline provides). ``grid_bounds`` are
+            in these coordinates.
     """
 
     variant: str = "halo"
@@ -137,6 +142,7 @@ class OccupancyConfig:
     grid_channels: int = 8
     grid_bounds: tuple[float, ...] = ()
     grid_value_scale: float = 10.0
+    grid_frame: str = "palm"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -181,6 +187,12 @@ class OccupancyConfig:
                 )
             if not (self.grid_value_scale > 0 and math.isfinite(self.grid_value_scale)):
                 raise ValueError(f"grid_value_scale must be > 0, got {self.grid_value_scale}")
+        if self.grid_frame not in GRID_FRAMES:
+            raise ValueError(f"grid_frame must be one of {GRID_FRAMES}, got {self.grid_frame!r}")
+        if self.grid_frame == "bone" and self.transforms != "keypoints":
+            raise ValueError(
+                "bone-frame grids need transforms = 'keypoints' (the canonical skeleton)"
+            )
         if self.keypoint_conventions not in (("rig",), ("rig", "mano")):
             raise ValueError(
                 f"keypoint_conventions must be ['rig'] or ['rig', 'mano'], got "
@@ -328,6 +340,11 @@ class OccupancyNetwork(nn.Module):
     def num_parts(self) -> int:
         return self.config.num_parts
 
+    @property
+    def reads_canonical_skeleton(self) -> bool:
+        """Whether the network needs ``canonical_keypoints`` (bone-frame grids)."""
+        return self.grids is not None and self.config.grid_frame == "bone"
+
     def hand_context(self, pose_code: Tensor | None, bone_lengths: Tensor | None) -> Tensor:
         """Per-hand, per-part inputs that do not depend on the query point.
 
@@ -381,6 +398,7 @@ class OccupancyNetwork(nn.Module):
         pose_code: Tensor | None = None,
         bone_lengths: Tensor | None = None,
         part_mask: Tensor | None = None,
+        canonical_keypoints: Tensor | None = None,
     ) -> Tensor:
         """Per-part logits.
 
@@ -390,6 +408,8 @@ class OccupancyNetwork(nn.Module):
             bone_lengths: ``[B, K]`` metres.
             part_mask: optional boolean ``[B, N, K]``; ``False`` pairs are not evaluated
                 and get logit ``-inf`` (probability 0). See ``halohand.fields.skipping``.
+            canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton (metres); read by
+                bone-frame grids only (``grid_frame``).
 
         Returns:
             ``[B, N, K]`` logits.
@@ -406,32 +426,38 @@ class OccupancyNetwork(nn.Module):
         inv = self.inverse_lengths(bone_lengths)
         if inv is not None:  # [B, K] -> [K, B * N, 1], each hand's value on its rows
             inv = inv.T[:, :, None].expand(k, b, n).reshape(k, b * n, 1)
-        palm = self.inverse_palm_lengths(bone_lengths)
-        if palm is not None:  # [B] -> [K, B * N, 1]
-            palm = palm[None, :, None].expand(k, b, n).reshape(k, b * n, 1)
+        grid_points = None
+        maps = self.grid_maps(bone_lengths, canonical_keypoints)
+        if maps is not None:  # each row in its grid's coordinates, [K, B * N, 3]
+            linear, offset = maps
+            rows = x.view(k, b, n, 3)
+            grid_points = (
+                torch.einsum("bkij,kbnj->kbni", linear, rows) + offset.transpose(0, 1)[:, :, None]
+            )
+            grid_points = grid_points.reshape(k, b * n, 3)
         if part_mask is None:
-            x = self.point_inputs(x, inv, torch.arange(k, device=x.device)[:, None], palm)
+            x = self.point_inputs(x, inv, torch.arange(k, device=x.device)[:, None], grid_points)
             if ctx.shape[-1] == 0:
                 out = self.mlp(x)
             else:
                 out = self.mlp(x, ctx, group_size=n)
             return out.view(k, b, n).permute(1, 2, 0)
-        return self._masked_logits(x, ctx, part_mask, b, n, inv, palm)
+        return self._masked_logits(x, ctx, part_mask, b, n, inv, grid_points)
 
     def point_inputs(
         self,
         canon: Tensor,
         inverse_length: Tensor | None = None,
         part: Tensor | int | None = None,
-        inverse_palm: Tensor | None = None,
+        grid_points: Tensor | None = None,
     ) -> Tensor:
         """``[..., 3]`` canonical points (HALO units) -> ``[..., point_features]``: the
         points times ``point_scale``, the points in bone lengths (``point_bone_scale``;
         ``inverse_length [..., 1]`` is 1 / the row's part's bone length in HALO units),
         their Fourier features (if configured), then their part's grid features
         (``grid_resolution``; ``part`` is the rows' part, ``[...]`` int64 broadcastable to
-        the rows, or one part for all; the grids read the points in palm lengths,
-        ``inverse_palm [..., 1]`` is 1 / the row's hand's palm length in HALO units)."""
+        the rows, or one part for all; ``grid_points [..., 3]`` are the rows in their
+        grid's coordinates, :meth:`grid_maps`)."""
         cfg = self.config
         x = canon * cfg.point_scale if cfg.point_scale != 1.0 else canon
         columns = [x]
@@ -442,9 +468,9 @@ class OccupancyNetwork(nn.Module):
         if cfg.point_frequencies:
             columns.append(encode_points(canon, cfg.point_frequencies))
         if self.grids is not None:
-            if part is None or inverse_palm is None:
-                raise ValueError("a network with grids needs the rows' parts and palm lengths")
-            columns.append(self.grids(canon * inverse_palm, part))
+            if part is None or grid_points is None:
+                raise ValueError("a network with grids needs the rows' parts and grid points")
+            columns.append(self.grids(grid_points, part))
         return columns[0] if len(columns) == 1 else torch.cat(columns, dim=-1)
 
     def inverse_lengths(
@@ -459,17 +485,22 @@ class OccupancyNetwork(nn.Module):
         dtype = self.mlp.layers[0].weight.dtype if dtype is None else dtype
         return HALO_UNIT_M / bone_lengths.to(dtype)
 
-    def inverse_palm_lengths(
-        self, bone_lengths: Tensor | None, dtype: torch.dtype | None = None
-    ) -> Tensor | None:
-        """``[B, K]`` metres -> ``[B]`` :func:`~halohand.fields.grids.inverse_palm_length` in
-        ``dtype`` (default: the network's; ``None`` without grids)."""
+    def grid_maps(
+        self,
+        bone_lengths: Tensor | None,
+        canonical_keypoints: Tensor | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[Tensor, Tensor] | None:
+        """``[B, K]`` metres (and ``[B, 21, 3]`` metres for bone-frame grids) -> the maps of
+        :func:`~halohand.fields.grids.grid_maps` for this network's ``grid_frame``,
+        ``linear [B, K, 3, 3]`` and ``offset [B, K, 3]`` in ``dtype`` (default: the
+        network's); ``None`` without grids."""
         if self.grids is None:
             return None
         if bone_lengths is None:
             raise HalohandInputError("a network with grids needs bone_lengths")
         dtype = self.mlp.layers[0].weight.dtype if dtype is None else dtype
-        return inverse_palm_length(bone_lengths.to(dtype))
+        return grid_maps(bone_lengths.to(dtype), self.config.grid_frame, canonical_keypoints)
 
     def _masked_logits(
         self,
@@ -479,7 +510,7 @@ class OccupancyNetwork(nn.Module):
         b: int,
         n: int,
         inv: Tensor | None = None,
-        palm: Tensor | None = None,
+        grid_points: Tensor | None = None,
     ) -> Tensor:
         # Only active (point, part) pairs are evaluated, still as one batched op per layer:
         # each part's active rows are packed into blocks of SKIP_BLOCK rows, every block
@@ -508,14 +539,15 @@ class OccupancyNetwork(nn.Module):
         xs = x.new_zeros(n_blocks * t, 3).index_copy(0, slot, x[part, row])
 
         def packed(per_row: Tensor | None) -> Tensor | None:
-            """``[K, M, 1]`` row values -> the active pairs' ``[blocks, SKIP_BLOCK, 1]``."""
+            """``[K, M, D]`` row values -> the active pairs' ``[blocks, SKIP_BLOCK, D]``."""
             if per_row is None:
                 return None
-            out = x.new_zeros(n_blocks * t, 1).index_copy(0, slot, per_row[part, row])
-            return out.view(n_blocks, t, 1)
+            d = per_row.shape[-1]
+            out = x.new_zeros(n_blocks * t, d).index_copy(0, slot, per_row[part, row])
+            return out.view(n_blocks, t, d)
 
         xs = self.point_inputs(
-            xs.view(n_blocks, t, 3), packed(inv), block_part[:, None], packed(palm)
+            xs.view(n_blocks, t, 3), packed(inv), block_part[:, None], packed(grid_points)
         )
         if ctx.shape[-1] == 0:
             out = self.mlp(xs, part_index=block_part)
@@ -541,6 +573,7 @@ class OccupancyNetwork(nn.Module):
         *,
         return_parts: bool = False,
         part_mask: Tensor | None = None,
+        canonical_keypoints: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Occupancy probability of canonicalized query points.
 
@@ -550,11 +583,14 @@ class OccupancyNetwork(nn.Module):
             bone_lengths: ``[B, K]`` per-part bone lengths in metres.
             return_parts: also return the per-part probabilities.
             part_mask: optional ``[B, N, K]`` bool, pairs to evaluate (others count as 0).
+            canonical_keypoints: ``[B, 21, 3]`` metres, for bone-frame grids (as
+                :meth:`part_logits`).
 
         Returns:
             ``occ [B, N]`` in [0, 1], and ``part_probs [B, N, K]`` if ``return_parts``.
         """
-        probs = torch.sigmoid(self.part_logits(points, pose_code, bone_lengths, part_mask))
+        logits = self.part_logits(points, pose_code, bone_lengths, part_mask, canonical_keypoints)
+        probs = torch.sigmoid(logits)
         occ = self.combine(probs)
         return (occ, probs) if return_parts else occ
 
@@ -566,6 +602,7 @@ class OccupancyNetwork(nn.Module):
         *,
         return_parts: bool = False,
         part_mask: Tensor | None = None,
+        canonical_keypoints: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Occupancy from points and part matrices (both HALO units).
 
@@ -575,17 +612,20 @@ class OccupancyNetwork(nn.Module):
             part_matrices: ``[B, K, 4, 4]`` maps from that frame to each part's canonical
                 frame.
             bone_lengths: ``[B, K]`` metres.
+            canonical_keypoints: ``[B, 21, 3]`` metres, for bone-frame grids.
 
         Returns:
             as ``forward``.
         """
-        if part_mask is not None and self._can_fold(points, part_matrices, bone_lengths):
-            occ, probs = self._folded_query(points, part_matrices, bone_lengths, part_mask)
+        inputs = (points, part_matrices, bone_lengths, canonical_keypoints)
+        if part_mask is not None and self._can_fold(*inputs):
+            occ, probs = self._folded_query(*inputs, mask=part_mask)
             return (occ, probs) if return_parts else occ
         canon, pose_code = part_inputs(points, part_matrices)
         return self.forward(
-            canon, pose_code, bone_lengths, return_parts=return_parts, part_mask=part_mask
-        )
+            canon, pose_code, bone_lengths, return_parts=return_parts, part_mask=part_mask,
+            canonical_keypoints=canonical_keypoints,
+        )  # fmt: skip
 
     def _can_fold(self, *inputs: Tensor | None) -> bool:
         # The folded path writes into preallocated outputs (no autograd) and runs one small
@@ -601,7 +641,12 @@ class OccupancyNetwork(nn.Module):
         return not any(t.requires_grad for t in tensors)
 
     def _folded_query(
-        self, points: Tensor, part_matrices: Tensor, bone_lengths: Tensor | None, mask: Tensor
+        self,
+        points: Tensor,
+        part_matrices: Tensor,
+        bone_lengths: Tensor | None,
+        canonical_keypoints: Tensor | None,
+        mask: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """Inference on the active (point, part) pairs with the part transforms folded in
         (:meth:`folded_weights`, :meth:`folded_logits`): query points are never transformed
@@ -623,7 +668,9 @@ class OccupancyNetwork(nn.Module):
             raise HalohandInputError(f"part_mask must be [{b}, {n}, {k}], got {list(mask.shape)}")
         dtype = self.mlp.layers[0].weight.dtype
         w_hand, const = self.folded_weights(part_matrices, bone_lengths)
-        frames = self.folded_frames(part_matrices, bone_lengths=bone_lengths)
+        frames = self.folded_frames(
+            part_matrices, bone_lengths=bone_lengths, canonical_keypoints=canonical_keypoints
+        )
         m = b * n
         part, row = mask.permute(2, 0, 1).reshape(k, m).nonzero(as_tuple=True)
         logits = points.new_full((k, m), float("-inf"), dtype=dtype)
@@ -692,6 +739,7 @@ class OccupancyNetwork(nn.Module):
         part_matrices: Tensor,
         points_frame: Tensor | None = None,
         bone_lengths: Tensor | None = None,
+        canonical_keypoints: Tensor | None = None,
     ) -> tuple[Tensor, Tensor] | None:
         """The affine maps from the caller's points to the phases of the Fourier features
         and to the canonical points the grids read, for the folded path
@@ -706,12 +754,14 @@ class OccupancyNetwork(nn.Module):
         Args:
             part_matrices, points_frame, bone_lengths: as :meth:`folded_weights` (bone
                 lengths are read with grids only).
+            canonical_keypoints: ``[B, 21, 3]`` metres, for bone-frame grids.
 
         Returns:
             ``weight [K, B, 3, 6F + G]`` and ``offset [K, B, 6F + G]`` in the network's
             dtype, ``G = 3`` with grids (the point's cells in its part's grid: the
-            canonical point in palm lengths, ``(R q + t) / l_palm``, through
-            :meth:`~halohand.fields.grids.PartGrids.cell_maps`), else 0.
+            canonical point in the grid's coordinates, ``L (R q + t) + o`` with
+            :meth:`grid_maps`, through :meth:`~halohand.fields.grids.PartGrids.cell_maps`),
+            else 0.
         """
         frequencies = self.config.point_frequencies
         if not frequencies and self.grids is None:
@@ -727,12 +777,14 @@ class OccupancyNetwork(nn.Module):
             weights += [weight, weight]
             offset = torch.cat([offset, offset + 0.5 * math.pi], dim=-1)
             offsets.append(torch.remainder(offset, 2.0 * math.pi))
-        palm = self.inverse_palm_lengths(bone_lengths, rot.dtype)
-        if palm is not None and self.grids is not None:
+        maps = self.grid_maps(bone_lengths, canonical_keypoints, rot.dtype)
+        if maps is not None and self.grids is not None:
+            linear, shift_grid = maps  # [B, K, 3, 3], [B, K, 3]
             scale, shift = (m.to(rot.dtype) for m in self.grids.cell_maps())  # [K, 3]
-            weight = rot.transpose(-1, -2) * palm[:, None, None, None] * scale[:, None]
-            weights.append(weight)  # [B, K, 3 (q), 3 (cell axes)]
-            offsets.append(trans * palm[:, None, None] * scale + shift)
+            to_cells = scale[..., None] * (linear @ rot)  # [B, K, 3 (cell axes), 3 (q)]
+            weights.append(to_cells.transpose(-1, -2))  # [B, K, 3 (q), 3 (cell axes)]
+            grid_trans = torch.einsum("bkij,bkj->bki", linear, trans) + shift_grid
+            offsets.append(grid_trans * scale + shift)
         weight = torch.cat(weights, dim=-1)
         offset = torch.cat(offsets, dim=-1)
         dtype = self.mlp.layers[0].weight.dtype

@@ -165,6 +165,9 @@ def _select(hands: HandConditioning, i: int, device: torch.device) -> HandCondit
         part_matrices=hands.part_matrices[sl].to(device),
         bone_lengths=hands.bone_lengths[sl].to(device),
         keypoints=hands.keypoints[sl].to(device),
+        canonical_keypoints=None
+        if hands.canonical_keypoints is None
+        else hands.canonical_keypoints[sl].to(device),
     )
 
 

@@ -70,7 +70,9 @@ class LatticeQuery:
         frame[:3, 3] = (g[:3, :3] @ origin + g[:3, 3]) / HALO_UNIT_M
         with torch.no_grad():
             w, c = network.folded_weights(hand.part_matrices, hand.bone_lengths, frame[None])
-            self._frames = network.folded_frames(hand.part_matrices, frame[None], hand.bone_lengths)
+            self._frames = network.folded_frames(
+                hand.part_matrices, frame[None], hand.bone_lengths, hand.canonical_keypoints
+            )
         self._weights, self._const = w.contiguous(), c.contiguous()
         self._layers = network.folded_layers()
         keypoints = hand.keypoints[0].to(torch.float64).cpu() - origin

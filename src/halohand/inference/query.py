@@ -65,7 +65,8 @@ def query_occupancy(
 
     Args:
         model: a keypoint-driven occupancy network (``query(points, part_matrices,
-            bone_lengths, return_parts=, part_mask=)``).
+            bone_lengths, return_parts=, part_mask=)``; also ``canonical_keypoints=``
+            when its ``reads_canonical_skeleton`` is true).
         hands: the hands' network inputs (:func:`~halohand.fields.hand_conditioning`).
         points_m: ``[B, N, 3]`` query points in metres, the keypoints' frame.
         chunk_size: points per network call (default :func:`default_chunk`).
@@ -88,6 +89,11 @@ def query_occupancy(
     radii = effective_radii(model, skip_radii)
     chunk = max(1, chunk_size or default_chunk(radii is not None or part_mask is not None))
     p_halo = hands.to_halo_frame(points_m)
+    # only networks that read the canonical skeleton take it (other models keep the
+    # original query signature)
+    skeleton = {}
+    if getattr(model, "reads_canonical_skeleton", False):
+        skeleton["canonical_keypoints"] = hands.canonical_keypoints
     occs: list[Tensor] = []
     parts: list[Tensor] = []
     for start in range(0, points_m.shape[1], chunk):
@@ -101,7 +107,7 @@ def query_occupancy(
             mask = support if mask is None else mask & support.to(mask.device)
         occ, prob = model.query(
             p_halo[:, sl], hands.part_matrices, hands.bone_lengths,
-            return_parts=True, part_mask=mask,
+            return_parts=True, part_mask=mask, **skeleton,
         )  # fmt: skip
         occs.append(occ)
         if return_parts:
@@ -245,7 +251,10 @@ def sparse_occupancy(
     n = points.shape[1]
     radii = effective_radii(model, skip_radii)
     w_hand, const = model.folded_weights(hands.part_matrices, hands.bone_lengths)
-    frames = model.folded_frames(hands.part_matrices, bone_lengths=hands.bone_lengths)
+    frames = model.folded_frames(
+        hands.part_matrices, bone_lengths=hands.bone_lengths,
+        canonical_keypoints=hands.canonical_keypoints,
+    )  # fmt: skip
     layers = model.folded_layers()  # once per query, not per batch of pairs
     # As query_occupancy runs them: the support test in float32, the network input frame
     # in the conditioning's dtype (float64: hands far from the origin), the network in

@@ -218,10 +218,12 @@ class _Query(nn.Module):
         part_matrices: Tensor,
         bone_lengths: Tensor,
         part_mask: Tensor | None = None,
+        canonical_keypoints: Tensor | None = None,
     ):
         return self.net.query(
-            points, part_matrices, bone_lengths, return_parts=True, part_mask=part_mask
-        )
+            points, part_matrices, bone_lengths, return_parts=True, part_mask=part_mask,
+            canonical_keypoints=canonical_keypoints,
+        )  # fmt: skip
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -585,6 +587,7 @@ class Trainer:
                     inputs.part_matrices[sl],
                     inputs.bone_lengths[sl],
                     None if mask is None else mask[sl],
+                    None if inputs.canonical_keypoints is None else inputs.canonical_keypoints[sl],
                 )
                 sq = (occ[:, :n] - occ_gt[sl]).square()
                 if tip_weight is not None:

@@ -130,7 +130,7 @@ def grow_pose_input(source: OccupancyNetwork, pose_projection_size: int) -> Occu
 
 def _grid_fields(config: OccupancyConfig) -> dict[str, object]:
     """The ``grid_*`` fields of a config, by name."""
-    names = ("grid_resolution", "grid_channels", "grid_bounds", "grid_value_scale")
+    names = [f.name for f in dataclasses.fields(config) if f.name.startswith("grid_")]
     return {name: getattr(config, name) for name in names}
 
 
