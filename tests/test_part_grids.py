@@ -101,8 +101,7 @@ def _bounds(
     hands = hand_conditioning(torch.as_tensor(kp), torch.zeros(len(kp), dtype=torch.bool))
     points = torch.as_tensor(pts)
     canon, _ = part_inputs(hands.to_halo_frame(points), hands.part_matrices)  # [B, N, K, 3]
-    linear, offset = grid_maps(hands.bone_lengths, frame, hands.canonical_keypoints)
-    canon = torch.einsum("bkij,bnkj->bnki", linear, canon) + offset[:, None]
+    canon = grid_maps(hands.bone_lengths, frame, hands.canonical_keypoints).apply(canon)
     mask = skip_mask(points.float(), hands.keypoints.float(), effective_radii(_plain()).float())
     out: list[float] = []
     for k in range(16):
@@ -146,6 +145,12 @@ def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
 def bone_gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
     """The shipped network and the same with random bone-frame grids (``_gridded``)."""
     return _gridded(shipped_halo.network, "bone")
+
+
+@pytest.fixture(scope="module")
+def finger_gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """The shipped network and the same with random finger-frame grids (``_gridded``)."""
+    return _gridded(shipped_halo.network, "finger")
 
 
 def test_config_validates_and_round_trips_the_grids() -> None:
@@ -219,7 +224,7 @@ def test_grids_read_points_in_palm_lengths(gridded) -> None:
         canon, _ = part_inputs(
             hands.to_halo_frame(torch.as_tensor(pts * scale)), hands.part_matrices
         )
-        palm = net.grid_maps(hands.bone_lengths.float())[0][0, 5, 0, 0]
+        palm = net.grid_maps(hands.bone_lengths.float()).linear[0, 5, 0, 0]
         feats.append(net.grids(canon[0, :, 5].float() * palm, 5))
     torch.testing.assert_close(feats[0], feats[1], rtol=0, atol=1e-5)
 
@@ -237,7 +242,7 @@ def test_bone_frame_puts_every_bone_on_the_unit_segment() -> None:
             kp[3, list(chain[1:] if f else chain)] - root
         )
     hands = hand_conditioning(torch.as_tensor(kp), torch.zeros(len(kp), dtype=torch.bool))
-    linear, offset = grid_maps(hands.bone_lengths, "bone", hands.canonical_keypoints)
+    linear, offset, _, _ = grid_maps(hands.bone_lengths, "bone", hands.canonical_keypoints)
     canon = hands.canonical_keypoints / 0.4  # HALO units
     for k in range(1, 16):
         a, b = PART_BONES[k]
@@ -249,7 +254,8 @@ def test_bone_frame_puts_every_bone_on_the_unit_segment() -> None:
         # across the bone: palm lengths, as the palm's own grid
         across = linear[:, k, :2].norm(dim=-1)
         torch.testing.assert_close(across, linear[:, 0, :2].diagonal(dim1=-2, dim2=-1))
-    palm, zero = grid_maps(hands.bone_lengths, "palm")
+    palm, zero, knots, _ = grid_maps(hands.bone_lengths, "palm")
+    assert knots is None
     torch.testing.assert_close(linear[:, 0], palm[:, 0])
     assert not zero.any() and not offset[:, 0].any()
     with pytest.raises(Exception, match="canonical skeleton"):
@@ -258,12 +264,42 @@ def test_bone_frame_puts_every_bone_on_the_unit_segment() -> None:
         grid_maps(hands.bone_lengths, "wrist")
 
 
+def test_finger_frame_puts_the_joints_at_0_1_2_3() -> None:
+    from halohand.fields.grids import _FINGER_PARTS
+    from halohand.skeleton import PART_BONES
+
+    kp, _ = fake_hands(("spread", "fist", "relaxed"))
+    kp = kp * np.linspace(0.8, 1.2, 21)[None, :, None]  # other proportions in every hand
+    hands = hand_conditioning(torch.as_tensor(kp), torch.zeros(len(kp), dtype=torch.bool))
+    maps = grid_maps(hands.bone_lengths, "finger", hands.canonical_keypoints)
+    bone = grid_maps(hands.bone_lengths, "bone", hands.canonical_keypoints)
+    joints = hands.canonical_keypoints / 0.4  # HALO units, [B, 21, 3]
+    every_part = joints[:, :, None].expand(-1, -1, 16, -1)  # [B, 21, K, 3]
+    got, across = maps.apply(every_part), bone.apply(every_part)
+    for parts in _FINGER_PARTS:
+        # the finger's four joints: its first bone's start, then each bone's end
+        chain = [int(PART_BONES[parts[0], 0])] + [int(PART_BONES[k, 1]) for k in parts]
+        for k in parts:
+            along = got[:, chain, k, 2]
+            want = torch.arange(4, dtype=F64).expand_as(along)
+            torch.testing.assert_close(along, want, rtol=0, atol=1e-10)
+            torch.testing.assert_close(got[:, :, k, :2], across[:, :, k, :2])
+    # continuous at the joints: points a nanometre off map within a nanometre's reach
+    near = maps.apply(every_part + 1e-9)
+    assert (near - got).abs().max() < 1e-6
+
+
 def test_every_inference_path_sees_bone_frame_grids(bone_gridded) -> None:
     check_every_inference_path(*bone_gridded, atol=3e-4)
 
 
-def test_bone_frame_grids_read_a_scaled_hand_alike(bone_gridded) -> None:
-    _, net = bone_gridded
+def test_every_inference_path_sees_finger_frame_grids(finger_gridded) -> None:
+    check_every_inference_path(*finger_gridded, atol=3e-4)
+
+
+@pytest.mark.parametrize("fixture", ["bone_gridded", "finger_gridded"])
+def test_bone_and_finger_frame_grids_read_a_scaled_hand_alike(fixture, request) -> None:
+    _, net = request.getfixturevalue(fixture)
     kp = hand_keypoints("fist")[None]
     pts = query_points(kp[0], 500, seed=5)[None]
     feats = []
@@ -272,8 +308,8 @@ def test_bone_frame_grids_read_a_scaled_hand_alike(bone_gridded) -> None:
         canon, _ = part_inputs(
             hands.to_halo_frame(torch.as_tensor(pts * scale)), hands.part_matrices
         )
-        linear, offset = net.grid_maps(hands.bone_lengths, hands.canonical_keypoints, F64)
-        grid_points = canon[0, :, 9] @ linear[0, 9].T + offset[0, 9]
+        maps = net.grid_maps(hands.bone_lengths, hands.canonical_keypoints, F64)
+        grid_points = maps.apply(canon)[0, :, 9]
         feats.append(net.grids(grid_points.float(), 9))
     assert feats[0].abs().max() > 1e-2
     torch.testing.assert_close(feats[0], feats[1], rtol=0, atol=1e-5)

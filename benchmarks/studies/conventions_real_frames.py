@@ -5,7 +5,7 @@ Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/conventions_real_frames.py \
         [--resolution 128] [--json benchmarks/results/studies/conventions_real_frames.json] \
-        [--checkpoint MODEL.safetensors]
+        [--checkpoint MODEL.safetensors] [--thumb-moved]
 
 The frames are ``../shared/reference/halo-original/real_poses_openpose_m.npy`` (reference
 data, never shipped; the study skips when it is absent). Per frame and reading, the mesh of
@@ -19,6 +19,11 @@ issue on real frames:
 * one body with Euler characteristic 2; volume 250-450 cm^3;
 * consecutive-frame IoU: inside/outside agreement of consecutive frames' meshes on 20k
   points of their joint box (smoothness; the frames are a slowly moving sequence).
+
+With ``--thumb-moved`` a third reading, ``auto_thumb_moved``: every frame's five skin tips
+moved onto the rig's tip joints by the rule of ``to_rig`` (which leaves the thumb's as
+given; ``halohand.skeleton.conventions``), then read as the rig's; scored against the
+frames' own keypoints like the others.
 
 Also the detected convention of every frame and of 500 hands of the project's own sampler,
 and how often Gaussian keypoint noise (2, 5, 10 mm per axis) flips the reading of each.
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--checkpoint", default=None, help="model file (default: the shipped weights)"
     )
+    parser.add_argument("--thumb-moved", action="store_true")
     args = parser.parse_args(argv)
     if not FRAMES.exists():
         print(f"skipped: {FRAMES} is absent")
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     from halohand.inference.halo import HALO
     from halohand.interaction.object_field import closest_points
     from halohand.objects.inside import contains
-    from halohand.skeleton.conventions import detect_convention, tip_ratio
+    from halohand.skeleton.conventions import detect_convention, tip_ratio, to_rig
     from halohand.training.keypoint_refiner import hand_bank
 
     torch.set_num_threads(1)
@@ -89,10 +95,16 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     rows: dict[str, dict] = {}
-    for reading in ("rig", "auto"):
+    readings = ["rig", "auto"] + (["auto_thumb_moved"] if args.thumb_moved else [])
+    for reading in readings:
         excess, outside, euler, bodies, volume, meshes = [], [], [], [], [], []
         for kp in frames:
-            mesh = halo.reconstruct(kp, units="m", resolution=args.resolution, convention=reading)
+            given, convention = kp, reading
+            if reading == "auto_thumb_moved":
+                given, convention = to_rig(kp, ["mano"], fingers=(0, 1, 2, 3, 4)), "rig"
+            mesh = halo.reconstruct(
+                given, units="m", resolution=args.resolution, convention=convention
+            )
             v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
             excess.append(tip_excess_mm(v, kp))
             outside.append(closest_points(kp, v, f)[0] * 1e3)

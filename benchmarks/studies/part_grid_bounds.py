@@ -11,7 +11,8 @@ Every ``--hands``-th training hand's near-surface query points (the data's own, 
 millimetres of the skin, where a grid's detail matters) are mapped into each part's
 canonical frame by the keypoint pipeline the network uses (``network_inputs``) and then
 into the coordinates the grids read (``halohand.fields.grids.grid_maps`` of ``--frame``:
-palm lengths, or each finger bone's frame with the along-bone axis in the bone's length);
+palm lengths, each finger bone's frame with the along-bone axis in the bone's length, or
+each finger's frame with its joints at 0, 1, 2, 3 along it);
 the pairs inside the part supports of ``--config``'s ``[model] part_radii_m`` count. Per
 part and axis the box runs from the ``--percentile`` to the ``100 - percentile``
 percentile, widened by ``--margin-mm`` (at the mean palm or bone length of the axis);
@@ -28,7 +29,6 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 from _report import emit  # noqa: E402
@@ -71,9 +71,10 @@ def main() -> None:
         canon, _ = part_inputs(inputs.points(points_m), inputs.part_matrices)
         # the grids' coordinates
         lengths = inputs.bone_lengths.double()
-        linear, offset = grid_maps(lengths, args.frame, inputs.canonical_keypoints.double())
-        canon = (torch.einsum("kij,nkj->nki", linear[0], canon[0].double()) + offset[0]).float()
-        units.append((HALO_UNIT_M / linear[0].norm(dim=-1)).numpy())
+        maps = grid_maps(lengths, args.frame, inputs.canonical_keypoints.double())
+        canon = maps.apply(canon.double())[0].float()
+        # metres per grid unit of each axis (along a bent finger: its first bone's length)
+        units.append((HALO_UNIT_M / maps.linear[0].norm(dim=-1)).numpy())
         mask = skip_mask(points_m.float(), keypoints.float(), radii)[0]
         for k in range(len(radii)):
             per_part[k].append(canon[mask[:, k], k].numpy())

@@ -15,6 +15,8 @@ network decides where the features enter
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -24,16 +26,27 @@ from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 from halohand.skeleton import FINGER_CHAINS, PART_BONES
 
-__all__ = ["GRID_FRAMES", "PartGrids", "grid_maps", "inverse_palm_length", "trilinear"]
+__all__ = [
+    "GRID_FRAMES", "GridMaps", "PartGrids", "bend", "grid_maps", "inverse_palm_length",
+    "trilinear",
+]  # fmt: skip
 
 #: Coordinates a network's grids can read (``OccupancyConfig.grid_frame``, :func:`grid_maps`).
-GRID_FRAMES = ("palm", "bone")
+GRID_FRAMES = ("palm", "bone", "finger")
 
 
 def _part_fingers() -> tuple[int, ...]:
     """Finger (0 thumb ... 4 little) of each part's bone; -1 for the palm."""
     finger_of_joint = {j: f for f, chain in enumerate(FINGER_CHAINS) for j in chain}
     return tuple(-1 if k == 0 else finger_of_joint[int(b)] for k, (_, b) in enumerate(PART_BONES))
+
+
+#: The three parts of each finger (thumb ... little), proximal to distal.
+_FINGER_PARTS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(sorted((k for k in range(1, len(PART_BONES)) if _part_fingers()[k] == f),
+                 key=lambda k: int(PART_BONES[k, 0])))
+    for f in range(len(FINGER_CHAINS))
+)  # fmt: skip
 
 
 def inverse_palm_length(bone_lengths: Tensor) -> Tensor:
@@ -44,10 +57,45 @@ def inverse_palm_length(bone_lengths: Tensor) -> Tensor:
     return HALO_UNIT_M / bone_lengths[:, 0]
 
 
+class GridMaps(NamedTuple):
+    """Where each part's canonical points read its grid: ``g = bend(linear @ c + offset)``.
+
+    Attributes:
+        linear: ``[B, K, 3, 3]`` and ``offset`` ``[B, K, 3]``: the affine part, canonical
+            points (HALO units) -> grid coordinates.
+        knots: ``[B, K, 2]`` and ``slopes`` ``[B, K, 2]``, or ``None`` (no bend): the last
+            (along-finger) coordinate ``z`` becomes ``z + sum_j slopes_j relu(z - knots_j)``,
+            a continuous piecewise-linear map (:func:`bend`).
+    """
+
+    linear: Tensor
+    offset: Tensor
+    knots: Tensor | None = None
+    slopes: Tensor | None = None
+
+    def apply(self, canon: Tensor) -> Tensor:
+        """``[B, N, K, 3]`` canonical points (HALO units) -> ``[B, N, K, 3]`` grid
+        coordinates."""
+        g = torch.einsum("bkij,bnkj->bnki", self.linear, canon) + self.offset[:, None]
+        if self.knots is None or self.slopes is None:
+            return g
+        return bend(g, self.knots[:, None], self.slopes[:, None])
+
+
+def bend(points: Tensor, knots: Tensor, slopes: Tensor) -> Tensor:
+    """``[..., 3]`` points with their last coordinate ``z`` mapped to
+    ``z + sum_j slopes[..., j] relu(z - knots[..., j])`` (``knots``, ``slopes``: ``[..., J]``
+    broadcastable to the points' leading shape): continuous, piecewise linear, the slope
+    changing by ``slopes_j`` at ``knots_j``. Differentiable; a new tensor."""
+    z = points[..., 2:]
+    z = z + (slopes * (z - knots).clamp_min(0.0)).sum(-1, keepdim=True)
+    return torch.cat([points[..., :2], z], dim=-1)
+
+
 def grid_maps(
     bone_lengths: Tensor, frame: str = "palm", canonical_keypoints: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
-    """The affine maps from each part's canonical points to the coordinates its grid reads.
+) -> GridMaps:
+    """The maps from each part's canonical points to the coordinates its grid reads.
 
     ``"palm"``: the canonical point in palm lengths (wrist to middle knuckle), the same
     map for every part, so hands of every size meet the same cells; a finger's end then
@@ -55,51 +103,69 @@ def grid_maps(
     in its bone's frame, origin at the bone's proximal joint of the canonical skeleton,
     axes the finger's constant canonical frame (palmar side, lateral, along the finger),
     the two across the finger in palm lengths and the one along it in the bone's own
-    length, so a bone ends at 1 whatever the hand's proportions or keypoint source; the
-    palm part reads palm lengths as in ``"palm"``.
+    length, so a bone ends at 1 whatever the hand's proportions or keypoint source.
+    ``"finger"``: as ``"bone"`` across the finger, but all three parts of a finger read
+    one coordinate along it that puts the finger's four joints at 0, 1, 2 and 3 (its
+    first bone's length before the second joint, each later bone's own length after
+    its proximal joint; piecewise linear, continuous): whichever part a training run
+    lets cover a phalanx, its joints and its tip sit at the same coordinates in every
+    hand. The palm part reads palm lengths in every frame.
 
     Args:
         bone_lengths: ``[B, K]`` per-part bone lengths, metres (HALO part order, palm first).
         frame: one of :data:`GRID_FRAMES`.
         canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton, metres
-            (``Canonicalization.canonical_keypoints``); needed for ``"bone"``.
+            (``Canonicalization.canonical_keypoints``); needed for ``"bone"`` and
+            ``"finger"``.
 
     Returns:
-        ``linear [B, K, 3, 3]`` and ``offset [B, K, 3]`` in ``bone_lengths``' dtype: a
-        canonical point ``c`` of part ``k`` (HALO units) reads its grid at
-        ``linear[b, k] @ c + offset[b, k]``.
+        :class:`GridMaps` in ``bone_lengths``' dtype.
     """
     b, k = bone_lengths.shape
-    if frame == "bone" and k != len(PART_BONES):
-        raise ValueError(f"bone-frame grids need the {len(PART_BONES)} HALO parts, got {k}")
+    if frame not in GRID_FRAMES:
+        raise ValueError(f"grid frame must be one of {GRID_FRAMES}, got {frame!r}")
+    if frame != "palm" and k != len(PART_BONES):
+        raise ValueError(f"{frame}-frame grids need the {len(PART_BONES)} HALO parts, got {k}")
     palm = inverse_palm_length(bone_lengths)  # [B]
     eye = torch.eye(3, dtype=bone_lengths.dtype, device=bone_lengths.device)
     linear = (palm[:, None, None, None] * eye).expand(b, k, 3, 3).clone()
     offset = bone_lengths.new_zeros(b, k, 3)
     if frame == "palm":
-        return linear, offset
-    if frame != "bone":
-        raise ValueError(f"grid frame must be one of {GRID_FRAMES}, got {frame!r}")
+        return GridMaps(linear, offset)
     if canonical_keypoints is None or canonical_keypoints.shape != (b, 21, 3):
         raise HalohandInputError(
-            f"bone-frame grids need the canonical skeleton [{b}, 21, 3] (metres)"
+            f"{frame}-frame grids need the canonical skeleton [{b}, 21, 3] (metres)"
         )
-    fingers = torch.tensor(_part_fingers()[1:], device=bone_lengths.device)
-    axes = canonical_frames(bone_lengths.dtype, bone_lengths.device)[fingers]  # [K-1, 3, 3]
+    device = bone_lengths.device
+    fingers = torch.tensor(_part_fingers()[1:], device=device)
+    axes = canonical_frames(bone_lengths.dtype, device)[fingers]  # [K-1, 3, 3]
+    # the bone whose proximal joint is the origin and whose length scales the along axis:
+    # the part's own ("bone") or its finger's first ("finger")
+    own = torch.arange(1, k, device=device)
+    first = own if frame == "bone" else torch.tensor(_FINGER_PARTS, device=device)[fingers, 0]
+    lengths = bone_lengths[:, first]  # [B, K-1] metres
     scale = torch.stack(
-        [
-            palm[:, None].expand(b, k - 1),
-            palm[:, None].expand(b, k - 1),
-            HALO_UNIT_M / bone_lengths[:, 1:],
-        ],
+        [palm[:, None].expand(b, k - 1), palm[:, None].expand(b, k - 1), HALO_UNIT_M / lengths],
         dim=-1,
-    )  # fmt: skip  [B, K-1, 3]
+    )  # [B, K-1, 3]
     bone_linear = scale[..., None] * axes  # rows scaled: diag(scale) @ axes
-    joints = torch.as_tensor(PART_BONES[1:, 0], device=bone_lengths.device)
+    joints = torch.as_tensor(PART_BONES[:, 0], device=device)[first]
     start = canonical_keypoints[:, joints].to(bone_lengths.dtype) / HALO_UNIT_M  # [B, K-1, 3]
     linear[:, 1:] = bone_linear
     offset[:, 1:] = -torch.einsum("bkij,bkj->bki", bone_linear, start)
-    return linear, offset
+    if frame == "bone":
+        return GridMaps(linear, offset)
+    # along the finger in its first bone's lengths, the second and third bones bent onto
+    # their own: knots at the second and third joints, slopes l1 / l2 - 1 and l1 / l3 - l1 / l2
+    chain = bone_lengths[:, torch.tensor(_FINGER_PARTS, device=device)[fingers]]  # [B, K-1, 3]
+    l1, l2, l3 = chain.unbind(-1)
+    knots = bone_lengths.new_zeros(b, k, 2)
+    slopes = bone_lengths.new_zeros(b, k, 2)
+    knots[:, 1:, 0] = 1.0
+    knots[:, 1:, 1] = 1.0 + l2 / l1
+    slopes[:, 1:, 0] = l1 / l2 - 1.0
+    slopes[:, 1:, 1] = l1 / l3 - l1 / l2
+    return GridMaps(linear, offset, knots, slopes)
 
 
 def trilinear(table: Tensor, cells: Tensor, part: Tensor | int, resolution: int) -> Tensor:

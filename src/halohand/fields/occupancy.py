@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields.encoding import encode_points, encoding_size
-from halohand.fields.grids import GRID_FRAMES, PartGrids, grid_maps, trilinear
+from halohand.fields.grids import GRID_FRAMES, GridMaps, PartGrids, bend, grid_maps, trilinear
 from halohand.fields.parts import PartLinear, PartMLP, Residual
 
 TransformSource = Literal["keypoints", "mano"]
@@ -112,10 +112,11 @@ class OccupancyConfig:
         grid_value_scale: the grid features are this times the stored table: a larger
             effective learning rate for the grids alone (see ``PartGrids``).
         grid_frame: the coordinates the grids read (:func:`~halohand.fields.grids.grid_maps`):
-            ``"palm"`` (canonical points in palm lengths) or ``"bone"`` (each finger part in
-            its bone's frame, along the bone in its own length; the network then needs the
-            canonical skeleton, which the keypoint pipeline provides). ``grid_bounds`` are
-            in these coordinates.
+            ``"palm"`` (canonical points in palm lengths), ``"bone"`` (each finger part in
+            its bone's frame, along the bone in its own length) or ``"finger"`` (each
+            finger part in its finger's frame, the finger's joints at 0, 1, 2, 3 along it);
+            the last two need the canonical skeleton, which the keypoint pipeline provides.
+            ``grid_bounds`` are in these coordinates.
     """
 
     variant: str = "halo"
@@ -189,9 +190,10 @@ class OccupancyConfig:
                 raise ValueError(f"grid_value_scale must be > 0, got {self.grid_value_scale}")
         if self.grid_frame not in GRID_FRAMES:
             raise ValueError(f"grid_frame must be one of {GRID_FRAMES}, got {self.grid_frame!r}")
-        if self.grid_frame == "bone" and self.transforms != "keypoints":
+        if self.grid_frame != "palm" and self.transforms != "keypoints":
             raise ValueError(
-                "bone-frame grids need transforms = 'keypoints' (the canonical skeleton)"
+                f"{self.grid_frame}-frame grids need transforms = 'keypoints' (the canonical "
+                "skeleton)"
             )
         if self.keypoint_conventions not in (("rig",), ("rig", "mano")):
             raise ValueError(
@@ -342,8 +344,8 @@ class OccupancyNetwork(nn.Module):
 
     @property
     def reads_canonical_skeleton(self) -> bool:
-        """Whether the network needs ``canonical_keypoints`` (bone-frame grids)."""
-        return self.grids is not None and self.config.grid_frame == "bone"
+        """Whether the network needs ``canonical_keypoints`` (bone- and finger-frame grids)."""
+        return self.grids is not None and self.config.grid_frame != "palm"
 
     def hand_context(self, pose_code: Tensor | None, bone_lengths: Tensor | None) -> Tensor:
         """Per-hand, per-part inputs that do not depend on the query point.
@@ -429,12 +431,7 @@ class OccupancyNetwork(nn.Module):
         grid_points = None
         maps = self.grid_maps(bone_lengths, canonical_keypoints)
         if maps is not None:  # each row in its grid's coordinates, [K, B * N, 3]
-            linear, offset = maps
-            rows = x.view(k, b, n, 3)
-            grid_points = (
-                torch.einsum("bkij,kbnj->kbni", linear, rows) + offset.transpose(0, 1)[:, :, None]
-            )
-            grid_points = grid_points.reshape(k, b * n, 3)
+            grid_points = maps.apply(points.to(dtype)).permute(2, 0, 1, 3).reshape(k, b * n, 3)
         if part_mask is None:
             x = self.point_inputs(x, inv, torch.arange(k, device=x.device)[:, None], grid_points)
             if ctx.shape[-1] == 0:
@@ -490,11 +487,10 @@ class OccupancyNetwork(nn.Module):
         bone_lengths: Tensor | None,
         canonical_keypoints: Tensor | None = None,
         dtype: torch.dtype | None = None,
-    ) -> tuple[Tensor, Tensor] | None:
-        """``[B, K]`` metres (and ``[B, 21, 3]`` metres for bone-frame grids) -> the maps of
-        :func:`~halohand.fields.grids.grid_maps` for this network's ``grid_frame``,
-        ``linear [B, K, 3, 3]`` and ``offset [B, K, 3]`` in ``dtype`` (default: the
-        network's); ``None`` without grids."""
+    ) -> GridMaps | None:
+        """``[B, K]`` metres (and ``[B, 21, 3]`` metres for bone- and finger-frame grids) ->
+        the :class:`~halohand.fields.grids.GridMaps` of this network's ``grid_frame`` in
+        ``dtype`` (default: the network's); ``None`` without grids."""
         if self.grids is None:
             return None
         if bone_lengths is None:
@@ -740,7 +736,7 @@ class OccupancyNetwork(nn.Module):
         points_frame: Tensor | None = None,
         bone_lengths: Tensor | None = None,
         canonical_keypoints: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor] | None:
+    ) -> tuple[Tensor, ...] | None:
         """The affine maps from the caller's points to the phases of the Fourier features
         and to the canonical points the grids read, for the folded path
         (:meth:`folded_logits`); ``None`` without ``point_frequencies`` and grids.
@@ -761,7 +757,9 @@ class OccupancyNetwork(nn.Module):
             dtype, ``G = 3`` with grids (the point's cells in its part's grid: the
             canonical point in the grid's coordinates, ``L (R q + t) + o`` with
             :meth:`grid_maps`, through :meth:`~halohand.fields.grids.PartGrids.cell_maps`),
-            else 0.
+            else 0; for finger-frame grids also the bend of the along-finger cell axis,
+            ``knots [K, B, 2]`` (in cells) and ``slopes [K, B, 2]``
+            (:func:`~halohand.fields.grids.bend`).
         """
         frequencies = self.config.point_frequencies
         if not frequencies and self.grids is None:
@@ -778,19 +776,25 @@ class OccupancyNetwork(nn.Module):
             offset = torch.cat([offset, offset + 0.5 * math.pi], dim=-1)
             offsets.append(torch.remainder(offset, 2.0 * math.pi))
         maps = self.grid_maps(bone_lengths, canonical_keypoints, rot.dtype)
+        bends: tuple[Tensor, ...] = ()
         if maps is not None and self.grids is not None:
-            linear, shift_grid = maps  # [B, K, 3, 3], [B, K, 3]
             scale, shift = (m.to(rot.dtype) for m in self.grids.cell_maps())  # [K, 3]
-            to_cells = scale[..., None] * (linear @ rot)  # [B, K, 3 (cell axes), 3 (q)]
+            to_cells = scale[..., None] * (maps.linear @ rot)  # [B, K, 3 (cell axes), 3 (q)]
             weights.append(to_cells.transpose(-1, -2))  # [B, K, 3 (q), 3 (cell axes)]
-            grid_trans = torch.einsum("bkij,bkj->bki", linear, trans) + shift_grid
+            grid_trans = torch.einsum("bkij,bkj->bki", maps.linear, trans) + maps.offset
             offsets.append(grid_trans * scale + shift)
+            if maps.knots is not None and maps.slopes is not None:
+                # z' = z + sum s relu(z - knot) in grid units is the same in cells, the
+                # knots moved by the (positive) cell scale and shift of the z axis
+                knots = maps.knots * scale[:, 2:] + shift[:, 2:]
+                bends = (knots, maps.slopes)
         weight = torch.cat(weights, dim=-1)
         offset = torch.cat(offsets, dim=-1)
         dtype = self.mlp.layers[0].weight.dtype
         return (
             weight.permute(1, 0, 2, 3).to(dtype).contiguous(),
             offset.permute(1, 0, 2).to(dtype).contiguous(),
+            *(t.transpose(0, 1).to(dtype).contiguous() for t in bends),
         )
 
     def folded_layers(self) -> list[FoldedPart]:
@@ -842,7 +846,7 @@ class OccupancyNetwork(nn.Module):
         w_hand: Tensor,
         const: Tensor,
         layers: Sequence[FoldedPart] | None = None,
-        frames: tuple[Tensor, Tensor] | None = None,
+        frames: tuple[Tensor, ...] | None = None,
     ) -> Tensor:
         """Logits of (point, part) pairs sorted by part, then hand (no autograd).
 
@@ -886,6 +890,11 @@ class OccupancyNetwork(nn.Module):
                         frames[1][kk, hb, sines:], points[starts[g] : ends[g]],
                         frames[0][kk, hb, :, sines:], out=cells[starts[g] : ends[g]],
                     )  # fmt: skip
+            if len(frames) > 2:  # finger-frame grids: bend the along-finger cell axis
+                knots, slopes = (
+                    t.reshape(k * b, -1).repeat_interleave(counts, 0) for t in frames[2:]
+                )
+                cells = bend(cells, knots, slopes)
             part_of_row = torch.repeat_interleave(torch.arange(k), counts.view(k, b).sum(1))
             grids = self.grids
             grid_features = trilinear(grids.table, cells, part_of_row, grids.resolution)

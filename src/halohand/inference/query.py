@@ -272,11 +272,7 @@ def sparse_occupancy(
         mask = torch.cat([x[1] for x in kept])
         p_halo = torch.cat([x[2] for x in kept])
         w, c = w_hand[:, hand : hand + 1], const[:, hand : hand + 1]
-        f = (
-            None
-            if frames is None
-            else (frames[0][:, hand : hand + 1], frames[1][:, hand : hand + 1])
-        )
+        f = None if frames is None else tuple(t[:, hand : hand + 1] for t in frames)
         occ_k = torch.empty(len(idx), dtype=torch.float32)
         parts_k = None if parts is None else torch.zeros(len(idx), k, dtype=torch.float32)
         for a, e in pair_batches(mask.sum(1).numpy(), max_pairs):
