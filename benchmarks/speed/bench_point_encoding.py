@@ -4,12 +4,14 @@ surface held fixed.
 Usage::
 
     .venv/bin/python benchmarks/speed/bench_point_encoding.py [--frequencies 6.25,12.5,25,50,100]
-        [--grid RESOLUTION,CHANNELS] [--hands 8] [--rounds 5] [--threads 2]
+        [--grid RESOLUTION,CHANNELS] [--grid-frame palm|bone|finger] [--hands 8] [--rounds 5]
+        [--threads 2]
         [--checkpoint FILE] [--json OUT]
 
 The shipped model (or ``--checkpoint``) is given Fourier features of its canonical points
 (``--frequencies``; an empty value for none) and, with ``--grid``, per-part feature grids
-over the boxes of ``benchmarks/results/studies/part_grid_bounds.json``, by
+in ``--grid-frame``'s coordinates over the boxes of
+``benchmarks/results/studies/part_grid_bounds{,_bone,_finger}.json``, by
 :func:`halohand.training.widen.adapt_network` with zero weights: the same function, so
 both models extract the same surface from the same part evaluations and the time
 difference is the features' cost alone (a trained model differs only by its own
@@ -44,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frequencies", default="6.25,12.5,25,50,100")
     parser.add_argument("--grid", default="", help="RESOLUTION,CHANNELS of feature grids")
+    parser.add_argument("--grid-frame", choices=("palm", "bone", "finger"), default="palm")
     parser.add_argument("--hands", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
@@ -62,11 +65,15 @@ def main() -> None:
     grid: dict[str, object] = {}
     if args.grid:
         resolution, channels = (int(v) for v in args.grid.split(","))
-        bounds_file = Path(__file__).resolve().parents[1] / "results/studies/part_grid_bounds.json"
+        suffix = "" if args.grid_frame == "palm" else f"_{args.grid_frame}"
+        bounds_file = (
+            Path(__file__).resolve().parents[1] / f"results/studies/part_grid_bounds{suffix}.json"
+        )
         grid = {
             "grid_resolution": resolution,
             "grid_channels": channels,
             "grid_bounds": tuple(json.loads(bounds_file.read_text())["grid_bounds"]),
+            "grid_frame": args.grid_frame,
         }
     encoded = adapt_network(
         source, dataclasses.replace(source.config, point_frequencies=frequencies, **grid)
@@ -93,6 +100,7 @@ def main() -> None:
         "checkpoint": repo_path(checkpoint),
         "frequencies": list(frequencies),
         "grid": args.grid or None,
+        "grid_frame": args.grid_frame if args.grid else None,
         "hands": len(hands),
         "rounds": args.rounds,
         "threads": args.threads,
