@@ -214,21 +214,6 @@ def test_gradients_through_the_grids_take_the_chunked_path(gridded) -> None:
         sparse_query(net, hand_conditioning(kp.detach(), torch.tensor([False])), pts.detach())
 
 
-def test_grids_read_points_in_palm_lengths(gridded) -> None:
-    _, net = gridded
-    kp = hand_keypoints("spread")[None]
-    pts = query_points(kp[0], 500, seed=4)[None]
-    feats = []
-    for scale in (1.0, 1.2):
-        hands = hand_conditioning(torch.as_tensor(kp * scale), torch.tensor([False]))
-        canon, _ = part_inputs(
-            hands.to_halo_frame(torch.as_tensor(pts * scale)), hands.part_matrices
-        )
-        palm = net.grid_maps(hands.bone_lengths.float()).linear[0, 5, 0, 0]
-        feats.append(net.grids(canon[0, :, 5].float() * palm, 5))
-    torch.testing.assert_close(feats[0], feats[1], rtol=0, atol=1e-5)
-
-
 def test_bone_frame_puts_every_bone_on_the_unit_segment() -> None:
     from halohand.skeleton import FINGER_CHAINS, PART_BONES
 
@@ -297,20 +282,23 @@ def test_every_inference_path_sees_finger_frame_grids(finger_gridded) -> None:
     check_every_inference_path(*finger_gridded, atol=3e-4)
 
 
-@pytest.mark.parametrize("fixture", ["bone_gridded", "finger_gridded"])
-def test_bone_and_finger_frame_grids_read_a_scaled_hand_alike(fixture, request) -> None:
+@pytest.mark.parametrize(
+    ("fixture", "gesture", "scale", "part"),
+    [("gridded", "spread", 1.2, 5), ("bone_gridded", "fist", 0.85, 9),
+     ("finger_gridded", "fist", 0.85, 9)],
+)  # fmt: skip
+def test_grids_read_a_scaled_hand_alike(fixture, gesture, scale, part, request) -> None:
+    # every frame measures in the hand's own lengths (palm, bones), so a hand scaled as a
+    # whole reads the same features
     _, net = request.getfixturevalue(fixture)
-    kp = hand_keypoints("fist")[None]
+    kp = hand_keypoints(gesture)[None]
     pts = query_points(kp[0], 500, seed=5)[None]
     feats = []
-    for scale in (1.0, 0.85):
-        hands = hand_conditioning(torch.as_tensor(kp * scale), torch.tensor([False]))
-        canon, _ = part_inputs(
-            hands.to_halo_frame(torch.as_tensor(pts * scale)), hands.part_matrices
-        )
+    for s in (1.0, scale):
+        hands = hand_conditioning(torch.as_tensor(kp * s), torch.tensor([False]))
+        canon, _ = part_inputs(hands.to_halo_frame(torch.as_tensor(pts * s)), hands.part_matrices)
         maps = net.grid_maps(hands.bone_lengths, hands.canonical_keypoints, F64)
-        grid_points = maps.apply(canon)[0, :, 9]
-        feats.append(net.grids(grid_points.float(), 9))
+        feats.append(net.grids(maps.apply(canon)[0, :, part].float(), part))
     assert feats[0].abs().max() > 1e-2
     torch.testing.assert_close(feats[0], feats[1], rtol=0, atol=1e-5)
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     tiles = []
     for spec in args.models.split(","):
         name, _, path = spec.partition("=")
-        model = HALO() if path in ("", "shipped") else HALO.from_checkpoint(path)
+        model = HALO.pretrained(None if path in ("", "shipped") else path)
         for f in frames:
             mesh = model.reconstruct(keypoints[f], convention="auto", resolution=args.resolution)
             vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
