@@ -6,7 +6,8 @@ Usage::
         [--from-step 1000] [--json OUT]
 
 Runs with the same seed draw the same hands and points at every step, so the difference
-of their logged training losses at equal steps is free of batch-to-batch noise. For every
+of their logged training losses (the occupancy term, ``loss_occ``) at equal steps is free
+of batch-to-batch noise. For every
 run against the control: the mean of those differences over the logged steps from
 ``--from-step`` on, its standard error, the number of steps, and both runs' last and best
 validation IoU (mixed / uniform; the runs' own 8-hand validation). Logs are the trainers'
@@ -34,7 +35,8 @@ def _read(path: str) -> tuple[dict[int, float], list[tuple[int, float, float]]]:
             if row["val_iou_mixed"]:
                 vals.append((step, float(row["val_iou_mixed"]), float(row["val_iou_uniform"])))
             else:
-                losses[step] = float(row["loss"])
+                # the occupancy loss: a run with the part loss on logs its sum in "loss"
+                losses[step] = float(row.get("loss_occ") or row["loss"])
     return losses, vals
 
 
