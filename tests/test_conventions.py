@@ -25,11 +25,11 @@ from halohand.skeleton.conventions import (
 )
 
 
-def skin_tips(kp: np.ndarray) -> np.ndarray:
-    """A rig hand's keypoints with each tip moved to where its finger's skin ends (less the
-    margin): the closed-form inverse of :func:`to_rig`."""
+def skin_tips(kp: np.ndarray, fingers: tuple[int, ...] = MOVED_TIPS) -> np.ndarray:
+    """A rig hand's keypoints with each tip of ``fingers`` moved to where its finger's skin
+    ends (less the margin): the closed-form inverse of :func:`to_rig`."""
     out = kp.copy()
-    for f in MOVED_TIPS:
+    for f in fingers:
         chain = FINGER_CHAINS[f]
         bone = kp[chain[3]] - kp[chain[2]]
         length = np.linalg.norm(bone)
@@ -125,6 +125,25 @@ def test_model_reads_skin_tips_in_their_convention() -> None:
         model.prepare(kp, convention="mediapipe-ish")
 
 
+def test_a_network_may_have_the_thumb_tip_moved_too() -> None:
+    from halohand.fields import OccupancyConfig, OccupancyNetwork
+
+    kp = hand_keypoints("spread")
+    skin = skin_tips(kp, (0, *MOVED_TIPS))  # every tip on the skin, the thumb's too
+    four = HALO(_network(("rig",)))
+    five = HALO(OccupancyNetwork(OccupancyConfig(hidden=(16, 16), skin_tip_fingers=range(5))))
+    assert four.moved_tips == MOVED_TIPS and five.moved_tips == (0, 1, 2, 3, 4)
+    thumb = FINGER_CHAINS[0][3]
+    # the default leaves the thumb's skin tip as given, a five-tip network moves it as well
+    np.testing.assert_allclose(four.prepare(skin).keypoints[0], np.where(
+        np.arange(21)[:, None] == thumb, skin, kp), atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(five.prepare(skin).keypoints[0], kp, atol=1e-12)
+    # the occupancy path reads the same hands
+    pts = torch.from_numpy(kp[[4, 8]])
+    torch.testing.assert_close(five.occupancy(pts, skin, convention="mano"),
+                               five.occupancy(pts, kp))  # fmt: skip
+
+
 def test_cli_reports_and_uses_the_convention(monkeypatch, capsys, tmp_path) -> None:
     skin = skin_tips(hand_keypoints("spread"))
     np.save(tmp_path / "skin.npy", skin)
@@ -192,6 +211,13 @@ def test_keypoint_conventions_config() -> None:
     for bad in ((), ("mano",), ("rig", "mediapipe")):
         with pytest.raises(ValueError, match="keypoint_conventions"):
             OccupancyConfig(keypoint_conventions=bad)
+    five = OccupancyConfig(skin_tip_fingers=[0, 1, 2, 3, 4])
+    assert five.skin_tip_fingers == (0, 1, 2, 3, 4)
+    assert OccupancyConfig.from_dict(five.to_dict()) == five
+    assert OccupancyConfig().skin_tip_fingers == MOVED_TIPS
+    for bad in ((), (1, 1), (5,), (-1, 2)):
+        with pytest.raises(ValueError, match="skin_tip_fingers"):
+            OccupancyConfig(skin_tip_fingers=bad)
     # a warm start onto skin tips keeps the weights and takes the new metadata
     rig_net = _network(("rig",))
     both = adapt_network(

@@ -100,6 +100,13 @@ class OccupancyConfig:
             draws its keypoints by it, and ``HALO`` moves a skin-tip hand's tips onto the
             rig's joints (:func:`~halohand.skeleton.conventions.to_rig`) only for a
             network that was not trained on them.
+        skin_tip_fingers: the fingers (0 thumb ... 4 little) whose skin tips ``HALO``
+            moves onto the rig's tip joints for such a network. ``(1, 2, 3, 4)`` (the
+            default, :data:`~halohand.skeleton.conventions.MOVED_TIPS`) leaves the thumb's
+            as given, which suits networks whose thumb end is made by its middle part;
+            a network whose parts follow their bones reads all five by the same rule
+            (``docs/RESULTS.md``, "Grid coordinates that follow the skeleton"). Not read
+            by the network.
         grid_resolution: cells per axis of a learned feature grid over each part's
             canonical box (:class:`~halohand.fields.grids.PartGrids`), read by trilinear
             interpolation; ``grid_channels`` more inputs per part MLP after the Fourier
@@ -139,6 +146,7 @@ class OccupancyConfig:
     point_frequencies: tuple[float, ...] = ()
     point_bone_scale: bool = False
     keypoint_conventions: tuple[str, ...] = ("rig",)
+    skin_tip_fingers: tuple[int, ...] = (1, 2, 3, 4)
     grid_resolution: int = 0
     grid_channels: int = 8
     grid_bounds: tuple[float, ...] = ()
@@ -172,6 +180,12 @@ class OccupancyConfig:
         if self.surface_sampling not in ("original", "resampled"):
             raise ValueError(f"unknown surface_sampling {self.surface_sampling!r}")
         object.__setattr__(self, "keypoint_conventions", tuple(self.keypoint_conventions))
+        fingers = tuple(int(f) for f in self.skin_tip_fingers)
+        object.__setattr__(self, "skin_tip_fingers", fingers)
+        if not fingers or len(set(fingers)) != len(fingers) or not set(fingers) <= set(range(5)):
+            raise ValueError(
+                f"skin_tip_fingers must be distinct fingers 0 (thumb) to 4, got {list(fingers)}"
+            )
         object.__setattr__(self, "grid_bounds", tuple(float(v) for v in self.grid_bounds))
         if self.grid_resolution < 0 or self.grid_channels < 1:
             raise ValueError("grid_resolution must be >= 0 and grid_channels >= 1")
@@ -241,6 +255,7 @@ class OccupancyConfig:
         d["part_radii_m"] = list(self.part_radii_m)
         d["point_frequencies"] = list(self.point_frequencies)
         d["keypoint_conventions"] = list(self.keypoint_conventions)
+        d["skin_tip_fingers"] = list(self.skin_tip_fingers)
         d["grid_bounds"] = list(self.grid_bounds)
         return d
 

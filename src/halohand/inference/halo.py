@@ -64,7 +64,7 @@ from halohand.inference.two_hands import (
 from halohand.scene import Scene
 from halohand.skeleton import to_openpose
 from halohand.skeleton.colors import part_vertex_colors
-from halohand.skeleton.conventions import resolve_convention, to_rig
+from halohand.skeleton.conventions import MOVED_TIPS, resolve_convention, to_rig
 from halohand.skeleton.sides import parse_side
 from halohand.skeleton.validation import check_format, check_keypoints, detect_units, resolve_units
 
@@ -179,19 +179,21 @@ def prepare_hands(
     device: str | torch.device = "cpu",
     convention: str = "auto",
     native: tuple[str, ...] = ("rig",),
+    moved_tips: tuple[int, ...] = MOVED_TIPS,
 ) -> PreparedHands:
     """Validate hands and compute their network inputs; see :meth:`HALO.prepare`.
 
     ``native``: the placements the network was trained on (its config's
-    ``keypoint_conventions``); hands in another one have their tips moved onto the rig's
-    tip joints (:func:`~halohand.skeleton.conventions.to_rig`)."""
+    ``keypoint_conventions``); hands in another one have the tips of ``moved_tips`` (its
+    config's ``skin_tip_fingers``) moved onto the rig's tip joints
+    (:func:`~halohand.skeleton.conventions.to_rig`)."""
     fmt = check_format(fmt)
     arr, _ = check_keypoints(keypoints, fmt)
     kp = np.ascontiguousarray(to_openpose(arr, fmt))
     unit = resolve_units(units, kp)
     scale = UNIT_SCALE[unit]
     conventions = _conventions(convention, kp)
-    kp = np.ascontiguousarray(to_rig(kp, _moved(conventions, native), scale))
+    kp = np.ascontiguousarray(to_rig(kp, _moved(conventions, native), scale, moved_tips))
     side_arg = _side_arg(side, len(kp))
     with torch.no_grad():
         hands = hand_conditioning(torch.as_tensor(kp * scale).to(device), side_arg)
@@ -431,7 +433,8 @@ class HALO:
         squeeze = single_kp and pts.ndim == 2
         with torch.set_grad_enabled(grad):
             kp_m = to_openpose(kp_b, fmt) * scale
-            kp_m = to_rig(kp_m, _moved(_conventions(convention, kp_m.detach()), self.native))
+            reading = _moved(_conventions(convention, kp_m.detach()), self.native)
+            kp_m = to_rig(kp_m, reading, fingers=self.moved_tips)
             hands = hand_conditioning(kp_m, side=_side_arg(side, batch))
             occ, parts = self._query(hands, pts_b, scale, return_parts)
         if squeeze:
@@ -499,7 +502,9 @@ class HALO:
                 as they are to a network trained on both placements, else moved back onto
                 the rig's tip joints; :attr:`native`).
         """
-        return prepare_hands(keypoints, side, units, fmt, self.device, convention, self.native)
+        return prepare_hands(
+            keypoints, side, units, fmt, self.device, convention, self.native, self.moved_tips
+        )
 
     @property
     def native(self) -> tuple[str, ...]:
@@ -508,6 +513,14 @@ class HALO:
         these are given to it as they are."""
         return tuple(getattr(getattr(self.network, "config", None), "keypoint_conventions",
                              ("rig",)))  # fmt: skip
+
+    @property
+    def moved_tips(self) -> tuple[int, ...]:
+        """The fingers whose skin tips are moved onto the rig's tip joints for a network
+        that does not read skin tips (its config's ``skin_tip_fingers``;
+        :data:`~halohand.skeleton.conventions.MOVED_TIPS` for networks without one)."""
+        config = getattr(self.network, "config", None)
+        return tuple(getattr(config, "skin_tip_fingers", MOVED_TIPS))
 
     def meshes(
         self,

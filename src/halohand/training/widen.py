@@ -207,6 +207,7 @@ def adapt_network(
         point_frequencies=config.point_frequencies,
         point_bone_scale=config.point_bone_scale,
         keypoint_conventions=config.keypoint_conventions,
+        skin_tip_fingers=config.skin_tip_fingers,
         iso_level=config.iso_level,
         **_grid_fields(config),
     )
