@@ -35,7 +35,7 @@ class HandConditioning:
         keypoints: ``[B, 21, 3]`` the input keypoints (metres, input frame); used for
             part skipping.
         canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton (metres), read by
-            networks whose grids follow the bones (``grid_frame = "bone"``).
+            networks whose grids follow the skeleton (``grid_frame`` ``"bone"`` or ``"finger"``).
     """
 
     global_transform: Tensor

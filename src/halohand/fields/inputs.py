@@ -44,7 +44,7 @@ class NetworkInputs:
             network input frame (HALO units), ``x_net = R p + t``.
         keypoints: ``[B, 21, 3]`` metres, hand frame (for part supports), when given.
         canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton, metres (keypoint
-            pipeline only; read by bone-frame grids).
+            pipeline only; read by bone- and finger-frame grids).
     """
 
     part_matrices: Tensor

@@ -426,7 +426,7 @@ class OccupancyNetwork(nn.Module):
             part_mask: optional boolean ``[B, N, K]``; ``False`` pairs are not evaluated
                 and get logit ``-inf`` (probability 0). See ``halohand.fields.skipping``.
             canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton (metres); read by
-                bone-frame grids only (``grid_frame``).
+                bone- and finger-frame grids only (``grid_frame``).
 
         Returns:
             ``[B, N, K]`` logits.
@@ -594,7 +594,7 @@ class OccupancyNetwork(nn.Module):
             bone_lengths: ``[B, K]`` per-part bone lengths in metres.
             return_parts: also return the per-part probabilities.
             part_mask: optional ``[B, N, K]`` bool, pairs to evaluate (others count as 0).
-            canonical_keypoints: ``[B, 21, 3]`` metres, for bone-frame grids (as
+            canonical_keypoints: ``[B, 21, 3]`` metres, for bone- and finger-frame grids (as
                 :meth:`part_logits`).
 
         Returns:
@@ -623,7 +623,7 @@ class OccupancyNetwork(nn.Module):
             part_matrices: ``[B, K, 4, 4]`` maps from that frame to each part's canonical
                 frame.
             bone_lengths: ``[B, K]`` metres.
-            canonical_keypoints: ``[B, 21, 3]`` metres, for bone-frame grids.
+            canonical_keypoints: ``[B, 21, 3]`` metres, for bone- and finger-frame grids.
 
         Returns:
             as ``forward``.
@@ -765,7 +765,7 @@ class OccupancyNetwork(nn.Module):
         Args:
             part_matrices, points_frame, bone_lengths: as :meth:`folded_weights` (bone
                 lengths are read with grids only).
-            canonical_keypoints: ``[B, 21, 3]`` metres, for bone-frame grids.
+            canonical_keypoints: ``[B, 21, 3]`` metres, for bone- and finger-frame grids.
 
         Returns:
             ``weight [K, B, 3, 6F + G]`` and ``offset [K, B, 6F + G]`` in the network's
