@@ -250,8 +250,7 @@ def test_bone_frame_puts_every_bone_on_the_unit_segment() -> None:
 
 
 def test_finger_frame_puts_the_joints_at_0_1_2_3() -> None:
-    from halohand.fields.grids import _FINGER_PARTS
-    from halohand.skeleton import PART_BONES
+    from halohand.skeleton import FINGER_PARTS, PART_BONES
 
     kp, _ = fake_hands(("spread", "fist", "relaxed"))
     kp = kp * np.linspace(0.8, 1.2, 21)[None, :, None]  # other proportions in every hand
@@ -261,7 +260,7 @@ def test_finger_frame_puts_the_joints_at_0_1_2_3() -> None:
     joints = hands.canonical_keypoints / 0.4  # HALO units, [B, 21, 3]
     every_part = joints[:, :, None].expand(-1, -1, 16, -1)  # [B, 21, K, 3]
     got, across = maps.apply(every_part), bone.apply(every_part)
-    for parts in _FINGER_PARTS:
+    for parts in FINGER_PARTS:
         # the finger's four joints: its first bone's start, then each bone's end
         chain = [int(PART_BONES[parts[0], 0])] + [int(PART_BONES[k, 1]) for k in parts]
         for k in parts:

@@ -37,9 +37,8 @@ def owners(network, keypoints: np.ndarray) -> dict[str, dict[str, float]]:
     """Per finger, the shares of hands whose distal-bone midpoint belongs (largest part
     logit) to the distal part, the middle part, or another part."""
     from halohand.fields import hand_conditioning
-    from halohand.fields.grids import _FINGER_PARTS
     from halohand.fields.occupancy import part_inputs
-    from halohand.skeleton import FINGER_CHAINS
+    from halohand.skeleton import FINGER_CHAINS, FINGER_PARTS
 
     kp = torch.as_tensor(keypoints, dtype=torch.float64)
     hands = hand_conditioning(kp, torch.zeros(len(kp), dtype=torch.bool))
@@ -54,7 +53,7 @@ def owners(network, keypoints: np.ndarray) -> dict[str, dict[str, float]]:
     top = top.argmax(-1).numpy()  # [B, 5]
     out = {}
     for f, name in enumerate(FINGERS):
-        middle, distal = _FINGER_PARTS[f][1], _FINGER_PARTS[f][2]
+        middle, distal = FINGER_PARTS[f, 1], FINGER_PARTS[f, 2]
         out[name] = {
             "distal_part": round(float((top[:, f] == distal).mean()), 3),
             "middle_part": round(float((top[:, f] == middle).mean()), 3),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -24,7 +25,7 @@ from torch.nn import functional as F
 from halohand.canonical.canonicalize import canonical_frames
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
-from halohand.skeleton import FINGER_CHAINS, PART_BONES
+from halohand.skeleton import FINGER_PARTS, PART_BONES
 
 __all__ = [
     "GRID_FRAMES", "GridMaps", "PartGrids", "bend", "grid_maps", "inverse_palm_length",
@@ -35,18 +36,10 @@ __all__ = [
 GRID_FRAMES = ("palm", "bone", "finger")
 
 
-def _part_fingers() -> tuple[int, ...]:
-    """Finger (0 thumb ... 4 little) of each part's bone; -1 for the palm."""
-    finger_of_joint = {j: f for f, chain in enumerate(FINGER_CHAINS) for j in chain}
-    return tuple(-1 if k == 0 else finger_of_joint[int(b)] for k, (_, b) in enumerate(PART_BONES))
-
-
-#: The three parts of each finger (thumb ... little), proximal to distal.
-_FINGER_PARTS: tuple[tuple[int, ...], ...] = tuple(
-    tuple(sorted((k for k in range(1, len(PART_BONES)) if _part_fingers()[k] == f),
-                 key=lambda k: int(PART_BONES[k, 0])))
-    for f in range(len(FINGER_CHAINS))
-)  # fmt: skip
+#: The finger (0 thumb ... 4 little) of parts 1..15, and the three parts of that finger.
+_FINGER_OF_PART = np.empty(FINGER_PARTS.size, dtype=np.int64)
+_FINGER_OF_PART[FINGER_PARTS - 1] = np.arange(len(FINGER_PARTS))[:, None]
+_CHAIN_OF_PART = FINGER_PARTS[_FINGER_OF_PART]  # [K-1, 3]
 
 
 def inverse_palm_length(bone_lengths: Tensor) -> Tensor:
@@ -137,28 +130,24 @@ def grid_maps(
             f"{frame}-frame grids need the canonical skeleton [{b}, 21, 3] (metres)"
         )
     device = bone_lengths.device
-    fingers = torch.tensor(_part_fingers()[1:], device=device)
-    axes = canonical_frames(bone_lengths.dtype, device)[fingers]  # [K-1, 3, 3]
+    axes = canonical_frames(bone_lengths.dtype, device)[_FINGER_OF_PART]  # [K-1, 3, 3]
     # the bone whose proximal joint is the origin and whose length scales the along axis:
     # the part's own ("bone") or its finger's first ("finger")
-    own = torch.arange(1, k, device=device)
-    first = own if frame == "bone" else torch.tensor(_FINGER_PARTS, device=device)[fingers, 0]
+    first = np.arange(1, k) if frame == "bone" else _CHAIN_OF_PART[:, 0]
     lengths = bone_lengths[:, first]  # [B, K-1] metres
     scale = torch.stack(
         [palm[:, None].expand(b, k - 1), palm[:, None].expand(b, k - 1), HALO_UNIT_M / lengths],
         dim=-1,
     )  # [B, K-1, 3]
     bone_linear = scale[..., None] * axes  # rows scaled: diag(scale) @ axes
-    joints = torch.as_tensor(PART_BONES[:, 0], device=device)[first]
-    start = canonical_keypoints[:, joints].to(bone_lengths.dtype) / HALO_UNIT_M  # [B, K-1, 3]
+    start = canonical_keypoints[:, PART_BONES[first, 0]].to(bone_lengths.dtype) / HALO_UNIT_M
     linear[:, 1:] = bone_linear
     offset[:, 1:] = -torch.einsum("bkij,bkj->bki", bone_linear, start)
     if frame == "bone":
         return GridMaps(linear, offset)
     # along the finger in its first bone's lengths, the second and third bones bent onto
     # their own: knots at the second and third joints, slopes l1 / l2 - 1 and l1 / l3 - l1 / l2
-    chain = bone_lengths[:, torch.tensor(_FINGER_PARTS, device=device)[fingers]]  # [B, K-1, 3]
-    l1, l2, l3 = chain.unbind(-1)
+    l1, l2, l3 = bone_lengths[:, _CHAIN_OF_PART].unbind(-1)  # [B, K-1] each
     knots = bone_lengths.new_zeros(b, k, 2)
     slopes = bone_lengths.new_zeros(b, k, 2)
     knots[:, 1:, 0] = 1.0

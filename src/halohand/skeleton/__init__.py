@@ -3,6 +3,7 @@
 from halohand.skeleton.bones import (
     BONE_PART,
     BONES,
+    FINGER_PARTS,
     NUM_PARTS,
     PARENTS,
     PART_BONES,
@@ -29,8 +30,9 @@ from halohand.skeleton.orders import (
 )
 
 __all__ = [
-    "BONES", "BONE_PART", "FINGER_CHAINS", "FINGERS", "FORMATS", "JOINT_NAMES", "MANO_JOINT_NAMES",
-    "NUM_JOINTS", "NUM_PARTS", "OPENXR_JOINT_NAMES", "PARENTS", "PART_BONES", "PART_NAMES",
-    "WEBXR_JOINT_NAMES", "bone_lengths", "bone_vectors", "from_openpose", "hand_length",
-    "mirror", "num_joints", "part_bone_lengths", "split_interhand", "to_openpose",
+    "BONES", "BONE_PART", "FINGER_CHAINS", "FINGER_PARTS", "FINGERS", "FORMATS", "JOINT_NAMES",
+    "MANO_JOINT_NAMES", "NUM_JOINTS", "NUM_PARTS", "OPENXR_JOINT_NAMES", "PARENTS",
+    "PART_BONES", "PART_NAMES", "WEBXR_JOINT_NAMES", "bone_lengths", "bone_vectors",
+    "from_openpose", "hand_length", "mirror", "num_joints", "part_bone_lengths",
+    "split_interhand", "to_openpose",
 ]  # fmt: skip

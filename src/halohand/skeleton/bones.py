@@ -11,6 +11,8 @@ from typing import Final, TypeVar
 
 import numpy as np
 
+from halohand.skeleton.orders import FINGER_CHAINS
+
 Array = TypeVar("Array")
 
 
@@ -55,6 +57,10 @@ PART_BONES: Final = np.array(
 #: Part owning each of the 20 bones (indexed by child joint - 1); root bones of the four
 #: long fingers belong to the palm.
 BONE_PART: Final = np.array([0, 13, 14, 15, 0, 1, 2, 3, 0, 4, 5, 6, 0, 10, 11, 12, 0, 7, 8, 9])
+
+#: ``[5, 3]`` the parts of each finger (thumb ... little), proximal to distal: the parts of
+#: the bones that end at the finger's last three chain joints.
+FINGER_PARTS: Final = BONE_PART[np.asarray(FINGER_CHAINS)[:, 1:] - 1]
 
 
 def _norm(x: Array) -> Array:
