@@ -170,6 +170,11 @@ def test_from_rig_is_the_closed_form_inverse_of_to_rig() -> None:
     # millimetres: the margin is in metres
     np.testing.assert_allclose(from_rig(kp[0] * 1000.0, ["mano"], 1e-3) / 1000.0, skin[0],
                                atol=1e-12)  # fmt: skip
+    # a model that moves all five tips gets all five back, the thumb's included
+    five = (0, 1, 2, 3, 4)
+    moved = to_rig(kp, ["mano", "mano"], fingers=five)
+    assert not np.allclose(moved[:, 4], kp[:, 4])  # the thumb's tip moved
+    np.testing.assert_allclose(from_rig(moved, ["mano", "mano"], fingers=five), kp, atol=1e-12)
 
 
 def _network(conventions: tuple[str, ...]) -> torch.nn.Module:

@@ -148,7 +148,12 @@ def to_rig(
     )
 
 
-def from_rig(keypoints: np.ndarray, conventions: list[str], scale: float = 1.0) -> np.ndarray:
+def from_rig(
+    keypoints: np.ndarray,
+    conventions: list[str],
+    scale: float = 1.0,
+    fingers: tuple[int, ...] = MOVED_TIPS,
+) -> np.ndarray:
     """The inverse of :func:`to_rig`: rig-placed keypoints given back in each hand's own
     convention (a ``"mano"`` hand's tips moved out to where its finger's skin ends, less
     the margin), so that results go back to a user in the placement they came in.
@@ -158,6 +163,7 @@ def from_rig(keypoints: np.ndarray, conventions: list[str], scale: float = 1.0) 
             per unit.
         conventions: one name per hand.
         scale: metres per input unit.
+        fingers: the fingers whose tips move back: those :func:`to_rig` moved.
 
     Returns:
         the same shape; the input itself when every hand is ``"rig"``.
@@ -166,7 +172,7 @@ def from_rig(keypoints: np.ndarray, conventions: list[str], scale: float = 1.0) 
     if all(c == "rig" for c in conventions):
         return keypoints
     kp = np.asarray(keypoints, dtype=np.float64)
-    return _move_tips(kp, conventions, lambda length, ext: length * (1 + ext) - margin)
+    return _move_tips(kp, conventions, lambda length, ext: length * (1 + ext) - margin, fingers)
 
 
 def _move_tips(

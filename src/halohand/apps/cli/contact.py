@@ -114,7 +114,7 @@ def contact(
     cfg = ContactRefineConfig(steps=steps, move_object=not keep_object)
     for note in convention_note(keypoints, reading[0], convention):
         typer.echo(note, err=True)
-    start = to_rig(hand.keypoints_m, reading)
+    start = to_rig(hand.keypoints_m, reading, fingers=halo.moved_tips)
     res = refine_hand_object(halo, start, obj, object_pose, hand.side, cfg)
     mesh = halo.reconstruct(
         res.keypoints, side=hand.side, units="m", resolution=resolution, convention="rig"
@@ -123,7 +123,7 @@ def contact(
     stem = keypoints.stem
     report = {
         # in the placement they came in; the model's (rig) placement beside them
-        "keypoints_m": from_rig(res.keypoints, reading).tolist(),
+        "keypoints_m": from_rig(res.keypoints, reading, fingers=halo.moved_tips).tolist(),
         "keypoints_rig_m": res.keypoints.tolist(), "convention": reading[0], "side": hand.side,
         "object": obj.object_id, "object_pose": res.object_pose.tolist(),
         "overlap_before_cm3": res.overlap_before_cm3, "overlap_after_cm3": res.overlap_after_cm3,
