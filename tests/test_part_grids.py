@@ -9,7 +9,9 @@ float64 generic forward on a network whose grid weights are not zero. Adding gri
 trained network keeps its function (the warm start of ``init_weights``), and the grids
 read points in palm lengths, so a hand scaled as a whole reads the same features. Grids
 that follow the bones (``grid_frame = "bone"``) map every finger bone of the canonical
-skeleton onto the same unit segment, and pass the same path checks.
+skeleton onto the same unit segment, and pass the same path checks. Eased (smoothstep)
+interpolation makes the features' gradient continuous across cell faces, where the
+trilinear gradient jumps, and passes them too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from halo_fakes import hand_keypoints, query_points
 from inference_paths import check_every_inference_path, check_same_function, fake_hands
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
-from halohand.fields.grids import PartGrids, grid_maps, trilinear
+from halohand.fields.grids import PartGrids, grid_maps, smoothstep_cells, trilinear
 from halohand.fields.occupancy import part_inputs
 from halohand.fields.skipping import effective_radii, skip_mask
 from halohand.inference.halo import HALO
@@ -70,6 +72,39 @@ def test_trilinear_gradients_are_those_of_the_interpolation() -> None:
     assert torch.autograd.gradcheck(lambda t, c: trilinear(t, c, part, 2), (table, cells))
 
 
+def test_smoothstep_keeps_the_vertices_and_makes_the_gradient_continuous() -> None:
+    r = 3
+    # vertices, cell midpoints and the box's faces are fixed points; outside is clamped
+    u = torch.tensor([[0.0, 1.0, 3.0], [0.5, 1.5, 2.5], [-1.0, 4.0, 2.25]], dtype=F64)
+    eased = smoothstep_cells(u, r)
+    torch.testing.assert_close(eased[:2], u[:2], rtol=0, atol=1e-15)
+    f = 0.25
+    torch.testing.assert_close(eased[2], torch.tensor([0.0, 3.0, 2 + f * f * (3 - 2 * f)],
+                                                      dtype=F64))  # fmt: skip
+    gen = torch.Generator().manual_seed(2)
+    table = torch.randn(2 * (r + 1) ** 3, 3, generator=gen, dtype=F64)
+
+    def slopes(read, x: float) -> torch.Tensor:
+        """d features / d x at cells (x, 1.3, 0.6) of part 1."""
+        cells = torch.tensor([[x, 1.3, 0.6]], dtype=F64, requires_grad=True)
+        (grad,) = torch.autograd.grad(read(cells).sum(), cells)
+        return grad[0, 0]
+
+    def eased_read(c):
+        return trilinear(table, smoothstep_cells(c, r), 1, r)
+
+    def plain_read(c):
+        return trilinear(table, c, 1, r)
+
+    # across the face x = 2 the trilinear slope jumps; the eased one goes to 0 on both sides
+    below, above = slopes(plain_read, 2 - 1e-7), slopes(plain_read, 2 + 1e-7)
+    assert abs(float(below - above)) > 1e-3
+    for x in (2 - 1e-7, 2 + 1e-7):
+        assert abs(float(slopes(eased_read, x))) < 1e-5
+    cells = (torch.rand(12, 3, generator=gen, dtype=F64) * 2.8 + 0.1).requires_grad_()
+    assert torch.autograd.gradcheck(eased_read, (cells,))
+
+
 def test_part_grids_map_boxes_to_cells_and_validate() -> None:
     bounds = torch.tensor([[[-1.0, 0.0, 2.0], [1.0, 4.0, 3.0]]])
     grids = PartGrids(bounds, resolution=4, channels=2, value_scale=5.0)
@@ -91,6 +126,8 @@ def test_part_grids_map_boxes_to_cells_and_validate() -> None:
         PartGrids(bounds.flip(1), 4, 2)
     with pytest.raises(ValueError, match=r"\[K, 2, 3\]"):
         PartGrids(bounds[0], 4, 2)
+    with pytest.raises(ValueError, match="interpolation"):
+        PartGrids(bounds, 4, 2, interpolation="cubic")
 
 
 def _bounds(
@@ -117,14 +154,16 @@ def _plain() -> OccupancyNetwork:
     return _PLAIN[0]
 
 
-def _gridded(plain: OccupancyNetwork, frame: str) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+def _gridded(
+    plain: OccupancyNetwork, frame: str, interpolation: str = "trilinear"
+) -> tuple[OccupancyNetwork, OccupancyNetwork]:
     """``plain``, and the same with 6^3-cell grids of 4 channels in ``frame`` whose
     first-layer weights are random."""
     _PLAIN[:] = [plain]
     kp, pts = fake_hands(("spread", "fist", "relaxed"))
     config = dataclasses.replace(
         plain.config, grid_resolution=6, grid_channels=4, grid_bounds=_bounds(kp, pts, frame),
-        grid_frame=frame,
+        grid_frame=frame, grid_interpolation=interpolation,
     )  # fmt: skip
     net = adapt_network(plain, config, torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -153,6 +192,13 @@ def finger_gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwo
     return _gridded(shipped_halo.network, "finger")
 
 
+@pytest.fixture(scope="module")
+def smooth_gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """The shipped network and the same with random finger-frame grids read through
+    eased fractions (``_gridded``)."""
+    return _gridded(shipped_halo.network, "finger", "smoothstep")
+
+
 def test_config_validates_and_round_trips_the_grids() -> None:
     bounds = tuple([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0] * 16)
     cfg = OccupancyConfig(grid_resolution=8, grid_channels=5, grid_bounds=bounds)
@@ -174,6 +220,11 @@ def test_config_validates_and_round_trips_the_grids() -> None:
         OccupancyConfig(grid_frame="wrist")
     with pytest.raises(ValueError, match="transforms"):
         OccupancyConfig(grid_frame="bone", transforms="mano")
+    eased = dataclasses.replace(bone, grid_interpolation="smoothstep")
+    assert OccupancyConfig.from_dict(eased.to_dict()) == eased
+    assert OccupancyNetwork(eased).grids.interpolation == "smoothstep"
+    with pytest.raises(ValueError, match="grid_interpolation"):
+        OccupancyConfig(grid_interpolation="cubic")
     assert OccupancyNetwork(OccupancyConfig()).grids is None
 
 
@@ -279,6 +330,18 @@ def test_every_inference_path_sees_bone_frame_grids(bone_gridded) -> None:
 
 def test_every_inference_path_sees_finger_frame_grids(finger_gridded) -> None:
     check_every_inference_path(*finger_gridded, atol=3e-4)
+
+
+def test_every_inference_path_sees_eased_grids(smooth_gridded, finger_gridded) -> None:
+    check_every_inference_path(*smooth_gridded, atol=3e-4)
+    # the same table read another way: a different function
+    hands, points = fake_hands(("fist",))
+    hands = hand_conditioning(torch.as_tensor(hands), torch.tensor([False]))
+    points = torch.as_tensor(points, dtype=torch.float32)
+    eased, _ = query_occupancy(smooth_gridded[1], hands, points)
+    plain, _ = query_occupancy(finger_gridded[1], hands, points)
+    assert torch.equal(smooth_gridded[1].grids.table, finger_gridded[1].grids.table)
+    assert (eased - plain).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize(

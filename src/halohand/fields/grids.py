@@ -28,12 +28,17 @@ from halohand.core.units import HALO_UNIT_M
 from halohand.skeleton import FINGER_PARTS, PART_BONES
 
 __all__ = [
-    "GRID_FRAMES", "GridMaps", "PartGrids", "bend", "grid_maps", "inverse_palm_length",
-    "trilinear",
+    "GRID_FRAMES", "GRID_INTERPOLATIONS", "GridMaps", "PartGrids", "bend", "grid_maps",
+    "inverse_palm_length", "smoothstep_cells", "trilinear",
 ]  # fmt: skip
 
 #: Coordinates a network's grids can read (``OccupancyConfig.grid_frame``, :func:`grid_maps`).
 GRID_FRAMES = ("palm", "bone", "finger")
+
+#: How a point's features blend its cell's eight vertices (``OccupancyConfig.grid_interpolation``):
+#: trilinear weights, or the same with each axis's fraction ``f`` eased to
+#: ``f^2 (3 - 2 f)``, which makes the features' gradient continuous across cell faces.
+GRID_INTERPOLATIONS = ("trilinear", "smoothstep")
 
 
 #: The finger (0 thumb ... 4 little) of parts 1..15, and the three parts of that finger.
@@ -157,6 +162,26 @@ def grid_maps(
     return GridMaps(linear, offset, knots, slopes)
 
 
+def smoothstep_cells(cells: Tensor, resolution: int) -> Tensor:
+    """``[M, 3]`` cell coordinates clamped to ``[0, resolution]``, with the fraction ``f``
+    within each cell eased to ``f^2 (3 - 2 f)`` along every axis: read by
+    :func:`trilinear`, the features are a C1 function of the points (trilinear
+    interpolation alone is only C0: its gradient jumps at every cell face, a crease in an
+    iso-surface that crosses it). The gradient is zero at the vertices.
+
+    Args:
+        cells: ``[M, 3]`` points in cell units.
+        resolution: cells per axis.
+
+    Returns:
+        ``[M, 3]`` eased cell coordinates, differentiable in ``cells``.
+    """
+    u = cells.clamp(0.0, float(resolution))
+    base = u.detach().floor().clamp_(max=resolution - 1)
+    f = u - base
+    return base + f * f * (3.0 - 2.0 * f)
+
+
 def trilinear(table: Tensor, cells: Tensor, part: Tensor | int, resolution: int) -> Tensor:
     """Trilinear interpolation in per-part grids of feature vectors.
 
@@ -224,6 +249,7 @@ class PartGrids(nn.Module):
             no training point reaches add nothing; the first layer's weights of the
             features must then not be zero, or neither gets a gradient).
         generator: random source of the initial features.
+        interpolation: one of :data:`GRID_INTERPOLATIONS`.
     """
 
     def __init__(
@@ -234,6 +260,7 @@ class PartGrids(nn.Module):
         value_scale: float = 1.0,
         init_std: float = 0.0,
         generator: torch.Generator | None = None,
+        interpolation: str = "trilinear",
     ) -> None:
         super().__init__()
         bounds = torch.as_tensor(bounds, dtype=torch.float32)
@@ -243,6 +270,11 @@ class PartGrids(nn.Module):
             raise ValueError("every box's upper corner must be above its lower corner")
         if resolution < 1 or channels < 1 or not value_scale > 0:
             raise ValueError("resolution and channels must be >= 1, value_scale > 0")
+        if interpolation not in GRID_INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {GRID_INTERPOLATIONS}, got {interpolation!r}"
+            )
+        self.interpolation = interpolation
         self.num_parts = bounds.shape[0]
         self.resolution = int(resolution)
         self.channels = int(channels)
@@ -277,6 +309,13 @@ class PartGrids(nn.Module):
         fold the map into their own (the folded inference path)."""
         return self.cell_scale, -self.lower * self.cell_scale
 
+    def lookup(self, cells: Tensor, part: Tensor | int, dtype: torch.dtype) -> Tensor:
+        """``[M, 3]`` points in cell units of parts ``part`` (``[M]`` int64 or one part)
+        -> ``[M, C]`` interpolated table rows (without ``value_scale``), in ``dtype``."""
+        if self.interpolation == "smoothstep":
+            cells = smoothstep_cells(cells, self.resolution)
+        return trilinear(self.table.to(dtype), cells, part, self.resolution)
+
     def forward(self, canon: Tensor, part: Tensor | int) -> Tensor:
         """``[..., 3]`` points in the grids' coordinates of parts ``part`` (``[...]`` int64
         or one part) -> ``[..., C]`` features (``value_scale`` times the interpolated
@@ -287,7 +326,7 @@ class PartGrids(nn.Module):
             part = part.expand(shape).reshape(-1)
         dtype = flat.dtype
         cells = (flat - self.lower[part].to(dtype)) * self.cell_scale[part].to(dtype)
-        features = trilinear(self.table.to(flat.dtype), cells, part, self.resolution)
+        features = self.lookup(cells, part, dtype)
         if self.value_scale != 1.0:
             features = features * self.value_scale
         return features.view(*shape, self.channels)
@@ -295,5 +334,5 @@ class PartGrids(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"parts={self.num_parts}, resolution={self.resolution}, channels={self.channels}, "
-            f"value_scale={self.value_scale}"
+            f"value_scale={self.value_scale}, interpolation={self.interpolation}"
         )

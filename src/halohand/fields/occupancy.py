@@ -30,7 +30,14 @@ from torch.nn import functional as F
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields.encoding import encode_points, encoding_size
-from halohand.fields.grids import GRID_FRAMES, GridMaps, PartGrids, bend, grid_maps, trilinear
+from halohand.fields.grids import (
+    GRID_FRAMES,
+    GRID_INTERPOLATIONS,
+    GridMaps,
+    PartGrids,
+    bend,
+    grid_maps,
+)
 from halohand.fields.parts import PartLinear, PartMLP, Residual
 
 TransformSource = Literal["keypoints", "mano"]
@@ -124,6 +131,9 @@ class OccupancyConfig:
             finger part in its finger's frame, the finger's joints at 0, 1, 2, 3 along it);
             the last two need the canonical skeleton, which the keypoint pipeline provides.
             ``grid_bounds`` are in these coordinates.
+        grid_interpolation: how points read their cell's vertices: ``"trilinear"`` (the
+            original grids) or ``"smoothstep"`` (eased fractions, a feature field with a
+            continuous gradient: :func:`~halohand.fields.grids.smoothstep_cells`).
     """
 
     variant: str = "halo"
@@ -152,6 +162,7 @@ class OccupancyConfig:
     grid_bounds: tuple[float, ...] = ()
     grid_value_scale: float = 10.0
     grid_frame: str = "palm"
+    grid_interpolation: str = "trilinear"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -202,6 +213,11 @@ class OccupancyConfig:
                 )
             if not (self.grid_value_scale > 0 and math.isfinite(self.grid_value_scale)):
                 raise ValueError(f"grid_value_scale must be > 0, got {self.grid_value_scale}")
+        if self.grid_interpolation not in GRID_INTERPOLATIONS:
+            raise ValueError(
+                f"grid_interpolation must be one of {GRID_INTERPOLATIONS}, "
+                f"got {self.grid_interpolation!r}"
+            )
         if self.grid_frame not in GRID_FRAMES:
             raise ValueError(f"grid_frame must be one of {GRID_FRAMES}, got {self.grid_frame!r}")
         if self.grid_frame != "palm" and self.transforms != "keypoints":
@@ -350,8 +366,9 @@ class OccupancyNetwork(nn.Module):
         if cfg.grid_resolution:
             bounds = torch.tensor(cfg.grid_bounds).view(k, 2, 3)
             self.grids = PartGrids(
-                bounds, cfg.grid_resolution, cfg.grid_channels, cfg.grid_value_scale
-            )
+                bounds, cfg.grid_resolution, cfg.grid_channels, cfg.grid_value_scale,
+                interpolation=cfg.grid_interpolation,
+            )  # fmt: skip
 
     @property
     def num_parts(self) -> int:
@@ -912,7 +929,7 @@ class OccupancyNetwork(nn.Module):
                 cells = bend(cells, knots, slopes)
             part_of_row = torch.repeat_interleave(torch.arange(k), counts.view(k, b).sum(1))
             grids = self.grids
-            grid_features = trilinear(grids.table, cells, part_of_row, grids.resolution)
+            grid_features = grids.lookup(cells, part_of_row, grids.table.dtype)
         for kk in range(k):
             part = layers[kk]
             c0, end = starts[kk * b], ends[kk * b + b - 1]
