@@ -121,6 +121,10 @@ def test_part_grids_map_boxes_to_cells_and_validate() -> None:
         field = (2.0 * v[:, None, None] + 0.5 * v[None, :, None] + 0 * v).reshape(-1)
         grids.table[:, 1] = field / 5.0  # features: 5x the table
     assert abs(float(grids.smoothness().detach()) - (4.0 + 0.25 + 0.0) / 3.0 / 2.0) < 1e-6
+    assert abs(float(grids.curvature().detach())) < 1e-9  # linear: no second differences
+    with torch.no_grad():  # a vertex-to-vertex zigzag along x: second differences of +-4
+        grids.table[:, 1] = (((-1.0) ** v)[:, None, None] + 0 * v[:, None] + 0 * v).reshape(-1)
+    assert abs(float(grids.curvature().detach()) - 5.0**2 * 16.0 / 3.0 / 2.0) < 1e-4
     assert not PartGrids(bounds, 4, 2).table.any()  # zero by default
     with pytest.raises(ValueError, match="upper corner"):
         PartGrids(bounds.flip(1), 4, 2)

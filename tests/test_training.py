@@ -682,16 +682,19 @@ def test_a_grid_network_trains_with_its_smoothness_term(data: Path, tmp_path: Pa
     box = [-3.0, -3.0, -3.0, 3.0, 3.0, 3.0] * 16  # palm lengths: the toy hands' parts
     grid = {"grid_resolution": 4, "grid_channels": 2, "grid_bounds": box}
     tables = []
-    for weight in (0.0, 10.0):
-        out = tmp_path / f"grid{weight:g}"
-        cfg = _config(data, out, max_steps=2, validate_every=2, model=grid,
-                      grid_smoothness=weight)  # fmt: skip
+    for name, weights in (("none", {}), ("smooth", {"grid_smoothness": 10.0}),
+                          ("curved", {"grid_curvature": 10.0})):  # fmt: skip
+        out = tmp_path / f"grid_{name}"
+        cfg = _config(data, out, max_steps=2, validate_every=2, model=grid, **weights)
         assert train(cfg).finished
         tables.append(load_model(out / "last.safetensors").grids.table)
     assert tables[0].abs().max() > 0  # zero-initialised grids learn
-    assert not torch.equal(tables[0], tables[1])  # the smoothness term moves them
-    with pytest.raises(HalohandInputError, match="grid_smoothness"):
-        _config(Path("d"), Path("o"), grid_smoothness=-1.0)
+    # each term moves them, and not the same way
+    assert not torch.equal(tables[0], tables[1]) and not torch.equal(tables[0], tables[2])
+    assert not torch.equal(tables[1], tables[2])
+    for name in ("grid_smoothness", "grid_curvature"):
+        with pytest.raises(HalohandInputError, match=name):
+            _config(Path("d"), Path("o"), **{name: -1.0})
 
 
 def test_evaluate_reads_skin_tips_through_halo(data: Path, tmp_path: Path) -> None:

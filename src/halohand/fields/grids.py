@@ -298,9 +298,20 @@ class PartGrids(nn.Module):
         """Mean squared difference of the features (``value_scale`` included) between
         neighbouring vertices, over the three axes of every grid: a penalty that pulls the
         grids toward smooth fields, scalar, differentiable in the table."""
+        return self._differences(1)
+
+    def curvature(self) -> Tensor:
+        """Mean squared second difference of the features (``value_scale`` included)
+        along each axis of every grid, ``f[i-1] - 2 f[i] + f[i+1]``: zero for features
+        linear along the axis, largest for ones that alternate from vertex to vertex. A
+        penalty on ripples of a cell's size that leaves broad variation free (which
+        :meth:`smoothness` pulls toward constant); scalar, differentiable in the table."""
+        return self._differences(2)
+
+    def _differences(self, order: int) -> Tensor:
         v = self.resolution + 1
         grid = self.table.view(self.num_parts, v, v, v, self.channels) * self.value_scale
-        terms = [grid.diff(dim=axis).square().mean() for axis in (1, 2, 3)]
+        terms = [grid.diff(n=order, dim=axis).square().mean() for axis in (1, 2, 3)]
         return (terms[0] + terms[1] + terms[2]) / 3.0
 
     def cell_maps(self) -> tuple[Tensor, Tensor]:

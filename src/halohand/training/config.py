@@ -79,6 +79,9 @@ class TrainConfig:
         grid_smoothness: weight of the feature grids' smoothness term
             (:meth:`~halohand.fields.grids.PartGrids.smoothness`, added once per step; 0:
             none; read only for a network with grids).
+        grid_curvature: weight of the feature grids' curvature term, their second
+            differences (:meth:`~halohand.fields.grids.PartGrids.curvature`; ripples of a
+            cell's size), added like ``grid_smoothness``.
         max_steps: optimizer steps of the whole training.
         max_hours: training wall-time budget over all sessions (0 = no limit).
         validate_every: steps between validations (also validated at the last step).
@@ -120,6 +123,7 @@ class TrainConfig:
     tip_loss_weight: float = 1.0
     tip_loss_radius_m: float = 0.015
     grid_smoothness: float = 0.0
+    grid_curvature: float = 0.0
     max_steps: int = 100_000
     max_hours: float = 0.0
     validate_every: int = 500
@@ -153,11 +157,15 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise HalohandInputError(f"config: {name} must be > 0, got {getattr(self, name)}")
         for name in ("lr", "lr_min", "skinning_weight", "skinning_off_iou", "max_hours",
-                     "tip_loss_weight", "tip_loss_radius_m", "grid_smoothness"):  # fmt: skip
+                     "tip_loss_weight", "tip_loss_radius_m", "grid_smoothness",
+                     "grid_curvature"):  # fmt: skip
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise HalohandInputError(f"config: {name} must be finite, got {value}")
-        for name in ("skinning_weight", "skinning_off_iou", "max_hours", "grid_smoothness"):
+        for name in (
+            "skinning_weight", "skinning_off_iou", "max_hours", "grid_smoothness",
+            "grid_curvature",
+        ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise HalohandInputError(f"config: {name} must be >= 0, got {getattr(self, name)}")
         if self.lr_schedule not in ("constant", "cosine"):

@@ -602,8 +602,12 @@ class Trainer:
                     total_skin += loss_skin.detach()
                 loss.backward()
             total_occ += loss_occ.detach()
-        if self.cfg.grid_smoothness > 0 and self.net.grids is not None:
-            (self.cfg.grid_smoothness * self.net.grids.smoothness()).backward()
+        grids = self.net.grids
+        if grids is not None and (self.cfg.grid_smoothness > 0 or self.cfg.grid_curvature > 0):
+            penalty = self.cfg.grid_smoothness * grids.smoothness()
+            if self.cfg.grid_curvature > 0:
+                penalty = penalty + self.cfg.grid_curvature * grids.curvature()
+            penalty.backward()
         self.optimizer.step()
         return float(total_occ), float(total_skin)
 
