@@ -293,6 +293,17 @@ def test_keypoint_glue_units_and_invariance() -> None:
     torch.testing.assert_close(left, occ, atol=1e-9, rtol=0)
 
 
+def test_selecting_one_hand_keeps_every_field() -> None:
+    kp = torch.stack([_hand(0), _hand(1)])
+    hands = hand_conditioning(kp)
+    one = hands.select(1)
+    for field in dataclasses.fields(hands):
+        torch.testing.assert_close(getattr(one, field.name), getattr(hands, field.name)[1:2],
+                                   rtol=0, atol=0)  # fmt: skip
+    without = dataclasses.replace(hands, canonical_keypoints=None).select(0, "cpu")
+    assert without.canonical_keypoints is None and without.keypoints.shape == (1, 21, 3)
+
+
 def test_part_distances_brute_force() -> None:
     kp = _hand(2)[None]
     pts = kp[:, :1] + 0.08 * torch.randn(1, 64, 3, dtype=torch.float64)

@@ -12,7 +12,7 @@ Units and frames (HALO's inference convention, spec halo-model-training-eval.md 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -43,6 +43,14 @@ class HandConditioning:
     bone_lengths: Tensor
     keypoints: Tensor
     canonical_keypoints: Tensor | None = None
+
+    def select(self, index: int, device: torch.device | str | None = None) -> HandConditioning:
+        """Hand ``index`` of the batch (every field ``[1, ...]``), on ``device`` if given."""
+
+        def one(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t[index : index + 1].to(device)
+
+        return HandConditioning(**{f.name: one(getattr(self, f.name)) for f in fields(self)})
 
     @property
     def pose_code(self) -> Tensor:

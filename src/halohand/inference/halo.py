@@ -157,20 +157,6 @@ def pretrained_path() -> Path | None:
     return Path(str(res))
 
 
-def _select(hands: HandConditioning, i: int, device: torch.device) -> HandConditioning:
-    """Hand ``i`` of a batch, on ``device``."""
-    sl = slice(i, i + 1)
-    return HandConditioning(
-        global_transform=hands.global_transform[sl].to(device),
-        part_matrices=hands.part_matrices[sl].to(device),
-        bone_lengths=hands.bone_lengths[sl].to(device),
-        keypoints=hands.keypoints[sl].to(device),
-        canonical_keypoints=None
-        if hands.canonical_keypoints is None
-        else hands.canonical_keypoints[sl].to(device),
-    )
-
-
 def prepare_hands(
     keypoints: Any,
     side: SideSpec = "right",
@@ -623,7 +609,7 @@ class HALO:
         dev = self.device
         by_part = self.part_candidates is not None
         chunk = self.chunk_size or _GRID_BATCH
-        hand = _select(prepared.conditioning, i, dev)
+        hand = prepared.conditioning.select(i, dev)
         kp_m = prepared.keypoints[i] * prepared.scale
         bmin, bmax = keypoint_box(kp_m, self.padding_m)
         # The lattice is built (in float32) around the box centre, which is added back
@@ -707,7 +693,7 @@ class HALO:
         refinement with a bounded residual runs only on the band of points whose side it
         can change (:meth:`~halohand.inference.pair_refiner.LearnedPair.refine`)."""
         dev = self.device
-        hand = _select(prepared.conditioning, other, dev)
+        hand = prepared.conditioning.select(other, dev)
         kp_m = prepared.keypoints[other] * prepared.scale
         lo, hi = (torch.as_tensor(b, dtype=torch.float64, device=dev)
                   for b in keypoint_box(kp_m, self.padding_m))  # fmt: skip
