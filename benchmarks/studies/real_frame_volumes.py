@@ -1,0 +1,130 @@
+"""How large the real frames' hands are: volumes of a model's surfaces and of the original
+HALO checkpoint's, on the same real frames.
+
+Usage::
+
+    PYTHONPATH=src .venv/bin/python benchmarks/studies/real_frame_volumes.py \
+        [--checkpoint NAME=FILE ...] [--points 200000] [--frames 0:85:1] [--thumb-moved NAME ...]
+        [--json benchmarks/results/studies/real_frame_volumes.json]
+
+The HALO v2 issue asks for volumes of 250-450 cm^3 on the 85 real HO3D-derived frames of
+``../shared/reference/halo-original`` (reference data, never shipped; the study skips when
+they or the original checkpoint are absent). Those frames are one person's hand; the
+original checkpoint was trained on MANO hands of many people, so its volumes on the same
+keypoints say what size of hand the keypoints describe to a model that learnt real hands.
+
+Per frame, ``--points`` points are drawn uniformly in the frame's keypoint box padded by
+3 cm (a box that holds the whole hand: the padding is more than any model's skin reaches
+past a keypoint); the volume is the box's volume times the share of points inside, where
+each model's occupancy reaches its level (the shipped model as ``shipped`` and each
+``--checkpoint``: their ``iso_level``, keypoints read with ``convention="auto"``, models in
+``--thumb-moved`` with all five skin tips moved; the original: 0.5, its own conditioning,
+:func:`halohand.inference.original.original_occupancy`). The same points serve every model.
+The Monte Carlo standard error is reported beside the medians (~1 % of a hand's volume with
+200k points).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+
+from _report import emit, repo_path  # noqa: E402
+
+REFERENCE = ROOT.parent / "shared" / "reference" / "halo-original"
+FRAMES = REFERENCE / "real_poses_openpose_m.npy"
+CHECKPOINT = REFERENCE / "halo_base_yt3d.pt"
+PADDING_M = 0.03
+TARGET_CM3 = (250.0, 450.0)
+
+
+def _summary(volumes: list[float], errors: list[float]) -> dict[str, object]:
+    v = np.asarray(volumes)
+    return {
+        "median_cm3": float(np.median(v)),
+        "min_cm3": float(v.min()),
+        "max_cm3": float(v.max()),
+        "frames_250_450": int(((v >= TARGET_CM3[0]) & (v <= TARGET_CM3[1])).sum()),
+        "standard_error_median_cm3": float(np.median(errors)),
+        "per_frame_cm3": [round(float(x), 2) for x in v],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", action="append", default=[], help="NAME=FILE")
+    parser.add_argument("--thumb-moved", nargs="*", default=[], help="models moving five tips")
+    parser.add_argument("--points", type=int, default=200_000)
+    parser.add_argument("--frames", default="0:85:1", help="start:stop:step")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    if not (FRAMES.is_file() and CHECKPOINT.is_file()):
+        print("real frames or original checkpoint absent: skipped", file=sys.stderr)
+        return
+
+    import torch
+
+    from halohand.inference.halo import HALO
+    from halohand.inference.original import load_original_checkpoint, original_occupancy
+
+    torch.set_num_threads(args.threads)
+    models: dict[str, HALO] = {"shipped": HALO.pretrained()}
+    files = {"shipped": "src/halohand/weights/halo_default.safetensors"}
+    for spec in args.checkpoint:
+        name, _, path = spec.partition("=")
+        halo = HALO.from_checkpoint(path)
+        if name in args.thumb_moved:
+            config = dataclasses.replace(halo.network.config, skin_tip_fingers=(0, 1, 2, 3, 4))
+            halo.network.config = config
+        models[name] = halo
+        files[name] = repo_path(path)
+    original = load_original_checkpoint(CHECKPOINT)
+    start, stop, step = (int(v) for v in args.frames.split(":"))
+    frames = np.load(FRAMES)[start:stop:step]
+    rng = np.random.default_rng(args.seed)
+    volumes: dict[str, list[float]] = {name: [] for name in [*models, "original"]}
+    errors: dict[str, list[float]] = {name: [] for name in volumes}
+    t0 = time.perf_counter()
+    for kp in frames:
+        lo, hi = kp.min(0) - PADDING_M, kp.max(0) + PADDING_M
+        box_cm3 = float(np.prod(hi - lo)) * 1e6
+        pts = lo + (hi - lo) * rng.random((args.points, 3))
+        inside = {
+            name: halo.occupancy(pts, kp, units="m", convention="auto") >= halo.iso_level
+            for name, halo in models.items()
+        }
+        with torch.no_grad():
+            occ = original_occupancy(original, torch.as_tensor(kp), torch.as_tensor(pts))[0]
+        inside["original"] = occ.numpy() >= 0.5
+        for name, mask in inside.items():
+            share = float(np.mean(np.asarray(mask)))
+            volumes[name].append(box_cm3 * share)
+            errors[name].append(box_cm3 * float(np.sqrt(share * (1 - share) / args.points)))
+    report = {
+        "study": "real_frame_volumes",
+        "frames": len(frames),
+        "frame_slice": args.frames,
+        "points": args.points,
+        "padding_m": PADDING_M,
+        "models": {**files, "original": "../shared/reference/halo-original/halo_base_yt3d.pt"},
+        "thumb_moved": list(args.thumb_moved),
+        "iso_levels": {name: float(h.iso_level) for name, h in models.items()} | {"original": 0.5},
+        "volumes": {name: _summary(volumes[name], errors[name]) for name in volumes},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    emit(report, args.json)
+
+
+if __name__ == "__main__":
+    main()
