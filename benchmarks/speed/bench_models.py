@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +35,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _re
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_extraction's hands
 from _report import begin, emit, repo_path  # noqa: E402
 from bench_extraction import _hands  # noqa: E402
+
+
+def time_side_by_side(
+    models: dict[str, Any], hands: list[tuple[np.ndarray, str]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Seconds and face counts of ``HALO.reconstruct`` (256^3, keypoints in metres) per
+    model, ``rounds`` times over ``hands``: one model after the other on each hand, the
+    order rotated from hand to hand, after one warm-up call each; ``begin()`` (the
+    report's calibration) is taken after the warm-ups. Entries ``[round * len(hands) +
+    hand]`` pair across models."""
+    for model in models.values():  # warm-up
+        model.reconstruct(hands[0][0], side=hands[0][1], units="m")
+    times: dict[str, list[float]] = {name: [] for name in models}
+    faces: dict[str, list[int]] = {name: [] for name in models}
+    begin()
+    order = list(models)
+    for _ in range(rounds):
+        for kp, side in hands:
+            for name in order:
+                t0 = time.perf_counter()
+                mesh = models[name].reconstruct(kp, side=side, units="m")
+                times[name].append(time.perf_counter() - t0)
+                faces[name].append(len(mesh.faces))
+            order = order[1:] + order[:1]
+    return times, faces
 
 
 def main() -> None:
@@ -58,20 +84,7 @@ def main() -> None:
         files[name] = path
     models = {name: HALO.from_checkpoint(path) for name, path in files.items()}
     hands = _hands(args.data, args.hands, args.seed)
-    for model in models.values():  # warm-up
-        model.reconstruct(hands[0][0], side=hands[0][1], units="m")
-    times: dict[str, list[float]] = {name: [] for name in models}
-    faces: dict[str, list[int]] = {name: [] for name in models}
-    begin()
-    order = list(models)
-    for _ in range(args.rounds):
-        for kp, side in hands:
-            for name in order:
-                t0 = time.perf_counter()
-                mesh = models[name].reconstruct(kp, side=side, units="m")
-                times[name].append(time.perf_counter() - t0)
-                faces[name].append(len(mesh.faces))
-            order = order[1:] + order[:1]
+    times, faces = time_side_by_side(models, hands, args.rounds)
     report: dict[str, object] = {
         "benchmark": "models_side_by_side",
         "hands": len(hands),

@@ -30,16 +30,16 @@ import dataclasses
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report, _scoring
-from _report import begin, emit, repo_path  # noqa: E402
+from _report import emit, repo_path  # noqa: E402
 from _scoring import model_or_shipped  # noqa: E402
 from bench_extraction import _hands  # noqa: E402
+from bench_models import time_side_by_side  # noqa: E402
 
 
 def main() -> None:
@@ -80,20 +80,7 @@ def main() -> None:
     )
     models = {"plain": HALO(source), "encoded": HALO(encoded)}
     hands = _hands(args.data, args.hands, args.seed)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    faces: dict[str, list[int]] = {name: [] for name in models}
-    for model in models.values():  # warm-up
-        model.reconstruct(hands[0][0], side=hands[0][1], units="m")
-    begin()
-    order = list(models)
-    for _ in range(args.rounds):
-        for kp, side in hands:
-            for name in order:
-                t0 = time.perf_counter()
-                mesh = models[name].reconstruct(kp, side=side, units="m")
-                times[name].append(time.perf_counter() - t0)
-                faces[name].append(len(mesh.faces))
-            order.reverse()
+    times, faces = time_side_by_side(models, hands, args.rounds)
     ratios = [e / p for e, p in zip(times["encoded"], times["plain"], strict=True)]
     report: dict[str, object] = {
         "benchmark": "point_encoding_cost",
