@@ -30,11 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 
+from _reference import ORIGINAL_CHECKPOINT, REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
-
-REFERENCE = ROOT.parent / "shared" / "reference" / "halo-original"
-FRAMES = REFERENCE / "real_poses_openpose_m.npy"
-CHECKPOINT = REFERENCE / "halo_base_yt3d.pt"
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,8 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    if not (FRAMES.exists() and CHECKPOINT.exists()):
-        print(f"skipped: {FRAMES} or {CHECKPOINT} is absent")
+    if not (REAL_FRAMES.exists() and ORIGINAL_CHECKPOINT.exists()):
+        print(f"skipped: {REAL_FRAMES} or {ORIGINAL_CHECKPOINT} is absent")
         return {}
 
     import torch
@@ -65,9 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
     from halohand.inference.halo import HALO, keypoint_box
     from halohand.inference.original import load_original_checkpoint, original_occupancy
 
-    frames = np.load(FRAMES).astype(np.float64)
+    frames = np.load(REAL_FRAMES).astype(np.float64)
     halo = HALO.pretrained()
-    original = load_original_checkpoint(CHECKPOINT)
+    original = load_original_checkpoint(ORIGINAL_CHECKPOINT)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     ours, theirs = [], []

@@ -42,12 +42,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 
+from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
 
 from halohand.skeleton import JOINT_NAMES as KEYPOINT_NAMES  # noqa: E402
 from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
-
-FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
 
 
 def tip_excess_mm(vertices: np.ndarray, kp: np.ndarray) -> list[float]:
@@ -76,8 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--thumb-moved", action="store_true")
     args = parser.parse_args(argv)
-    if not FRAMES.exists():
-        print(f"skipped: {FRAMES} is absent")
+    if not REAL_FRAMES.exists():
+        print(f"skipped: {REAL_FRAMES} is absent")
         return {}
 
     import torch
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     from halohand.training.keypoint_refiner import hand_bank
 
     torch.set_num_threads(1)
-    frames = np.load(FRAMES).astype(np.float64)
+    frames = np.load(REAL_FRAMES).astype(np.float64)
     own = hand_bank(500, 1).numpy()
     halo = HALO.pretrained(args.checkpoint)
     rng = np.random.default_rng(0)

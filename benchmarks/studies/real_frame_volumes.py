@@ -38,11 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 
+from _reference import ORIGINAL_CHECKPOINT, REAL_FRAMES  # noqa: E402
 from _report import emit, repo_path  # noqa: E402
 
-REFERENCE = ROOT.parent / "shared" / "reference" / "halo-original"
-FRAMES = REFERENCE / "real_poses_openpose_m.npy"
-CHECKPOINT = REFERENCE / "halo_base_yt3d.pt"
 PADDING_M = 0.03
 TARGET_CM3 = (250.0, 450.0)
 
@@ -69,7 +67,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    if not (FRAMES.is_file() and CHECKPOINT.is_file()):
+    if not (REAL_FRAMES.is_file() and ORIGINAL_CHECKPOINT.is_file()):
         print("real frames or original checkpoint absent: skipped", file=sys.stderr)
         return
 
@@ -89,9 +87,9 @@ def main() -> None:
             halo.network.config = config
         models[name] = halo
         files[name] = repo_path(path)
-    original = load_original_checkpoint(CHECKPOINT)
+    original = load_original_checkpoint(ORIGINAL_CHECKPOINT)
     start, stop, step = (int(v) for v in args.frames.split(":"))
-    frames = np.load(FRAMES)[start:stop:step]
+    frames = np.load(REAL_FRAMES)[start:stop:step]
     rng = np.random.default_rng(args.seed)
     volumes: dict[str, list[float]] = {name: [] for name in [*models, "original"]}
     errors: dict[str, list[float]] = {name: [] for name in volumes}

@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 
+from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
 
 from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
 
-FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
 FINGERS = ("thumb", "index", "middle", "ring", "little")
 
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from halohand.data.dataset import OccupancyDataset
 
-    real = proportions(np.load(FRAMES)) if FRAMES.exists() else None
+    real = proportions(np.load(REAL_FRAMES)) if REAL_FRAMES.exists() else None
     report: dict = {"study": "skin_tip_statistics", "fingers": list(FINGERS), "folders": {}}
     for folder in args.data.split(","):
         ds = OccupancyDataset(ROOT / folder, "train")

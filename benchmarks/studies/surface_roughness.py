@@ -35,9 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 
+from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit, repo_path  # noqa: E402
-
-FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
 
 
 def bend_angles(mesh) -> tuple[float, float]:  # noqa: ANN001
@@ -70,8 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
         name, _, path = item.partition("=")
         models[name] = (HALO.from_checkpoint(path), repo_path(path))
     sets: dict[str, list[tuple[np.ndarray, str, str]]] = {}
-    if FRAMES.exists():
-        frames = np.load(FRAMES).astype(np.float64)
+    if REAL_FRAMES.exists():
+        frames = np.load(REAL_FRAMES).astype(np.float64)
         start, stop, step = (int(x) for x in args.frames.split(":"))
         sets["real"] = [(frames[i], "right", "auto") for i in range(start, stop, step)]
     if Path(args.data).exists() and args.hands > 0:

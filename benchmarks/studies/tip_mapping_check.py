@@ -33,8 +33,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/: shared measures
 
+from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
-from conventions_real_frames import FRAMES, tip_excess_mm  # noqa: E402
+from conventions_real_frames import tip_excess_mm  # noqa: E402
 
 from halohand.skeleton.conventions import MOVED_TIPS, to_rig  # noqa: E402
 from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
@@ -109,8 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     report: dict = {"study": "tip_mapping_check", "fingers": "thumb, index, middle, ring, little",
                     "checkpoint": args.checkpoint or "shipped", "own_hands": own}  # fmt: skip
-    if FRAMES.exists():
-        frames = list(np.load(FRAMES).astype(np.float64))
+    if REAL_FRAMES.exists():
+        frames = list(np.load(REAL_FRAMES).astype(np.float64))
         report["real_frames"] = {
             "frames": len(frames),
             "mapped": score(halo, [to_rig(s, ["mano"]) for s in frames], frames),

@@ -33,9 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 
+from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit, repo_path  # noqa: E402
-
-FRAMES = ROOT.parent / "shared" / "reference" / "halo-original" / "real_poses_openpose_m.npy"
 
 
 def _own_hands(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
@@ -103,11 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
     halo = HALO.pretrained(args.checkpoint)
     t0 = time.perf_counter()
     sets = {"own": (_own_hands(args.hands, args.seed), "rig")}
-    if FRAMES.exists():
-        frames = np.load(FRAMES).astype(np.float64)
+    if REAL_FRAMES.exists():
+        frames = np.load(REAL_FRAMES).astype(np.float64)
         sets["real"] = ([(f, "right") for f in frames], "auto")
     else:
-        print(f"real frames skipped: {FRAMES} is absent")
+        print(f"real frames skipped: {REAL_FRAMES} is absent")
     report: dict = {"study": "topology", "resolution": args.resolution}
     if args.checkpoint:
         report["checkpoint"] = repo_path(args.checkpoint)
