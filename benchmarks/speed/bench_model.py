@@ -50,9 +50,8 @@ from halohand.fields.skipping import PART_SEGMENTS
 from halohand.inference.query import occupancy_from_keypoints
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
-from _report import REPO, begin, emit  # noqa: E402
-
-REF = REPO.parent / "shared" / "reference" / "halo-original"
+from _reference import ORIGINAL_CHECKPOINT, REAL_FRAMES  # noqa: E402
+from _report import begin, emit  # noqa: E402
 
 
 class LoopModel(nn.Module):
@@ -98,7 +97,7 @@ class LoopModel(nn.Module):
 
 
 def _hand() -> tuple[Tensor, OccupancyNetwork, str]:
-    ckpt, poses = REF / "halo_base_yt3d.pt", REF / "real_poses_openpose_m.npy"
+    ckpt, poses = ORIGINAL_CHECKPOINT, REAL_FRAMES
     if ckpt.is_file() and poses.is_file():
         from halohand.inference.original import load_original_checkpoint
 

@@ -26,6 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
 
 #: (finger, tip joint, distal part) in the project's joint and part orders
@@ -66,9 +67,8 @@ def main() -> None:
         "train_hands": len(train),
         "train": tip_x(train),
     }
-    frames = ROOT.parent / "shared/reference/halo-original/real_poses_openpose_m.npy"
-    if frames.exists():
-        real = to_rig(np.load(frames), ["mano"])
+    if REAL_FRAMES.exists():
+        real = to_rig(np.load(REAL_FRAMES), ["mano"])
         report["real_frames"] = len(real)
         report["real"] = tip_x(real)
     emit(report, args.json)

@@ -28,6 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
+from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
 
 FINGERS = ("thumb", "index", "middle", "ring", "little")
@@ -75,8 +76,7 @@ def main() -> None:
     args = ap.parse_args()
     data = OccupancyDataset(args.data, "test", n_points=1, n_surface=1, seed=0)
     test = np.stack([data.keypoints(i) for i in range(min(args.hands, len(data)))])
-    frames = ROOT.parent / "shared/reference/halo-original/real_poses_openpose_m.npy"
-    real = to_rig(np.load(frames), ["mano"]) if frames.exists() else None
+    real = to_rig(np.load(REAL_FRAMES), ["mano"]) if REAL_FRAMES.exists() else None
     report: dict[str, object] = {
         "study": "distal_part_owner",
         "test_hands": len(test),
