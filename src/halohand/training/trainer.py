@@ -603,11 +603,12 @@ class Trainer:
                 loss.backward()
             total_occ += loss_occ.detach()
         grids = self.net.grids
-        if grids is not None and (self.cfg.grid_smoothness > 0 or self.cfg.grid_curvature > 0):
-            penalty = self.cfg.grid_smoothness * grids.smoothness()
-            if self.cfg.grid_curvature > 0:
-                penalty = penalty + self.cfg.grid_curvature * grids.curvature()
-            penalty.backward()
+        if grids is not None:
+            terms = ((self.cfg.grid_smoothness, grids.smoothness),
+                     (self.cfg.grid_curvature, grids.curvature))  # fmt: skip
+            penalties = [weight * term() for weight, term in terms if weight > 0]
+            if penalties:
+                sum(penalties).backward()
         self.optimizer.step()
         return float(total_occ), float(total_skin)
 
