@@ -172,9 +172,11 @@ def test_from_rig_is_the_closed_form_inverse_of_to_rig() -> None:
                                atol=1e-12)  # fmt: skip
     # a model that moves all five tips gets all five back, the thumb's included
     five = (0, 1, 2, 3, 4)
-    moved = to_rig(kp, ["mano", "mano"], fingers=five)
-    assert not np.allclose(moved[:, 4], kp[:, 4])  # the thumb's tip moved
-    np.testing.assert_allclose(from_rig(moved, ["mano", "mano"], fingers=five), kp, atol=1e-12)
+    skin5 = from_rig(kp, ["mano", "mano"], fingers=five)
+    assert not np.allclose(skin5[:, 4], kp[:, 4])  # the thumb's tip moved
+    for hand in range(2):
+        np.testing.assert_allclose(skin5[hand], skin_tips(kp[hand], five), atol=1e-12)
+    np.testing.assert_allclose(to_rig(skin5, ["mano", "mano"], fingers=five), kp, atol=1e-12)
 
 
 def _network(conventions: tuple[str, ...]) -> torch.nn.Module:
