@@ -18,7 +18,8 @@ Per frame, ``--points`` points are drawn uniformly in the frame's keypoint box p
 past a keypoint); the volume is the box's volume times the share of points inside, where
 each model's occupancy reaches its level (the shipped model as ``shipped`` and each
 ``--checkpoint``: their ``iso_level``, keypoints read with ``convention="auto"``, models in
-``--thumb-moved`` with all five skin tips moved; the original: 0.5, its own conditioning,
+``--thumb-moved`` with all five skin tips moved onto the rig's joints and read as the rig's,
+as ``conventions_real_frames.py --thumb-moved`` reads them; the original: 0.5, its own conditioning,
 :func:`halohand.inference.original.original_occupancy`). The same points serve every model.
 The Monte Carlo standard error is reported beside the medians (~1 % of a hand's volume with
 200k points).
@@ -27,7 +28,6 @@ The Monte Carlo standard error is reported beside the medians (~1 % of a hand's 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -75,17 +75,14 @@ def main() -> None:
 
     from halohand.inference.halo import HALO
     from halohand.inference.original import load_original_checkpoint, original_occupancy
+    from halohand.skeleton.conventions import to_rig
 
     torch.set_num_threads(args.threads)
     models: dict[str, HALO] = {"shipped": HALO.pretrained()}
     files = {"shipped": "src/halohand/weights/halo_default.safetensors"}
     for spec in args.checkpoint:
         name, _, path = spec.partition("=")
-        halo = HALO.from_checkpoint(path)
-        if name in args.thumb_moved:
-            config = dataclasses.replace(halo.network.config, skin_tip_fingers=(0, 1, 2, 3, 4))
-            halo.network.config = config
-        models[name] = halo
+        models[name] = HALO.from_checkpoint(path)
         files[name] = repo_path(path)
     original = load_original_checkpoint(ORIGINAL_CHECKPOINT)
     start, stop, step = (int(v) for v in args.frames.split(":"))
@@ -98,10 +95,12 @@ def main() -> None:
         lo, hi = kp.min(0) - PADDING_M, kp.max(0) + PADDING_M
         box_cm3 = float(np.prod(hi - lo)) * 1e6
         pts = lo + (hi - lo) * rng.random((args.points, 3))
-        inside = {
-            name: halo.occupancy(pts, kp, units="m", convention="auto") >= halo.iso_level
-            for name, halo in models.items()
-        }
+        five_tips = to_rig(kp, ["mano"], fingers=(0, 1, 2, 3, 4))
+        inside = {}
+        for name, halo in models.items():
+            given, convention = (five_tips, "rig") if name in args.thumb_moved else (kp, "auto")
+            occupancy = halo.occupancy(pts, given, units="m", convention=convention)
+            inside[name] = occupancy >= halo.iso_level
         with torch.no_grad():
             occ = original_occupancy(original, torch.as_tensor(kp), torch.as_tensor(pts))[0]
         inside["original"] = occ.numpy() >= 0.5
