@@ -51,3 +51,14 @@ def shipped_halo():
     from halohand.inference.halo import HALO
 
     return HALO.pretrained()
+
+
+@pytest.fixture(scope="session")
+def mlp_halo():
+    """A shipped model whose parts are plain MLPs (no grids, no point features): the grasp
+    model's HALO, for tests that build other representations on top of such a network."""
+    from halohand.grasp.generate import grasp_halo
+
+    halo = grasp_halo()
+    assert halo.network.grids is None and not halo.network.config.point_frequencies
+    return halo

@@ -179,28 +179,28 @@ def _gridded(
 
 
 @pytest.fixture(scope="module")
-def gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
-    """The shipped network and the same with random palm-frame grids (``_gridded``)."""
-    return _gridded(shipped_halo.network, "palm")
+def gridded(mlp_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """A shipped MLP network and the same with random palm-frame grids (``_gridded``)."""
+    return _gridded(mlp_halo.network, "palm")
 
 
 @pytest.fixture(scope="module")
-def bone_gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
-    """The shipped network and the same with random bone-frame grids (``_gridded``)."""
-    return _gridded(shipped_halo.network, "bone")
+def bone_gridded(mlp_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """A shipped MLP network and the same with random bone-frame grids (``_gridded``)."""
+    return _gridded(mlp_halo.network, "bone")
 
 
 @pytest.fixture(scope="module")
-def finger_gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
-    """The shipped network and the same with random finger-frame grids (``_gridded``)."""
-    return _gridded(shipped_halo.network, "finger")
+def finger_gridded(mlp_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """A shipped MLP network and the same with random finger-frame grids (``_gridded``)."""
+    return _gridded(mlp_halo.network, "finger")
 
 
 @pytest.fixture(scope="module")
-def smooth_gridded(shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
-    """The shipped network and the same with random finger-frame grids read through
+def smooth_gridded(mlp_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+    """A shipped MLP network and the same with random finger-frame grids read through
     eased fractions (``_gridded``)."""
-    return _gridded(shipped_halo.network, "finger", "smoothstep")
+    return _gridded(mlp_halo.network, "finger", "smoothstep")
 
 
 def test_config_validates_and_round_trips_the_grids() -> None:
@@ -254,19 +254,34 @@ def test_every_inference_path_sees_the_grids(gridded) -> None:
     check_every_inference_path(*gridded, atol=3e-4)
 
 
-def test_gradients_through_the_grids_take_the_chunked_path(gridded) -> None:
-    _, net32 = gridded
+@pytest.mark.parametrize("fixture", ["gridded", "bone_gridded", "finger_gridded", "smooth_gridded"])
+def test_sparse_gradients_through_the_grids_equal_the_chunked_query(fixture, request) -> None:
+    # the differentiable sparse query reads each part's grid through the hand's grid maps
+    # itself: values and first derivatives (points, keypoints, grid table, a layer) as the
+    # chunked query's, in float64
+    _, net32 = request.getfixturevalue(fixture)
     net = copy.deepcopy(net32).double()
-    kp = torch.tensor(np.stack([hand_keypoints("relaxed")]), requires_grad=True)
-    pts = torch.tensor(query_points(kp.detach()[0].numpy(), 2000, seed=3)[None], requires_grad=True)
-    hands = hand_conditioning(kp, torch.tensor([False]))
-    assert not can_query_sparse_grad(net, hands, points=10**6)
-    occ, _ = query_occupancy(net, hands, pts, return_parts=False)
-    occ.sum().backward()
-    for grad in (pts.grad, kp.grad, net.grids.table.grad):
-        assert grad is not None and torch.isfinite(grad).all() and grad.abs().max() > 0
-    with pytest.raises(ValueError, match="grids"):
-        sparse_query(net, hand_conditioning(kp.detach(), torch.tensor([False])), pts.detach())
+    kp_np = np.stack([hand_keypoints("relaxed")])
+    pts_np = query_points(kp_np[0], 2000, seed=3)[None]
+    results = []
+    for sparse in (False, True):
+        kp = torch.tensor(kp_np, requires_grad=True)
+        pts = torch.tensor(pts_np, requires_grad=True)
+        net.zero_grad(set_to_none=True)
+        hands = hand_conditioning(kp, torch.tensor([False]))
+        assert can_query_sparse_grad(net, hands, points=10**6)
+        query = sparse_query if sparse else query_occupancy
+        kwargs = {"max_pairs": 700, "workers": 2} if sparse else {}
+        occ, _ = query(net, hands, pts, return_parts=False, **kwargs)
+        occ.sum().backward()
+        results.append(
+            [occ.detach(), pts.grad, kp.grad, net.grids.table.grad, net.mlp.layers[0].weight.grad]
+        )
+    want, got = results
+    assert (want[0] > 0.5).any() and (want[0] < 0.5).any()
+    assert want[3].abs().max() > 0
+    for name, a, b in zip(("occ", "points", "keypoints", "table", "w0"), got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=name)
 
 
 def test_bone_frame_puts_every_bone_on_the_unit_segment() -> None:

@@ -62,10 +62,10 @@ def test_config_validates_and_round_trips_the_point_inputs() -> None:
     params=[(FREQUENCIES, False), ((), True), (FREQUENCIES, True)],
     ids=["fourier", "bone_scale", "both"],
 )
-def encoded(request, shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
+def encoded(request, mlp_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork]:
     """The shipped network, and the same with more point inputs (Fourier features, points
     in bone lengths, both) whose weights are random."""
-    plain = shipped_halo.network
+    plain = mlp_halo.network
     frequencies, bone_scale = request.param
     config = dataclasses.replace(
         plain.config, point_frequencies=frequencies, point_bone_scale=bone_scale
@@ -82,9 +82,9 @@ def encoded(request, shipped_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNet
 
 @pytest.mark.parametrize("bone_scale", [False, True])
 def test_zero_feature_weights_keep_the_trained_function(
-    shipped_halo: HALO, bone_scale: bool
+    mlp_halo: HALO, bone_scale: bool
 ) -> None:
-    plain = shipped_halo.network
+    plain = mlp_halo.network
     config = dataclasses.replace(
         plain.config, point_frequencies=FREQUENCIES, point_bone_scale=bone_scale
     )

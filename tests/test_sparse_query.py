@@ -72,13 +72,17 @@ def _run(
     for i, layer in enumerate(net.mlp.layers):
         out[f"w{i}"] = layer.weight.grad
         out[f"b{i}"] = layer.bias.grad
+    if net.grids is not None:
+        out["grid_table"] = net.grids.table.grad
     assert occ.dtype == dtype
     return out
 
 
-@pytest.fixture(scope="module")
-def net64(shipped_halo: HALO) -> OccupancyNetwork:
-    return copy.deepcopy(shipped_halo.network).double()
+@pytest.fixture(scope="module", params=["shipped", "mlp"])
+def net64(request) -> OccupancyNetwork:
+    """The shipped network (bone-frame grids) and a shipped plain-MLP one, in float64."""
+    halo = request.getfixturevalue("shipped_halo" if request.param == "shipped" else "mlp_halo")
+    return copy.deepcopy(halo.network).double()
 
 
 @pytest.mark.parametrize("parts_weight", [0.0, 0.3])

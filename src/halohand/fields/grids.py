@@ -320,24 +320,29 @@ class PartGrids(nn.Module):
         fold the map into their own (the folded inference path)."""
         return self.cell_scale, -self.lower * self.cell_scale
 
-    def lookup(self, cells: Tensor, part: Tensor | int, dtype: torch.dtype) -> Tensor:
+    def lookup(
+        self, cells: Tensor, part: Tensor | int, dtype: torch.dtype, table: Tensor | None = None
+    ) -> Tensor:
         """``[M, 3]`` points in cell units of parts ``part`` (``[M]`` int64 or one part)
-        -> ``[M, C]`` interpolated table rows (without ``value_scale``), in ``dtype``."""
+        -> ``[M, C]`` interpolated table rows (without ``value_scale``), in ``dtype``.
+        ``table``: read instead of :attr:`table` (the same shape; e.g. a detached leaf of
+        it that a caller differentiates on its own)."""
         if self.interpolation == "smoothstep":
             cells = smoothstep_cells(cells, self.resolution)
-        return trilinear(self.table.to(dtype), cells, part, self.resolution)
+        table = self.table if table is None else table
+        return trilinear(table.to(dtype), cells, part, self.resolution)
 
-    def forward(self, canon: Tensor, part: Tensor | int) -> Tensor:
+    def forward(self, canon: Tensor, part: Tensor | int, table: Tensor | None = None) -> Tensor:
         """``[..., 3]`` points in the grids' coordinates of parts ``part`` (``[...]`` int64
         or one part) -> ``[..., C]`` features (``value_scale`` times the interpolated
-        table)."""
+        table; ``table`` as for :meth:`lookup`)."""
         shape = canon.shape[:-1]
         flat = canon.reshape(-1, 3)
         if isinstance(part, Tensor):
             part = part.expand(shape).reshape(-1)
         dtype = flat.dtype
         cells = (flat - self.lower[part].to(dtype)) * self.cell_scale[part].to(dtype)
-        features = self.lookup(cells, part, dtype)
+        features = self.lookup(cells, part, dtype, table)
         if self.value_scale != 1.0:
             features = features * self.value_scale
         return features.view(*shape, self.channels)

@@ -996,6 +996,7 @@ def part_chain_logits(
     first_const: Tensor,
     weights: Sequence[tuple[Tensor, Tensor]],
     point_weight: Tensor | None = None,
+    grid_features: Tensor | None = None,
 ) -> Tensor:
     """Logits of one part's MLP at ``[P, 3]`` canonical points, differentiable.
 
@@ -1017,7 +1018,10 @@ def part_chain_logits(
         point_weight: ``[3, H]`` the first layer's weight of the canonical point for this
             part and hand (:func:`first_layer_point_weights`: the point scale and the
             bone-length columns folded in), used instead of ``weights[0][0][:3]``; needed
-            with ``point_bone_scale``.
+            with ``point_bone_scale`` and with grids.
+        grid_features: ``[P, C]`` the part's grid features at the points
+            (:class:`~halohand.fields.grids.PartGrids` at their grid coordinates,
+            ``value_scale`` included); required with grids.
 
     Returns:
         ``[P]`` logits in the network's dtype.
@@ -1026,8 +1030,8 @@ def part_chain_logits(
     residual = net.mlp.residual
     w0 = weights[0][0]
     cfg = net.config
-    if net.grids is not None:
-        raise ValueError("part_chain_logits does not serve networks with grids")
+    if net.grids is not None and (grid_features is None or point_weight is None):
+        raise ValueError("a network with grids needs the points' grid features and point_weight")
     if point_weight is None:
         x = net.point_inputs(canon.to(w0.dtype))
         h = torch.matmul(x, w0[: x.shape[-1]])
@@ -1036,7 +1040,10 @@ def part_chain_logits(
         h = torch.matmul(x, point_weight)
         if cfg.point_frequencies:
             features = encode_points(x, cfg.point_frequencies)
-            h = h + torch.matmul(features, w0[cfg.encoding_start : cfg.point_features])
+            h = h + torch.matmul(features, w0[cfg.encoding_start : cfg.grid_start])
+        if grid_features is not None:
+            w_grid = w0[cfg.grid_start : cfg.point_features]
+            h = h + torch.matmul(grid_features.to(w0.dtype), w_grid)
     h = F.leaky_relu_(h.add_(first_const), slope)
     for w, b in weights[1:-1]:
         same = w.shape[0] == w.shape[1]

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from halohand.core.errors import HalohandInputError
 from halohand.fields.conditioning import HALO_UNIT_M, HandConditioning, hand_conditioning
+from halohand.fields.grids import bend
 from halohand.fields.occupancy import (
     OccupancyNetwork,
     first_layer_constants,
@@ -349,7 +350,7 @@ def can_query_sparse_grad(
     """Whether :func:`sparse_query` serves this (differentiable) query of ``points`` points
     per hand: an :class:`~halohand.fields.OccupancyNetwork` with part supports or
     ``skip_radii`` (else every pair is active and there is nothing to skip), the hard max
-    over parts (the smooth max weighs every part, active or not), without grids, on the
+    over parts (the smooth max weighs every part, active or not), on the
     CPU (its worker threads suit a CPU), at least :data:`GRAD_SPARSE_MIN_POINTS` points per
     hand."""
     if points < GRAD_SPARSE_MIN_POINTS:
@@ -357,8 +358,6 @@ def can_query_sparse_grad(
     if not isinstance(model, OccupancyNetwork) or effective_radii(model, skip_radii) is None:
         return False
     if model.config.smooth_max or hands.part_matrices.shape[1] != model.num_parts:
-        return False
-    if model.grids is not None:  # its per-part chains read no grids
         return False
     return hands.part_matrices.device.type == "cpu" and model.mlp.layers[0].weight.is_cpu
 
@@ -441,11 +440,15 @@ def sparse_query(
         # Per-hand inputs, differentiable through the ordinary graph (a few small ops).
         const = first_layer_constants(model, hands.part_matrices, hands.bone_lengths)
         point_weights = first_layer_point_weights(model, hands.bone_lengths, b)
+        # grids: each hand's maps from part frames to grid coordinates, [B, K, ...]
+        maps = model.grid_maps(hands.bone_lengths, hands.canonical_keypoints)
+        map_tensors = () if maps is None else tuple(t for t in maps if t is not None)
         tensors = (
             points,
             hands.global_transform,
             hands.part_matrices[..., :3, :3],
             hands.part_matrices[..., :3, 3],
+            *map_tensors,
             const,
             point_weights,
         )
@@ -453,8 +456,11 @@ def sparse_query(
     plan = _SparsePlan(
         model, calls, float(scale), return_parts, max(1, workers),
         keep_graphs=checkpoint_pairs is None or total <= checkpoint_pairs,
+        grid_maps=len(map_tensors),
     )  # fmt: skip
     params = [t for layer in model.mlp.layers for t in (layer.weight, layer.bias)]
+    if model.grids is not None:
+        params.append(model.grids.table)
     out = _SparseQuery.apply(plan, *tensors, *params)
     return (out[0], out[1]) if return_parts else (out[0], None)
 
@@ -471,8 +477,14 @@ class _SparsePlan:
         return_parts: bool,
         workers: int,
         keep_graphs: bool,
+        grid_maps: int = 0,
     ) -> None:
         self.model = model
+        #: inputs after the points that hold one entry per hand ([B, ...]): the hands'
+        #: transform, rotations, translations and ``grid_maps`` grid-map tensors; then
+        #: two per part and hand ([K, B, ...]): first-layer constants and point weights
+        self.per_hand = 3 + grid_maps
+        self.grid_maps = grid_maps
         self.calls = calls
         self.scale = scale
         self.return_parts = return_parts
@@ -485,12 +497,18 @@ class _SparsePlan:
 
     def leaves(self, i: int, inputs: tuple[Tensor, ...], needs: tuple[bool, ...]) -> list[Tensor]:
         """Detached inputs of call ``i`` (requiring grad where the query's do): its points,
-        its hand's transform, rotations, translations, first-layer constants and point
-        weights, and the MLP's parameters."""
+        its hand's transform, rotations, translations and grid maps, first-layer constants
+        and point weights, and the network's parameters (the MLP's, then the grid table)."""
         hand, idx, _ = self.calls[i]
-        pts, g, rot, trans, const, point_w, *params = inputs
+        pts = inputs[0]
+        h1 = 1 + self.per_hand
         src = pts[min(hand, pts.shape[0] - 1)].index_select(0, idx)
-        own = [src, g[hand], rot[hand], trans[hand], const[:, hand], point_w[:, hand], *params]
+        own = [
+            src,
+            *(t[hand] for t in inputs[1:h1]),
+            *(t[:, hand] for t in inputs[h1 : h1 + 2]),
+            *inputs[h1 + 2 :],
+        ]
         return [t.detach().requires_grad_(need) for t, need in zip(own, needs, strict=True)]
 
     def run(self, i: int, leaves: list[Tensor], top: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -506,7 +524,12 @@ class _SparsePlan:
             mask = mask & torch.zeros_like(mask).index_put_(
                 (torch.arange(len(top), device=top.device), top), torch.tensor(True)
             )
-        p, g_h, rot_h, trans_h, const_h, point_w_h = leaves[:6]
+        h1 = 1 + self.per_hand
+        p, g_h, rot_h, trans_h = leaves[:4]
+        maps_h = leaves[4:h1]  # linear [K, 3, 3], offset [K, 3] (, knots, slopes [K, 2])
+        const_h, point_w_h = leaves[h1 : h1 + 2]
+        params_h = leaves[h1 + 2 :]
+        table = params_h.pop() if self.grid_maps else None
         if self.scale != 1.0:
             p = p * self.scale
         p = p.to(g_h.dtype)
@@ -515,20 +538,42 @@ class _SparsePlan:
         part, row = mask.T.nonzero(as_tuple=True)  # sorted by part, then point
         pairs = p_halo.index_select(0, row).split(torch.bincount(part, minlength=k).tolist())
         # One unbind per parameter (not one select per part): its backward is one stack.
-        params = [t.unbind(0) for t in leaves[6:]]
+        params = [t.unbind(0) for t in params_h]
         layers = list(zip(params[0::2], params[1::2], strict=True))  # (weights, biases)
-        logits = [
-            part_chain_logits(
-                model, pp @ rot_h[kk].T + trans_h[kk], const_h[kk],
-                [(w[kk], b[kk]) for w, b in layers], point_w_h[kk],
-            )
-            for kk, pp in enumerate(pairs)
-            if len(pp)
-        ]  # fmt: skip
+        logits = []
+        for kk, pp in enumerate(pairs):
+            if not len(pp):
+                continue
+            canon = pp @ rot_h[kk].T + trans_h[kk]
+            features = None
+            if table is not None:
+                features = self.grid_features(canon, kk, maps_h, table)
+            logits.append(
+                part_chain_logits(
+                    model, canon, const_h[kk], [(w[kk], b[kk]) for w, b in layers],
+                    point_w_h[kk], features,
+                )
+            )  # fmt: skip
         dtype = model.mlp.layers[0].weight.dtype
         probs = torch.zeros(len(mask), k, dtype=dtype, device=mask.device)
         probs = probs.index_put((row, part), torch.sigmoid(torch.cat(logits)))
         return model.combine(probs), probs
+
+    def grid_features(
+        self, canon: Tensor, part: int, maps: Sequence[Tensor], table: Tensor
+    ) -> Tensor:
+        """``[P, C]`` grid features of part ``part`` at ``[P, 3]`` canonical points (HALO
+        units), read from ``table`` through one hand's grid maps (``[K, ...]`` each, in
+        :class:`~halohand.fields.grids.GridMaps` order): what
+        :meth:`~halohand.fields.OccupancyNetwork.part_logits` computes for those rows."""
+        grids = self.model.grids
+        assert grids is not None
+        dtype = table.dtype
+        linear, offset = maps[0][part].to(dtype), maps[1][part].to(dtype)
+        g = torch.addmm(offset, canon.to(dtype), linear.T)
+        if len(maps) == 4:
+            g = bend(g, maps[2][part].to(dtype), maps[3][part].to(dtype))
+        return grids(g, part, table)
 
 
 class _SparseQuery(torch.autograd.Function):
@@ -539,7 +584,7 @@ class _SparseQuery(torch.autograd.Function):
     def forward(ctx, plan: _SparsePlan, *inputs: Tensor) -> tuple[Tensor, Tensor]:  # noqa: ANN001
         needs = tuple(ctx.needs_input_grad[1:])
         grad = any(needs)
-        points, const = inputs[0], inputs[4]
+        points, const = inputs[0], inputs[1 + plan.per_hand]
         b = inputs[1].shape[0]
         n = points.shape[1]
         k = plan.model.num_parts
@@ -612,7 +657,7 @@ class _SparseQuery(torch.autograd.Function):
         grads: list[Tensor | None] = [
             torch.zeros_like(t) if need else None for t, need in zip(inputs, needs, strict=True)
         ]
-        pts_grad, g_grad, rot_grad, trans_grad, const_grad, point_w_grad, *param_grads = grads
+        h1 = 1 + plan.per_hand
         for i, res in enumerate(results):
             hand, idx, _ = plan.calls[i]
             assert res is not None
@@ -621,13 +666,12 @@ class _SparseQuery(torch.autograd.Function):
                     continue
                 if j == 0:
                     acc[min(hand, acc.shape[0] - 1)].index_add_(0, idx, got)
-                elif j in (4, 5):  # [K, B, ...]: per part and hand
-                    acc[:, hand] += got
-                elif j < 4:
+                elif j < h1:  # [B, ...]: per hand
                     acc[hand] += got
+                elif j < h1 + 2:  # [K, B, ...]: per part and hand
+                    acc[:, hand] += got
                 else:
                     acc += got
-        del pts_grad, g_grad, rot_grad, trans_grad, const_grad, point_w_grad, param_grads
         ctx.plan = None
         plan.tops = []
         return (None, *grads)
