@@ -48,7 +48,13 @@ def test_penetrating_finger_is_pushed_out_and_kept_in_contact(halo, scene):
     assert 1 in res.contact_fingers  # the index finger was near the ball
     assert res.overlap_before_cm3 > 0.5
     assert res.overlap_after_cm3 <= 0.3 * res.overlap_before_cm3
-    assert -2.0 < res.tip_distance_mm[1] < 12.0  # still touching (pad ~5.5 mm)
+    # still touching: the index tip joint stays near the ball (the pad is ~5.5 mm under
+    # it, more where the model's finger ends past the joint) and the refined hand's
+    # surface reaches the ball's to within 1 mm
+    assert -2.0 < res.tip_distance_mm[1] < 15.0
+    surface = halo.reconstruct(res.keypoints, units="m", resolution=96).vertices
+    gap_m = np.linalg.norm(surface - res.object_pose[:3, 3], axis=1).min() - 0.03
+    assert gap_m < 0.001
     np.testing.assert_allclose(bone_lengths(res.keypoints), bone_lengths(kp), atol=1e-9)
     assert np.linalg.norm(res.object_pose[:3, 3] - pose[:3, 3]) < 0.02
     assert res.moved_mm.max() < 30.0

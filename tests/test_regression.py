@@ -28,6 +28,11 @@ outside lattice points enclosed by inside ones (``mesh_from_grid``; a bubble). T
 pinned hand (64^3) lost such a piece of 14 faces and 7 vertices: its
 Chamfer-L1 moved by -0.35 %, Chamfer-L2 by -0.2 %, normal consistency by +0.05 % and the
 mixed IoU by -7e-5; the second hand's faces are unchanged (Chamfer within 5e-6 relative).
+
+And a third time, on purpose: the shipped default model changed (per-part MLPs -> the same
+MLPs with a feature grid per part, ``src/halohand/weights/MODEL_CARD.md``), so every mesh,
+occupancy value and evaluate figure of the default model is new. The grasp case, which keeps
+its own HALO (``halo_grasp.safetensors``), moved by at most 1.4e-6 m (rounding).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from halohand.fields import (
 from halohand.fields.inputs import network_inputs
 from halohand.fields.io import load_any_model
 from halohand.handmodel.toy import ToyHandSource
-from halohand.inference.halo import HALO
+from halohand.inference.halo import HALO, pretrained_path
 from halohand.training import SkinningSchedule, StreamBatchSampler, TrainConfig, load_config
 from halohand.training.trainer import LOG_COLUMNS, Trainer, predict_points, train
 
@@ -78,14 +78,14 @@ def test_shipped_configs_load() -> None:
     recipes = sorted(p.name for p in (REPO / "configs" / "recipes").glob("*.toml"))
     assert recipes == [
         "grasp_vae.toml", "halo_cpu.toml", "halo_cpu_cycle2.toml", "halo_cpu_cycle3.toml",
-        "halo_default.toml",
+        "halo_cpu_cycle4_grids.toml", "halo_default.toml",
     ]  # fmt: skip
     names = sorted(
         p.stem for p in (REPO / "configs").glob("*/*.toml") if not p.stem.startswith("grasp_")
     )
     assert names == [
-        "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_cycle4", "halo_cpu_dense",
-        "halo_cpu_w128", "halo_cpu_w96", "halo_default",
+        "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_cycle4",
+        "halo_cpu_cycle4_grids", "halo_cpu_dense", "halo_cpu_w128", "halo_cpu_w96", "halo_default",
         "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled",
     ]  # fmt: skip
     # The second learning-rate cycle starts from the first cycle's weights, with the same
@@ -110,6 +110,24 @@ def test_shipped_configs_load() -> None:
     assert (cycle4.lr, cycle4.lr_schedule, cycle4.skinning_weight) == (5e-5, "cosine", 0.0)
     assert cycle4.points_per_hand == 4 * first.points_per_hand
     names.remove("halo_cpu_cycle4")
+    # The shipped default adds a grid per part to the third cycle's weights. Its recorded
+    # run is the grid experiment of the same settings (another output folder, a copy of
+    # the same starting weights); the shipped file holds the recipe's architecture at the
+    # level calibration chose.
+    grids = load_config(_config_file("halo_cpu_cycle4_grids"))
+    assert grids.init_weights == f"{cycle3.out}/best.safetensors"
+    recorded = load_config(REPO / "configs" / "experiments" / "grids" / "grid24b30skc1000.toml")
+    unrun = ("out", "init_weights", "model")
+    assert {k: v for k, v in grids.to_dict().items() if k not in unrun} == {
+        k: v for k, v in recorded.to_dict().items() if k not in unrun
+    }
+    shipped = load_any_model(pretrained_path()).config
+    assert shipped == dataclasses.replace(grids.model_config(), iso_level=shipped.iso_level)
+    assert shipped.grid_resolution > 0 and shipped.iso_level == grids.model_config().iso_level
+    assert grids.model_config() == dataclasses.replace(
+        recorded.model_config(), iso_level=grids.model_config().iso_level
+    )
+    names.remove("halo_cpu_cycle4_grids")
     # The capacity test widens the third cycle's weights to 4 x 96 (the same function at
     # step 0); everything else of the architecture stays.
     w96 = load_config(_config_file("halo_cpu_w96"))
