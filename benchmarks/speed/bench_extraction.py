@@ -251,9 +251,11 @@ def _worker(args: argparse.Namespace) -> dict:
 
 def _flop_per_pair(network) -> int:  # noqa: ANN001
     """Multiply-adds x 2 of one (point, part) pair through the folded part MLP: the first
-    layer sees the 3 point coordinates (the context is folded into its bias), then the
-    hidden and output layers (25,088 for 4 x 64)."""
-    widths = [3, *network.config.hidden, 1]
+    layer sees the point's own inputs (3 coordinates, plus grid features and any other
+    point features; the context is folded into its bias), then the hidden and output
+    layers (25,088 for 4 x 64 on coordinates alone, 26,112 with 8 grid features). A grid's
+    lookup (8 vertices read per point) is gather work, not counted."""
+    widths = [network.config.point_features, *network.config.hidden, 1]
     return 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
 
 

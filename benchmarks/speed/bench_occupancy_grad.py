@@ -4,7 +4,8 @@ forward + backward points/s and peak memory.
 Usage::
 
     .venv/bin/python benchmarks/speed/bench_occupancy_grad.py [--hands 4] [--points 200000]
-        [--rounds 5] [--threads 2] [--memory 8x100000,1x1000000] [--seed 0] [--json OUT]
+        [--rounds 5] [--threads 2] [--memory 8x100000,1x1000000] [--seed 0]
+        [--checkpoint FILE] [--json OUT]
 
 Query points are uniform in each hand's box (the keypoints' bounding cube + 4 cm, as for
 meshes), hands from the embedded hand model (``--seed``; every third a left hand), metres.
@@ -20,7 +21,8 @@ threads:
   :func:`halohand.inference.query.sparse_query` in ``--threads`` worker threads;
 
 each with the network's parameters frozen (``frozen``: as grasp refinement runs it) and
-requiring grad (``params``: the shipped model as loaded, weight gradients computed too).
+requiring grad (``params``: the model as loaded, weight gradients computed too, the grid
+table's included). The model is the shipped one, or ``--checkpoint``.
 
 Reported per configuration: median (and min) seconds per call of ``--points`` points of one
 hand, forward + backward points/s per hand from the median, and the speed ratio to the
@@ -45,7 +47,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_occupancy's helpers
-from _report import begin, emit  # noqa: E402
+from _report import begin, emit, repo_path  # noqa: E402
 from bench_occupancy import PADDING_M, _hands, _status_mb, _uniform  # noqa: E402
 
 CONFIGS = ("chunked_frozen", "sparse_frozen", "chunked_params", "sparse_params")
@@ -77,7 +79,7 @@ def _memory_worker(args: argparse.Namespace) -> dict:
     from halohand.inference.halo import HALO
 
     torch.set_num_threads(args.threads)
-    model = HALO.pretrained()
+    model = HALO.pretrained(args.checkpoint)
     hands_n, n = (int(x) for x in args.memory_shape.split("x"))
     hands = _hands(hands_n, args.seed + 99)
     kp = np.stack([h[0] for h in hands])
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory", default="8x100000,1x1000000", help="hands x points runs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory-shape", default=None, help=argparse.SUPPRESS)
@@ -122,7 +125,7 @@ def main() -> None:
     from halohand.inference.halo import HALO
 
     torch.set_num_threads(args.threads)
-    model = HALO.pretrained()
+    model = HALO.pretrained(args.checkpoint)
     hands = _hands(args.hands, args.seed)
     points = [_uniform(kp, args.points, args.seed + i) for i, (kp, _) in enumerate(hands)]
     begin()
@@ -154,6 +157,7 @@ def main() -> None:
             cmd = [
                 sys.executable, __file__, "--memory-worker", config, "--memory-shape", shape,
                 "--threads", str(args.threads), "--seed", str(args.seed),
+                *(["--checkpoint", args.checkpoint] if args.checkpoint else []),
             ]  # fmt: skip
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
@@ -161,7 +165,7 @@ def main() -> None:
             memory.setdefault(config, []).append(json.loads(proc.stdout.strip().splitlines()[-1]))
     report = {
         "benchmark": "occupancy_grad_points_per_s",
-        "checkpoint": "shipped",
+        "checkpoint": repo_path(args.checkpoint) if args.checkpoint else "shipped",
         "points_per_call": args.points,
         "box": f"keypoints' bounding cube + {PADDING_M * 100:g} cm, uniform",
         "call": "occ = HALO.occupancy(points, keypoints) (both requiring grad); "

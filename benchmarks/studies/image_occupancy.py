@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--size", type=int, default=128, help="view side in pixels")
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--surface-samples", type=int, default=20_000)
-    parser.add_argument("--image-model", type=Path, required=True)
+    parser.add_argument(
+        "--image-model", type=Path, default=None, help="omit: no image row (keypoint arm only)"
+    )
     parser.add_argument("--keypoint-model", type=Path, required=True)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -76,9 +78,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from halohand.apps.synthetic import make_renderer
 
     halo, sampler = HALO.pretrained(), PairSampler()
-    models = {"keypoints": load_image_occupancy(args.keypoint_model),
-              "image": load_image_occupancy(args.image_model)}  # fmt: skip
-    if models["keypoints"].config.image or not models["image"].config.image:
+    models = {"keypoints": load_image_occupancy(args.keypoint_model)}
+    if args.image_model is not None:
+        models["image"] = load_image_occupancy(args.image_model)
+    if models["keypoints"].config.image or ("image" in models and not models["image"].config.image):
         raise SystemExit("--keypoint-model must be a --no-image model, --image-model not")
     renderer, renderer_name = make_renderer("auto", args.size)
     rng = np.random.default_rng(args.seed)
@@ -123,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{a}_vs_{b}_pair_iou_wins": int(sum(
             x["iou_pair"] > y["iou_pair"] for x, y in zip(rows[a], rows[b], strict=True)))
         for a, b in (("image", "keypoints"), ("image", "halo"), ("keypoints", "halo"))
+        if a in rows and b in rows
     }  # fmt: skip
     for name, row in summary.items():
         print(name, {k: round(v, 4) for k, v in row.items()})
@@ -133,7 +137,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "view_seed": args.view_seed, "size": args.size, "renderer": renderer_name,
         "resolution": args.resolution, "surface_samples": args.surface_samples,
         "models": {k: str(p.resolve()) for k, p in
-                   (("image", args.image_model), ("keypoints", args.keypoint_model))},
+                   (("image", args.image_model), ("keypoints", args.keypoint_model))
+                   if p is not None},
         **wins, "summary": summary, "seconds": round(time.perf_counter() - t_start, 1),
         "rows": rows,
     }  # fmt: skip

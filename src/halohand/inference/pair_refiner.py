@@ -21,7 +21,7 @@ axes from the right hand's palm, units of :data:`UNIT`), so its output does not 
 where the pair is or how it is turned, as HALO's does not. The last layer starts at zero:
 an untrained refiner returns HALO's occupancy exactly (:func:`refined_occupancy`).
 
-Levels: HALO's mesh level is its calibrated ``iso_level`` (0.65 for the shipped model),
+Levels: HALO's mesh level is its calibrated ``iso_level`` (0.55 for the shipped model),
 not 0.5. The refiner's logits are taken relative to it (:func:`level_logits`: 0 on HALO's
 surface), so its training loss (BCE) and Eq. 9's "occupied" (> 0.5) mean "inside HALO's
 mesh level", and the refined field is meshed at the same ``iso_level``.

@@ -380,7 +380,7 @@ def occupancy(
     convention: KeypointConvention = "auto",
 ) -> None:
     """Inside/outside queries: occupancy probabilities (float32; inside at or above the
-    model's mesh level, 0.65 for the shipped model).
+    model's mesh level, 0.55 for the shipped model).
 
     Output: [N] for one hand and [N, 3] points; [B, N] for a batch of hands.
 
