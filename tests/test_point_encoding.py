@@ -81,9 +81,7 @@ def encoded(request, mlp_halo: HALO) -> tuple[OccupancyNetwork, OccupancyNetwork
 
 
 @pytest.mark.parametrize("bone_scale", [False, True])
-def test_zero_feature_weights_keep_the_trained_function(
-    mlp_halo: HALO, bone_scale: bool
-) -> None:
+def test_zero_feature_weights_keep_the_trained_function(mlp_halo: HALO, bone_scale: bool) -> None:
     plain = mlp_halo.network
     config = dataclasses.replace(
         plain.config, point_frequencies=FREQUENCIES, point_bone_scale=bone_scale
