@@ -403,11 +403,14 @@ def sparse_query(
     the backward pass rebuilds each call's: then at most one call's graph per worker is
     alive (~60 MiB at 32768 pairs), for one more forward pass of those pairs. So the graphs
     never exceed ~1 GiB at the defaults (~0.5 GiB without part probabilities), whatever
-    the number of points. Measured on the shipped model, uniform points in the box, peak
+    the number of points. Measured on the earlier MLP model, uniform points in the box, peak
     resident memory above the inputs, forward and backward
     (``benchmarks/speed/bench_occupancy_grad.py``): 82 MiB for 2e5 points of one hand,
     286 MiB for 8 hands x 1e5 (graphs kept), 339 MiB for 2e6 points (rebuilt); the
-    chunked query took 264 MiB, 695 MiB and 1.4 GiB for 1e6 points.
+    chunked query took 264 MiB, 695 MiB and 1.4 GiB for 1e6 points. On the shipped grid
+    model (each call also differentiates its grid lookups): 303 MB for 8 x 1e5 and 368 MB
+    for 1e6 points, against 939 MB and 1.6 GB for the chunked query
+    (``benchmarks/results/speed/bench_occupancy_grad_grids.json``).
 
     Args:
         model: an occupancy network for which :func:`can_query_sparse_grad` holds.
