@@ -123,7 +123,9 @@ def _dense(net, kp: np.ndarray, side: str, points: np.ndarray, chunk: int = 16_3
         for s in range(0, len(points), chunk):
             pts = torch.as_tensor(points[s : s + chunk])[None]
             canon, code = part_inputs(hands.to_halo_frame(pts), hands.part_matrices)
-            logits = net.part_logits(canon, code, hands.bone_lengths)
+            logits = net.part_logits(
+                canon, code, hands.bone_lengths, canonical_keypoints=hands.canonical_keypoints
+            )
             if radii is not None:
                 support = skip_mask(pts.float(), hands.keypoints.float(), radii)
                 logits = logits.masked_fill(~support, float("-inf"))
