@@ -3,6 +3,7 @@ hands of a split, and the model's decisions on a hand's stored query points."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,11 @@ def model_or_shipped(path: str | None) -> tuple[str, Any]:
 
     checkpoint = path or str(pretrained_path())
     return checkpoint, load_any_model(checkpoint)
+
+
+#: A plain per-part MLP network (no grids, no point features): the default model until stop
+#: 42, kept for benchmarks that add features to, or widen, such a network.
+MLP_BASELINE = Path(__file__).resolve().parent / "baselines" / "halo_mlp_v1.safetensors"
 
 
 def hand_indices(split: str, available: int, n: int) -> list[int]:

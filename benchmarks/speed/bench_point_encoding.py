@@ -8,7 +8,8 @@ Usage::
         [--threads 2]
         [--checkpoint FILE] [--json OUT]
 
-The shipped model (or ``--checkpoint``) is given Fourier features of its canonical points
+The plain-MLP baseline ``benchmarks/baselines/halo_mlp_v1.safetensors`` (or ``--checkpoint``)
+is given Fourier features of its canonical points
 (``--frequencies``; an empty value for none) and, with ``--grid``, per-part feature grids
 in ``--grid-frame``'s coordinates over the boxes of
 ``benchmarks/results/studies/part_grid_bounds{,_bone,_finger}.json``, by
@@ -37,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report, _scoring
 from _report import emit, repo_path  # noqa: E402
-from _scoring import model_or_shipped  # noqa: E402
+from _scoring import MLP_BASELINE, model_or_shipped  # noqa: E402
 from bench_extraction import _hands  # noqa: E402
 from bench_models import time_side_by_side  # noqa: E402
 
@@ -50,7 +51,9 @@ def main() -> None:
     parser.add_argument("--hands", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="model file (default: the plain-MLP baseline)"
+    )
     parser.add_argument("--data", default="data/webxr_s0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
@@ -60,7 +63,7 @@ def main() -> None:
     from halohand.training.widen import adapt_network
 
     torch.set_num_threads(args.threads)
-    checkpoint, source = model_or_shipped(args.checkpoint)
+    checkpoint, source = model_or_shipped(args.checkpoint or str(MLP_BASELINE))
     frequencies = tuple(float(f) for f in args.frequencies.split(",") if f.strip())
     grid: dict[str, object] = {}
     if args.grid:

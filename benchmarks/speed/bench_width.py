@@ -5,7 +5,8 @@ Usage::
     .venv/bin/python benchmarks/speed/bench_width.py [--widths 64,72,80,96,128] [--hands 5]
         [--rounds 3] [--threads 2] [--checkpoint FILE] [--json OUT]
 
-The shipped model (or ``--checkpoint``) is widened to each width by
+The plain-MLP baseline ``benchmarks/baselines/halo_mlp_v1.safetensors`` (or
+``--checkpoint``) is widened to each width by
 :func:`halohand.training.widen.widen_network`, which keeps its function: every width extracts
 the same surface from the same part evaluations, so the time difference is the cost of the
 width alone (a trained wider model would differ only by its own surface). Each round times
@@ -29,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _report, _scoring
 from _report import begin, emit, repo_path  # noqa: E402
-from _scoring import model_or_shipped  # noqa: E402
+from _scoring import MLP_BASELINE, model_or_shipped  # noqa: E402
 from bench_extraction import _hands  # noqa: E402
 
 
@@ -39,7 +40,9 @@ def main() -> None:
     parser.add_argument("--hands", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="model file (default: the plain-MLP baseline)"
+    )
     parser.add_argument("--data", default="data/webxr_s0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
@@ -49,7 +52,7 @@ def main() -> None:
     from halohand.training.widen import widen_network
 
     torch.set_num_threads(args.threads)
-    checkpoint, source = model_or_shipped(args.checkpoint)
+    checkpoint, source = model_or_shipped(args.checkpoint or str(MLP_BASELINE))
     base = source.config.hidden[0]
     widths = [int(w) for w in args.widths.split(",")]
     models = {}
