@@ -1,6 +1,8 @@
-"""One check shared by the tests of the part MLPs' point inputs (Fourier features, points in
-bone lengths, feature grids): every path that runs the part MLPs computes the same occupancy
-as the float64 generic forward, on a network whose new inputs change its function."""
+"""Checks shared by the tests of the part MLPs' point inputs (Fourier features, points in
+bone lengths, feature grids) and of the differentiable queries: every path that runs the
+part MLPs computes the same occupancy as the float64 generic forward, on a network whose new
+inputs change its function; values and first derivatives through either differentiable
+query (:func:`query_gradients`)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from halohand.fields import HandConditioning, OccupancyNetwork, hand_conditionin
 from halohand.fields.skipping import effective_radii, skip_mask
 from halohand.inference.halo import keypoint_box
 from halohand.inference.lattice_query import LatticeQuery
-from halohand.inference.query import query_occupancy, sparse_occupancy
+from halohand.inference.query import query_occupancy, sparse_occupancy, sparse_query
 
 
 def fake_hands(gestures=("spread", "fist")) -> tuple[np.ndarray, np.ndarray]:
@@ -24,6 +26,47 @@ def fake_hands(gestures=("spread", "fist")) -> tuple[np.ndarray, np.ndarray]:
     kp = np.stack([hand_keypoints(g) for g in gestures])
     pts = np.stack([query_points(k, 3000, seed=i) for i, k in enumerate(kp)])
     return kp, pts
+
+
+def query_gradients(
+    net: OccupancyNetwork,
+    batch: tuple[np.ndarray, np.ndarray, list[bool]],
+    sparse: bool,
+    parts_weight: float = 0.0,
+    **kwargs: object,
+) -> dict[str, Tensor]:
+    """Values and gradients of ``occ.sum() + parts_weight * parts[..., 5].sum()`` through the
+    sparse (``kwargs`` go to it) or the chunked differentiable query, for ``batch`` =
+    (keypoints ``[B, 21, 3]``, points ``[B, N, 3]``, one left flag per hand): the occupancy,
+    the gradients of the points, the keypoints, the weight and bias of every layer
+    (``w{i}``, ``b{i}``) and, with grids, the grid table; the part probabilities with
+    ``parts_weight``."""
+    kp_np, pts_np, side = batch
+    dtype = net.mlp.layers[0].weight.dtype
+    kp = torch.tensor(kp_np, requires_grad=True)
+    pts = torch.tensor(pts_np, requires_grad=True)
+    for p in net.parameters():
+        p.grad = None
+    hands = hand_conditioning(kp, side=torch.tensor(side))
+    want_parts = parts_weight != 0.0
+    if sparse:
+        occ, parts = sparse_query(net, hands, pts, return_parts=want_parts, **kwargs)
+    else:
+        occ, parts = query_occupancy(net, hands, pts, return_parts=want_parts)
+    loss = occ.sum()
+    if want_parts:
+        loss = loss + parts_weight * parts[..., 5].sum()
+    loss.backward()
+    out = {"occ": occ.detach(), "points": pts.grad, "keypoints": kp.grad}
+    if want_parts:
+        out["parts"] = parts.detach()
+    for i, layer in enumerate(net.mlp.layers):
+        out[f"w{i}"] = layer.weight.grad
+        out[f"b{i}"] = layer.bias.grad
+    if net.grids is not None:
+        out["grid_table"] = net.grids.table.grad
+    assert occ.dtype == dtype
+    return out
 
 
 def check_same_function(

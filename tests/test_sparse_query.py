@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from halo_fakes import hand_keypoints, query_points
+from inference_paths import query_gradients
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
 from halohand.inference import query as query_module
@@ -24,8 +25,6 @@ from halohand.inference.query import (
     GRAD_SPARSE_MIN_POINTS,
     _active_calls,
     can_query_sparse_grad,
-    query_occupancy,
-    sparse_query,
 )
 from halohand.inference.threads import fair_threads, torch_threads, worker_count
 from halohand.skeleton import mirror
@@ -41,43 +40,6 @@ def batch() -> tuple[np.ndarray, np.ndarray, list[bool]]:
     return kp, pts, [False, True]
 
 
-def _run(
-    net: OccupancyNetwork,
-    batch: tuple[np.ndarray, np.ndarray, list[bool]],
-    sparse: bool,
-    parts_weight: float = 0.0,
-    **kwargs: object,
-) -> dict[str, torch.Tensor]:
-    """Values and gradients (points, keypoints, one weight and one bias of every layer) of
-    ``occ.sum() + parts_weight * parts[..., 5].sum()`` through either query."""
-    kp_np, pts_np, side = batch
-    dtype = net.mlp.layers[0].weight.dtype
-    kp = torch.tensor(kp_np, requires_grad=True)
-    pts = torch.tensor(pts_np, requires_grad=True)
-    for p in net.parameters():
-        p.grad = None
-    hands = hand_conditioning(kp, side=torch.tensor(side))
-    want_parts = parts_weight != 0.0
-    if sparse:
-        occ, parts = sparse_query(net, hands, pts, return_parts=want_parts, **kwargs)
-    else:
-        occ, parts = query_occupancy(net, hands, pts, return_parts=want_parts)
-    loss = occ.sum()
-    if want_parts:
-        loss = loss + parts_weight * parts[..., 5].sum()
-    loss.backward()
-    out = {"occ": occ.detach(), "points": pts.grad, "keypoints": kp.grad}
-    if want_parts:
-        out["parts"] = parts.detach()
-    for i, layer in enumerate(net.mlp.layers):
-        out[f"w{i}"] = layer.weight.grad
-        out[f"b{i}"] = layer.bias.grad
-    if net.grids is not None:
-        out["grid_table"] = net.grids.table.grad
-    assert occ.dtype == dtype
-    return out
-
-
 @pytest.fixture(scope="module", params=["shipped", "mlp"])
 def net64(request) -> OccupancyNetwork:
     """The shipped network (bone-frame grids) and a shipped plain-MLP one, in float64."""
@@ -89,8 +51,10 @@ def net64(request) -> OccupancyNetwork:
 def test_values_and_gradients_equal_the_chunked_query_in_float64(
     net64: OccupancyNetwork, batch, parts_weight: float
 ) -> None:
-    want = _run(net64, batch, sparse=False, parts_weight=parts_weight)
-    got = _run(net64, batch, sparse=True, parts_weight=parts_weight, max_pairs=1000, workers=2)
+    want = query_gradients(net64, batch, sparse=False, parts_weight=parts_weight)
+    got = query_gradients(
+        net64, batch, sparse=True, parts_weight=parts_weight, max_pairs=1000, workers=2
+    )
     assert (want["occ"] > 0).any() and (want["occ"] == 0).any()
     for key, value in want.items():
         assert got[key] is not None, key
@@ -99,8 +63,8 @@ def test_values_and_gradients_equal_the_chunked_query_in_float64(
 
 def test_values_and_gradients_equal_the_chunked_query_in_float32(shipped_halo: HALO, batch) -> None:
     net = copy.deepcopy(shipped_halo.network)
-    want = _run(net, batch, sparse=False)
-    got = _run(net, batch, sparse=True, max_pairs=1000)
+    want = query_gradients(net, batch, sparse=False)
+    got = query_gradients(net, batch, sparse=True, max_pairs=1000)
     torch.testing.assert_close(got["occ"], want["occ"], rtol=0, atol=1e-5)
     for key in ("points", "keypoints", "w1", "b4"):
         scale = want[key].abs().max()
@@ -110,9 +74,9 @@ def test_values_and_gradients_equal_the_chunked_query_in_float32(shipped_halo: H
 def test_checkpointed_calls_workers_and_batches_give_the_same_result(
     net64: OccupancyNetwork, batch
 ) -> None:
-    kept = _run(net64, batch, sparse=True, max_pairs=700, workers=1)
+    kept = query_gradients(net64, batch, sparse=True, max_pairs=700, workers=1)
     for kwargs in ({"checkpoint_pairs": 0, "workers": 1}, {"workers": 2}, {"max_pairs": 5000}):
-        got = _run(net64, batch, sparse=True, **{"max_pairs": 700, **kwargs})
+        got = query_gradients(net64, batch, sparse=True, **{"max_pairs": 700, **kwargs})
         for key, value in kept.items():
             torch.testing.assert_close(got[key], value, rtol=1e-12, atol=1e-12, msg=key)
 
@@ -157,8 +121,8 @@ def test_points_whose_active_pairs_underflow_to_zero_get_no_gradient(
     net = copy.deepcopy(net64)
     with torch.no_grad():
         net.mlp.layers[-1].bias[1:] -= 1000.0
-    want = _run(net, batch, sparse=False)
-    got = _run(net, batch, sparse=True, max_pairs=1000, workers=2)
+    want = query_gradients(net, batch, sparse=False)
+    got = query_gradients(net, batch, sparse=True, max_pairs=1000, workers=2)
     for key in ("occ", "points", "keypoints", "w0", "b4"):
         torch.testing.assert_close(got[key], want[key], rtol=1e-9, atol=1e-9, msg=key)
     assert (want["occ"] == 0).any() and want["points"].abs().sum() > 0
