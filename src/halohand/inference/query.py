@@ -487,7 +487,6 @@ class _SparsePlan:
         #: transform, rotations, translations and ``grid_maps`` grid-map tensors; then
         #: two per part and hand ([K, B, ...]): first-layer constants and point weights
         self.per_hand = 3 + grid_maps
-        self.grid_maps = grid_maps
         self.calls = calls
         self.scale = scale
         self.return_parts = return_parts
@@ -532,7 +531,8 @@ class _SparsePlan:
         maps_h = leaves[4:h1]  # linear [K, 3, 3], offset [K, 3] (, knots, slopes [K, 2])
         const_h, point_w_h = leaves[h1 : h1 + 2]
         params_h = leaves[h1 + 2 :]
-        table = params_h.pop() if self.grid_maps else None
+        # the grid table follows the MLP's parameters (see sparse_query)
+        table = params_h.pop() if model.grids is not None else None
         if self.scale != 1.0:
             p = p * self.scale
         p = p.to(g_h.dtype)
