@@ -196,6 +196,26 @@ def test_mesh_stays_watertight_when_lattice_values_hit_the_level() -> None:
     assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0
 
 
+def test_a_value_at_the_level_leaves_no_face_without_neighbours() -> None:
+    # The 3 x 3 x 3 lattice block around a point exactly at the level in a test hand's
+    # 256^3 grid (offsets from the level 0.55): marching cubes closed the point's edge
+    # vertices with a zero-area face whose edges no other face shared.
+    offsets = np.array(
+        [[[-0.52, -0.517, -0.518], [-0.424, -0.412, -0.416], [-0.147, -0.11, -0.118]],
+         [[-0.375, -0.332, -0.313], [-0.075, 0.0, 0.034], [0.202, 0.269, 0.293]],
+         [[-0.03, 0.064, 0.129], [0.224, 0.288, 0.334], [0.361, 0.389, 0.405]]]
+    )  # fmt: skip
+    level = np.float32(0.55)
+    values = (offsets + level).astype(np.float32)
+    values[1, 1, 1] = level
+    mesh = mesh_from_grid(values, np.zeros(3), np.ones(3), float(level))
+    assert mesh.is_watertight and mesh.euler_number == 2
+    # no vertex sits on the lattice point: it counts as outside, as it always did
+    lattice = np.asarray(mesh.vertices) * 2.0
+    assert not np.all(lattice == np.rint(lattice), axis=1).any()
+    assert values[1, 1, 1] == level  # the caller's grid is left as it was
+
+
 def test_empty_and_bad_input() -> None:
     empty = extract_mesh(lambda p: np.zeros(len(p)), BMIN, BMAX, 32, 8)
     assert len(empty.faces) == 0

@@ -6,7 +6,8 @@ Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/conventions_photos.py \
         [--resolution 256] [--json benchmarks/results/studies/conventions_photos.json] \
-        [--sheet docs/conventions_photos.png] [--checkpoint MODEL.safetensors]
+        [--sheet docs/conventions_photos.png] [--checkpoint MODEL.safetensors] \
+        [--touching merge|apart]
 
 Every hand that ``halohand.image.from_image`` finds in ``../shared/photos/*`` (Apache-2.0
 sample photos) gives the vendored landmark model's *world* landmarks (21 joints in metres
@@ -20,7 +21,8 @@ surface reaches past each fingertip along its distal bone (target 0-5 mm), each 
 signed distance to the surface (target: inside or at most 2 mm outside), bodies and genus
 (:func:`halohand.inference.bodies.body_stats`; target one body of genus 0) and volume
 (target 250-450 cm^3). ``--sheet`` renders each hand's three meshes as the photo's camera
-saw the hand, with the keypoints (red: more than 2 mm outside).
+saw the hand, with the keypoints (red: more than 2 mm outside). ``--touching apart`` meshes
+with touching parts kept apart (:mod:`halohand.inference.touching`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--checkpoint", default=None, help="model file (default: the shipped weights)"
     )
     parser.add_argument("--sheet", default=None)
+    parser.add_argument("--touching", choices=("merge", "apart"), default="merge")
     args = parser.parse_args(argv)
     photos = sorted(p for p in PHOTOS.glob("*") if p.suffix.lower() in (".jpg", ".png"))
     if not photos:
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
                 mesh = halo.reconstruct(
                     keys, side=hand.side, units="m", resolution=args.resolution,
                     convention="rig" if reading == "photo_fit" else reading,
+                    touching=args.touching,
                 )  # fmt: skip
                 v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
                 outside = closest_points(keys, v, f)[0] * 1e3
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         "study": "conventions_photos",
         "resolution": args.resolution,
         "checkpoint": args.checkpoint or "shipped",
+        "touching": args.touching,
         "hands": rows,
         "seconds": time.perf_counter() - t0,
     }

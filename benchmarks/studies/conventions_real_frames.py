@@ -5,7 +5,7 @@ Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/conventions_real_frames.py \
         [--resolution 128] [--json benchmarks/results/studies/conventions_real_frames.json] \
-        [--checkpoint MODEL.safetensors] [--thumb-moved]
+        [--checkpoint MODEL.safetensors] [--thumb-moved] [--touching merge|apart]
 
 The frames are ``../shared/reference/halo-original/real_poses_openpose_m.npy`` (reference
 data, never shipped; the study skips when it is absent). Per frame and reading, the mesh of
@@ -24,6 +24,8 @@ With ``--thumb-moved`` a third reading, ``auto_thumb_moved``: every frame's five
 moved onto the rig's tip joints by the rule of ``to_rig`` (which leaves the thumb's as
 given; ``halohand.skeleton.conventions``), then read as the rig's; scored against the
 frames' own keypoints like the others.
+
+``--touching apart`` meshes with touching parts kept apart (:mod:`halohand.inference.touching`).
 
 Also the detected convention of every frame and of 500 hands of the project's own sampler,
 and how often Gaussian keypoint noise (2, 5, 10 mm per axis) flips the reading of each.
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--checkpoint", default=None, help="model file (default: the shipped weights)"
     )
     parser.add_argument("--thumb-moved", action="store_true")
+    parser.add_argument("--touching", choices=("merge", "apart"), default="merge")
     args = parser.parse_args(argv)
     if not REAL_FRAMES.exists():
         print(f"skipped: {REAL_FRAMES} is absent")
@@ -102,8 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
             if reading == "auto_thumb_moved":
                 given, convention = to_rig(kp, ["mano"], fingers=(0, 1, 2, 3, 4)), "rig"
             mesh = halo.reconstruct(
-                given, units="m", resolution=args.resolution, convention=convention
-            )
+                given, units="m", resolution=args.resolution, convention=convention,
+                touching=args.touching,
+            )  # fmt: skip
             v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
             excess.append(tip_excess_mm(v, kp))
             outside.append(closest_points(kp, v, f)[0] * 1e3)
@@ -165,6 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         "frames": len(frames),
         "resolution": args.resolution,
         "checkpoint": args.checkpoint or "shipped",
+        "touching": args.touching,
         "detected_real": sorted(set(detect_convention(frames))),
         "detected_own_sampler_500": sorted(set(detect_convention(own))),
         "tip_ratio_real_median": np.median(tip_ratio(frames), axis=0).round(3).tolist(),

@@ -52,7 +52,7 @@ from halohand.evaluation.metrics import iou, mesh_metrics
 from halohand.fields.inputs import network_inputs
 from halohand.fields.io import load_any_model
 from halohand.inference.extract import extract_mesh
-from halohand.inference.halo import HALO, keypoint_box, prepare_hands
+from halohand.inference.halo import HALO, TOUCHING, keypoint_box, prepare_hands
 from halohand.inference.query import query_occupancy
 from halohand.objects.inside import contains
 
@@ -135,6 +135,7 @@ def evaluate(
     chunk: int | None = None,
     threshold: float | None = None,
     keypoint_convention: str = "rig",
+    touching: str = "merge",
 ) -> dict[str, Any]:
     """Evaluate a model on the hands of a split; see the module docstring.
 
@@ -159,6 +160,9 @@ def evaluate(
             MANO-based datasets place it; :func:`~halohand.handmodel.skin_tips.
             skin_tip_keypoints`), read as ``convention="mano"`` through ``HALO.meshes``
             (keypoint-driven models only).
+        touching: where parts that are not joined touch, ``"merge"`` or keep them
+            ``"apart"`` (:meth:`~halohand.inference.halo.HALO.meshes`; keypoint-driven
+            models only).
 
     Returns:
         The JSON document (``mean``, ``per_hand``, settings).
@@ -171,6 +175,8 @@ def evaluate(
         )
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise HalohandInputError(f"threshold must be in (0, 1), got {threshold}")
+    if touching not in TOUCHING:
+        raise HalohandInputError(f"touching must be one of {', '.join(TOUCHING)}, got {touching!r}")
     if limit is not None and limit < 1:
         raise HalohandInputError(f"--limit must be >= 1, got {limit}")
     dev = select_device(device)
@@ -193,6 +199,8 @@ def evaluate(
     if mcfg.transforms == "keypoints" and box == "keypoints":
         halo = HALO(net, chunk_size=chunk, padding_m=padding_m)
         halo.iso_level = float(threshold)
+    elif touching != "merge":
+        raise HalohandInputError("touching parts are kept apart by HALO's keypoint path only")
     elif keypoint_convention != "rig":
         raise HalohandInputError(
             "skin-tip keypoints are read through HALO's keypoint path: they need a "
@@ -214,7 +222,8 @@ def evaluate(
                 convention=keypoint_convention, native=halo.native,
             )  # fmt: skip
             mesh = next(halo.meshes(prepared, resolution, colors=False,
-                                    coarse_resolution=coarse_resolution))  # fmt: skip
+                                    coarse_resolution=coarse_resolution,
+                                    touching=touching))  # fmt: skip
         else:
 
             def occupancy(points: np.ndarray, item: dict[str, torch.Tensor] = item) -> np.ndarray:
@@ -273,6 +282,7 @@ def evaluate(
         "variant": mcfg.variant,
         "transforms": mcfg.transforms,
         "keypoint_convention": keypoint_convention,
+        "touching": touching,
         "extraction": {
             "resolution": resolution,
             "coarse_resolution": coarse_resolution,

@@ -25,6 +25,7 @@ import trimesh
 from scipy.ndimage import binary_dilation
 
 from halohand.inference.threads import run_batches
+from halohand.inference.touching import PartContacts, contact_cells, keep_apart
 
 OccupancyFn = Callable[[np.ndarray], np.ndarray]
 """Maps ``[N, 3]`` float32 points to ``[N]`` occupancy probabilities."""
@@ -447,6 +448,7 @@ def lattice_grid(
     part_candidates: tuple[int, float, float] | None = None,
     crop: bool = False,
     candidate_bits: bool = False,
+    contacts: PartContacts | None = None,
 ) -> LatticeGrid:
     """Occupancy on the ``(resolution + 1)^3`` lattice spanning ``[bounds_min, bounds_max]``.
 
@@ -484,6 +486,12 @@ def lattice_grid(
             one cell of outside points, hierarchical only): lattice indices
             ``stats.start`` to ``stats.start + values.shape - 1``. Marching cubes on it
             gives the mesh of the full grid, without filling the full grid.
+        contacts: which labels' inside regions merge and which are kept apart (e.g.
+            :data:`~halohand.inference.touching.HAND_CONTACTS`); implies ``labels``. Every
+            level also refines the cells with inside corners of two labels not adjacent,
+            and the final lattice keeps labels not joined apart by outside points
+            (:func:`~halohand.inference.touching.keep_apart`). Never-evaluated points take
+            the label of the coarse corner they copy.
 
     Returns:
         a :class:`LatticeGrid`: ``[R+1, R+1, R+1]`` float32 values, the stats and, with
@@ -493,6 +501,7 @@ def lattice_grid(
     bmax = np.asarray(bounds_max, dtype=np.float64)
     if bmin.shape != (3,) or bmax.shape != (3,) or not np.all(bmax > bmin):
         raise ValueError("bounds must be two 3-vectors with bounds_max > bounds_min")
+    labels = labels or contacts is not None
     parts = None
     if part_candidates is not None:
         k, tolerance, floor = part_candidates
@@ -508,7 +517,10 @@ def lattice_grid(
         )  # fmt: skip
         stats = ExtractionStats([n**3])
         lab_grid = lab.reshape(n, n, n) if labels else None
-        return LatticeGrid(vals.reshape(n, n, n), stats, lab_grid, bmin, bmax, resolution)
+        values = vals.reshape(n, n, n)
+        if contacts is not None:
+            _keep_apart_inside(values, lab_grid, contacts.joined, threshold)
+        return LatticeGrid(values, stats, lab_grid, bmin, bmax, resolution)
 
     steps = np.log2(resolution / coarse_resolution)
     if steps < 0 or not float(steps).is_integer():
@@ -536,7 +548,11 @@ def lattice_grid(
     values = vals.reshape(n, n, n)
     # Candidate bits of the current level's lattice points (the next level's masks).
     bits = cand.reshape(n, n, n) if cand is not None else None
-    if labels:
+    # With ``joined``, every level's labels on its whole lattice (copied like the values)
+    # instead of the lists.
+    label_grid = lab.reshape(n, n, n) if contacts is not None else None
+    listed = labels and label_grid is None
+    if listed:
         evaluated_labels.append((idx * (resolution // r), lab, None))
     queries = [n**3]
     start = np.zeros(3, dtype=np.int64)
@@ -544,6 +560,13 @@ def lattice_grid(
         last = level == steps - 1
         inside = values >= threshold
         active = _crossing_cells(inside)
+        if label_grid is not None:
+            # contacts lie between inside points: only their box is looked at
+            hits = _occupied_range(inside)
+            if hits is not None and np.all(hits[1] > hits[0]):
+                box = _box(*hits)
+                near = contact_cells(inside[box], label_grid[box], contacts.adjacent)
+                active[_box(hits[0], hits[1] - 1)] |= near
         if level < dilated_levels:
             # Dilation guards the coarsest levels against features thinner than a cell,
             # which the next level would otherwise never look at. Later steps refine cells
@@ -573,7 +596,7 @@ def lattice_grid(
         mark[::2, ::2, ::2] = False
         todo = np.flatnonzero(mark)
         todo_idx: np.ndarray | _Unravelled = _Unravelled(todo, shape2, 2 * lo)
-        if labels and not last:
+        if listed and not last:
             # these levels' labels are kept at their lattice indices (see below)
             todo_idx = todo_idx.array()
         masks = None
@@ -597,6 +620,7 @@ def lattice_grid(
             box: tuple[slice, ...] = _box(lo, hi),
             values: np.ndarray = values,
             bits: np.ndarray | None = bits,
+            label_grid: np.ndarray | None = label_grid,
             last: bool = last,
             out: dict = upsampled,
             start: np.ndarray = 2 * lo,
@@ -605,7 +629,9 @@ def lattice_grid(
             out["values"] = _upsample_nearest(values[box])
             if bits is not None and not last:
                 out["bits"] = _upsample_nearest(bits)
-            if labels and last:
+            if label_grid is not None:
+                out["label_grid"] = _upsample_nearest(label_grid[box])
+            elif labels and last:
                 out["labels"] = _earlier_labels(evaluated_labels, start, shape)
 
         vals, lab, cand = _evaluate(
@@ -614,7 +640,7 @@ def lattice_grid(
         )  # fmt: skip
         fine = upsampled["values"]
         fine.reshape(-1)[todo] = vals
-        if labels:
+        if listed:
             # the last level's points are flat indices of the returned grid already
             if last:
                 evaluated_labels.append((None, lab, todo))
@@ -623,11 +649,16 @@ def lattice_grid(
         if parts is not None and not last:
             bits = upsampled["bits"]
             bits.reshape(-1)[todo] = cand
+        if label_grid is not None:
+            label_grid = upsampled["label_grid"]
+            label_grid.reshape(-1)[todo] = lab
         queries.append(len(todo))
         values, r = fine, r2
         start = 2 * lo
     stats = ExtractionStats(queries, tuple(int(x) for x in start))
-    label_grid = None
+    if label_grid is not None:
+        _keep_apart_inside(values, label_grid, contacts.joined, threshold)
+        return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
     if labels:
         # Never-evaluated points keep label 0; later levels overwrite nothing (each point
         # is evaluated once), so the order of filling does not matter.
@@ -638,6 +669,22 @@ def lattice_grid(
         else:
             label_grid = _earlier_labels(evaluated_labels, start, values.shape)
     return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
+
+
+def _keep_apart_inside(
+    values: np.ndarray, labels: np.ndarray, joined: np.ndarray, threshold: float
+) -> None:
+    """:func:`~halohand.inference.touching.keep_apart` on the box of the inside points
+    (plus one point: the neighbours it looks at), in place."""
+    hits = _occupied_range(values >= threshold)
+    if hits is None:
+        return
+    lo = np.maximum(hits[0] - 1, 0)
+    hi = np.minimum(hits[1] + 1, np.asarray(values.shape) - 1)
+    box = _box(lo, hi)
+    sub = np.ascontiguousarray(values[box])
+    if keep_apart(sub, np.ascontiguousarray(labels[box]), joined, threshold):
+        values[box] = sub
 
 
 def evaluate_grid(
@@ -697,6 +744,8 @@ def mesh_from_grid(
     inside = padded > threshold
     count = _corner_counts(inside)
     enclosed = _enclosed_points(inside, count)
+    # negative values are points held outside on purpose (touching parts kept apart)
+    enclosed = enclosed[np.ravel(padded)[enclosed] >= 0]
     if len(enclosed):
         # One or two outside lattice points enclosed by inside face neighbours would close
         # a surface of their own, a bubble inside the shape: they take their neighbours'
@@ -722,6 +771,18 @@ def mesh_from_grid(
     # Unit spacing: vertices come out in lattice coordinates (exact on two axes), which
     # also locates the lattice edge of each vertex for the labels.
     verts, faces, _, _ = marching_cubes(padded, level=threshold, mask=band)
+    # A lattice value equal to the level puts a vertex of each of its edges on the lattice
+    # point, and marching cubes can close them with a face of no area whose edges no other
+    # face shares: the mesh is not closed (1 of 16 test hands at 256^3). Such a point,
+    # outside by ``inside`` above, moves to the next value below the level and the cells
+    # run again; a vertex lies on a lattice point only then, so the test is on the vertices.
+    on_point = np.flatnonzero(np.all(verts == np.rint(verts), axis=1))
+    if len(on_point):
+        padded = np.array(padded, copy=True) if padded is values else padded
+        at = tuple(np.rint(verts[on_point]).astype(np.int64).T)
+        below = np.nextafter(padded.dtype.type(threshold), padded.dtype.type(-np.inf))
+        padded[at] = np.minimum(padded[at], below)
+        verts, faces, _, _ = marching_cubes(padded, level=threshold, mask=band)
     lattice = verts + (np.asarray(lo) - 1)
     verts = lattice * step + bmin
     # scikit-image orients faces toward increasing values (the inside): flip to outward.

@@ -54,6 +54,7 @@ from halohand.inference.query import (
     sparse_query,
 )
 from halohand.inference.threads import run_batches, worker_count
+from halohand.inference.touching import HAND_CONTACTS, PartContacts
 from halohand.inference.two_hands import (
     PairRefiner,
     TwoHandReconstruction,
@@ -517,6 +518,7 @@ class HALO:
         coarse_resolution: int | None = None,
         separate: bool = False,
         learned: PairFieldRefinement | None = None,
+        touching: str = "merge",
     ) -> Iterator[trimesh.Trimesh]:
         """Yield one watertight mesh per prepared hand, in the input's frame and units.
 
@@ -536,6 +538,11 @@ class HALO:
             learned: for a pair (right, left): mesh the two occupancies as corrected
                 together by the learned refinement
                 (:func:`~halohand.inference.two_hands.learned_pair`); before ``separate``.
+            touching: where two parts that are not joined by tissue meet (a curled
+                fingertip on the palm, fingers pressed together), ``"merge"`` their
+                surfaces (the max over parts) or keep them ``"apart"`` by a layer of
+                lattice points under a voxel thick, so the mesh stays one body of genus 0
+                (:mod:`halohand.inference.touching`).
 
         Each mesh carries ``metadata`` ``units`` / ``side`` and, with ``colors``,
         ``vertex_attributes["part"]`` (uint8 HALO part index). A model that predicts no
@@ -554,6 +561,7 @@ class HALO:
         # halohand.inference.extract._evaluate); a GPU takes them one by one.
         workers = self.grid_workers or (worker_count() if dev.type == "cpu" else 1)
         n = len(prepared)
+        contacts = _contacts(touching)
         if separate and n != 2:
             raise HalohandInputError(f"separate=True needs exactly two hands, got {n}")
         if learned is not None and n != 2:
@@ -566,7 +574,16 @@ class HALO:
         if workers < 2 or n < 2:
             for i in range(n):
                 yield self._mesh(
-                    prepared, i, res, coarse, colors, workers, other(i), separate, learned
+                    prepared,
+                    i,
+                    res,
+                    coarse,
+                    colors,
+                    workers,
+                    other(i),
+                    separate,
+                    learned,
+                    contacts,
                 )
             return
         group = HANDS_IN_FLIGHT_PER_WORKER * workers
@@ -579,7 +596,7 @@ class HALO:
 
             def one(i: int, done: dict[int, trimesh.Trimesh] = done) -> None:
                 done[i] = self._mesh(
-                    prepared, i, res, coarse, colors, 1, other(i), separate, learned
+                    prepared, i, res, coarse, colors, 1, other(i), separate, learned, contacts
                 )
 
             run_batches(
@@ -588,7 +605,9 @@ class HALO:
             for i in sorted(done):
                 yield done.pop(i)
         for i in range(side_by_side, n):
-            yield self._mesh(prepared, i, res, coarse, colors, workers, other(i), separate, learned)
+            yield self._mesh(
+                prepared, i, res, coarse, colors, workers, other(i), separate, learned, contacts
+            )
 
     def _mesh(
         self,
@@ -601,10 +620,12 @@ class HALO:
         other: int | None = None,
         separate: bool = True,
         learned: PairFieldRefinement | None = None,
+        contacts: PartContacts | None = None,
     ) -> trimesh.Trimesh:
         """Mesh of prepared hand ``i`` (see :meth:`meshes`), lattice batches in ``workers``
         threads; with ``other``, its occupancy refined with hand ``other``'s (``learned``)
-        and/or with ``other``'s claim removed (``separate``)."""
+        and/or with ``other``'s claim removed (``separate``); with ``contacts``, touching
+        parts kept apart (:func:`~halohand.inference.extract.lattice_grid`)."""
         radii = self.skip_radii
         dev = self.device
         by_part = self.part_candidates is not None
@@ -619,6 +640,7 @@ class HALO:
 
         with torch.no_grad():  # the folded path serves inference only
             fast = by_part and can_query_sparse(self.network, hand, centre_t[None, None], radii)
+        labelled = colors or contacts is not None
         fn: Callable[..., Any]
         if fast:
             # The network's own CPU path: candidate pairs only, labels and candidate
@@ -638,9 +660,9 @@ class HALO:
                 mask = None if part_mask is None else torch.from_numpy(part_mask)[None].to(dev)
                 res = occupancy_from_keypoints(
                     self.network, hand, (p + centre_t)[None], chunk_size=chunk,
-                    skip_radii=radii, return_parts=colors or by_part, part_mask=mask,
+                    skip_radii=radii, return_parts=labelled or by_part, part_mask=mask,
                 )  # fmt: skip
-                if not (colors or by_part):
+                if not (labelled or by_part):
                     return res[0].float().cpu().numpy()
                 occ, parts = res
                 if by_part:
@@ -657,7 +679,7 @@ class HALO:
             fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
             labels=colors, batch=_GRID_BATCH, workers=workers,
             part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
-            candidate_bits=fast,
+            candidate_bits=fast, contacts=contacts,
         )  # fmt: skip
         # The grid covers only the lattice around the surface (``crop``).
         mesh = grid.mesh(self.iso_level, labelled=colors)
@@ -771,6 +793,7 @@ class HALO:
         *,
         colors: bool = True,
         convention: str = "auto",
+        touching: str = "merge",
     ) -> trimesh.Trimesh | list[trimesh.Trimesh]:
         """Watertight, part-coloured mesh of a hand, in the keypoints' frame and units.
 
@@ -787,6 +810,9 @@ class HALO:
             convention: the keypoints' joint placement, ``"auto"``, ``"rig"`` or ``"mano"``
                 (see :meth:`prepare`): a MANO-based dataset's fingertips are on the skin,
                 so the surface ends there instead of ~2 cm beyond.
+            touching: ``"merge"`` or ``"apart"``: whether parts that touch without being
+                joined by tissue (a fist's fingertips on the palm) merge or stay apart
+                (see :meth:`meshes`).
 
         Returns:
             a ``trimesh.Trimesh`` (RGBA vertex colours from ``halohand.apps.render.PART_COLORS``),
@@ -794,8 +820,9 @@ class HALO:
         """
         arr, seq = check_keypoints(keypoints, check_format(fmt))
         meshes = self.reconstruct_batch(
-            arr, side, units, fmt, resolution, colors=colors, convention=convention
-        )
+            arr, side, units, fmt, resolution, colors=colors, convention=convention,
+            touching=touching,
+        )  # fmt: skip
         return meshes if seq else meshes[0]
 
     def reconstruct_scene(
@@ -896,11 +923,13 @@ class HALO:
         colors: bool = True,
         progress: bool = False,
         convention: str = "auto",
+        touching: str = "merge",
     ) -> list[trimesh.Trimesh]:
         """One mesh per hand of ``[N, J, 3]`` keypoints (all validated before any meshing;
-        ``convention`` as :meth:`prepare`)."""
+        ``convention`` as :meth:`prepare`, ``touching`` as :meth:`meshes`)."""
+        _contacts(touching)
         prepared = self.prepare(keypoints, side, units, fmt, convention)
-        it = self.meshes(prepared, resolution, colors=colors)
+        it = self.meshes(prepared, resolution, colors=colors, touching=touching)
         if progress:
             from tqdm import tqdm
 
@@ -918,6 +947,17 @@ HANDS_IN_FLIGHT_PER_WORKER = 2
 #: so each part's GEMM has a few hundred rows while the evaluation threads still get many
 #: batches to share (8192 measured faster than 4096 and 16384 on the 2-core CPU).
 _GRID_BATCH = 8192
+
+
+#: What :meth:`HALO.meshes` does where parts that are not joined touch.
+TOUCHING = ("merge", "apart")
+
+
+def _contacts(touching: str) -> PartContacts | None:
+    """What ``touching`` keeps apart (``None``: nothing, the parts merge)."""
+    if touching not in TOUCHING:
+        raise HalohandInputError(f"touching must be one of {', '.join(TOUCHING)}, got {touching!r}")
+    return HAND_CONTACTS if touching == "apart" else None
 
 
 def keypoint_box(

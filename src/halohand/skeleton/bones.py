@@ -63,6 +63,40 @@ BONE_PART: Final = np.array([0, 13, 14, 15, 0, 1, 2, 3, 0, 4, 5, 6, 0, 10, 11, 1
 FINGER_PARTS: Final = BONE_PART[np.asarray(FINGER_CHAINS)[:, 1:] - 1]
 
 
+#: Parent part of each part (-1 for the palm): every finger's first part hangs from the palm.
+PART_PARENTS: Final = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14])
+
+#: The base of the hand: the palm, the four proximal phalanges and the thumb's metacarpal,
+#: whose surfaces the webs between the fingers join.
+BASE_PARTS: Final = (0, 1, 4, 7, 10, 13)
+
+
+def _adjacent_parts() -> np.ndarray:
+    adjacent = np.eye(NUM_PARTS, dtype=bool)
+    child = np.flatnonzero(PART_PARENTS >= 0)
+    adjacent[child, PART_PARENTS[child]] = True
+    adjacent[PART_PARENTS[child], child] = True
+    return adjacent
+
+
+#: ``[16, 16]`` bool: a part and itself, a part and its parent (or child): the pairs that
+#: meet in every hand, at a joint.
+ADJACENT_PARTS: Final = _adjacent_parts()
+
+
+def _joined_parts() -> np.ndarray:
+    joined = ADJACENT_PARTS.copy()
+    joined[np.ix_(BASE_PARTS, BASE_PARTS)] = True
+    return joined
+
+
+#: ``[16, 16]`` bool: which two parts' surfaces belong to one body where they meet (the
+#: adjacent parts, and any two parts of the base). Two other parts that meet are touching
+#: skin, such as a curled fingertip on the palm or two fingers pressed together, not
+#: tissue.
+JOINED_PARTS: Final = _joined_parts()
+
+
 def _norm(x: Array) -> Array:
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):

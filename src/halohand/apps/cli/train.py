@@ -150,6 +150,14 @@ def evaluate(
             "'mano' (fingertips on the skin, read as convention mano).",
         ),
     ] = "rig",
+    touching: Annotated[
+        str,
+        typer.Option(
+            "--touching",
+            help="Where parts not joined by tissue touch: 'merge' (default) or keep them "
+            "'apart' (HALO's keypoint path).",
+        ),
+    ] = "merge",
 ) -> None:
     """Evaluate a model: mesh each hand, then IoU, Chamfer-L1 (mm) and normal consistency.
 
@@ -166,6 +174,9 @@ def evaluate(
     split = check_choice(split, ("train", "val", "test"), "--split") or split
     box = check_choice(box, ("keypoints", "data"), "--box") or box
     keypoints = check_choice(keypoints, ("rig", "mano"), "--keypoints") or keypoints
+    touching = check_choice(touching, ("merge", "apart"), "--touching") or touching
+    if touching != "merge" and box != "keypoints":
+        raise HalohandInputError("--touching apart needs --box keypoints (HALO's own path)")
     if keypoints == "mano" and box != "keypoints":
         raise HalohandInputError("--keypoints mano needs --box keypoints (HALO's own path)")
     check_resolution(resolution)
@@ -189,7 +200,7 @@ def evaluate(
         checkpoint, data, split=split, json_out=json_out, csv_out=csv_out,
         resolution=resolution, coarse_resolution=coarse_resolution, limit=limit, box=box,
         padding_m=padding, n_samples=samples, device=device, mesh_dir=mesh_dir, progress=progress,
-        threshold=threshold, keypoint_convention=keypoints,
+        threshold=threshold, keypoint_convention=keypoints, touching=touching,
     )  # fmt: skip
     m = doc["mean"]
 

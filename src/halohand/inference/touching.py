@@ -1,0 +1,198 @@
+"""Touching parts kept apart on the extraction lattice: one body where skin touches skin.
+
+HALO's occupancy is the max over its parts, so wherever two parts' fields overlap, the
+mesh joins them. That is right where tissue joins (a part and its parent, the webs of the
+palm: :data:`~halohand.skeleton.bones.JOINED_PARTS`) and wrong where skin only touches
+skin: a curled fingertip on the palm, a thumb folded over the fingers, two fingers
+pressed together. There the surfaces fuse into tunnels (a fist's mesh has genus 4-12)
+that no real hand has.
+
+With the parts kept apart, the extraction refines, as it refines the surface, every cell
+with an edge whose two ends are inside and belong (by their argmax part) to two parts that
+are not joined (:func:`contact_cells`); on the final lattice, :func:`keep_apart` takes one
+end of every such edge outside. What is left between two touching parts is a layer of
+outside lattice points one step thick, so marching cubes closes each part's surface on
+its own side of it: the parts touch with a gap under one lattice step (~1 mm at 256^3 for
+an adult hand) instead of merging.
+
+All functions take ``[A, B, C]`` lattices: ``inside`` bool, ``labels`` integer part
+indices (the argmax part at every lattice point), ``joined`` ``[K, K]`` bool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from halohand.skeleton.bones import ADJACENT_PARTS, JOINED_PARTS
+
+#: The value given to the lattice points taken outside: below any occupancy (see
+#: :func:`keep_apart`).
+CARVED = -1.0
+
+
+@dataclass(frozen=True, eq=False)
+class PartContacts:
+    """Which parts merge where they meet, and where the extraction looks closer.
+
+    Attributes:
+        joined: ``[K, K]`` bool, the pairs whose surfaces merge where they meet; others
+            are kept apart (:func:`keep_apart`).
+        adjacent: ``[K, K]`` bool, the pairs that meet in every shape, at a joint (a subset
+            of ``joined``). Every extraction level refines the cells with inside corners of
+            two parts not adjacent (:func:`contact_cells`): a contact, or a thin gap between
+            two fingers that a coarse lattice would miss, lies there.
+    """
+
+    joined: np.ndarray
+    adjacent: np.ndarray
+
+
+#: HALO's 16 parts: tissue joins adjacent parts and the base of the hand
+#: (:data:`~halohand.skeleton.bones.JOINED_PARTS`).
+HAND_CONTACTS = PartContacts(JOINED_PARTS, ADJACENT_PARTS)
+
+
+def _ends(axis: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Views of a 3D array without its last / its first entry along ``axis``: entry ``i``
+    of each is one end of the same lattice edge."""
+    lower = [slice(None)] * 3
+    upper = [slice(None)] * 3
+    lower[axis], upper[axis] = slice(None, -1), slice(1, None)
+    return tuple(lower), tuple(upper)
+
+
+def contact_edges(
+    inside: np.ndarray, labels: np.ndarray, joined: np.ndarray, axis: int
+) -> tuple[np.ndarray, ...]:
+    """Lattice edges along ``axis`` whose two ends are inside and of parts not joined.
+
+    Returns:
+        the lower ends as three ``[M]`` index arrays (the upper end is one step along
+        ``axis``).
+    """
+    lower, upper = _ends(axis)
+    # Most edges are ruled out by the cheap tests; the part table is read only on the
+    # few whose two ends are inside with different parts.
+    both = inside[lower] & inside[upper]
+    both &= labels[lower] != labels[upper]
+    first = np.nonzero(both)
+    if len(first[0]) == 0:
+        return first
+    second = list(first)
+    second[axis] = second[axis] + 1
+    apart = ~joined[labels[first], labels[tuple(second)]]
+    return tuple(i[apart] for i in first)
+
+
+def _apart_masks(joined: np.ndarray) -> np.ndarray:
+    """``[2^K]`` bool: whether a set of parts (bit k: part k) holds two not joined."""
+    k = len(joined)
+    masks = np.arange(1 << k, dtype=np.int64)
+    bits = (masks[:, None] >> np.arange(k)) & 1
+    out = np.zeros(1 << k, dtype=bool)
+    for a in range(k):
+        for b in range(a + 1, k):
+            if not joined[a, b]:
+                out |= (bits[:, a] & bits[:, b]).astype(bool)
+    return out
+
+
+_MASK_CACHE: dict[bytes, np.ndarray] = {}
+
+
+def contact_cells(inside: np.ndarray, labels: np.ndarray, joined: np.ndarray) -> np.ndarray:
+    """``[A-1, B-1, C-1]`` bool: the cells with inside corners of two parts not joined
+    (along an edge or across a diagonal; ``joined`` may be any ``[K, K]`` bool table of
+    at most 16 parts: each set of parts is looked up in a table of them all).
+    """
+    k = len(joined)
+    if k > 16:
+        raise ValueError(f"contact_cells takes at most 16 parts, got {k}")
+    key = np.packbits(joined).tobytes()
+    table = _MASK_CACHE.get(key)
+    if table is None:
+        table = _MASK_CACHE[key] = _apart_masks(joined)
+    # the set of parts of each cell's inside corners, as bits: OR along the three axes
+    sets = np.left_shift(np.uint16(1), labels.astype(np.uint16))
+    sets[~inside] = 0
+    for axis in range(3):
+        lower, upper = _ends(axis)
+        sets = sets[lower] | sets[upper]
+    # a single part (a power of two) or none cannot touch: the table is read only where
+    # there are two or more
+    several = np.flatnonzero(sets & (sets - np.uint16(1)))
+    cells = np.zeros(sets.shape, dtype=bool)
+    cells.reshape(-1)[several] = table[sets.reshape(-1)[several]]
+    return cells
+
+
+#: ``[26, 3]`` the steps to a lattice point's 26 neighbours.
+_STEPS = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)])[
+    np.arange(27) != 13
+]
+
+
+def keep_apart(values: np.ndarray, labels: np.ndarray, joined: np.ndarray, threshold: float) -> int:
+    """Take inside lattice points outside until no two parts that are not joined have
+    inside points in one lattice cell; in place.
+
+    Args:
+        values: ``[A, B, C]`` float occupancy on the lattice; changed in place: the points
+            taken outside get :data:`CARVED`.
+        labels: ``[A, B, C]`` argmax part of every lattice point.
+        joined: ``[K, K]`` bool, the pairs of parts that may merge.
+        threshold: the mesh level; a point is inside at ``values >= threshold``.
+
+    Returns:
+        how many lattice points were taken outside.
+
+    Of every pair of inside points of parts not joined among each other's 26 neighbours
+    (one cell apart), the one less inside is taken (on a tie, which deep in both parts is
+    the rule since both values are ~1, the one of the higher part index). Marching cubes
+    joins two inside points only through cells whose corners they are, so no surface then
+    joins the two parts except through a third part joined to both. :data:`CARVED` lies
+    below any occupancy: marching cubes' decider on a cell's face, comparing the products
+    of the two diagonals' distances to the level, then never joins two inside corners
+    across two taken ones, and :func:`~halohand.inference.extract.mesh_from_grid` does not
+    fill them back in as a bubble.
+    """
+    if not values.flags.c_contiguous:
+        raise ValueError("keep_apart changes values in place: they must be C-contiguous")
+    inside = values >= threshold
+    shape = np.asarray(values.shape)
+    # Every such pair has an end with a face neighbour of another part (along the cell
+    # path between the two, the part changes somewhere): only those ends are looked at.
+    changes = np.zeros(values.shape, dtype=bool)
+    for axis in range(3):
+        lower, upper = _ends(axis)
+        differ = labels[lower] != labels[upper]
+        changes[lower] |= differ
+        changes[upper] |= differ
+    changes &= inside
+    p = np.flatnonzero(changes)
+    if len(p) == 0:
+        return 0
+    flat_values = values.reshape(-1)
+    flat_labels = labels.reshape(-1)
+    flat_inside = inside.reshape(-1)
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    q = p[:, None] + _STEPS @ strides  # [n, 26] flat indices of the neighbours
+    border = np.zeros(len(p), dtype=bool)
+    for axis, index in enumerate(np.unravel_index(p, values.shape)):
+        border |= (index == 0) | (index == shape[axis] - 1)
+    if border.any():  # neighbours beyond the lattice's faces are not there
+        index = np.stack(np.unravel_index(p[border], values.shape), 1)[:, None] + _STEPS
+        q[border] = np.where(np.all((index >= 0) & (index < shape), -1), q[border], -1)
+    a = np.broadcast_to(p[:, None], q.shape)[q >= 0]
+    b = q[q >= 0]
+    pair = flat_inside[b]
+    a, b = a[pair], b[pair]
+    apart = ~joined[flat_labels[a], flat_labels[b]]
+    a, b = a[apart], b[apart]
+    va, vb = flat_values[a], flat_values[b]
+    take_b = (vb < va) | ((vb == va) & (flat_labels[b] > flat_labels[a]))
+    out = np.unique(np.where(take_b, b, a))
+    flat_values[out] = CARVED
+    return len(out)
