@@ -205,3 +205,33 @@ def test_entry_point_end_to_end(tmp_path, kp) -> None:
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "r01.npy" in proc.stderr and "truncated" in proc.stderr
     assert files(tmp_path / "out") == ["r00.glb"]
+
+
+def test_touching_apart_meshes_a_fist_as_one_body_of_genus_0(
+    monkeypatch, capsys, tmp_path, shipped_halo
+) -> None:
+    from halohand.handmodel.keyposes import load_key_poses
+    from halohand.inference.bodies import body_stats
+
+    monkeypatch.setattr(reconstruct_cli, "_load_model", lambda checkpoint, device: shipped_halo)
+    fist = next(p for p in load_key_poses() if p.name == "fist")
+    np.save(tmp_path / "fist.npy", fist.keypoints)
+    genus = {}
+    for touching in ("merge", "apart"):
+        out = tmp_path / touching
+        code, _, err = run_cli(
+            monkeypatch, capsys, "reconstruct", tmp_path / "fist.npy", "--out-dir", out,
+            "--resolution", "128", "--touching", touching,
+        )  # fmt: skip
+        assert code == 0, err
+        mesh = trimesh.load(out / "fist.ply", process=False)
+        stats = body_stats(mesh)
+        assert mesh.is_watertight and stats.count == 1
+        genus[touching] = int(stats.genus[0])
+    assert genus["merge"] > 0 and genus["apart"] == 0
+    code, _, err = run_cli(
+        monkeypatch, capsys, "reconstruct", tmp_path / "fist.npy", "--out-dir",
+        tmp_path / "bad", "--touching", "glue",
+    )  # fmt: skip
+    assert code == 2 and "--touching" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()

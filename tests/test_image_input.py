@@ -195,6 +195,7 @@ def test_photo_without_hand_is_not_an_error(monkeypatch, capsys, tmp_path) -> No
         (["--focal-px", "-3"], "--focal-px must be a positive"),
         (["--resolution", "4"], "resolution must be"),
         (["--ext", "stl"], "unknown mesh format"),
+        (["--touching", "glue"], "--touching"),
     ],
 )
 def test_bad_options_are_one_line(monkeypatch, capsys, tmp_path, args, says) -> None:

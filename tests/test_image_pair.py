@@ -42,6 +42,22 @@ def test_pair_path_parts_the_two_hands(placed, shipped_halo) -> None:
         assert new.side == old.side and new.fit is old.fit
 
 
+def test_the_pairs_fists_come_out_one_body_of_genus_0_with_touching_apart(
+    placed, shipped_halo
+) -> None:
+    from halohand.inference.bodies import body_stats
+
+    paired, _ = pair_photo_hands(placed, shipped_halo)
+    genus = {}
+    for touching in ("merge", "apart"):
+        meshes = pair_meshes(paired, shipped_halo, 128, touching)
+        stats = [body_stats(m) for m in meshes]
+        assert all(m.is_watertight for m in meshes) and [s.count for s in stats] == [1, 1]
+        genus[touching] = [int(s.genus[0]) for s in stats]
+    # curled fingertips fuse with the palms unless kept apart
+    assert min(genus["merge"]) > 0 and genus["apart"] == [0, 0]
+
+
 def test_a_pair_needs_two_hands(placed, shipped_halo) -> None:
     from dataclasses import replace
 
@@ -95,3 +111,4 @@ def test_a_right_and_a_left_hand_go_through_reconstruct_pair(placed) -> None:
     np.testing.assert_array_equal(kp[0], hands[1].keypoints)  # right first
     np.testing.assert_array_equal(kp[1], hands[0].keypoints)
     assert kwargs["units"] == "m" and kwargs["resolution"] == 32
+    assert kwargs["touching"] == "merge"

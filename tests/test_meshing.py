@@ -216,6 +216,23 @@ def test_a_value_at_the_level_leaves_no_face_without_neighbours() -> None:
     assert values[1, 1, 1] == level  # the caller's grid is left as it was
 
 
+def test_a_vertex_rounded_onto_an_inside_point_leaves_it_inside() -> None:
+    # An inside value a float32 step above the level next to a far lower one: the edge's
+    # vertex rounds onto the inside point without the point being at the level (two-hand
+    # separation gives such values). It must stay inside and the mesh closed.
+    x = np.linspace(-1.0, 1.0, 21)
+    r = np.linalg.norm(np.stack(np.meshgrid(x, x, x, indexing="ij")), axis=0)
+    values = np.clip(0.5 + 2.0 * (0.63 - r), 0.0, 1.0).astype(np.float32)
+    i, j, k = 10, 10, 16  # inside, next to the outside point (10, 10, 17)
+    assert values[i, j, k] > 0.5 > values[i, j, k + 1]
+    values[i, j, k] = np.nextafter(np.float32(0.5), np.float32(1.0))
+    values[i, j, k + 1] = -1.0e6
+    mesh = mesh_from_grid(values, np.full(3, -1.0), np.full(3, 1.0))
+    assert mesh.is_watertight and mesh.euler_number == 2
+    lattice = (np.asarray(mesh.vertices) + 1.0) * 10.0
+    assert np.all(np.abs(lattice - (i, j, k)) < 1e-4, axis=1).any()  # the rounded vertex
+
+
 def test_empty_and_bad_input() -> None:
     empty = extract_mesh(lambda p: np.zeros(len(p)), BMIN, BMAX, 32, 8)
     assert len(empty.faces) == 0

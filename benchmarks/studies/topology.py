@@ -3,7 +3,8 @@
 Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/topology.py [--hands 60]
-        [--resolution 256] [--checkpoint FILE] [--json benchmarks/results/studies/topology.json]
+        [--resolution 256] [--checkpoint FILE] [--touching merge|apart]
+        [--json benchmarks/results/studies/topology.json]
 
 Meshes of ``HALO.reconstruct`` (the shipped model, or ``--checkpoint``) at the default
 resolution, of
@@ -13,6 +14,8 @@ resolution, of
   a stream no training data uses;
 * ``real``: the 85 real HO3D-derived frames of ``../shared/reference`` (reference data,
   never shipped; skipped when absent), read with ``convention="auto"``.
+
+``--touching apart`` keeps touching parts apart (:mod:`halohand.inference.touching`).
 
 Per set: meshes with more than one body, the extra bodies' signed volumes
 (negative: a bubble inside the hand), the main body's genus (tunnels), meshes whose Euler
@@ -49,14 +52,17 @@ def _own_hands(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def _score(halo, hands: list[tuple[np.ndarray, str]], resolution: int, convention: str) -> dict:  # noqa: ANN001
+def _score(  # noqa: ANN001
+    halo, hands: list[tuple[np.ndarray, str]], resolution: int, convention: str, touching: str
+) -> dict:
     from halohand.inference.bodies import body_stats
 
     rows = []
     for kp, side in hands:
         mesh = halo.reconstruct(
-            kp, side=side, units="m", resolution=resolution, convention=convention
-        )
+            kp, side=side, units="m", resolution=resolution, convention=convention,
+            touching=touching,
+        )  # fmt: skip
         t = time.perf_counter()
         stats = body_stats(mesh)
         spent = time.perf_counter() - t
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--touching", choices=("merge", "apart"), default="merge")
     args = parser.parse_args(argv)
 
     from halohand.inference.halo import HALO
@@ -107,11 +114,11 @@ def main(argv: list[str] | None = None) -> dict:
         sets["real"] = ([(f, "right") for f in frames], "auto")
     else:
         print(f"real frames skipped: {REAL_FRAMES} is absent")
-    report: dict = {"study": "topology", "resolution": args.resolution}
+    report: dict = {"study": "topology", "resolution": args.resolution, "touching": args.touching}
     if args.checkpoint:
         report["checkpoint"] = repo_path(args.checkpoint)
     for name, (hands, convention) in sets.items():
-        report[name] = _score(halo, hands, args.resolution, convention)
+        report[name] = _score(halo, hands, args.resolution, convention, args.touching)
         print(name, {k: v for k, v in report[name].items() if k != "per_mesh"})
     report["seconds"] = time.perf_counter() - t0
     emit(report, args.json)

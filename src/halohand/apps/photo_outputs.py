@@ -82,24 +82,27 @@ def pair_photo_hands(
     return replace(result, hands=hands), refined
 
 
-def pair_meshes(result: PhotoHands, model: HALO, resolution: int = 128) -> list[trimesh.Trimesh]:
+def pair_meshes(
+    result: PhotoHands, model: HALO, resolution: int = 128, touching: str = "merge"
+) -> list[trimesh.Trimesh]:
     """The meshes of a photo's two hands (in ``result.hands`` order) through the two-hand
     path: a right and a left hand by :meth:`~halohand.HALO.reconstruct_pair`; two hands of
     one side (two people's right hands) together by :meth:`~halohand.HALO.meshes`; either
     way with ``separate=True``, so whatever overlap the parting left is cut where the other
-    hand is surer (:func:`~halohand.inference.two_hands.separate_occupancy`)."""
+    hand is surer (:func:`~halohand.inference.two_hands.separate_occupancy`); ``touching``
+    as :meth:`~halohand.HALO.meshes`."""
     kp = np.stack([h.keypoints for h in result.hands])
     sides = [h.side for h in result.hands]
     if sorted(sides) == ["left", "right"]:
         order = [sides.index("right"), sides.index("left")]
         pair = model.reconstruct_pair(
             kp[order], units="m", fmt="openpose", resolution=resolution, separate=True,
-            convention="rig",
+            convention="rig", touching=touching,
         )  # fmt: skip
         by_side = {"right": pair.right, "left": pair.left}
         return [by_side[s] for s in sides]
     prepared = model.prepare(kp, sides, "m", convention="rig")  # the fit's keypoints
-    return list(model.meshes(prepared, resolution, separate=True))
+    return list(model.meshes(prepared, resolution, separate=True, touching=touching))
 
 
 def _pair_entry(refined: PairRefineResult, before: PhotoHands, after: PhotoHands) -> dict:
@@ -129,6 +132,7 @@ def write_photo_outputs(
     resolution: int = 128,
     ext: str = "ply",
     pair: bool = True,
+    touching: str = "merge",
 ) -> dict[str, Any]:
     """Reconstruct the hands of ``result`` and write ``NAME.json``, ``NAME_overlay.png`` and
     ``NAME_hand<i>_<side>.<ext>`` (metres, camera frame) into ``out_dir``, each atomically.
@@ -143,6 +147,8 @@ def write_photo_outputs(
         pair: a photo with exactly two hands: part them where they overlap and mesh them
             as a pair (:func:`pair_photo_hands`, :func:`pair_meshes`); the JSON's ``pair``
             entry says how far they moved.
+        touching: where parts that tissue does not join touch, ``"merge"`` or ``"apart"``
+            (:meth:`~halohand.HALO.meshes`).
 
     Returns:
         The JSON document written (``result.to_dict()`` with per hand its mesh file,
@@ -157,9 +163,9 @@ def write_photo_outputs(
         placed = result
         result, refined = pair_photo_hands(result, model)
         pair_entry = _pair_entry(refined, placed, result)
-        meshes = pair_meshes(result, model, resolution)
+        meshes = pair_meshes(result, model, resolution, touching)
     else:
-        meshes = result.meshes(model, resolution) if result.hands else []
+        meshes = result.meshes(model, resolution, touching=touching) if result.hands else []
     report = result.to_dict()
     if pair_entry is not None:
         report["pair"] = pair_entry

@@ -91,13 +91,20 @@ class PhotoHands:
         """The hands and the camera (with the photo) as a :class:`~halohand.scene.Scene`."""
         return Scene(hands=tuple(h.to_hand() for h in self.hands), camera=self.camera)
 
-    def meshes(self, model: HALO, resolution: int = 128) -> list[trimesh.Trimesh]:
+    def meshes(
+        self, model: HALO, resolution: int = 128, *, touching: str = "merge"
+    ) -> list[trimesh.Trimesh]:
         """One watertight mesh per hand (metres, camera frame), from ``model``
-        (e.g. ``HALO.pretrained()``)."""
+        (e.g. ``HALO.pretrained()``); ``touching`` as :meth:`~halohand.HALO.meshes`."""
         return [
             model.reconstruct(
-                h.keypoints, side=h.side, units="m", resolution=resolution, convention="rig"
-            )
+                h.keypoints,
+                side=h.side,
+                units="m",
+                resolution=resolution,
+                convention="rig",
+                touching=touching,
+            )  # fmt: skip
             for h in self.hands
         ]
 

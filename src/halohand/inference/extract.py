@@ -775,14 +775,18 @@ def mesh_from_grid(
     # point, and marching cubes can close them with a face of no area whose edges no other
     # face shares: the mesh is not closed (1 of 16 test hands at 256^3). Such a point,
     # outside by ``inside`` above, moves to the next value below the level and the cells
-    # run again; a vertex lies on a lattice point only then, so the test is on the vertices.
+    # run again. Its vertices lie on the lattice point, so only the points under vertices
+    # are tested (others get there by rounding and leave the mesh closed).
     on_point = np.flatnonzero(np.all(verts == np.rint(verts), axis=1))
     if len(on_point):
-        padded = np.array(padded, copy=True) if padded is values else padded
         at = tuple(np.rint(verts[on_point]).astype(np.int64).T)
-        below = np.nextafter(padded.dtype.type(threshold), padded.dtype.type(-np.inf))
-        padded[at] = np.minimum(padded[at], below)
-        verts, faces, _, _ = marching_cubes(padded, level=threshold, mask=band)
+        level = padded.dtype.type(threshold)
+        exact = padded[at] == level
+        if exact.any():
+            padded = np.array(padded, copy=True) if padded is values else padded
+            at = tuple(i[exact] for i in at)
+            padded[at] = np.nextafter(level, padded.dtype.type(-np.inf))
+            verts, faces, _, _ = marching_cubes(padded, level=threshold, mask=band)
     lattice = verts + (np.asarray(lo) - 1)
     verts = lattice * step + bmin
     # scikit-image orients faces toward increasing values (the inside): flip to outward.

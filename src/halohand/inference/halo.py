@@ -826,13 +826,13 @@ class HALO:
         return meshes if seq else meshes[0]
 
     def reconstruct_scene(
-        self, scene: Scene, resolution: int = 256, *, colors: bool = True
+        self, scene: Scene, resolution: int = 256, *, colors: bool = True, touching: str = "merge"
     ) -> trimesh.Scene:
         """Mesh every hand of a :class:`~halohand.scene.Scene` and return the whole scene
         (hands and objects, metres, world frame) as one ``trimesh.Scene``.
 
         Each hand keeps its own side, joint order and unit; all hands are validated before
-        any meshing.
+        any meshing; ``touching`` as :meth:`meshes`.
         """
         if not isinstance(scene, Scene):
             raise HalohandInputError(f"expected a halohand.scene.Scene, got {type(scene).__name__}")
@@ -841,7 +841,7 @@ class HALO:
             kp = scene.keypoints_m()
             sides = [h.side for h in scene.hands]
             prepared = self.prepare(kp, sides, "m")
-            meshes = list(self.meshes(prepared, resolution, colors=colors))
+            meshes = list(self.meshes(prepared, resolution, colors=colors, touching=touching))
         return scene.to_trimesh(meshes)
 
     def reconstruct_pair(
@@ -856,6 +856,7 @@ class HALO:
         separate: bool = False,
         convention: str = "auto",
         refine_occupancy: bool | str | PairOccupancyRefiner | ImageOccupancy = False,
+        touching: str = "merge",
     ) -> TwoHandReconstruction:
         """A right and a left hand from one array: two watertight meshes and their
         occupancy fields (:mod:`halohand.inference.two_hands`).
@@ -886,6 +887,8 @@ class HALO:
                 shipped attention refiner (Im2Hands' refinement network,
                 :mod:`halohand.inference.pair_refiner`). Or a network of either kind
                 (:func:`~halohand.inference.two_hands.check_refinement`).
+            touching: where parts that tissue does not join touch within a hand,
+                ``"merge"`` or ``"apart"`` (see :meth:`meshes`).
 
         Returns:
             a :class:`~halohand.inference.two_hands.TwoHandReconstruction` (``right``,
@@ -896,6 +899,7 @@ class HALO:
         return reconstruct_pair(
             self, keypoints, units, fmt, resolution, colors=colors, refine=refine,
             separate=separate, convention=convention, refine_occupancy=refine_occupancy,
+            touching=touching,
         )  # fmt: skip
 
     def pair_occupancy(

@@ -228,6 +228,7 @@ def reconstruct_pair(
     separate: bool = False,
     convention: str = "auto",
     refine_occupancy: OccupancyRefinement = False,
+    touching: str = "merge",
 ) -> TwoHandReconstruction:
     """Mesh a right and a left hand (see :meth:`halohand.HALO.reconstruct_pair`)."""
     choice = check_refinement(refine_occupancy)
@@ -247,7 +248,12 @@ def reconstruct_pair(
     prepared = model.prepare(kp, list(PAIR_SIDES), unit, convention=convention)
     learned = pair_refinement(model, prepared, choice)
     right, left = model.meshes(
-        prepared, resolution, colors=colors, separate=separate, learned=learned
+        prepared,
+        resolution,
+        colors=colors,
+        separate=separate,
+        learned=learned,
+        touching=touching,
     )
     return TwoHandReconstruction(right, left, prepared.keypoints, unit, model, separate, learned)
 

@@ -21,9 +21,12 @@ from typing import Annotated
 import typer
 
 from halohand.apps.cli.options import (
+    TOUCHING_CHOICES,
     Checkpoint,
     MeshExtension,
     Resolution,
+    Touching,
+    check_choice,
     check_extension,
     check_inputs_exist,
     check_out_folder,
@@ -70,6 +73,7 @@ def image(
     resolution: Resolution = 128,
     ext: MeshExtension = "ply",
     checkpoint: Checkpoint = None,
+    touching: Touching = "merge",
 ) -> None:
     """Find the hands in photos, place them in each photo's camera frame and reconstruct
     their meshes.
@@ -82,6 +86,7 @@ def image(
         raise HalohandInputError(f"--focal-px must be a positive number of pixels, got {focal_px}")
     ext = check_extension(ext)
     check_resolution(resolution)
+    touching = check_choice(touching, TOUCHING_CHOICES, "--touching") or touching
     check_out_folder(out_dir)
     check_inputs_exist(photos)
     stems: dict[str, Path] = {}
@@ -102,7 +107,9 @@ def image(
     model = _load_model(checkpoint, "cpu")
     for path, photo in zip(photos, decoded, strict=True):
         result = from_image(photo, max_hands=max_hands, focal_px=focal_px, fit=fit)
-        write_photo_outputs(path, result, model, out_dir, resolution, ext, pair=pair)
+        write_photo_outputs(
+            path, result, model, out_dir, resolution, ext, pair=pair, touching=touching
+        )
         if result.hands:
             sides = ", ".join(h.side for h in result.hands)
             n = len(result.hands)

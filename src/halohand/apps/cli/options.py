@@ -80,6 +80,19 @@ KeypointConvention = Annotated[
     ),
 ]
 
+#: The values of ``--touching`` (``halohand.inference.halo.TOUCHING``, without importing it).
+TOUCHING_CHOICES = ("merge", "apart")
+
+Touching = Annotated[
+    str,
+    typer.Option(
+        "--touching",
+        help="Where parts that tissue does not join touch (a fist's fingertips on the palm): "
+        "merge (the max over parts) or apart (each part closed on its own side, so the mesh "
+        "stays one body of genus 0; ~1.1x the time); docs/usage.md.",
+    ),
+]
+
 # ------------------------------------------------------------------ models and devices
 
 #: An optional model for ``reconstruct`` / ``occupancy`` (``None``: the shipped weights).

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from halohand.apps.cli.options import (
+    TOUCHING_CHOICES,
     Checkpoint,
     Device,
     KeypointConvention,
@@ -22,6 +23,8 @@ from halohand.apps.cli.options import (
     KeypointUnits,
     MeshExtension,
     Resolution,
+    Touching,
+    check_choice,
     check_device,
     check_extension,
     check_format,
@@ -111,6 +114,7 @@ def _pair_meshes(
     resolution: int,
     separate: bool,
     learned: Any = None,
+    touching: str = "merge",
 ) -> Any:
     """Meshes of a two-hand file's hands in ``where`` order; with ``separate``, the two
     hands of each complete pair are meshed together with their overlap removed
@@ -120,7 +124,7 @@ def _pair_meshes(
     from halohand.inference.two_hands import pair_refinement
 
     if not separate and learned is None:
-        yield from model.meshes(prepared, resolution)
+        yield from model.meshes(prepared, resolution, touching=touching)
         return
     k = 0
     while k < len(where):
@@ -130,7 +134,9 @@ def _pair_meshes(
         context = None
         if n == 2 and learned is not None:
             context = pair_refinement(model, sub, learned)  # sides come right, then left
-        yield from model.meshes(sub, resolution, separate=separate and n == 2, learned=context)
+        yield from model.meshes(
+            sub, resolution, separate=separate and n == 2, learned=context, touching=touching
+        )
         k += n
 
 
@@ -219,6 +225,7 @@ def reconstruct(
             "attention (the shipped attention refiner, Im2Hands' refinement network).",
         ),
     ] = "residual",
+    touching: Touching = "merge",
 ) -> None:
     """Reconstruct watertight, part-coloured hand meshes from keypoint files.
 
@@ -234,6 +241,7 @@ def reconstruct(
     check_resolution(resolution)
     check_out_folder(out_dir)
     check_inputs_exist(inputs)
+    touching = check_choice(touching, TOUCHING_CHOICES, "--touching") or touching
     if learned_model not in ("residual", "attention"):
         raise HalohandInputError(
             f"--learned-model must be residual or attention, got {learned_model!r}"
@@ -320,7 +328,7 @@ def reconstruct(
     empty = 0
     with tqdm(total=total, desc="reconstruct", unit="hand", disable=None, file=sys.stderr) as bar:
         for kf, prepared, names in jobs:
-            meshes = model.meshes(prepared, resolution)
+            meshes = model.meshes(prepared, resolution, touching=touching)
             for i, (name, mesh) in enumerate(zip(names, meshes, strict=True)):
                 if len(mesh.faces) == 0:
                     empty += 1
@@ -335,7 +343,9 @@ def reconstruct(
             # meshes come in order, right before left within a pair: each pair's scene is
             # written once its last hand is done
             scene: list[tuple[str, Any, Any]] = []
-            meshes = _pair_meshes(model, prepared, where, resolution, separate, pair_refiner)
+            meshes = _pair_meshes(
+                model, prepared, where, resolution, separate, pair_refiner, touching
+            )
             for k, ((i, hand_side), mesh) in enumerate(zip(where, meshes, strict=True)):
                 stem = pf.names[i]
                 if len(mesh.faces) == 0:

@@ -10,6 +10,7 @@ import typer
 
 from halohand.apps.cli.options import (
     MAX_SURFACE_SAMPLES,
+    TOUCHING_CHOICES,
     DataFolder,
     Device,
     ModelFile,
@@ -18,6 +19,7 @@ from halohand.apps.cli.options import (
     Resolution,
     Resume,
     SplitLimit,
+    Touching,
     at_least,
     check_choice,
     check_device,
@@ -150,14 +152,7 @@ def evaluate(
             "'mano' (fingertips on the skin, read as convention mano).",
         ),
     ] = "rig",
-    touching: Annotated[
-        str,
-        typer.Option(
-            "--touching",
-            help="Where parts not joined by tissue touch: 'merge' (default) or keep them "
-            "'apart' (HALO's keypoint path).",
-        ),
-    ] = "merge",
+    touching: Touching = "merge",
 ) -> None:
     """Evaluate a model: mesh each hand, then IoU, Chamfer-L1 (mm) and normal consistency.
 
@@ -174,7 +169,7 @@ def evaluate(
     split = check_choice(split, ("train", "val", "test"), "--split") or split
     box = check_choice(box, ("keypoints", "data"), "--box") or box
     keypoints = check_choice(keypoints, ("rig", "mano"), "--keypoints") or keypoints
-    touching = check_choice(touching, ("merge", "apart"), "--touching") or touching
+    touching = check_choice(touching, TOUCHING_CHOICES, "--touching") or touching
     if touching != "merge" and box != "keypoints":
         raise HalohandInputError("--touching apart needs --box keypoints (HALO's own path)")
     if keypoints == "mano" and box != "keypoints":
