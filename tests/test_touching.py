@@ -199,12 +199,22 @@ def test_the_shipped_models_fist_is_one_body_of_genus_0(shipped_halo) -> None:
     assert len(apart.vertex_attributes["part"]) == len(apart.vertices)
 
 
-def test_touching_must_be_merge_or_apart(shipped_halo) -> None:
+def test_touching_must_be_merge_apart_or_a_table(shipped_halo) -> None:
     from halohand.handmodel.keyposes import load_key_poses
 
     fist = next(p for p in load_key_poses() if p.name == "fist")
     with pytest.raises(HalohandInputError, match="touching"):
         shipped_halo.reconstruct(fist.keypoints, units="m", resolution=64, touching="glue")
+    with pytest.raises(HalohandInputError, match=r"\[16, 16\]"):
+        small = PartContacts(np.eye(3, dtype=bool), np.eye(3, dtype=bool))
+        shipped_halo.reconstruct(fist.keypoints, units="m", resolution=64, touching=small)
+    # a table of its own: every part joined keeps nothing apart
+    merged = shipped_halo.reconstruct(fist.keypoints, units="m", resolution=128)
+    everything = PartContacts(np.ones((16, 16), dtype=bool), ADJACENT_PARTS)
+    joined = shipped_halo.reconstruct(
+        fist.keypoints, units="m", resolution=128, touching=everything
+    )
+    assert body_stats(joined).genus[0] == body_stats(merged).genus[0] > 0
 
 
 def test_hand_contacts_are_the_skeletons_tables() -> None:

@@ -7,7 +7,7 @@ Usage::
     PYTHONPATH=src .venv/bin/python benchmarks/studies/conventions_photos.py \
         [--resolution 256] [--json benchmarks/results/studies/conventions_photos.json] \
         [--sheet docs/conventions_photos.png] [--checkpoint MODEL.safetensors] \
-        [--touching merge|apart]
+        [--touching merge|apart] [--joined hand|adjacent]
 
 Every hand that ``halohand.image.from_image`` finds in ``../shared/photos/*`` (Apache-2.0
 sample photos) gives the vendored landmark model's *world* landmarks (21 joints in metres
@@ -22,7 +22,9 @@ signed distance to the surface (target: inside or at most 2 mm outside), bodies 
 (:func:`halohand.inference.bodies.body_stats`; target one body of genus 0) and volume
 (target 250-450 cm^3). ``--sheet`` renders each hand's three meshes as the photo's camera
 saw the hand, with the keypoints (red: more than 2 mm outside). ``--touching apart`` meshes
-with touching parts kept apart (:mod:`halohand.inference.touching`).
+with touching parts kept apart (:mod:`halohand.inference.touching`); ``--joined adjacent``
+joins only adjacent parts (a part and its parent) instead of the hand's table, which also
+joins the parts of the base of the hand.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--sheet", default=None)
     parser.add_argument("--touching", choices=("merge", "apart"), default="merge")
+    parser.add_argument("--joined", choices=("hand", "adjacent"), default="hand")
     args = parser.parse_args(argv)
     photos = sorted(p for p in PHOTOS.glob("*") if p.suffix.lower() in (".jpg", ".png"))
     if not photos:
@@ -71,6 +74,12 @@ def main(argv: list[str] | None = None) -> dict:
     from halohand.skeleton.conventions import detect_convention, tip_ratio
 
     halo = HALO.pretrained(args.checkpoint)
+    touching = args.touching
+    if args.touching == "apart" and args.joined == "adjacent":
+        from halohand.inference.touching import PartContacts
+        from halohand.skeleton import ADJACENT_PARTS
+
+        touching = PartContacts(ADJACENT_PARTS, ADJACENT_PARTS)
     t0 = time.perf_counter()
     rows, tiles = [], []
     readings = {"rig": "world", "auto": "world", "photo_fit": "fit"}
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
                 mesh = halo.reconstruct(
                     keys, side=hand.side, units="m", resolution=args.resolution,
                     convention="rig" if reading == "photo_fit" else reading,
-                    touching=args.touching,
+                    touching=touching,
                 )  # fmt: skip
                 v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
                 outside = closest_points(keys, v, f)[0] * 1e3
@@ -112,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
         "resolution": args.resolution,
         "checkpoint": args.checkpoint or "shipped",
         "touching": args.touching,
+        "joined": args.joined,
         "hands": rows,
         "seconds": time.perf_counter() - t0,
     }

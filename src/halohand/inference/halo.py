@@ -518,7 +518,7 @@ class HALO:
         coarse_resolution: int | None = None,
         separate: bool = False,
         learned: PairFieldRefinement | None = None,
-        touching: str = "merge",
+        touching: str | PartContacts = "merge",
     ) -> Iterator[trimesh.Trimesh]:
         """Yield one watertight mesh per prepared hand, in the input's frame and units.
 
@@ -542,7 +542,9 @@ class HALO:
                 fingertip on the palm, fingers pressed together), ``"merge"`` their
                 surfaces (the max over parts) or keep them ``"apart"`` by a layer of
                 lattice points under a voxel thick, so the mesh stays one body of genus 0
-                (:mod:`halohand.inference.touching`).
+                (:mod:`halohand.inference.touching`); or a
+                :class:`~halohand.inference.touching.PartContacts` of its own (which parts
+                join, which are adjacent) to keep apart.
 
         Each mesh carries ``metadata`` ``units`` / ``side`` and, with ``colors``,
         ``vertex_attributes["part"]`` (uint8 HALO part index). A model that predicts no
@@ -793,7 +795,7 @@ class HALO:
         *,
         colors: bool = True,
         convention: str = "auto",
-        touching: str = "merge",
+        touching: str | PartContacts = "merge",
     ) -> trimesh.Trimesh | list[trimesh.Trimesh]:
         """Watertight, part-coloured mesh of a hand, in the keypoints' frame and units.
 
@@ -826,7 +828,12 @@ class HALO:
         return meshes if seq else meshes[0]
 
     def reconstruct_scene(
-        self, scene: Scene, resolution: int = 256, *, colors: bool = True, touching: str = "merge"
+        self,
+        scene: Scene,
+        resolution: int = 256,
+        *,
+        colors: bool = True,
+        touching: str | PartContacts = "merge",
     ) -> trimesh.Scene:
         """Mesh every hand of a :class:`~halohand.scene.Scene` and return the whole scene
         (hands and objects, metres, world frame) as one ``trimesh.Scene``.
@@ -856,7 +863,7 @@ class HALO:
         separate: bool = False,
         convention: str = "auto",
         refine_occupancy: bool | str | PairOccupancyRefiner | ImageOccupancy = False,
-        touching: str = "merge",
+        touching: str | PartContacts = "merge",
     ) -> TwoHandReconstruction:
         """A right and a left hand from one array: two watertight meshes and their
         occupancy fields (:mod:`halohand.inference.two_hands`).
@@ -927,7 +934,7 @@ class HALO:
         colors: bool = True,
         progress: bool = False,
         convention: str = "auto",
-        touching: str = "merge",
+        touching: str | PartContacts = "merge",
     ) -> list[trimesh.Trimesh]:
         """One mesh per hand of ``[N, J, 3]`` keypoints (all validated before any meshing;
         ``convention`` as :meth:`prepare`, ``touching`` as :meth:`meshes`)."""
@@ -957,8 +964,15 @@ _GRID_BATCH = 8192
 TOUCHING = ("merge", "apart")
 
 
-def _contacts(touching: str) -> PartContacts | None:
+def _contacts(touching: str | PartContacts) -> PartContacts | None:
     """What ``touching`` keeps apart (``None``: nothing, the parts merge)."""
+    if isinstance(touching, PartContacts):
+        for table in (touching.joined, touching.adjacent):
+            if np.shape(table) != (16, 16):
+                raise HalohandInputError(
+                    f"touching tables must be [16, 16] bool (HALO's parts), got {np.shape(table)}"
+                )
+        return touching
     if touching not in TOUCHING:
         raise HalohandInputError(f"touching must be one of {', '.join(TOUCHING)}, got {touching!r}")
     return HAND_CONTACTS if touching == "apart" else None
