@@ -20,7 +20,10 @@ mesh of ``HALO.reconstruct`` is scored as in ``conventions_real_frames.py``: how
 surface reaches past each fingertip along its distal bone (target 0-5 mm), each keypoint's
 signed distance to the surface (target: inside or at most 2 mm outside), bodies and genus
 (:func:`halohand.inference.bodies.body_stats`; target one body of genus 0) and volume
-(target 250-450 cm^3). ``--sheet`` renders each hand's three meshes as the photo's camera
+(target 250-450 cm^3). The tip reach is also measured on the fingertip's own surface
+(``tip_excess_own_part_mm``: the vertices of the finger's distal part only), since the
+line of a curled finger's distal bone runs into the palm. ``--sheet`` renders each hand's
+three meshes as the photo's camera
 saw the hand, with the keypoints (red: more than 2 mm outside). ``--touching apart`` meshes
 with touching parts kept apart (:mod:`halohand.inference.touching`); ``--joined adjacent``
 joins only adjacent parts (a part and its parent) instead of the hand's table, which also
@@ -105,6 +108,10 @@ def main(argv: list[str] | None = None) -> dict:
                 row[reading] = {
                     "tip_excess_mm": dict(zip(FINGERS, np.round(tip_excess_mm(v, keys), 1).tolist(),
                                               strict=True)),
+                    # the fingertip's own surface (its distal part's vertices): the line of
+                    # a curled finger's distal bone runs into the palm
+                    "tip_excess_own_part_mm": dict(zip(FINGERS, np.round(tip_excess_mm(
+                        v, keys, mesh.vertex_attributes["part"]), 1).tolist(), strict=True)),
                     "keypoint_outside_mm_max": round(float(outside.max()), 2),
                     "keypoints_over_2mm": [int(i) for i in np.flatnonzero(outside > 2.0)],
                     "tips_outside_mm": np.round(outside[list(TIPS)], 2).tolist(),
@@ -128,12 +135,15 @@ def main(argv: list[str] | None = None) -> dict:
     for reading in readings:
         r = [h[reading] for h in rows]
         excess = np.asarray([list(x["tip_excess_mm"].values()) for x in r])
+        own = np.asarray([list(x["tip_excess_own_part_mm"].values()) for x in r])
         report[f"summary_{reading}"] = {
             "hands": len(r),
             "one_body_genus_0": sum(x["bodies"] == 1 and x["genus"] == 0 for x in r),
             "every_keypoint_within_2mm": sum(not x["keypoints_over_2mm"] for x in r),
             "tips_with_surface_0_5mm_past": f"{int(((excess >= 0) & (excess <= 5)).sum())}"
                                             f" / {excess.size}",
+            "tips_with_own_surface_0_5mm_past": f"{int(((own >= 0) & (own <= 5)).sum())}"
+                                                f" / {own.size}",
             "volume_250_450": sum(250 <= x["volume_cm3"] <= 450 for x in r),
         }  # fmt: skip
         print(reading, report[f"summary_{reading}"])

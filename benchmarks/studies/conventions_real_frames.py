@@ -48,17 +48,27 @@ from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
 
 from halohand.skeleton import JOINT_NAMES as KEYPOINT_NAMES  # noqa: E402
+from halohand.skeleton.bones import FINGER_PARTS  # noqa: E402
 from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
 
 
-def tip_excess_mm(vertices: np.ndarray, kp: np.ndarray) -> list[float]:
+def tip_excess_mm(
+    vertices: np.ndarray, kp: np.ndarray, parts: np.ndarray | None = None
+) -> list[float]:
+    """How far (mm) each finger's surface reaches past its tip keypoint along the distal
+    bone: the largest projection beyond the tip of the vertices within 8 mm of the bone's
+    line. With ``parts`` (``[V]`` the mesh's vertex part labels), only the vertices of the
+    finger's own distal part count: a curled finger's bone line runs into the palm or the
+    next finger, whose surface is not the fingertip's."""
     out = []
-    for chain in FINGER_CHAINS:
+    for finger, chain in enumerate(FINGER_CHAINS):
         d = kp[chain[3]] - kp[chain[2]]
         d /= np.linalg.norm(d)
         rel = vertices - kp[chain[3]]
         along = rel @ d
         near = np.linalg.norm(rel - along[:, None] * d, axis=1) < 0.008
+        if parts is not None:
+            near &= np.asarray(parts) == FINGER_PARTS[finger, 2]
         out.append(float(along[near].max() * 1e3) if near.any() else float("nan"))
     return out
 
