@@ -519,7 +519,7 @@ def lattice_grid(
         lab_grid = lab.reshape(n, n, n) if labels else None
         values = vals.reshape(n, n, n)
         if contacts is not None:
-            _keep_apart_inside(values, lab_grid, contacts.joined, threshold)
+            keep_apart(values, lab_grid, contacts.joined, threshold)
         return LatticeGrid(values, stats, lab_grid, bmin, bmax, resolution)
 
     steps = np.log2(resolution / coarse_resolution)
@@ -657,7 +657,7 @@ def lattice_grid(
         start = 2 * lo
     stats = ExtractionStats(queries, tuple(int(x) for x in start))
     if label_grid is not None:
-        _keep_apart_inside(values, label_grid, contacts.joined, threshold)
+        keep_apart(values, label_grid, contacts.joined, threshold)
         return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
     if labels:
         # Never-evaluated points keep label 0; later levels overwrite nothing (each point
@@ -669,22 +669,6 @@ def lattice_grid(
         else:
             label_grid = _earlier_labels(evaluated_labels, start, values.shape)
     return LatticeGrid(values, stats, label_grid, bmin, bmax, resolution)
-
-
-def _keep_apart_inside(
-    values: np.ndarray, labels: np.ndarray, joined: np.ndarray, threshold: float
-) -> None:
-    """:func:`~halohand.inference.touching.keep_apart` on the box of the inside points
-    (plus one point: the neighbours it looks at), in place."""
-    hits = _occupied_range(values >= threshold)
-    if hits is None:
-        return
-    lo = np.maximum(hits[0] - 1, 0)
-    hi = np.minimum(hits[1] + 1, np.asarray(values.shape) - 1)
-    box = _box(lo, hi)
-    sub = np.ascontiguousarray(values[box])
-    if keep_apart(sub, np.ascontiguousarray(labels[box]), joined, threshold):
-        values[box] = sub
 
 
 def evaluate_grid(
