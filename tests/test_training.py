@@ -664,6 +664,9 @@ def test_evaluate_writes_json_and_csv(
         assert r["chamfer_l1_mm"] == pytest.approx(1000 * r["chamfer_l1_m"])
         assert r["chamfer_l1_halo"] == pytest.approx(r["chamfer_l1_m"] / 0.4)
         assert r["watertight"] and r["faces"] > 0
+        # an octahedron: one body of genus 0
+        assert r["bodies"] == 1 and r["genus"] == 0
+    assert doc["mean"]["one_body_genus_0_fraction"] == 1.0
     with open(tmp_path / "eval.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert tuple(rows[0]) == CSV_COLUMNS

@@ -51,6 +51,7 @@ from halohand.data.engine import verify
 from halohand.evaluation.metrics import iou, mesh_metrics
 from halohand.fields.inputs import network_inputs
 from halohand.fields.io import load_any_model
+from halohand.inference.bodies import body_stats
 from halohand.inference.extract import extract_mesh
 from halohand.inference.halo import HALO, TOUCHING, keypoint_box, prepare_hands
 from halohand.inference.query import query_occupancy
@@ -239,6 +240,7 @@ def evaluate(
             mesh, pts_all, occ_all, hand["pointcloud"], hand["pointcloud_normals"], n_samples
         )
         empty = len(mesh.faces) == 0
+        bodies = body_stats(mesh)
         if empty:
             iou_u = iou(np.zeros(len(hand["occ_uniform"]), bool), hand["occ_uniform"])
         else:
@@ -262,6 +264,9 @@ def evaluate(
             "vertices": len(mesh.vertices),
             "faces": len(mesh.faces),
             "watertight": bool(mesh.is_watertight) if not empty else False,
+            # topology: connected bodies and the largest one's genus (tunnels)
+            "bodies": bodies.count,
+            "genus": int(bodies.genus[0]) if bodies.count else -1,
             "mesh_s": t1 - t0,
             "metrics_s": t2 - t1,
             "seconds": t2 - t0,
@@ -273,6 +278,9 @@ def evaluate(
         vals = vals[np.isfinite(vals)]
         mean[key] = float(vals.mean()) if len(vals) else None
     mean["watertight_fraction"] = float(np.mean([r["watertight"] for r in rows]))
+    mean["one_body_genus_0_fraction"] = float(
+        np.mean([r["bodies"] == 1 and r["genus"] == 0 for r in rows])
+    )
     doc: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "data": str(data),
