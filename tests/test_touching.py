@@ -220,3 +220,16 @@ def test_touching_must_be_merge_apart_or_a_table(shipped_halo) -> None:
 def test_hand_contacts_are_the_skeletons_tables() -> None:
     assert HAND_CONTACTS.joined is JOINED_PARTS
     assert HAND_CONTACTS.adjacent is ADJACENT_PARTS
+
+
+def test_only_points_taken_apart_escape_the_bubble_rule() -> None:
+    # one outside lattice point inside a ball: filled back as a bubble, unless it was taken
+    # outside on purpose (CARVED); two-hand separation's negative values are filled as ever
+    values, _ = _balls([(0.0, 0.0, 0.0)], [0.6], n=33)
+    centre = (16, 16, 16)
+    counts = {}
+    for value in (0.1, -0.3, CARVED):
+        grid = values.copy()
+        grid[centre] = value
+        counts[value] = body_stats(mesh_from_grid(grid, -np.ones(3), np.ones(3), 0.5)).count
+    assert counts == {0.1: 1, -0.3: 1, CARVED: 2}

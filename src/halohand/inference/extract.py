@@ -25,7 +25,7 @@ import trimesh
 from scipy.ndimage import binary_dilation
 
 from halohand.inference.threads import run_batches
-from halohand.inference.touching import PartContacts, contact_cells, keep_apart
+from halohand.inference.touching import CARVED, PartContacts, contact_cells, keep_apart
 
 OccupancyFn = Callable[[np.ndarray], np.ndarray]
 """Maps ``[N, 3]`` float32 points to ``[N]`` occupancy probabilities."""
@@ -548,7 +548,7 @@ def lattice_grid(
     values = vals.reshape(n, n, n)
     # Candidate bits of the current level's lattice points (the next level's masks).
     bits = cand.reshape(n, n, n) if cand is not None else None
-    # With ``joined``, every level's labels on its whole lattice (copied like the values)
+    # With ``contacts``, every level's labels on its whole lattice (copied like the values)
     # instead of the lists.
     label_grid = lab.reshape(n, n, n) if contacts is not None else None
     listed = labels and label_grid is None
@@ -728,8 +728,8 @@ def mesh_from_grid(
     inside = padded > threshold
     count = _corner_counts(inside)
     enclosed = _enclosed_points(inside, count)
-    # negative values are points held outside on purpose (touching parts kept apart)
-    enclosed = enclosed[np.ravel(padded)[enclosed] >= 0]
+    # points held outside on purpose (touching parts kept apart) stay outside
+    enclosed = enclosed[np.ravel(padded)[enclosed] != CARVED]
     if len(enclosed):
         # One or two outside lattice points enclosed by inside face neighbours would close
         # a surface of their own, a bubble inside the shape: they take their neighbours'

@@ -27,7 +27,8 @@ import numpy as np
 
 from halohand.skeleton.bones import ADJACENT_PARTS, JOINED_PARTS
 
-#: The value given to the lattice points taken outside: below any occupancy (see
+#: The value given to the lattice points taken outside: below any occupancy, and below
+#: any value two-hand separation makes (>= -0.5), so meshing tells them apart (see
 #: :func:`keep_apart`).
 CARVED = -1.0
 
