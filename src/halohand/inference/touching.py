@@ -4,16 +4,16 @@ HALO's occupancy is the max over its parts, so wherever two parts' fields overla
 mesh joins them. That is right where tissue joins (a part and its parent, the webs of the
 palm: :data:`~halohand.skeleton.bones.JOINED_PARTS`) and wrong where skin only touches
 skin: a curled fingertip on the palm, a thumb folded over the fingers, two fingers
-pressed together. There the surfaces fuse into tunnels (a fist's mesh has genus 4-12)
-that no real hand has.
+pressed together. There the surfaces fuse into tunnels (genus 2-6 on the fists of the
+demo's key poses and the shipped photos) that no real hand has.
 
-With the parts kept apart, the extraction refines, as it refines the surface, every cell
-with an edge whose two ends are inside and belong (by their argmax part) to two parts that
-are not joined (:func:`contact_cells`); on the final lattice, :func:`keep_apart` takes one
-end of every such edge outside. What is left between two touching parts is a layer of
-outside lattice points one step thick, so marching cubes closes each part's surface on
-its own side of it: the parts touch with a gap under one lattice step (~1 mm at 256^3 for
-an adult hand) instead of merging.
+With the parts kept apart, every extraction level also refines the cells with inside
+corners of two parts that are not adjacent (:func:`contact_cells`), so contacts (and thin
+gaps between fingers) are evaluated on the final lattice; there, :func:`keep_apart` takes
+the less inside point of every pair of inside points one cell apart whose parts are not
+joined outside (value :data:`CARVED`). Marching cubes then closes each part's surface on
+its own side: the parts touch with a gap under one lattice step (~1 mm at 256^3 for an
+adult hand) instead of merging.
 
 All functions take ``[A, B, C]`` lattices: ``inside`` bool, ``labels`` integer part
 indices (the argmax part at every lattice point), ``joined`` ``[K, K]`` bool.
@@ -62,29 +62,6 @@ def _ends(axis: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
     upper = [slice(None)] * 3
     lower[axis], upper[axis] = slice(None, -1), slice(1, None)
     return tuple(lower), tuple(upper)
-
-
-def contact_edges(
-    inside: np.ndarray, labels: np.ndarray, joined: np.ndarray, axis: int
-) -> tuple[np.ndarray, ...]:
-    """Lattice edges along ``axis`` whose two ends are inside and of parts not joined.
-
-    Returns:
-        the lower ends as three ``[M]`` index arrays (the upper end is one step along
-        ``axis``).
-    """
-    lower, upper = _ends(axis)
-    # Most edges are ruled out by the cheap tests; the part table is read only on the
-    # few whose two ends are inside with different parts.
-    both = inside[lower] & inside[upper]
-    both &= labels[lower] != labels[upper]
-    first = np.nonzero(both)
-    if len(first[0]) == 0:
-        return first
-    second = list(first)
-    second[axis] = second[axis] + 1
-    apart = ~joined[labels[first], labels[tuple(second)]]
-    return tuple(i[apart] for i in first)
 
 
 def _apart_masks(joined: np.ndarray) -> np.ndarray:
