@@ -33,6 +33,10 @@ And a third time, on purpose: the shipped default model changed (per-part MLPs -
 MLPs with a feature grid per part, ``src/halohand/weights/MODEL_CARD.md``), so every mesh,
 occupancy value and evaluate figure of the default model is new. The grasp case, which keeps
 its own HALO (``halo_grasp.safetensors``), moved by at most 1.4e-6 m (rounding).
+
+And a fourth time, for two new keys only: the evaluate JSON's hands carry their topology
+(``bodies``, the main body's ``genus``); every pinned value and the arrays stayed as they
+were.
 """
 
 from __future__ import annotations
