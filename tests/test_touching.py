@@ -90,6 +90,7 @@ def test_keep_apart_leaves_no_pair_and_takes_only_touching_points(seed: int) -> 
     changed = values != before
     assert taken == changed.sum() and (values[changed] == CARVED).all()
     # every point taken was inside, next to an inside point of a part it is not joined to
+    # (a random lattice has outside points everywhere: no taken region is enclosed)
     for p in zip(*np.nonzero(changed), strict=True):
         assert inside[p]
         assert any(
@@ -233,3 +234,16 @@ def test_only_points_taken_apart_escape_the_bubble_rule() -> None:
         grid[centre] = value
         counts[value] = body_stats(mesh_from_grid(grid, -np.ones(3), np.ones(3), 0.5)).count
     assert counts == {0.1: 1, -0.3: 1, CARVED: 2}
+
+
+def test_a_part_inside_another_is_not_hollowed_out() -> None:
+    # a small ball of part 1 wholly inside a large ball of part 0, not joined: taking the
+    # small one's rim outside would separate nothing and leave a hollow; it stays merged
+    values, labels = _balls([(0.0, 0.0, 0.0)], [0.6], n=40)
+    axis = np.linspace(-1.0, 1.0, 40)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
+    labels[np.linalg.norm(grid - (0.05, 0.0, 0.0), axis=-1) < 0.25] = 1
+    before = values.copy()
+    assert keep_apart(values, labels, np.eye(2, dtype=bool), 0.5) == 0
+    np.testing.assert_array_equal(values, before)
+    assert _topology(values) == (1, [0])

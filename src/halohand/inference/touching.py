@@ -130,7 +130,9 @@ def keep_apart(values: np.ndarray, labels: np.ndarray, joined: np.ndarray, thres
     (one cell apart), the one less inside is taken (on a tie, which deep in both parts is
     the rule since both values are ~1, the one of the higher part index). Marching cubes
     joins two inside points only through cells whose corners they are, so no surface then
-    joins the two parts except through a third part joined to both. :data:`CARVED` lies
+    joins the two parts except through a third part joined to both. A region of taken
+    points with no other outside point around it (a part's core inside another's) would
+    separate nothing and close a hollow: it is left as it was. :data:`CARVED` lies
     below any occupancy: marching cubes' decider on a cell's face, comparing the products
     of the two diagonals' distances to the level, then never joins two inside corners
     across two taken ones, and :func:`~halohand.inference.extract.mesh_from_grid` does not
@@ -186,5 +188,42 @@ def keep_apart(values: np.ndarray, labels: np.ndarray, joined: np.ndarray, thres
     if not taken:
         return 0
     out = np.unique(np.concatenate(taken))
+    before = flat_values[out]
     flat_values[out] = CARVED
-    return len(out)
+    # A region of taken points enclosed by inside points separates nothing (the parts
+    # stay joined around it) and would close a hollow: it goes back.
+    enclosed = _enclosed_regions(out, flat_values, values.shape, threshold)
+    flat_values[out[enclosed]] = before[enclosed]
+    return int(np.count_nonzero(~enclosed))
+
+
+def _enclosed_regions(
+    taken: np.ndarray, flat_values: np.ndarray, shape: tuple[int, ...], threshold: float
+) -> np.ndarray:
+    """``[n]`` bool: which of the sorted flat indices ``taken`` (values :data:`CARVED`)
+    lie in regions of taken points (joined through their 26 neighbours) with no other
+    outside point among their 26 neighbours."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(taken)
+    size = int(np.prod(shape))
+    at = np.stack(np.unravel_index(taken, shape), 1)
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    rows, cols = [], []
+    opening = np.zeros(n, dtype=bool)
+    for step in _STEPS:
+        inside_lattice = np.all((at + step >= 0) & (at + step < np.asarray(shape)), axis=1)
+        other = np.where(inside_lattice, taken + int(step @ strides), 0)
+        j = np.minimum(np.searchsorted(taken, other), n - 1)
+        linked = inside_lattice & (taken[j] == other)
+        rows.append(np.flatnonzero(linked))
+        cols.append(j[linked])
+        value = flat_values[np.clip(other, 0, size - 1)]
+        opening |= inside_lattice & (value < threshold) & (value != CARVED)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+    count, region = connected_components(graph, directed=False)
+    open_region = np.zeros(count, dtype=bool)
+    open_region[region[opening]] = True
+    return ~open_region[region]
