@@ -89,7 +89,7 @@ Touching = Annotated[
         "--touching",
         help="Where parts that tissue does not join touch (a fist's fingertips on the palm): "
         "merge (the max over parts) or apart (each part closed on its own side, so the mesh "
-        "stays one body of genus 0; ~1.05x the time); docs/usage.md.",
+        "stays one body of genus 0; 1.05-1.08x the time); docs/usage.md.",
     ),
 ]
 
