@@ -3,7 +3,7 @@
 Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/topology.py [--hands 60]
-        [--resolution 256] [--checkpoint FILE] [--touching merge|apart]
+        [--resolution 256] [--checkpoint FILE] [--touching merge|apart] [--joined hand|all]
         [--json benchmarks/results/studies/topology.json]
 
 Meshes of ``HALO.reconstruct`` (the shipped model, or ``--checkpoint``) at the default
@@ -15,7 +15,10 @@ resolution, of
 * ``real``: the 85 real HO3D-derived frames of ``../shared/reference`` (reference data,
   never shipped; skipped when absent), read with ``convention="auto"``.
 
-``--touching apart`` keeps touching parts apart (:mod:`halohand.inference.touching`).
+``--touching apart`` keeps touching parts apart (:mod:`halohand.inference.touching`);
+with ``--joined all`` every part joins every other, so nothing is taken apart and only the
+extraction's refinement of the cells where parts that are not adjacent meet remains (are
+the merged meshes' tunnels contacts of the field, or of the coarse lattice?).
 
 Per set: meshes with more than one body, the extra bodies' signed volumes
 (negative: a bubble inside the hand), the main body's genus (tunnels), meshes whose Euler
@@ -102,11 +105,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", default=None, help="model file (default: shipped)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--touching", choices=("merge", "apart"), default="merge")
+    parser.add_argument("--joined", choices=("hand", "all"), default="hand")
     args = parser.parse_args(argv)
 
     from halohand.inference.halo import HALO
 
     halo = HALO.pretrained(args.checkpoint)
+    touching = args.touching
+    if args.touching == "apart" and args.joined == "all":
+        from halohand.inference.touching import PartContacts
+        from halohand.skeleton import ADJACENT_PARTS
+
+        touching = PartContacts(np.ones_like(ADJACENT_PARTS), ADJACENT_PARTS)
     t0 = time.perf_counter()
     sets = {"own": (_own_hands(args.hands, args.seed), "rig")}
     if REAL_FRAMES.exists():
@@ -114,11 +124,14 @@ def main(argv: list[str] | None = None) -> dict:
         sets["real"] = ([(f, "right") for f in frames], "auto")
     else:
         print(f"real frames skipped: {REAL_FRAMES} is absent")
-    report: dict = {"study": "topology", "resolution": args.resolution, "touching": args.touching}
+    report: dict = {
+        "study": "topology", "resolution": args.resolution, "touching": args.touching,
+        "joined": args.joined,
+    }  # fmt: skip
     if args.checkpoint:
         report["checkpoint"] = repo_path(args.checkpoint)
     for name, (hands, convention) in sets.items():
-        report[name] = _score(halo, hands, args.resolution, convention, args.touching)
+        report[name] = _score(halo, hands, args.resolution, convention, touching)
         print(name, {k: v for k, v in report[name].items() if k != "per_mesh"})
     report["seconds"] = time.perf_counter() - t0
     emit(report, args.json)
