@@ -31,7 +31,7 @@ from inference_paths import (
 )
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
-from halohand.fields.grids import PartGrids, grid_maps, smoothstep_cells, trilinear
+from halohand.fields.grids import GridMaps, PartGrids, grid_maps, smoothstep_cells, trilinear
 from halohand.fields.occupancy import part_inputs
 from halohand.fields.skipping import effective_radii, skip_mask
 from halohand.inference.halo import HALO
@@ -388,3 +388,24 @@ def test_reconstruct_with_grids_gives_a_closed_hand(gridded, tmp_path) -> None:
     assert torch.equal(loaded.grids.table, net.grids.table)
     mesh = HALO(loaded).reconstruct(hand_keypoints("relaxed"), resolution=64)
     assert mesh.is_watertight and len(mesh.faces) > 1000
+
+
+@pytest.mark.parametrize("bent", [False, True])
+def test_one_parts_grid_map_equals_the_batched_one(bent: bool) -> None:
+    g = torch.Generator().manual_seed(3)
+    b, k, n = 2, 4, 50
+    maps = GridMaps(
+        torch.randn(b, k, 3, 3, generator=g, dtype=torch.float64),
+        torch.randn(b, k, 3, generator=g, dtype=torch.float64),
+        *(
+            tuple(torch.randn(b, k, 2, generator=g, dtype=torch.float64) for _ in range(2))
+            if bent
+            else ()
+        ),
+    )
+    canon = torch.randn(b, n, k, 3, generator=g, dtype=torch.float64)
+    batched = maps.apply(canon)
+    for hand in range(b):
+        for part in range(k):
+            rows = maps.apply_part(canon[hand, :, part], hand, part)
+            torch.testing.assert_close(rows, batched[hand, :, part], rtol=0, atol=1e-12)

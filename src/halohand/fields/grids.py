@@ -79,6 +79,17 @@ class GridMaps(NamedTuple):
             return g
         return bend(g, self.knots[:, None], self.slopes[:, None])
 
+    def apply_part(self, canon: Tensor, hand: int, part: int) -> Tensor:
+        """``[P, 3]`` canonical points (HALO units) of one hand's part -> ``[P, 3]`` grid
+        coordinates: :meth:`apply` for those rows alone, in ``canon``'s dtype (one matrix
+        product instead of a batched one: the sparse query calls it per part)."""
+        dtype = canon.dtype
+        linear, offset = self.linear[hand, part].to(dtype), self.offset[hand, part].to(dtype)
+        g = torch.addmm(offset, canon, linear.T)
+        if self.knots is None or self.slopes is None:
+            return g
+        return bend(g, self.knots[hand, part].to(dtype), self.slopes[hand, part].to(dtype))
+
 
 def bend(points: Tensor, knots: Tensor, slopes: Tensor) -> Tensor:
     """``[..., 3]`` points with their last coordinate ``z`` mapped to

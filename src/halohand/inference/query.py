@@ -21,7 +21,7 @@ from torch import Tensor
 
 from halohand.core.errors import HalohandInputError
 from halohand.fields.conditioning import HALO_UNIT_M, HandConditioning, hand_conditioning
-from halohand.fields.grids import bend
+from halohand.fields.grids import GridMaps
 from halohand.fields.occupancy import (
     OccupancyNetwork,
     first_layer_constants,
@@ -571,12 +571,8 @@ class _SparsePlan:
         :meth:`~halohand.fields.OccupancyNetwork.part_logits` computes for those rows."""
         grids = self.model.grids
         assert grids is not None
-        dtype = table.dtype
-        linear, offset = maps[0][part].to(dtype), maps[1][part].to(dtype)
-        g = torch.addmm(offset, canon.to(dtype), linear.T)
-        if len(maps) == 4:
-            g = bend(g, maps[2][part].to(dtype), maps[3][part].to(dtype))
-        return grids(g, part, table)
+        own = GridMaps(*(t[None] for t in maps))  # one hand's maps, as a batch of one
+        return grids(own.apply_part(canon.to(table.dtype), 0, part), part, table)
 
 
 class _SparseQuery(torch.autograd.Function):
