@@ -25,7 +25,13 @@ import trimesh
 from scipy.ndimage import binary_dilation
 
 from halohand.inference.threads import run_batches
-from halohand.inference.touching import CARVED, PartContacts, contact_cells, keep_apart
+from halohand.inference.touching import (
+    CARVED,
+    PartContacts,
+    contact_cells,
+    keep_apart,
+    neighbours,
+)
 
 OccupancyFn = Callable[[np.ndarray], np.ndarray]
 """Maps ``[N, 3]`` float32 points to ``[N]`` occupancy probabilities."""
@@ -276,19 +282,10 @@ def _box(lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice, slice]:
     return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
 
 
-def _neighbours(axis: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Indexes of a 3D array without its last / its first entry along ``axis``: entry ``i``
-    of the first view and entry ``i`` of the second are neighbours."""
-    lo = [slice(None)] * 3
-    hi = [slice(None)] * 3
-    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-    return tuple(lo), tuple(hi)
-
-
 def _pair(a: np.ndarray, axis: int, op: np.ufunc) -> np.ndarray:
     """``op`` of neighbouring entries along ``axis`` (one shorter there); applied along the
     three axes it combines the 8 corners of every cell with 3 operations instead of 14."""
-    lo, hi = _neighbours(axis)
+    lo, hi = neighbours(axis)
     return op(a[lo], a[hi])
 
 
@@ -385,7 +382,7 @@ def _fine_corners(cells: np.ndarray) -> np.ndarray:
         fine[along(slice(1, None, 2))] = out
         fine[along(slice(0, 1))] = out[along(slice(0, 1))]
         fine[along(slice(-1, None))] = out[along(slice(-1, None))]
-        lo, hi = _neighbours(axis)
+        lo, hi = neighbours(axis)
         np.logical_or(out[lo], out[hi], out=fine[along(slice(2, -1, 2))])
         out = fine
     return out
@@ -396,7 +393,7 @@ def _dilate_bits(bits: np.ndarray) -> np.ndarray:
     out = bits.copy()
     for axis in range(3):
         src = out.copy()
-        lo, hi = _neighbours(axis)
+        lo, hi = neighbours(axis)
         out[lo] |= src[hi]
         out[hi] |= src[lo]
     return out

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from halohand.skeleton.bones import ADJACENT_PARTS, JOINED_PARTS
 
@@ -55,9 +57,10 @@ class PartContacts:
 HAND_CONTACTS = PartContacts(JOINED_PARTS, ADJACENT_PARTS)
 
 
-def _ends(axis: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Views of a 3D array without its last / its first entry along ``axis``: entry ``i``
-    of each is one end of the same lattice edge."""
+def neighbours(axis: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Indexes of a 3D array without its last / its first entry along ``axis``: entry ``i``
+    of the first view and entry ``i`` of the second are neighbours, the two ends of one
+    lattice edge."""
     lower = [slice(None)] * 3
     upper = [slice(None)] * 3
     lower[axis], upper[axis] = slice(None, -1), slice(1, None)
@@ -96,7 +99,7 @@ def contact_cells(inside: np.ndarray, labels: np.ndarray, joined: np.ndarray) ->
     sets = np.left_shift(np.uint16(1), labels.astype(np.uint16))
     sets[~inside] = 0
     for axis in range(3):
-        lower, upper = _ends(axis)
+        lower, upper = neighbours(axis)
         sets = sets[lower] | sets[upper]
     # a single part (a power of two) or none cannot touch: the table is read only where
     # there are two or more
@@ -146,7 +149,7 @@ def keep_apart(values: np.ndarray, labels: np.ndarray, joined: np.ndarray, thres
     # path between the two, the part changes somewhere): only those ends are looked at.
     changes = np.zeros(values.shape, dtype=bool)
     for axis in range(3):
-        lower, upper = _ends(axis)
+        lower, upper = neighbours(axis)
         differ = labels[lower] != labels[upper]
         changes[lower] |= differ
         changes[upper] |= differ
@@ -164,13 +167,14 @@ def keep_apart(values: np.ndarray, labels: np.ndarray, joined: np.ndarray, thres
     border = np.zeros(len(p), dtype=bool)
     for axis in range(3):
         border |= (at[axis] == 0) | (at[axis] == shape[axis] - 1)
+    on_border = bool(border.any())
     own_label = flat_labels[p]
     own_value = flat_values[p]
     strides = np.array([shape[1] * shape[2], shape[2], 1])
     taken: list[np.ndarray] = []
     for step in _STEPS:
         q = p + int(step @ strides)
-        if border.any():  # neighbours beyond the lattice's faces are not there
+        if on_border:  # neighbours beyond the lattice's faces are not there
             beyond = np.zeros(len(p), dtype=bool)
             for axis in np.flatnonzero(step):
                 moved = at[axis] + step[axis]
@@ -203,9 +207,6 @@ def _enclosed_regions(
     """``[n]`` bool: which of the sorted flat indices ``taken`` (values :data:`CARVED`)
     lie in regions of taken points (joined through their 26 neighbours) with no other
     outside point among their 26 neighbours."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = len(taken)
     size = int(np.prod(shape))
     at = np.stack(np.unravel_index(taken, shape), 1)
