@@ -63,7 +63,7 @@ from halohand.inference.two_hands import (
     separate_occupancy,
 )
 from halohand.scene import Scene
-from halohand.skeleton import to_openpose
+from halohand.skeleton import NUM_PARTS, to_openpose
 from halohand.skeleton.colors import part_vertex_colors
 from halohand.skeleton.conventions import MOVED_TIPS, resolve_convention, to_rig
 from halohand.skeleton.sides import parse_side
@@ -968,9 +968,10 @@ def _contacts(touching: str | PartContacts) -> PartContacts | None:
     """What ``touching`` keeps apart (``None``: nothing, the parts merge)."""
     if isinstance(touching, PartContacts):
         for table in (touching.joined, touching.adjacent):
-            if np.shape(table) != (16, 16):
+            if np.shape(table) != (NUM_PARTS, NUM_PARTS):
                 raise HalohandInputError(
-                    f"touching tables must be [16, 16] bool (HALO's parts), got {np.shape(table)}"
+                    f"touching tables must be [{NUM_PARTS}, {NUM_PARTS}] bool (HALO's parts), "
+                    f"got {np.shape(table)}"
                 )
         return touching
     if touching not in TOUCHING:
