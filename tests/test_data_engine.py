@@ -345,6 +345,9 @@ def test_cli_help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
         ["--n-train", "1", "--source", "toy", "--shape-scale", "1"],
         ["--n-train", "1", "--shape-scale", "3"],
         ["--n-train", "1", "--shape-scale", "nan"],
+        ["--n-train", "1", "--source", "toy", "--thickness-mean", "0.1"],
+        ["--n-train", "1", "--thickness-mean", "0.2"],
+        ["--n-train", "1", "--thickness-mean", "nan"],
     ],
 )
 def test_cli_bad_input_exits_2(
@@ -458,3 +461,25 @@ def test_a_shape_spread_is_a_named_source_on_the_default_stream() -> None:
     assert _source_name(None, None) is None
     with pytest.raises(HalohandInputError, match="webxr source only"):
         make_source("toy", shape_scale=1.0)
+
+
+def test_a_thickness_mean_shifts_every_offset_on_the_default_stream() -> None:
+    from halohand.apps.cli.data import _source_name
+    from halohand.handmodel.sources import make_source
+
+    thick = make_source("webxr", thickness_mean=0.12).identity_prior
+    plain = make_source("webxr").identity_prior
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(50):
+        drawn, base = thick.sample(a), plain.sample(b)
+        np.testing.assert_array_equal(drawn.length_factors, base.length_factors)
+        assert drawn.hand_length == base.hand_length and drawn.palm_width == base.palm_width
+        np.testing.assert_allclose(drawn.thickness_offsets - base.thickness_offsets, 0.12)
+        # a thicker part, the same keypoints: girth is what keypoints cannot see
+        np.testing.assert_allclose(
+            drawn.thickness_factors() / base.thickness_factors(),
+            (1.12 + base.thickness_offsets) / (1 + base.thickness_offsets),
+        )
+    assert _source_name(None, None, 0.12) == "webxr-thick0.12"
+    with pytest.raises(HalohandInputError, match="webxr source only"):
+        make_source("toy", thickness_mean=0.1)

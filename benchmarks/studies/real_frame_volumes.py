@@ -5,7 +5,7 @@ Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/studies/real_frame_volumes.py \
         [--checkpoint NAME=FILE ...] [--points 200000] [--frames 0:85:1] [--thumb-moved NAME ...]
-        [--json benchmarks/results/studies/real_frame_volumes.json]
+        [--regions] [--json benchmarks/results/studies/real_frame_volumes.json]
 
 The HALO v2 issue asks for volumes of 250-450 cm^3 on the 85 real HO3D-derived frames of
 ``../shared/reference/halo-original`` (reference data, never shipped; the study skips when
@@ -22,7 +22,9 @@ each model's occupancy reaches its level (the shipped model as ``shipped`` and e
 as ``conventions_real_frames.py --thumb-moved`` reads them; the original: 0.5, its own conditioning,
 :func:`halohand.inference.original.original_occupancy`). The same points serve every model.
 The Monte Carlo standard error is reported beside the medians (~1 % of a hand's volume with
-200k points).
+200k points). ``--regions`` also splits every volume by the nearest bone of the given
+keypoints (palm, thumb, four fingers: :data:`REGIONS`) and reports each region's median
+and its ratio to the original's: where a model's hand is smaller.
 """
 
 from __future__ import annotations
@@ -57,6 +59,53 @@ def _summary(volumes: list[float], errors: list[float]) -> dict[str, object]:
     }
 
 
+#: Regions a point is counted in, by the nearest bone of the given keypoints: the palm
+#: (wrist to the thumb's CMC and to the four knuckles) and each digit's chain from its
+#: first joint (the thumb's metacarpal counts as the thumb).
+REGIONS = ("palm", "thumb", "index", "middle", "ring", "little")
+
+
+def _bones() -> tuple[np.ndarray, np.ndarray]:
+    """``[20, 2]`` joint indices of the skeleton's bones and ``[20]`` their regions."""
+    from halohand.skeleton.orders import FINGER_CHAINS
+
+    bones, region = [], []
+    for f, chain in enumerate(FINGER_CHAINS):
+        bones.append((0, chain[0]))
+        region.append(0)
+        for a, b in zip(chain[:-1], chain[1:], strict=True):
+            bones.append((a, b))
+            region.append(f + 1)
+    return np.asarray(bones), np.asarray(region)
+
+
+def _nearest_region(points: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """``[N]`` region index (:data:`REGIONS`) of each point's nearest bone segment."""
+    bones, region = _bones()
+    a, b = keypoints[bones[:, 0]], keypoints[bones[:, 1]]
+    ab = b - a
+    t = np.einsum("nbk,bk->nb", points[:, None, :] - a, ab) / np.einsum("bk,bk->b", ab, ab)
+    closest = a + np.clip(t, 0.0, 1.0)[..., None] * ab
+    distance = np.linalg.norm(points[:, None, :] - closest, axis=-1)
+    return region[np.argmin(distance, axis=1)]
+
+
+def _region_summary(regional: dict[str, list[np.ndarray]]) -> dict[str, object]:
+    """Median volume per region and model (cm^3) and its median ratio to the original's."""
+    out: dict[str, object] = {}
+    reference = np.asarray(regional["original"])
+    for name, values in regional.items():
+        v = np.asarray(values)
+        out[name] = {
+            region: {
+                "median_cm3": round(float(np.median(v[:, i])), 2),
+                "ratio_to_original_median": round(float(np.median(v[:, i] / reference[:, i])), 3),
+            }
+            for i, region in enumerate(REGIONS)
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", action="append", default=[], help="NAME=FILE")
@@ -65,6 +114,9 @@ def main() -> None:
     parser.add_argument("--frames", default="0:85:1", help="start:stop:step")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--regions", action="store_true", help="also split each volume by nearest bone"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if not (REAL_FRAMES.is_file() and ORIGINAL_CHECKPOINT.is_file()):
@@ -90,6 +142,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     volumes: dict[str, list[float]] = {name: [] for name in [*models, "original"]}
     errors: dict[str, list[float]] = {name: [] for name in volumes}
+    regional: dict[str, list[np.ndarray]] = {name: [] for name in volumes}
     t0 = time.perf_counter()
     for kp in frames:
         lo, hi = kp.min(0) - PADDING_M, kp.max(0) + PADDING_M
@@ -108,6 +161,10 @@ def main() -> None:
             share = float(np.mean(np.asarray(mask)))
             volumes[name].append(box_cm3 * share)
             errors[name].append(box_cm3 * float(np.sqrt(share * (1 - share) / args.points)))
+            if args.regions:
+                region = _nearest_region(pts[np.asarray(mask)], kp)
+                counts = np.bincount(region, minlength=len(REGIONS))
+                regional[name].append(box_cm3 * counts / args.points)
     report = {
         "study": "real_frame_volumes",
         "frames": len(frames),
@@ -120,6 +177,8 @@ def main() -> None:
         "volumes": {name: _summary(volumes[name], errors[name]) for name in volumes},
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if args.regions:
+        report["regions"] = _region_summary(regional)
     emit(report, args.json)
 
 

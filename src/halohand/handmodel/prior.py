@@ -334,6 +334,9 @@ class IdentityPrior:
         palm_length_std / palm_width_std: log-normal std of the palm factors.
         finger_std: log std of a per-finger length factor (shared by its three bones).
         bone_std: log std of the independent per-bone length factor.
+        thickness_mean: the relative thickness offset every part starts from (0: the
+            template's girth). A constant, so keypoint-driven models learn it at no cost to
+            their ceiling; ``data generate --thickness-mean`` sets it.
         thickness_shared_std / thickness_part_std: std of the shared and per-part relative
             thickness offsets (the part keypoints cannot see); clipped at 2.5 std.
         shape_std_mm: ``[5]`` std (mm at the template's size) of the independent soft-tissue
@@ -347,6 +350,7 @@ class IdentityPrior:
     palm_width_std: float = 0.04
     finger_std: float = 0.035
     bone_std: float = 0.025
+    thickness_mean: float = 0.0
     thickness_shared_std: float = 0.02
     thickness_part_std: float = 0.015
     shape_std_mm: tuple[float, ...] = (0.0,) * NUM_SHAPES
@@ -373,7 +377,7 @@ class IdentityPrior:
             hand_length=float(length),
             length_factors=factors,
             palm_width=float(palm_w),
-            thickness_offsets=shared + part,
+            thickness_offsets=self.thickness_mean + shared + part,
             shape=shape,
         )
 

@@ -34,6 +34,7 @@ def make_source(
     mano_model: Path | None = None,
     bone_length_std: float | None = None,
     shape_scale: float | None = None,
+    thickness_mean: float | None = None,
 ) -> HandSource:
     """Build a hand source by name (one of :data:`SOURCES`).
 
@@ -44,13 +45,16 @@ def make_source(
     spread (:attr:`~halohand.handmodel.prior.IdentityPrior.bone_std`, log std; webxr only).
     ``shape_scale`` draws the soft-tissue correctives with ``shape_scale`` times
     :data:`~halohand.handmodel.shape.SHAPE_PRIOR_STD_MM` (webxr only; default none).
+    ``thickness_mean`` shifts every part's relative thickness offset
+    (:attr:`~halohand.handmodel.prior.IdentityPrior.thickness_mean`; webxr only).
     """
-    if (bone_length_std is not None or shape_scale is not None) and name != "webxr":
+    settings = (bone_length_std, shape_scale, thickness_mean)
+    if any(v is not None for v in settings) and name != "webxr":
         raise HalohandInputError(
-            "bone-length and shape spreads are settings of the webxr source only"
+            "bone-length, shape and thickness settings are of the webxr source only"
         )
     if name == "webxr":
-        if bone_length_std is None and shape_scale is None:
+        if all(v is None for v in settings):
             return WebXRHandSource()
         prior = IdentityPrior()
         if bone_length_std is not None:
@@ -59,6 +63,8 @@ def make_source(
             prior = dataclasses.replace(
                 prior, shape_std_mm=tuple(shape_scale * s for s in SHAPE_PRIOR_STD_MM)
             )
+        if thickness_mean is not None:
+            prior = dataclasses.replace(prior, thickness_mean=thickness_mean)
         return WebXRHandSource(identity_prior=prior)
     if name == "mano":
         if mano_model is None:

@@ -32,6 +32,7 @@ def _source_factory(  # noqa: ANN202 - a zero-arg factory
     mano_model: Path | None,
     bone_length_std: float | None = None,
     shape_scale: float | None = None,
+    thickness_mean: float | None = None,
 ):
     from halohand.handmodel.sources import SOURCES, make_source
 
@@ -49,18 +50,32 @@ def _source_factory(  # noqa: ANN202 - a zero-arg factory
             raise HalohandInputError("--shape-scale is a setting of --source webxr only")
         if not 0.0 <= shape_scale <= 2.0:
             raise HalohandInputError(f"--shape-scale must be in [0, 2], got {shape_scale}")
-    return functools.partial(make_source, name, mano_model, bone_length_std, shape_scale)
+    if thickness_mean is not None:
+        if name != "webxr":
+            raise HalohandInputError("--thickness-mean is a setting of --source webxr only")
+        if not -0.15 <= thickness_mean <= 0.15:
+            # the drawn offsets (+-0.0875 around the mean) stay inside the validated +-0.25
+            raise HalohandInputError(
+                f"--thickness-mean must be in [-0.15, 0.15], got {thickness_mean}"
+            )
+    return functools.partial(
+        make_source, name, mano_model, bone_length_std, shape_scale, thickness_mean
+    )
 
 
-def _source_name(bone_length_std: float | None, shape_scale: float | None) -> str | None:
-    """The data's recorded source name for non-default webxr spreads (None: the default)."""
-    if bone_length_std is None and shape_scale is None:
+def _source_name(
+    bone_length_std: float | None, shape_scale: float | None, thickness_mean: float | None = None
+) -> str | None:
+    """The data's recorded source name for non-default webxr settings (None: the default)."""
+    if bone_length_std is None and shape_scale is None and thickness_mean is None:
         return None
     name = "webxr"
     if bone_length_std is not None:
         name += f"-bone{bone_length_std:g}"
     if shape_scale is not None:
         name += f"-shape{shape_scale:g}"
+    if thickness_mean is not None:
+        name += f"-thick{thickness_mean:g}"
     return name
 
 
@@ -122,6 +137,14 @@ def generate_cmd(
             "recorded in the source name (webxr-shape<scale>).",
         ),
     ] = None,
+    thickness_mean: Annotated[
+        float | None,
+        typer.Option(
+            "--thickness-mean",
+            help="webxr: relative thickness offset every part starts from (default 0, the "
+            "template's girth; -0.15..0.15); recorded in the source name (webxr-thick<mean>).",
+        ),
+    ] = None,
     progress: Progress = True,
 ) -> None:
     """Generate occupancy training data: per hand 100k uniform + 100k near-surface points
@@ -134,13 +157,13 @@ def generate_cmd(
     _check_sizes((n_train, n_val, n_test), hands_per_shard, "--hands-per-shard", workers)
     from halohand.data.engine import generate
 
-    factory = _source_factory(source, mano_model, bone_length_std, shape_scale)
+    factory = _source_factory(source, mano_model, bone_length_std, shape_scale, thickness_mean)
     report = generate(
         out,
         {"train": n_train, "val": n_val, "test": n_test},
         seed=seed,
         source=factory,
-        source_name=_source_name(bone_length_std, shape_scale),
+        source_name=_source_name(bone_length_std, shape_scale, thickness_mean),
         side=side,
         hands_per_shard=hands_per_shard,
         workers=workers,
