@@ -3,20 +3,21 @@
 Usage::
 
     .venv/bin/python benchmarks/studies/keypoint_ceiling.py [--hands 20] [--seed 7]
-        [--shape-scale S] [--json OUT]
+        [--shape-scale S] [--thickness-mean M] [--json OUT]
 
 The data's hands have per-part thickness offsets that keypoints do not determine
 (``docs/hand_model.md``, "Identity"), and with ``--shape-scale`` (the data option of the
 same name) soft-tissue correctives too. A perfect keypoint-driven model can at best predict
-the hand with those at their mean (zero). Per sampled hand (the data source's own
-priors, a seed the data does not use): the ground truth is stored exactly as the data
-engine stores it (:func:`halohand.data.engine.sample_hand`), and two meshes are scored as
-``halohand evaluate`` scores a prediction (:func:`halohand.evaluation.mesh_metrics`, IoU on
-the 100k uniform points and on uniform + near-surface points, Chamfer-L1 and normal
-consistency against the stored 100k surface samples, 100k samples on the mesh):
+the hand with those at their mean (zero, or the data option ``--thickness-mean``). Per
+sampled hand (the data source's own priors, a seed the data does not use): the ground
+truth is stored exactly as the data engine stores it
+(:func:`halohand.data.engine.sample_hand`), and two meshes are scored as ``halohand
+evaluate`` scores a prediction (:func:`halohand.evaluation.mesh_metrics`, IoU on the 100k
+uniform points and on uniform + near-surface points, Chamfer-L1 and normal consistency
+against the stored 100k surface samples, 100k samples on the mesh):
 
-* ``mean_thickness``: the same identity and pose with zero offsets and correctives (same
-  keypoints): the ceiling of a keypoint-only model;
+* ``mean_thickness``: the same identity and pose with the offsets at their mean and no
+  correctives (same keypoints): the ceiling of a keypoint-only model;
 * ``ground_truth``: the ground-truth mesh itself: the floor of the metrics (finite
   sampling; IoU exactly 1 up to the winding-number test);
 * with ``--shape-scale``, ``mean_thickness_no_correctives``: the same prediction against the
@@ -47,6 +48,12 @@ def main() -> None:
         default=None,
         help="draw the soft-tissue correctives at this multiple of their spread",
     )
+    parser.add_argument(
+        "--thickness-mean",
+        type=float,
+        default=None,
+        help="every part's thickness offset starts from this mean (the data option)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -57,7 +64,8 @@ def main() -> None:
     from halohand.handmodel import make_source
     from halohand.handmodel.shape import NUM_SHAPES
 
-    source = make_source("webxr", shape_scale=args.shape_scale)
+    source = make_source("webxr", shape_scale=args.shape_scale, thickness_mean=args.thickness_mean)
+    mean_offsets = np.full(16, source.identity_prior.thickness_mean)
     rng = np.random.default_rng(args.seed)
     rows: dict[str, list[dict[str, float]]] = {"mean_thickness": [], "ground_truth": []}
     if args.shape_scale:
@@ -97,7 +105,7 @@ def main() -> None:
         pose = source.pose_prior.sample(rng, identity, source.model)
         real = source.model.pose(pose, identity)
         flat = dataclasses.replace(identity, shape=np.zeros(NUM_SHAPES))
-        mean = source.model.pose(pose, dataclasses.replace(flat, thickness_offsets=np.zeros(16)))
+        mean = source.model.pose(pose, dataclasses.replace(flat, thickness_offsets=mean_offsets))
         if not np.allclose(real.keypoints, mean.keypoints):
             raise RuntimeError("thickness offsets or correctives moved the keypoints")
         t = truth(real, rng)
@@ -114,6 +122,7 @@ def main() -> None:
         "hands": args.hands,
         "seed": args.seed,
         "shape_scale": args.shape_scale,
+        "thickness_mean": args.thickness_mean,
         "seconds": time.perf_counter() - t0,
     }
     for name, per_hand in rows.items():
