@@ -1,7 +1,7 @@
 """Held-out acceptance check of ``halohand reconstruct`` (the "reconstruct" issue).
 
     .venv/bin/python benchmarks/studies/heldout_reconstruct.py [--hands 20] [--seed 2026]
-        [--checkpoint FILE] [--resolution 256] [--json OUT] [--keep-dir DIR]
+        [--checkpoint FILE] [--resolution 256] [--thickness-mean M] [--json OUT] [--keep-dir DIR]
 
 Acceptance (issue "reconstruct"): ``halohand reconstruct`` on independently posed right hands
 in metres, the same in millimetres with default units, and mirrored left hands with
@@ -96,12 +96,13 @@ def _halohand_exe() -> str:
     return found
 
 
-def sample_hands(n: int, seed: int) -> list[Any]:
-    """``n`` independently posed right hands (``PosedHand``, metres, wrist at the origin)."""
+def sample_hands(n: int, seed: int, thickness_mean: float | None = None) -> list[Any]:
+    """``n`` independently posed right hands (``PosedHand``, metres, wrist at the origin),
+    their parts' thickness drawn around ``thickness_mean`` (the data option; None: 0)."""
     from halohand.data.engine import validate_hand
-    from halohand.handmodel.webxr import WebXRHandSource
+    from halohand.handmodel.sources import make_source
 
-    source = WebXRHandSource()
+    source = make_source("webxr", thickness_mean=thickness_mean)
     hands = []
     for i in range(n):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(HELDOUT_STREAM, i, 0)))
@@ -268,6 +269,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads here and in the CLI"
     )
+    parser.add_argument(
+        "--thickness-mean",
+        type=float,
+        default=None,
+        help="hands drawn as data generate --thickness-mean M draws them",
+    )
     args = parser.parse_args(argv)
     if args.hands < 1:
         parser.error("--hands must be >= 1")
@@ -280,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
 
     t_start = time.perf_counter()
-    hands = sample_hands(args.hands, args.seed)
+    hands = sample_hands(args.hands, args.seed, args.thickness_mean)
     kp_right = np.stack([np.asarray(h.keypoints, dtype=np.float64) for h in hands])
     leakage = nearest_training_mm(kp_right, Path(args.train_data)) if args.train_data else None
 
@@ -393,6 +400,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rng": f"SeedSequence({args.seed}, spawn_key=({HELDOUT_STREAM}, i, 0|1)) "
         "(0: hand, 1: evaluation points)",
         "source": "WebXRHandSource (embedded hand, identity + pose priors), right hands",
+        "thickness_mean": args.thickness_mean,
         "held_out_from_training": leakage,
         "resolution": args.resolution,
         "settings": {
