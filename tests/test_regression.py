@@ -59,13 +59,28 @@ def pinned() -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
+#: Vertices allowed beyond 1 um, and how far: a marching-cubes vertex sits where the lattice
+#: values along its edge cross the level, ``t = (level - a) / (b - a)``. Where both ends are
+#: within float32 rounding of the level, the last bit of ``a`` or ``b`` (which differs
+#: between CPUs' GEMM kernels: an Intel Xeon moved 2 of 16,488 vertices of the third pinned
+#: hand by 6.4e-6 m against the AMD EPYC they were pinned on) moves the vertex by a
+#: visible part of the edge. Faces and labels stay exact, so such a vertex is still on
+#: the same edge.
+VERTEX_OUTLIER_SHARE = 5e-4
+VERTEX_OUTLIER_ATOL = 2e-5
+
+
 def test_reconstruct_meshes_unchanged(pinned: dict[str, np.ndarray]) -> None:
     got = cases.reconstruct_case()
     assert sorted(got) == sorted(k for k in pinned if k.startswith("mesh"))
     for key, value in got.items():
         if key.endswith("_vertices"):
             scale = 1000.0 if key.startswith("mesh3") else 1.0  # the mm hand
-            np.testing.assert_allclose(value, pinned[key], rtol=0, atol=1e-6 * scale, err_msg=key)
+            assert value.shape == pinned[key].shape, key
+            error = np.abs(value - pinned[key]).max(axis=1)
+            outliers = int(np.sum(error > 1e-6 * scale))
+            assert outliers <= VERTEX_OUTLIER_SHARE * len(error), (key, outliers)
+            assert error.max() <= VERTEX_OUTLIER_ATOL * scale, (key, float(error.max()))
         else:
             np.testing.assert_array_equal(value, pinned[key], err_msg=key)
 
