@@ -53,7 +53,7 @@ from halohand.fields.inputs import network_inputs
 from halohand.fields.io import load_any_model
 from halohand.inference.bodies import body_stats
 from halohand.inference.extract import extract_mesh
-from halohand.inference.halo import HALO, TOUCHING, keypoint_box, prepare_hands
+from halohand.inference.halo import HALO, keypoint_box, prepare_hands, touching_contacts
 from halohand.inference.query import query_occupancy
 from halohand.objects.inside import contains
 
@@ -176,8 +176,7 @@ def evaluate(
         )
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise HalohandInputError(f"threshold must be in (0, 1), got {threshold}")
-    if touching not in TOUCHING:
-        raise HalohandInputError(f"touching must be one of {', '.join(TOUCHING)}, got {touching!r}")
+    kept_apart = touching_contacts(touching) is not None
     if limit is not None and limit < 1:
         raise HalohandInputError(f"--limit must be >= 1, got {limit}")
     dev = select_device(device)
@@ -200,7 +199,7 @@ def evaluate(
     if mcfg.transforms == "keypoints" and box == "keypoints":
         halo = HALO(net, chunk_size=chunk, padding_m=padding_m)
         halo.iso_level = float(threshold)
-    elif touching != "merge":
+    elif kept_apart:
         raise HalohandInputError("touching parts are kept apart by HALO's keypoint path only")
     elif keypoint_convention != "rig":
         raise HalohandInputError(

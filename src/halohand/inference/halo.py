@@ -71,7 +71,7 @@ from halohand.skeleton.validation import check_format, check_keypoints, detect_u
 
 __all__ = [
     "HAND_LENGTH_RANGE_M", "HALO", "PreparedHands", "UNIT_SCALE", "detect_units", "keypoint_box",
-    "prepare_hands", "pretrained_path", "resolve_device", "resolve_units",
+    "prepare_hands", "pretrained_path", "resolve_device", "resolve_units", "touching_contacts",
 ]  # fmt: skip
 
 #: Padding of the extraction box around the keypoints' bounding box (as in ``evaluate``).
@@ -563,7 +563,7 @@ class HALO:
         # halohand.inference.extract._evaluate); a GPU takes them one by one.
         workers = self.grid_workers or (worker_count() if dev.type == "cpu" else 1)
         n = len(prepared)
-        contacts = _contacts(touching)
+        contacts = touching_contacts(touching)
         if separate and n != 2:
             raise HalohandInputError(f"separate=True needs exactly two hands, got {n}")
         if learned is not None and n != 2:
@@ -938,7 +938,7 @@ class HALO:
     ) -> list[trimesh.Trimesh]:
         """One mesh per hand of ``[N, J, 3]`` keypoints (all validated before any meshing;
         ``convention`` as :meth:`prepare`, ``touching`` as :meth:`meshes`)."""
-        _contacts(touching)
+        touching_contacts(touching)
         prepared = self.prepare(keypoints, side, units, fmt, convention)
         it = self.meshes(prepared, resolution, colors=colors, touching=touching)
         if progress:
@@ -964,8 +964,9 @@ _GRID_BATCH = 8192
 TOUCHING = ("merge", "apart")
 
 
-def _contacts(touching: str | PartContacts) -> PartContacts | None:
-    """What ``touching`` keeps apart (``None``: nothing, the parts merge)."""
+def touching_contacts(touching: str | PartContacts) -> PartContacts | None:
+    """What ``touching`` (:meth:`HALO.meshes`) keeps apart (``None``: nothing, the parts
+    merge); a bad value raises :class:`~halohand.core.errors.HalohandInputError`."""
     if isinstance(touching, PartContacts):
         for table in (touching.joined, touching.adjacent):
             if np.shape(table) != (NUM_PARTS, NUM_PARTS):
