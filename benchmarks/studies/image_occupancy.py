@@ -39,6 +39,7 @@ from pair_refine import held_out_pair, score  # noqa: E402
 
 from halohand.apps.pair_images import PAIR_IMAGES_KEY, PairImagesConfig, render_pair  # noqa: E402
 from halohand.data.pairs import PairSampler  # noqa: E402
+from halohand.handmodel.prior import IdentityPrior  # noqa: E402
 from halohand.inference.halo import HALO  # noqa: E402
 from halohand.inference.image_occupancy import load_image_occupancy  # noqa: E402
 from halohand.inference.two_hands import reconstruct_pair_image  # noqa: E402
@@ -71,13 +72,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--image-model", type=Path, default=None, help="omit: no image row (keypoint arm only)"
     )
+    parser.add_argument(
+        "--thickness-mean", type=float, default=0.0,
+        help="relative thickness offset every part of the held-out hands starts from "
+        "(the shipped HALO's data: 0.15; as 'halohand data pairs --thickness-mean')",
+    )  # fmt: skip
     parser.add_argument("--keypoint-model", type=Path, required=True)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     from halohand.apps.synthetic import make_renderer
 
-    halo, sampler = HALO.pretrained(), PairSampler()
+    prior = IdentityPrior(thickness_mean=args.thickness_mean)
+    halo, sampler = HALO.pretrained(), PairSampler(identity_prior=prior)
     models = {"keypoints": load_image_occupancy(args.keypoint_model)}
     if args.image_model is not None:
         models["image"] = load_image_occupancy(args.image_model)

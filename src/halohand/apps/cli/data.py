@@ -53,14 +53,16 @@ def _source_factory(  # noqa: ANN202 - a zero-arg factory
     if thickness_mean is not None:
         if name != "webxr":
             raise HalohandInputError("--thickness-mean is a setting of --source webxr only")
-        if not -0.15 <= thickness_mean <= 0.15:
-            # the drawn offsets (+-0.0875 around the mean) stay inside the validated +-0.25
-            raise HalohandInputError(
-                f"--thickness-mean must be in [-0.15, 0.15], got {thickness_mean}"
-            )
+        _check_thickness_mean(thickness_mean)
     return functools.partial(
         make_source, name, mano_model, bone_length_std, shape_scale, thickness_mean
     )
+
+
+def _check_thickness_mean(thickness_mean: float) -> None:
+    if not -0.15 <= thickness_mean <= 0.15:
+        # the drawn offsets (+-0.0875 around the mean) stay inside the validated +-0.25
+        raise HalohandInputError(f"--thickness-mean must be in [-0.15, 0.15], got {thickness_mean}")
 
 
 def _source_name(
@@ -195,6 +197,15 @@ def pairs_cmd(
     pairs_per_shard: Annotated[
         int, typer.Option("--pairs-per-shard", help="Pairs per shard file (~1.4 MB each).")
     ] = C.DEFAULT_HANDS_PER_SHARD,
+    thickness_mean: Annotated[
+        float | None,
+        typer.Option(
+            "--thickness-mean",
+            help="Relative thickness offset every part of both hands starts from (default 0, "
+            "the template's girth; -0.15..0.15; the shipped HALO's data: 0.15); recorded in "
+            "the source name (webxr-pairs-thick<mean>).",
+        ),
+    ] = None,
     progress: Progress = True,
 ) -> None:
     """Generate two-hand data: interacting left/right pairs of the embedded hand (clasped,
@@ -207,13 +218,20 @@ def pairs_cmd(
     _check_sizes((n_train, n_val, n_test), pairs_per_shard, "--pairs-per-shard", workers)
     from halohand.data.engine import generate
     from halohand.data.pairs import PairSampler
+    from halohand.handmodel.prior import IdentityPrior
 
+    source, source_name = PairSampler, PairSampler.name
+    if thickness_mean is not None:
+        _check_thickness_mean(thickness_mean)
+        prior = IdentityPrior(thickness_mean=thickness_mean)
+        source = functools.partial(PairSampler, identity_prior=prior)
+        source_name += f"-thick{thickness_mean:g}"
     report = generate(
         out,
         {"train": n_train, "val": n_val, "test": n_test},
         seed=seed,
-        source=PairSampler,
-        source_name=PairSampler.name,
+        source=source,
+        source_name=source_name,
         side="both",
         hands_per_shard=pairs_per_shard,
         workers=workers,
