@@ -78,15 +78,15 @@ def test_shipped_configs_load() -> None:
     recipes = sorted(p.name for p in (REPO / "configs" / "recipes").glob("*.toml"))
     assert recipes == [
         "grasp_vae.toml", "halo_cpu.toml", "halo_cpu_cycle2.toml", "halo_cpu_cycle3.toml",
-        "halo_cpu_cycle4_grids.toml", "halo_default.toml",
+        "halo_cpu_cycle4_grids.toml", "halo_cpu_cycle5_thick15.toml", "halo_default.toml",
     ]  # fmt: skip
     names = sorted(
         p.stem for p in (REPO / "configs").glob("*/*.toml") if not p.stem.startswith("grasp_")
     )
     assert names == [
         "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_cycle4",
-        "halo_cpu_cycle4_grids", "halo_cpu_dense", "halo_cpu_w128", "halo_cpu_w96", "halo_default",
-        "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled",
+        "halo_cpu_cycle4_grids", "halo_cpu_cycle5_thick15", "halo_cpu_dense", "halo_cpu_w128",
+        "halo_cpu_w96", "halo_default", "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled",
     ]  # fmt: skip
     # The second learning-rate cycle starts from the first cycle's weights, with the same
     # architecture and data, a fresh cosine decay from 2e-4 and the skinning loss off.
@@ -110,10 +110,9 @@ def test_shipped_configs_load() -> None:
     assert (cycle4.lr, cycle4.lr_schedule, cycle4.skinning_weight) == (5e-5, "cosine", 0.0)
     assert cycle4.points_per_hand == 4 * first.points_per_hand
     names.remove("halo_cpu_cycle4")
-    # The shipped default adds a grid per part to the third cycle's weights. Its recorded
-    # run is the grid experiment of the same settings (another output folder, a copy of
-    # the same starting weights); the shipped file holds the recipe's architecture at the
-    # level calibration chose.
+    # Cycle 4 adds a grid per part to the third cycle's weights. Its recorded run is the
+    # grid experiment of the same settings (another output folder, a copy of the same
+    # starting weights).
     grids = load_config(_config_file("halo_cpu_cycle4_grids"))
     assert grids.init_weights == f"{cycle3.out}/best.safetensors"
     recorded = load_config(REPO / "configs" / "experiments" / "grids" / "grid24b30skc1000.toml")
@@ -121,13 +120,26 @@ def test_shipped_configs_load() -> None:
     assert {k: v for k, v in grids.to_dict().items() if k not in unrun} == {
         k: v for k, v in recorded.to_dict().items() if k not in unrun
     }
-    shipped = load_any_model(pretrained_path()).config
-    assert shipped == dataclasses.replace(grids.model_config(), iso_level=shipped.iso_level)
-    assert shipped.grid_resolution > 0 and shipped.iso_level == grids.model_config().iso_level
     assert grids.model_config() == dataclasses.replace(
         recorded.model_config(), iso_level=grids.model_config().iso_level
     )
     names.remove("halo_cpu_cycle4_grids")
+    # The shipped default, cycle 5, trains cycle 4's weights on thicker hands with the same
+    # architecture. Its recorded run is the thickness experiment of the same settings,
+    # started from the then-shipped file (cycle 4's calibrated weights); the shipped file
+    # holds the recipe's architecture at the level calibration chose.
+    thick = load_config(_config_file("halo_cpu_cycle5_thick15"))
+    assert thick.init_weights == f"{grids.out}/last.safetensors"
+    assert thick.data == "data/webxr_thick15_s0" and thick.data != grids.data
+    recorded = load_config(REPO / "configs" / "experiments" / "shape" / "thick15_release.toml")
+    assert {k: v for k, v in thick.to_dict().items() if k not in unrun} == {
+        k: v for k, v in recorded.to_dict().items() if k not in unrun
+    }
+    assert thick.model_config() == recorded.model_config() == grids.model_config()
+    shipped = load_any_model(pretrained_path()).config
+    assert shipped == dataclasses.replace(thick.model_config(), iso_level=shipped.iso_level)
+    assert shipped.grid_resolution > 0 and shipped.iso_level == thick.model_config().iso_level
+    names.remove("halo_cpu_cycle5_thick15")
     # The capacity test widens the third cycle's weights to 4 x 96 (the same function at
     # step 0); everything else of the architecture stays.
     w96 = load_config(_config_file("halo_cpu_w96"))
