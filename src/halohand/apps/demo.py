@@ -351,9 +351,11 @@ def run_demo(
         save_png,
     )
     from halohand.handmodel.keyposes import interpolate_sequence, load_key_poses
-    from halohand.handmodel.pose import HandPose
+    from halohand.handmodel.pose import HandIdentity, HandPose
+    from halohand.handmodel.prior import REAL_GIRTH_THICKNESS_MEAN
     from halohand.handmodel.webxr import check_side, default_model
     from halohand.inference.halo import HALO
+    from halohand.skeleton import NUM_PARTS
 
     if out_dir.exists() and not out_dir.is_dir():
         raise HalohandInputError(f"--out-dir {out_dir}: exists and is not a folder")
@@ -373,7 +375,11 @@ def run_demo(
     key_poses = load_key_poses()
     sequence = interpolate_sequence(key_poses, frames)
     template = default_model()
-    hands = [template.pose(HandPose.from_array(f.angles), side=side) for f in sequence]
+    # the truth at the girth of the shipped model's training hands (keypoints do not show it)
+    girth = HandIdentity(thickness_offsets=np.full(NUM_PARTS, REAL_GIRTH_THICKNESS_MEAN))
+    hands = [
+        template.pose(HandPose.from_array(f.angles), identity=girth, side=side) for f in sequence
+    ]
     views = camera_views(frames, side)
     center, extent = frame_framing([h.vertices for h in hands], views)
     timer.add("pose", t0)

@@ -323,6 +323,11 @@ class PosePrior:
 
 #: Identity prior defaults (documented in docs/hand_model.md).
 HAND_LENGTH_SAMPLE_RANGE: Final = (0.15, 0.22)
+#: The relative thickness offset at which the template's parts have the girth of real hands:
+#: with it, a model's volumes on the 85 real HO3D-derived frames match the original HALO
+#: checkpoint's (MANO fits of many people) region by region, 0.96-1.04. The shipped HALO's
+#: data is drawn around it (``halohand data generate --thickness-mean 0.15``).
+REAL_GIRTH_THICKNESS_MEAN: Final = 0.15
 
 
 @dataclass(frozen=True)
