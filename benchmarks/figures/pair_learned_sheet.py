@@ -2,7 +2,8 @@
 (docs/pair_learned.png).
 
     PYTHONPATH=src .venv/bin/python benchmarks/figures/pair_learned_sheet.py \\
-        [--out docs/pair_learned.png] [--indices 0,1,2,3] [--pair-refiner PATH]
+        [--out docs/pair_learned.png] [--indices 0,1,2,3] [--pair-refiner PATH] \\
+        [--thickness-mean 0.15]
 
 Held-out pairs of ``benchmarks/studies/pair_refine.py --noise-mm 0`` (the same draws with
 the same seed; ``--indices`` picks among them), one row each: HALO's per-hand meshes,
@@ -47,18 +48,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--tile", type=int, default=220)
     parser.add_argument("--pair-refiner", type=Path, default=None)
+    parser.add_argument(
+        "--thickness-mean", type=float, default=0.0,
+        help="the held-out hands' part thickness offset (the shipped HALO's data: 0.15)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     from scipy.spatial import cKDTree
 
     from halohand.apps.render import draw_text, image_grid, save_png
     from halohand.data.pairs import PairSampler
+    from halohand.handmodel.prior import IdentityPrior
     from halohand.inference.halo import HALO
     from halohand.inference.pair_refiner import load_pair_refiner
     from halohand.interaction.plausibility import penetration_volume
 
     wanted = sorted(int(i) for i in args.indices.split(","))
-    halo, sampler = HALO.pretrained(), PairSampler()
+    prior = IdentityPrior(thickness_mean=args.thickness_mean)
+    halo, sampler = HALO.pretrained(), PairSampler(identity_prior=prior)
     learned = load_pair_refiner(args.pair_refiner)
     rng = np.random.default_rng(args.seed)
     tiles = []
