@@ -1,8 +1,8 @@
-"""Checks shared by the tests of the part MLPs' point inputs (Fourier features, points in
-bone lengths, feature grids) and of the differentiable queries: every path that runs the
-part MLPs computes the same occupancy as the float64 generic forward, on a network whose new
-inputs change its function; values and first derivatives through either differentiable
-query (:func:`query_gradients`)."""
+"""Checks shared by the tests of the part MLPs' added inputs (Fourier features, points in
+bone lengths, feature grids, the knuckle spread) and of the differentiable queries: every
+path that runs the part MLPs computes the same occupancy as the float64 generic forward, on
+a network whose new inputs change its function; values and first derivatives through
+either differentiable query (:func:`query_gradients`)."""
 
 from __future__ import annotations
 
@@ -104,6 +104,8 @@ def check_every_inference_path(plain: OccupancyNetwork, net: OccupancyNetwork, a
     mask = skip_mask(points.float(), hands.keypoints.float(), radii.float())
     args = (p_halo, hands.part_matrices.float(), hands.bone_lengths.float())
     skeleton = {"canonical_keypoints": hands.canonical_keypoints.float()}
+    if net.reads_knuckle_spread:
+        skeleton["knuckle_spread"] = hands.knuckle_spread.float()
     _, dense_parts = net.query(*args, return_parts=True, **skeleton)
     masked = net.query(*args, part_mask=mask, **skeleton)
     with torch.no_grad():  # float32, folded: the chunked query and the sparse one

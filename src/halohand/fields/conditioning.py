@@ -20,6 +20,7 @@ from torch import Tensor
 from halohand.canonical import canonicalize
 from halohand.core.errors import HalohandInputError
 from halohand.core.units import HALO_UNIT_M
+from halohand.fields.knuckles import knuckle_spread
 
 __all__ = ["HALO_UNIT_M", "HandConditioning", "hand_conditioning"]
 
@@ -51,6 +52,12 @@ class HandConditioning:
             return None if t is None else t[index : index + 1].to(device)
 
         return HandConditioning(**{f.name: one(getattr(self, f.name)) for f in fields(self)})
+
+    @property
+    def knuckle_spread(self) -> Tensor:
+        """``[B]`` the hands' standardized knuckle spread
+        (:func:`~halohand.fields.knuckles.knuckle_spread` of the keypoints)."""
+        return knuckle_spread(self.keypoints)
 
     @property
     def pose_code(self) -> Tensor:

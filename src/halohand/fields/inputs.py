@@ -28,6 +28,7 @@ from torch import Tensor
 
 from halohand.core.units import HALO_UNIT_M
 from halohand.fields.conditioning import hand_conditioning
+from halohand.fields.knuckles import knuckle_spread
 from halohand.fields.occupancy import OccupancyConfig
 
 __all__ = ["NetworkInputs", "network_inputs"]
@@ -61,6 +62,14 @@ class NetworkInputs:
 
     #: The name :func:`halohand.inference.query.query_occupancy` calls it by.
     to_halo_frame = points
+
+    @property
+    def knuckle_spread(self) -> Tensor | None:
+        """``[B]`` the hands' standardized knuckle spread
+        (:func:`~halohand.fields.knuckles.knuckle_spread`), ``None`` without keypoints."""
+        if self.keypoints is None:
+            return None
+        return knuckle_spread(self.keypoints.to(self.rotation.dtype))
 
 
 def _mirror_left(side: Tensor, dtype: torch.dtype) -> Tensor:

@@ -134,6 +134,10 @@ class OccupancyConfig:
         grid_interpolation: how points read their cell's vertices: ``"trilinear"`` (the
             original grids) or ``"smoothstep"`` (eased fractions, a feature field with a
             continuous gradient: :func:`~halohand.fields.grids.smoothstep_cells`).
+        knuckle_spread: also give each part MLP the hand's standardized knuckle spread
+            (:func:`~halohand.fields.knuckles.knuckle_spread`, one context input after the
+            pose code): the palm width that the canonical skeleton drops and that the
+            hand's girth follows. False (the original): not read.
     """
 
     variant: str = "halo"
@@ -163,6 +167,7 @@ class OccupancyConfig:
     grid_value_scale: float = 10.0
     grid_frame: str = "palm"
     grid_interpolation: str = "trilinear"
+    knuckle_spread: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -263,7 +268,13 @@ class OccupancyConfig:
     @property
     def in_features(self) -> int:
         """Input width of each part MLP (28 for HALO)."""
-        return self.point_features + self.bone_features + self.pose_features
+        return self.point_features + self.context_features
+
+    @property
+    def context_features(self) -> int:
+        """Per-hand input columns of each part MLP, after the point's: bone length and
+        code, pose code, knuckle spread."""
+        return self.bone_features + self.pose_features + int(self.knuckle_spread)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -379,15 +390,28 @@ class OccupancyNetwork(nn.Module):
         """Whether the network needs ``canonical_keypoints`` (bone- and finger-frame grids)."""
         return self.grids is not None and self.config.grid_frame != "palm"
 
-    def hand_context(self, pose_code: Tensor | None, bone_lengths: Tensor | None) -> Tensor:
+    @property
+    def reads_knuckle_spread(self) -> bool:
+        """Whether the network needs the hands' ``knuckle_spread`` (config field)."""
+        return self.config.knuckle_spread
+
+    def hand_context(
+        self,
+        pose_code: Tensor | None,
+        bone_lengths: Tensor | None,
+        knuckle_spread: Tensor | None = None,
+    ) -> Tensor:
         """Per-hand, per-part inputs that do not depend on the query point.
 
         Args:
             pose_code: ``[B, K, 3]`` or ``[B, 3K]`` (HALO units); ignored if unused.
             bone_lengths: ``[B, K]`` metres; ignored if unused.
+            knuckle_spread: ``[B]`` (:func:`~halohand.fields.knuckles.knuckle_spread`);
+                ignored unless the config's ``knuckle_spread``.
 
         Returns:
-            ``[K, B, C]`` with C = ``in_features - 3``: ``[l_k, E(l), P_k(theta)]`` per part.
+            ``[K, B, C]`` with C = ``context_features``: ``[l_k, E(l), P_k(theta), s]``
+            per part.
         """
         cfg = self.config
         k = cfg.num_parts
@@ -422,6 +446,16 @@ class OccupancyNetwork(nn.Module):
             batch = theta.shape[0]
             theta_k = theta.unsqueeze(0).expand(k, -1, -1)  # [K, B, 3K]
             parts.append(theta_k if self.pose_projection is None else self.pose_projection(theta_k))
+        if cfg.knuckle_spread:
+            if knuckle_spread is None or knuckle_spread.ndim != 1:
+                raise HalohandInputError(
+                    "this network reads the hands' knuckle spread [B] "
+                    "(halohand.fields.knuckles.knuckle_spread of the keypoints)"
+                )
+            if batch is not None and knuckle_spread.shape[0] != batch:
+                raise HalohandInputError("knuckle_spread and the other inputs' batch sizes differ")
+            spread = knuckle_spread.to(dtype=dtype, device=self.mlp.layers[0].weight.device)
+            parts.append(spread[None, :, None].expand(k, -1, -1))
         if not parts:
             return torch.empty(k, 0, 0, dtype=dtype)
         return torch.cat(parts, dim=-1)
@@ -433,6 +467,7 @@ class OccupancyNetwork(nn.Module):
         bone_lengths: Tensor | None = None,
         part_mask: Tensor | None = None,
         canonical_keypoints: Tensor | None = None,
+        knuckle_spread: Tensor | None = None,
     ) -> Tensor:
         """Per-part logits.
 
@@ -444,6 +479,8 @@ class OccupancyNetwork(nn.Module):
                 and get logit ``-inf`` (probability 0). See ``halohand.fields.skipping``.
             canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton (metres); read by
                 bone- and finger-frame grids only (``grid_frame``).
+            knuckle_spread: ``[B]``, read with the config's ``knuckle_spread`` only
+                (:meth:`hand_context`).
 
         Returns:
             ``[B, N, K]`` logits.
@@ -453,7 +490,7 @@ class OccupancyNetwork(nn.Module):
             raise HalohandInputError(f"points must be [B, N, {k}, 3], got {list(points.shape)}")
         b, n = points.shape[:2]
         dtype = self.mlp.layers[0].weight.dtype
-        ctx = self.hand_context(pose_code, bone_lengths)  # [K, B, C]
+        ctx = self.hand_context(pose_code, bone_lengths, knuckle_spread)  # [K, B, C]
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
         x = points.to(dtype).permute(2, 0, 1, 3).reshape(k, b * n, 3)  # part-major rows
@@ -602,6 +639,7 @@ class OccupancyNetwork(nn.Module):
         return_parts: bool = False,
         part_mask: Tensor | None = None,
         canonical_keypoints: Tensor | None = None,
+        knuckle_spread: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Occupancy probability of canonicalized query points.
 
@@ -613,11 +651,14 @@ class OccupancyNetwork(nn.Module):
             part_mask: optional ``[B, N, K]`` bool, pairs to evaluate (others count as 0).
             canonical_keypoints: ``[B, 21, 3]`` metres, for bone- and finger-frame grids (as
                 :meth:`part_logits`).
+            knuckle_spread: ``[B]``, for networks that read it (as :meth:`part_logits`).
 
         Returns:
             ``occ [B, N]`` in [0, 1], and ``part_probs [B, N, K]`` if ``return_parts``.
         """
-        logits = self.part_logits(points, pose_code, bone_lengths, part_mask, canonical_keypoints)
+        logits = self.part_logits(
+            points, pose_code, bone_lengths, part_mask, canonical_keypoints, knuckle_spread
+        )
         probs = torch.sigmoid(logits)
         occ = self.combine(probs)
         return (occ, probs) if return_parts else occ
@@ -631,6 +672,7 @@ class OccupancyNetwork(nn.Module):
         return_parts: bool = False,
         part_mask: Tensor | None = None,
         canonical_keypoints: Tensor | None = None,
+        knuckle_spread: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Occupancy from points and part matrices (both HALO units).
 
@@ -641,18 +683,19 @@ class OccupancyNetwork(nn.Module):
                 frame.
             bone_lengths: ``[B, K]`` metres.
             canonical_keypoints: ``[B, 21, 3]`` metres, for bone- and finger-frame grids.
+            knuckle_spread: ``[B]``, for networks that read it (:meth:`hand_context`).
 
         Returns:
             as ``forward``.
         """
-        inputs = (points, part_matrices, bone_lengths, canonical_keypoints)
+        inputs = (points, part_matrices, bone_lengths, canonical_keypoints, knuckle_spread)
         if part_mask is not None and self._can_fold(*inputs):
             occ, probs = self._folded_query(*inputs, mask=part_mask)
             return (occ, probs) if return_parts else occ
         canon, pose_code = part_inputs(points, part_matrices)
         return self.forward(
             canon, pose_code, bone_lengths, return_parts=return_parts, part_mask=part_mask,
-            canonical_keypoints=canonical_keypoints,
+            canonical_keypoints=canonical_keypoints, knuckle_spread=knuckle_spread,
         )  # fmt: skip
 
     def _can_fold(self, *inputs: Tensor | None) -> bool:
@@ -674,6 +717,7 @@ class OccupancyNetwork(nn.Module):
         part_matrices: Tensor,
         bone_lengths: Tensor | None,
         canonical_keypoints: Tensor | None,
+        knuckle_spread: Tensor | None,
         mask: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """Inference on the active (point, part) pairs with the part transforms folded in
@@ -695,7 +739,9 @@ class OccupancyNetwork(nn.Module):
         if mask.shape != (b, n, k):
             raise HalohandInputError(f"part_mask must be [{b}, {n}, {k}], got {list(mask.shape)}")
         dtype = self.mlp.layers[0].weight.dtype
-        w_hand, const = self.folded_weights(part_matrices, bone_lengths)
+        w_hand, const = self.folded_weights(
+            part_matrices, bone_lengths, knuckle_spread=knuckle_spread
+        )
         frames = self.folded_frames(
             part_matrices, bone_lengths=bone_lengths, canonical_keypoints=canonical_keypoints
         )
@@ -719,6 +765,7 @@ class OccupancyNetwork(nn.Module):
         part_matrices: Tensor,
         bone_lengths: Tensor | None,
         points_frame: Tensor | None = None,
+        knuckle_spread: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """First layer of every hand and part with the part transform folded in.
 
@@ -735,6 +782,7 @@ class OccupancyNetwork(nn.Module):
                 pipeline): :meth:`folded_logits` then takes ``q`` directly, e.g. lattice
                 points in metres about a hand's centre, which float32 holds finely
                 wherever the hand is.
+            knuckle_spread: ``[B]``, for networks that read it (:meth:`hand_context`).
 
         Returns:
             ``w_hand [K, B, 3, H]`` and ``const [K, B, H]`` in the network's dtype, for
@@ -749,7 +797,7 @@ class OccupancyNetwork(nn.Module):
         first = self.mlp.layers[0]
         dtype = first.weight.dtype
         # the pose code is t_k, the part matrices' own translations
-        ctx = self.hand_context(part_matrices[..., :3, 3], bone_lengths)  # [K, B, C]
+        ctx = self.hand_context(part_matrices[..., :3, 3], bone_lengths, knuckle_spread)
         if ctx.shape[-1] > 0 and ctx.shape[1] != b:
             raise HalohandInputError(f"{b} point sets but {ctx.shape[1]} hands of conditioning")
         rot, trans = _points_to_parts(part_matrices, points_frame)
@@ -1058,7 +1106,10 @@ def part_chain_logits(
 
 
 def first_layer_constants(
-    net: OccupancyNetwork, part_matrices: Tensor, bone_lengths: Tensor | None
+    net: OccupancyNetwork,
+    part_matrices: Tensor,
+    bone_lengths: Tensor | None,
+    knuckle_spread: Tensor | None = None,
 ) -> Tensor:
     """``[K, B, H]`` first-layer bias plus context term of every part and hand
     (differentiable): what :meth:`PartMLP.forward` adds to ``x_k W_k[:3]``.
@@ -1067,9 +1118,10 @@ def first_layer_constants(
         net: the network.
         part_matrices: ``[B, K, 4, 4]`` (HALO units); their translations are the pose code.
         bone_lengths: ``[B, K]`` metres.
+        knuckle_spread: ``[B]``, for networks that read it.
     """
     first = net.mlp.layers[0]
-    ctx = net.hand_context(part_matrices[..., :3, 3], bone_lengths)  # [K, B, C]
+    ctx = net.hand_context(part_matrices[..., :3, 3], bone_lengths, knuckle_spread)
     b = part_matrices.shape[0]
     if ctx.shape[-1] == 0:
         return first.bias[:, None].expand(-1, b, -1)

@@ -69,7 +69,10 @@ class LatticeQuery:
         frame[:3, :3] = g[:3, :3] / HALO_UNIT_M
         frame[:3, 3] = (g[:3, :3] @ origin + g[:3, 3]) / HALO_UNIT_M
         with torch.no_grad():
-            w, c = network.folded_weights(hand.part_matrices, hand.bone_lengths, frame[None])
+            spread = hand.knuckle_spread if network.reads_knuckle_spread else None
+            w, c = network.folded_weights(
+                hand.part_matrices, hand.bone_lengths, frame[None], knuckle_spread=spread
+            )
             self._frames = network.folded_frames(
                 hand.part_matrices, frame[None], hand.bone_lengths, hand.canonical_keypoints
             )

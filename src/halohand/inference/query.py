@@ -14,6 +14,7 @@ of (point, part) pairs, and batches run in worker threads with one torch thread 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,12 @@ def default_chunk(skipping: bool) -> int:
     return 4096 if skipping else 1024
 
 
+def knuckle_spread_of(model: Any, hands: HandConditioning) -> Tensor | None:
+    """``hands.knuckle_spread`` for a network that reads it (``reads_knuckle_spread``),
+    else ``None``."""
+    return hands.knuckle_spread if getattr(model, "reads_knuckle_spread", False) else None
+
+
 def query_occupancy(
     model: OccupancyNetwork,
     hands: HandConditioning,
@@ -67,7 +74,8 @@ def query_occupancy(
     Args:
         model: a keypoint-driven occupancy network (``query(points, part_matrices,
             bone_lengths, return_parts=, part_mask=)``; also ``canonical_keypoints=``
-            when its ``reads_canonical_skeleton`` is true).
+            when its ``reads_canonical_skeleton`` is true, ``knuckle_spread=`` when its
+            ``reads_knuckle_spread`` is).
         hands: the hands' network inputs (:func:`~halohand.fields.hand_conditioning`).
         points_m: ``[B, N, 3]`` query points in metres, the keypoints' frame.
         chunk_size: points per network call (default :func:`default_chunk`).
@@ -95,6 +103,9 @@ def query_occupancy(
     skeleton = {}
     if getattr(model, "reads_canonical_skeleton", False):
         skeleton["canonical_keypoints"] = hands.canonical_keypoints
+    spread = knuckle_spread_of(model, hands)
+    if spread is not None:
+        skeleton["knuckle_spread"] = spread
     occs: list[Tensor] = []
     parts: list[Tensor] = []
     for start in range(0, points_m.shape[1], chunk):
@@ -251,7 +262,9 @@ def sparse_occupancy(
     k = model.num_parts
     n = points.shape[1]
     radii = effective_radii(model, skip_radii)
-    w_hand, const = model.folded_weights(hands.part_matrices, hands.bone_lengths)
+    w_hand, const = model.folded_weights(
+        hands.part_matrices, hands.bone_lengths, knuckle_spread=knuckle_spread_of(model, hands)
+    )
     frames = model.folded_frames(
         hands.part_matrices, bone_lengths=hands.bone_lengths,
         canonical_keypoints=hands.canonical_keypoints,
@@ -441,7 +454,9 @@ def sparse_query(
             points, hands, scale, radii, model.num_parts, mask_chunk, max_pairs, workers
         )
         # Per-hand inputs, differentiable through the ordinary graph (a few small ops).
-        const = first_layer_constants(model, hands.part_matrices, hands.bone_lengths)
+        const = first_layer_constants(
+            model, hands.part_matrices, hands.bone_lengths, knuckle_spread_of(model, hands)
+        )
         point_weights = first_layer_point_weights(model, hands.bone_lengths, b)
         # grids: each hand's maps from part frames to grid coordinates, [B, K, ...]
         maps = model.grid_maps(hands.bone_lengths, hands.canonical_keypoints)

@@ -219,10 +219,11 @@ class _Query(nn.Module):
         bone_lengths: Tensor,
         part_mask: Tensor | None = None,
         canonical_keypoints: Tensor | None = None,
+        knuckle_spread: Tensor | None = None,
     ):
         return self.net.query(
             points, part_matrices, bone_lengths, return_parts=True, part_mask=part_mask,
-            canonical_keypoints=canonical_keypoints,
+            canonical_keypoints=canonical_keypoints, knuckle_spread=knuckle_spread,
         )  # fmt: skip
 
 
@@ -565,6 +566,7 @@ class Trainer:
             points_m = torch.cat([points_m, batch["surface_points"]], dim=1)
         points = inputs.points(points_m)  # network frame
         mask = support_mask(self.model_config, points_m, batch["keypoints"])
+        spread = inputs.knuckle_spread if self.model_config.knuckle_spread else None
         tip_weight = tip_loss_weights(
             points_m[:, :n], batch["keypoints"], self.cfg.tip_loss_weight,
             self.cfg.tip_loss_radius_m,
@@ -588,6 +590,7 @@ class Trainer:
                     inputs.bone_lengths[sl],
                     None if mask is None else mask[sl],
                     None if inputs.canonical_keypoints is None else inputs.canonical_keypoints[sl],
+                    None if spread is None else spread[sl],
                 )
                 sq = (occ[:, :n] - occ_gt[sl]).square()
                 if tip_weight is not None:

@@ -3,8 +3,9 @@
 :func:`adapt_network` turns a trained network into one of another configuration that
 computes the same occupancy, when the two differ only in the part MLPs' width (widening,
 below), in ``point_scale`` (the first layer's point weights divided by the change), in
-the rank of the pose input (:func:`grow_pose_input`) and in Fourier features of the points
-and points in bone lengths added with zero weights (:func:`add_point_inputs`).
+the rank of the pose input (:func:`grow_pose_input`), in Fourier features of the points
+and points in bone lengths added with zero weights (:func:`add_point_inputs`) and in the
+knuckle spread added with zero weights (:func:`add_knuckle_spread`).
 
 Widening (Net2Net-style):
 
@@ -102,6 +103,8 @@ def grow_pose_input(source: OccupancyNetwork, pose_projection_size: int) -> Occu
     old = source.config.pose_projection_size
     if not source.config.use_pose_code or old == 0:
         raise ValueError("the source has no pose projection to grow")
+    if source.config.knuckle_spread:
+        raise ValueError("grow the pose projection before adding the knuckle spread")
     if 0 < pose_projection_size <= old:
         raise ValueError(f"cannot grow the pose projection from {old} to {pose_projection_size}")
     config = dataclasses.replace(source.config, pose_projection_size=pose_projection_size)
@@ -180,6 +183,24 @@ def add_point_inputs(
     return target
 
 
+def add_knuckle_spread(source: OccupancyNetwork) -> OccupancyNetwork:
+    """A copy of ``source`` that also reads the hands' knuckle spread (the config's
+    ``knuckle_spread``), its first-layer weights zero: the same function, and the new
+    weights get gradients from the first step (the other inputs are not zero)."""
+    if source.config.knuckle_spread:
+        raise ValueError("the source already reads the knuckle spread")
+    config = dataclasses.replace(source.config, knuckle_spread=True)
+    target = OccupancyNetwork(config).to(next(source.parameters()).device)
+    state = source.state_dict()
+    first_w = state.pop("mlp.layers.0.weight")
+    target.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        layer = target.mlp.layers[0]
+        layer.weight.zero_()
+        layer.weight[:, : first_w.shape[1]] = first_w  # the spread is the last column
+    return target
+
+
 def adapt_network(
     source: OccupancyNetwork,
     config: OccupancyConfig,
@@ -192,7 +213,8 @@ def adapt_network(
         config: the wanted architecture; it may differ from ``source.config`` in the hidden
             width (wider, same depth, one width throughout), in ``point_scale`` and in a
             larger (or raw, 0) ``pose_projection_size``, and in ``point_frequencies`` and
-            ``point_bone_scale`` given to a source with plain points; the data-side
+            ``point_bone_scale`` given to a source with plain points, and in
+            ``knuckle_spread`` given to a source without it; the data-side
             ``keypoint_conventions`` and ``iso_level`` may differ too (no weight reads them).
         generator: random source of widening (see :func:`widen_network`).
 
@@ -206,6 +228,7 @@ def adapt_network(
         pose_projection_size=config.pose_projection_size,
         point_frequencies=config.point_frequencies,
         point_bone_scale=config.point_bone_scale,
+        knuckle_spread=config.knuckle_spread,
         keypoint_conventions=config.keypoint_conventions,
         skin_tip_fingers=config.skin_tip_fingers,
         iso_level=config.iso_level,
@@ -213,7 +236,8 @@ def adapt_network(
     )
     if same_rest != config:
         raise ValueError(
-            "only the hidden width, point_scale, pose projection and point inputs can differ"
+            "only the hidden width, point_scale, pose projection, point inputs and knuckle "
+            "spread can differ"
         )
 
     def point_inputs(c: OccupancyConfig) -> tuple:
@@ -236,6 +260,10 @@ def adapt_network(
         source = widen_network(source, config.hidden[0], generator)
     if source.config.point_scale != config.point_scale:
         source = rescale_points(source, config.point_scale)
+    if config.knuckle_spread and not source.config.knuckle_spread:
+        source = add_knuckle_spread(source)
+    elif source.config.knuckle_spread and not config.knuckle_spread:
+        raise ValueError("cannot drop the knuckle spread from a network that reads it")
     if source.config != config:  # data-side fields only: the same weights
         net = OccupancyNetwork(config).to(next(source.parameters()).device)
         net.load_state_dict(source.state_dict())
