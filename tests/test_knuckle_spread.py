@@ -164,3 +164,25 @@ def test_reconstruct_reads_the_spread_from_a_saved_network(spread_net, tmp_path)
     assert loaded.reads_knuckle_spread
     mesh = HALO(loaded).reconstruct(hand_keypoints("relaxed"), resolution=64)
     assert mesh.is_watertight and len(mesh.faces) > 1000
+
+
+def test_mano_placed_hands_read_as_the_typical_hand(spread_net) -> None:
+    # MANO-based keypoints place the knuckles elsewhere, so their spread is not read: a
+    # hand named "mano" is queried with the spread at 0, one named "rig" with its own
+    _, net = spread_net
+    model = HALO(net)
+    kp = hand_keypoints("relaxed")
+    wide = kp.copy()
+    wide[17] = kp[5] + 1.15 * (kp[17] - kp[5])  # a wider knuckle spread, same fingers
+    pts = torch.as_tensor(query_points(kp, 2000, seed=5))
+    rig = model.prepare(wide, convention="rig").conditioning
+    mano = model.prepare(wide, convention="mano").conditioning
+    assert float(rig.knuckle_spread[0]) > 1.0 and float(mano.knuckle_spread[0]) == 0.0
+    read = dataclasses.replace(mano, spread_known=None)  # the same hand, its spread read
+    assert float(read.knuckle_spread[0]) == float(rig.knuckle_spread[0])
+    with torch.no_grad():
+        neutral, _ = query_occupancy(net, mano, pts[None])
+        own, _ = query_occupancy(net, read, pts[None])
+    got = model.occupancy(pts, wide, units="m", convention="mano")
+    torch.testing.assert_close(got, neutral[0].to(got.dtype), rtol=0, atol=2e-5)
+    assert (own - neutral).abs().max() > 1e-2

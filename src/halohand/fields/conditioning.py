@@ -37,6 +37,11 @@ class HandConditioning:
             part skipping.
         canonical_keypoints: ``[B, 21, 3]`` the canonical skeleton (metres), read by
             networks whose grids follow the skeleton (``grid_frame`` ``"bone"`` or ``"finger"``).
+        spread_known: ``[B]`` bool, whether each hand's knuckle spread is read from its
+            keypoints (:attr:`knuckle_spread`); ``None``: every hand's is. A hand whose
+            knuckles a dataset places otherwise than the rig (MANO's regressed joints) has
+            a spread that the rig's statistics do not describe, and reads as the typical
+            hand instead (0).
     """
 
     global_transform: Tensor
@@ -44,6 +49,7 @@ class HandConditioning:
     bone_lengths: Tensor
     keypoints: Tensor
     canonical_keypoints: Tensor | None = None
+    spread_known: Tensor | None = None
 
     def select(self, index: int, device: torch.device | str | None = None) -> HandConditioning:
         """Hand ``index`` of the batch (every field ``[1, ...]``), on ``device`` if given."""
@@ -56,8 +62,12 @@ class HandConditioning:
     @property
     def knuckle_spread(self) -> Tensor:
         """``[B]`` the hands' standardized knuckle spread
-        (:func:`~halohand.fields.knuckles.knuckle_spread` of the keypoints)."""
-        return knuckle_spread(self.keypoints)
+        (:func:`~halohand.fields.knuckles.knuckle_spread` of the keypoints), 0 for the
+        hands whose ``spread_known`` is false."""
+        spread = knuckle_spread(self.keypoints)
+        if self.spread_known is None:
+            return spread
+        return torch.where(self.spread_known.to(spread.device), spread, torch.zeros_like(spread))
 
     @property
     def pose_code(self) -> Tensor:
@@ -71,13 +81,16 @@ class HandConditioning:
         return (torch.einsum("bij,bnj->bni", g[:, :3, :3], p) + g[:, None, :3, 3]) / HALO_UNIT_M
 
 
-def hand_conditioning(keypoints_m: Tensor, side: str | Tensor = "right") -> HandConditioning:
+def hand_conditioning(
+    keypoints_m: Tensor, side: str | Tensor = "right", spread_known: Tensor | None = None
+) -> HandConditioning:
     """Run the canonicalization layer (float64) and collect the network inputs.
 
     Args:
         keypoints_m: ``[B, 21, 3]`` keypoints in metres, the project's (OpenPose) order.
         side: ``"right"``, ``"left"`` or a ``[B]`` bool tensor (True = left); left hands
             are mirrored inside ``G``, so query points stay in their original coordinates.
+        spread_known: optional ``[B]`` bool (:attr:`HandConditioning.spread_known`).
     """
 
     if keypoints_m.ndim != 3 or keypoints_m.shape[1:] != (21, 3):
@@ -90,4 +103,5 @@ def hand_conditioning(keypoints_m: Tensor, side: str | Tensor = "right") -> Hand
         bone_lengths=canon.part_bone_lengths,
         keypoints=kp,
         canonical_keypoints=canon.canonical_keypoints,
+        spread_known=None if spread_known is None else torch.as_tensor(spread_known, dtype=bool),
     )

@@ -183,12 +183,21 @@ def prepare_hands(
     kp = np.ascontiguousarray(to_rig(kp, _moved(conventions, native), scale, moved_tips))
     side_arg = _side_arg(side, len(kp))
     with torch.no_grad():
-        hands = hand_conditioning(torch.as_tensor(kp * scale).to(device), side_arg)
+        hands = hand_conditioning(
+            torch.as_tensor(kp * scale).to(device), side_arg, _spread_known(conventions)
+        )
     if isinstance(side_arg, str):
         is_left = np.full(len(kp), side_arg == "left")
     else:
         is_left = side_arg.numpy()
     return PreparedHands(kp, unit, scale, hands, is_left, tuple(conventions))
+
+
+def _spread_known(conventions: list[str]) -> Tensor:
+    """``[B]`` bool: the hands whose knuckle spread the network reads from their keypoints,
+    those in the rig's placement; the knuckles of MANO-based keypoints sit elsewhere, and
+    their hands read as the typical hand (:attr:`HandConditioning.spread_known`)."""
+    return torch.tensor([c == "rig" for c in conventions], dtype=torch.bool)
 
 
 def _moved(conventions: list[str], native: tuple[str, ...]) -> list[str]:
@@ -420,9 +429,9 @@ class HALO:
         squeeze = single_kp and pts.ndim == 2
         with torch.set_grad_enabled(grad):
             kp_m = to_openpose(kp_b, fmt) * scale
-            reading = _moved(_conventions(convention, kp_m.detach()), self.native)
-            kp_m = to_rig(kp_m, reading, fingers=self.moved_tips)
-            hands = hand_conditioning(kp_m, side=_side_arg(side, batch))
+            conventions = _conventions(convention, kp_m.detach())
+            kp_m = to_rig(kp_m, _moved(conventions, self.native), fingers=self.moved_tips)
+            hands = hand_conditioning(kp_m, _side_arg(side, batch), _spread_known(conventions))
             occ, parts = self._query(hands, pts_b, scale, return_parts)
         if squeeze:
             occ = occ[0]
