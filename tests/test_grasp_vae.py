@@ -168,7 +168,14 @@ def test_interpenetration_inside_vs_away_and_gradient(halo) -> None:
     away = inside + torch.tensor([30.0, 0.0, 0.0])
     assert float(interpenetration(halo, kp[None].detach(), inside.float()).detach()) > 0.5
     assert float(interpenetration(halo, kp[None].detach(), away.float())) == 0.0
-    interpenetration(halo, kp[None], inside.float()).sum().backward()
+    # The gradient flows where the occupancy is above 0.5 but not saturated (deep inside,
+    # float32's sigmoid is exactly 1 and passes none): points within 3 cm of the palm centre
+    # that the model puts in that band.
+    near = palm + 3.0 * (torch.rand(400, 3, generator=torch.Generator().manual_seed(1)) - 0.5)
+    occ = halo.occupancy(near.float() / 100.0, kp.detach() / 100.0, units="m")
+    band = near[(occ > 0.6) & (occ < 0.99)]
+    assert len(band) >= 4
+    interpenetration(halo, kp[None], band[None].float()).sum().backward()
     assert torch.isfinite(kp.grad).all() and kp.grad.abs().sum() > 0
 
 

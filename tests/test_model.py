@@ -295,7 +295,7 @@ def test_keypoint_glue_units_and_invariance() -> None:
 
 def test_selecting_one_hand_keeps_every_field() -> None:
     kp = torch.stack([_hand(0), _hand(1)])
-    hands = hand_conditioning(kp)
+    hands = hand_conditioning(kp, spread_known=torch.tensor([True, False]))
     one = hands.select(1)
     for field in dataclasses.fields(hands):
         torch.testing.assert_close(getattr(one, field.name), getattr(hands, field.name)[1:2],

@@ -35,9 +35,11 @@ def _dense(net: OccupancyNetwork, kp_m: np.ndarray, points_m: np.ndarray, side: 
         hands = hand_conditioning(torch.as_tensor(kp_m)[None], side=side)
         pts = torch.as_tensor(points_m)[None]
         canon, code = part_inputs(hands.to_halo_frame(pts), hands.part_matrices)
+        spread = hands.knuckle_spread if net.reads_knuckle_spread else None
         logits = net.part_logits(
-            canon, code, hands.bone_lengths, canonical_keypoints=hands.canonical_keypoints
-        )
+            canon, code, hands.bone_lengths, canonical_keypoints=hands.canonical_keypoints,
+            knuckle_spread=spread,
+        )  # fmt: skip
         support = skip_mask(pts.float(), hands.keypoints.float(), effective_radii(net))
         logits = logits.masked_fill(~support, float("-inf"))
         return torch.sigmoid(logits.amax(-1))[0], torch.sigmoid(logits)[0]

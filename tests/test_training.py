@@ -78,14 +78,16 @@ def test_shipped_configs_load() -> None:
     recipes = sorted(p.name for p in (REPO / "configs" / "recipes").glob("*.toml"))
     assert recipes == [
         "grasp_vae.toml", "halo_cpu.toml", "halo_cpu_cycle2.toml", "halo_cpu_cycle3.toml",
-        "halo_cpu_cycle4_grids.toml", "halo_cpu_cycle5_thick15.toml", "halo_default.toml",
+        "halo_cpu_cycle4_grids.toml", "halo_cpu_cycle5_thick15.toml",
+        "halo_cpu_cycle6_spread.toml", "halo_default.toml",
     ]  # fmt: skip
     names = sorted(
         p.stem for p in (REPO / "configs").glob("*/*.toml") if not p.stem.startswith("grasp_")
     )
     assert names == [
         "halo_cpu", "halo_cpu_cycle2", "halo_cpu_cycle3", "halo_cpu_cycle4",
-        "halo_cpu_cycle4_grids", "halo_cpu_cycle5_thick15", "halo_cpu_dense", "halo_cpu_w128",
+        "halo_cpu_cycle4_grids", "halo_cpu_cycle5_thick15", "halo_cpu_cycle6_spread",
+        "halo_cpu_dense", "halo_cpu_w128",
         "halo_cpu_w96", "halo_default", "halo_gt", "nasa", "nasa_bone_length", "nasa_resampled",
     ]  # fmt: skip
     # The second learning-rate cycle starts from the first cycle's weights, with the same
@@ -124,10 +126,9 @@ def test_shipped_configs_load() -> None:
         recorded.model_config(), iso_level=grids.model_config().iso_level
     )
     names.remove("halo_cpu_cycle4_grids")
-    # The shipped default, cycle 5, trains cycle 4's weights on thicker hands with the same
-    # architecture. Its recorded run is the thickness experiment of the same settings,
-    # started from the then-shipped file (cycle 4's calibrated weights); the shipped file
-    # holds the recipe's architecture at the level calibration chose.
+    # Cycle 5 trains cycle 4's weights on thicker hands with the same architecture. Its
+    # recorded run is the thickness experiment of the same settings, started from the
+    # then-shipped file (cycle 4's calibrated weights).
     thick = load_config(_config_file("halo_cpu_cycle5_thick15"))
     assert thick.init_weights == f"{grids.out}/last.safetensors"
     assert thick.data == "data/webxr_thick15_s0" and thick.data != grids.data
@@ -136,10 +137,29 @@ def test_shipped_configs_load() -> None:
         k: v for k, v in recorded.to_dict().items() if k not in unrun
     }
     assert thick.model_config() == recorded.model_config() == grids.model_config()
-    shipped = load_any_model(pretrained_path()).config
-    assert shipped == dataclasses.replace(thick.model_config(), iso_level=shipped.iso_level)
-    assert shipped.grid_resolution > 0 and shipped.iso_level == thick.model_config().iso_level
     names.remove("halo_cpu_cycle5_thick15")
+    # The shipped default, cycle 6, trains cycle 5's weights on the same data with the
+    # hands' knuckle spread as one more input (the only change of architecture). Its
+    # recorded run is the spread experiment of the same settings, started from the
+    # then-shipped file (cycle 5's calibrated weights); the shipped file holds the
+    # recipe's architecture at the level calibration chose.
+    spread = load_config(_config_file("halo_cpu_cycle6_spread"))
+    assert spread.init_weights == f"{thick.out}/last.safetensors"
+    assert spread.data == thick.data
+    recorded = load_config(REPO / "configs" / "experiments" / "shape" / "spread_release.toml")
+    assert {k: v for k, v in spread.to_dict().items() if k not in unrun} == {
+        k: v for k, v in recorded.to_dict().items() if k not in unrun
+    }
+    assert spread.model_config() == dataclasses.replace(
+        recorded.model_config(), iso_level=spread.model_config().iso_level
+    )
+    assert spread.model_config() == dataclasses.replace(
+        thick.model_config(), knuckle_spread=True, iso_level=spread.model_config().iso_level
+    )
+    shipped = load_any_model(pretrained_path()).config
+    assert shipped == dataclasses.replace(spread.model_config(), iso_level=shipped.iso_level)
+    assert shipped.grid_resolution > 0 and shipped.knuckle_spread
+    names.remove("halo_cpu_cycle6_spread")
     # The capacity test widens the third cycle's weights to 4 x 96 (the same function at
     # step 0); everything else of the architecture stays.
     w96 = load_config(_config_file("halo_cpu_w96"))

@@ -32,7 +32,13 @@ parts' thickness drawn around ``--thickness-mean``), their points sampled by the
 engine's own :func:`halohand.data.engine.sample_hand`.
 
 Also reported: each test hand's girth bias at the model's level (median signed distance of
-the mesh's vertices to the true surface, mm, + outside) and its correlation with ``x``.
+the mesh's vertices to the true surface, mm, + outside), its correlation with ``x`` and with
+the hand's Chamfer-L1, and a least-squares fit of it on the data's own identity parameters,
+recovered from the data's seeds (``halohand.data.engine.hand_seed``: the palm-width factor
+and the mean of the unseen thickness offsets, ``--thickness-mean`` being the data's).
+``spread_exponents``: how the knuckle spread of the input keypoints and of the canonical
+skeleton scale with the palm-width factor, least squares of ``log |k5 - k17|`` on the log
+overall scale, palm-width and palm-length factors over 150 rest-pose identities of the prior.
 """
 
 from __future__ import annotations
@@ -58,6 +64,35 @@ def knuckle_spread(keypoints: np.ndarray) -> float:
     return float(np.log(np.linalg.norm(kp[5] - kp[17]) / np.linalg.norm(kp[0] - kp[9])))
 
 
+def spread_exponents(n: int = 150, seed: int = 3) -> dict[str, dict[str, float]]:
+    """Exponents of the keypoints' and the canonical skeleton's knuckle spread in the overall
+    scale, palm-width and palm-length factors (least squares over ``n`` identities)."""
+    import torch
+
+    from halohand.canonical import canonicalize
+    from halohand.handmodel.prior import IdentityPrior
+    from halohand.handmodel.webxr import default_model
+
+    model, prior = default_model(), IdentityPrior()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        identity = prior.sample(rng)
+        kp = np.asarray(model.pose(None, identity).keypoints)
+        canon = canonicalize(torch.as_tensor(kp)).canonical_keypoints.numpy()
+        rows.append((
+            model.identity_frames(identity)[2], identity.palm_width, identity.length_factors[0],
+            np.linalg.norm(kp[5] - kp[17]), np.linalg.norm(canon[5] - canon[17]),
+        ))  # fmt: skip
+    scale, width, length, raw, canon = np.log(np.array(rows)).T
+    design = np.stack([np.ones(n), scale, width, length], 1)
+    out = {}
+    for name, y in (("keypoints", raw), ("canonical_skeleton", canon)):
+        c = np.linalg.lstsq(design, y, rcond=None)[0]
+        out[name] = {"scale": float(c[1]), "palm_width": float(c[2]), "palm_length": float(c[3])}
+    return out
+
+
 def _logit(p: np.ndarray | float) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
     return np.log(p / (1.0 - p))
@@ -81,7 +116,7 @@ def main() -> None:
     import torch
 
     from halohand import HALO
-    from halohand.data.dataset import OccupancyDataset
+    from halohand.data.dataset import OccupancyDataset, read_manifest
     from halohand.evaluation.metrics import iou, mesh_metrics
     from halohand.inference.halo import prepare_hands
     from halohand.interaction.object_field import MeshDistance, mesh_signed_distance
@@ -155,7 +190,32 @@ def main() -> None:
     rows = [scored(i, test.hand(i)) for i in range(min(args.test_hands, len(test)))]
     x_test = np.array([r["knuckle_spread"] for r in rows])
     bias = np.array([r["fixed"]["girth_bias_mm"] for r in rows])
+    chamfer = np.array([r["fixed"]["chamfer_l1_mm"] for r in rows])
     summary = summarize(rows)
+    # the test hands' identities, drawn first from each hand's seed (WebXRHandSource.sample)
+    from halohand.data.engine import hand_seed
+    from halohand.handmodel.prior import IdentityPrior
+
+    prior = IdentityPrior(thickness_mean=args.thickness_mean or 0.0)
+    seed = int(read_manifest(args.data)["settings"]["seed"])
+    ids = [
+        prior.sample(np.random.default_rng(hand_seed(seed, "test", i, 0))) for i in range(len(rows))
+    ]
+    width = np.log([ident.palm_width for ident in ids])
+    offsets = np.array([np.mean(ident.thickness_offsets) - prior.thickness_mean for ident in ids])
+    design = np.stack([np.ones(len(rows)), width, offsets], 1)
+    coef = np.linalg.lstsq(design, bias, rcond=None)[0]
+    resid = bias - design @ coef
+    identity_fit = {
+        "corr_bias_palm_width": float(np.corrcoef(width, bias)[0, 1]),
+        "corr_bias_thickness_offsets": float(np.corrcoef(offsets, bias)[0, 1]),
+        "r2_palm_width_and_offsets": 1.0
+        - float((resid**2).sum() / ((bias - bias.mean()) ** 2).sum()),
+        "coefficients_mm": {
+            "log_palm_width": float(coef[1]),
+            "thickness_offset_mean": float(coef[2]),
+        },
+    }
     heldout_rows: list[dict] = []
     if args.heldout:
         from heldout_reconstruct import sample_hands
@@ -199,6 +259,10 @@ def main() -> None:
             },
             "test_hands": len(rows),
             "corr_bias_knuckle_spread": float(np.corrcoef(x_test, bias)[0, 1]),
+            "corr_abs_bias_chamfer": float(np.corrcoef(np.abs(bias), chamfer)[0, 1]),
+            "girth_bias_std_mm": float(bias.std()),
+            "identity_fit": identity_fit,
+            "spread_exponents": spread_exponents(),
             "summary": summary,
             "heldout": {
                 "hands": len(heldout_rows),
