@@ -126,3 +126,23 @@ def check_every_inference_path(plain: OccupancyNetwork, net: OccupancyNetwork, a
         values, _, _ = query((pts[i] - centre).astype(np.float32), None)
         np.testing.assert_allclose(values, truth[i].numpy(), rtol=0, atol=atol)
         assert np.median(np.abs(values - truth[i].numpy())) < 1e-6
+
+
+def check_sparse_gradients(net32: OccupancyNetwork) -> dict[str, Tensor]:
+    """The differentiable sparse query of ``net32`` (in float64) gives the chunked query's
+    values and first derivatives (points, keypoints, layers, grid table) within 1e-9 on a
+    relaxed right hand's query points, inside and outside; returns the chunked query's."""
+    from halohand.inference.query import can_query_sparse_grad
+
+    net = copy.deepcopy(net32).double()
+    kp = np.stack([hand_keypoints("relaxed")])
+    batch = (kp, query_points(kp[0], 2000, seed=3)[None], [False])
+    hands = hand_conditioning(torch.as_tensor(kp), torch.tensor([False]))
+    assert can_query_sparse_grad(net, hands, points=10**6)
+    want = query_gradients(net, batch, sparse=False)
+    got = query_gradients(net, batch, sparse=True, max_pairs=700, workers=2)
+    assert (want["occ"] > 0.5).any() and (want["occ"] < 0.5).any()
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-9, atol=1e-9, msg=key)
+    return want
