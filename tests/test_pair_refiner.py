@@ -434,3 +434,32 @@ def test_presets_build_and_options_reach_the_model() -> None:
     cfg = config_with(PRESETS["cpu"], anchors=32, penetration_weight=0.5, steps=7, device=None)
     assert (cfg.model.anchors, cfg.model.penetration_weight, cfg.steps) == (32, 0.5, 7)
     assert cfg.device == "cpu" and cfg.model.width == PRESETS["cpu"].model.width
+
+
+def test_cache_is_rebuilt_when_halos_weights_change(tmp_path) -> None:
+    # the cache of HALO's probabilities names the weights, not only the level: a retrained
+    # HALO at the same level must not reuse stale probabilities
+    from halohand.data.engine import generate
+    from halohand.data.pairs import PairSampler
+    from halohand.inference.pair_refiner import PairRefinerConfig
+    from halohand.training.pair_refiner import build_cache, network_digest
+
+    root = tmp_path / "pairs"
+    generate(root, {"train": 1}, seed=3, source=PairSampler, source_name=PairSampler.name,
+             side="both", hands_per_shard=1, workers=1, progress=False, kind="pairs")  # fmt: skip
+    halo = HALO.pretrained()
+    other = HALO.pretrained()
+    with torch.no_grad():
+        other.network.mlp.layers[-1].bias += 0.5  # another function, the same level
+    assert other.iso_level == halo.iso_level
+    assert network_digest(other.network) != network_digest(halo.network)
+    assert network_digest(HALO.pretrained().network) == network_digest(halo.network)
+    model, config = PairRefinerConfig(), PairRefinerTrainConfig(pool_near=64, pool_uniform=32)
+    path, said = tmp_path / "cache.npz", []
+    first = build_cache(halo, root, "train", model, config, path, log=said.append)
+    again = build_cache(halo, root, "train", model, config, path, log=said.append)
+    assert not any("rebuilding" in s for s in said)
+    np.testing.assert_array_equal(again["prob"], first["prob"])
+    changed = build_cache(other, root, "train", model, config, path, log=said.append)
+    assert any("rebuilding" in s for s in said)
+    assert np.abs(changed["prob"] - first["prob"]).max() > 1e-3

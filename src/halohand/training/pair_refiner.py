@@ -20,6 +20,7 @@ atomic) make the run resumable; progress goes to ``OUT/train.log``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -48,15 +49,16 @@ from halohand.inference.two_hands import PAIR_SIDES, initial_surface
 from halohand.training.run import text_logger
 
 __all__ = [
-    "PRESETS", "PairRefinerTrainConfig", "build_cache", "config_with", "mean_iou", "split_caches",
-    "train_on_caches", "train_pair_refiner",
+    "PRESETS", "PairRefinerTrainConfig", "build_cache", "config_with", "mean_iou",
+    "network_digest", "split_caches", "train_on_caches", "train_pair_refiner",
 ]  # fmt: skip
 
 #: A training config with a ``model`` config (:func:`config_with`).
 TrainConfig = TypeVar("TrainConfig")
 
 _FORMAT = "halohand.pair-refiner-checkpoint"
-_CACHE_VERSION = 1
+#: 2: the settings name HALO's weights (a digest), not only its level.
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,17 @@ def _pair_pool(
     return points.astype(np.float32), labels
 
 
+def network_digest(network: torch.nn.Module) -> str:
+    """sha256 (hex) of a network's state (names, dtypes, shapes and values, in order): a
+    cache of its outputs is stale when this changes, whatever its level says."""
+    digest = hashlib.sha256()
+    for name, tensor in network.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def build_cache(
     halo: HALO,
     root: str | Path,
@@ -130,13 +143,15 @@ def build_cache(
     """Compute (or read, when ``path`` holds a cache of the same settings) the frozen
     HALO's share of every pair of ``split``: ``keypoints [P, 2, 21, 3]``, ``iso
     [P, 2, n, 3]`` (metres), ``points [P, M, 3]``, ``labels [P, M, 2]`` and ``prob
-    [P, M, 2]`` (right, left)."""
+    [P, M, 2]`` (right, left). The cache is rebuilt when any setting or HALO's weights
+    (:func:`network_digest`) differ from the stored ones."""
     path = Path(path)
     settings = {
         "version": _CACHE_VERSION, "root": str(Path(root).resolve()), "split": split,
         "surface_resolution": model_config.surface_resolution,
         "iso_points": model_config.iso_points, "pool_near": config.pool_near,
         "pool_uniform": config.pool_uniform, "seed": config.seed, "iso_level": halo.iso_level,
+        "halo": network_digest(halo.network),
     }  # fmt: skip
     if path.is_file():
         with np.load(path) as f:
