@@ -31,6 +31,7 @@ from torch import Tensor
 from halohand.fields.conditioning import HALO_UNIT_M, HandConditioning
 from halohand.fields.occupancy import OccupancyNetwork
 from halohand.fields.skipping import PartSupports, skip_mask
+from halohand.inference.query import knuckle_spread_of
 
 
 class LatticeQuery:
@@ -69,10 +70,10 @@ class LatticeQuery:
         frame[:3, :3] = g[:3, :3] / HALO_UNIT_M
         frame[:3, 3] = (g[:3, :3] @ origin + g[:3, 3]) / HALO_UNIT_M
         with torch.no_grad():
-            spread = hand.knuckle_spread if network.reads_knuckle_spread else None
             w, c = network.folded_weights(
-                hand.part_matrices, hand.bone_lengths, frame[None], knuckle_spread=spread
-            )
+                hand.part_matrices, hand.bone_lengths, frame[None],
+                knuckle_spread=knuckle_spread_of(network, hand),
+            )  # fmt: skip
             self._frames = network.folded_frames(
                 hand.part_matrices, frame[None], hand.bone_lengths, hand.canonical_keypoints
             )
