@@ -152,18 +152,18 @@ def main() -> None:
         pts = np.concatenate([hand["points_uniform"], hand["points_near"]])
         occ = np.concatenate([hand["occ_uniform"], hand["occ_near"]])
         row: dict = {"hand": i, "knuckle_spread": x, "level": level}
+        # the hand's network inputs and the truth's distance field serve both levels
+        prepared = prepare_hands(
+            hand["keypoints"], str(hand["side"]), "m", convention="rig", native=model.native
+        )
+        truth = MeshDistance(hand["mesh_vertices"], hand["mesh_faces"])
         for name, lv in (("fixed", base_level), ("spread", level)):
             model.iso_level = lv
-            prepared = prepare_hands(
-                hand["keypoints"], str(hand["side"]), "m", convention="rig", native=model.native
-            )
             mesh = next(model.meshes(prepared, args.resolution, colors=False))
             m = mesh_metrics(mesh, pts, occ, hand["pointcloud"], hand["pointcloud_normals"])
             inside = contains(mesh.vertices, mesh.faces, hand["points_uniform"])
-            sd = mesh_signed_distance(
-                torch.as_tensor(np.asarray(mesh.vertices)[::4]),
-                MeshDistance(hand["mesh_vertices"], hand["mesh_faces"]),
-            ).numpy()  # fmt: skip
+            sd = mesh_signed_distance(torch.as_tensor(np.asarray(mesh.vertices)[::4]), truth)
+            sd = sd.numpy()
             row[name] = {
                 "iou_uniform": float(iou(inside, hand["occ_uniform"])),
                 "iou_mixed": float(m.iou),
