@@ -22,7 +22,14 @@ signed distance to the surface (target: inside or at most 2 mm outside), bodies 
 (:func:`halohand.inference.bodies.body_stats`; target one body of genus 0) and volume
 (target 250-450 cm^3). The tip reach is also measured on the fingertip's own surface
 (``tip_excess_own_part_mm``: the vertices of the finger's distal part only), since the
-line of a curled finger's distal bone runs into the palm. ``--sheet`` renders each hand's
+line of a curled finger's distal bone runs into the palm. Two readings of a miss:
+``tips_in_other_parts`` names the fingers whose tip keypoint lies inside another part of
+the hand (the palm or another finger: the model's probability of a part outside the
+finger's own three at least its level), where landmarks put a fingertip into the hand and
+no surface of that finger can reach past it; and each hand's length (``hand_length_mm``:
+wrist to middle knuckle plus the middle finger's three bones), against the median of the
+85 real frames (``real_frames_hand_length_mm``), since volume grows with its cube.
+``--sheet`` renders each hand's
 three meshes as the photo's camera
 saw the hand, with the keypoints (red: more than 2 mm outside). ``--touching apart`` meshes
 with touching parts kept apart (:mod:`halohand.inference.touching`); ``--joined adjacent``
@@ -45,9 +52,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _re
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # studies/: shared measures
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "figures"))
 
+from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
 from conventions_real_frames import tip_excess_mm  # noqa: E402
 from conventions_sheet import with_keypoint_dots  # noqa: E402
+
+from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "photos"
 FINGERS = ("thumb", "index", "middle", "ring", "little")
@@ -94,6 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "photo": path.name, "hand": k, "side": hand.side,
                 "tip_over_middle_phalanx": [round(float(r), 3) for r in tip_ratio(kp)],
                 "detected": detect_convention(kp[None], pooled=True)[0],
+                "hand_length_mm": round(hand_length_mm(kp), 1),
             }  # fmt: skip
             for reading, source in readings.items():
                 keys = kp if source == "world" else fitted
@@ -106,6 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
                 outside = closest_points(keys, v, f)[0] * 1e3
                 stats = body_stats(mesh)
                 row[reading] = {
+                    "tips_in_other_parts": _tips_in_other_parts(
+                        halo, keys, hand.side, "rig" if reading == "photo_fit" else reading
+                    ),
                     "tip_excess_mm": dict(zip(FINGERS, np.round(tip_excess_mm(v, keys), 1).tolist(),
                                               strict=True)),
                     # the fingertip's own surface (its distal part's vertices): the line of
@@ -132,6 +146,9 @@ def main(argv: list[str] | None = None) -> dict:
         "hands": rows,
         "seconds": time.perf_counter() - t0,
     }
+    if REAL_FRAMES.exists():
+        lengths = [hand_length_mm(f) for f in np.load(REAL_FRAMES).astype(np.float64)]
+        report["real_frames_hand_length_mm"] = _range(lengths)
     for reading in readings:
         r = [h[reading] for h in rows]
         excess = np.asarray([list(x["tip_excess_mm"].values()) for x in r])
@@ -145,12 +162,47 @@ def main(argv: list[str] | None = None) -> dict:
             "tips_with_own_surface_0_5mm_past": f"{int(((own >= 0) & (own <= 5)).sum())}"
                                                 f" / {own.size}",
             "volume_250_450": sum(250 <= x["volume_cm3"] <= 450 for x in r),
+            "own_surface_misses_with_tip_in_other_parts": int(sum(
+                finger in x["tips_in_other_parts"]
+                for x in r for finger, e in x["tip_excess_own_part_mm"].items()
+                if not 0 <= e <= 5
+            )),
         }  # fmt: skip
         print(reading, report[f"summary_{reading}"])
     if args.sheet:
         _sheet(tiles, args.sheet)
     emit(report, args.json)
     return report
+
+
+def hand_length_mm(kp: np.ndarray) -> float:
+    """Wrist to middle knuckle plus the middle finger's three bones (mm; ``[21, 3]`` m)."""
+    chain = (0, *FINGER_CHAINS[2])
+    return float(
+        sum(np.linalg.norm(kp[b] - kp[a]) for a, b in zip(chain, chain[1:], strict=False)) * 1e3
+    )
+
+
+def _range(x: list[float]) -> dict[str, float]:
+    return {"median": round(float(np.median(x)), 1), "min": round(float(np.min(x)), 1),
+            "max": round(float(np.max(x)), 1)}  # fmt: skip
+
+
+def _tips_in_other_parts(halo, keys: np.ndarray, side: str, convention: str) -> list[str]:  # noqa: ANN001
+    """Fingers whose tip keypoint is inside a part of the hand other than its own three."""
+    from halohand.skeleton.bones import FINGER_PARTS
+
+    _, parts = halo.occupancy(
+        keys[list(TIPS)], keys, side=side, units="m", return_parts=True, convention=convention
+    )
+    probs = parts.detach().numpy()
+    level = halo.iso_level
+    out = []
+    for finger, own in enumerate(FINGER_PARTS):
+        other = np.delete(probs[finger], own)
+        if other.max() >= level:
+            out.append(FINGERS[finger])
+    return out
 
 
 def _sheet(tiles: list, out: str) -> None:  # noqa: ANN001
