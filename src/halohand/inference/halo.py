@@ -688,7 +688,7 @@ class HALO:
         # only the parts that were near the max around each point one level before.
         grid = lattice_grid(
             fn, bmin - centre, bmax - centre, resolution=res, coarse_resolution=coarse,
-            labels=colors, batch=_GRID_BATCH, workers=workers,
+            labels=colors, batch=_LATTICE_BATCH, workers=workers,
             part_candidates=self.part_candidates, crop=True, threshold=self.iso_level,
             candidate_bits=fast, contacts=contacts,
         )  # fmt: skip
@@ -962,11 +962,16 @@ class HALO:
 #: its turn to be yielded).
 HANDS_IN_FLIGHT_PER_WORKER = 2
 
-#: Lattice points per call of the occupancy function during mesh extraction, and per network
-#: chunk unless ``HALO(chunk_size=...)``: ~11k active (point, part) pairs near the surface,
-#: so each part's GEMM has a few hundred rows while the evaluation threads still get many
-#: batches to share (8192 measured faster than 4096 and 16384 on the 2-core CPU).
+#: Query points per network chunk unless ``HALO(chunk_size=...)`` (8192 measured faster than
+#: 4096 and 16384 on the 2-core CPU, when it also set the lattice batch below).
 _GRID_BATCH = 8192
+
+#: Lattice points per call of the occupancy function during mesh extraction: ~45k (point,
+#: part) pairs near the surface, ~2,800 rows per part, so the folded network's per-part
+#: Python dispatch is paid over more rows. The shipped model meshed in 0.89x the time of
+#: 8192 on two threads, the MLP baseline in the same (``bench_extraction.py
+#: --baseline-rev``, ``docs/RESULTS.md``, "The extraction budget and the photos' misses").
+_LATTICE_BATCH = 32_768
 
 
 #: What :meth:`HALO.meshes` does where parts that are not joined touch.
