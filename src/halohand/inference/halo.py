@@ -969,7 +969,7 @@ _GRID_BATCH = 8192
 #: Lattice points per call of the occupancy function during mesh extraction: ~45k (point,
 #: part) pairs near the surface, ~2,800 rows per part, so the folded network's per-part
 #: Python dispatch is paid over more rows. The shipped model meshed in 0.89x the time of
-#: 8192 on two threads, the MLP baseline in the same (``bench_extraction.py
+#: 8192 on two threads, the MLP baseline in 1.02x (``bench_extraction.py
 #: --baseline-rev``, ``docs/RESULTS.md``, "The extraction budget and the photos' misses").
 _LATTICE_BATCH = 32_768
 
