@@ -19,6 +19,7 @@ from halohand.inference import query as query_module
 from halohand.inference.halo import HALO, keypoint_box
 from halohand.inference.query import (
     can_query_sparse,
+    knuckle_spread_of,
     pair_batches,
     query_occupancy,
     sparse_occupancy,
@@ -35,10 +36,9 @@ def _dense(net: OccupancyNetwork, kp_m: np.ndarray, points_m: np.ndarray, side: 
         hands = hand_conditioning(torch.as_tensor(kp_m)[None], side=side)
         pts = torch.as_tensor(points_m)[None]
         canon, code = part_inputs(hands.to_halo_frame(pts), hands.part_matrices)
-        spread = hands.knuckle_spread if net.reads_knuckle_spread else None
         logits = net.part_logits(
             canon, code, hands.bone_lengths, canonical_keypoints=hands.canonical_keypoints,
-            knuckle_spread=spread,
+            knuckle_spread=knuckle_spread_of(net, hands),
         )  # fmt: skip
         support = skip_mask(pts.float(), hands.keypoints.float(), effective_radii(net))
         logits = logits.masked_fill(~support, float("-inf"))
