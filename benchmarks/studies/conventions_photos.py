@@ -26,10 +26,10 @@ line of a curled finger's distal bone runs into the palm. Two readings of a miss
 ``tips_in_other_parts`` names the fingers whose tip keypoint lies inside another part of
 the hand (the palm or another finger: the model's probability of a part outside the
 finger's own three at least its level), where landmarks put a fingertip into the hand and
-no surface of that finger can reach past it; and each hand's length (``hand_length_mm``:
-wrist to middle knuckle plus the middle finger's three bones), against the median of the
-85 real frames (``real_frames_hand_length_mm``), since volume grows with its cube.
-``--sheet`` renders each hand's
+no surface of that finger can reach past it; and each hand's length (``hand_length_mm``,
+:func:`halohand.skeleton.bones.hand_length`: wrist to middle fingertip along its bones),
+against the 85 real frames' (``real_frames_hand_length_mm``), since volume grows with its
+cube. ``--sheet`` renders each hand's
 three meshes as the photo's camera
 saw the hand, with the keypoints (red: more than 2 mm outside). ``--touching apart`` meshes
 with touching parts kept apart (:mod:`halohand.inference.touching`); ``--joined adjacent``
@@ -54,10 +54,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "figures"))
 
 from _reference import REAL_FRAMES  # noqa: E402
 from _report import emit  # noqa: E402
-from conventions_real_frames import tip_excess_mm  # noqa: E402
+from conventions_real_frames import _stats, tip_excess_mm  # noqa: E402
 from conventions_sheet import with_keypoint_dots  # noqa: E402
 
-from halohand.skeleton.orders import FINGER_CHAINS  # noqa: E402
+from halohand.skeleton.bones import hand_length  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "photos"
 FINGERS = ("thumb", "index", "middle", "ring", "little")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "photo": path.name, "hand": k, "side": hand.side,
                 "tip_over_middle_phalanx": [round(float(r), 3) for r in tip_ratio(kp)],
                 "detected": detect_convention(kp[None], pooled=True)[0],
-                "hand_length_mm": round(hand_length_mm(kp), 1),
+                "hand_length_mm": round(float(hand_length(kp)) * 1e3, 1),
             }  # fmt: skip
             for reading, source in readings.items():
                 keys = kp if source == "world" else fitted
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": time.perf_counter() - t0,
     }
     if REAL_FRAMES.exists():
-        lengths = [hand_length_mm(f) for f in np.load(REAL_FRAMES).astype(np.float64)]
-        report["real_frames_hand_length_mm"] = _range(lengths)
+        lengths = hand_length(np.load(REAL_FRAMES).astype(np.float64)) * 1e3
+        report["real_frames_hand_length_mm"] = {k: round(v, 1) for k, v in _stats(lengths).items()}
     for reading in readings:
         r = [h[reading] for h in rows]
         excess = np.asarray([list(x["tip_excess_mm"].values()) for x in r])
@@ -173,19 +173,6 @@ def main(argv: list[str] | None = None) -> dict:
         _sheet(tiles, args.sheet)
     emit(report, args.json)
     return report
-
-
-def hand_length_mm(kp: np.ndarray) -> float:
-    """Wrist to middle knuckle plus the middle finger's three bones (mm; ``[21, 3]`` m)."""
-    chain = (0, *FINGER_CHAINS[2])
-    return float(
-        sum(np.linalg.norm(kp[b] - kp[a]) for a, b in zip(chain, chain[1:], strict=False)) * 1e3
-    )
-
-
-def _range(x: list[float]) -> dict[str, float]:
-    return {"median": round(float(np.median(x)), 1), "min": round(float(np.min(x)), 1),
-            "max": round(float(np.max(x)), 1)}  # fmt: skip
 
 
 def _tips_in_other_parts(halo, keys: np.ndarray, side: str, convention: str) -> list[str]:  # noqa: ANN001
