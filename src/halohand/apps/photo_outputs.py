@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from halohand.core.atomic import atomic_path, write_text_atomic
+from halohand.skeleton.bones import hand_length
 
 if TYPE_CHECKING:  # pragma: no cover
     import trimesh
@@ -36,12 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: most 40 steps of 2 mm.
 PHOTO_PAIR_STEPS = 40
 PHOTO_PAIR_GRID = 16
-
-
-def hand_length_m(keypoints: np.ndarray) -> float:
-    """Wrist to middle fingertip along the middle finger's bones (metres): pose-free."""
-    chain = np.asarray(keypoints)[[0, 9, 10, 11, 12]]
-    return float(np.linalg.norm(np.diff(chain, axis=0), axis=1).sum())
 
 
 def pair_photo_hands(
@@ -181,7 +176,7 @@ def write_photo_outputs(
             mesh=name,
             mesh_watertight=bool(mesh.is_watertight),
             mesh_faces=len(mesh.faces),
-            hand_length_m=round(hand_length_m(hand.keypoints), 4),
+            hand_length_m=round(float(hand_length(np.asarray(hand.keypoints))), 4),
             skeleton_warning=warning,
         )
     overlay = f"{path.stem}_overlay.png"
