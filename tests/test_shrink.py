@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from halohand.fields.occupancy import OccupancyConfig, OccupancyNetwork
-from halohand.training.shrink import drop_hidden_layer
+from halohand.training.shrink import drop_hidden_layer, narrow_hidden
 
 
 def _network(hidden: tuple[int, ...]) -> OccupancyNetwork:
@@ -52,3 +52,57 @@ def test_drop_refuses_the_first_layer_out_of_range_and_unchained_widths() -> Non
             drop_hidden_layer(source, index)
     with pytest.raises(ValueError, match="do not chain"):
         drop_hidden_layer(_network((8, 16, 16)), 1)
+
+
+def test_narrow_keeps_each_parts_strongest_units_through_every_layer() -> None:
+    source = _network((6, 6, 6))
+    with torch.no_grad():  # part 0's unit 4 and part 5's unit 1 read and write nothing
+        for layer in source.mlp.layers:
+            weight = layer.weight
+            if weight.shape[2] == 6:
+                weight[0, :, 4] = 0.0
+                weight[5, :, 1] = 0.0
+            if weight.shape[1] == 6:
+                weight[0, 4, :] = 0.0
+                weight[5, 1, :] = 0.0
+    student = narrow_hidden(source, 5)
+    assert student.config == dataclasses.replace(source.config, hidden=(5, 5, 5))
+    kept = {0: [0, 1, 2, 3, 5], 5: [0, 2, 3, 4, 5]}
+    old, new = source.state_dict(), student.state_dict()
+    for part, units in kept.items():
+        idx = torch.tensor(units)
+        first = old["mlp.layers.0.weight"][part][:, idx]
+        torch.testing.assert_close(new["mlp.layers.0.weight"][part], first, rtol=0, atol=0)
+        for i in (1, 2):
+            w = old[f"mlp.layers.{i}.weight"][part][idx][:, idx]
+            torch.testing.assert_close(new[f"mlp.layers.{i}.weight"][part], w, rtol=0, atol=0)
+            b = old[f"mlp.layers.{i}.bias"][part][idx]
+            torch.testing.assert_close(new[f"mlp.layers.{i}.bias"][part], b, rtol=0, atol=0)
+        w = old["mlp.layers.3.weight"][part][idx]
+        torch.testing.assert_close(new["mlp.layers.3.weight"][part], w, rtol=0, atol=0)
+    torch.testing.assert_close(new["mlp.layers.3.bias"], old["mlp.layers.3.bias"], rtol=0, atol=0)
+    for key, value in old.items():
+        if not key.startswith("mlp.layers."):
+            torch.testing.assert_close(new[key], value, rtol=0, atol=0)
+
+
+def test_narrow_keeps_the_function_when_the_removed_units_are_dead() -> None:
+    source = _network((6, 6))
+    with torch.no_grad():  # unit 2 of every part reads and writes nothing: removing it is exact
+        for layer in source.mlp.layers:
+            if layer.weight.shape[2] == 6:
+                layer.weight[:, :, 2] = 0.0
+                layer.bias[:, 2] = 0.0
+            if layer.weight.shape[1] == 6:
+                layer.weight[:, 2, :] = 0.0
+    student = narrow_hidden(source, 5)
+    x = torch.randn(16, 7, source.mlp.layers[0].in_features)
+    torch.testing.assert_close(student.mlp(x), source.mlp(x), rtol=1e-6, atol=1e-6)
+
+
+def test_narrow_refuses_unequal_widths_and_widths_out_of_range() -> None:
+    with pytest.raises(ValueError, match="differ"):
+        narrow_hidden(_network((8, 6)), 4)
+    for width in (0, 8, 9):
+        with pytest.raises(ValueError, match="width must be"):
+            narrow_hidden(_network((8, 8)), width)

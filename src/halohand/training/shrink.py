@@ -1,6 +1,7 @@
-"""A shallower copy of a trained network: the start of a cheaper student.
+"""A shallower or narrower copy of a trained network: the start of a cheaper student.
 
-Unlike :mod:`halohand.training.widen`, removing a hidden layer does not keep the function:
+Unlike :mod:`halohand.training.widen`, removing a hidden layer or hidden units does not
+keep the function. Removing a layer:
 with the residual skips ``h' = act(L h + h)``, the removed layer's ``L h`` and its second
 activation are gone. What is kept is everything else (encoders, grids, the first layer,
 the other hidden layers and the output layer, unchanged), so training starts near the
@@ -11,6 +12,8 @@ GEMMs, so one layer fewer is about a third less of that work per (point, part) p
 from __future__ import annotations
 
 import dataclasses
+
+import torch
 
 from halohand.fields.occupancy import OccupancyNetwork
 
@@ -49,5 +52,63 @@ def drop_hidden_layer(source: OccupancyNetwork, index: int) -> OccupancyNetwork:
         if i == index:
             continue
         state[f"{prefix}{i - 1 if i > index else i}.{rest}"] = value
+    target.load_state_dict(state)
+    return target
+
+
+def narrow_hidden(source: OccupancyNetwork, width: int) -> OccupancyNetwork:
+    """A copy of ``source`` with ``width`` units in every hidden layer, each part keeping
+    its own most important units.
+
+    The residual skips (``h' = act(L h + h)``) carry unit ``j`` of one hidden layer into
+    unit ``j`` of the next, so a unit is kept or removed in all hidden layers at once. A
+    unit's importance in part ``k`` is the squared norm of every weight into and out of it
+    (all layers of that part's MLP): units that read and write little are removed first.
+    The first layer keeps all its inputs, and everything outside the part MLPs (encoders,
+    grids) is copied. The removed units' contributions are gone, so the copy needs
+    training; it starts near the source rather than from scratch.
+
+    Args:
+        source: a network whose hidden layers all have one width ``H``.
+        width: the new width, ``1 <= width < H``.
+
+    Returns:
+        A new :class:`OccupancyNetwork` with config ``hidden = (width,) * len(hidden)``.
+
+    Raises:
+        ValueError: for unequal hidden widths or a width out of range.
+    """
+    hidden = source.config.hidden
+    if len(set(hidden)) != 1:
+        raise ValueError(f"hidden widths {hidden} differ: narrow needs one width throughout")
+    if not 1 <= width < hidden[0]:
+        raise ValueError(f"width must be in [1, {hidden[0]}), got {width}")
+    layers = source.mlp.layers
+    with torch.no_grad():
+        importance = layers[0].weight.square().sum(1)  # [K, H]: weights into each unit
+        for layer in layers[1:-1]:
+            importance = importance + layer.weight.square().sum(2) + layer.weight.square().sum(1)
+        importance = importance + layers[-1].weight.square().sum(2)  # weights out of it
+        # each part's kept units, in their original order (a stable layout)
+        keep = importance.topk(width, dim=1).indices.sort(dim=1).values  # [K, width]
+    config = dataclasses.replace(source.config, hidden=(width,) * len(hidden))
+    target = OccupancyNetwork(config).to(next(source.parameters()).device)
+    state = {}
+    prefix = "mlp.layers."
+    last = len(layers) - 1
+    rows = keep[:, :, None]  # gathers [K, H, ...] along dim 1
+    for key, value in source.state_dict().items():
+        if not key.startswith(prefix):
+            state[key] = value
+            continue
+        i = int(key[len(prefix) :].split(".", 1)[0])
+        if key.endswith(".bias"):
+            state[key] = value if i == last else value.gather(1, keep)
+            continue
+        if i > 0:  # [K, H, out]: only the kept units' rows
+            value = value.gather(1, rows.expand(-1, -1, value.shape[2]))
+        if i < last:  # [K, in, H]: only the kept units' columns
+            value = value.gather(2, keep[:, None, :].expand(-1, value.shape[1], -1))
+        state[key] = value.contiguous()
     target.load_state_dict(state)
     return target
