@@ -30,7 +30,14 @@ from inference_paths import (
 )
 
 from halohand.fields import OccupancyConfig, OccupancyNetwork, hand_conditioning
-from halohand.fields.grids import GridMaps, PartGrids, grid_maps, smoothstep_cells, trilinear
+from halohand.fields.grids import (
+    GridMaps,
+    PartGrids,
+    grid_maps,
+    smoothstep_cells,
+    trilinear,
+    trilinear_gathered,
+)
 from halohand.fields.occupancy import part_inputs
 from halohand.fields.skipping import effective_radii, skip_mask
 from halohand.inference.halo import HALO
@@ -42,7 +49,8 @@ from halohand.training.widen import adapt_network
 F64 = torch.float64
 
 
-def test_trilinear_reproduces_a_linear_field_and_the_vertices() -> None:
+@pytest.mark.parametrize("read", [trilinear, trilinear_gathered])
+def test_trilinear_reproduces_a_linear_field_and_the_vertices(read) -> None:
     r = 3
     axes = torch.arange(r + 1, dtype=F64)
     vertices = torch.stack(torch.meshgrid(axes, axes, axes, indexing="ij"), -1).reshape(-1, 3)
@@ -52,15 +60,31 @@ def test_trilinear_reproduces_a_linear_field_and_the_vertices() -> None:
     gen = torch.Generator().manual_seed(0)
     cells = torch.rand(200, 3, generator=gen, dtype=F64) * r
     part = torch.randint(0, 2, (200,), generator=gen)
-    got = trilinear(table, cells, part, r)
+    got = read(table, cells, part, r)
     want = cells @ a + torch.where(part[:, None] == 0, b, -b)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     # vertices (the upper faces included) read their own values; one part for all rows
-    torch.testing.assert_close(trilinear(table, vertices, 1, r), table[len(vertices) :])
+    torch.testing.assert_close(read(table, vertices, 1, r), table[len(vertices) :])
     # outside the box: the nearest face's value
     outside = torch.tensor([[-2.0, 1.5, 1.0], [1.0, 7.0, 0.5]], dtype=F64)
     clamped = outside.clamp(0, r)
-    torch.testing.assert_close(trilinear(table, outside, 0, r), clamped @ a + b)
+    torch.testing.assert_close(read(table, outside, 0, r), clamped @ a + b)
+
+
+def test_gathered_lookup_equals_grid_sample_in_float32() -> None:
+    # the inference path's lookup against the training path's on the shipped grids' size
+    # (16 parts of 24 cells, 8 channels), points inside and outside the boxes
+    gen = torch.Generator().manual_seed(2)
+    r, k = 24, 16
+    table = torch.randn(k * (r + 1) ** 3, 8, generator=gen)
+    cells = torch.rand(5000, 3, generator=gen) * (r + 4) - 2
+    part = torch.randint(0, k, (5000,), generator=gen).sort().values
+    exact = trilinear(table.double(), cells.double(), part, r)
+    got = trilinear_gathered(table, cells, part, r)
+    assert got.dtype == torch.float32 and got.is_contiguous()
+    torch.testing.assert_close(got.double(), exact, rtol=0, atol=1e-6)
+    # grid_sample's own float32 rounding of the stacked volume's coordinate is larger
+    torch.testing.assert_close(trilinear(table, cells, part, r).double(), exact, rtol=0, atol=5e-4)
 
 
 def test_trilinear_gradients_are_those_of_the_interpolation() -> None:

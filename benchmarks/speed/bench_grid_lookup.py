@@ -15,18 +15,20 @@ warm-up call each first), all at ``--threads`` torch threads:
 * ``grid_sample_contiguous``: the same call on a channels-first contiguous copy of that
   volume (made once, outside the timing: what a cached inference copy would cost per call);
 * ``gather``: eight ``index_select`` of table rows weighted by the trilinear fractions;
-* ``embedding_bag``: each row a bag of its cell's eight table rows (int32 indices), summed
-  with the trilinear weights by ``embedding_bag``.
+* ``embedding_bag`` (the library's inference lookup since stop 49:
+  :func:`halohand.fields.grids.trilinear_gathered`): each row a bag of its cell's eight
+  table rows (int32 indices), summed with the trilinear weights by ``embedding_bag``.
 
 ``backward``: forward and backward (of the features' squared sum, in the table and the
-cells, as in training) of ``grid_sample`` and ``embedding_bag``.
+cells, as in training) of ``grid_sample`` and ``embedding_bag`` (why training keeps
+``grid_sample``).
 
 With ``--reconstruct-hands N``, ``HALO.reconstruct`` of the shipped model (256^3, default
 settings) on the first ``N`` test hands of ``data/webxr_thick15_s0`` (sampled hands
-without it) with the library's lookup and with ``embedding_bag`` swapped in for it, one
-after the other on each hand in alternating order, ``--rounds`` times at ``--threads``:
-what the lookup's speed is worth end to end (``reconstruct``: medians and the median of
-the per-hand ratios).
+without it) with the library's inference lookup and with ``grid_sample`` swapped in for
+it, one after the other on each hand in alternating order, ``--rounds`` times at
+``--threads``: what the lookup's speed is worth end to end (``reconstruct``: medians and
+the median of the per-hand ratios, ``grid_sample`` over the library).
 
 Reported per way: median and minimum milliseconds per call, nanoseconds per row, the ratio
 to ``grid_sample`` (of medians), and the largest difference of its features from the
@@ -87,27 +89,6 @@ def _gather(table: torch.Tensor, cells: torch.Tensor, part: torch.Tensor, r: int
     return out
 
 
-def _embedding_bag(
-    table: torch.Tensor, cells: torch.Tensor, part: torch.Tensor | int, r: int
-) -> torch.Tensor:
-    """Trilinear interpolation as ``embedding_bag`` over each cell's eight table rows."""
-    v = r + 1
-    u = cells.T.clamp(0.0, float(r)).to(table.dtype)  # [3, M]: one row per axis
-    base = u.detach().floor().clamp_(max=r - 1)
-    f = u - base
-    corner = base.to(torch.int32)
-    if isinstance(part, torch.Tensor):
-        part = part.to(torch.int32)
-    first = ((part * v + corner[0]) * v + corner[1]) * v + corner[2]
-    offsets = [dx * v * v + dy * v + dz for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)]
-    rows = first[:, None] + torch.tensor(offsets, dtype=torch.int32)
-    fx, fy, fz = f
-    gx, gy, gz = 1.0 - f
-    yz = torch.stack((gy * gz, gy * fz, fy * gz, fy * fz))
-    weights = torch.cat((yz * gx, yz * fx))  # [8, M], x-major as the offsets
-    return F.embedding_bag(rows, table, per_sample_weights=weights.T, mode="sum")
-
-
 def _alternate(ways: dict, rounds: int) -> dict[str, list[float]]:
     """Seconds of each way per round, the order reversed every round."""
     times: dict[str, list[float]] = {name: [] for name in ways}
@@ -130,7 +111,7 @@ def _backward(way, table: torch.Tensor, cells: torch.Tensor, part, r: int):
 
 
 def _reconstruct(hands: int, rounds: int) -> dict:
-    """``HALO.reconstruct`` with the library's lookup and with ``embedding_bag``."""
+    """``HALO.reconstruct`` with the library's inference lookup and with ``grid_sample``."""
     import halohand.fields.grids as grids_module
     from halohand.inference.halo import HALO
 
@@ -138,29 +119,29 @@ def _reconstruct(hands: int, rounds: int) -> dict:
     from bench_extraction import _hands
 
     model = HALO.pretrained()
-    library = grids_module.trilinear
+    library = grids_module.trilinear_gathered
     keypoints = _hands("data/webxr_thick15_s0", hands, 0)
-    lookups = {"library": library, "embedding_bag": _embedding_bag}
+    lookups = {"library": library, "grid_sample": grids_module.trilinear}
     times: dict[str, list[float]] = {name: [] for name in lookups}
     try:
         for name in lookups:  # warm-up
-            grids_module.trilinear = lookups[name]
+            grids_module.trilinear_gathered = lookups[name]
             model.reconstruct(keypoints[0][0], side=keypoints[0][1], units="m")
         for rnd in range(rounds):
             for i, (kp, side) in enumerate(keypoints):
                 order = list(lookups) if (rnd + i) % 2 == 0 else list(lookups)[::-1]
                 for name in order:
-                    grids_module.trilinear = lookups[name]
+                    grids_module.trilinear_gathered = lookups[name]
                     t0 = time.perf_counter()
                     model.reconstruct(kp, side=side, units="m")
                     times[name].append(time.perf_counter() - t0)
     finally:
-        grids_module.trilinear = library
-    ratios = [e / b for e, b in zip(times["embedding_bag"], times["library"], strict=True)]
+        grids_module.trilinear_gathered = library
+    ratios = [g / b for g, b in zip(times["grid_sample"], times["library"], strict=True)]
     return {
         "hands": len(keypoints),
         "median_s_per_hand": {name: statistics.median(ts) for name, ts in times.items()},
-        "embedding_bag_over_library_per_hand_median": statistics.median(ratios),
+        "grid_sample_over_library_per_hand_median": statistics.median(ratios),
         "quartiles": [float(q) for q in np.quantile(ratios, [0.25, 0.75])],
     }
 
@@ -175,7 +156,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    from halohand.fields.grids import trilinear
+    from halohand.fields.grids import trilinear, trilinear_gathered
     from halohand.fields.io import load_any_model
     from halohand.inference.halo import pretrained_path
 
@@ -195,13 +176,13 @@ def main() -> None:
         "grid_sample": lambda: trilinear(table, cells, part, r),
         "grid_sample_contiguous": lambda: _grid_sample(contiguous, cells, part, r),
         "gather": lambda: _gather(table, cells, part, r),
-        "embedding_bag": lambda: _embedding_bag(table, cells, part, r),
+        "embedding_bag": lambda: trilinear_gathered(table, cells, part, r),
     }
     reference = ways["grid_sample"]()
     differences = {name: float((fn() - reference).abs().max()) for name, fn in ways.items()}
     backward = {
         "grid_sample": _backward(trilinear, table, cells, part, r),
-        "embedding_bag": _backward(_embedding_bag, table, cells, part, r),
+        "embedding_bag": _backward(trilinear_gathered, table, cells, part, r),
     }
     for step in backward.values():  # warm-up
         step()

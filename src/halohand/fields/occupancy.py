@@ -934,6 +934,9 @@ class OccupancyNetwork(nn.Module):
         most :data:`FOLDED_ROWS` (one ``addmm`` per layer, bias included, then the
         activation in place): the activations of a block stay in cache between layers,
         which measured ~1.3x faster than running every part through one layer at a time.
+        With grids, every row's features are read in one lookup before the parts run
+        (:func:`~halohand.fields.grids.trilinear_gathered`, the inference lookup) and enter
+        the first layer's GEMM beside the point, ``[p | g] [W_p; W_g]``.
 
         Args:
             points: ``[P, 3]`` the pairs' points (network input frame, network dtype).
@@ -977,7 +980,15 @@ class OccupancyNetwork(nn.Module):
                 cells = bend(cells, knots, slopes)
             part_of_row = torch.repeat_interleave(torch.arange(k), counts.view(k, b).sum(1))
             grids = self.grids
-            grid_features = grids.lookup(cells, part_of_row, grids.table.dtype)
+            grid_features = grids.lookup(cells, part_of_row, grids.table.dtype, inference=True)
+        # With grids, the first layer reads [point | grid features] in one GEMM per block
+        # (w_first [K, B, 3 + C, H]) rather than a second GEMM over the features.
+        inputs, w_first = points, w_hand
+        if grid_features is not None and layers[0].grid_weight is not None:
+            inputs = torch.cat((points, grid_features.to(points.dtype)), dim=1)
+            w_grid = torch.stack([part.grid_weight for part in layers])  # [K, C, H]
+            w_grid = w_grid[:, None].expand(k, b, *w_grid.shape[1:])
+            w_first = torch.cat((w_hand, w_grid.to(w_hand.dtype)), dim=2)
         for kk in range(k):
             part = layers[kk]
             c0, end = starts[kk * b], ends[kk * b + b - 1]
@@ -987,7 +998,7 @@ class OccupancyNetwork(nn.Module):
                 # of 2,048-row blocks). Rows are independent: same values in any blocks.
                 c1 = min(c0 + FOLDED_ROWS, end)
                 if b == 1:
-                    h = torch.addmm(const[kk, 0], points[c0:c1], w_hand[kk, 0])
+                    h = torch.addmm(const[kk, 0], inputs[c0:c1], w_first[kk, 0])
                 else:
                     h = points.new_empty(c1 - c0, width)
                     for hb in range(b):
@@ -995,7 +1006,7 @@ class OccupancyNetwork(nn.Module):
                         r0, r1 = max(starts[g], c0), min(ends[g], c1)
                         if r1 > r0:
                             torch.addmm(
-                                const[kk, hb], points[r0:r1], w_hand[kk, hb],
+                                const[kk, hb], inputs[r0:r1], w_first[kk, hb],
                                 out=h[r0 - c0 : r1 - c0],
                             )  # fmt: skip
                 if part.encoding_weight is not None and frames is not None:
@@ -1008,8 +1019,6 @@ class OccupancyNetwork(nn.Module):
                                 frames[0][kk, hb, :, :sines],
                             )  # fmt: skip
                             h[r0 - c0 : r1 - c0].addmm_(phases.sin_(), part.encoding_weight)
-                if grid_features is not None and part.grid_weight is not None:
-                    h.addmm_(grid_features[c0:c1], part.grid_weight)
                 h = F.leaky_relu_(h, slope)
                 for bias, weight, add_after in part.hidden:
                     y = F.leaky_relu_(torch.addmm(bias, h, weight), slope)
