@@ -12,8 +12,10 @@ GEMMs, so one layer fewer is about a third less of that work per (point, part) p
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
+from torch import Tensor
 
 from halohand.fields.occupancy import OccupancyNetwork
 
@@ -39,21 +41,13 @@ def drop_hidden_layer(source: OccupancyNetwork, index: int) -> OccupancyNetwork:
         raise ValueError(f"hidden layer {index} cannot be dropped from {hidden}")
     if hidden[index] != hidden[index - 1]:
         raise ValueError(f"dropping layer {index} of {hidden} leaves widths that do not chain")
-    config = dataclasses.replace(source.config, hidden=hidden[:index] + hidden[index + 1 :])
-    target = OccupancyNetwork(config).to(next(source.parameters()).device)
-    state = {}
-    prefix = "mlp.layers."
-    for key, value in source.state_dict().items():
-        if not key.startswith(prefix):
-            state[key] = value
-            continue
-        layer, rest = key[len(prefix) :].split(".", 1)
-        i = int(layer)
+
+    def layer_param(i: int, name: str, value: Tensor) -> tuple[int, Tensor] | None:
         if i == index:
-            continue
-        state[f"{prefix}{i - 1 if i > index else i}.{rest}"] = value
-    target.load_state_dict(state)
-    return target
+            return None
+        return (i - 1 if i > index else i), value
+
+    return _copy_with_layers(source, hidden[:index] + hidden[index + 1 :], layer_param)
 
 
 def narrow_hidden(source: OccupancyNetwork, width: int) -> OccupancyNetwork:
@@ -91,24 +85,40 @@ def narrow_hidden(source: OccupancyNetwork, width: int) -> OccupancyNetwork:
         importance = importance + layers[-1].weight.square().sum(2)  # weights out of it
         # each part's kept units, in their original order (a stable layout)
         keep = importance.topk(width, dim=1).indices.sort(dim=1).values  # [K, width]
-    config = dataclasses.replace(source.config, hidden=(width,) * len(hidden))
+    last = len(layers) - 1
+
+    def layer_param(i: int, name: str, value: Tensor) -> tuple[int, Tensor]:
+        if name == "bias":
+            return i, value if i == last else value.gather(1, keep)
+        if i > 0:  # [K, H, out]: only the kept units' rows
+            value = value.gather(1, keep[:, :, None].expand(-1, -1, value.shape[2]))
+        if i < last:  # [K, in, H]: only the kept units' columns
+            value = value.gather(2, keep[:, None, :].expand(-1, value.shape[1], -1))
+        return i, value.contiguous()
+
+    return _copy_with_layers(source, (width,) * len(hidden), layer_param)
+
+
+def _copy_with_layers(
+    source: OccupancyNetwork,
+    hidden: tuple[int, ...],
+    layer_param: Callable[[int, str, Tensor], tuple[int, Tensor] | None],
+) -> OccupancyNetwork:
+    """A network like ``source`` with hidden widths ``hidden``: every weight outside the part
+    MLPs copied, and each part-MLP parameter ``mlp.layers.{i}.{name}`` (``name`` is
+    ``weight`` or ``bias``) written where ``layer_param(i, name, value)`` puts it, as
+    ``(new layer index, new value)``, or left out for ``None``."""
+    config = dataclasses.replace(source.config, hidden=hidden)
     target = OccupancyNetwork(config).to(next(source.parameters()).device)
     state = {}
     prefix = "mlp.layers."
-    last = len(layers) - 1
-    rows = keep[:, :, None]  # gathers [K, H, ...] along dim 1
     for key, value in source.state_dict().items():
         if not key.startswith(prefix):
             state[key] = value
             continue
-        i = int(key[len(prefix) :].split(".", 1)[0])
-        if key.endswith(".bias"):
-            state[key] = value if i == last else value.gather(1, keep)
-            continue
-        if i > 0:  # [K, H, out]: only the kept units' rows
-            value = value.gather(1, rows.expand(-1, -1, value.shape[2]))
-        if i < last:  # [K, in, H]: only the kept units' columns
-            value = value.gather(2, keep[:, None, :].expand(-1, value.shape[1], -1))
-        state[key] = value.contiguous()
+        layer, name = key[len(prefix) :].split(".", 1)
+        moved = layer_param(int(layer), name, value)
+        if moved is not None:
+            state[f"{prefix}{moved[0]}.{name}"] = moved[1]
     target.load_state_dict(state)
     return target
