@@ -57,7 +57,7 @@ from _report import emit  # noqa: E402
 from conventions_real_frames import _stats, tip_excess_mm  # noqa: E402
 from conventions_sheet import with_keypoint_dots  # noqa: E402
 
-from halohand.skeleton.bones import hand_length  # noqa: E402
+from halohand.skeleton.bones import FINGER_PARTS, hand_length  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "photos"
 FINGERS = ("thumb", "index", "middle", "ring", "little")
@@ -177,8 +177,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _tips_in_other_parts(halo, keys: np.ndarray, side: str, convention: str) -> list[str]:  # noqa: ANN001
     """Fingers whose tip keypoint is inside a part of the hand other than its own three."""
-    from halohand.skeleton.bones import FINGER_PARTS
-
     _, parts = halo.occupancy(
         keys[list(TIPS)], keys, side=side, units="m", return_parts=True, convention=convention
     )
